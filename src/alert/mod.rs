@@ -1,0 +1,314 @@
+//! The alert stage: decides which assessments become alerts on the dong
+//! office queue, and renders them.
+//!
+//! A household is alerted when it first reaches a priority or escalates
+//! (P3 -> P2 -> P1). At the same or a lower priority it is not alerted again
+//! within the cooldown (event time), so a dong office is not asked twice
+//! about the same crisis. The alert id is a hash of household, priority and
+//! the start of the evidence, so a replay after a crash yields the same ids
+//! and consumers can deduplicate.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{PipelineSpec, DAY_MS};
+use crate::score::{Assessment, Priority};
+
+/// Name and version of the pipeline that produced an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineTag {
+    /// Pipeline name.
+    pub name: String,
+    /// Pipeline version.
+    pub version: String,
+}
+
+/// One reason in an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertReason {
+    /// Feed that reported the signal.
+    pub signal: String,
+    /// Its crisis category.
+    pub category: String,
+    /// What happened, in English.
+    pub detail: String,
+    /// What happened, in Korean.
+    pub detail_ko: String,
+    /// When it was observed (RFC 3339).
+    pub observed_at: String,
+}
+
+/// The JSON value sent to `dong-office.alerts` (key: `dong_code`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Deterministic id: same household, window start and priority, same id.
+    pub alert_id: String,
+    /// Pseudonymous household id.
+    pub household_id: String,
+    /// Dong office that serves the household now.
+    pub dong_code: String,
+    /// "P1", "P2" or "P3".
+    pub priority: Priority,
+    /// Orders households inside a priority.
+    pub score: f64,
+    /// Why, one entry per qualifying signal.
+    pub reasons: Vec<AlertReason>,
+    /// Distinct categories: utility, employment, health.
+    pub categories: Vec<String>,
+    /// Event time of the oldest reason.
+    pub first_signal_at: String,
+    /// Event time of the newest reason.
+    pub last_signal_at: String,
+    /// Wall-clock time the alert was decided.
+    pub emitted_at: String,
+    /// Pipeline that produced it.
+    pub pipeline: PipelineTag,
+}
+
+/// Last alert sent for a household.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AlertMark {
+    /// Priority of the last alert.
+    pub priority: Priority,
+    /// Event time (window end) at which it was sent.
+    pub at: i64,
+    /// Alerts sent for this household so far.
+    pub count: u32,
+}
+
+/// Everything the alert stage needs to continue after a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AlertState {
+    /// Last alert per household id.
+    pub marks: HashMap<Box<str>, AlertMark>,
+}
+
+/// What one batch of assessments produced.
+#[derive(Debug, Default)]
+pub struct GateOutcome {
+    /// Alerts to send.
+    pub alerts: Vec<Alert>,
+    /// Assessments not sent because of the cooldown.
+    pub suppressed: usize,
+}
+
+/// The alert stage.
+pub struct AlertGate {
+    cooldown_ms: i64,
+    window_ms: i64,
+    tag: PipelineTag,
+    state: AlertState,
+}
+
+impl AlertGate {
+    /// A gate with the cooldown of `spec`.
+    pub fn new(spec: &PipelineSpec) -> Self {
+        AlertGate {
+            cooldown_ms: i64::from(spec.alerts.cooldown_days) * DAY_MS,
+            window_ms: spec.window.length_ms(),
+            tag: PipelineTag {
+                name: spec.name.clone(),
+                version: spec.version.clone(),
+            },
+            state: AlertState::default(),
+        }
+    }
+
+    /// Decides which assessments become alerts; `now_ms` is the wall clock
+    /// written as `emitted_at`.
+    pub fn process_batch(&mut self, assessments: Vec<Assessment>, now_ms: i64) -> GateOutcome {
+        let mut out = GateOutcome::default();
+        for a in assessments {
+            let previous = self.state.marks.get(a.household_id.as_str()).copied();
+            let send = match previous {
+                None => true,
+                Some(m) => a.priority > m.priority || a.window_end - m.at >= self.cooldown_ms,
+            };
+            if !send {
+                out.suppressed += 1;
+                continue;
+            }
+            let count = previous.map_or(0, |m| m.count) + 1;
+            self.state.marks.insert(
+                a.household_id.as_str().into(),
+                AlertMark {
+                    priority: a.priority,
+                    at: a.window_end,
+                    count,
+                },
+            );
+            out.alerts.push(self.render(a, now_ms));
+        }
+        out
+    }
+
+    fn render(&self, a: Assessment, now_ms: i64) -> Alert {
+        Alert {
+            alert_id: alert_id(&a.household_id, a.priority, a.first_signal_at),
+            priority: a.priority,
+            score: a.score,
+            reasons: a
+                .reasons
+                .into_iter()
+                .map(|r| AlertReason {
+                    signal: r.signal,
+                    category: r.category,
+                    detail: r.detail,
+                    detail_ko: r.detail_ko,
+                    observed_at: rfc3339(r.observed_at),
+                })
+                .collect(),
+            categories: a.categories,
+            first_signal_at: rfc3339(a.first_signal_at),
+            last_signal_at: rfc3339(a.last_signal_at),
+            emitted_at: rfc3339(now_ms),
+            pipeline: self.tag.clone(),
+            household_id: a.household_id,
+            dong_code: a.dong_code,
+        }
+    }
+
+    /// Last alert sent for `household_id`.
+    pub fn mark(&self, household_id: &str) -> Option<AlertMark> {
+        self.state.marks.get(household_id).copied()
+    }
+
+    /// Forgets households whose cooldown ended so long ago that no signal the
+    /// window stage can still accept falls within it. Returns how many.
+    pub fn on_watermark(&mut self, low_watermark: Option<i64>) -> usize {
+        let Some(low) = low_watermark else { return 0 };
+        let horizon = low - self.window_ms - self.cooldown_ms;
+        let before = self.state.marks.len();
+        self.state.marks.retain(|_, m| m.at >= horizon);
+        before - self.state.marks.len()
+    }
+
+    /// The state to snapshot.
+    pub fn checkpoint(&self) -> &AlertState {
+        &self.state
+    }
+
+    /// Continues from a snapshot.
+    pub fn restore(&mut self, state: AlertState) {
+        self.state = state;
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The deterministic alert id: a stable hash of household id, priority and
+/// the event time of the first reason.
+pub fn alert_id(household_id: &str, priority: Priority, first_signal_at: i64) -> String {
+    let h = crate::hash::fnv1a128(&[
+        household_id.as_bytes(),
+        priority.as_str().as_bytes(),
+        &first_signal_at.to_le_bytes(),
+    ]);
+    format!("al-{h:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::default_spec;
+
+    fn assessment(hh: &str, p: Priority, day: i64) -> Assessment {
+        let t = 1_790_000_000_000 + day * DAY_MS;
+        Assessment {
+            household_id: hh.into(),
+            dong_code: "4125052000".into(),
+            priority: p,
+            score: 100.0,
+            window_end: t,
+            categories: vec!["health".into()],
+            reasons: Vec::new(),
+            first_signal_at: t - 5 * DAY_MS,
+            last_signal_at: t,
+        }
+    }
+
+    #[test]
+    fn escalation_emits_and_same_priority_repeats_do_not() {
+        let mut g = AlertGate::new(&default_spec());
+        let now = 1_800_000_000_000;
+        assert_eq!(
+            g.process_batch(vec![assessment("hh-1", Priority::P3, 0)], now)
+                .alerts
+                .len(),
+            1
+        );
+        let repeat = g.process_batch(vec![assessment("hh-1", Priority::P3, 2)], now);
+        assert_eq!((repeat.alerts.len(), repeat.suppressed), (0, 1));
+        let up = g.process_batch(vec![assessment("hh-1", Priority::P2, 3)], now);
+        assert_eq!(up.alerts.len(), 1);
+        assert_eq!(up.alerts[0].priority, Priority::P2);
+        let down = g.process_batch(vec![assessment("hh-1", Priority::P3, 4)], now);
+        assert_eq!(
+            down.suppressed, 1,
+            "a lower priority within the cooldown is not sent"
+        );
+        let p1 = g.process_batch(vec![assessment("hh-1", Priority::P1, 5)], now);
+        assert_eq!(p1.alerts.len(), 1);
+        assert_eq!(g.mark("hh-1").map(|m| m.count), Some(3));
+    }
+
+    #[test]
+    fn after_the_cooldown_the_same_priority_is_sent_again() {
+        let mut g = AlertGate::new(&default_spec());
+        g.process_batch(vec![assessment("hh-1", Priority::P2, 0)], 0);
+        assert_eq!(
+            g.process_batch(vec![assessment("hh-1", Priority::P2, 29)], 0)
+                .alerts
+                .len(),
+            0
+        );
+        assert_eq!(
+            g.process_batch(vec![assessment("hh-1", Priority::P2, 30)], 0)
+                .alerts
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn alert_ids_are_deterministic_and_distinct() {
+        let a = alert_id("hh-1", Priority::P1, 1000);
+        assert_eq!(a, alert_id("hh-1", Priority::P1, 1000));
+        assert_eq!(a.len(), 35);
+        assert_ne!(a, alert_id("hh-1", Priority::P2, 1000));
+        assert_ne!(a, alert_id("hh-2", Priority::P1, 1000));
+        assert_ne!(a, alert_id("hh-1", Priority::P1, 1001));
+    }
+
+    #[test]
+    fn alert_json_follows_the_wire_contract() {
+        let mut g = AlertGate::new(&default_spec());
+        let out = g.process_batch(vec![assessment("hh-1", Priority::P1, 0)], 1_800_000_000_000);
+        let v = serde_json::to_value(&out.alerts[0]).unwrap();
+        for key in [
+            "alert_id",
+            "household_id",
+            "dong_code",
+            "priority",
+            "score",
+            "reasons",
+            "categories",
+            "first_signal_at",
+            "last_signal_at",
+            "emitted_at",
+            "pipeline",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["priority"], "P1");
+        assert_eq!(v["pipeline"]["name"], "default");
+        assert_eq!(v["emitted_at"], "2027-01-15T08:00:00.000Z");
+    }
+}

@@ -1,0 +1,334 @@
+//! Snapshots of the engine state and the input offsets they correspond to.
+//!
+//! A snapshot is written to a temporary file, synced, then renamed, so a
+//! crash leaves either the old or the new file, never half of one. Each file
+//! starts with a header line carrying the format version, the body length
+//! and a checksum; a file that fails either check is skipped with a loud log
+//! line and the previous one is used. The newest `keep` files are kept.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::AlertState;
+use crate::engine::EngineState;
+use crate::hash::fnv1a128;
+use crate::window::WindowState;
+
+/// Version of the snapshot format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MAGIC: &str = "sagak-checkpoint";
+
+/// Why snapshots could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The state directory could not be used.
+    #[error(
+        "cannot use state directory {dir}: {source}. Check `engine.state_dir` and its permissions"
+    )]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state could not be encoded.
+    #[error("cannot encode the state snapshot: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A snapshot from another format version.
+    #[error("snapshot {path} has format version {found}, this sagak reads version {FORMAT_VERSION}: start the sagak version that wrote it, or move the state directory away to start empty (alerts already sent are then re-sent once)")]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+}
+
+/// Next offset to read of one input partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to consume.
+    pub next_offset: i64,
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    pipeline: &'a str,
+    created_at_ms: i64,
+    offsets: &'a [PartitionOffset],
+    windows: &'a WindowState,
+    alerts: &'a AlertState,
+}
+
+/// A snapshot read back from disk.
+#[derive(Debug, Deserialize)]
+pub struct Snapshot {
+    /// Pipeline name it was taken from.
+    pub pipeline: String,
+    /// Wall clock when taken.
+    pub created_at_ms: i64,
+    /// Input offsets the state corresponds to.
+    pub offsets: Vec<PartitionOffset>,
+    /// Window stage state.
+    pub windows: WindowState,
+    /// Alert stage state.
+    pub alerts: AlertState,
+}
+
+impl Snapshot {
+    /// The engine part of the snapshot.
+    pub fn into_state(self) -> (EngineState, Vec<PartitionOffset>) {
+        (
+            EngineState {
+                windows: self.windows,
+                alerts: self.alerts,
+            },
+            self.offsets,
+        )
+    }
+}
+
+/// Snapshot files in one directory.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    keep: usize,
+}
+
+impl CheckpointStore {
+    /// Opens (creating) `dir`, keeping the newest `keep` snapshots.
+    pub fn open(dir: &Path, keep: usize) -> Result<Self, CheckpointError> {
+        fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(CheckpointStore {
+            dir: dir.to_path_buf(),
+            keep: keep.max(1),
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> CheckpointError {
+        CheckpointError::Io {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// Snapshot files, oldest first.
+    fn files(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
+            let path = entry.map_err(|e| self.io(e))?.path();
+            let seq = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("checkpoint-"))
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                files.push((seq, path));
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Writes a snapshot of `windows` and `alerts` at `offsets` atomically
+    /// and prunes old ones. Returns the file written.
+    pub fn write(
+        &self,
+        pipeline: &str,
+        now_ms: i64,
+        offsets: &[PartitionOffset],
+        windows: &WindowState,
+        alerts: &AlertState,
+    ) -> Result<PathBuf, CheckpointError> {
+        let body = serde_json::to_vec(&SnapshotRef {
+            pipeline,
+            created_at_ms: now_ms,
+            offsets,
+            windows,
+            alerts,
+        })?;
+        let files = self.files()?;
+        let seq = files.last().map_or(1, |(s, _)| s + 1);
+        let path = self.dir.join(format!("checkpoint-{seq:012}.json"));
+        let tmp = self.dir.join(format!(".checkpoint-{seq:012}.tmp"));
+        let header = format!(
+            "{MAGIC} v{FORMAT_VERSION} len={} fnv128={:032x}\n",
+            body.len(),
+            fnv1a128(&[&body])
+        );
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(header.as_bytes())?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // make the rename itself durable
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| self.io(e))?;
+        let files = self.files()?;
+        if files.len() > self.keep {
+            for (_, old) in &files[..files.len() - self.keep] {
+                let _ = fs::remove_file(old);
+            }
+        }
+        Ok(path)
+    }
+
+    /// The newest snapshot that passes its checks, or `None` when there is
+    /// none. A damaged file is logged and skipped; a file of another format
+    /// version stops the start with [`CheckpointError::Incompatible`].
+    pub fn load_newest(&self) -> Result<Option<Snapshot>, CheckpointError> {
+        for (_, path) in self.files()?.into_iter().rev() {
+            match read_snapshot(&path) {
+                Ok(s) => return Ok(Some(s)),
+                Err(Damage::Version(found)) => {
+                    return Err(CheckpointError::Incompatible { path, found })
+                }
+                Err(Damage::Corrupt(why)) => {
+                    tracing::error!(file = %path.display(), %why, "state snapshot is damaged; falling back to the previous one");
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+enum Damage {
+    Version(u32),
+    Corrupt(String),
+}
+
+fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
+    let bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| Damage::Corrupt("no header line".into()))?;
+    let header = std::str::from_utf8(&bytes[..nl])
+        .map_err(|_| Damage::Corrupt("header is not text".into()))?;
+    let body = &bytes[nl + 1..];
+    let mut parts = header.split(' ');
+    if parts.next() != Some(MAGIC) {
+        return Err(Damage::Corrupt("not a sagak checkpoint".into()));
+    }
+    let version = parts
+        .next()
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| Damage::Corrupt("no format version".into()))?;
+    if version != FORMAT_VERSION {
+        return Err(Damage::Version(version));
+    }
+    let len = parts
+        .next()
+        .and_then(|l| l.strip_prefix("len="))
+        .and_then(|l| l.parse::<usize>().ok());
+    let sum = parts.next().and_then(|s| s.strip_prefix("fnv128="));
+    if len != Some(body.len()) {
+        return Err(Damage::Corrupt(format!(
+            "length {} does not match the header (partial write?)",
+            body.len()
+        )));
+    }
+    if sum != Some(format!("{:032x}", fnv1a128(&[body])).as_str()) {
+        return Err(Damage::Corrupt("checksum mismatch".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| Damage::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with(household: &str) -> WindowState {
+        let mut w = WindowState::default();
+        w.households.insert(household.into(), Vec::new());
+        w
+    }
+
+    #[test]
+    fn newest_snapshot_round_trips_and_old_ones_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 2).unwrap();
+        let offsets = vec![PartitionOffset {
+            topic: "signals.job-loss".into(),
+            partition: 3,
+            next_offset: 42,
+        }];
+        for hh in ["hh-1", "hh-2", "hh-3"] {
+            store
+                .write(
+                    "default",
+                    1,
+                    &offsets,
+                    &state_with(hh),
+                    &AlertState::default(),
+                )
+                .unwrap();
+        }
+        assert_eq!(store.files().unwrap().len(), 2);
+        let snap = store.load_newest().unwrap().unwrap();
+        assert_eq!(snap.offsets, offsets);
+        assert!(snap.windows.households.contains_key("hh-3"));
+    }
+
+    #[test]
+    fn a_damaged_snapshot_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 5).unwrap();
+        store
+            .write(
+                "default",
+                1,
+                &[],
+                &state_with("hh-1"),
+                &AlertState::default(),
+            )
+            .unwrap();
+        let newest = store
+            .write(
+                "default",
+                2,
+                &[],
+                &state_with("hh-2"),
+                &AlertState::default(),
+            )
+            .unwrap();
+        let mut bytes = fs::read(&newest).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        fs::write(&newest, bytes).unwrap();
+        let snap = store.load_newest().unwrap().unwrap();
+        assert!(snap.windows.households.contains_key("hh-1"));
+    }
+
+    #[test]
+    fn another_format_version_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 5).unwrap();
+        let path = store
+            .write(
+                "default",
+                1,
+                &[],
+                &WindowState::default(),
+                &AlertState::default(),
+            )
+            .unwrap();
+        let text = fs::read_to_string(&path).unwrap().replacen("v1 ", "v9 ", 1);
+        fs::write(&path, text).unwrap();
+        let err = store.load_newest().unwrap_err().to_string();
+        assert!(err.contains("format version 9"), "{err}");
+    }
+}

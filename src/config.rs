@@ -1,0 +1,363 @@
+//! Runtime settings: `sagak.toml` layered with `SAGAK__SECTION__KEY`
+//! environment variables (the `config` crate), checked at start-up.
+//!
+//! ```
+//! let settings = sagak::config::Settings::load(None).unwrap();
+//! assert_eq!(settings.topics.alerts, "dong-office.alerts");
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{PipelineError, PipelineSpec};
+
+/// A setting that stops sagak at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or does not deserialize.
+    #[error("configuration error: {0}. Run `sagak check-config` to see the effective settings")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but cannot work.
+    #[error("configuration error: `{key}` {problem}")]
+    Invalid {
+        /// Dotted key.
+        key: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// The pipeline named by `pipeline.dir` is broken.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// Kafka connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`: comma-separated host:port list.
+    pub brokers: String,
+    /// Consumer group id; instances with the same id share the partitions.
+    pub group_id: String,
+    /// Create missing topics at start-up (development and tests; in
+    /// production topics are usually managed by the platform team).
+    pub create_topics: bool,
+    /// Partitions of topics created by `create_topics`.
+    pub partitions: i32,
+    /// Any librdkafka property for both consumer and producer, e.g.
+    /// `security.protocol`. In environment variables write `_` for `.`:
+    /// `SAGAK__KAFKA__PROPERTIES__SECURITY_PROTOCOL=SASL_SSL`.
+    pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only.
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only.
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: "localhost:9092".into(),
+            group_id: "sagak".into(),
+            create_topics: false,
+            partitions: 4,
+            properties: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+/// Topic names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Where alerts go (key: dong code).
+    pub alerts: String,
+    /// Where rejected input goes.
+    pub dlq: String,
+    /// Input topic per feed name; a feed not listed reads the topic its
+    /// pipeline definition names.
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            alerts: "dong-office.alerts".into(),
+            dlq: "signals.dlq".into(),
+            inputs: BTreeMap::new(),
+        }
+    }
+}
+
+/// Which pipeline to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Folder holding `pipeline.toml` and its SQL.
+    pub dir: PathBuf,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            dir: PathBuf::from("pipelines/default"),
+        }
+    }
+}
+
+/// Micro-batching and checkpointing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSettings {
+    /// A micro-batch is processed at the latest this long after its first
+    /// message arrived (bounds alert latency).
+    pub flush_interval_ms: u64,
+    /// A micro-batch is processed as soon as it holds this many messages.
+    pub max_batch: usize,
+    /// State is snapshotted and offsets committed this often.
+    pub checkpoint_interval_ms: u64,
+    /// Folder for state snapshots.
+    pub state_dir: PathBuf,
+    /// Snapshots kept (the newest good one is used on start).
+    pub keep_checkpoints: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            flush_interval_ms: 200,
+            max_batch: 10_000,
+            checkpoint_interval_ms: 10_000,
+            state_dir: PathBuf::from("sagak-state"),
+            keep_checkpoints: 3,
+        }
+    }
+}
+
+/// All settings of a sagak process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Kafka connection.
+    pub kafka: KafkaSettings,
+    /// Topic names.
+    pub topics: TopicSettings,
+    /// Pipeline definition.
+    pub pipeline: PipelineSettings,
+    /// Micro-batching and checkpoints.
+    pub engine: EngineSettings,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given; it must exist), then
+    /// `SAGAK__…` environment variables, and checks the result.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "--config".into(),
+                    problem: format!(
+                        "names {}, which does not exist; pass the path of your sagak.toml",
+                        path.display()
+                    ),
+                });
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("SAGAK")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        for map in [
+            &mut settings.kafka.properties,
+            &mut settings.kafka.consumer,
+            &mut settings.kafka.producer,
+        ] {
+            // Environment variables cannot hold dots: SASL_MECHANISMS -> sasl.mechanisms
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase().replace('_', "."), v))
+                .collect();
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialize but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                problem: problem.into(),
+            })
+        };
+        if self.kafka.brokers.trim().is_empty() {
+            return invalid("kafka.brokers", "is empty: set host:port of at least one broker, e.g. SAGAK__KAFKA__BROKERS=kafka1:9092");
+        }
+        if self.kafka.group_id.trim().is_empty() {
+            return invalid(
+                "kafka.group_id",
+                "is empty: set the consumer group id, e.g. \"sagak\"",
+            );
+        }
+        if self.kafka.partitions < 1 {
+            return invalid("kafka.partitions", "must be at least 1");
+        }
+        for key in ["group.id", "bootstrap.servers", "enable.auto.commit"] {
+            if self.kafka.properties.contains_key(key) || self.kafka.consumer.contains_key(key) {
+                return invalid(
+                    &format!("kafka.properties.{key}"),
+                    "is managed by sagak: use kafka.brokers / kafka.group_id (offsets are committed by sagak after each checkpoint)",
+                );
+            }
+        }
+        if self.topics.alerts.is_empty() || self.topics.dlq.is_empty() {
+            return invalid("topics.alerts", "and topics.dlq must name topics");
+        }
+        if self.topics.alerts == self.topics.dlq {
+            return invalid("topics.dlq", "must differ from topics.alerts");
+        }
+        if self.engine.flush_interval_ms == 0 || self.engine.flush_interval_ms > 60_000 {
+            return invalid(
+                "engine.flush_interval_ms",
+                "must be between 1 and 60000 (milliseconds)",
+            );
+        }
+        if self.engine.max_batch == 0 || self.engine.max_batch > 1_000_000 {
+            return invalid(
+                "engine.max_batch",
+                "must be between 1 and 1000000 (messages)",
+            );
+        }
+        if self.engine.checkpoint_interval_ms < 100 {
+            return invalid(
+                "engine.checkpoint_interval_ms",
+                "must be at least 100 (milliseconds)",
+            );
+        }
+        if self.engine.keep_checkpoints == 0 {
+            return invalid("engine.keep_checkpoints", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Loads the pipeline named by `pipeline.dir` and checks that every
+    /// `topics.inputs` entry names one of its feeds.
+    pub fn pipeline(&self) -> Result<PipelineSpec, ConfigError> {
+        let spec = PipelineSpec::load(&self.pipeline.dir)?;
+        for feed in self.topics.inputs.keys() {
+            if spec.feed_index(feed).is_none() {
+                let known: Vec<&str> = spec.feeds.iter().map(|f| f.name.as_str()).collect();
+                return Err(ConfigError::Invalid {
+                    key: format!("topics.inputs.{feed}"),
+                    problem: format!(
+                        "names no feed of pipeline `{}`; feeds are: {}",
+                        spec.name,
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Input topic of each feed of `spec`, in feed order.
+    pub fn input_topics(&self, spec: &PipelineSpec) -> Vec<String> {
+        spec.feeds
+            .iter()
+            .map(|f| {
+                self.topics
+                    .inputs
+                    .get(&f.name)
+                    .cloned()
+                    .unwrap_or_else(|| f.topic.clone())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sagak.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path))
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let s = load_toml("[kafka]\nbrokers = \"k1:9092,k2:9092\"\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n").unwrap();
+        assert_eq!(s.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(
+            s.kafka
+                .properties
+                .get("security.protocol")
+                .map(String::as_str),
+            Some("SSL")
+        );
+        assert_eq!(s.engine.flush_interval_ms, 200);
+    }
+
+    #[test]
+    fn a_mistyped_value_names_its_key() {
+        let err = load_toml("[engine]\nflush_interval_ms = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flush_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = load_toml("[engine]\nflush_ms = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flush_ms"), "{err}");
+    }
+
+    #[test]
+    fn an_impossible_value_says_how_to_fix_it() {
+        let err = load_toml("[engine]\nmax_batch = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "configuration error: `engine.max_batch` must be between 1 and 1000000 (messages)"
+        );
+        let err = load_toml("[kafka.properties]\n\"group.id\" = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.properties.group.id"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Settings::load(Some(Path::new("/nonexistent/sagak.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/sagak.toml"), "{err}");
+    }
+
+    #[test]
+    fn an_input_override_must_name_a_feed() {
+        let mut s = Settings::default();
+        s.pipeline.dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/default"));
+        s.topics
+            .inputs
+            .insert("rent-arrears".into(), "signals.rent".into());
+        let err = s.pipeline().unwrap_err().to_string();
+        assert!(
+            err.contains("topics.inputs.rent-arrears") && err.contains("health-insurance"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Why a message was not accepted: the classes written to the dead-letter
+//! topic's `sagak.error.class` header and counted per class in the metrics.
+
+use serde::Serialize;
+
+/// Class of a rejected message. Each class is a distinct, stable string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectClass {
+    /// The value is not valid UTF-8.
+    NotUtf8,
+    /// The value is not one JSON object.
+    NotJson,
+    /// A required field is absent or null.
+    MissingField,
+    /// A field has the wrong JSON type or format.
+    WrongType,
+    /// A number or text length is outside its allowed range.
+    OutOfRange,
+    /// A value is not one of the allowed enum values.
+    NotInEnum,
+    /// `dong_code` is not exactly 10 digits.
+    BadDongCode,
+    /// An id looks like a resident registration number (13 digits).
+    ResidentRegistrationNumber,
+    /// `household_id` is not 1-64 characters of `[A-Za-z0-9_-]`.
+    BadHouseholdId,
+    /// The message key is not the household id.
+    KeyMismatch,
+    /// The event time is too far ahead of the wall clock.
+    FutureEvent,
+    /// The event time is older than the watermark minus the window.
+    LateEvent,
+    /// The message came from a topic no feed reads (configuration error).
+    UnknownTopic,
+}
+
+impl RejectClass {
+    /// Every class, for pre-registering metrics and documenting.
+    pub const ALL: [RejectClass; 13] = [
+        RejectClass::NotUtf8,
+        RejectClass::NotJson,
+        RejectClass::MissingField,
+        RejectClass::WrongType,
+        RejectClass::OutOfRange,
+        RejectClass::NotInEnum,
+        RejectClass::BadDongCode,
+        RejectClass::ResidentRegistrationNumber,
+        RejectClass::BadHouseholdId,
+        RejectClass::KeyMismatch,
+        RejectClass::FutureEvent,
+        RejectClass::LateEvent,
+        RejectClass::UnknownTopic,
+    ];
+
+    /// The stable name used in headers and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectClass::NotUtf8 => "not_utf8",
+            RejectClass::NotJson => "not_json",
+            RejectClass::MissingField => "missing_field",
+            RejectClass::WrongType => "wrong_type",
+            RejectClass::OutOfRange => "out_of_range",
+            RejectClass::NotInEnum => "not_in_enum",
+            RejectClass::BadDongCode => "bad_dong_code",
+            RejectClass::ResidentRegistrationNumber => "resident_registration_number",
+            RejectClass::BadHouseholdId => "bad_household_id",
+            RejectClass::KeyMismatch => "key_mismatch",
+            RejectClass::FutureEvent => "future_event",
+            RejectClass::LateEvent => "late",
+            RejectClass::UnknownTopic => "unknown_topic",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejected message: its class and a reason a person can act on.
+///
+/// The reason never quotes an id value, so it cannot leak a resident
+/// registration number into logs or the dead-letter headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The class.
+    pub class: RejectClass,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl Reject {
+    /// A rejection of `class` with `reason`.
+    pub fn new(class: RejectClass, reason: impl Into<String>) -> Self {
+        Reject {
+            class,
+            reason: reason.into(),
+        }
+    }
+}

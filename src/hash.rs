@@ -1,0 +1,26 @@
+//! A stable 128-bit hash for ids and checksums that must not change between
+//! Rust versions or runs (std's hashers give no such promise).
+
+/// FNV-1a, 128 bit, over `parts` separated by the unit separator 0x1f.
+///
+/// ```
+/// let a = sagak::hash::fnv1a128(&[b"hh-1", b"P1"]);
+/// assert_eq!(a, sagak::hash::fnv1a128(&[b"hh-1", b"P1"]));
+/// assert_ne!(a, sagak::hash::fnv1a128(&[b"hh-1P1"]));
+/// ```
+pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut h = OFFSET;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0x1f;
+            h = h.wrapping_mul(PRIME);
+        }
+        for &b in part.iter() {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h
+}

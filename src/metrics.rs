@@ -1,0 +1,153 @@
+//! Prometheus metrics of the pipeline. Labels stay bounded: feeds, reject
+//! classes, priorities and dong codes; never household ids.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::decode::RejectClass;
+use crate::pipeline::PipelineSpec;
+
+/// Every metric sagak exports, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry to serve.
+    pub registry: Registry,
+    /// Messages received per feed.
+    pub received: IntCounterVec,
+    /// Messages rejected per reason class.
+    pub rejected: IntCounterVec,
+    /// Re-sent events counted once.
+    pub duplicates: IntCounter,
+    /// Oldest signals dropped because a household hit its bound.
+    pub dropped_over_cap: IntCounter,
+    /// Alerts sent per priority and dong.
+    pub alerts: IntCounterVec,
+    /// Alerts held back by the cooldown.
+    pub suppressed: IntCounter,
+    /// Households with live signals.
+    pub households: IntGauge,
+    /// Watermark per feed, seconds since the epoch.
+    pub watermark: IntGaugeVec,
+    /// Messages written to the dead-letter topic.
+    pub dlq_writes: IntCounter,
+    /// Messages per micro-batch.
+    pub batch_size: Histogram,
+    /// Processing time of a micro-batch (decode to alert decisions).
+    pub batch_seconds: Histogram,
+    /// Kafka client errors.
+    pub kafka_errors: IntCounter,
+}
+
+impl Metrics {
+    /// Registers every metric, with the label values known up front (feeds,
+    /// reject classes) created at zero so dashboards see them from the start.
+    pub fn new(spec: &PipelineSpec) -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("metric registered once");
+            h
+        };
+        let received = counter_vec(
+            "sagak_signals_received_total",
+            "Messages received per feed.",
+            &["feed"],
+        );
+        let rejected = counter_vec(
+            "sagak_signals_rejected_total",
+            "Messages sent to the dead-letter topic, per reason class.",
+            &["reason"],
+        );
+        let alerts = counter_vec(
+            "sagak_alerts_emitted_total",
+            "Alerts sent per priority and dong.",
+            &["priority", "dong"],
+        );
+        let households = IntGauge::new("sagak_households_tracked", "Households with live signals.")
+            .expect("valid metric");
+        registry
+            .register(Box::new(households.clone()))
+            .expect("metric registered once");
+        let watermark = IntGaugeVec::new(
+            Opts::new(
+                "sagak_watermark_timestamp_seconds",
+                "Watermark per feed (event time), seconds since the epoch.",
+            ),
+            &["feed"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(watermark.clone()))
+            .expect("metric registered once");
+        for f in &spec.feeds {
+            received.with_label_values(&[f.name.as_str()]);
+        }
+        for c in RejectClass::ALL {
+            rejected.with_label_values(&[c.as_str()]);
+        }
+        Metrics {
+            received,
+            rejected,
+            duplicates: counter(
+                "sagak_signals_duplicate_total",
+                "Re-sent events counted once.",
+            ),
+            dropped_over_cap: counter(
+                "sagak_signals_dropped_over_cap_total",
+                "Oldest signals dropped because a household reached its bound of live signals.",
+            ),
+            alerts,
+            suppressed: counter(
+                "sagak_alerts_suppressed_total",
+                "Alerts held back by the cooldown.",
+            ),
+            households,
+            watermark,
+            dlq_writes: counter(
+                "sagak_dlq_writes_total",
+                "Messages written to the dead-letter topic.",
+            ),
+            batch_size: histogram(
+                "sagak_batch_messages",
+                "Messages per micro-batch.",
+                vec![1.0, 10.0, 100.0, 1000.0, 5000.0, 10000.0, 50000.0],
+            ),
+            batch_seconds: histogram(
+                "sagak_batch_processing_seconds",
+                "Time to process one micro-batch, decode to alert decisions.",
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            ),
+            kafka_errors: counter(
+                "sagak_kafka_errors_total",
+                "Errors reported by the Kafka client.",
+            ),
+            registry,
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,227 @@
+//! `sagak run`: drives the [`Engine`] from Kafka.
+//!
+//! Delivery guarantee (at least once):
+//! 1. Messages are collected into a micro-batch until `engine.max_batch`
+//!    messages or `engine.flush_interval_ms` after the first one.
+//! 2. The batch is processed; its alerts and dead letters are sent with the
+//!    idempotent producer and the batch is done only when the broker has
+//!    acknowledged every one of them (retried until it does).
+//! 3. Every `engine.checkpoint_interval_ms` (and on shutdown) the engine
+//!    state and the offsets of all done batches are written to a snapshot,
+//!    and only then are those offsets committed to the consumer group.
+//!
+//! So a committed offset always has its effects durable: alerts acknowledged
+//! and state snapshotted. After a crash the newest snapshot is restored and
+//! consumption resumes from its offsets; input after it is replayed, which
+//! may re-send an alert with the same `alert_id` but never loses one.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+
+use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::config::Settings;
+use crate::engine::{Engine, InputMessage};
+use crate::metrics::Metrics;
+use crate::pipeline::PipelineSpec;
+use crate::score::ScoreError;
+use crate::sink::kafka::KafkaSink;
+use crate::source::kafka::{self as source, OffsetTracker, TopicFeeds};
+
+/// Why the pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Kafka client could not be created or used.
+    #[error("Kafka: {0}. Check `kafka.brokers` and the librdkafka properties in sagak.toml")]
+    Kafka(#[from] KafkaError),
+    /// State snapshots failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The scoring SQL failed.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+}
+
+/// Counts of one run, returned on a clean shutdown.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Alerts sent.
+    pub alerts: u64,
+    /// Messages sent to the dead-letter topic.
+    pub rejected: u64,
+    /// Snapshots written.
+    pub checkpoints: u64,
+}
+
+/// Runs the pipeline until `shutdown` resolves, then finishes the batch in
+/// flight, writes a final snapshot, commits and returns.
+pub async fn run(
+    settings: &Settings,
+    spec: &PipelineSpec,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, RunError> {
+    let mut engine = Engine::new(spec, metrics.clone());
+    engine.start().await?;
+    let inputs = settings.input_topics(spec);
+    if settings.kafka.create_topics {
+        let mut all = inputs.clone();
+        all.push(settings.topics.alerts.clone());
+        all.push(settings.topics.dlq.clone());
+        source::create_topics(&settings.kafka, &all).await?;
+    }
+
+    let store =
+        CheckpointStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)?;
+    let consumer = source::consumer(&settings.kafka)?;
+    let mut offsets = OffsetTracker::default();
+    if let Some(snapshot) = store.load_newest()? {
+        let (state, snap_offsets) = snapshot.into_state();
+        tracing::info!(
+            households = state.windows.households.len(),
+            "restored state snapshot"
+        );
+        engine.restore(state);
+        offsets = OffsetTracker::from_snapshot(&snap_offsets);
+        // Resume exactly where the snapshot ends, even if the group's
+        // committed offsets are older or newer than it.
+        if let Err(e) = offsets.commit(&consumer, CommitMode::Sync) {
+            tracing::warn!(error = %e, "could not commit the snapshot's offsets before joining the group");
+        }
+    }
+    let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs)?;
+    let sink = KafkaSink::new(
+        &settings.kafka,
+        &settings.topics.alerts,
+        &settings.topics.dlq,
+        metrics.clone(),
+    )?;
+    let feeds = TopicFeeds::new(&inputs);
+    tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
+
+    let flush_every = Duration::from_millis(settings.engine.flush_interval_ms);
+    let mut checkpoint_tick = tokio::time::interval(Duration::from_millis(
+        settings.engine.checkpoint_interval_ms,
+    ));
+    checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut buffer: Vec<InputMessage> = Vec::with_capacity(settings.engine.max_batch);
+    let mut batch_deadline: Option<tokio::time::Instant> = None;
+    let mut summary = RunSummary::default();
+    let mut dirty = false;
+    tokio::pin!(shutdown);
+
+    loop {
+        let deadline = batch_deadline;
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+                batch_deadline = None;
+                dirty = true;
+            }
+            _ = checkpoint_tick.tick() => {
+                if dirty {
+                    checkpoint(&mut engine, &store, &offsets, &consumer, spec, CommitMode::Async)?;
+                    summary.checkpoints += 1;
+                    dirty = false;
+                }
+            }
+            received = consumer.recv() => match received {
+                Ok(m) => {
+                    buffer.push(feeds.input(&m));
+                    summary.messages += 1;
+                    if batch_deadline.is_none() {
+                        batch_deadline = Some(tokio::time::Instant::now() + flush_every);
+                    }
+                    if buffer.len() >= settings.engine.max_batch {
+                        flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+                        batch_deadline = None;
+                        dirty = true;
+                    }
+                }
+                Err(e) => {
+                    metrics.kafka_errors.inc();
+                    tracing::warn!(error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        }
+    }
+
+    tracing::info!("shutting down: finishing the batch in flight");
+    flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+    checkpoint(
+        &mut engine,
+        &store,
+        &offsets,
+        &consumer,
+        spec,
+        CommitMode::Sync,
+    )?;
+    summary.checkpoints += 1;
+    sink.flush(Duration::from_secs(10));
+    tracing::info!(?summary, "sagak stopped");
+    Ok(summary)
+}
+
+async fn flush(
+    engine: &mut Engine,
+    sink: &KafkaSink,
+    buffer: &mut Vec<InputMessage>,
+    offsets: &mut OffsetTracker,
+    summary: &mut RunSummary,
+) -> Result<(), RunError> {
+    if buffer.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let result = engine.process_batch(buffer, wall_clock_ms()).await?;
+    sink.deliver(&result.alerts, &result.rejects, buffer).await;
+    offsets.advance(buffer);
+    summary.alerts += result.alerts.len() as u64;
+    summary.rejected += result.rejects.len() as u64;
+    tracing::debug!(
+        messages = buffer.len(),
+        alerts = result.alerts.len(),
+        rejected = result.rejects.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "batch done"
+    );
+    buffer.clear();
+    Ok(())
+}
+
+fn checkpoint(
+    engine: &mut Engine,
+    store: &CheckpointStore,
+    offsets: &OffsetTracker,
+    consumer: &rdkafka::consumer::StreamConsumer,
+    spec: &PipelineSpec,
+    mode: CommitMode,
+) -> Result<(), RunError> {
+    engine.on_watermark();
+    let (windows, alerts) = engine.checkpoint();
+    store.write(
+        &spec.name,
+        wall_clock_ms(),
+        &offsets.snapshot(),
+        windows,
+        alerts,
+    )?;
+    if let Err(e) = offsets.commit(consumer, mode) {
+        // The snapshot holds the offsets; the next commit catches up.
+        tracing::warn!(error = %e, "offset commit failed");
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch, by the wall clock.
+pub fn wall_clock_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,230 @@
+//! The Arrow shapes that travel between stages.
+//!
+//! * [`decoded_schema`]: what `decode` emits for one micro-batch, one row per
+//!   valid message, with `msg_index` pointing back at the message (for offsets
+//!   and the dead-letter topic).
+//! * [`signal_table_schema`]: the table `signals` the scoring SQL reads: every
+//!   live signal of the households a micro-batch touched.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder,
+    TimestampMillisecondBuilder, UInt16Builder, UInt32Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// Schema of a decoded micro-batch (output of `decode`, input of `window`).
+pub fn decoded_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("msg_index", DataType::UInt32, false),
+                Field::new("feed", DataType::UInt16, false),
+                Field::new("household_id", DataType::Utf8, false),
+                Field::new("dong_code", DataType::Utf8, false),
+                Field::new("event_id", DataType::Utf8, false),
+                Field::new("source", DataType::Utf8, false),
+                Field::new("observed_at", ts_type(), false),
+                Field::new("subject", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, true),
+                Field::new("months_overdue", DataType::Int64, true),
+                Field::new("amount_krw", DataType::Int64, true),
+                Field::new("disconnected", DataType::Boolean, true),
+                Field::new("occurred_on", DataType::Date32, true),
+            ]))
+        })
+        .clone()
+}
+
+/// Schema of the `signals` table the scoring SQL reads.
+pub fn signal_table_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("household_id", DataType::Utf8, false),
+                Field::new("dong_code", DataType::Utf8, false),
+                Field::new("feed", DataType::Utf8, false),
+                Field::new("category", DataType::Utf8, false),
+                Field::new("subject", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, true),
+                Field::new("months_overdue", DataType::Int64, true),
+                Field::new("amount_krw", DataType::Int64, true),
+                Field::new("disconnected", DataType::Boolean, true),
+                Field::new("occurred_on", DataType::Date32, true),
+                Field::new("observed_at", ts_type(), false),
+                Field::new("event_id", DataType::Utf8, false),
+            ]))
+        })
+        .clone()
+}
+
+/// The values of one signal's optional columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measures<'a> {
+    /// Kind within the feed.
+    pub kind: Option<&'a str>,
+    /// Months overdue.
+    pub months_overdue: Option<i64>,
+    /// Amount overdue in KRW.
+    pub amount_krw: Option<i64>,
+    /// Supply cut off or limited.
+    pub disconnected: Option<bool>,
+    /// Reported date, days since 1970-01-01.
+    pub occurred_on: Option<i32>,
+}
+
+/// Builds a decoded micro-batch row by row as messages are validated.
+///
+/// The builders are reused across batches, so the hot path does not allocate
+/// per message once the buffers have grown to the batch size.
+pub struct DecodedBatchBuilder {
+    msg_index: UInt32Builder,
+    feed: UInt16Builder,
+    household_id: StringBuilder,
+    dong_code: StringBuilder,
+    event_id: StringBuilder,
+    source: StringBuilder,
+    observed_at: TimestampMillisecondBuilder,
+    subject: StringBuilder,
+    measures: MeasureBuilders,
+}
+
+/// Builders of the optional measure columns shared by both schemas.
+pub(crate) struct MeasureBuilders {
+    kind: StringBuilder,
+    months_overdue: Int64Builder,
+    amount_krw: Int64Builder,
+    disconnected: BooleanBuilder,
+    occurred_on: Date32Builder,
+}
+
+impl MeasureBuilders {
+    pub(crate) fn new() -> Self {
+        MeasureBuilders {
+            kind: StringBuilder::new(),
+            months_overdue: Int64Builder::new(),
+            amount_krw: Int64Builder::new(),
+            disconnected: BooleanBuilder::new(),
+            occurred_on: Date32Builder::new(),
+        }
+    }
+
+    pub(crate) fn append(&mut self, m: &Measures<'_>) {
+        self.kind.append_option(m.kind);
+        self.months_overdue.append_option(m.months_overdue);
+        self.amount_krw.append_option(m.amount_krw);
+        self.disconnected.append_option(m.disconnected);
+        self.occurred_on.append_option(m.occurred_on);
+    }
+
+    /// kind, months_overdue, amount_krw, disconnected, occurred_on.
+    pub(crate) fn finish(&mut self) -> [ArrayRef; 5] {
+        [
+            Arc::new(self.kind.finish()),
+            Arc::new(self.months_overdue.finish()),
+            Arc::new(self.amount_krw.finish()),
+            Arc::new(self.disconnected.finish()),
+            Arc::new(self.occurred_on.finish()),
+        ]
+    }
+}
+
+/// One valid message, borrowed from its bytes, ready to append.
+#[derive(Debug, Clone)]
+pub struct DecodedRow<'a> {
+    /// Index of the message in the micro-batch.
+    pub msg_index: u32,
+    /// Feed index in the pipeline.
+    pub feed: u16,
+    /// Pseudonymous household id.
+    pub household_id: &'a str,
+    /// 10-digit dong code.
+    pub dong_code: &'a str,
+    /// Unique id of the source event.
+    pub event_id: &'a str,
+    /// Reporting agency.
+    pub source: &'a str,
+    /// Event time, ms since the epoch (UTC).
+    pub observed_at_ms: i64,
+    /// What a later signal supersedes.
+    pub subject: &'a str,
+    /// Optional measures.
+    pub measures: Measures<'a>,
+}
+
+impl Default for DecodedBatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecodedBatchBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        DecodedBatchBuilder {
+            msg_index: UInt32Builder::new(),
+            feed: UInt16Builder::new(),
+            household_id: StringBuilder::new(),
+            dong_code: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            source: StringBuilder::new(),
+            observed_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            subject: StringBuilder::new(),
+            measures: MeasureBuilders::new(),
+        }
+    }
+
+    /// Appends one valid signal.
+    pub fn append(&mut self, row: &DecodedRow<'_>) {
+        self.msg_index.append_value(row.msg_index);
+        self.feed.append_value(row.feed);
+        self.household_id.append_value(row.household_id);
+        self.dong_code.append_value(row.dong_code);
+        self.event_id.append_value(row.event_id);
+        self.source.append_value(row.source);
+        self.observed_at.append_value(row.observed_at_ms);
+        self.subject.append_value(row.subject);
+        self.measures.append(&row.measures);
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.msg_index.len()
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the rows as a record batch and resets the builder.
+    pub fn finish(&mut self) -> RecordBatch {
+        let [kind, months, amount, disconnected, occurred_on] = self.measures.finish();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.msg_index.finish()),
+            Arc::new(self.feed.finish()),
+            Arc::new(self.household_id.finish()),
+            Arc::new(self.dong_code.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.observed_at.finish()),
+            Arc::new(self.subject.finish()),
+            kind,
+            months,
+            amount,
+            disconnected,
+            occurred_on,
+        ];
+        // The columns are built together row by row, so lengths and types
+        // always match the schema; a mismatch is a bug in this file.
+        RecordBatch::try_new(decoded_schema(), columns).expect("decoded batch matches its schema")
+    }
+}

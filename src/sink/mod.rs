@@ -1,0 +1,3 @@
+//! Where alerts and rejects go.
+
+pub mod kafka;

@@ -1,0 +1,144 @@
+//! Kafka input: client configuration, topic creation, the consumer and the
+//! conversion of its messages into [`InputMessage`]s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::checkpoint::PartitionOffset;
+use crate::config::KafkaSettings;
+use crate::engine::InputMessage;
+
+/// librdkafka configuration shared by consumer, producer and admin client.
+pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in kafka.properties.iter().chain(extra) {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Creates the consumer: manual offset commits only (sagak commits after a
+/// checkpoint), reading from the earliest offset when the group has none.
+pub fn consumer(kafka: &KafkaSettings) -> Result<StreamConsumer, KafkaError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    for (k, v) in client_config(kafka, &kafka.consumer).config_map() {
+        cfg.set(k, v);
+    }
+    cfg.create()
+}
+
+/// Creates the topics that do not exist yet. An existing topic is fine.
+pub async fn create_topics(kafka: &KafkaSettings, topics: &[String]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka, &BTreeMap::new()).create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, kafka.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(new.iter(), &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::AdminOp(code))
+                    .inspect_err(|_| tracing::error!(%topic, ?code, "cannot create topic"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps topics to feed indexes.
+pub struct TopicFeeds {
+    by_topic: HashMap<String, u16>,
+}
+
+impl TopicFeeds {
+    /// `topics[i]` is the input topic of feed `i`.
+    pub fn new(topics: &[String]) -> Self {
+        TopicFeeds {
+            by_topic: topics
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i as u16))
+                .collect(),
+        }
+    }
+
+    /// Copies a consumed message into an [`InputMessage`].
+    pub fn input(&self, m: &BorrowedMessage<'_>) -> InputMessage {
+        InputMessage {
+            feed: self.by_topic.get(m.topic()).copied(),
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            timestamp_ms: m.timestamp().to_millis(),
+        }
+    }
+}
+
+/// Next offsets to read, per topic and partition, of processed input.
+#[derive(Debug, Default, Clone)]
+pub struct OffsetTracker {
+    next: BTreeMap<(String, i32), i64>,
+}
+
+impl OffsetTracker {
+    /// Starts from a snapshot's offsets.
+    pub fn from_snapshot(offsets: &[PartitionOffset]) -> Self {
+        OffsetTracker {
+            next: offsets
+                .iter()
+                .map(|o| ((o.topic.clone(), o.partition), o.next_offset))
+                .collect(),
+        }
+    }
+
+    /// Marks every message of a delivered batch as processed.
+    pub fn advance(&mut self, msgs: &[InputMessage]) {
+        for m in msgs {
+            let next = self.next.entry((m.topic.clone(), m.partition)).or_insert(0);
+            *next = (*next).max(m.offset + 1);
+        }
+    }
+
+    /// The offsets, for a snapshot.
+    pub fn snapshot(&self) -> Vec<PartitionOffset> {
+        self.next
+            .iter()
+            .map(|((topic, partition), &next_offset)| PartitionOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset,
+            })
+            .collect()
+    }
+
+    /// Commits the offsets for the consumer's group.
+    pub fn commit(&self, consumer: &StreamConsumer, mode: CommitMode) -> Result<(), KafkaError> {
+        if self.next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), &next) in &self.next {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(next))?;
+        }
+        consumer.commit(&tpl, mode)
+    }
+}

@@ -1,0 +1,3 @@
+//! Where input comes from.
+
+pub mod kafka;

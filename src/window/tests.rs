@@ -1,0 +1,196 @@
+use super::*;
+use crate::decode::Decoder;
+use crate::testkit::{default_spec, health, utility, NOW};
+
+/// Decodes `(feed, household, json)` messages into one batch.
+fn batch(spec: &PipelineSpec, msgs: &[(&str, &str, String)]) -> RecordBatch {
+    let mut d = Decoder::new(spec, msgs.len());
+    for (i, (feed, hh, json)) in msgs.iter().enumerate() {
+        let f = spec.feed_index(feed).unwrap() as u16;
+        d.decode(i as u32, f, Some(hh.as_bytes()), Some(json.as_bytes()), NOW)
+            .expect("valid test signal");
+    }
+    d.finish()
+}
+
+fn households_in(table: &RecordBatch) -> Vec<String> {
+    let mut v: Vec<String> = table
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn resent_event_counts_once() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    let h = health("h-1", "hh-1", "2026-11-01", 4);
+    let out = w.process_batch(&batch(
+        &spec,
+        &[
+            ("health-insurance", "hh-1", h.clone()),
+            ("health-insurance", "hh-1", h.clone()),
+        ],
+    ));
+    assert_eq!((out.accepted, out.duplicates), (1, 1));
+    let again = w.process_batch(&batch(&spec, &[("health-insurance", "hh-1", h)]));
+    assert_eq!((again.accepted, again.duplicates), (0, 1));
+    assert_eq!(
+        again.table.num_rows(),
+        0,
+        "nothing new: no household to score"
+    );
+}
+
+#[test]
+fn table_holds_every_live_signal_of_touched_households_only() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    w.process_batch(&batch(
+        &spec,
+        &[
+            (
+                "health-insurance",
+                "hh-1",
+                health("h-1", "hh-1", "2026-10-01", 4),
+            ),
+            (
+                "health-insurance",
+                "hh-2",
+                health("h-2", "hh-2", "2026-10-01", 4),
+            ),
+        ],
+    ));
+    let out = w.process_batch(&batch(
+        &spec,
+        &[(
+            "utility-arrears",
+            "hh-1",
+            utility("u-1", "hh-1", "2026-11-01", "gas", 3, false),
+        )],
+    ));
+    assert_eq!(households_in(&out.table), vec!["hh-1"]);
+    assert_eq!(
+        out.table.num_rows(),
+        2,
+        "the earlier health signal travels with the new one"
+    );
+    assert_eq!(
+        out.table
+            .column_by_name("dong_code")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "4125052000"
+    );
+}
+
+#[test]
+fn signal_older_than_watermark_minus_window_is_late() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    w.process_batch(&batch(
+        &spec,
+        &[(
+            "health-insurance",
+            "hh-1",
+            health("h-1", "hh-1", "2026-11-01", 4),
+        )],
+    ));
+    // watermark = 2026-10-25; window 90 days -> anything before 2026-07-27 is late
+    let out = w.process_batch(&batch(
+        &spec,
+        &[
+            (
+                "health-insurance",
+                "hh-2",
+                health("h-2", "hh-2", "2026-07-20", 4),
+            ),
+            (
+                "health-insurance",
+                "hh-3",
+                health("h-3", "hh-3", "2026-08-01", 4),
+            ),
+        ],
+    ));
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.late.len(), 1);
+    assert_eq!(out.late[0].0, 0);
+    assert_eq!(out.late[0].1.class, RejectClass::LateEvent);
+    assert!(out.late[0].1.reason.starts_with("late"));
+    // other feeds keep their own watermark: a slow feed is not late because a fast one moved on
+    let util = w.process_batch(&batch(
+        &spec,
+        &[(
+            "utility-arrears",
+            "hh-4",
+            utility("u-4", "hh-4", "2026-07-20", "water", 3, false),
+        )],
+    ));
+    assert_eq!((util.accepted, util.late.len()), (1, 0));
+}
+
+#[test]
+fn watermark_evicts_state_older_than_the_window() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    w.process_batch(&batch(
+        &spec,
+        &[
+            (
+                "health-insurance",
+                "hh-old",
+                health("h-1", "hh-old", "2026-05-01", 4),
+            ),
+            (
+                "health-insurance",
+                "hh-new",
+                health("h-2", "hh-new", "2026-05-01", 4),
+            ),
+        ],
+    ));
+    w.process_batch(&batch(
+        &spec,
+        &[(
+            "health-insurance",
+            "hh-new",
+            health("h-3", "hh-new", "2026-11-01", 4),
+        )],
+    ));
+    assert_eq!(w.households(), 2);
+    let evicted = w.on_watermark();
+    assert_eq!(
+        evicted, 2,
+        "both May signals fall before 2026-10-25 - 90 days"
+    );
+    assert_eq!(w.households(), 1);
+}
+
+#[test]
+fn a_flooded_household_keeps_its_newest_signals() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    let max = spec.window.max_signals_per_household;
+    let msgs: Vec<_> = (0..max + 5)
+        .map(|i| {
+            (
+                "health-insurance",
+                "hh-1",
+                health(
+                    &format!("h-{i}"),
+                    "hh-1",
+                    &format!("2026-10-{:02}", 1 + i % 28),
+                    4,
+                ),
+            )
+        })
+        .collect();
+    let out = w.process_batch(&batch(&spec, &msgs));
+    assert_eq!(out.dropped_over_cap, 5);
+    assert_eq!(out.table.num_rows(), max);
+}
