@@ -1,1 +1,7 @@
+//! Integration tests: one binary, so linking happens once.
+//!
+//! They start a real Kafka-protocol broker (tansu, in-process, listening on
+//! loopback TCP) and talk to it with rdkafka, as production clients do.
 
+mod kafka_pipeline;
+mod support;

@@ -1,0 +1,401 @@
+//! Test support: a real Kafka-protocol broker (tansu, in-process, over TCP),
+//! unique topic names per test, a producer, a collecting consumer and a
+//! pipeline running in the background.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use sagak::config::Settings;
+use sagak::metrics::Metrics;
+use sagak::pipeline::PipelineSpec;
+use sagak::run::RunSummary;
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Address of the shared test broker, started on first use.
+pub fn broker() -> &'static str {
+    static ADDR: OnceLock<String> = OnceLock::new();
+    ADDR.get_or_init(|| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port on loopback")
+            .port();
+        let url = url::Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
+        std::thread::Builder::new()
+            .name("tansu-broker".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("broker runtime");
+                rt.block_on(async move {
+                    let mut broker =
+                        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                            .node_id(111)
+                            .cluster_id("sagak-tests")
+                            .incarnation_id(uuid::Uuid::new_v4())
+                            .advertised_listener(url.clone())
+                            .listener(url)
+                            .storage(url::Url::parse("memory://tansu/").expect("valid url"))
+                            .silent(true)
+                            .build()
+                            .await
+                            .expect("tansu broker builds");
+                    broker
+                        .serve(tokio::time::Instant::now())
+                        .await
+                        .expect("tansu broker serves");
+                });
+            })
+            .expect("broker thread");
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return addr;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tansu broker did not start listening on {addr}");
+    })
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The default pipeline.
+pub fn default_spec() -> PipelineSpec {
+    PipelineSpec::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/default"))
+        .expect("default pipeline")
+}
+
+/// Topics and settings of one test.
+pub struct Scenario {
+    pub settings: Settings,
+    pub spec: PipelineSpec,
+    /// Kept so the directory lives as long as the scenario.
+    _state_dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    /// Fresh topics, group and state directory; topics are created.
+    pub async fn new(name: &str) -> Scenario {
+        let id = unique(name);
+        let mut settings = Settings::default();
+        settings.kafka.brokers = broker().to_string();
+        settings.kafka.group_id = format!("{id}.sagak");
+        settings.kafka.create_topics = true;
+        settings.kafka.partitions = 4;
+        for feed in ["utility-arrears", "job-loss", "health-insurance"] {
+            settings
+                .topics
+                .inputs
+                .insert(feed.into(), format!("{id}.signals.{feed}"));
+        }
+        settings.topics.alerts = format!("{id}.dong-office.alerts");
+        settings.topics.dlq = format!("{id}.signals.dlq");
+        settings.pipeline.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+        settings.engine.flush_interval_ms = 50;
+        settings.engine.checkpoint_interval_ms = 300;
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        settings.engine.state_dir = state_dir.path().to_path_buf();
+        settings.validate().expect("test settings are valid");
+        let spec = default_spec();
+        let mut topics = settings.input_topics(&spec);
+        topics.push(settings.topics.alerts.clone());
+        topics.push(settings.topics.dlq.clone());
+        sagak::source::kafka::create_topics(&settings.kafka, &topics)
+            .await
+            .expect("topics created");
+        Scenario {
+            settings,
+            spec,
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Input topic of a feed.
+    pub fn topic(&self, feed: &str) -> String {
+        self.settings.topics.inputs[feed].clone()
+    }
+
+    /// Starts the pipeline in the background.
+    pub fn start(&self) -> RunningPipeline {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = self.settings.clone();
+        let spec = self.spec.clone();
+        let metrics = Metrics::new(&spec);
+        let m = metrics.clone();
+        let task = tokio::spawn(async move {
+            sagak::run::run(&settings, &spec, m, async {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+        });
+        RunningPipeline {
+            stop: Some(stop),
+            task,
+            metrics,
+        }
+    }
+
+    /// A consumer of the alerts topic from its beginning.
+    pub fn alerts(&self) -> Collector {
+        Collector::new(&self.settings.topics.alerts)
+    }
+
+    /// A consumer of the dead-letter topic from its beginning.
+    pub fn dead_letters(&self) -> Collector {
+        Collector::new(&self.settings.topics.dlq)
+    }
+}
+
+/// A pipeline running in a background task.
+pub struct RunningPipeline {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<RunSummary, String>>,
+    pub metrics: Metrics,
+}
+
+impl RunningPipeline {
+    /// Asks for a clean shutdown and waits for it.
+    pub async fn stop(mut self) -> RunSummary {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("pipeline stops within 30 s")
+            .expect("pipeline task did not panic")
+            .expect("pipeline ended without error")
+    }
+
+    /// Kills the pipeline without a final checkpoint, as a crash would.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// Current value of a metric line, e.g. `sagak_signals_duplicate_total`.
+    pub fn metric(&self, name_and_labels: &str) -> f64 {
+        self.metrics
+            .render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name_and_labels)
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until a metric reaches `at_least`.
+    pub async fn wait_metric(&self, name_and_labels: &str, at_least: f64) {
+        for _ in 0..600 {
+            if self.metric(name_and_labels) >= at_least {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{name_and_labels} did not reach {at_least}; metrics:\n{}",
+            self.metrics.render()
+        );
+    }
+}
+
+/// A producer that waits for the broker's acknowledgement.
+pub struct Producer(FutureProducer);
+
+impl Producer {
+    pub fn new() -> Producer {
+        Producer(
+            ClientConfig::new()
+                .set("bootstrap.servers", broker())
+                .set("linger.ms", "0")
+                .create()
+                .expect("producer"),
+        )
+    }
+
+    /// Sends `value` with `key` to `topic`.
+    pub async fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) {
+        let mut record = FutureRecord::to(topic).payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        self.0
+            .send(record, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("broker acknowledged the test message");
+    }
+
+    /// Sends a signal keyed by its household id.
+    pub async fn signal(&self, topic: &str, json: &str) {
+        let v: serde_json::Value = serde_json::from_str(json).expect("test signal is JSON");
+        let key = v["household_id"]
+            .as_str()
+            .expect("household_id")
+            .to_string();
+        self.send(topic, Some(key.as_bytes()), json.as_bytes())
+            .await;
+    }
+}
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Received {
+    /// The value as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).expect("JSON value")
+    }
+}
+
+/// Reads a topic from its beginning and keeps what it saw.
+pub struct Collector {
+    consumer: StreamConsumer,
+    pub seen: Vec<Received>,
+}
+
+impl Collector {
+    fn new(topic: &str) -> Collector {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker())
+            .set("group.id", unique("collector"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("collector consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        Collector {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self, wait: Duration) -> bool {
+        match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Ok(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.seen.push(Received {
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers,
+                });
+                true
+            }
+            Ok(Err(e)) => panic!("collector consumer error: {e}"),
+            Err(_) => false,
+        }
+    }
+
+    /// Reads until `done(seen)` holds; panics after 60 s.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> &[Received] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !done(&self.seen) {
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; saw {} messages: {:#?}",
+                    self.seen.len(),
+                    self.seen
+                );
+            }
+            self.next(Duration::from_millis(500)).await;
+        }
+        &self.seen
+    }
+
+    /// Reads until nothing new arrives for `quiet`.
+    pub async fn settle(&mut self, quiet: Duration) -> &[Received] {
+        while self.next(quiet).await {}
+        &self.seen
+    }
+}
+
+/// Alerts (as JSON) of one household, in arrival order.
+pub fn alerts_of(seen: &[Received], household: &str) -> Vec<serde_json::Value> {
+    seen.iter()
+        .map(Received::json)
+        .filter(|a| a["household_id"] == household)
+        .collect()
+}
+
+/// Today's date minus `days`, as YYYY-MM-DD (signals must not be in the future).
+pub fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A utility-arrears signal.
+pub fn utility(
+    event_id: &str,
+    household: &str,
+    day: &str,
+    utility: &str,
+    months: i64,
+    disconnected: bool,
+) -> String {
+    format!(
+        r#"{{"event_id":"{event_id}","household_id":"{household}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"kepco","utility":"{utility}","months_overdue":{months},"amount_krw":{},"disconnected":{disconnected}}}"#,
+        months * 61_000
+    )
+}
+
+/// A health-insurance signal.
+pub fn health(event_id: &str, household: &str, day: &str, months: i64) -> String {
+    format!(
+        r#"{{"event_id":"{event_id}","household_id":"{household}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"nhis","months_overdue":{months},"amount_krw":{}}}"#,
+        months * 246_000
+    )
+}
+
+/// A job-loss signal.
+pub fn job_loss(event_id: &str, household: &str, day: &str) -> String {
+    format!(
+        r#"{{"event_id":"{event_id}","household_id":"{household}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"moel","person_id":"p-{household}","kind":"job_loss","occurred_on":"{day}"}}"#
+    )
+}
