@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// Expected reject class, topic, key and value of one bad message.
+type BadMessage = (&'static str, String, Option<Vec<u8>>, Vec<u8>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_categories_give_p1_and_a_single_weak_signal_gives_nothing() {
     let s = Scenario::new("p1").await;
@@ -173,7 +176,7 @@ async fn each_bad_input_class_lands_in_the_dlq_with_its_reason() {
         .await;
 
     let rrn_value = health("h-rrn", "900101-1234567", &day, 4);
-    let cases: Vec<(&str, String, Option<Vec<u8>>, Vec<u8>)> = vec![
+    let cases: Vec<BadMessage> = vec![
         (
             "not_utf8",
             h.clone(),
