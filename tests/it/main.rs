@@ -3,5 +3,6 @@
 //! They start a real Kafka-protocol broker (tansu, in-process, listening on
 //! loopback TCP) and talk to it with rdkafka, as production clients do.
 
+mod cli;
 mod kafka_pipeline;
 mod support;
