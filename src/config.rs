@@ -137,6 +137,25 @@ impl Default for EngineSettings {
     }
 }
 
+/// Daily candidate lists written by the running pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListSettings {
+    /// Write the lists at every cut-off (time set in the pipeline).
+    pub enabled: bool,
+    /// Lists go to `<out_dir>/lists/<date>/`.
+    pub out_dir: PathBuf,
+}
+
+impl Default for ListSettings {
+    fn default() -> Self {
+        ListSettings {
+            enabled: true,
+            out_dir: PathBuf::from("sagak-out"),
+        }
+    }
+}
+
 /// All settings of a sagak process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -149,6 +168,8 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     /// Micro-batching and checkpoints.
     pub engine: EngineSettings,
+    /// Daily lists.
+    pub lists: ListSettings,
 }
 
 impl Settings {
@@ -251,7 +272,14 @@ impl Settings {
     /// Loads the pipeline named by `pipeline.dir` and checks that every
     /// `topics.inputs` entry names one of its feeds.
     pub fn pipeline(&self) -> Result<PipelineSpec, ConfigError> {
-        let spec = PipelineSpec::load(&self.pipeline.dir)?;
+        let default_dir = PipelineSettings::default().dir;
+        let spec =
+            if self.pipeline.dir == default_dir && !default_dir.join("pipeline.toml").exists() {
+                // Run from outside the repository: the default pipeline is built in.
+                PipelineSpec::embedded_default()?
+            } else {
+                PipelineSpec::load(&self.pipeline.dir)?
+            };
         for feed in self.topics.inputs.keys() {
             if spec.feed_index(feed).is_none() {
                 let known: Vec<&str> = spec.feeds.iter().map(|f| f.name.as_str()).collect();

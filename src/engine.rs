@@ -173,6 +173,17 @@ impl Engine {
         (signals, marks)
     }
 
+    /// Scores every household in the state (for the daily lists).
+    pub async fn assess_all(&self) -> Result<Vec<crate::score::Assessment>, ScoreError> {
+        let table = self.windows.table_of(self.windows.household_ids());
+        self.scorer.process_batch(table).await
+    }
+
+    /// The last alert sent for a household.
+    pub fn alert_mark(&self, household_id: &str) -> Option<crate::alert::AlertMark> {
+        self.gate.mark(household_id)
+    }
+
     /// Number of households with live signals.
     pub fn households(&self) -> usize {
         self.windows.households()

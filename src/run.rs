@@ -24,8 +24,9 @@ use rdkafka::error::KafkaError;
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::config::Settings;
 use crate::engine::{Engine, InputMessage};
+use crate::lists::DailyLists;
 use crate::metrics::Metrics;
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::ScoreError;
 use crate::sink::kafka::KafkaSink;
 use crate::source::kafka::{self as source, OffsetTracker, TopicFeeds};
@@ -113,13 +114,34 @@ pub async fn run(
     let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut summary = RunSummary::default();
     let mut dirty = false;
+    let lists = if settings.lists.enabled {
+        DailyLists::new(spec)
+            .inspect_err(|e| tracing::warn!(error = %e, "daily lists are off"))
+            .ok()
+    } else {
+        None
+    };
+    let mut next_cutoff_ms = lists
+        .as_ref()
+        .map(|l| l.cutoff_ms(l.list_day_at(wall_clock_ms())) + DAY_MS);
     tokio::pin!(shutdown);
 
     loop {
         let deadline = batch_deadline;
+        let cutoff_in =
+            next_cutoff_ms.map(|c| Duration::from_millis((c - wall_clock_ms()).max(0) as u64));
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => {
+                flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+                batch_deadline = None;
+                dirty = true;
+                if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
+                    write_daily_lists(&engine, l, &settings.lists.out_dir, cutoff).await;
+                    next_cutoff_ms = Some(cutoff + DAY_MS);
+                }
+            }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
                 batch_deadline = None;
@@ -195,6 +217,28 @@ async fn flush(
     );
     buffer.clear();
     Ok(())
+}
+
+async fn write_daily_lists(
+    engine: &Engine,
+    lists: &DailyLists,
+    out: &std::path::Path,
+    cutoff_ms: i64,
+) {
+    let day = lists.list_day_at(cutoff_ms);
+    let previous = lists.households_on(out, day - chrono::Duration::days(1));
+    match lists.make_day(engine, out, cutoff_ms, &previous).await {
+        Ok((manifest, _)) => tracing::info!(
+            date = %manifest.date,
+            households = manifest.households,
+            dir = %manifest.dir.display(),
+            "daily lists written"
+        ),
+        // A failed list must not stop alerting; the on-demand command can redo it.
+        Err(e) => {
+            tracing::error!(error = %e, "daily lists failed; run `sagak lists --date` to retry")
+        }
+    }
 }
 
 fn checkpoint(

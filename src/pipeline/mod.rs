@@ -170,12 +170,46 @@ pub struct AlertSpec {
     pub cooldown_days: u32,
 }
 
+/// Daily list settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSpec {
+    /// Hour of the daily cut-off, local time.
+    pub cutoff_hour: u32,
+    /// UTC offset of local time in hours (Asia/Seoul: 9).
+    pub utc_offset_hours: i32,
+}
+
+impl Default for ListSpec {
+    fn default() -> Self {
+        ListSpec {
+            cutoff_hour: 6,
+            utc_offset_hours: 9,
+        }
+    }
+}
+
+/// A dong this deployment serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Dong {
+    /// 10-digit administrative code.
+    pub dong_code: String,
+    /// Korean name.
+    pub name_ko: String,
+    /// English name.
+    pub name_en: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PipelineFile {
     name: String,
     version: String,
     score_sql: String,
+    dongs: Option<String>,
+    lists_sql: Option<String>,
+    #[serde(default)]
+    lists: ListSpec,
     window: WindowSpec,
     alerts: AlertSpec,
     #[serde(default)]
@@ -198,6 +232,14 @@ pub struct PipelineSpec {
     pub feeds: Vec<FeedSpec>,
     /// The scoring SQL with every `${param}` filled in.
     pub score_sql: String,
+    /// The list-ranking SQL with every `${param}` filled in, if the
+    /// pipeline makes daily lists.
+    pub lists_sql: Option<String>,
+    /// Daily list settings.
+    pub lists: ListSpec,
+    /// Dongs served by this deployment.
+    pub dongs: Vec<Dong>,
+    params: BTreeMap<String, toml::Value>,
 }
 
 impl PipelineSpec {
@@ -211,7 +253,26 @@ impl PipelineSpec {
         })?;
         let sql_path = dir.join(&file.score_sql);
         let sql = read(&sql_path)?;
-        Self::from_parts(file, &sql, &path)
+        let lists_sql = file
+            .lists_sql
+            .as_ref()
+            .map(|f| read(&dir.join(f)))
+            .transpose()?;
+        // Relative names in the file are relative to its folder.
+        let dongs = match &file.dongs {
+            Some(f) => read_dongs(&dir.join(f))?,
+            None => Vec::new(),
+        };
+        let mut spec = Self::from_parts(file, &sql, &path)?;
+        spec.dongs = dongs;
+        if let Some(text) = lists_sql {
+            spec.lists_sql = Some(fill_params(&text, &spec.params).map_err(|name| PipelineError::Invalid {
+                path: path.clone(),
+                key: format!("params.{name}"),
+                problem: format!("is used as ${{{name}}} in the lists SQL but not set: add it under [params]"),
+            })?);
+        }
+        Ok(spec)
     }
 
     fn from_parts(file: PipelineFile, sql: &str, path: &Path) -> Result<Self, PipelineError> {
@@ -255,6 +316,12 @@ impl PipelineSpec {
                 ),
             )
         })?;
+        if file.lists.cutoff_hour > 23 || file.lists.utc_offset_hours.abs() > 14 {
+            return Err(invalid(
+                "lists".into(),
+                "cutoff_hour must be 0-23 and utc_offset_hours -14..14".into(),
+            ));
+        }
         Ok(PipelineSpec {
             name: file.name,
             version: file.version,
@@ -262,13 +329,81 @@ impl PipelineSpec {
             alerts: file.alerts,
             feeds: file.feeds,
             score_sql,
+            lists_sql: None,
+            lists: file.lists,
+            dongs: Vec::new(),
+            params,
         })
+    }
+
+    /// The default pipeline as shipped in `pipelines/default`, compiled into
+    /// the binary, for running from a folder that does not hold it.
+    pub fn embedded_default() -> Result<Self, PipelineError> {
+        let path = PathBuf::from("(built-in) pipelines/default/pipeline.toml");
+        let text = include_str!("../../pipelines/default/pipeline.toml");
+        let file: PipelineFile = toml::from_str(text).map_err(|e| PipelineError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut spec = Self::from_parts(
+            file,
+            include_str!("../../pipelines/default/score.sql"),
+            &path,
+        )?;
+        spec.dongs = parse_dongs(include_str!("../../pipelines/default/dongs.csv"), &path)?;
+        spec.lists_sql = Some(
+            fill_params(
+                include_str!("../../pipelines/default/lists.sql"),
+                &spec.params,
+            )
+            .map_err(|name| PipelineError::Invalid {
+                path: path.clone(),
+                key: format!("params.{name}"),
+                problem: "is not set".into(),
+            })?,
+        );
+        Ok(spec)
     }
 
     /// Index of the feed called `name`.
     pub fn feed_index(&self, name: &str) -> Option<usize> {
         self.feeds.iter().position(|f| f.name == name)
     }
+}
+
+/// Reads the served-dong table: a CSV with header `dong_code,name_ko,name_en`.
+fn read_dongs(path: &Path) -> Result<Vec<Dong>, PipelineError> {
+    parse_dongs(&read(path)?, path)
+}
+
+fn parse_dongs(text: &str, path: &Path) -> Result<Vec<Dong>, PipelineError> {
+    let invalid = |line: usize, problem: String| PipelineError::Invalid {
+        path: path.to_path_buf(),
+        key: format!("line {line}"),
+        problem,
+    };
+    let mut dongs = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [code, ko, en] = cols[..] else {
+            return Err(invalid(i + 1, "must be dong_code,name_ko,name_en".into()));
+        };
+        if !crate::decode::ids::is_dong_code(code) {
+            return Err(invalid(
+                i + 1,
+                format!("dong code {code:?} is not 10 digits"),
+            ));
+        }
+        dongs.push(Dong {
+            dong_code: code.into(),
+            name_ko: ko.into(),
+            name_en: en.into(),
+        });
+    }
+    Ok(dongs)
 }
 
 fn read(path: &Path) -> Result<String, PipelineError> {
@@ -407,6 +542,12 @@ mod tests {
     fn default_pipeline_loads_with_every_param_filled() {
         let spec = PipelineSpec::load(&default_dir()).expect("default pipeline loads");
         assert_eq!(spec.feeds.len(), 3);
+        assert_eq!(spec.dongs.len(), 8);
+        assert_eq!(spec.dongs[1].name_ko, "생연2동");
+        assert!(spec.lists_sql.as_deref().is_some_and(|s| !s.contains("${")));
+        let embedded = PipelineSpec::embedded_default().expect("built-in copy loads");
+        assert_eq!(embedded.score_sql, spec.score_sql);
+        assert_eq!(embedded.dongs, spec.dongs);
         assert!(
             !spec.score_sql.contains("${"),
             "unfilled placeholder in SQL"

@@ -132,6 +132,11 @@ impl HouseholdWindows {
         self.state.households.len()
     }
 
+    /// Ids of every household with live signals.
+    pub fn household_ids(&self) -> impl Iterator<Item = &str> {
+        self.state.households.keys().map(|k| &**k)
+    }
+
     /// Applies one decoded micro-batch (schema: `decoded_schema`).
     pub fn process_batch(&mut self, decoded: &RecordBatch) -> WindowOutcome {
         let msg_index = decoded.column(0).as_primitive::<UInt32Type>();

@@ -4,7 +4,9 @@ use std::process::Command;
 
 fn sagak(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sagak"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "warn");
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -20,7 +22,10 @@ fn sagak(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 fn check_config_prints_the_effective_settings_with_environment_overrides() {
     let (ok, out, err) = sagak(
         &["check-config"],
-        &[("SAGAK__KAFKA__BROKERS", "kafka1:9092"), ("SAGAK__KAFKA__PROPERTIES__SASL_MECHANISMS", "PLAIN")],
+        &[
+            ("SAGAK__KAFKA__BROKERS", "kafka1:9092"),
+            ("SAGAK__KAFKA__PROPERTIES__SASL_MECHANISMS", "PLAIN"),
+        ],
     );
     assert!(ok, "{err}");
     assert!(out.contains("brokers = \"kafka1:9092\""), "{out}");
@@ -30,7 +35,10 @@ fn check_config_prints_the_effective_settings_with_environment_overrides() {
 
 #[test]
 fn check_config_fails_naming_the_bad_key() {
-    let (ok, _, err) = sagak(&["check-config"], &[("SAGAK__ENGINE__FLUSH_INTERVAL_MS", "0")]);
+    let (ok, _, err) = sagak(
+        &["check-config"],
+        &[("SAGAK__ENGINE__FLUSH_INTERVAL_MS", "0")],
+    );
     assert!(!ok);
     assert!(err.contains("engine.flush_interval_ms"), "{err}");
     let (ok, _, err) = sagak(&["check-config", "--config", "no-such-sagak.toml"], &[]);
@@ -42,9 +50,20 @@ fn check_config_fails_naming_the_bad_key() {
 fn a_broken_pipeline_stops_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
-    std::fs::copy(pipeline.join("pipeline.toml"), dir.path().join("pipeline.toml")).unwrap();
-    std::fs::write(dir.path().join("score.sql"), "SELECT household_id FROM signals").unwrap();
-    let (ok, _, err) = sagak(&["check-config"], &[("SAGAK__PIPELINE__DIR", dir.path().to_str().unwrap())]);
+    std::fs::copy(
+        pipeline.join("pipeline.toml"),
+        dir.path().join("pipeline.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("score.sql"),
+        "SELECT household_id FROM signals",
+    )
+    .unwrap();
+    let (ok, _, err) = sagak(
+        &["check-config"],
+        &[("SAGAK__PIPELINE__DIR", dir.path().to_str().unwrap())],
+    );
     assert!(!ok);
     assert!(err.contains("must return column `dong_code`"), "{err}");
 }

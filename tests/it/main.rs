@@ -4,5 +4,6 @@
 //! loopback TCP) and talk to it with rdkafka, as production clients do.
 
 mod cli;
+mod demo;
 mod kafka_pipeline;
 mod support;

@@ -1,0 +1,118 @@
+//! Writing generated messages to a Kafka cluster or to NDJSON files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use super::{Expect, GeneratedMessage};
+use crate::config::KafkaSettings;
+use crate::source::kafka::client_config;
+
+/// What was sent.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Sent {
+    /// Messages per feed.
+    pub per_feed: BTreeMap<String, usize>,
+    /// Wall-clock seconds it took.
+    pub seconds: f64,
+}
+
+impl Sent {
+    /// Messages in total.
+    pub fn total(&self) -> usize {
+        self.per_feed.values().sum()
+    }
+}
+
+/// Sends `msgs` to the topics (`topic_of(feed)`), at `rate` messages per
+/// second or as fast as the broker takes them (`None`), waiting for every
+/// acknowledgement.
+pub async fn to_kafka(
+    kafka: &KafkaSettings,
+    msgs: &[GeneratedMessage],
+    topic_of: impl Fn(&str) -> String,
+    rate: Option<u64>,
+) -> Result<Sent, KafkaError> {
+    let mut cfg = client_config(kafka, &kafka.producer);
+    cfg.set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000");
+    let producer: FutureProducer = cfg.create()?;
+    let started = Instant::now();
+    let mut sent = Sent::default();
+    let chunk = rate.map_or(20_000, |r| (r / 10).clamp(1, 20_000) as usize);
+    let topics: BTreeMap<&str, String> = msgs.iter().map(|m| (m.feed, topic_of(m.feed))).collect();
+    for (n, part) in msgs.chunks(chunk).enumerate() {
+        let results = join_all(part.iter().map(|m| {
+            let mut record = FutureRecord::to(&topics[m.feed]).payload(&m.payload);
+            if let Some(k) = &m.key {
+                record = record.key(k);
+            }
+            producer.send(record, Timeout::Never)
+        }))
+        .await;
+        for (m, r) in part.iter().zip(results) {
+            r.map_err(|(e, _)| e)?;
+            *sent.per_feed.entry(m.feed.to_string()).or_default() += 1;
+        }
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(((n + 1) * chunk) as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    sent.seconds = started.elapsed().as_secs_f64();
+    Ok(sent)
+}
+
+/// Writes the valid messages as `<dir>/<feed>.ndjson` (one JSON value per
+/// line, in arrival order; the key is the value's household_id) and the
+/// planted bad input as `<dir>/bad-input.ndjson` (`feed`, `key`, `value`
+/// as text, `expect`: the reject class).
+pub fn to_ndjson(dir: &Path, msgs: &[GeneratedMessage]) -> std::io::Result<Sent> {
+    let started = Instant::now();
+    fs::create_dir_all(dir)?;
+    let mut files: BTreeMap<&str, BufWriter<fs::File>> = BTreeMap::new();
+    let mut bad = BufWriter::new(fs::File::create(dir.join("bad-input.ndjson"))?);
+    let mut sent = Sent::default();
+    for m in msgs {
+        match m.expect {
+            Expect::Valid | Expect::Duplicate => {
+                if !files.contains_key(m.feed) {
+                    files.insert(
+                        m.feed,
+                        BufWriter::new(fs::File::create(dir.join(format!("{}.ndjson", m.feed)))?),
+                    );
+                }
+                if let Some(f) = files.get_mut(m.feed) {
+                    f.write_all(&m.payload)?;
+                    f.write_all(b"\n")?;
+                }
+            }
+            Expect::Reject(class) => {
+                let line = serde_json::json!({
+                    "feed": m.feed,
+                    "key": m.key.as_deref().map(String::from_utf8_lossy),
+                    "value": String::from_utf8_lossy(&m.payload),
+                    "expect": class.as_str(),
+                });
+                writeln!(bad, "{line}")?;
+            }
+        }
+        *sent.per_feed.entry(m.feed.to_string()).or_default() += 1;
+    }
+    for f in files.values_mut() {
+        f.flush()?;
+    }
+    bad.flush()?;
+    sent.seconds = started.elapsed().as_secs_f64();
+    Ok(sent)
+}

@@ -1,0 +1,332 @@
+//! Daily candidate lists: one ranked list per dong, every morning.
+//!
+//! At each cut-off (default 06:00 Asia/Seoul) every household currently at
+//! P1-P3 is put on the list of the dong that serves it, ranked by priority
+//! then score, with the reasons in Korean and English. A household whose dong
+//! code is valid but not served by this deployment goes to the `unassigned`
+//! list for the city team: never dropped.
+//!
+//! Selection and ranking run in DataFusion (`lists.sql` in the pipeline)
+//! over the window state. Each day is written as CSV (UTF-8 with BOM, so
+//! Korean Excel opens it correctly) and Parquet, plus a `manifest.json` with
+//! counts and SHA-256 checksums:
+//!
+//! ```text
+//! lists/2026-11-22/4125052000.csv
+//! lists/2026-11-22/4125052000.parquet
+//! lists/2026-11-22/unassigned.csv
+//! lists/2026-11-22/manifest.json
+//! ```
+
+mod write;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMillisecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::alert::AlertMark;
+use crate::pipeline::{Dong, PipelineSpec};
+use crate::score::Assessment;
+
+pub use write::{ListFile, Manifest};
+
+/// Why lists could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The pipeline defines no `lists_sql`.
+    #[error(
+        "pipeline `{0}` has no lists_sql: add `lists_sql = \"lists.sql\"` to its pipeline.toml"
+    )]
+    NotConfigured(String),
+    /// DataFusion failed on the lists SQL.
+    #[error("the lists SQL failed: {0}")]
+    Sql(#[from] datafusion::error::DataFusionError),
+    /// Arrow failed.
+    #[error("building the list tables failed: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Writing a file failed.
+    #[error("cannot write lists under {dir}: {source}. Check the output directory and free space")]
+    Io {
+        /// Directory being written.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Writing Parquet failed.
+    #[error("cannot write Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Scoring the state failed.
+    #[error(transparent)]
+    Score(#[from] crate::score::ScoreError),
+    /// The SQL output breaks the contract.
+    #[error("the lists SQL must return column `{0}`")]
+    Contract(String),
+}
+
+/// Schema of the `candidates` table the lists SQL reads.
+pub fn candidates_schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("household_id", DataType::Utf8, false),
+        Field::new("dong_code", DataType::Utf8, false),
+        Field::new("priority", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("categories", DataType::Utf8, false),
+        Field::new("reasons_ko", DataType::Utf8, false),
+        Field::new("reasons_en", DataType::Utf8, false),
+        Field::new("first_signal_at", ts.clone(), false),
+        Field::new("last_signal_at", ts.clone(), false),
+        Field::new("first_signal_date", DataType::Date32, false),
+        Field::new("last_signal_date", DataType::Date32, false),
+        Field::new("times_alerted_before", DataType::Int64, false),
+        Field::new("on_previous_list", DataType::Boolean, false),
+        Field::new("list_at", ts, false),
+    ]))
+}
+
+/// Makes the daily lists of one pipeline.
+pub struct DailyLists {
+    ctx: SessionContext,
+    sql: String,
+    dongs: Vec<Dong>,
+    offset: FixedOffset,
+    cutoff_hour: u32,
+    pipeline: String,
+}
+
+impl DailyLists {
+    /// Lists for `spec`; fails when the pipeline has no lists SQL.
+    pub fn new(spec: &PipelineSpec) -> Result<Self, ListError> {
+        let sql = spec
+            .lists_sql
+            .clone()
+            .ok_or_else(|| ListError::NotConfigured(spec.name.clone()))?;
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        let mut code = StringBuilder::new();
+        let mut ko = StringBuilder::new();
+        let mut en = StringBuilder::new();
+        for d in &spec.dongs {
+            code.append_value(&d.dong_code);
+            ko.append_value(&d.name_ko);
+            en.append_value(&d.name_en);
+        }
+        let dongs = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("dong_code", DataType::Utf8, false),
+                Field::new("name_ko", DataType::Utf8, false),
+                Field::new("name_en", DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(code.finish()),
+                Arc::new(ko.finish()),
+                Arc::new(en.finish()),
+            ],
+        )?;
+        ctx.register_batch("dongs", dongs)?;
+        // The pipeline loader keeps utc_offset_hours within -14..14.
+        let offset = FixedOffset::east_opt(spec.lists.utc_offset_hours * 3600)
+            .expect("offset checked by the pipeline loader");
+        Ok(DailyLists {
+            ctx,
+            sql,
+            dongs: spec.dongs.clone(),
+            offset,
+            cutoff_hour: spec.lists.cutoff_hour,
+            pipeline: spec.name.clone(),
+        })
+    }
+
+    /// The cut-off instant (ms since the epoch) of list day `date`.
+    pub fn cutoff_ms(&self, date: NaiveDate) -> i64 {
+        let local = date.and_hms_opt(self.cutoff_hour, 0, 0).unwrap_or_default();
+        self.offset
+            .from_local_datetime(&local)
+            .single()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default()
+    }
+
+    /// The list day whose cut-off is the latest at or before `ms`.
+    pub fn list_day_at(&self, ms: i64) -> NaiveDate {
+        let local = DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&self.offset);
+        let date = local.date_naive();
+        if self.cutoff_ms(date) <= ms {
+            date
+        } else {
+            date - Duration::days(1)
+        }
+    }
+
+    fn local_date(&self, ms: i64) -> i32 {
+        let d = DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&self.offset)
+            .date_naive();
+        (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32
+    }
+
+    /// The `candidates` table from the current assessments.
+    pub fn candidates(
+        &self,
+        assessments: &[Assessment],
+        mark: impl Fn(&str) -> Option<AlertMark>,
+        previous: &HashSet<String>,
+        list_at_ms: i64,
+    ) -> Result<RecordBatch, ListError> {
+        let n = assessments.len();
+        let mut household = StringBuilder::with_capacity(n, n * 12);
+        let mut dong = StringBuilder::with_capacity(n, n * 10);
+        let mut priority = StringBuilder::with_capacity(n, n * 2);
+        let mut score = Float64Builder::with_capacity(n);
+        let mut categories = StringBuilder::new();
+        let mut reasons_ko = StringBuilder::new();
+        let mut reasons_en = StringBuilder::new();
+        let mut first = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut last = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut first_date = Date32Builder::with_capacity(n);
+        let mut last_date = Date32Builder::with_capacity(n);
+        let mut alerted = Int64Builder::with_capacity(n);
+        let mut on_previous = BooleanBuilder::with_capacity(n);
+        let mut list_at = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        for a in assessments {
+            household.append_value(&a.household_id);
+            dong.append_value(&a.dong_code);
+            priority.append_value(a.priority.as_str());
+            score.append_value(a.score);
+            categories.append_value(a.categories.join(", "));
+            reasons_ko.append_value(
+                a.reasons
+                    .iter()
+                    .map(|r| r.detail_ko.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            reasons_en.append_value(
+                a.reasons
+                    .iter()
+                    .map(|r| r.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            first.append_value(a.first_signal_at);
+            last.append_value(a.last_signal_at);
+            first_date.append_value(self.local_date(a.first_signal_at));
+            last_date.append_value(self.local_date(a.last_signal_at));
+            alerted.append_value(mark(&a.household_id).map_or(0, |m| i64::from(m.count)));
+            on_previous.append_value(previous.contains(&a.household_id));
+            list_at.append_value(list_at_ms);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(household.finish()),
+            Arc::new(dong.finish()),
+            Arc::new(priority.finish()),
+            Arc::new(score.finish()),
+            Arc::new(categories.finish()),
+            Arc::new(reasons_ko.finish()),
+            Arc::new(reasons_en.finish()),
+            Arc::new(first.finish()),
+            Arc::new(last.finish()),
+            Arc::new(first_date.finish()),
+            Arc::new(last_date.finish()),
+            Arc::new(alerted.finish()),
+            Arc::new(on_previous.finish()),
+            Arc::new(list_at.finish()),
+        ];
+        Ok(RecordBatch::try_new(candidates_schema(), columns)?)
+    }
+
+    /// Selects and ranks the candidates with the lists SQL.
+    pub async fn rank(&self, candidates: RecordBatch) -> Result<Vec<RecordBatch>, ListError> {
+        self.ctx.deregister_table("candidates")?;
+        self.ctx.register_batch("candidates", candidates)?;
+        let frame = self.ctx.sql(&self.sql).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let mut batches = frame.collect().await?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        for b in &batches {
+            for col in [
+                "list_dong",
+                "name_ko",
+                "name_en",
+                "rank",
+                "household_id",
+                "priority",
+            ] {
+                if b.column_by_name(col).is_none() {
+                    return Err(ListError::Contract(col.into()));
+                }
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Writes the ranked lists of `date` under `out/lists/<date>/`,
+    /// replacing an earlier run's files for the same day. Every served dong
+    /// gets a file, empty or not, and so does `unassigned`.
+    pub fn write(
+        &self,
+        out: &Path,
+        date: NaiveDate,
+        ranked: &[RecordBatch],
+        now_ms: i64,
+    ) -> Result<Manifest, ListError> {
+        write::write_day(self, out, date, ranked, now_ms)
+    }
+
+    /// Scores every household in `engine`'s state, ranks and writes the
+    /// lists of the day whose cut-off is `cutoff_ms`. `previous` holds the
+    /// households on the previous list (for "new since the previous list").
+    /// Returns the manifest and the households now on the lists.
+    pub async fn make_day(
+        &self,
+        engine: &crate::engine::Engine,
+        out: &Path,
+        cutoff_ms: i64,
+        previous: &HashSet<String>,
+    ) -> Result<(Manifest, HashSet<String>), ListError> {
+        let assessments = engine.assess_all().await?;
+        let candidates =
+            self.candidates(&assessments, |h| engine.alert_mark(h), previous, cutoff_ms)?;
+        let ranked = self.rank(candidates).await?;
+        let manifest = self.write(
+            out,
+            self.list_day_at(cutoff_ms),
+            &ranked,
+            crate::run::wall_clock_ms(),
+        )?;
+        let mut on_list = HashSet::new();
+        for batch in &ranked {
+            if let Some(col) = batch.column_by_name("household_id") {
+                let col = arrow::compute::cast(col, &DataType::Utf8)?;
+                on_list.extend(
+                    arrow::array::AsArray::as_string::<i32>(&col)
+                        .iter()
+                        .flatten()
+                        .map(String::from),
+                );
+            }
+        }
+        Ok((manifest, on_list))
+    }
+
+    /// Households on the lists written for `date`, read back from its
+    /// Parquet files (empty when that day has no lists).
+    pub fn households_on(&self, out: &Path, date: NaiveDate) -> HashSet<String> {
+        write::households_on(out, date)
+    }
+}
+
+#[cfg(test)]
+mod tests;

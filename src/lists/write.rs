@@ -1,0 +1,296 @@
+//! Writing one day of lists: CSV with BOM, Parquet and a manifest.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::datatypes::DataType;
+use chrono::NaiveDate;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{DailyLists, ListError};
+
+/// Columns of a list file, in order: (SQL column, CSV header in Korean and
+/// English). The Parquet file has the SQL column names.
+const COLUMNS: [(&str, &str); 13] = [
+    ("rank", "순위 rank"),
+    ("household_id", "가구ID household_id"),
+    ("priority", "우선순위 priority"),
+    ("score", "점수 score"),
+    ("categories", "위기유형 categories"),
+    ("reasons_ko", "사유"),
+    ("reasons_en", "reasons"),
+    ("first_signal_date", "최초신호일 first_signal_date"),
+    ("last_signal_date", "최근신호일 last_signal_date"),
+    (
+        "days_since_first_signal",
+        "최초신호후경과일 days_since_first_signal",
+    ),
+    ("new_since_previous_list", "신규 new_since_previous_list"),
+    ("times_alerted_before", "기존알림횟수 times_alerted_before"),
+    ("dong_code", "행정동코드 dong_code"),
+];
+
+/// One file written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name within the day's folder.
+    pub file: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+}
+
+/// One dong's list of the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFile {
+    /// Dong code, or `unassigned`.
+    pub list: String,
+    /// Korean name.
+    pub name_ko: String,
+    /// English name.
+    pub name_en: String,
+    /// Households on the list.
+    pub households: usize,
+    /// Of which P1.
+    pub p1: usize,
+    /// Of which P2.
+    pub p2: usize,
+    /// Of which P3.
+    pub p3: usize,
+    /// Of which new since the previous list.
+    pub new: usize,
+    /// The CSV file.
+    pub csv: FileEntry,
+    /// The Parquet file.
+    pub parquet: FileEntry,
+}
+
+/// `manifest.json` of one day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// List day (local date of the cut-off).
+    pub date: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// When the files were written (RFC 3339).
+    pub written_at: String,
+    /// Households on all lists.
+    pub households: usize,
+    /// Every list, served dongs first, `unassigned` last.
+    pub lists: Vec<ListFile>,
+    /// Folder of the day.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+fn io(dir: &Path) -> impl Fn(std::io::Error) -> ListError + '_ {
+    move |source| ListError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    }
+}
+
+pub(super) fn write_day(
+    lists: &DailyLists,
+    out: &Path,
+    date: NaiveDate,
+    ranked: &[RecordBatch],
+    now_ms: i64,
+) -> Result<Manifest, ListError> {
+    let root = out.join("lists");
+    let final_dir = root.join(date.to_string());
+    let tmp_dir = root.join(format!(".{date}.tmp"));
+    let _ = fs::remove_dir_all(&tmp_dir);
+    fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
+
+    let all = match ranked.first() {
+        Some(first) => concat_batches(&first.schema(), ranked)?,
+        None => return Err(ListError::Contract("list_dong".into())),
+    };
+    let list_dong = cast(
+        all.column_by_name("list_dong")
+            .ok_or_else(|| ListError::Contract("list_dong".into()))?,
+        &DataType::Utf8,
+    )?;
+    let list_dong = list_dong.as_string::<i32>();
+
+    let mut targets: Vec<(String, String, String)> = lists
+        .dongs
+        .iter()
+        .map(|d| (d.dong_code.clone(), d.name_ko.clone(), d.name_en.clone()))
+        .collect();
+    targets.push((
+        "unassigned".into(),
+        "미배정 (시 통합조사팀)".into(),
+        "unassigned (city team)".into(),
+    ));
+
+    let mut files = Vec::new();
+    let mut total = 0;
+    for (code, name_ko, name_en) in targets {
+        let mask: BooleanArray = list_dong
+            .iter()
+            .map(|v| Some(v == Some(code.as_str())))
+            .collect();
+        let batch = filter_record_batch(&all, &mask)?;
+        let csv_name = format!("{code}.csv");
+        let parquet_name = format!("{code}.parquet");
+        write_csv(&tmp_dir.join(&csv_name), &batch).map_err(io(&tmp_dir))?;
+        write_parquet(&tmp_dir.join(&parquet_name), &batch, &tmp_dir)?;
+        let count = |p: &str| count_eq(&batch, "priority", p);
+        let new = batch
+            .column_by_name("new_since_previous_list")
+            .map(|c| c.as_boolean().true_count())
+            .unwrap_or(0);
+        total += batch.num_rows();
+        files.push(ListFile {
+            list: code,
+            name_ko,
+            name_en,
+            households: batch.num_rows(),
+            p1: count("P1"),
+            p2: count("P2"),
+            p3: count("P3"),
+            new,
+            csv: entry(&tmp_dir, &csv_name)?,
+            parquet: entry(&tmp_dir, &parquet_name)?,
+        });
+    }
+    let manifest = Manifest {
+        date: date.to_string(),
+        pipeline: lists.pipeline.clone(),
+        written_at: crate::alert::rfc3339(now_ms),
+        households: total,
+        lists: files,
+        dir: final_dir.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(&tmp_dir)(e.into()))?;
+    fs::write(tmp_dir.join("manifest.json"), json).map_err(io(&tmp_dir))?;
+    // Swap the finished day in at once: readers never see half a day.
+    let _ = fs::remove_dir_all(&final_dir);
+    fs::rename(&tmp_dir, &final_dir).map_err(io(&root))?;
+    Ok(manifest)
+}
+
+fn count_eq(batch: &RecordBatch, column: &str, value: &str) -> usize {
+    batch
+        .column_by_name(column)
+        .and_then(|c| cast(c, &DataType::Utf8).ok())
+        .map(|c| {
+            c.as_string::<i32>()
+                .iter()
+                .filter(|v| *v == Some(value))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn entry(dir: &Path, name: &str) -> Result<FileEntry, ListError> {
+    let bytes = fs::read(dir.join(name)).map_err(io(dir))?;
+    Ok(FileEntry {
+        file: name.into(),
+        bytes: bytes.len() as u64,
+        sha256: format!("{:x}", Sha256::digest(&bytes)),
+    })
+}
+
+/// RFC 4180 quoting: quote a field that holds a comma, quote or line break.
+fn csv_field(out: &mut String, value: &str) {
+    if value.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+fn write_csv(path: &Path, batch: &RecordBatch) -> std::io::Result<()> {
+    let mut text = String::from("\u{feff}");
+    for (i, (_, header)) in COLUMNS.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        csv_field(&mut text, header);
+    }
+    text.push_str("\r\n");
+    let columns: Vec<Option<arrow::array::ArrayRef>> = COLUMNS
+        .iter()
+        .map(|(name, _)| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| cast(c, &DataType::Utf8).ok())
+        })
+        .collect();
+    for row in 0..batch.num_rows() {
+        for (i, col) in columns.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            if let Some(col) = col {
+                let col = col.as_string::<i32>();
+                if col.is_valid(row) {
+                    let v = col.value(row);
+                    // Excel reads "true"/"false" fine, but Y/N is what offices use.
+                    let v = match (COLUMNS[i].0, v) {
+                        ("new_since_previous_list", "true") => "Y",
+                        ("new_since_previous_list", "false") => "N",
+                        _ => v,
+                    };
+                    csv_field(&mut text, v);
+                }
+            }
+        }
+        text.push_str("\r\n");
+    }
+    let mut f = fs::File::create(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch, dir: &Path) -> Result<(), ListError> {
+    let file = fs::File::create(path).map_err(io(dir))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None)?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(())
+}
+
+pub(super) fn households_on(out: &Path, date: NaiveDate) -> HashSet<String> {
+    let mut set = HashSet::new();
+    let dir = out.join("lists").join(date.to_string());
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return set;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
+            continue;
+        }
+        let Ok(file) = fs::File::open(&path) else {
+            continue;
+        };
+        let Ok(reader) = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build())
+        else {
+            tracing::warn!(file = %path.display(), "cannot read the previous list; its households count as new");
+            continue;
+        };
+        for batch in reader.flatten() {
+            if let Some(col) = batch
+                .column_by_name("household_id")
+                .and_then(|c| cast(c, &DataType::Utf8).ok())
+            {
+                set.extend(col.as_string::<i32>().iter().flatten().map(String::from));
+            }
+        }
+    }
+    set
+}

@@ -1,0 +1,155 @@
+//! `sagak demo` end to end on a short synthetic span, and the project's
+//! schemas against what the generator and the engine produce.
+
+use std::collections::BTreeMap;
+
+use sagak::demo::{run_demo, DemoConfig};
+use sagak::generate::{generate, Expect, GeneratorConfig};
+use sagak::metrics::Metrics;
+
+use crate::support::default_spec;
+
+fn short_city() -> GeneratorConfig {
+    GeneratorConfig {
+        households: 3_000,
+        days: 150,
+        // more bad input than the default, so every class shows up in a short run
+        malformed_share: 0.02,
+        late_share: 0.01,
+        crisis_share: 0.04,
+        ..GeneratorConfig::default()
+    }
+}
+
+fn schema(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&value)
+        .unwrap_or_else(|e| panic!("{path} is a valid JSON Schema: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
+    let out = tempfile::tempdir().unwrap();
+    let spec = default_spec();
+    let cfg = DemoConfig {
+        generator: short_city(),
+        out_dir: out.path().to_path_buf(),
+        batch_minutes: 720,
+    };
+    let generated = generate(&cfg.generator);
+    let summary = run_demo(&spec, &cfg, Metrics::new(&spec))
+        .await
+        .expect("demo runs");
+
+    let total: usize = summary.signals_in.values().sum();
+    assert_eq!(total, generated.messages.len(), "every message went in");
+    let rejected: usize = summary.rejected.values().sum();
+    assert_eq!(
+        summary.accepted + summary.duplicates + rejected,
+        total,
+        "every message accounted for"
+    );
+    assert_eq!(
+        summary.rejected, summary.rejects_planted,
+        "each planted bad message rejected with its class"
+    );
+    assert!(
+        summary.rejected.contains_key("late")
+            && summary
+                .rejected
+                .contains_key("resident_registration_number")
+    );
+    let dups = generated
+        .messages
+        .iter()
+        .filter(|m| m.expect == Expect::Duplicate)
+        .count();
+    assert_eq!(summary.duplicates, dups);
+
+    let d = &summary.detection;
+    assert_eq!(d.planted, generated.planted.len());
+    assert!(d.planted >= 60, "{d:?}");
+    assert!(
+        d.found as f64 >= 0.95 * d.planted as f64,
+        "found {} of {}",
+        d.found,
+        d.planted
+    );
+    let p1 = d.by_priority.get("P1").copied().unwrap_or(0);
+    assert!(
+        p1 as f64 >= 0.9 * d.planted as f64,
+        "P1 for {p1} of {}",
+        d.planted
+    );
+    let to_p1 = d.median_days_to_p1.expect("some reached P1");
+    assert!(
+        (30.0..60.0).contains(&to_p1),
+        "P1 is reached once the third category qualifies: {to_p1}"
+    );
+
+    assert!(
+        (140..=151).contains(&summary.list_days),
+        "a list every simulated day: {}",
+        summary.list_days
+    );
+    let text = summary.render();
+    assert!(text.contains("not a\nclaim about accuracy"), "{text}");
+    for f in ["alerts.ndjson", "dead-letters.ndjson", "summary.json"] {
+        assert!(out.path().join(f).exists(), "{f}");
+    }
+    let manifest = out
+        .path()
+        .join(format!("lists/{}/manifest.json", summary.last_list_date));
+    assert!(manifest.exists(), "{}", manifest.display());
+
+    let alert_schema = schema("schemas/alert.schema.json");
+    let alerts = std::fs::read_to_string(out.path().join("alerts.ndjson")).unwrap();
+    let mut per_priority = BTreeMap::new();
+    for line in alerts.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Err(e) = alert_schema.validate(&v) {
+            panic!("alert breaks schemas/alert.schema.json: {e}\n{line}");
+        }
+        *per_priority
+            .entry(v["priority"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    let emitted: BTreeMap<String, usize> = summary.alerts_by_priority.clone();
+    assert_eq!(per_priority, emitted);
+}
+
+#[test]
+fn generated_signals_pass_the_signal_schemas() {
+    let schemas: BTreeMap<&str, jsonschema::Validator> =
+        ["utility-arrears", "job-loss", "health-insurance"]
+            .into_iter()
+            .map(|f| (f, schema(&format!("schemas/signals/{f}.schema.json"))))
+            .collect();
+    let generated = generate(&GeneratorConfig {
+        households: 2_000,
+        days: 160,
+        ..GeneratorConfig::default()
+    });
+    let (mut valid, mut invalid) = (0, 0);
+    for m in &generated.messages {
+        let value: Option<serde_json::Value> = serde_json::from_slice(&m.payload).ok();
+        let passes = value.as_ref().is_some_and(|v| schemas[m.feed].is_valid(v));
+        match m.expect {
+            Expect::Valid | Expect::Duplicate => {
+                assert!(
+                    passes,
+                    "valid message fails its schema: {}",
+                    String::from_utf8_lossy(&m.payload)
+                );
+                valid += 1;
+            }
+            Expect::Reject(_) => invalid += usize::from(!passes),
+        }
+    }
+    assert!(valid > 1_000);
+    assert!(invalid > 0, "malformed messages also fail the schemas");
+}
