@@ -27,13 +27,13 @@ const MAGIC: &str = "sagak-checkpoint";
 pub enum CheckpointError {
     /// The state directory could not be used.
     #[error(
-        "cannot use state directory {dir}: {source}. Check `engine.state_dir` and its permissions"
+        "cannot use state directory {dir}: {error}. Check `engine.state_dir` and its permissions"
     )]
     Io {
         /// The directory.
         dir: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The state could not be encoded.
     #[error("cannot encode the state snapshot: {0}")]
@@ -105,9 +105,9 @@ pub struct CheckpointStore {
 impl CheckpointStore {
     /// Opens (creating) `dir`, keeping the newest `keep` snapshots.
     pub fn open(dir: &Path, keep: usize) -> Result<Self, CheckpointError> {
-        fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+        fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
             dir: dir.to_path_buf(),
-            source,
+            error,
         })?;
         Ok(CheckpointStore {
             dir: dir.to_path_buf(),
@@ -115,10 +115,10 @@ impl CheckpointStore {
         })
     }
 
-    fn io(&self, source: std::io::Error) -> CheckpointError {
+    fn io(&self, error: std::io::Error) -> CheckpointError {
         CheckpointError::Io {
             dir: self.dir.clone(),
-            source,
+            error,
         }
     }
 

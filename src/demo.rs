@@ -31,12 +31,12 @@ pub enum DemoError {
     #[error(transparent)]
     Lists(#[from] crate::lists::ListError),
     /// Writing outputs failed.
-    #[error("cannot write demo output under {dir}: {source}")]
+    #[error("cannot write demo output under {dir}: {error}")]
     Io {
         /// Output directory.
         dir: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -116,9 +116,9 @@ pub async fn run_demo(
     cfg: &DemoConfig,
     metrics: Metrics,
 ) -> Result<DemoSummary, DemoError> {
-    let io = |source| DemoError::Io {
+    let io = |error| DemoError::Io {
         dir: cfg.out_dir.clone(),
-        source,
+        error,
     };
     fs::create_dir_all(&cfg.out_dir).map_err(io)?;
     let generated = generate(&cfg.generator);

@@ -119,7 +119,17 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sagak: {e:#}");
+            // The chain of causes, without repeating a cause its parent's
+            // message already quotes.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    msg.push_str(": ");
+                    msg.push_str(&text);
+                }
+            }
+            eprintln!("sagak: {msg}");
             ExitCode::FAILURE
         }
     }

@@ -53,12 +53,12 @@ pub enum ListError {
     #[error("building the list tables failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     /// Writing a file failed.
-    #[error("cannot write lists under {dir}: {source}. Check the output directory and free space")]
+    #[error("cannot write lists under {dir}: {error}. Check the output directory and free space")]
     Io {
         /// Directory being written.
         dir: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Writing Parquet failed.
     #[error("cannot write Parquet: {0}")]

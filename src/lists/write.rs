@@ -92,9 +92,9 @@ pub struct Manifest {
 }
 
 fn io(dir: &Path) -> impl Fn(std::io::Error) -> ListError + '_ {
-    move |source| ListError::Io {
+    move |error| ListError::Io {
         dir: dir.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -23,12 +23,12 @@ pub const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// The file could not be read.
-    #[error("cannot read pipeline file {path}: {source}. Check `pipeline.dir` in sagak.toml points at a folder holding pipeline.toml")]
+    #[error("cannot read pipeline file {path}: {error}. Check `pipeline.dir` in sagak.toml points at a folder holding pipeline.toml")]
     Read {
         /// The file that failed.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML does not parse or has wrong or unknown keys.
     #[error("{path} is not a valid pipeline: {message}")]
@@ -407,9 +407,9 @@ fn parse_dongs(text: &str, path: &Path) -> Result<Vec<Dong>, PipelineError> {
 }
 
 fn read(path: &Path) -> Result<String, PipelineError> {
-    std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+    std::fs::read_to_string(path).map_err(|error| PipelineError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

@@ -50,11 +50,9 @@ fn check_config_fails_naming_the_bad_key() {
 fn a_broken_pipeline_stops_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
-    std::fs::copy(
-        pipeline.join("pipeline.toml"),
-        dir.path().join("pipeline.toml"),
-    )
-    .unwrap();
+    for f in ["pipeline.toml", "dongs.csv", "lists.sql"] {
+        std::fs::copy(pipeline.join(f), dir.path().join(f)).unwrap();
+    }
     std::fs::write(
         dir.path().join("score.sql"),
         "SELECT household_id FROM signals",
