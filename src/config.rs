@@ -156,6 +156,29 @@ impl Default for ListSettings {
     }
 }
 
+/// The operations HTTP endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Serve `/metrics`, `/healthz`, `/readyz` and the dashboard.
+    pub enabled: bool,
+    /// Address to listen on; `0.0.0.0:9464` for Prometheus on another host.
+    pub listen: String,
+    /// Bearer token for the dashboard (it shows household ids); empty turns
+    /// the dashboard off. Set it by environment: SAGAK__HTTP__TOKEN.
+    pub token: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            enabled: true,
+            listen: "127.0.0.1:9464".into(),
+            token: String::new(),
+        }
+    }
+}
+
 /// All settings of a sagak process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -170,6 +193,8 @@ pub struct Settings {
     pub engine: EngineSettings,
     /// Daily lists.
     pub lists: ListSettings,
+    /// Operations endpoints.
+    pub http: HttpSettings,
 }
 
 impl Settings {
@@ -261,6 +286,12 @@ impl Settings {
             return invalid(
                 "engine.checkpoint_interval_ms",
                 "must be at least 100 (milliseconds)",
+            );
+        }
+        if self.http.enabled && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(
+                "http.listen",
+                "must be an address like 127.0.0.1:9464 or 0.0.0.0:9464",
             );
         }
         if self.engine.keep_checkpoints == 0 {

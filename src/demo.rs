@@ -17,7 +17,7 @@ use crate::decode::RejectClass;
 use crate::engine::{Engine, InputMessage};
 use crate::generate::{generate, Expect, GeneratorConfig};
 use crate::lists::DailyLists;
-use crate::metrics::Metrics;
+use crate::ops::OpsState;
 use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::Priority;
 
@@ -114,7 +114,7 @@ fn median_and_p90(mut v: Vec<f64>) -> (Option<f64>, Option<f64>) {
 pub async fn run_demo(
     spec: &PipelineSpec,
     cfg: &DemoConfig,
-    metrics: Metrics,
+    ops: &OpsState,
 ) -> Result<DemoSummary, DemoError> {
     let io = |error| DemoError::Io {
         dir: cfg.out_dir.clone(),
@@ -122,7 +122,7 @@ pub async fn run_demo(
     };
     fs::create_dir_all(&cfg.out_dir).map_err(io)?;
     let generated = generate(&cfg.generator);
-    let mut engine = Engine::new(spec, metrics);
+    let mut engine = Engine::new(spec, ops.metrics.clone());
     engine.start().await?;
     let lists = DailyLists::new(spec)?;
     let feed_topic: HashMap<&str, (u16, String)> = spec
@@ -219,6 +219,7 @@ pub async fn run_demo(
             });
             writeln!(dlq_out, "{line}").map_err(io)?;
         }
+        ops.live.record(&result.alerts);
         for a in &result.alerts {
             record_alert(
                 a,

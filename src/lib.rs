@@ -29,6 +29,7 @@ pub mod generate;
 pub mod hash;
 pub mod lists;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod run;
 pub mod score;

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use sagak::config::Settings;
 use sagak::metrics::Metrics;
+use sagak::ops::OpsState;
+use std::sync::Arc;
 
 /// sagak: finds households in crisis from agency signals on Kafka and sends
 /// prioritized, explained alerts to the dong welfare offices.
@@ -74,6 +76,10 @@ enum Command {
         /// Where the outputs go.
         #[arg(long, default_value = "sagak-out")]
         out: PathBuf,
+        /// Serve /metrics and the dashboard (http.listen, http.token) during
+        /// the run and keep serving after it until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
     /// Generate synthetic signals to Kafka (keyed by household) or NDJSON.
     Generate {
@@ -140,7 +146,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     let spec = settings.pipeline()?;
     match cli.command {
         Command::CheckConfig => {
-            let text = toml::to_string_pretty(&settings).context("printing the settings")?;
+            let text =
+                toml::to_string_pretty(&redacted(&settings)).context("printing the settings")?;
             println!("# effective settings (file + SAGAK__ environment)\n{text}");
             println!(
                 "# pipeline `{}` version {} from {}",
@@ -161,10 +168,17 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             println!("# scoring SQL plans and returns every column of the contract: OK");
             Ok(())
         }
-        Command::Demo { synth, out } => {
+        Command::Demo { synth, out, serve } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            let token = Some(settings.http.token.clone());
+            let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), token, "demo"));
+            let server = if serve {
+                runtime.block_on(start_http(&settings, ops.clone()))?
+            } else {
+                None
+            };
             let cfg = sagak::demo::DemoConfig {
                 generator: synth.config(),
                 out_dir: out,
@@ -174,9 +188,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 "simulating {} households over {} days (seed {})...",
                 cfg.generator.households, cfg.generator.days, cfg.generator.seed
             );
-            let summary =
-                runtime.block_on(sagak::demo::run_demo(&spec, &cfg, Metrics::new(&spec)))?;
+            ops.health.set_ready();
+            ops.metrics.ready.set(1);
+            let summary = runtime.block_on(sagak::demo::run_demo(&spec, &cfg, &ops))?;
             print!("{}", summary.render());
+            if server.is_some() {
+                println!("\nstill serving the dashboard and /metrics; Ctrl-C to stop");
+                runtime.block_on(shutdown_signal());
+            }
             Ok(())
         }
         Command::Generate {
@@ -255,12 +274,69 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let metrics = Metrics::new(&spec);
-                sagak::run::run(&settings, &spec, metrics, shutdown_signal()).await?;
+                let token = Some(settings.http.token.clone());
+                let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), token, "kafka"));
+                let server = start_http(&settings, ops.clone()).await?;
+                sagak::run::run(&settings, &spec, ops, shutdown_signal()).await?;
+                if let Some(server) = server {
+                    server.abort();
+                }
                 Ok(())
             })
         }
     }
+}
+
+/// Starts the operations endpoints when `http.enabled`.
+async fn start_http(
+    settings: &Settings,
+    ops: Arc<OpsState>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !settings.http.enabled {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on http.listen = {}; pick a free address",
+                settings.http.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, dashboard = ops.token.is_some(), "serving /metrics, /healthz, /readyz and /dashboard");
+    if ops.token.is_none() {
+        tracing::warn!("the dashboard is off: set SAGAK__HTTP__TOKEN to turn it on");
+    }
+    Ok(Some(tokio::spawn(sagak::ops::http::serve(
+        listener,
+        ops,
+        std::future::pending(),
+    ))))
+}
+
+/// Settings with secrets masked, for printing.
+fn redacted(settings: &Settings) -> Settings {
+    let mut s = settings.clone();
+    if !s.http.token.is_empty() {
+        s.http.token = "***".into();
+    }
+    for map in [
+        &mut s.kafka.properties,
+        &mut s.kafka.consumer,
+        &mut s.kafka.producer,
+    ] {
+        for (k, v) in map.iter_mut() {
+            if k.contains("password")
+                || k.contains("secret")
+                || k.contains("token")
+                || k.contains("key")
+            {
+                *v = "***".into();
+            }
+        }
+    }
+    s
 }
 
 /// Resolves on SIGINT or SIGTERM.

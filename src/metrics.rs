@@ -38,6 +38,12 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     /// Kafka client errors.
     pub kafka_errors: IntCounter,
+    /// Messages not yet consumed, per topic and partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Broker timestamp of a signal to its alert acknowledged.
+    pub event_to_alert: Histogram,
+    /// 1 while ready (see `/readyz`).
+    pub ready: IntGauge,
 }
 
 impl Metrics {
@@ -101,6 +107,43 @@ impl Metrics {
         for f in &spec.feeds {
             received.with_label_values(&[f.name.as_str()]);
         }
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "sagak_consumer_lag_messages",
+                "Messages not yet consumed, per input topic and partition.",
+            ),
+            &["topic", "partition"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(consumer_lag.clone()))
+            .expect("metric registered once");
+        let ready = IntGauge::new(
+            "sagak_ready",
+            "1 while the pipeline is ready (see /readyz).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(ready.clone()))
+            .expect("metric registered once");
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "sagak_build_info",
+                "Version of sagak and of the pipeline it runs; always 1.",
+            ),
+            &["version", "pipeline", "pipeline_version"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(build.clone()))
+            .expect("metric registered once");
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                spec.name.as_str(),
+                spec.version.as_str(),
+            ])
+            .set(1);
         for c in RejectClass::ALL {
             rejected.with_label_values(&[c.as_str()]);
         }
@@ -140,6 +183,13 @@ impl Metrics {
                 "sagak_kafka_errors_total",
                 "Errors reported by the Kafka client.",
             ),
+            consumer_lag,
+            event_to_alert: histogram(
+                "sagak_event_to_alert_seconds",
+                "From the broker timestamp of the signal that completed an alert to the alert acknowledged by the broker.",
+                vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
+            ),
+            ready,
             registry,
         }
     }

@@ -16,6 +16,7 @@
 //! may re-send an alert with the same `alert_id` but never loses one.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -25,11 +26,11 @@ use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::config::Settings;
 use crate::engine::{Engine, InputMessage};
 use crate::lists::DailyLists;
-use crate::metrics::Metrics;
+use crate::ops::OpsState;
 use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::ScoreError;
 use crate::sink::kafka::KafkaSink;
-use crate::source::kafka::{self as source, OffsetTracker, TopicFeeds};
+use crate::source::kafka::{self as source, OffsetTracker, SourceConsumer, TopicFeeds};
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +64,10 @@ pub struct RunSummary {
 pub async fn run(
     settings: &Settings,
     spec: &PipelineSpec,
-    metrics: Metrics,
+    ops: Arc<OpsState>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, RunError> {
+    let metrics = ops.metrics.clone();
     let mut engine = Engine::new(spec, metrics.clone());
     engine.start().await?;
     let inputs = settings.input_topics(spec);
@@ -78,7 +80,7 @@ pub async fn run(
 
     let store =
         CheckpointStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)?;
-    let consumer = source::consumer(&settings.kafka)?;
+    let consumer = source::consumer(&settings.kafka, metrics.consumer_lag.clone())?;
     let mut offsets = OffsetTracker::default();
     if let Some(snapshot) = store.load_newest()? {
         let (state, snap_offsets) = snapshot.into_state();
@@ -110,6 +112,8 @@ pub async fn run(
         settings.engine.checkpoint_interval_ms,
     ));
     checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut observe_tick = tokio::time::interval(Duration::from_secs(1));
+    observe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buffer: Vec<InputMessage> = Vec::with_capacity(settings.engine.max_batch);
     let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut summary = RunSummary::default();
@@ -134,7 +138,7 @@ pub async fn run(
             biased;
             _ = &mut shutdown => break,
             _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => {
-                flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+                flush(&mut engine, &sink, &ops, &mut buffer, &mut offsets, &mut summary).await?;
                 batch_deadline = None;
                 dirty = true;
                 if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
@@ -143,9 +147,12 @@ pub async fn run(
                 }
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
-                flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+                flush(&mut engine, &sink, &ops, &mut buffer, &mut offsets, &mut summary).await?;
                 batch_deadline = None;
                 dirty = true;
+            }
+            _ = observe_tick.tick() => {
+                observe_consumer(&consumer, &ops);
             }
             _ = checkpoint_tick.tick() => {
                 if dirty {
@@ -156,19 +163,25 @@ pub async fn run(
             }
             received = consumer.recv() => match received {
                 Ok(m) => {
+                    if ops.health.status().is_err() {
+                        ops.health.set_ready();
+                        metrics.ready.set(1);
+                    }
                     buffer.push(feeds.input(&m));
                     summary.messages += 1;
                     if batch_deadline.is_none() {
                         batch_deadline = Some(tokio::time::Instant::now() + flush_every);
                     }
                     if buffer.len() >= settings.engine.max_batch {
-                        flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+                        flush(&mut engine, &sink, &ops, &mut buffer, &mut offsets, &mut summary).await?;
                         batch_deadline = None;
                         dirty = true;
                     }
                 }
                 Err(e) => {
                     metrics.kafka_errors.inc();
+                    ops.health.set_not_ready(&format!("Kafka consumer error: {e}"));
+                    metrics.ready.set(0);
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -177,7 +190,15 @@ pub async fn run(
     }
 
     tracing::info!("shutting down: finishing the batch in flight");
-    flush(&mut engine, &sink, &mut buffer, &mut offsets, &mut summary).await?;
+    flush(
+        &mut engine,
+        &sink,
+        &ops,
+        &mut buffer,
+        &mut offsets,
+        &mut summary,
+    )
+    .await?;
     checkpoint(
         &mut engine,
         &store,
@@ -195,6 +216,7 @@ pub async fn run(
 async fn flush(
     engine: &mut Engine,
     sink: &KafkaSink,
+    ops: &OpsState,
     buffer: &mut Vec<InputMessage>,
     offsets: &mut OffsetTracker,
     summary: &mut RunSummary,
@@ -205,6 +227,26 @@ async fn flush(
     let started = Instant::now();
     let result = engine.process_batch(buffer, wall_clock_ms()).await?;
     sink.deliver(&result.alerts, &result.rejects, buffer).await;
+    if !result.alerts.is_empty() {
+        // Latency of an alert: from the broker timestamp of the household's
+        // newest message in the batch to now, when the broker has acked it.
+        let acked = wall_clock_ms();
+        let mut newest: std::collections::HashMap<&[u8], i64> = std::collections::HashMap::new();
+        for m in buffer.iter() {
+            if let (Some(k), Some(t)) = (m.key.as_deref(), m.timestamp_ms) {
+                let e = newest.entry(k).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        for a in &result.alerts {
+            if let Some(t) = newest.get(a.household_id.as_bytes()) {
+                ops.metrics
+                    .event_to_alert
+                    .observe((acked - t).max(0) as f64 / 1000.0);
+            }
+        }
+        ops.live.record(&result.alerts);
+    }
     offsets.advance(buffer);
     summary.alerts += result.alerts.len() as u64;
     summary.rejected += result.rejects.len() as u64;
@@ -217,6 +259,28 @@ async fn flush(
     );
     buffer.clear();
     Ok(())
+}
+
+/// Readiness: partitions assigned and a broker reachable.
+fn observe_consumer(consumer: &SourceConsumer, ops: &OpsState) {
+    let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+    let problem = if assigned == 0 {
+        Some("no partitions assigned yet (joining the consumer group)")
+    } else if !consumer.context().broker_up() {
+        Some("no broker reachable (librdkafka reports every broker down)")
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => {
+            ops.health.set_not_ready(reason);
+            ops.metrics.ready.set(0);
+        }
+        None => {
+            ops.health.set_ready();
+            ops.metrics.ready.set(1);
+        }
+    }
 }
 
 async fn write_daily_lists(
@@ -245,7 +309,7 @@ fn checkpoint(
     engine: &mut Engine,
     store: &CheckpointStore,
     offsets: &OffsetTracker,
-    consumer: &rdkafka::consumer::StreamConsumer,
+    consumer: &SourceConsumer,
     spec: &PipelineSpec,
     mode: CommitMode,
 ) -> Result<(), RunError> {

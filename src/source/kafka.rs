@@ -5,11 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus::IntGaugeVec;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::checkpoint::PartitionOffset;
@@ -26,11 +30,49 @@ pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) ->
     cfg
 }
 
+/// The consumer's context: turns librdkafka's statistics into the lag
+/// gauge and a broker-reachable flag for readiness.
+pub struct SourceContext {
+    lag: IntGaugeVec,
+    broker_up: AtomicBool,
+}
+
+impl SourceContext {
+    /// True when librdkafka's last statistics saw a broker in state UP.
+    pub fn broker_up(&self) -> bool {
+        self.broker_up.load(Ordering::Relaxed)
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, stats: Statistics) {
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        self.broker_up.store(up, Ordering::Relaxed);
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; lag -1 = unknown
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
+/// The Kafka consumer sagak uses.
+pub type SourceConsumer = StreamConsumer<SourceContext>;
+
 /// Creates the consumer: manual offset commits only (sagak commits after a
 /// checkpoint), reading from the earliest offset when the group has none.
-pub fn consumer(kafka: &KafkaSettings) -> Result<StreamConsumer, KafkaError> {
+/// Consumer lag (relative to the last commit) goes to `lag` every 5 s.
+pub fn consumer(kafka: &KafkaSettings, lag: IntGaugeVec) -> Result<SourceConsumer, KafkaError> {
     let mut cfg = ClientConfig::new();
     cfg.set("group.id", &kafka.group_id)
+        .set("statistics.interval.ms", "5000")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -38,7 +80,10 @@ pub fn consumer(kafka: &KafkaSettings) -> Result<StreamConsumer, KafkaError> {
     for (k, v) in client_config(kafka, &kafka.consumer).config_map() {
         cfg.set(k, v);
     }
-    cfg.create()
+    cfg.create_with_context(SourceContext {
+        lag,
+        broker_up: AtomicBool::new(true),
+    })
 }
 
 /// Creates the topics that do not exist yet. An existing topic is fine.
@@ -131,7 +176,7 @@ impl OffsetTracker {
     }
 
     /// Commits the offsets for the consumer's group.
-    pub fn commit(&self, consumer: &StreamConsumer, mode: CommitMode) -> Result<(), KafkaError> {
+    pub fn commit(&self, consumer: &SourceConsumer, mode: CommitMode) -> Result<(), KafkaError> {
         if self.next.is_empty() {
             return Ok(());
         }

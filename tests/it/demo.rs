@@ -41,9 +41,8 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
         batch_minutes: 720,
     };
     let generated = generate(&cfg.generator);
-    let summary = run_demo(&spec, &cfg, Metrics::new(&spec))
-        .await
-        .expect("demo runs");
+    let ops = sagak::ops::OpsState::new(&spec, Metrics::new(&spec), None, "demo");
+    let summary = run_demo(&spec, &cfg, &ops).await.expect("demo runs");
 
     let total: usize = summary.signals_in.values().sum();
     assert_eq!(total, generated.messages.len(), "every message went in");

@@ -6,4 +6,5 @@
 mod cli;
 mod demo;
 mod kafka_pipeline;
+mod ops;
 mod support;

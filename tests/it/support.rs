@@ -16,13 +16,18 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use sagak::config::Settings;
 use sagak::metrics::Metrics;
+use sagak::ops::OpsState;
 use sagak::pipeline::PipelineSpec;
 use sagak::run::RunSummary;
+use std::sync::Arc;
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// Dashboard token of the test pipelines.
+pub const TOKEN: &str = "test-token-4125";
 
 /// Address of the shared test broker, started on first use.
 pub fn broker() -> &'static str {
@@ -143,10 +148,16 @@ impl Scenario {
         let (stop, stopped) = oneshot::channel::<()>();
         let settings = self.settings.clone();
         let spec = self.spec.clone();
-        let metrics = Metrics::new(&spec);
-        let m = metrics.clone();
+        let ops = Arc::new(OpsState::new(
+            &spec,
+            Metrics::new(&spec),
+            Some(TOKEN.into()),
+            "kafka",
+        ));
+        let metrics = ops.metrics.clone();
+        let task_ops = ops.clone();
         let task = tokio::spawn(async move {
-            sagak::run::run(&settings, &spec, m, async {
+            sagak::run::run(&settings, &spec, task_ops, async {
                 let _ = stopped.await;
             })
             .await
@@ -156,6 +167,7 @@ impl Scenario {
             stop: Some(stop),
             task,
             metrics,
+            ops,
         }
     }
 
@@ -175,6 +187,7 @@ pub struct RunningPipeline {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<RunSummary, String>>,
     pub metrics: Metrics,
+    pub ops: Arc<OpsState>,
 }
 
 impl RunningPipeline {

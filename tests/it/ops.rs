@@ -1,0 +1,387 @@
+//! The operations view as city staff and the SRE use it: /metrics checked
+//! by promtool, health endpoints, and the dashboard in real headless Chromium.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sagak::metrics::Metrics;
+use sagak::ops::OpsState;
+
+use crate::support::*;
+
+/// Installs a Debian package when its binary is missing (the test setup the
+/// README promises); fails with a clear message when that is impossible.
+fn ensure_tool(binary: &str, package: &str) -> PathBuf {
+    let find = || {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {binary}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+    };
+    // apt holds one lock: tests that install run one at a time.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = find() {
+        return p;
+    }
+    let sudo = if unsafe_is_root() { "" } else { "sudo " };
+    let script = format!(
+        "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq --no-install-recommends {package}"
+    );
+    let status = Command::new("sh").args(["-c", &script]).status();
+    find().unwrap_or_else(|| {
+        panic!("{binary} is missing and `{script}` did not install it ({status:?})")
+    })
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A plain HTTP GET: (status, body).
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn serve(ops: Arc<OpsState>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sagak::ops::http::serve(
+        listener,
+        ops,
+        std::future::pending(),
+    ));
+    addr
+}
+
+fn metric(body: &str, line_start: &str) -> f64 {
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(line_start)
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_move_as_signals_flow() {
+    let promtool = ensure_tool("promtool", "prometheus");
+    let s = Scenario::new("metrics").await;
+    let pipeline = s.start();
+    let addr = serve(pipeline.ops.clone()).await;
+
+    let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/healthz", None))
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"alive"}"#));
+    let mut ready = (0, String::new());
+    for _ in 0..100 {
+        ready = tokio::task::spawn_blocking(move || get(addr, "/readyz", None))
+            .await
+            .unwrap();
+        if ready.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        ready.0, 200,
+        "ready once partitions are assigned: {}",
+        ready.1
+    );
+
+    let p = Producer::new();
+    let day = days_ago(4);
+    p.signal(
+        &s.topic("health-insurance"),
+        &health("h-1", "hh-m", &day, 6),
+    )
+    .await;
+    p.signal(&s.topic("job-loss"), &job_loss("j-1", "hh-m", &day))
+        .await;
+    p.send(&s.topic("job-loss"), Some(b"hh-m"), b"{oops").await;
+    pipeline
+        .wait_metric(
+            "sagak_alerts_emitted_total{dong=\"4125052000\",priority=\"P2\"}",
+            1.0,
+        )
+        .await;
+    pipeline.wait_metric("sagak_dlq_writes_total", 1.0).await;
+
+    // librdkafka reports lag with its statistics, every 5 s.
+    let mut scrape = (0, String::new());
+    for _ in 0..60 {
+        scrape = tokio::task::spawn_blocking(move || get(addr, "/metrics", None))
+            .await
+            .unwrap();
+        if scrape.1.contains("sagak_consumer_lag_messages{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (status, body) = scrape;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(&body, "sagak_signals_received_total{feed=\"job-loss\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&body, "sagak_signals_rejected_total{reason=\"not_json\"}"),
+        1.0
+    );
+    assert_eq!(metric(&body, "sagak_ready"), 1.0);
+    assert!(
+        metric(&body, "sagak_event_to_alert_seconds_count") >= 1.0,
+        "{body}"
+    );
+    assert!(
+        body.contains("sagak_consumer_lag_messages{partition="),
+        "lag per partition from librdkafka statistics: {body}"
+    );
+    assert!(body.contains("sagak_build_info{"), "{body}");
+    assert!(!body.contains("hh-m"), "no household id in metric labels");
+
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pipeline.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_explains_why_it_is_not_ready() {
+    let spec = default_spec();
+    let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), None, "kafka"));
+    ops.health
+        .set_not_ready("no partitions assigned yet (joining the consumer group)");
+    let addr = serve(ops).await;
+    let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/readyz", None))
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ready"], false);
+    assert!(v["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no partitions assigned"));
+    let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/dashboard", Some("x")))
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "no token configured: the dashboard is off");
+    assert!(body.contains("SAGAK__HTTP__TOKEN"));
+}
+
+fn chromium(args: &[&str]) -> String {
+    let browser = ensure_tool("chromium", "chromium");
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            "--hide-scrollbars",
+            "--virtual-time-budget=8000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_live_numbers_in_headless_chromium_and_needs_the_token() {
+    let s = Scenario::new("dash").await;
+    let pipeline = s.start();
+    let addr = serve(pipeline.ops.clone()).await;
+    let p = Producer::new();
+    let day = days_ago(6);
+    p.signal(
+        &s.topic("utility-arrears"),
+        &utility("u-1", "hh-dash", &day, "electricity", 4, true),
+    )
+    .await;
+    p.signal(
+        &s.topic("health-insurance"),
+        &health("h-1", "hh-dash", &day, 5),
+    )
+    .await;
+    for i in 0..3 {
+        p.signal(
+            &s.topic("job-loss"),
+            &job_loss(&format!("j-{i}"), &format!("hh-other-{i}"), &day),
+        )
+        .await;
+    }
+    pipeline
+        .wait_metric(
+            "sagak_alerts_emitted_total{dong=\"4125052000\",priority=\"P1\"}",
+            1.0,
+        )
+        .await;
+    pipeline
+        .wait_metric("sagak_signals_received_total{feed=\"job-loss\"}", 3.0)
+        .await;
+
+    let url = format!("http://{addr}/dashboard?token={TOKEN}");
+    let dom = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || chromium(&["--dump-dom", &url])
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("생연2동"), "Korean dong names: {dom}");
+    assert!(
+        dom.contains("hh-dash"),
+        "the P1 household is on the board: {dom}"
+    );
+    assert!(
+        dom.contains("건강보험료 5개월 체납"),
+        "with its reasons in Korean"
+    );
+    assert!(
+        dom.contains(r#"data-value="3""#),
+        "live job-loss count from the running pipeline: {dom}"
+    );
+    assert!(
+        dom.contains(r#"<span id="error"></span>"#),
+        "no fetch error: {dom}"
+    );
+
+    let shot = std::env::temp_dir().join(format!("sagak-dashboard-{}.png", std::process::id()));
+    let _ = std::fs::remove_file(&shot);
+    tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            chromium(&[
+                &format!("--screenshot={}", shot.display()),
+                "--window-size=1400,1000",
+                &url,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        png.len() > 20_000,
+        "a rendered page, not a blank one ({} bytes)",
+        png.len()
+    );
+
+    let refused = tokio::task::spawn_blocking(move || {
+        chromium(&["--dump-dom", &format!("http://{addr}/dashboard")])
+    })
+    .await
+    .unwrap();
+    assert!(refused.contains("bearer token is required"), "{refused}");
+    assert!(!refused.contains("hh-dash"));
+    let (status, _) =
+        tokio::task::spawn_blocking(move || get(addr, "/api/dashboard", Some("wrong")))
+            .await
+            .unwrap();
+    assert_eq!(status, 401);
+    pipeline.stop().await;
+}
+
+#[test]
+fn the_grafana_dashboard_and_scrape_config_use_only_exported_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("deploy/grafana/sagak-dashboard.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON parses");
+    let spec = default_spec();
+    let metrics = Metrics::new(&spec);
+    // Labelled series appear once they have a value.
+    metrics
+        .consumer_lag
+        .with_label_values(&["signals.job-loss", "0"])
+        .set(0);
+    metrics.watermark.with_label_values(&["job-loss"]).set(0);
+    metrics
+        .alerts
+        .with_label_values(&["P1", "4125052000"])
+        .inc();
+    let exported = metrics.render();
+    let mut used = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("sagak_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used += 1;
+                assert!(
+                    exported.contains(&format!("# TYPE {name} "))
+                        || exported.contains(&format!("\n{name}{{"))
+                        || exported.contains(&format!("\n{name} ")),
+                    "panel {:?} uses {name}, which sagak does not export",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    assert!(used >= 12);
+    let promtool = ensure_tool("promtool", "prometheus");
+    let status = Command::new(promtool)
+        .args(["check", "config"])
+        .arg(root.join("deploy/prometheus/prometheus.yml"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the example scrape config is valid");
+}
