@@ -45,6 +45,11 @@ pub struct KafkaSettings {
     pub create_topics: bool,
     /// Partitions of topics created by `create_topics`.
     pub partitions: i32,
+    /// Read every partition of the input topics without joining the
+    /// consumer group (offsets are still committed for the group). For a
+    /// single instance: a restart resumes at the snapshot's offsets at once,
+    /// with no rebalance to wait for.
+    pub static_assignment: bool,
     /// Any librdkafka property for both consumer and producer, e.g.
     /// `security.protocol`. In environment variables write `_` for `.`:
     /// `SAGAK__KAFKA__PROPERTIES__SECURITY_PROTOCOL=SASL_SSL`.
@@ -62,6 +67,7 @@ impl Default for KafkaSettings {
             group_id: "sagak".into(),
             create_topics: false,
             partitions: 4,
+            static_assignment: false,
             properties: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),

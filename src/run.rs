@@ -96,8 +96,12 @@ pub async fn run(
             tracing::warn!(error = %e, "could not commit the snapshot's offsets before joining the group");
         }
     }
-    let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    consumer.subscribe(&topic_refs)?;
+    if settings.kafka.static_assignment {
+        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &offsets))?;
+    } else {
+        let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs)?;
+    }
     let sink = KafkaSink::new(
         &settings.kafka,
         &settings.topics.alerts,
@@ -259,6 +263,33 @@ async fn flush(
     );
     buffer.clear();
     Ok(())
+}
+
+/// Static assignment: every partition of the input topics, from the
+/// snapshot's offset where it has one, else from the group's committed
+/// offset (or the earliest).
+fn assign_all(
+    consumer: &SourceConsumer,
+    inputs: &[String],
+    offsets: &OffsetTracker,
+) -> Result<(), KafkaError> {
+    let known = offsets.snapshot();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in inputs {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let offset = known
+                    .iter()
+                    .find(|o| &o.topic == topic && o.partition == p.id())
+                    .map_or(rdkafka::Offset::Stored, |o| {
+                        rdkafka::Offset::Offset(o.next_offset)
+                    });
+                tpl.add_partition_offset(topic, p.id(), offset)?;
+            }
+        }
+    }
+    consumer.assign(&tpl)
 }
 
 /// Readiness: partitions assigned and a broker reachable.

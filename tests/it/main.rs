@@ -5,6 +5,7 @@
 
 mod cli;
 mod demo;
+mod faults;
 mod kafka_pipeline;
 mod ops;
 mod support;

@@ -1,0 +1,260 @@
+//! sagak's benchmarks. Prints one JSON object per line per figure:
+//!
+//! ```sh
+//! cargo bench --bench pipeline                 # engine, parse-only, memory (1M, 5M), lists (1M)
+//! cargo bench --bench pipeline -- --national   # adds 23M households (memory and lists)
+//! cargo bench --bench pipeline -- --quick      # small sizes, to check the bench itself
+//! ```
+//!
+//! Targets (issue 5, for a 2-core machine) are printed beside each figure.
+
+use std::time::Instant;
+
+use sagak::engine::{Engine, InputMessage};
+use sagak::generate::{generate, GeneratorConfig};
+use sagak::lists::DailyLists;
+use sagak::metrics::Metrics;
+use sagak::pipeline::PipelineSpec;
+use serde::Deserialize;
+use serde_json::json;
+
+fn spec() -> PipelineSpec {
+    PipelineSpec::load(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/default").as_ref())
+        .expect("default pipeline")
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn emit(v: serde_json::Value) {
+    println!("{v}");
+}
+
+/// The wire structs, for the parse-only baseline.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct Common<'a> {
+    event_id: &'a str,
+    household_id: &'a str,
+    dong_code: &'a str,
+    observed_at: &'a str,
+    source: &'a str,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct AnySignal<'a> {
+    #[serde(borrow, flatten)]
+    common: Common<'a>,
+    utility: Option<&'a str>,
+    months_overdue: Option<i64>,
+    amount_krw: Option<i64>,
+    disconnected: Option<bool>,
+    person_id: Option<&'a str>,
+    kind: Option<&'a str>,
+    occurred_on: Option<&'a str>,
+}
+
+fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
+    generate(cfg)
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| InputMessage {
+            feed: spec.feed_index(m.feed).map(|f| f as u16),
+            topic: m.feed.to_string(),
+            partition: 0,
+            offset: i as i64,
+            key: m.key,
+            payload: Some(m.payload),
+            timestamp_ms: Some(m.arrival_ms),
+        })
+        .collect()
+}
+
+async fn engine_throughput(spec: &PipelineSpec, households: usize) {
+    let cfg = GeneratorConfig {
+        households,
+        days: 180,
+        ..GeneratorConfig::default()
+    };
+    let msgs = inputs(spec, &cfg);
+    let bytes: usize = msgs
+        .iter()
+        .map(|m| m.payload.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut engine = Engine::new(spec, Metrics::new(spec));
+    let started = Instant::now();
+    let mut alerts = 0;
+    for batch in msgs.chunks(10_000) {
+        let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
+        alerts += engine
+            .process_batch(batch, now)
+            .await
+            .expect("batch")
+            .alerts
+            .len();
+    }
+    let engine_s = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut parsed = 0usize;
+    for m in &msgs {
+        if let Some(p) = &m.payload {
+            if serde_json::from_slice::<AnySignal<'_>>(p).is_ok() {
+                parsed += 1;
+            }
+        }
+    }
+    let parse_s = started.elapsed().as_secs_f64();
+    let rate = msgs.len() as f64 / engine_s;
+    let parse_rate = msgs.len() as f64 / parse_s;
+    emit(json!({
+        "bench": "engine_throughput",
+        "messages": msgs.len(),
+        "mean_message_bytes": bytes / msgs.len().max(1),
+        "batch_size": 10_000,
+        "alerts": alerts,
+        "signals_per_s": rate.round(),
+        "parse_only_per_s": parse_rate.round(),
+        "parsed": parsed,
+        "ratio_to_parse_only": (rate / parse_rate * 1000.0).round() / 1000.0,
+        "target_signals_per_s": 2_000_000,
+        "target_ratio": 0.5,
+    }));
+}
+
+/// Builds the state of `households` households, each with a health and a
+/// utility signal (a realistic live state), then measures memory and the
+/// time to make every dong's list.
+async fn state_and_lists(spec: &PipelineSpec, households: usize) {
+    let mut engine = Engine::new(spec, Metrics::new(spec));
+    let health = spec.feed_index("health-insurance").map(|f| f as u16);
+    let utility = spec.feed_index("utility-arrears").map(|f| f as u16);
+    let dongs = [
+        "4125051000",
+        "4125052000",
+        "4125053500",
+        "4125055000",
+        "4125056500",
+        "4125056600",
+        "4125058000",
+        "4125060000",
+    ];
+    let now = 1_795_000_000_000i64;
+    let base = rss_bytes();
+    let started = Instant::now();
+    let chunk = 20_000;
+    let mut batch = Vec::with_capacity(chunk * 2);
+    for start in (0..households).step_by(chunk) {
+        batch.clear();
+        for n in start..(start + chunk).min(households) {
+            let hh = format!("kr-{n:09}");
+            let dong = dongs[n % dongs.len()];
+            let months = (n % 5) as i64;
+            let day = 1 + n % 27;
+            let h = format!(
+                r#"{{"event_id":"h{n}","household_id":"{hh}","dong_code":"{dong}","observed_at":"2026-10-{day:02}T09:00:00+09:00","source":"nhis","months_overdue":{months},"amount_krw":{}}}"#,
+                months * 210_000
+            );
+            let u = format!(
+                r#"{{"event_id":"u{n}","household_id":"{hh}","dong_code":"{dong}","observed_at":"2026-11-{day:02}T09:00:00+09:00","source":"kepco","utility":"gas","months_overdue":{},"amount_krw":90000,"disconnected":false}}"#,
+                (n % 4) as i64
+            );
+            for (feed, json) in [(health, h), (utility, u)] {
+                batch.push(InputMessage {
+                    feed,
+                    topic: String::new(),
+                    partition: 0,
+                    offset: 0,
+                    key: Some(hh.as_bytes().to_vec()),
+                    payload: Some(json.into_bytes()),
+                    timestamp_ms: Some(now),
+                });
+            }
+        }
+        engine.process_batch(&batch, now).await.expect("batch");
+    }
+    batch = Vec::new();
+    drop(batch);
+    let build_s = started.elapsed().as_secs_f64();
+    let rss = rss_bytes().saturating_sub(base);
+    emit(json!({
+        "bench": "memory_per_household",
+        "households": engine.households(),
+        "live_signals_per_household": 2,
+        "rss_growth_bytes": rss,
+        "bytes_per_household": rss / households.max(1) as u64,
+        "build_seconds": (build_s * 10.0).round() / 10.0,
+        "target_bytes_per_household": 120,
+    }));
+
+    let lists = DailyLists::new(spec).expect("lists");
+    let out = std::env::temp_dir().join(format!("sagak-bench-lists-{}", std::process::id()));
+    let started = Instant::now();
+    let (manifest, _) = lists
+        .make_day(&engine, &out, now + 86_400_000, &Default::default())
+        .await
+        .expect("lists");
+    let lists_s = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    emit(json!({
+        "bench": "daily_lists",
+        "households_in_state": engine.households(),
+        "households_listed": manifest.households,
+        "seconds": (lists_s * 100.0).round() / 100.0,
+        "target_seconds_for_23m": 10,
+    }));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let national = args.iter().any(|a| a == "--national");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let spec = spec();
+    // One state size per process, so memory freed by a smaller run does not
+    // hide the growth of a larger one.
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--one")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+    {
+        runtime.block_on(state_and_lists(&spec, n));
+        return;
+    }
+    emit(json!({
+        "bench": "machine",
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    }));
+    runtime.block_on(async {
+        engine_throughput(&spec, if quick { 20_000 } else { 1_000_000 }).await;
+        let sizes: Vec<usize> = if quick {
+            vec![50_000]
+        } else if national {
+            vec![1_000_000, 5_000_000, 23_000_000]
+        } else {
+            vec![1_000_000, 5_000_000]
+        };
+        let exe = std::env::current_exe().expect("bench executable");
+        for n in sizes {
+            let status = std::process::Command::new(&exe).args(["--one", &n.to_string()]).status();
+            if !status.is_ok_and(|s| s.success()) {
+                emit(json!({"bench": "memory_per_household", "households": n, "error": format!("{status:?}")}));
+            }
+        }
+    });
+}
