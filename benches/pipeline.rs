@@ -252,7 +252,7 @@ fn main() {
         let exe = std::env::current_exe().expect("bench executable");
         for n in sizes {
             let status = std::process::Command::new(&exe).args(["--one", &n.to_string()]).status();
-            if !status.is_ok_and(|s| s.success()) {
+            if !status.as_ref().is_ok_and(|s| s.success()) {
                 emit(json!({"bench": "memory_per_household", "households": n, "error": format!("{status:?}")}));
             }
         }
