@@ -295,24 +295,15 @@ impl Builder<'_> {
         }
     }
 
-    /// A copy sent far too late (or, sometimes, dated in the future).
+    /// A premium notice sent far too late, or, early in the span (before
+    /// the watermark can make anything late), dated in the future: a clock
+    /// error at the agency.
     fn late(&mut self, h: &Household, msg: &GeneratedMessage) {
-        let start_ms = self.start_ms();
-        if msg.arrival_ms - start_ms < 140 * DAY_MS {
-            // Dated in the future instead: a clock error at the agency.
-            let t = msg.arrival_ms + 3 * DAY_MS;
-            let common = self.common(h, t, "nhis");
-            let body = format!(r#"{{{common},"months_overdue":1,"amount_krw":100000}}"#);
-            self.out.push(GeneratedMessage {
-                feed: "health-insurance",
-                key: msg.key.clone(),
-                payload: body.into_bytes(),
-                arrival_ms: msg.arrival_ms,
-                expect: Expect::Reject(RejectClass::FutureEvent),
-            });
-            return;
-        }
-        let t = msg.arrival_ms - 130 * DAY_MS;
+        let (t, class) = if msg.arrival_ms - self.start_ms() < 140 * DAY_MS {
+            (msg.arrival_ms + 3 * DAY_MS, RejectClass::FutureEvent)
+        } else {
+            (msg.arrival_ms - 130 * DAY_MS, RejectClass::LateEvent)
+        };
         let common = self.common(h, t, "nhis");
         let body = format!(r#"{{{common},"months_overdue":2,"amount_krw":300000}}"#);
         self.out.push(GeneratedMessage {
@@ -320,7 +311,7 @@ impl Builder<'_> {
             key: msg.key.clone(),
             payload: body.into_bytes(),
             arrival_ms: msg.arrival_ms,
-            expect: Expect::Reject(RejectClass::LateEvent),
+            expect: Expect::Reject(class),
         });
     }
 

@@ -29,52 +29,94 @@ use tokio::task::JoinHandle;
 /// Dashboard token of the test pipelines.
 pub const TOKEN: &str = "test-token-4125";
 
-/// Address of the shared test broker, started on first use.
-pub fn broker() -> &'static str {
-    static ADDR: OnceLock<String> = OnceLock::new();
-    ADDR.get_or_init(|| {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port on loopback")
-            .port();
+/// A tansu broker running on its own runtime and thread.
+pub struct TestBroker {
+    pub addr: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestBroker {
+    /// Starts a broker on `port` (0: any free port) with `storage`
+    /// (`memory://tansu/`, or `sqlite://FILE` relative to the working
+    /// directory, which keeps topics and offsets across a restart).
+    pub fn start(port: u16, storage: &str) -> TestBroker {
+        let port = if port == 0 {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port on loopback")
+                .port()
+        } else {
+            port
+        };
         let url = url::Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
-        std::thread::Builder::new()
-            .name("tansu-broker".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("broker runtime");
-                rt.block_on(async move {
-                    let mut broker =
-                        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-                            .node_id(111)
-                            .cluster_id("sagak-tests")
-                            .incarnation_id(uuid::Uuid::new_v4())
-                            .advertised_listener(url.clone())
-                            .listener(url)
-                            .storage(url::Url::parse("memory://tansu/").expect("valid url"))
-                            .silent(true)
-                            .build()
-                            .await
-                            .expect("tansu broker builds");
-                    broker
-                        .serve(tokio::time::Instant::now())
-                        .await
-                        .expect("tansu broker serves");
-                });
-            })
-            .expect("broker thread");
+        let storage = url::Url::parse(storage).expect("valid storage url");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("broker runtime");
+        runtime.spawn(async move {
+            let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                .node_id(111)
+                .cluster_id("sagak-tests")
+                .incarnation_id(uuid::Uuid::new_v4())
+                .advertised_listener(url.clone())
+                .listener(url)
+                .storage(storage)
+                .silent(true)
+                .build()
+                .await
+                .expect("tansu broker builds");
+            broker
+                .serve(tokio::time::Instant::now())
+                .await
+                .expect("tansu broker serves");
+        });
         let addr = format!("127.0.0.1:{port}");
         for _ in 0..200 {
             if std::net::TcpStream::connect(&addr).is_ok() {
-                return addr;
+                return TestBroker {
+                    addr,
+                    runtime: Some(runtime),
+                };
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("tansu broker did not start listening on {addr}");
-    })
+    }
+
+    /// Stops the broker: its listener and connections close.
+    pub fn stop(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Called from async tests: shutting a runtime down blocks.
+            tokio::task::block_in_place(|| rt.shutdown_timeout(Duration::from_secs(2)));
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Address of the shared test broker (memory storage), started on first use.
+pub fn broker() -> &'static str {
+    static BROKER: OnceLock<TestBroker> = OnceLock::new();
+    &BROKER
+        .get_or_init(|| TestBroker::start(0, "memory://tansu/"))
+        .addr
 }
 
 /// A name no other test uses.
@@ -102,11 +144,17 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Fresh topics, group and state directory; topics are created.
+    /// Fresh topics, group and state directory on the shared broker.
     pub async fn new(name: &str) -> Scenario {
+        Scenario::on(name, broker()).await
+    }
+
+    /// Fresh topics, group and state directory on the broker at `addr`;
+    /// topics are created.
+    pub async fn on(name: &str, addr: &str) -> Scenario {
         let id = unique(name);
         let mut settings = Settings::default();
-        settings.kafka.brokers = broker().to_string();
+        settings.kafka.brokers = addr.to_string();
         settings.kafka.group_id = format!("{id}.sagak");
         settings.kafka.create_topics = true;
         settings.kafka.partitions = 4;
@@ -173,12 +221,17 @@ impl Scenario {
 
     /// A consumer of the alerts topic from its beginning.
     pub fn alerts(&self) -> Collector {
-        Collector::new(&self.settings.topics.alerts)
+        Collector::new(&self.settings.topics.alerts, &self.settings.kafka.brokers)
     }
 
     /// A consumer of the dead-letter topic from its beginning.
     pub fn dead_letters(&self) -> Collector {
-        Collector::new(&self.settings.topics.dlq)
+        Collector::new(&self.settings.topics.dlq, &self.settings.kafka.brokers)
+    }
+
+    /// A producer to this scenario's broker.
+    pub fn producer(&self) -> Producer {
+        Producer::to(&self.settings.kafka.brokers)
     }
 }
 
@@ -240,10 +293,16 @@ impl RunningPipeline {
 pub struct Producer(FutureProducer);
 
 impl Producer {
+    /// A producer to the shared broker.
     pub fn new() -> Producer {
+        Producer::to(broker())
+    }
+
+    /// A producer to the broker at `addr`.
+    pub fn to(addr: &str) -> Producer {
         Producer(
             ClientConfig::new()
-                .set("bootstrap.servers", broker())
+                .set("bootstrap.servers", addr)
                 .set("linger.ms", "0")
                 .create()
                 .expect("producer"),
@@ -297,9 +356,9 @@ pub struct Collector {
 }
 
 impl Collector {
-    fn new(topic: &str) -> Collector {
+    fn new(topic: &str, addr: &str) -> Collector {
         let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker())
+            .set("bootstrap.servers", addr)
             .set("group.id", unique("collector"))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
