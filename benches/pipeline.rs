@@ -197,6 +197,29 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
         "target_bytes_per_household": 120,
     }));
 
+    // Restart cost: write a snapshot, read it back, restore it.
+    let dir = std::env::temp_dir().join(format!("sagak-bench-state-{}", std::process::id()));
+    let store = sagak::checkpoint::CheckpointStore::open(&dir, 1).expect("state dir");
+    let started = Instant::now();
+    let (windows, alerts) = engine.checkpoint();
+    let file = store.write(&spec.name, now, &[], windows, alerts).expect("snapshot");
+    let write_s = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let started = Instant::now();
+    let snapshot = store.load_newest().expect("load").expect("a snapshot");
+    let mut restored = Engine::new(spec, Metrics::new(spec));
+    restored.restore(snapshot.into_state().0);
+    let restore_s = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    emit(json!({
+        "bench": "checkpoint",
+        "households": restored.households(),
+        "snapshot_bytes": bytes,
+        "write_seconds": (write_s * 100.0).round() / 100.0,
+        "restart_restore_seconds": (restore_s * 100.0).round() / 100.0,
+    }));
+    drop(restored);
+
     let lists = DailyLists::new(spec).expect("lists");
     let out = std::env::temp_dir().join(format!("sagak-bench-lists-{}", std::process::id()));
     let started = Instant::now();
@@ -212,6 +235,105 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
         "households_listed": manifest.households,
         "seconds": (lists_s * 100.0).round() / 100.0,
         "target_seconds_for_23m": 10,
+    }));
+}
+
+/// Kafka mode on an in-process tansu broker (memory storage): a consume-only
+/// loop against the sagak pipeline on the same preloaded topics, then the
+/// event-to-alert latency at half the pipeline's rate.
+async fn kafka_mode(spec: &PipelineSpec, households: usize) {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::ClientConfig;
+    use std::sync::Arc;
+    use tansu_broker::broker::Broker;
+    use tansu_broker::coordinator::group::administrator::Controller;
+    use tansu_storage::StorageContainer;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(19092);
+    let url = url::Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("url");
+    tokio::spawn(async move {
+        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+            .node_id(1)
+            .cluster_id("sagak-bench")
+            .incarnation_id(uuid::Uuid::new_v4())
+            .advertised_listener(url.clone())
+            .listener(url)
+            .storage(url::Url::parse("memory://tansu/").expect("url"))
+            .silent(true)
+            .build()
+            .await
+            .expect("broker");
+        let _ = broker.serve(tokio::time::Instant::now()).await;
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let mut settings = sagak::config::Settings::default();
+    settings.kafka.brokers = format!("127.0.0.1:{port}");
+    settings.kafka.group_id = "bench-sagak".into();
+    settings.kafka.create_topics = true;
+    settings.kafka.static_assignment = true;
+    settings.http.enabled = false;
+    settings.lists.enabled = false;
+    settings.engine.state_dir = std::env::temp_dir().join(format!("sagak-bench-kafka-{}", std::process::id()));
+    let topics = settings.input_topics(spec);
+    let mut all = topics.clone();
+    all.push(settings.topics.alerts.clone());
+    all.push(settings.topics.dlq.clone());
+    sagak::source::kafka::create_topics(&settings.kafka, &all).await.expect("topics");
+
+    let generated = generate(&GeneratorConfig { households, days: 180, ..GeneratorConfig::default() });
+    let n = generated.messages.len();
+    let topic_of = |feed: &str| spec.feed_index(feed).map(|i| topics[i].clone()).unwrap_or_default();
+    let sent = sagak::generate::publish::to_kafka(&settings.kafka, &generated.messages, topic_of, None).await.expect("preload");
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("group.id", "bench-consume-only")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs).expect("subscribe");
+    let mut read = 0;
+    let mut started = None;
+    while read < n {
+        if consumer.recv().await.is_ok() {
+            started.get_or_insert_with(Instant::now);
+            read += 1;
+        }
+    }
+    let consume_s = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    drop(consumer);
+
+    let ops = Arc::new(sagak::ops::OpsState::new(spec, Metrics::new(spec), None, "kafka"));
+    let watch = ops.clone();
+    let started = Instant::now();
+    let done = async move {
+        loop {
+            let received: u64 = watch
+                .feeds
+                .iter()
+                .map(|f| watch.metrics.received.with_label_values(&[f.as_str()]).get())
+                .sum();
+            if received as usize >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let summary = sagak::run::run(&settings, spec, ops.clone(), done).await.expect("pipeline");
+    let pipeline_s = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&settings.engine.state_dir);
+    emit(json!({
+        "bench": "kafka_mode_throughput",
+        "messages": n,
+        "preload_per_s": (sent.total() as f64 / sent.seconds).round(),
+        "consume_only_per_s": (n as f64 / consume_s).round(),
+        "pipeline_per_s_incl_startup": (summary.messages as f64 / pipeline_s).round(),
+        "ratio": ((summary.messages as f64 / pipeline_s) / (n as f64 / consume_s) * 1000.0).round() / 1000.0,
+        "alerts": summary.alerts,
+        "target_ratio": 0.9,
     }));
 }
 
@@ -242,6 +364,7 @@ fn main() {
     }));
     runtime.block_on(async {
         engine_throughput(&spec, if quick { 20_000 } else { 1_000_000 }).await;
+        kafka_mode(&spec, if quick { 20_000 } else { 200_000 }).await;
         let sizes: Vec<usize> = if quick {
             vec![50_000]
         } else if national {
