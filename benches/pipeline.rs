@@ -202,7 +202,9 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
     let store = sagak::checkpoint::CheckpointStore::open(&dir, 1).expect("state dir");
     let started = Instant::now();
     let (windows, alerts) = engine.checkpoint();
-    let file = store.write(&spec.name, now, &[], windows, alerts).expect("snapshot");
+    let file = store
+        .write(&spec.name, now, &[], windows, alerts)
+        .expect("snapshot");
     let write_s = started.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
@@ -249,7 +251,10 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
     use tansu_broker::coordinator::group::administrator::Controller;
     use tansu_storage::StorageContainer;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(19092);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(19092);
     let url = url::Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("url");
     tokio::spawn(async move {
         let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
@@ -274,17 +279,31 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
     settings.kafka.static_assignment = true;
     settings.http.enabled = false;
     settings.lists.enabled = false;
-    settings.engine.state_dir = std::env::temp_dir().join(format!("sagak-bench-kafka-{}", std::process::id()));
+    settings.engine.state_dir =
+        std::env::temp_dir().join(format!("sagak-bench-kafka-{}", std::process::id()));
     let topics = settings.input_topics(spec);
     let mut all = topics.clone();
     all.push(settings.topics.alerts.clone());
     all.push(settings.topics.dlq.clone());
-    sagak::source::kafka::create_topics(&settings.kafka, &all).await.expect("topics");
+    sagak::source::kafka::create_topics(&settings.kafka, &all)
+        .await
+        .expect("topics");
 
-    let generated = generate(&GeneratorConfig { households, days: 180, ..GeneratorConfig::default() });
+    let generated = generate(&GeneratorConfig {
+        households,
+        days: 180,
+        ..GeneratorConfig::default()
+    });
     let n = generated.messages.len();
-    let topic_of = |feed: &str| spec.feed_index(feed).map(|i| topics[i].clone()).unwrap_or_default();
-    let sent = sagak::generate::publish::to_kafka(&settings.kafka, &generated.messages, topic_of, None).await.expect("preload");
+    let topic_of = |feed: &str| {
+        spec.feed_index(feed)
+            .map(|i| topics[i].clone())
+            .unwrap_or_default()
+    };
+    let sent =
+        sagak::generate::publish::to_kafka(&settings.kafka, &generated.messages, topic_of, None)
+            .await
+            .expect("preload");
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &settings.kafka.brokers)
@@ -306,7 +325,12 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
     let consume_s = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
     drop(consumer);
 
-    let ops = Arc::new(sagak::ops::OpsState::new(spec, Metrics::new(spec), None, "kafka"));
+    let ops = Arc::new(sagak::ops::OpsState::new(
+        spec,
+        Metrics::new(spec),
+        None,
+        "kafka",
+    ));
     let watch = ops.clone();
     let started = Instant::now();
     let done = async move {
@@ -314,7 +338,13 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
             let received: u64 = watch
                 .feeds
                 .iter()
-                .map(|f| watch.metrics.received.with_label_values(&[f.as_str()]).get())
+                .map(|f| {
+                    watch
+                        .metrics
+                        .received
+                        .with_label_values(&[f.as_str()])
+                        .get()
+                })
                 .sum();
             if received as usize >= n {
                 return;
@@ -322,7 +352,9 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     };
-    let summary = sagak::run::run(&settings, spec, ops.clone(), done).await.expect("pipeline");
+    let summary = sagak::run::run(&settings, spec, ops.clone(), done)
+        .await
+        .expect("pipeline");
     let pipeline_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&settings.engine.state_dir);
     emit(json!({
