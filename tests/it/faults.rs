@@ -409,3 +409,83 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     broker.stop();
     let _ = std::fs::remove_file(&db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_output_broker_is_down_consumption_pauses_instead_of_buffering() {
+    // Input on the shared broker; alerts and dead letters on a second broker
+    // (sqlite storage, so it keeps its topics across the restart).
+    let db = format!("tansu-out-{}.db", std::process::id());
+    let _ = std::fs::remove_file(&db);
+    let storage = format!("sqlite://{db}");
+    let out = TestBroker::start(0, &storage);
+    let port = out.port();
+    let mut s = Scenario::new("backpressure").await;
+    let mut out_kafka = s.settings.kafka.clone();
+    out_kafka.brokers = out.addr.clone();
+    let out_topics = [
+        s.settings.topics.alerts.clone(),
+        s.settings.topics.dlq.clone(),
+    ];
+    sagak::source::kafka::create_topics(&out_kafka, &out_topics)
+        .await
+        .expect("output topics");
+    s.settings.kafka.create_topics = false;
+    s.settings
+        .kafka
+        .producer
+        .insert("bootstrap.servers".into(), out.addr.clone());
+    let pipeline = s.start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    out.stop();
+
+    let p = Producer::new();
+    let topic = s.topic("health-insurance");
+    p.signal(&topic, &health("h-0", "hh-bp-0", &days_ago(5), 4))
+        .await;
+    pipeline
+        .wait_metric(
+            "sagak_signals_received_total{feed=\"health-insurance\"}",
+            1.0,
+        )
+        .await;
+    for n in 1..=20 {
+        p.signal(
+            &topic,
+            &health(&format!("h-{n}"), &format!("hh-bp-{n}"), &days_ago(5), 4),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        pipeline.metric("sagak_signals_received_total{feed=\"health-insurance\"}"),
+        1.0,
+        "while the alert cannot be delivered, nothing more is consumed"
+    );
+
+    let out = TestBroker::start(port, &storage);
+    pipeline
+        .wait_metric(
+            "sagak_signals_received_total{feed=\"health-insurance\"}",
+            21.0,
+        )
+        .await;
+    let mut alerts = Collector::on(&s.settings.topics.alerts, &out.addr);
+    alerts
+        .wait_for("all 21 alerts on the output broker", |seen| {
+            seen.len() >= 21
+        })
+        .await;
+    let seen = alerts.settle(Duration::from_secs(1)).await;
+    let households: std::collections::BTreeSet<String> = seen
+        .iter()
+        .map(|m| m.json()["household_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        households.len(),
+        21,
+        "every alert delivered once the broker is back"
+    );
+    pipeline.stop().await;
+    out.stop();
+    let _ = std::fs::remove_file(&db);
+}

@@ -356,6 +356,11 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A consumer of `topic` on the broker at `addr`, from its beginning.
+    pub fn on(topic: &str, addr: &str) -> Collector {
+        Collector::new(topic, addr)
+    }
+
     fn new(topic: &str, addr: &str) -> Collector {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", addr)
