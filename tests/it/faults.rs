@@ -133,10 +133,7 @@ async fn sigterm_finishes_the_batch_checkpoints_commits_and_exits_zero() {
         .wait_for("P2", |seen| alerts_of(seen, "hh-t").len() >= 2)
         .await;
     let seen = alerts.settle(Duration::from_secs(2)).await;
-    let priorities: Vec<_> = alerts_of(seen, "hh-t")
-        .iter()
-        .map(|a| a["priority"].clone())
-        .collect();
+    let priorities = priorities_of(seen, "hh-t");
     assert_eq!(priorities, vec!["P3", "P2"]);
     signal(&child, "-TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(30)).is_some_and(|s| s.success()));
@@ -389,10 +386,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
         })
         .await;
     let seen = after.settle(Duration::from_secs(2)).await;
-    let priorities: Vec<_> = alerts_of(seen, "hh-b")
-        .iter()
-        .map(|a| a["priority"].clone())
-        .collect();
+    let priorities = priorities_of(seen, "hh-b");
     assert_eq!(
         priorities,
         vec!["P3", "P2"],

@@ -149,10 +149,7 @@ async fn escalation_emits_and_same_priority_repeats_do_not() {
         .wait_for("P2", |seen| alerts_of(seen, "hh-esc").len() == 2)
         .await;
     let seen = alerts.settle(Duration::from_secs(1)).await;
-    let priorities: Vec<_> = alerts_of(seen, "hh-esc")
-        .iter()
-        .map(|a| a["priority"].clone())
-        .collect();
+    let priorities = priorities_of(seen, "hh-esc");
     assert_eq!(priorities, vec!["P3", "P2"]);
     pipeline.stop().await;
 }
@@ -331,10 +328,7 @@ async fn a_restarted_pipeline_resumes_from_committed_offsets_without_losing_an_a
         })
         .await;
     let seen = alerts.settle(Duration::from_secs(2)).await;
-    let priorities: Vec<_> = alerts_of(seen, "hh-r")
-        .iter()
-        .map(|a| a["priority"].clone())
-        .collect();
+    let priorities = priorities_of(seen, "hh-r");
     assert_eq!(
         priorities,
         vec!["P3", "P2"],

@@ -440,6 +440,14 @@ pub fn alerts_of(seen: &[Received], household: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Priorities of one household's alerts, in arrival order.
+pub fn priorities_of(seen: &[Received], household: &str) -> Vec<serde_json::Value> {
+    alerts_of(seen, household)
+        .iter()
+        .map(|a| a["priority"].clone())
+        .collect()
+}
+
 /// Today's date minus `days`, as YYYY-MM-DD (signals must not be in the future).
 pub fn days_ago(days: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::days(days))
