@@ -73,7 +73,7 @@ impl Engine {
     /// An engine for `spec`, reporting to `metrics`.
     pub fn new(spec: &PipelineSpec, metrics: Metrics) -> Self {
         Engine {
-            decoder: Decoder::new(spec, 1024),
+            decoder: Decoder::new(spec),
             windows: HouseholdWindows::new(spec),
             scorer: Scorer::new(spec),
             gate: AlertGate::new(spec),

@@ -73,6 +73,20 @@ impl Metrics {
                 .expect("metric registered once");
             h
         };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
         let received = counter_vec(
             "sagak_signals_received_total",
             "Messages received per feed.",
@@ -88,55 +102,29 @@ impl Metrics {
             "Alerts sent per priority and dong.",
             &["priority", "dong"],
         );
-        let households = IntGauge::new("sagak_households_tracked", "Households with live signals.")
-            .expect("valid metric");
-        registry
-            .register(Box::new(households.clone()))
-            .expect("metric registered once");
-        let watermark = IntGaugeVec::new(
-            Opts::new(
-                "sagak_watermark_timestamp_seconds",
-                "Watermark per feed (event time), seconds since the epoch.",
-            ),
+        let households = gauge("sagak_households_tracked", "Households with live signals.");
+        let watermark = gauge_vec(
+            "sagak_watermark_timestamp_seconds",
+            "Watermark per feed (event time), seconds since the epoch.",
             &["feed"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(watermark.clone()))
-            .expect("metric registered once");
+        );
         for f in &spec.feeds {
             received.with_label_values(&[f.name.as_str()]);
         }
-        let consumer_lag = IntGaugeVec::new(
-            Opts::new(
-                "sagak_consumer_lag_messages",
-                "Messages not yet consumed, per input topic and partition.",
-            ),
+        let consumer_lag = gauge_vec(
+            "sagak_consumer_lag_messages",
+            "Messages not yet consumed, per input topic and partition.",
             &["topic", "partition"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(consumer_lag.clone()))
-            .expect("metric registered once");
-        let ready = IntGauge::new(
+        );
+        let ready = gauge(
             "sagak_ready",
             "1 while the pipeline is ready (see /readyz).",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(ready.clone()))
-            .expect("metric registered once");
-        let build = IntGaugeVec::new(
-            Opts::new(
-                "sagak_build_info",
-                "Version of sagak and of the pipeline it runs; always 1.",
-            ),
+        );
+        let build = gauge_vec(
+            "sagak_build_info",
+            "Version of sagak and of the pipeline it runs; always 1.",
             &["version", "pipeline", "pipeline_version"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(build.clone()))
-            .expect("metric registered once");
+        );
         build
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),

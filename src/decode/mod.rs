@@ -10,7 +10,7 @@
 //! use sagak::decode::{Decoder, RejectClass};
 //! use sagak::pipeline::PipelineSpec;
 //! let spec = PipelineSpec::load(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/default").as_ref()).unwrap();
-//! let mut decoder = Decoder::new(&spec, 0);
+//! let mut decoder = Decoder::new(&spec);
 //! let health = spec.feed_index("health-insurance").unwrap() as u16;
 //! let json = br#"{"event_id":"e1","household_id":"hh-1","dong_code":"4125051000",
 //!   "observed_at":"2026-11-01T09:00:00+09:00","source":"nhis","months_overdue":5,"amount_krw":1230000}"#;
@@ -62,9 +62,8 @@ pub struct Decoder {
 
 impl Decoder {
     /// A decoder for the feeds of `spec`. Messages more than
-    /// `window.max_future_hours` ahead of `now` are rejected; `_capacity` is a
-    /// hint for the batch size.
-    pub fn new(spec: &PipelineSpec, _capacity: usize) -> Self {
+    /// `window.max_future_hours` ahead of `now` are rejected.
+    pub fn new(spec: &PipelineSpec) -> Self {
         let feeds = spec
             .feeds
             .iter()

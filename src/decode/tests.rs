@@ -20,7 +20,7 @@ fn utility(extra: &str) -> String {
 
 fn decode_one(feed_name: &str, key: &[u8], value: &[u8]) -> Result<RecordBatch, Reject> {
     let spec = spec();
-    let mut d = Decoder::new(&spec, 16);
+    let mut d = Decoder::new(&spec);
     d.decode(7, feed(&spec, feed_name), Some(key), Some(value), NOW)?;
     Ok(d.finish())
 }
@@ -202,7 +202,7 @@ fn resident_registration_numbers_are_rejected_without_echoing_them() {
 #[test]
 fn a_batch_keeps_only_valid_rows_in_order() {
     let spec = spec();
-    let mut d = Decoder::new(&spec, 4);
+    let mut d = Decoder::new(&spec);
     let u = feed(&spec, "utility-arrears");
     assert!(d
         .decode(0, u, Some(b"hh-1"), Some(utility("").as_bytes()), NOW)
@@ -226,7 +226,7 @@ fn a_batch_keeps_only_valid_rows_in_order() {
 #[test]
 fn mutated_and_random_input_never_panics() {
     let spec = spec();
-    let mut d = Decoder::new(&spec, 16);
+    let mut d = Decoder::new(&spec);
     let seeds = [
         utility(""),
         r#"{"event_id":"j-1","household_id":"hh-1","dong_code":"4125052000","observed_at":"2026-11-01T09:00:00+09:00","source":"moel","person_id":"p-77","kind":"job_loss","occurred_on":"2026-10-30"}"#.to_string(),

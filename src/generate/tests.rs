@@ -49,7 +49,7 @@ fn every_message_decodes_as_the_generator_expects() {
         late_share: 0.03,
         ..small()
     });
-    let mut decoder = Decoder::new(&spec, 16);
+    let mut decoder = Decoder::new(&spec);
     let mut counts = std::collections::BTreeMap::new();
     for (i, m) in g.messages.iter().enumerate() {
         let feed = spec.feed_index(m.feed).unwrap() as u16;

@@ -11,7 +11,7 @@ async fn assess(batches: &[&[(&str, String)]]) -> Vec<Assessment> {
     let scorer = Scorer::new(&spec);
     let mut last = Vec::new();
     for msgs in batches {
-        let mut d = Decoder::new(&spec, msgs.len());
+        let mut d = Decoder::new(&spec);
         for (i, (feed, json)) in msgs.iter().enumerate() {
             let hh = serde_json::from_str::<serde_json::Value>(json).unwrap()["household_id"]
                 .as_str()

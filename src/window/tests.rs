@@ -4,7 +4,7 @@ use crate::testkit::{default_spec, health, utility, NOW};
 
 /// Decodes `(feed, household, json)` messages into one batch.
 fn batch(spec: &PipelineSpec, msgs: &[(&str, &str, String)]) -> RecordBatch {
-    let mut d = Decoder::new(spec, msgs.len());
+    let mut d = Decoder::new(spec);
     for (i, (feed, hh, json)) in msgs.iter().enumerate() {
         let f = spec.feed_index(feed).unwrap() as u16;
         d.decode(i as u32, f, Some(hh.as_bytes()), Some(json.as_bytes()), NOW)
