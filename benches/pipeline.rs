@@ -199,18 +199,23 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
 
     // Restart cost: write a snapshot, read it back, restore it.
     let dir = std::env::temp_dir().join(format!("sagak-bench-state-{}", std::process::id()));
-    let store = sagak::checkpoint::CheckpointStore::open(&dir, 1).expect("state dir");
+    let store = sagak::checkpoint::ShardedStore::open(&dir, 1).expect("state dir");
     let started = Instant::now();
-    let (windows, alerts) = engine.checkpoint();
-    let file = store
-        .write(&spec.name, now, &[], windows, alerts)
+    let shards: Vec<i32> = engine.checkpoint().into_keys().collect();
+    let files = store
+        .write_shards(&spec.name, now, &engine, shards, &[])
         .expect("snapshot");
     let write_s = started.elapsed().as_secs_f64();
-    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let started = Instant::now();
-    let snapshot = store.load_newest().expect("load").expect("a snapshot");
     let mut restored = Engine::new(spec, Metrics::new(spec));
-    restored.restore(snapshot.into_state().0);
+    for snapshot in store.load_all().expect("load") {
+        restored.restore_shard(snapshot.into_state().0);
+    }
     let restore_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     emit(json!({

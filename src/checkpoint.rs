@@ -5,6 +5,13 @@
 //! starts with a header line carrying the format version, the body length
 //! and a checksum; a file that fails either check is skipped with a loud log
 //! line and the previous one is used. The newest `keep` files are kept.
+//!
+//! State is sharded by input partition (see [`crate::window::Household`]):
+//! each shard has its own directory `partition-NNNNN` under
+//! `engine.state_dir`, so when the consumer group moves a partition to
+//! another instance, that instance loads the shard's newest snapshot and
+//! seeks to its offsets. Instances of one group therefore share the state
+//! directory (a network or cloud file system mount).
 
 use std::fs;
 use std::io::Write;
@@ -12,13 +19,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::AlertState;
-use crate::engine::EngineState;
+use crate::alert::{AlertMark, AlertState};
+use crate::engine::{Engine, EngineState, ShardView};
 use crate::hash::fnv1a128;
-use crate::window::WindowState;
+use crate::window::{Household, WindowState};
 
-/// Version of the snapshot format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the snapshot format written by this build. Version 1 kept one
+/// file for all partitions; version 2 keeps one directory per partition.
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: &str = "sagak-checkpoint";
 
@@ -59,13 +67,49 @@ pub struct PartitionOffset {
     pub next_offset: i64,
 }
 
-#[derive(Serialize)]
-struct SnapshotRef<'a> {
-    pipeline: &'a str,
-    created_at_ms: i64,
-    offsets: &'a [PartitionOffset],
-    windows: &'a WindowState,
-    alerts: &'a AlertState,
+/// One shard's state, borrowed, as it is written to a snapshot. It reads
+/// back as a [`Snapshot`].
+#[derive(Debug, Serialize)]
+pub struct SnapshotRef<'a> {
+    /// Pipeline name.
+    pub pipeline: &'a str,
+    /// Wall clock when taken.
+    pub created_at_ms: i64,
+    /// The shard (input partition number).
+    pub shard: i32,
+    /// Input offsets of the shard's partitions the state corresponds to.
+    pub offsets: &'a [PartitionOffset],
+    /// The shard's window state.
+    pub windows: WindowsRef<'a>,
+    /// The shard's alert state.
+    pub alerts: AlertsRef<'a>,
+}
+
+/// Borrowed window state of one shard; serializes like [`WindowState`].
+#[derive(Debug, Serialize)]
+pub struct WindowsRef<'a> {
+    /// Households of the shard.
+    pub households: MapRef<'a, Household>,
+    /// Newest event time per feed.
+    pub feed_newest: &'a [Option<i64>],
+}
+
+/// Borrowed alert state of one shard; serializes like [`AlertState`].
+#[derive(Debug, Serialize)]
+pub struct AlertsRef<'a> {
+    /// Last alert per household of the shard.
+    pub marks: MapRef<'a, AlertMark>,
+}
+
+/// Borrowed map entries, serialized as a map; lets one pass over the state
+/// split it into shards without copying it.
+#[derive(Debug)]
+pub struct MapRef<'a, V>(pub &'a [(&'a str, &'a V)]);
+
+impl<V: Serialize> Serialize for MapRef<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 /// A snapshot read back from disk.
@@ -75,6 +119,8 @@ pub struct Snapshot {
     pub pipeline: String,
     /// Wall clock when taken.
     pub created_at_ms: i64,
+    /// The shard it holds.
+    pub shard: i32,
     /// Input offsets the state corresponds to.
     pub offsets: Vec<PartitionOffset>,
     /// Window stage state.
@@ -96,7 +142,7 @@ impl Snapshot {
     }
 }
 
-/// Snapshot files in one directory.
+/// Snapshot files of one shard, in one directory.
 pub struct CheckpointStore {
     dir: PathBuf,
     keep: usize,
@@ -141,23 +187,10 @@ impl CheckpointStore {
         Ok(files)
     }
 
-    /// Writes a snapshot of `windows` and `alerts` at `offsets` atomically
-    /// and prunes old ones. Returns the file written.
-    pub fn write(
-        &self,
-        pipeline: &str,
-        now_ms: i64,
-        offsets: &[PartitionOffset],
-        windows: &WindowState,
-        alerts: &AlertState,
-    ) -> Result<PathBuf, CheckpointError> {
-        let body = serde_json::to_vec(&SnapshotRef {
-            pipeline,
-            created_at_ms: now_ms,
-            offsets,
-            windows,
-            alerts,
-        })?;
+    /// Writes `snapshot` atomically and prunes old ones. Returns the file
+    /// written.
+    pub fn write(&self, snapshot: &SnapshotRef<'_>) -> Result<PathBuf, CheckpointError> {
+        let body = serde_json::to_vec(snapshot)?;
         let files = self.files()?;
         let seq = files.last().map_or(1, |(s, _)| s + 1);
         let path = self.dir.join(format!("checkpoint-{seq:012}.json"));
@@ -202,6 +235,102 @@ impl CheckpointStore {
             }
         }
         Ok(None)
+    }
+}
+
+/// The snapshot directories of every shard under `engine.state_dir`.
+#[derive(Debug, Clone)]
+pub struct ShardedStore {
+    root: PathBuf,
+    keep: usize,
+}
+
+impl ShardedStore {
+    /// Opens (creating) `root`, keeping the newest `keep` snapshots per
+    /// shard. A directory still in the one-file layout of format version 1
+    /// is refused with [`CheckpointError::Incompatible`].
+    pub fn open(root: &Path, keep: usize) -> Result<Self, CheckpointError> {
+        let legacy = CheckpointStore::open(root, keep)?;
+        if let Some((_, path)) = legacy.files()?.pop() {
+            return Err(CheckpointError::Incompatible { path, found: 1 });
+        }
+        Ok(ShardedStore {
+            root: root.to_path_buf(),
+            keep,
+        })
+    }
+
+    /// The store of one shard.
+    pub fn shard(&self, shard: i32) -> Result<CheckpointStore, CheckpointError> {
+        CheckpointStore::open(&self.root.join(format!("partition-{shard:05}")), self.keep)
+    }
+
+    /// Shards that have a directory, in order.
+    pub fn shards(&self) -> Result<Vec<i32>, CheckpointError> {
+        let io = |error| CheckpointError::Io {
+            dir: self.root.clone(),
+            error,
+        };
+        let mut shards = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            if let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("partition-"))
+                .and_then(|n| n.parse::<i32>().ok())
+            {
+                shards.push(n);
+            }
+        }
+        shards.sort_unstable();
+        Ok(shards)
+    }
+
+    /// Writes one snapshot of each of `shards` of `engine`, each with the
+    /// offsets of its own partitions. Returns the files written.
+    pub fn write_shards(
+        &self,
+        pipeline: &str,
+        now_ms: i64,
+        engine: &Engine,
+        shards: impl IntoIterator<Item = i32>,
+        offsets: &[PartitionOffset],
+    ) -> Result<Vec<PathBuf>, CheckpointError> {
+        let views = engine.checkpoint();
+        let empty = ShardView::default();
+        let mut files = Vec::new();
+        for shard in shards {
+            let view = views.get(&shard).unwrap_or(&empty);
+            let own: Vec<PartitionOffset> = offsets
+                .iter()
+                .filter(|o| o.partition == shard)
+                .cloned()
+                .collect();
+            files.push(self.shard(shard)?.write(&SnapshotRef {
+                pipeline,
+                created_at_ms: now_ms,
+                shard,
+                offsets: &own,
+                windows: WindowsRef {
+                    households: MapRef(&view.households),
+                    feed_newest: engine.feed_newest(),
+                },
+                alerts: AlertsRef {
+                    marks: MapRef(&view.marks),
+                },
+            })?);
+        }
+        Ok(files)
+    }
+
+    /// The newest good snapshot of every shard (for offline use such as
+    /// `sagak lists`).
+    pub fn load_all(&self) -> Result<Vec<Snapshot>, CheckpointError> {
+        let mut all = Vec::new();
+        for shard in self.shards()? {
+            all.extend(self.shard(shard)?.load_newest()?);
+        }
+        Ok(all)
     }
 }
 
@@ -252,10 +381,21 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
 mod tests {
     use super::*;
 
-    fn state_with(household: &str) -> WindowState {
-        let mut w = WindowState::default();
-        w.households.insert(household.into(), Vec::new());
-        w
+    fn write(store: &CheckpointStore, household: &str, offsets: &[PartitionOffset]) -> PathBuf {
+        let entry = Household::default();
+        store
+            .write(&SnapshotRef {
+                pipeline: "default",
+                created_at_ms: 1,
+                shard: 3,
+                offsets,
+                windows: WindowsRef {
+                    households: MapRef(&[(household, &entry)]),
+                    feed_newest: &[],
+                },
+                alerts: AlertsRef { marks: MapRef(&[]) },
+            })
+            .unwrap()
     }
 
     #[test]
@@ -268,19 +408,11 @@ mod tests {
             next_offset: 42,
         }];
         for hh in ["hh-1", "hh-2", "hh-3"] {
-            store
-                .write(
-                    "default",
-                    1,
-                    &offsets,
-                    &state_with(hh),
-                    &AlertState::default(),
-                )
-                .unwrap();
+            write(&store, hh, &offsets);
         }
         assert_eq!(store.files().unwrap().len(), 2);
         let snap = store.load_newest().unwrap().unwrap();
-        assert_eq!(snap.offsets, offsets);
+        assert_eq!((snap.offsets, snap.shard), (offsets, 3));
         assert!(snap.windows.households.contains_key("hh-3"));
     }
 
@@ -288,24 +420,8 @@ mod tests {
     fn a_damaged_snapshot_falls_back_to_the_previous_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path(), 5).unwrap();
-        store
-            .write(
-                "default",
-                1,
-                &[],
-                &state_with("hh-1"),
-                &AlertState::default(),
-            )
-            .unwrap();
-        let newest = store
-            .write(
-                "default",
-                2,
-                &[],
-                &state_with("hh-2"),
-                &AlertState::default(),
-            )
-            .unwrap();
+        write(&store, "hh-1", &[]);
+        let newest = write(&store, "hh-2", &[]);
         let mut bytes = fs::read(&newest).unwrap();
         bytes.truncate(bytes.len() - 3);
         fs::write(&newest, bytes).unwrap();
@@ -317,18 +433,27 @@ mod tests {
     fn another_format_version_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path(), 5).unwrap();
-        let path = store
-            .write(
-                "default",
-                1,
-                &[],
-                &WindowState::default(),
-                &AlertState::default(),
-            )
-            .unwrap();
-        let text = fs::read_to_string(&path).unwrap().replacen("v1 ", "v9 ", 1);
+        let path = write(&store, "hh-1", &[]);
+        let text = fs::read_to_string(&path).unwrap().replacen("v2 ", "v9 ", 1);
         fs::write(&path, text).unwrap();
         let err = store.load_newest().unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
+    }
+
+    #[test]
+    fn each_shard_has_its_own_directory_and_the_old_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sharded = ShardedStore::open(dir.path(), 2).unwrap();
+        write(&sharded.shard(3).unwrap(), "hh-3", &[]);
+        write(&sharded.shard(11).unwrap(), "hh-11", &[]);
+        assert_eq!(sharded.shards().unwrap(), vec![3, 11]);
+        let all = sharded.load_all().unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[1].windows.households.contains_key("hh-11"));
+
+        // a version-1 directory had its snapshot files at the top
+        fs::write(dir.path().join("checkpoint-000000000001.json"), "x").unwrap();
+        let err = ShardedStore::open(dir.path(), 2).unwrap_err().to_string();
+        assert!(err.contains("format version 1"), "{err}");
     }
 }

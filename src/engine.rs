@@ -5,16 +5,17 @@
 //! alerts to the dong-office topic and rejects to the dead-letter topic. The
 //! stages do not know each other; only this file passes data between them.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertGate, AlertState};
+use crate::alert::{Alert, AlertGate, AlertMark, AlertState};
 use crate::decode::{Decoder, Reject, RejectClass};
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineSpec;
 use crate::score::{ScoreError, Scorer};
-use crate::window::{HouseholdWindows, WindowState};
+use crate::window::{Household, HouseholdWindows, WindowState};
 
 /// One raw input message.
 #[derive(Debug, Clone)]
@@ -67,6 +68,17 @@ pub struct Engine {
     gate: AlertGate,
     metrics: Metrics,
     feed_names: Vec<String>,
+    /// Shard of each message of the batch in flight (reused).
+    shards: Vec<i32>,
+}
+
+/// The state of one shard, borrowed for a snapshot.
+#[derive(Debug, Default)]
+pub struct ShardView<'a> {
+    /// Households of the shard.
+    pub households: Vec<(&'a str, &'a Household)>,
+    /// Alert marks of the shard.
+    pub marks: Vec<(&'a str, &'a AlertMark)>,
 }
 
 impl Engine {
@@ -79,6 +91,7 @@ impl Engine {
             gate: AlertGate::new(spec),
             metrics,
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
+            shards: Vec::new(),
         }
     }
 
@@ -124,7 +137,9 @@ impl Engine {
             }
         }
         let decoded = self.decoder.finish();
-        let window = self.windows.process_batch(&decoded);
+        self.shards.clear();
+        self.shards.extend(msgs.iter().map(|m| m.partition));
+        let window = self.windows.process_batch(&decoded, &self.shards);
         result.accepted = window.accepted;
         result.duplicates = window.duplicates;
         result
@@ -133,7 +148,10 @@ impl Engine {
         result.rejects.sort_by_key(|(i, _)| *i);
 
         let assessments = self.scorer.process_batch(window.table).await?;
-        let gate = self.gate.process_batch(assessments, now_ms);
+        let windows = &self.windows;
+        let gate = self.gate.process_batch(assessments, now_ms, |hh| {
+            windows.shard_of(hh).unwrap_or_default()
+        });
         result.suppressed = gate.suppressed;
         result.alerts = gate.alerts;
 
@@ -189,14 +207,41 @@ impl Engine {
         self.windows.households()
     }
 
-    /// The state to snapshot, borrowed.
-    pub fn checkpoint(&self) -> (&WindowState, &AlertState) {
-        (self.windows.checkpoint(), self.gate.checkpoint())
+    /// The state of every shard, borrowed for snapshots, split in one pass.
+    pub fn checkpoint(&self) -> BTreeMap<i32, ShardView<'_>> {
+        let mut shards: BTreeMap<i32, ShardView<'_>> = BTreeMap::new();
+        for (id, h) in &self.windows.checkpoint().households {
+            shards.entry(h.shard).or_default().households.push((id, h));
+        }
+        for (id, m) in &self.gate.checkpoint().marks {
+            shards.entry(m.shard).or_default().marks.push((id, m));
+        }
+        shards
     }
 
-    /// Continues from a snapshot.
-    pub fn restore(&mut self, state: EngineState) {
-        self.windows.restore(state.windows);
-        self.gate.restore(state.alerts);
+    /// Newest event time per feed, for snapshots.
+    pub fn feed_newest(&self) -> &[Option<i64>] {
+        &self.windows.checkpoint().feed_newest
+    }
+
+    /// Adds one shard's state from its snapshot.
+    pub fn restore_shard(&mut self, state: EngineState) {
+        self.windows.restore_shard(state.windows);
+        self.gate.restore_shard(state.alerts);
+        self.metrics
+            .households
+            .set(self.windows.households() as i64);
+    }
+
+    /// Forgets one shard's state: its partition moved to another instance,
+    /// which continues from the shard's snapshot. Returns the households
+    /// dropped.
+    pub fn drop_shard(&mut self, shard: i32) -> usize {
+        let dropped = self.windows.drop_shard(shard);
+        self.gate.drop_shard(shard);
+        self.metrics
+            .households
+            .set(self.windows.households() as i64);
+        dropped
     }
 }

@@ -245,17 +245,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(async {
                 let mut engine = sagak::engine::Engine::new(&spec, Metrics::new(&spec));
-                let store = sagak::checkpoint::CheckpointStore::open(
+                let store = sagak::checkpoint::ShardedStore::open(
                     &settings.engine.state_dir,
                     settings.engine.keep_checkpoints,
                 )?;
-                let snapshot = store.load_newest()?.with_context(|| {
-                    format!(
+                let snapshots = store.load_all()?;
+                if snapshots.is_empty() {
+                    anyhow::bail!(
                         "no state snapshot in {}: run `sagak run` first, or point engine.state_dir at its state",
                         settings.engine.state_dir.display()
-                    )
-                })?;
-                engine.restore(snapshot.into_state().0);
+                    );
+                }
+                for snapshot in snapshots {
+                    engine.restore_shard(snapshot.into_state().0);
+                }
                 let lists = sagak::lists::DailyLists::new(&spec)?;
                 let previous = lists.households_on(&out, date - chrono::Duration::days(1));
                 let (manifest, _) = lists.make_day(&engine, &out, lists.cutoff_ms(date), &previous).await?;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 
-use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::checkpoint::{CheckpointError, ShardedStore};
 use crate::config::Settings;
 use crate::engine::{Engine, InputMessage};
 use crate::lists::DailyLists;
@@ -30,7 +30,8 @@ use crate::ops::OpsState;
 use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::ScoreError;
 use crate::sink::kafka::KafkaSink;
-use crate::source::kafka::{self as source, OffsetTracker, SourceConsumer, TopicFeeds};
+use crate::source::kafka::{self as source, SourceConsumer, TopicFeeds};
+use crate::source::ownership::Ownership;
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -78,26 +79,15 @@ pub async fn run(
         source::create_topics(&settings.kafka, &all).await?;
     }
 
-    let store =
-        CheckpointStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)?;
-    let consumer = source::consumer(&settings.kafka, metrics.consumer_lag.clone())?;
-    let mut offsets = OffsetTracker::default();
-    if let Some(snapshot) = store.load_newest()? {
-        let (state, snap_offsets) = snapshot.into_state();
-        tracing::info!(
-            households = state.windows.households.len(),
-            "restored state snapshot"
-        );
-        engine.restore(state);
-        offsets = OffsetTracker::from_snapshot(&snap_offsets);
-        // Resume exactly where the snapshot ends, even if the group's
-        // committed offsets are older or newer than it.
-        if let Err(e) = offsets.commit(&consumer, CommitMode::Sync) {
-            tracing::warn!(error = %e, "could not commit the snapshot's offsets before joining the group");
-        }
-    }
+    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)?;
+    let ownership = Arc::new(Ownership::new(store.clone()));
+    let consumer = source::consumer(
+        &settings.kafka,
+        metrics.consumer_lag.clone(),
+        ownership.clone(),
+    )?;
     if settings.kafka.static_assignment {
-        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &offsets))?;
+        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &ownership))?;
     } else {
         let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;
@@ -122,6 +112,7 @@ pub async fn run(
     let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut summary = RunSummary::default();
     let mut dirty = false;
+    let mut generation = 0;
     let lists = if settings.lists.enabled {
         DailyLists::new(spec)
             .inspect_err(|e| tracing::warn!(error = %e, "daily lists are off"))
@@ -132,17 +123,46 @@ pub async fn run(
     let mut next_cutoff_ms = lists
         .as_ref()
         .map(|l| l.cutoff_ms(l.list_day_at(wall_clock_ms())) + DAY_MS);
+    let ctx = Checkpointing {
+        store: &store,
+        ownership: &ownership,
+        consumer: &consumer,
+        pipeline: &spec.name,
+    };
     tokio::pin!(shutdown);
 
     loop {
         let deadline = batch_deadline;
         let cutoff_in =
             next_cutoff_ms.map(|c| Duration::from_millis((c - wall_clock_ms()).max(0) as u64));
-        tokio::select! {
+        let event = tokio::select! {
             biased;
-            _ = &mut shutdown => break,
-            _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => {
-                flush(&mut engine, &sink, &ops, &mut buffer, &mut offsets, &mut summary).await?;
+            _ = &mut shutdown => Event::Shutdown,
+            _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => Event::ListCutoff,
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => Event::BatchDue,
+            _ = observe_tick.tick() => Event::Observe,
+            _ = checkpoint_tick.tick() => Event::Checkpoint,
+            received = consumer.recv() => Event::Received(received.map(|m| feeds.input(&m))),
+        };
+        // A rebalance callback ran inside some poll of `recv()`: move state
+        // before anything else touches the engine.
+        if ownership.generation() != generation {
+            generation = ownership.generation();
+            apply_handover(&mut engine, &ownership, &mut buffer)?;
+            batch_deadline = None;
+        }
+        match event {
+            Event::Shutdown => break,
+            Event::ListCutoff => {
+                flush(
+                    &mut engine,
+                    &sink,
+                    &ops,
+                    &mut buffer,
+                    &ownership,
+                    &mut summary,
+                )
+                .await?;
                 batch_deadline = None;
                 dirty = true;
                 if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
@@ -150,46 +170,59 @@ pub async fn run(
                     next_cutoff_ms = Some(cutoff + DAY_MS);
                 }
             }
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
-                flush(&mut engine, &sink, &ops, &mut buffer, &mut offsets, &mut summary).await?;
+            Event::BatchDue => {
+                flush(
+                    &mut engine,
+                    &sink,
+                    &ops,
+                    &mut buffer,
+                    &ownership,
+                    &mut summary,
+                )
+                .await?;
                 batch_deadline = None;
                 dirty = true;
             }
-            _ = observe_tick.tick() => {
-                observe_consumer(&consumer, &ops);
-            }
-            _ = checkpoint_tick.tick() => {
+            Event::Observe => observe_consumer(&consumer, &ops),
+            Event::Checkpoint => {
                 if dirty {
-                    checkpoint(&mut engine, &store, &offsets, &consumer, spec, CommitMode::Async)?;
+                    ctx.write(&mut engine, CommitMode::Async)?;
                     summary.checkpoints += 1;
                     dirty = false;
                 }
             }
-            received = consumer.recv() => match received {
-                Ok(m) => {
-                    if ops.health.status().is_err() {
-                        ops.health.set_ready();
-                        metrics.ready.set(1);
-                    }
-                    buffer.push(feeds.input(&m));
-                    summary.messages += 1;
-                    if batch_deadline.is_none() {
-                        batch_deadline = Some(tokio::time::Instant::now() + flush_every);
-                    }
-                    if buffer.len() >= settings.engine.max_batch {
-                        flush(&mut engine, &sink, &ops, &mut buffer, &mut offsets, &mut summary).await?;
-                        batch_deadline = None;
-                        dirty = true;
-                    }
+            Event::Received(Ok(m)) => {
+                if ops.health.status().is_err() {
+                    ops.health.set_ready();
+                    metrics.ready.set(1);
                 }
-                Err(e) => {
-                    metrics.kafka_errors.inc();
-                    ops.health.set_not_ready(&format!("Kafka consumer error: {e}"));
-                    metrics.ready.set(0);
-                    tracing::warn!(error = %e, "consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                buffer.push(m);
+                summary.messages += 1;
+                if batch_deadline.is_none() {
+                    batch_deadline = Some(tokio::time::Instant::now() + flush_every);
                 }
-            },
+                if buffer.len() >= settings.engine.max_batch {
+                    flush(
+                        &mut engine,
+                        &sink,
+                        &ops,
+                        &mut buffer,
+                        &ownership,
+                        &mut summary,
+                    )
+                    .await?;
+                    batch_deadline = None;
+                    dirty = true;
+                }
+            }
+            Event::Received(Err(e)) => {
+                metrics.kafka_errors.inc();
+                ops.health
+                    .set_not_ready(&format!("Kafka consumer error: {e}"));
+                metrics.ready.set(0);
+                tracing::warn!(error = %e, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
 
@@ -199,18 +232,11 @@ pub async fn run(
         &sink,
         &ops,
         &mut buffer,
-        &mut offsets,
+        &ownership,
         &mut summary,
     )
     .await?;
-    checkpoint(
-        &mut engine,
-        &store,
-        &offsets,
-        &consumer,
-        spec,
-        CommitMode::Sync,
-    )?;
+    ctx.write(&mut engine, CommitMode::Sync)?;
     summary.checkpoints += 1;
     sink.flush(Duration::from_secs(10));
     tracing::info!(?summary, "sagak stopped");
@@ -222,7 +248,7 @@ async fn flush(
     sink: &KafkaSink,
     ops: &OpsState,
     buffer: &mut Vec<InputMessage>,
-    offsets: &mut OffsetTracker,
+    ownership: &Ownership,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
     if buffer.is_empty() {
@@ -251,7 +277,7 @@ async fn flush(
         }
         ops.live.record(&result.alerts);
     }
-    offsets.advance(buffer);
+    ownership.advance(buffer);
     summary.alerts += result.alerts.len() as u64;
     summary.rejected += result.rejects.len() as u64;
     tracing::debug!(
@@ -265,31 +291,55 @@ async fn flush(
     Ok(())
 }
 
-/// Static assignment: every partition of the input topics, from the
-/// snapshot's offset where it has one, else from the group's committed
-/// offset (or the earliest).
+/// Static assignment: every partition of the input topics, each starting
+/// where its shard's snapshot ends (see [`Ownership::on_assign`]).
 fn assign_all(
     consumer: &SourceConsumer,
     inputs: &[String],
-    offsets: &OffsetTracker,
+    ownership: &Ownership,
 ) -> Result<(), KafkaError> {
-    let known = offsets.snapshot();
     let mut tpl = rdkafka::TopicPartitionList::new();
     for topic in inputs {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         for t in metadata.topics() {
             for p in t.partitions() {
-                let offset = known
-                    .iter()
-                    .find(|o| &o.topic == topic && o.partition == p.id())
-                    .map_or(rdkafka::Offset::Stored, |o| {
-                        rdkafka::Offset::Offset(o.next_offset)
-                    });
-                tpl.add_partition_offset(topic, p.id(), offset)?;
+                tpl.add_partition(topic, p.id());
             }
         }
     }
+    ownership.on_assign(&mut tpl);
     consumer.assign(&tpl)
+}
+
+/// Applies a rebalance's hand-over: drops the shards that moved away,
+/// restores the ones that arrived, and discards buffered input, which the
+/// consumer fetches again from the positions the state ends at.
+fn apply_handover(
+    engine: &mut Engine,
+    ownership: &Ownership,
+    buffer: &mut Vec<InputMessage>,
+) -> Result<(), RunError> {
+    let handover = ownership.take_handover()?;
+    for shard in handover.dropped {
+        let households = engine.drop_shard(shard);
+        tracing::info!(
+            partition = shard,
+            households,
+            "partition moved away; its state was dropped"
+        );
+    }
+    for snapshot in handover.restore {
+        let shard = snapshot.shard;
+        let (state, _) = snapshot.into_state();
+        engine.restore_shard(state);
+        tracing::info!(
+            partition = shard,
+            households = engine.households(),
+            "partition state restored"
+        );
+    }
+    buffer.clear();
+    Ok(())
 }
 
 /// Readiness: partitions assigned and a broker reachable.
@@ -336,28 +386,38 @@ async fn write_daily_lists(
     }
 }
 
-fn checkpoint(
-    engine: &mut Engine,
-    store: &CheckpointStore,
-    offsets: &OffsetTracker,
-    consumer: &SourceConsumer,
-    spec: &PipelineSpec,
-    mode: CommitMode,
-) -> Result<(), RunError> {
-    engine.on_watermark();
-    let (windows, alerts) = engine.checkpoint();
-    store.write(
-        &spec.name,
-        wall_clock_ms(),
-        &offsets.snapshot(),
-        windows,
-        alerts,
-    )?;
-    if let Err(e) = offsets.commit(consumer, mode) {
-        // The snapshot holds the offsets; the next commit catches up.
-        tracing::warn!(error = %e, "offset commit failed");
+/// What a checkpoint writes to and commits with.
+struct Checkpointing<'a> {
+    store: &'a ShardedStore,
+    ownership: &'a Ownership,
+    consumer: &'a SourceConsumer,
+    pipeline: &'a str,
+}
+
+/// One event of the run loop.
+enum Event {
+    Shutdown,
+    ListCutoff,
+    BatchDue,
+    Observe,
+    Checkpoint,
+    Received(Result<InputMessage, KafkaError>),
+}
+
+impl Checkpointing<'_> {
+    /// Evicts expired state, writes a snapshot of every owned shard with its
+    /// partitions' offsets, then commits those offsets.
+    fn write(&self, engine: &mut Engine, mode: CommitMode) -> Result<(), RunError> {
+        engine.on_watermark();
+        let (owned, offsets) = self.ownership.owned();
+        self.store
+            .write_shards(self.pipeline, wall_clock_ms(), engine, owned, &offsets)?;
+        if let Err(e) = self.ownership.commit(self.consumer, mode) {
+            // The snapshots hold the offsets; the next commit catches up.
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Milliseconds since the epoch, by the wall clock.

@@ -76,6 +76,8 @@ pub struct AlertMark {
     pub at: i64,
     /// Alerts sent for this household so far.
     pub count: u32,
+    /// State shard of the household (see [`crate::window::Household`]).
+    pub shard: i32,
 }
 
 /// Everything the alert stage needs to continue after a restart.
@@ -117,8 +119,14 @@ impl AlertGate {
     }
 
     /// Decides which assessments become alerts; `now_ms` is the wall clock
-    /// written as `emitted_at`.
-    pub fn process_batch(&mut self, assessments: Vec<Assessment>, now_ms: i64) -> GateOutcome {
+    /// written as `emitted_at`, `shard_of` names the state shard of a
+    /// household so its mark moves with its partition.
+    pub fn process_batch(
+        &mut self,
+        assessments: Vec<Assessment>,
+        now_ms: i64,
+        shard_of: impl Fn(&str) -> i32,
+    ) -> GateOutcome {
         let mut out = GateOutcome::default();
         for a in assessments {
             let previous = self.state.marks.get(a.household_id.as_str()).copied();
@@ -137,6 +145,7 @@ impl AlertGate {
                     priority: a.priority,
                     at: a.window_end,
                     count,
+                    shard: shard_of(&a.household_id),
                 },
             );
             out.alerts.push(self.render(a, now_ms));
@@ -190,9 +199,14 @@ impl AlertGate {
         &self.state
     }
 
-    /// Continues from a snapshot.
-    pub fn restore(&mut self, state: AlertState) {
-        self.state = state;
+    /// Adds the marks of one shard (from its snapshot) to what is held.
+    pub fn restore_shard(&mut self, state: AlertState) {
+        self.state.marks.extend(state.marks);
+    }
+
+    /// Forgets the marks of `shard`, whose partition moved elsewhere.
+    pub fn drop_shard(&mut self, shard: i32) {
+        self.state.marks.retain(|_, m| m.shard != shard);
     }
 }
 
@@ -239,22 +253,22 @@ mod tests {
         let mut g = AlertGate::new(&default_spec());
         let now = 1_800_000_000_000;
         assert_eq!(
-            g.process_batch(vec![assessment("hh-1", Priority::P3, 0)], now)
+            g.process_batch(vec![assessment("hh-1", Priority::P3, 0)], now, |_| 0)
                 .alerts
                 .len(),
             1
         );
-        let repeat = g.process_batch(vec![assessment("hh-1", Priority::P3, 2)], now);
+        let repeat = g.process_batch(vec![assessment("hh-1", Priority::P3, 2)], now, |_| 0);
         assert_eq!((repeat.alerts.len(), repeat.suppressed), (0, 1));
-        let up = g.process_batch(vec![assessment("hh-1", Priority::P2, 3)], now);
+        let up = g.process_batch(vec![assessment("hh-1", Priority::P2, 3)], now, |_| 0);
         assert_eq!(up.alerts.len(), 1);
         assert_eq!(up.alerts[0].priority, Priority::P2);
-        let down = g.process_batch(vec![assessment("hh-1", Priority::P3, 4)], now);
+        let down = g.process_batch(vec![assessment("hh-1", Priority::P3, 4)], now, |_| 0);
         assert_eq!(
             down.suppressed, 1,
             "a lower priority within the cooldown is not sent"
         );
-        let p1 = g.process_batch(vec![assessment("hh-1", Priority::P1, 5)], now);
+        let p1 = g.process_batch(vec![assessment("hh-1", Priority::P1, 5)], now, |_| 0);
         assert_eq!(p1.alerts.len(), 1);
         assert_eq!(g.mark("hh-1").map(|m| m.count), Some(3));
     }
@@ -262,15 +276,15 @@ mod tests {
     #[test]
     fn after_the_cooldown_the_same_priority_is_sent_again() {
         let mut g = AlertGate::new(&default_spec());
-        g.process_batch(vec![assessment("hh-1", Priority::P2, 0)], 0);
+        g.process_batch(vec![assessment("hh-1", Priority::P2, 0)], 0, |_| 0);
         assert_eq!(
-            g.process_batch(vec![assessment("hh-1", Priority::P2, 29)], 0)
+            g.process_batch(vec![assessment("hh-1", Priority::P2, 29)], 0, |_| 0)
                 .alerts
                 .len(),
             0
         );
         assert_eq!(
-            g.process_batch(vec![assessment("hh-1", Priority::P2, 30)], 0)
+            g.process_batch(vec![assessment("hh-1", Priority::P2, 30)], 0, |_| 0)
                 .alerts
                 .len(),
             1
@@ -290,7 +304,11 @@ mod tests {
     #[test]
     fn alert_json_follows_the_wire_contract() {
         let mut g = AlertGate::new(&default_spec());
-        let out = g.process_batch(vec![assessment("hh-1", Priority::P1, 0)], 1_800_000_000_000);
+        let out = g.process_batch(
+            vec![assessment("hh-1", Priority::P1, 0)],
+            1_800_000_000_000,
+            |_| 0,
+        );
         let v = serde_json::to_value(&out.alerts[0]).unwrap();
         for key in [
             "alert_id",

@@ -137,8 +137,10 @@ impl Decoder {
             ));
         }
         let event_id = str_field(EVENT_ID)?;
+        no_rrn("event_id", event_id)?;
         check_text("event_id", event_id, 128)?;
         let source = str_field(SOURCE)?;
+        no_rrn("source", source)?;
         check_text("source", source, 64)?;
         let dong_code = str_field(DONG_CODE)?;
         if !ids::is_dong_code(dong_code) {
@@ -170,6 +172,9 @@ impl Decoder {
                 None | Some(Json::Null) => continue,
                 Some(v) => v,
             };
+            if let Json::Str(text) = value {
+                no_rrn(name, text)?;
+            }
             let checked = check_field(name, spec, value)?;
             match (spec.column, checked) {
                 (Some(Column::Subject), Checked::Text(s)) => subject = Some(s),
@@ -314,6 +319,15 @@ fn missing(name: &str) -> Reject {
         RejectClass::MissingField,
         format!("required field {name} is missing or null"),
     )
+}
+
+/// Rejects a text value holding a resident registration number, before any
+/// check whose message could repeat it.
+fn no_rrn(name: &str, text: &str) -> Result<(), Reject> {
+    if ids::contains_rrn(text.as_bytes()) {
+        return Err(rrn(name));
+    }
+    Ok(())
 }
 
 fn rrn(name: &str) -> Reject {

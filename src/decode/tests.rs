@@ -273,3 +273,106 @@ fn mutated_and_random_input_never_panics() {
         "every accepted message is one row"
     );
 }
+
+/// Property tests: hostile values in every field of a signal.
+mod properties {
+    use super::*;
+    use crate::decode::ids::contains_rrn;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    const FIELDS: [&str; 9] = [
+        "event_id",
+        "household_id",
+        "dong_code",
+        "observed_at",
+        "source",
+        "utility",
+        "months_overdue",
+        "amount_krw",
+        "disconnected",
+    ];
+    const TEXT_FIELDS: [&str; 4] = ["event_id", "household_id", "source", "utility"];
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,24}".prop_map(Value::from),
+            "[0-9-]{0,16}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{0,8}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn base() -> Map<String, Value> {
+        serde_json::from_str(&utility("")).expect("valid base signal")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Any value in any field, or the field missing: the signal is
+        /// decoded into a well-formed row or rejected with a reason that
+        /// never repeats a resident registration number. Never a panic.
+        #[test]
+        fn any_value_in_any_field_is_decoded_or_explained(
+            field in 0..FIELDS.len(),
+            value in any_json(),
+            remove in any::<bool>(),
+        ) {
+            let mut signal = base();
+            if remove {
+                signal.remove(FIELDS[field]);
+            } else {
+                signal.insert(FIELDS[field].into(), value);
+            }
+            let bytes = serde_json::to_vec(&signal).expect("serializable");
+            match decode_one("utility-arrears", b"hh-1", &bytes) {
+                Ok(batch) => {
+                    prop_assert_eq!(batch.num_rows(), 1);
+                    prop_assert_eq!(batch.column(2).as_string::<i32>().value(0), "hh-1");
+                    let dong = batch.column(3).as_string::<i32>().value(0);
+                    prop_assert!(dong.len() == 10 && dong.bytes().all(|b| b.is_ascii_digit()));
+                    for col in [4, 5, 7] {
+                        let text = batch.column(col).as_string::<i32>().value(0);
+                        prop_assert!(!contains_rrn(text.as_bytes()), "stored an RRN: {text}");
+                    }
+                }
+                Err(r) => {
+                    prop_assert!(!r.reason.is_empty());
+                    prop_assert!(!contains_rrn(r.reason.as_bytes()), "echoed: {}", r.reason);
+                }
+            }
+        }
+
+        /// A resident registration number inside any text field, with or
+        /// without its dash, is rejected as one.
+        #[test]
+        fn a_resident_registration_number_in_any_text_field_is_rejected(
+            field in 0..TEXT_FIELDS.len(),
+            front in "[0-9]{6}",
+            back in "[1-4][0-9]{6}",
+            dash in any::<bool>(),
+            prefix in "[a-z_]{0,6}",
+        ) {
+            let rrn = if dash { format!("{front}-{back}") } else { format!("{front}{back}") };
+            let mut signal = base();
+            let value = format!("{prefix}{rrn}");
+            signal.insert(TEXT_FIELDS[field].into(), Value::from(value.clone()));
+            let key = if TEXT_FIELDS[field] == "household_id" { value } else { "hh-1".into() };
+            let bytes = serde_json::to_vec(&signal).expect("serializable");
+            let reject = decode_one("utility-arrears", key.as_bytes(), &bytes)
+                .expect_err("an RRN is bad input");
+            prop_assert_eq!(reject.class, RejectClass::ResidentRegistrationNumber);
+            prop_assert!(!reject.reason.contains(&rrn));
+        }
+    }
+}

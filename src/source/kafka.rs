@@ -2,6 +2,7 @@
 //! conversion of its messages into [`InputMessage`]s.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -10,15 +11,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use prometheus::IntGaugeVec;
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::checkpoint::PartitionOffset;
 use crate::config::KafkaSettings;
 use crate::engine::InputMessage;
+use crate::source::ownership::Ownership;
 
 /// librdkafka configuration shared by consumer, producer and admin client.
 pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) -> ClientConfig {
@@ -31,10 +36,12 @@ pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) ->
 }
 
 /// The consumer's context: turns librdkafka's statistics into the lag
-/// gauge and a broker-reachable flag for readiness.
+/// gauge and a broker-reachable flag for readiness, and hands partitions
+/// over with their state on a rebalance.
 pub struct SourceContext {
     lag: IntGaugeVec,
     broker_up: AtomicBool,
+    ownership: Arc<Ownership>,
 }
 
 impl SourceContext {
@@ -61,15 +68,60 @@ impl ClientContext for SourceContext {
     }
 }
 
-impl ConsumerContext for SourceContext {}
+impl ConsumerContext for SourceContext {
+    // Replaces rdkafka's default so that each assigned partition starts
+    // where its state ends (see `Ownership::on_assign`) instead of at the
+    // group's committed offset.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.ownership.on_assign(tpl);
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(error = ?other, "rebalance error; giving up the assignment");
+                }
+                self.ownership.on_revoke();
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not apply the new assignment");
+        }
+    }
+}
 
 /// The Kafka consumer sagak uses.
 pub type SourceConsumer = StreamConsumer<SourceContext>;
 
 /// Creates the consumer: manual offset commits only (sagak commits after a
-/// checkpoint), reading from the earliest offset when the group has none.
+/// checkpoint); each assigned partition starts where `ownership` says.
 /// Consumer lag (relative to the last commit) goes to `lag` every 5 s.
-pub fn consumer(kafka: &KafkaSettings, lag: IntGaugeVec) -> Result<SourceConsumer, KafkaError> {
+pub fn consumer(
+    kafka: &KafkaSettings,
+    lag: IntGaugeVec,
+    ownership: Arc<Ownership>,
+) -> Result<SourceConsumer, KafkaError> {
     let mut cfg = ClientConfig::new();
     cfg.set("group.id", &kafka.group_id)
         .set("statistics.interval.ms", "5000")
@@ -83,6 +135,7 @@ pub fn consumer(kafka: &KafkaSettings, lag: IntGaugeVec) -> Result<SourceConsume
     cfg.create_with_context(SourceContext {
         lag,
         broker_up: AtomicBool::new(true),
+        ownership,
     })
 }
 
@@ -153,6 +206,28 @@ impl OffsetTracker {
                 .map(|o| ((o.topic.clone(), o.partition), o.next_offset))
                 .collect(),
         }
+    }
+
+    /// Adds a snapshot's offsets; a partition already tracked keeps the
+    /// further of the two.
+    pub fn merge(&mut self, offsets: &[PartitionOffset]) {
+        for o in offsets {
+            let next = self
+                .next
+                .entry((o.topic.clone(), o.partition))
+                .or_insert(o.next_offset);
+            *next = (*next).max(o.next_offset);
+        }
+    }
+
+    /// Forgets every topic's partition number `partition`.
+    pub fn forget(&mut self, partition: i32) {
+        self.next.retain(|(_, p), _| *p != partition);
+    }
+
+    /// Next offset to read of one partition, if any input of it was taken.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.next.get(&(topic.to_string(), partition)).copied()
     }
 
     /// Marks every message of a delivered batch as processed.

@@ -1,3 +1,4 @@
 //! Where input comes from.
 
 pub mod kafka;
+pub mod ownership;

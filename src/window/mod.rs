@@ -50,11 +50,23 @@ pub struct LiveSignal {
     pub observed_at: i64,
 }
 
+/// The live signals of one household and the state shard that owns it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Household {
+    /// State shard: the input partition the household's signals arrive on.
+    /// Input topics are co-partitioned by household id, so every signal of a
+    /// household arrives on the same partition number and its state can
+    /// move with that partition when the consumer group rebalances.
+    pub shard: i32,
+    /// Live signals, in arrival order.
+    pub signals: Vec<LiveSignal>,
+}
+
 /// Everything the window stage needs to continue after a restart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WindowState {
     /// Live signals per household id.
-    pub households: HashMap<Box<str>, Vec<LiveSignal>>,
+    pub households: HashMap<Box<str>, Household>,
     /// Newest event time seen per feed (index = feed).
     pub feed_newest: Vec<Option<i64>>,
 }
@@ -137,8 +149,16 @@ impl HouseholdWindows {
         self.state.households.keys().map(|k| &**k)
     }
 
+    /// The shard that owns a household's state, if it has live signals.
+    pub fn shard_of(&self, household_id: &str) -> Option<i32> {
+        self.state.households.get(household_id).map(|h| h.shard)
+    }
+
     /// Applies one decoded micro-batch (schema: `decoded_schema`).
-    pub fn process_batch(&mut self, decoded: &RecordBatch) -> WindowOutcome {
+    /// `shards[i]` is the shard (input partition) of message `i` of the
+    /// batch; a message without an entry belongs to shard 0, which is what
+    /// embedded use without Kafka wants.
+    pub fn process_batch(&mut self, decoded: &RecordBatch, shards: &[i32]) -> WindowOutcome {
         let msg_index = decoded.column(0).as_primitive::<UInt32Type>();
         let feed = decoded.column(1).as_primitive::<UInt16Type>();
         let household = decoded.column(2).as_string::<i32>();
@@ -181,7 +201,20 @@ impl HouseholdWindows {
                 }
             }
             let hh = household.value(row);
-            let signals = self.state.households.entry(Box::from(hh)).or_default();
+            let index = msg_index.value(row);
+            let shard = shards.get(index as usize).copied().unwrap_or(0);
+            // A household keeps the shard it was first seen on; a producer
+            // that partitions by something else breaks co-partitioning,
+            // which the README's input contract forbids.
+            let signals = &mut self
+                .state
+                .households
+                .entry(Box::from(hh))
+                .or_insert_with(|| Household {
+                    shard,
+                    signals: Vec::new(),
+                })
+                .signals;
             let id = event_id.value(row);
             if signals
                 .iter()
@@ -232,10 +265,10 @@ impl HouseholdWindows {
         let mut event_id = StringBuilder::new();
         let mut dong_text = String::with_capacity(10);
         for hh in households {
-            let Some(signals) = self.state.households.get(hh) else {
+            let Some(entry) = self.state.households.get(hh) else {
                 continue;
             };
-            for s in signals {
+            for s in &entry.signals {
                 household_id.append_value(hh);
                 dong_text.clear();
                 use std::fmt::Write;
@@ -282,24 +315,36 @@ impl HouseholdWindows {
         };
         let horizon = low - self.length_ms;
         let mut evicted = 0;
-        self.state.households.retain(|_, signals| {
-            let before = signals.len();
-            signals.retain(|s| s.observed_at >= horizon);
-            evicted += before - signals.len();
-            !signals.is_empty()
+        self.state.households.retain(|_, h| {
+            let before = h.signals.len();
+            h.signals.retain(|s| s.observed_at >= horizon);
+            evicted += before - h.signals.len();
+            !h.signals.is_empty()
         });
         evicted
+    }
+
+    /// Adds the state of one shard (from its snapshot) to what is held.
+    pub fn restore_shard(&mut self, state: WindowState) {
+        self.state.households.extend(state.households);
+        for (f, newest) in state.feed_newest.into_iter().enumerate() {
+            if let (Some(slot), Some(t)) = (self.state.feed_newest.get_mut(f), newest) {
+                *slot = Some(slot.map_or(t, |n| n.max(t)));
+            }
+        }
+    }
+
+    /// Forgets the households of `shard`, whose partition moved to another
+    /// instance. Returns how many were dropped.
+    pub fn drop_shard(&mut self, shard: i32) -> usize {
+        let before = self.state.households.len();
+        self.state.households.retain(|_, h| h.shard != shard);
+        before - self.state.households.len()
     }
 
     /// The state to snapshot.
     pub fn checkpoint(&self) -> &WindowState {
         &self.state
-    }
-
-    /// Continues from a snapshot taken by [`checkpoint`](Self::checkpoint).
-    pub fn restore(&mut self, mut state: WindowState) {
-        state.feed_newest.resize(self.feed_names.len(), None);
-        self.state = state;
     }
 }
 

@@ -13,6 +13,11 @@ fn batch(spec: &PipelineSpec, msgs: &[(&str, &str, String)]) -> RecordBatch {
     d.finish()
 }
 
+/// Applies a batch whose messages all come from partition 0.
+fn apply(w: &mut HouseholdWindows, decoded: &RecordBatch) -> WindowOutcome {
+    w.process_batch(decoded, &[])
+}
+
 fn households_in(table: &RecordBatch) -> Vec<String> {
     let mut v: Vec<String> = table
         .column(0)
@@ -30,15 +35,18 @@ fn resent_event_counts_once() {
     let spec = default_spec();
     let mut w = HouseholdWindows::new(&spec);
     let h = health("h-1", "hh-1", "2026-11-01", 4);
-    let out = w.process_batch(&batch(
-        &spec,
-        &[
-            ("health-insurance", "hh-1", h.clone()),
-            ("health-insurance", "hh-1", h.clone()),
-        ],
-    ));
+    let out = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[
+                ("health-insurance", "hh-1", h.clone()),
+                ("health-insurance", "hh-1", h.clone()),
+            ],
+        ),
+    );
     assert_eq!((out.accepted, out.duplicates), (1, 1));
-    let again = w.process_batch(&batch(&spec, &[("health-insurance", "hh-1", h)]));
+    let again = apply(&mut w, &batch(&spec, &[("health-insurance", "hh-1", h)]));
     assert_eq!((again.accepted, again.duplicates), (0, 1));
     assert_eq!(
         again.table.num_rows(),
@@ -51,29 +59,35 @@ fn resent_event_counts_once() {
 fn table_holds_every_live_signal_of_touched_households_only() {
     let spec = default_spec();
     let mut w = HouseholdWindows::new(&spec);
-    w.process_batch(&batch(
-        &spec,
-        &[
-            (
-                "health-insurance",
+    apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[
+                (
+                    "health-insurance",
+                    "hh-1",
+                    health("h-1", "hh-1", "2026-10-01", 4),
+                ),
+                (
+                    "health-insurance",
+                    "hh-2",
+                    health("h-2", "hh-2", "2026-10-01", 4),
+                ),
+            ],
+        ),
+    );
+    let out = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[(
+                "utility-arrears",
                 "hh-1",
-                health("h-1", "hh-1", "2026-10-01", 4),
-            ),
-            (
-                "health-insurance",
-                "hh-2",
-                health("h-2", "hh-2", "2026-10-01", 4),
-            ),
-        ],
-    ));
-    let out = w.process_batch(&batch(
-        &spec,
-        &[(
-            "utility-arrears",
-            "hh-1",
-            utility("u-1", "hh-1", "2026-11-01", "gas", 3, false),
-        )],
-    ));
+                utility("u-1", "hh-1", "2026-11-01", "gas", 3, false),
+            )],
+        ),
+    );
     assert_eq!(households_in(&out.table), vec!["hh-1"]);
     assert_eq!(
         out.table.num_rows(),
@@ -94,44 +108,53 @@ fn table_holds_every_live_signal_of_touched_households_only() {
 fn signal_older_than_watermark_minus_window_is_late() {
     let spec = default_spec();
     let mut w = HouseholdWindows::new(&spec);
-    w.process_batch(&batch(
-        &spec,
-        &[(
-            "health-insurance",
-            "hh-1",
-            health("h-1", "hh-1", "2026-11-01", 4),
-        )],
-    ));
+    apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[(
+                "health-insurance",
+                "hh-1",
+                health("h-1", "hh-1", "2026-11-01", 4),
+            )],
+        ),
+    );
     // watermark = 2026-10-25; window 90 days -> anything before 2026-07-27 is late
-    let out = w.process_batch(&batch(
-        &spec,
-        &[
-            (
-                "health-insurance",
-                "hh-2",
-                health("h-2", "hh-2", "2026-07-20", 4),
-            ),
-            (
-                "health-insurance",
-                "hh-3",
-                health("h-3", "hh-3", "2026-08-01", 4),
-            ),
-        ],
-    ));
+    let out = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[
+                (
+                    "health-insurance",
+                    "hh-2",
+                    health("h-2", "hh-2", "2026-07-20", 4),
+                ),
+                (
+                    "health-insurance",
+                    "hh-3",
+                    health("h-3", "hh-3", "2026-08-01", 4),
+                ),
+            ],
+        ),
+    );
     assert_eq!(out.accepted, 1);
     assert_eq!(out.late.len(), 1);
     assert_eq!(out.late[0].0, 0);
     assert_eq!(out.late[0].1.class, RejectClass::LateEvent);
     assert!(out.late[0].1.reason.starts_with("late"));
     // other feeds keep their own watermark: a slow feed is not late because a fast one moved on
-    let util = w.process_batch(&batch(
-        &spec,
-        &[(
-            "utility-arrears",
-            "hh-4",
-            utility("u-4", "hh-4", "2026-07-20", "water", 3, false),
-        )],
-    ));
+    let util = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[(
+                "utility-arrears",
+                "hh-4",
+                utility("u-4", "hh-4", "2026-07-20", "water", 3, false),
+            )],
+        ),
+    );
     assert_eq!((util.accepted, util.late.len()), (1, 0));
 }
 
@@ -139,29 +162,35 @@ fn signal_older_than_watermark_minus_window_is_late() {
 fn watermark_evicts_state_older_than_the_window() {
     let spec = default_spec();
     let mut w = HouseholdWindows::new(&spec);
-    w.process_batch(&batch(
-        &spec,
-        &[
-            (
-                "health-insurance",
-                "hh-old",
-                health("h-1", "hh-old", "2026-05-01", 4),
-            ),
-            (
+    apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[
+                (
+                    "health-insurance",
+                    "hh-old",
+                    health("h-1", "hh-old", "2026-05-01", 4),
+                ),
+                (
+                    "health-insurance",
+                    "hh-new",
+                    health("h-2", "hh-new", "2026-05-01", 4),
+                ),
+            ],
+        ),
+    );
+    apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[(
                 "health-insurance",
                 "hh-new",
-                health("h-2", "hh-new", "2026-05-01", 4),
-            ),
-        ],
-    ));
-    w.process_batch(&batch(
-        &spec,
-        &[(
-            "health-insurance",
-            "hh-new",
-            health("h-3", "hh-new", "2026-11-01", 4),
-        )],
-    ));
+                health("h-3", "hh-new", "2026-11-01", 4),
+            )],
+        ),
+    );
     assert_eq!(w.households(), 2);
     let evicted = w.on_watermark();
     assert_eq!(
@@ -190,7 +219,65 @@ fn a_flooded_household_keeps_its_newest_signals() {
             )
         })
         .collect();
-    let out = w.process_batch(&batch(&spec, &msgs));
+    let out = apply(&mut w, &batch(&spec, &msgs));
     assert_eq!(out.dropped_over_cap, 5);
     assert_eq!(out.table.num_rows(), max);
+}
+
+#[test]
+fn a_shard_can_be_dropped_and_restored_without_touching_the_others() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    let msgs = [
+        (
+            "health-insurance",
+            "hh-a",
+            health("h-1", "hh-a", "2026-11-01", 4),
+        ),
+        (
+            "health-insurance",
+            "hh-b",
+            health("h-2", "hh-b", "2026-11-01", 4),
+        ),
+    ];
+    // message 0 came from partition 1, message 1 from partition 2
+    w.process_batch(&batch(&spec, &msgs), &[1, 2]);
+    assert_eq!((w.shard_of("hh-a"), w.shard_of("hh-b")), (Some(1), Some(2)));
+
+    let moved: WindowState = {
+        let state = w.checkpoint();
+        WindowState {
+            households: state
+                .households
+                .iter()
+                .filter(|(_, h)| h.shard == 1)
+                .map(|(k, h)| (k.clone(), h.clone()))
+                .collect(),
+            feed_newest: state.feed_newest.clone(),
+        }
+    };
+    assert_eq!(w.drop_shard(1), 1);
+    assert_eq!((w.shard_of("hh-a"), w.households()), (None, 1));
+
+    let mut other = HouseholdWindows::new(&spec);
+    other.restore_shard(moved);
+    assert_eq!(other.shard_of("hh-a"), Some(1));
+    assert_eq!(
+        other.watermark(spec.feed_index("health-insurance").unwrap()),
+        w.watermark(spec.feed_index("health-insurance").unwrap()),
+        "the watermark travels with the shard"
+    );
+    // a later signal of the moved household finds its history on the new owner
+    let out = other.process_batch(
+        &batch(
+            &spec,
+            &[(
+                "health-insurance",
+                "hh-a",
+                health("h-3", "hh-a", "2026-11-05", 5),
+            )],
+        ),
+        &[1],
+    );
+    assert_eq!(out.table.num_rows(), 2);
 }

@@ -483,3 +483,140 @@ async fn when_the_output_broker_is_down_consumption_pauses_instead_of_buffering(
     out.stop();
     let _ = std::fs::remove_file(&db);
 }
+
+/// Distinct alert ids per household, in first-seen order, with their
+/// priorities; panics if one id ever arrives with different content.
+fn distinct_alerts(seen: &[Received]) -> (BTreeMap<String, Vec<String>>, usize) {
+    let mut by_id: HashMap<String, serde_json::Value> = HashMap::new();
+    let mut per_household: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut repeats = 0;
+    for a in seen.iter().map(Received::json) {
+        let id = a["alert_id"].as_str().expect("alert_id").to_string();
+        if let Some(first) = by_id.get(&id) {
+            assert_eq!(
+                (&first["priority"], &first["reasons"]),
+                (&a["priority"], &a["reasons"]),
+                "a repeated alert_id must be an exact repeat"
+            );
+            repeats += 1;
+            continue;
+        }
+        per_household
+            .entry(a["household_id"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(a["priority"].as_str().unwrap_or_default().to_string());
+        by_id.insert(id, a);
+    }
+    (per_household, repeats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_follows_its_partitions_when_a_second_instance_joins_and_leaves() {
+    let s = Scenario::new("rebalance").await;
+    let producer = s.producer();
+    let mut alerts = s.alerts();
+    let households: Vec<String> = (0..40).map(|i| format!("hh-rb-{i:02}")).collect();
+    let all_reach = |p: &'static str| {
+        let households = households.clone();
+        move |seen: &[Received]| {
+            households
+                .iter()
+                .all(|h| priorities_of(seen, h).iter().any(|v| v == p))
+        }
+    };
+    let tracked = "sagak_households_tracked";
+
+    // Instance A alone: a job loss for every household, P3 each.
+    let a = s.start();
+    for hh in &households {
+        let json = job_loss(&format!("{hh}-job"), hh, &days_ago(20));
+        producer.signal(&s.topic("job-loss"), &json).await;
+    }
+    alerts
+        .wait_for("P3 for every household", all_reach("P3"))
+        .await;
+    a.wait_metric(tracked, 40.0).await;
+    // three checkpoint intervals: A's snapshots include every P3
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Instance B joins the group (same shared state directory) and takes
+    // some of the four partitions, with the state of their households.
+    let b = s.start();
+    b.wait_metric(tracked, 1.0).await;
+    for _ in 0..200 {
+        if a.metric(tracked) + b.metric(tracked) == 40.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (on_a, on_b) = (a.metric(tracked), b.metric(tracked));
+    assert_eq!(
+        on_a + on_b,
+        40.0,
+        "each household is held by exactly one instance"
+    );
+    assert!(on_a > 0.0, "A keeps some partitions");
+
+    // Health premium arrears for every household: job loss + health is P2.
+    // An instance without the moved state would see health alone: a P3.
+    for hh in &households {
+        let json = health(&format!("{hh}-health"), hh, &days_ago(10), 4);
+        producer.signal(&s.topic("health-insurance"), &json).await;
+    }
+    alerts
+        .wait_for("P2 for every household", all_reach("P2"))
+        .await;
+    let p2 = r#"sagak_alerts_emitted_total{dong="4125052000",priority="P2"}"#;
+    let (p2_a, p2_b) = (a.metric(p2), b.metric(p2));
+    assert!(
+        p2_b > 0.0,
+        "B escalated the households it took over; B metrics:\n{}",
+        b.metrics.render()
+    );
+
+    // B leaves cleanly: its last snapshot is written, A takes everything back.
+    b.stop().await;
+    for _ in 0..300 {
+        if a.metric(tracked) == 40.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.metric(tracked), 40.0, "A restored the partitions B left");
+
+    // A utility cut-off for every household: three categories, P1.
+    for hh in &households {
+        let json = utility(
+            &format!("{hh}-power"),
+            hh,
+            &days_ago(2),
+            "electricity",
+            3,
+            true,
+        );
+        producer.signal(&s.topic("utility-arrears"), &json).await;
+    }
+    alerts
+        .wait_for("P1 for every household", all_reach("P1"))
+        .await;
+    let seen = alerts.settle(Duration::from_secs(2)).await;
+    let (per_household, repeats) = distinct_alerts(seen);
+    for hh in &households {
+        assert_eq!(
+            per_household.get(hh).map(Vec::as_slice),
+            Some(&["P3".to_string(), "P2".to_string(), "P1".to_string()][..]),
+            "{hh}: one alert per step, no alert lost or invented by a hand-over"
+        );
+    }
+    assert_eq!(
+        repeats, 0,
+        "the new owner starts where the snapshot ends, so nothing is replayed"
+    );
+    eprintln!(
+        "rebalance: 120 signals, {} alerts received, {} distinct, {repeats} exact repeats; \
+         households on A/B after the join {on_a}/{on_b}; P2 sent by A/B {p2_a}/{p2_b}",
+        seen.len(),
+        seen.len() - repeats
+    );
+    a.stop().await;
+}
