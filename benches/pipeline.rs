@@ -4,6 +4,7 @@
 //! cargo bench --bench pipeline                 # engine, parse-only, memory (1M, 5M), lists (1M)
 //! cargo bench --bench pipeline -- --national   # adds 23M households (memory and lists)
 //! cargo bench --bench pipeline -- --quick      # small sizes, to check the bench itself
+//! cargo bench --bench pipeline -- --only engine   # one part: engine, kafka (with latency) or state
 //! ```
 //!
 //! Targets (issue 5, for a 2-core machine) are printed beside each figure.
@@ -338,6 +339,8 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
     ));
     let watch = ops.clone();
     let started = Instant::now();
+    let first_at = Arc::new(std::sync::OnceLock::new());
+    let first = first_at.clone();
     let done = async move {
         loop {
             let received: u64 = watch
@@ -351,33 +354,220 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
                         .get()
                 })
                 .sum();
+            if received > 0 {
+                first.get_or_init(Instant::now);
+            }
             if received as usize >= n {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     };
     let summary = sagak::run::run(&settings, spec, ops.clone(), done)
         .await
         .expect("pipeline");
-    let pipeline_s = started.elapsed().as_secs_f64();
+    let startup_s = first_at
+        .get()
+        .map_or(0.0, |f| f.duration_since(started).as_secs_f64());
+    let pipeline_s = started.elapsed().as_secs_f64() - startup_s;
     let _ = std::fs::remove_dir_all(&settings.engine.state_dir);
     emit(json!({
         "bench": "kafka_mode_throughput",
         "messages": n,
         "preload_per_s": (sent.total() as f64 / sent.seconds).round(),
         "consume_only_per_s": (n as f64 / consume_s).round(),
-        "pipeline_per_s_incl_startup": (summary.messages as f64 / pipeline_s).round(),
+        "pipeline_per_s": (summary.messages as f64 / pipeline_s).round(),
+        "pipeline_startup_seconds": (startup_s * 100.0).round() / 100.0,
         "ratio": ((summary.messages as f64 / pipeline_s) / (n as f64 / consume_s) * 1000.0).round() / 1000.0,
         "alerts": summary.alerts,
         "target_ratio": 0.9,
     }));
+    let pipeline_rate = summary.messages as f64 / pipeline_s;
+    latency(
+        spec,
+        &settings,
+        households / 4,
+        (pipeline_rate / 2.0) as u64,
+    )
+    .await;
 }
 
+/// Event-to-alert latency at a fixed input rate: signals are produced at
+/// `rate` per second to fresh topics while the pipeline runs; each alert's
+/// latency is the time a consumer received it minus the broker timestamp of
+/// the household's newest signal before it (so it includes the alert's
+/// acknowledgement and one fetch by the dong office's consumer).
+async fn latency(
+    spec: &PipelineSpec,
+    base: &sagak::config::Settings,
+    households: usize,
+    rate: u64,
+) {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    use rdkafka::ClientConfig;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    let mut settings = base.clone();
+    for feed in &spec.feeds {
+        settings
+            .topics
+            .inputs
+            .insert(feed.name.clone(), format!("latency.{}", feed.name));
+    }
+    settings.topics.alerts = "latency.alerts".into();
+    settings.topics.dlq = "latency.dlq".into();
+    settings.kafka.group_id = "bench-latency".into();
+    settings.engine.state_dir =
+        std::env::temp_dir().join(format!("sagak-bench-latency-{}", std::process::id()));
+    let topics = settings.input_topics(spec);
+    let mut all = topics.clone();
+    all.push(settings.topics.alerts.clone());
+    all.push(settings.topics.dlq.clone());
+    sagak::source::kafka::create_topics(&settings.kafka, &all)
+        .await
+        .expect("topics");
+
+    let ops = Arc::new(sagak::ops::OpsState::new(
+        spec,
+        Metrics::new(spec),
+        None,
+        "kafka",
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run_settings = settings.clone();
+    let run_spec = spec.clone();
+    let run_ops = ops.clone();
+    let pipeline = tokio::spawn(async move {
+        sagak::run::run(&run_settings, &run_spec, run_ops, async {
+            let _ = stopped.await;
+        })
+        .await
+        .map(|s| s.alerts)
+    });
+    let alerts: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("group.id", "bench-latency-alerts")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    alerts
+        .subscribe(&[settings.topics.alerts.as_str()])
+        .expect("subscribe");
+    while ops.health.status().is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let generated = generate(&GeneratorConfig {
+        households,
+        days: 180,
+        seed: 7,
+        ..GeneratorConfig::default()
+    });
+    let feed_topics: HashMap<String, String> = spec
+        .feeds
+        .iter()
+        .map(|f| f.name.clone())
+        .zip(topics.iter().cloned())
+        .collect();
+    let kafka = settings.kafka.clone();
+    let msgs = generated.messages;
+    let producing = tokio::spawn(async move {
+        let topic_of = |feed: &str| feed_topics.get(feed).cloned().unwrap_or_default();
+        sagak::generate::publish::to_kafka(&kafka, &msgs, topic_of, Some(rate)).await
+    });
+    // alerts as (household, received at ms)
+    let mut received: Vec<(String, i64)> = Vec::new();
+    let mut quiet_since = Instant::now();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(200), alerts.recv()).await {
+            Ok(Ok(m)) => {
+                let at = sagak::run::wall_clock_ms();
+                if let Some(hh) = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                {
+                    received.push((
+                        hh["household_id"].as_str().unwrap_or_default().to_string(),
+                        at,
+                    ));
+                }
+                quiet_since = Instant::now();
+            }
+            _ if producing.is_finished() && quiet_since.elapsed().as_secs() >= 3 => break,
+            _ => {}
+        }
+    }
+    let sent = producing.await.expect("producer task").expect("produced");
+    let _ = stop.send(());
+    let _ = pipeline.await;
+
+    // broker timestamps of every signal, per household
+    let inputs: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("group.id", "bench-latency-inputs")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    inputs.subscribe(&refs).expect("subscribe");
+    let mut stamps: HashMap<Vec<u8>, Vec<i64>> = HashMap::new();
+    let mut read = 0;
+    while read < sent.total() {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), inputs.recv()).await {
+            Ok(Ok(m)) => {
+                read += 1;
+                if let (Some(k), Some(t)) = (m.key(), m.timestamp().to_millis()) {
+                    stamps.entry(k.to_vec()).or_default().push(t);
+                }
+            }
+            _ => break,
+        }
+    }
+    for v in stamps.values_mut() {
+        v.sort_unstable();
+    }
+    let mut latencies: Vec<i64> = received
+        .iter()
+        .filter_map(|(hh, at)| {
+            let times = stamps.get(hh.as_bytes())?;
+            let before = times.partition_point(|t| t <= at);
+            before.checked_sub(1).map(|i| at - times[i])
+        })
+        .collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0)
+    };
+    let _ = std::fs::remove_dir_all(&settings.engine.state_dir);
+    emit(json!({
+        "bench": "latency",
+        "input_rate_per_s": rate,
+        "signals": sent.total(),
+        "alerts": latencies.len(),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies.last().copied().unwrap_or(0),
+        "flush_interval_ms": settings.engine.flush_interval_ms,
+        "target_p99_ms": 200,
+    }));
+}
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let national = args.iter().any(|a| a == "--national");
+    // `--only engine|kafka|state`: one part, e.g. under a profiler
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -400,8 +590,15 @@ fn main() {
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
     }));
     runtime.block_on(async {
-        engine_throughput(&spec, if quick { 20_000 } else { 1_000_000 }).await;
-        kafka_mode(&spec, if quick { 20_000 } else { 200_000 }).await;
+        if want("engine") {
+            engine_throughput(&spec, if quick { 20_000 } else { 1_000_000 }).await;
+        }
+        if want("kafka") {
+            kafka_mode(&spec, if quick { 20_000 } else { 200_000 }).await;
+        }
+        if !want("state") {
+            return;
+        }
         let sizes: Vec<usize> = if quick {
             vec![50_000]
         } else if national {

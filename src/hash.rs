@@ -24,3 +24,26 @@ pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
     }
     h
 }
+
+/// FNV-1a, 64 bit, over `parts` separated by the unit separator 0x1f. Used
+/// where a stored hash stands in for a long id (a signal's event id).
+///
+/// ```
+/// assert_ne!(sagak::hash::fnv1a64(&[b"u-1"]), sagak::hash::fnv1a64(&[b"u-2"]));
+/// ```
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    const OFFSET: u64 = 0xcbf29ce484222325;
+    const PRIME: u64 = 0x100000001b3;
+    let mut h = OFFSET;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0x1f;
+            h = h.wrapping_mul(PRIME);
+        }
+        for &b in part.iter() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h
+}

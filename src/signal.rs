@@ -60,7 +60,9 @@ pub fn signal_table_schema() -> SchemaRef {
                 Field::new("disconnected", DataType::Boolean, true),
                 Field::new("occurred_on", DataType::Date32, true),
                 Field::new("observed_at", ts_type(), false),
-                Field::new("event_id", DataType::Utf8, false),
+                // 64-bit hash of the event id: breaks ties between signals
+                // with the same event time, deterministically
+                Field::new("event_key", DataType::UInt64, false),
             ]))
         })
         .clone()

@@ -1,8 +1,10 @@
--- Window, supersession, categories, priority and score of the default pipeline.
+-- Window, categories, priority and score of the default pipeline.
 --
 -- Input: table `signals`, every live signal of the households touched by one
 -- micro-batch (columns: household_id, dong_code, feed, category, subject, kind,
--- months_overdue, amount_krw, disconnected, occurred_on, observed_at, event_id).
+-- months_overdue, amount_krw, disconnected, occurred_on, observed_at, event_key).
+-- The window stage has already applied supersession: of the signals of one
+-- household, feed and subject only the newest (by event time) is live.
 --
 -- Output contract, read by the engine: one row per reason (a qualifying signal)
 -- of every household that reaches a priority, columns
@@ -11,41 +13,47 @@
 --   occurred_on, observed_at
 -- ordered by household_id. Each $-brace placeholder is filled from [params]
 -- in pipeline.toml.
-WITH newest AS (
-    SELECT s.*,
-           -- the window of a household ends at its newest signal
-           MAX(observed_at) OVER (PARTITION BY household_id) AS window_end,
-           -- a later signal on the same subject (one utility, the insurance
-           -- premium, one person's job) supersedes the earlier one
-           ROW_NUMBER() OVER (PARTITION BY household_id, feed, subject
-                              ORDER BY observed_at DESC, event_id DESC) AS recency
-    FROM signals s
+WITH bounds AS (
+    -- the window of a household ends at its newest signal
+    SELECT household_id,
+           MAX(observed_at) AS window_end,
+           MAX(observed_at) - INTERVAL '${window_days} days' AS window_start
+    FROM signals
+    GROUP BY household_id
 ),
 live AS (
-    SELECT *,
-           CASE category
-               WHEN 'utility' THEN COALESCE(months_overdue, 0) >= ${utility_min_months}
-                                   OR COALESCE(disconnected, false)
+    SELECT s.*,
+           b.window_end,
+           CASE s.category
+               WHEN 'utility' THEN COALESCE(s.months_overdue, 0) >= ${utility_min_months}
+                                   OR COALESCE(s.disconnected, false)
                WHEN 'employment' THEN true
-               WHEN 'health' THEN COALESCE(months_overdue, 0) >= ${health_min_months}
+               WHEN 'health' THEN COALESCE(s.months_overdue, 0) >= ${health_min_months}
                ELSE false
            END AS qualifies
-    FROM newest
-    WHERE recency = 1
-      AND observed_at >= window_end - INTERVAL '${window_days} days'
+    FROM signals s
+    JOIN bounds b ON s.household_id = b.household_id
+    WHERE s.observed_at >= b.window_start
+),
+categories AS (
+    -- distinct qualifying categories (two steps: cheaper than COUNT(DISTINCT))
+    SELECT household_id, COUNT(*) AS categories
+    FROM (SELECT DISTINCT household_id, category FROM live WHERE qualifies) q
+    GROUP BY household_id
 ),
 household AS (
-    SELECT household_id,
+    SELECT l.household_id,
            -- the newest signal's dong: a household that moved is served by its new dong
-           first_value(dong_code ORDER BY observed_at DESC, event_id DESC) AS dong_code,
-           MAX(window_end) AS window_end,
-           COUNT(DISTINCT CASE WHEN qualifies THEN category END) AS categories,
-           SUM(CASE WHEN qualifies AND COALESCE(disconnected, false) THEN 1 ELSE 0 END) AS disconnections,
-           SUM(CASE WHEN qualifies THEN LEAST(COALESCE(months_overdue, 0), ${months_cap}) ELSE 0 END) AS months,
-           SUM(CASE WHEN qualifies THEN COALESCE(amount_krw, 0) ELSE 0 END) AS amount_krw,
-           SUM(CASE WHEN qualifies AND category = 'employment' THEN 1 ELSE 0 END) AS employment_signals
-    FROM live
-    GROUP BY household_id
+           first_value(l.dong_code ORDER BY l.observed_at DESC, l.event_key DESC) AS dong_code,
+           MAX(l.window_end) AS window_end,
+           MAX(c.categories) AS categories,
+           SUM(CASE WHEN l.qualifies AND COALESCE(l.disconnected, false) THEN 1 ELSE 0 END) AS disconnections,
+           SUM(CASE WHEN l.qualifies THEN LEAST(COALESCE(l.months_overdue, 0), ${months_cap}) ELSE 0 END) AS months,
+           SUM(CASE WHEN l.qualifies THEN COALESCE(l.amount_krw, 0) ELSE 0 END) AS amount_krw,
+           SUM(CASE WHEN l.qualifies AND l.category = 'employment' THEN 1 ELSE 0 END) AS employment_signals
+    FROM live l
+    JOIN categories c ON c.household_id = l.household_id
+    GROUP BY l.household_id
 ),
 assessed AS (
     SELECT household_id, dong_code, window_end,

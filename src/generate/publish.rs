@@ -47,7 +47,8 @@ pub async fn to_kafka(
     let producer: FutureProducer = cfg.create()?;
     let started = Instant::now();
     let mut sent = Sent::default();
-    let chunk = rate.map_or(20_000, |r| (r / 10).clamp(1, 20_000) as usize);
+    // 10 ms slices: close to a steady rate without one send per sleep
+    let chunk = rate.map_or(20_000, |r| (r / 100).clamp(1, 20_000) as usize);
     let topics: BTreeMap<&str, String> = msgs.iter().map(|m| (m.feed, topic_of(m.feed))).collect();
     for (n, part) in msgs.chunks(chunk).enumerate() {
         let results = join_all(part.iter().map(|m| {

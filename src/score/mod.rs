@@ -7,6 +7,7 @@
 //! output contract and renders the reasons from the feeds' templates.
 
 pub mod reason;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +15,15 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::pipeline::PipelineSpec;
 use reason::{render, ReasonValues};
+use table::{BatchSlot, SlotTable};
 
 /// Why scoring failed. The SQL is the operator's, so its errors are
 /// reported with the pipeline named.
@@ -127,6 +132,12 @@ struct FeedText {
 /// The scoring stage.
 pub struct Scorer {
     ctx: SessionContext,
+    /// The batch the plan reads when it runs.
+    slot: BatchSlot,
+    /// The SQL's physical plan, made on first use and re-executed per batch.
+    plan: OnceCell<Arc<dyn ExecutionPlan>>,
+    /// One execution at a time: they share the slot.
+    running: Mutex<()>,
     pipeline: String,
     sql: String,
     feeds: BTreeMap<String, FeedText>,
@@ -136,12 +147,17 @@ impl Scorer {
     /// A scorer for the SQL and feeds of `spec`.
     pub fn new(spec: &PipelineSpec) -> Self {
         // Micro-batches are small: one partition avoids repartitioning work
-        // that costs more than it saves.
+        // that costs more than it saves. Dynamic filters are state inside a
+        // plan, which a re-executed plan must not carry between batches.
         let config = SessionConfig::new()
             .with_target_partitions(1)
-            .with_batch_size(8192);
+            .with_batch_size(8192)
+            .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false);
         Scorer {
             ctx: SessionContext::new_with_config(config),
+            slot: BatchSlot::default(),
+            plan: OnceCell::new(),
+            running: Mutex::new(()),
             pipeline: spec.name.clone(),
             sql: spec.score_sql.clone(),
             feeds: spec
@@ -162,21 +178,48 @@ impl Scorer {
         }
     }
 
+    fn sql_error(&self, source: datafusion::error::DataFusionError) -> ScoreError {
+        ScoreError::Sql {
+            pipeline: self.pipeline.clone(),
+            source,
+        }
+    }
+
+    /// The physical plan of the SQL over the `signals` table, made once.
+    async fn plan(&self) -> Result<&Arc<dyn ExecutionPlan>, ScoreError> {
+        self.plan
+            .get_or_try_init(|| async {
+                let table = SlotTable::new(crate::signal::signal_table_schema(), self.slot.clone());
+                self.ctx
+                    .register_table("signals", Arc::new(table))
+                    .map_err(|e| self.sql_error(e))?;
+                let frame = self
+                    .ctx
+                    .sql(&self.sql)
+                    .await
+                    .map_err(|e| self.sql_error(e))?;
+                frame
+                    .create_physical_plan()
+                    .await
+                    .map_err(|e| self.sql_error(e))
+            })
+            .await
+    }
+
     /// Scores the households in `signals` (schema: `signal_table_schema`).
     pub async fn process_batch(&self, signals: RecordBatch) -> Result<Vec<Assessment>, ScoreError> {
         if signals.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let sql_err = |source| ScoreError::Sql {
-            pipeline: self.pipeline.clone(),
-            source,
+        let plan = self.plan().await?;
+        let _running = self.running.lock().await;
+        self.slot.put(Some(signals));
+        let result = match reset_plan_states(Arc::clone(plan)) {
+            Ok(run) => collect(run, self.ctx.task_ctx()).await,
+            Err(e) => Err(e),
         };
-        self.ctx.deregister_table("signals").map_err(sql_err)?;
-        self.ctx
-            .register_batch("signals", signals)
-            .map_err(sql_err)?;
-        let frame = self.ctx.sql(&self.sql).await.map_err(sql_err)?;
-        let batches = frame.collect().await.map_err(sql_err)?;
+        self.slot.put(None);
+        let batches = result.map_err(|e| self.sql_error(e))?;
         let mut out = Vec::new();
         for batch in &batches {
             self.read_rows(batch, &mut out)?;
@@ -184,26 +227,10 @@ impl Scorer {
         Ok(out)
     }
 
-    /// Checks the SQL plans against an empty table, so a broken pipeline
+    /// Plans the SQL and checks its output columns, so a broken pipeline
     /// stops at start-up rather than on the first batch.
     pub async fn check(&self) -> Result<(), ScoreError> {
-        let empty = RecordBatch::new_empty(crate::signal::signal_table_schema());
-        self.ctx
-            .deregister_table("signals")
-            .and_then(|_| self.ctx.register_batch("signals", empty))
-            .map_err(|source| ScoreError::Sql {
-                pipeline: self.pipeline.clone(),
-                source,
-            })?;
-        let frame = self
-            .ctx
-            .sql(&self.sql)
-            .await
-            .map_err(|source| ScoreError::Sql {
-                pipeline: self.pipeline.clone(),
-                source,
-            })?;
-        let schema = frame.schema().as_arrow().clone();
+        let schema = self.plan().await?.schema();
         for column in [
             "household_id",
             "dong_code",

@@ -121,9 +121,16 @@ async fn a_later_signal_supersedes_and_paid_off_arrears_stop_counting() {
             (H, health("h1", "hh-1", "2026-10-01", 4)),
         ],
         &[(U, utility("u1", "hh-1", "2026-10-01", "gas", 4, false))],
+        // a later signal on another subject makes the household be scored again
+        &[(U, utility("u3", "hh-1", "2026-10-16", "water", 0, false))],
     ])
     .await;
     assert_eq!(out_of_order[0].priority, Priority::P3);
+    assert_eq!(
+        out_of_order[0].categories,
+        vec!["health"],
+        "the late gas notice (4 months) did not replace the paid one"
+    );
     // different utilities do not supersede each other
     let two_utilities = assess(&[&[
         (U, utility("u1", "hh-1", "2026-10-01", "gas", 4, false)),

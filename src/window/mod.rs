@@ -3,12 +3,20 @@
 //! For each decoded micro-batch it
 //! * rejects late signals (older than the feed's watermark minus the window),
 //! * counts a re-sent event (same feed and `event_id`) once,
+//! * applies supersession: of one household's signals with the same feed and
+//!   subject (one utility, the insurance premium, one person's job) only the
+//!   newest by event time stays live,
 //! * stores the rest under the household, and
 //! * hands the scoring stage one Arrow table with all live signals of the
 //!   households the batch touched.
 //!
-//! Supersession, the window boundary and scoring are decided by the SQL in
-//! `pipelines/`; this stage only decides what is still alive. On each
+//! The window boundary and scoring are decided by the SQL in `pipelines/`;
+//! this stage only decides what is still alive.
+//!
+//! Memory: a signal is 80 bytes with no allocation of its own in the common
+//! case: the event id is kept as a 64-bit hash, absent measures as
+//! sentinels, and subject and kind values that the pipeline enumerates share
+//! one allocation each. On each
 //! watermark tick, signals older than the low watermark minus the window are
 //! evicted, so memory follows the number of households in crisis, not the
 //! length of the stream.
@@ -16,38 +24,148 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder, TimestampMillisecondBuilder};
+use arrow::array::{
+    Array, ArrayRef, AsArray, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType, UInt16Type, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Reject, RejectClass};
+use crate::hash::fnv1a64;
+use crate::pipeline::FieldType;
 use crate::pipeline::PipelineSpec;
 use crate::signal::{signal_table_schema, MeasureBuilders, Measures};
 
 /// One live signal of a household, as kept between batches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveSignal {
-    /// Event id, for counting a re-sent event once.
-    pub event_id: Box<str>,
-    /// Dong code as a number (10 digits always fit).
-    pub dong: u64,
-    /// Feed index.
-    pub feed: u16,
-    /// Subject within the feed.
-    pub subject: Box<str>,
-    /// Kind within the feed.
-    pub kind: Option<Box<str>>,
-    /// Months overdue.
-    pub months_overdue: Option<i64>,
-    /// Amount overdue in KRW.
-    pub amount_krw: Option<i64>,
-    /// Supply cut off or limited.
-    pub disconnected: Option<bool>,
-    /// Reported date (days since the epoch).
-    pub occurred_on: Option<i32>,
     /// Event time in ms since the epoch.
     pub observed_at: i64,
+    /// 64-bit FNV-1a hash of the event id, for counting a re-sent event
+    /// once (two ids of one household and feed colliding is a 1-in-2^64
+    /// event per pair).
+    pub event_key: u64,
+    /// Dong code as a number (10 digits always fit).
+    pub dong: u64,
+    /// Amount overdue in KRW, or [`NONE_I64`].
+    pub amount_krw: i64,
+    /// Months overdue, or [`NONE_I64`].
+    pub months_overdue: i64,
+    /// Subject within the feed.
+    #[serde(with = "shared_text")]
+    pub subject: Arc<str>,
+    /// Kind within the feed.
+    #[serde(with = "shared_text::option")]
+    pub kind: Option<Arc<str>>,
+    /// Reported date (days since the epoch), or [`NONE_I32`].
+    pub occurred_on: i32,
+    /// Feed index.
+    pub feed: u16,
+    /// Supply cut off or limited: 0 no, 1 yes, [`NONE_U8`] not reported.
+    pub disconnected: u8,
+}
+
+/// Snapshot encoding of shared strings: plain JSON strings (sharing is
+/// restored on load by [`HouseholdWindows::restore_shard`]).
+mod shared_text {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(text: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+            match text {
+                Some(t) => s.serialize_some(&**t),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+            Option::<String>::deserialize(d).map(|t| t.map(Arc::from))
+        }
+    }
+}
+
+/// Sentinel for an absent 64-bit measure.
+pub const NONE_I64: i64 = i64::MIN;
+/// Sentinel for an absent date.
+pub const NONE_I32: i32 = i32::MIN;
+/// Sentinel for an absent flag.
+pub const NONE_U8: u8 = u8::MAX;
+
+fn some_i64(v: i64) -> Option<i64> {
+    (v != NONE_I64).then_some(v)
+}
+
+impl LiveSignal {
+    /// The optional measures, as the signal table holds them.
+    pub fn measures(&self) -> Measures<'_> {
+        Measures {
+            kind: self.kind.as_deref(),
+            months_overdue: some_i64(self.months_overdue),
+            amount_krw: some_i64(self.amount_krw),
+            disconnected: (self.disconnected != NONE_U8).then_some(self.disconnected == 1),
+            occurred_on: (self.occurred_on != NONE_I32).then_some(self.occurred_on),
+        }
+    }
+
+    /// True when this signal is newer than `other` on the same subject
+    /// (event time, then event key, so every replay decides the same).
+    fn supersedes(&self, other: &LiveSignal) -> bool {
+        (self.observed_at, self.event_key) > (other.observed_at, other.event_key)
+    }
+}
+
+/// Shared copies of the subject and kind values a pipeline enumerates (enum
+/// fields and constant subjects), so signals do not each allocate them.
+/// Free-text values (person ids) get their own allocation.
+#[derive(Debug, Default)]
+struct Symbols(HashMap<Box<str>, Arc<str>>);
+
+impl Symbols {
+    fn of(spec: &PipelineSpec) -> Self {
+        let mut map = HashMap::new();
+        for feed in &spec.feeds {
+            let values = feed
+                .fields
+                .values()
+                .filter(|f| f.ty == FieldType::Enum)
+                .flat_map(|f| f.values.iter())
+                .chain(feed.subject.iter());
+            for v in values {
+                map.insert(Box::from(v.as_str()), Arc::from(v.as_str()));
+            }
+        }
+        Symbols(map)
+    }
+
+    fn get(&self, value: &str) -> Arc<str> {
+        self.0
+            .get(value)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(value))
+    }
+
+    /// Makes a restored signal share the enumerated values again.
+    fn share(&self, signal: &mut LiveSignal) {
+        if let Some(shared) = self.0.get(&*signal.subject) {
+            signal.subject = Arc::clone(shared);
+        }
+        if let Some(shared) = signal.kind.as_deref().and_then(|k| self.0.get(k)) {
+            signal.kind = Some(Arc::clone(shared));
+        }
+    }
 }
 
 /// The live signals of one household and the state shard that owns it.
@@ -94,6 +212,7 @@ pub struct HouseholdWindows {
     max_signals: usize,
     feed_names: Vec<Arc<str>>,
     feed_categories: Vec<Arc<str>>,
+    symbols: Symbols,
     state: WindowState,
 }
 
@@ -114,6 +233,7 @@ impl HouseholdWindows {
                 .iter()
                 .map(|f| Arc::from(f.category.as_str()))
                 .collect(),
+            symbols: Symbols::of(spec),
             state: WindowState {
                 households: HashMap::new(),
                 feed_newest: vec![None; spec.feeds.len()],
@@ -215,36 +335,73 @@ impl HouseholdWindows {
                     signals: Vec::new(),
                 })
                 .signals;
-            let id = event_id.value(row);
+            let key = fnv1a64(&[event_id.value(row).as_bytes()]);
             if signals
                 .iter()
-                .any(|s| usize::from(s.feed) == f && &*s.event_id == id)
+                .any(|s| usize::from(s.feed) == f && s.event_key == key)
             {
                 outcome.duplicates += 1;
                 continue;
             }
-            signals.push(LiveSignal {
-                event_id: id.into(),
+            let subject_text = subject.value(row);
+            let same_subject = signals
+                .iter()
+                .position(|s| usize::from(s.feed) == f && &*s.subject == subject_text);
+            let signal = LiveSignal {
+                observed_at: t,
+                event_key: key,
                 // The decoder checked: exactly 10 ASCII digits.
                 dong: dong.value(row).parse().unwrap_or_default(),
+                amount_krw: if amount.is_valid(row) {
+                    amount.value(row)
+                } else {
+                    NONE_I64
+                },
+                months_overdue: if months.is_valid(row) {
+                    months.value(row)
+                } else {
+                    NONE_I64
+                },
+                subject: same_subject.map_or_else(
+                    || self.symbols.get(subject_text),
+                    |i| Arc::clone(&signals[i].subject),
+                ),
+                kind: kind
+                    .is_valid(row)
+                    .then(|| self.symbols.get(kind.value(row))),
+                occurred_on: if occurred_on.is_valid(row) {
+                    occurred_on.value(row)
+                } else {
+                    NONE_I32
+                },
                 feed: f as u16,
-                subject: subject.value(row).into(),
-                kind: kind.is_valid(row).then(|| kind.value(row).into()),
-                months_overdue: months.is_valid(row).then(|| months.value(row)),
-                amount_krw: amount.is_valid(row).then(|| amount.value(row)),
-                disconnected: disconnected.is_valid(row).then(|| disconnected.value(row)),
-                occurred_on: occurred_on.is_valid(row).then(|| occurred_on.value(row)),
-                observed_at: t,
-            });
-            if signals.len() > self.max_signals {
-                if let Some(oldest) = (0..signals.len()).min_by_key(|&i| signals[i].observed_at) {
-                    signals.swap_remove(oldest);
-                    outcome.dropped_over_cap += 1;
-                }
-            }
+                disconnected: if disconnected.is_valid(row) {
+                    u8::from(disconnected.value(row))
+                } else {
+                    NONE_U8
+                },
+            };
             outcome.accepted += 1;
             let newest = &mut self.state.feed_newest[f];
             *newest = Some(newest.map_or(t, |n| n.max(t)));
+            match same_subject {
+                // an older notice arriving late changes nothing
+                Some(i) if !signal.supersedes(&signals[i]) => continue,
+                Some(i) => signals[i] = signal,
+                None => {
+                    // exact growth: most households hold one to three signals
+                    signals.reserve_exact(1);
+                    signals.push(signal);
+                    if signals.len() > self.max_signals {
+                        if let Some(oldest) =
+                            (0..signals.len()).min_by_key(|&i| signals[i].observed_at)
+                        {
+                            signals.swap_remove(oldest);
+                            outcome.dropped_over_cap += 1;
+                        }
+                    }
+                }
+            }
             touched.insert(hh);
         }
         if !touched.is_empty() {
@@ -262,7 +419,7 @@ impl HouseholdWindows {
         let mut subject = StringBuilder::new();
         let mut measures = MeasureBuilders::new();
         let mut observed_at = TimestampMillisecondBuilder::new().with_timezone("UTC");
-        let mut event_id = StringBuilder::new();
+        let mut event_key = UInt64Builder::new();
         let mut dong_text = String::with_capacity(10);
         for hh in households {
             let Some(entry) = self.state.households.get(hh) else {
@@ -277,15 +434,9 @@ impl HouseholdWindows {
                 feed.append_value(&*self.feed_names[usize::from(s.feed)]);
                 category.append_value(&*self.feed_categories[usize::from(s.feed)]);
                 subject.append_value(&s.subject);
-                measures.append(&Measures {
-                    kind: s.kind.as_deref(),
-                    months_overdue: s.months_overdue,
-                    amount_krw: s.amount_krw,
-                    disconnected: s.disconnected,
-                    occurred_on: s.occurred_on,
-                });
+                measures.append(&s.measures());
                 observed_at.append_value(s.observed_at);
-                event_id.append_value(&s.event_id);
+                event_key.append_value(s.event_key);
             }
         }
         let [kind, months, amount, disconnected, occurred_on] = measures.finish();
@@ -301,7 +452,7 @@ impl HouseholdWindows {
             disconnected,
             occurred_on,
             Arc::new(observed_at.finish()),
-            Arc::new(event_id.finish()),
+            Arc::new(event_key.finish()),
         ];
         RecordBatch::try_new(signal_table_schema(), columns)
             .expect("signal table matches its schema")
@@ -325,7 +476,13 @@ impl HouseholdWindows {
     }
 
     /// Adds the state of one shard (from its snapshot) to what is held.
-    pub fn restore_shard(&mut self, state: WindowState) {
+    pub fn restore_shard(&mut self, mut state: WindowState) {
+        for h in state.households.values_mut() {
+            for signal in &mut h.signals {
+                self.symbols.share(signal);
+            }
+            h.signals.shrink_to_fit();
+        }
         self.state.households.extend(state.households);
         for (f, newest) in state.feed_newest.into_iter().enumerate() {
             if let (Some(slot), Some(t)) = (self.state.feed_newest.get_mut(f), newest) {

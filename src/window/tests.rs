@@ -194,10 +194,12 @@ fn watermark_evicts_state_older_than_the_window() {
     assert_eq!(w.households(), 2);
     let evicted = w.on_watermark();
     assert_eq!(
-        evicted, 2,
-        "both May signals fall before 2026-10-25 - 90 days"
+        evicted, 1,
+        "hh-old's May signal falls before 2026-10-25 - 90 days (hh-new's May notice \
+         was already replaced by its November one)"
     );
     assert_eq!(w.households(), 1);
+    assert_eq!(w.shard_of("hh-old"), None);
 }
 
 #[test]
@@ -205,16 +207,15 @@ fn a_flooded_household_keeps_its_newest_signals() {
     let spec = default_spec();
     let mut w = HouseholdWindows::new(&spec);
     let max = spec.window.max_signals_per_household;
+    // a different household member each time: nothing supersedes anything
     let msgs: Vec<_> = (0..max + 5)
         .map(|i| {
+            let day = format!("2026-10-{:02}", 1 + i % 28);
             (
-                "health-insurance",
+                "job-loss",
                 "hh-1",
-                health(
-                    &format!("h-{i}"),
-                    "hh-1",
-                    &format!("2026-10-{:02}", 1 + i % 28),
-                    4,
+                format!(
+                    r#"{{"event_id":"j-{i}","household_id":"hh-1","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"moel","person_id":"p-{i}","kind":"job_loss","occurred_on":"{day}"}}"#
                 ),
             )
         })
@@ -272,12 +273,59 @@ fn a_shard_can_be_dropped_and_restored_without_touching_the_others() {
         &batch(
             &spec,
             &[(
-                "health-insurance",
+                "utility-arrears",
                 "hh-a",
-                health("h-3", "hh-a", "2026-11-05", 5),
+                utility("u-3", "hh-a", "2026-11-05", "water", 5, false),
             )],
         ),
         &[1],
     );
     assert_eq!(out.table.num_rows(), 2);
+}
+
+#[test]
+fn a_newer_signal_on_the_same_subject_replaces_the_older_one() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    let first = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[
+                (
+                    "health-insurance",
+                    "hh-1",
+                    health("h-1", "hh-1", "2026-10-01", 4),
+                ),
+                (
+                    "health-insurance",
+                    "hh-1",
+                    health("h-2", "hh-1", "2026-10-20", 0),
+                ),
+            ],
+        ),
+    );
+    assert_eq!(first.accepted, 2);
+    assert_eq!(
+        first.table.num_rows(),
+        1,
+        "only the newest premium notice is live"
+    );
+    let months = first.table.column_by_name("months_overdue").unwrap();
+    assert_eq!(months.as_primitive::<Int64Type>().value(0), 0);
+
+    // the older notice sent again later is accepted but changes nothing
+    let late = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[(
+                "health-insurance",
+                "hh-1",
+                health("h-0", "hh-1", "2026-09-01", 9),
+            )],
+        ),
+    );
+    assert_eq!((late.accepted, late.table.num_rows()), (1, 0));
+    assert_eq!(w.checkpoint().households["hh-1"].signals.len(), 1);
 }
