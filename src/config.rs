@@ -134,7 +134,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            flush_interval_ms: 200,
+            flush_interval_ms: 50,
             max_batch: 10_000,
             checkpoint_interval_ms: 10_000,
             state_dir: PathBuf::from("sagak-state"),
@@ -370,7 +370,7 @@ mod tests {
                 .map(String::as_str),
             Some("SSL")
         );
-        assert_eq!(s.engine.flush_interval_ms, 200);
+        assert_eq!(s.engine.flush_interval_ms, 50);
     }
 
     #[test]

@@ -191,10 +191,18 @@ impl Engine {
         (signals, marks)
     }
 
-    /// Scores every household in the state (for the daily lists).
+    /// Scores every household in the state (for the daily lists), in
+    /// chunks of households so that the signal table of a whole country is
+    /// never built at once.
     pub async fn assess_all(&self) -> Result<Vec<crate::score::Assessment>, ScoreError> {
-        let table = self.windows.table_of(self.windows.household_ids());
-        self.scorer.process_batch(table).await
+        const CHUNK: usize = 100_000;
+        let ids: Vec<&str> = self.windows.household_ids().collect();
+        let mut all = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let table = self.windows.table_of(chunk.iter().copied());
+            all.extend(self.scorer.process_batch(table).await?);
+        }
+        Ok(all)
     }
 
     /// The last alert sent for a household.

@@ -128,7 +128,11 @@ pub fn consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // A broker may hold a fetch for the whole wait even when data is
+        // there (seen with tansu); 50 ms bounds what that adds to an
+        // alert's latency. librdkafka's default is 500 ms.
+        .set("fetch.wait.max.ms", "50");
     for (k, v) in client_config(kafka, &kafka.consumer).config_map() {
         cfg.set(k, v);
     }

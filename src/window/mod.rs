@@ -49,8 +49,10 @@ pub struct LiveSignal {
     /// Dong code as a number (10 digits always fit).
     pub dong: u64,
     /// Amount overdue in KRW, or [`NONE_I64`].
+    #[serde(with = "absent::i64")]
     pub amount_krw: i64,
     /// Months overdue, or [`NONE_I64`].
+    #[serde(with = "absent::i64")]
     pub months_overdue: i64,
     /// Subject within the feed.
     #[serde(with = "shared_text")]
@@ -59,10 +61,12 @@ pub struct LiveSignal {
     #[serde(with = "shared_text::option")]
     pub kind: Option<Arc<str>>,
     /// Reported date (days since the epoch), or [`NONE_I32`].
+    #[serde(with = "absent::i32")]
     pub occurred_on: i32,
     /// Feed index.
     pub feed: u16,
     /// Supply cut off or limited: 0 no, 1 yes, [`NONE_U8`] not reported.
+    #[serde(with = "absent::u8")]
     pub disconnected: u8,
 }
 
@@ -95,6 +99,29 @@ mod shared_text {
             Option::<String>::deserialize(d).map(|t| t.map(Arc::from))
         }
     }
+}
+
+/// Snapshot encoding of sentinel-coded measures: `null` when absent, so a
+/// snapshot stays small and readable.
+mod absent {
+    macro_rules! sentinel {
+        ($name:ident, $ty:ty, $none:expr) => {
+            pub mod $name {
+                use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+                pub fn serialize<S: Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                    (*v != $none).then_some(*v).serialize(s)
+                }
+
+                pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                    Option::<$ty>::deserialize(d).map(|v| v.unwrap_or($none))
+                }
+            }
+        };
+    }
+    sentinel!(i64, i64, crate::window::NONE_I64);
+    sentinel!(i32, i32, crate::window::NONE_I32);
+    sentinel!(u8, u8, crate::window::NONE_U8);
 }
 
 /// Sentinel for an absent 64-bit measure.
