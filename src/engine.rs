@@ -191,18 +191,20 @@ impl Engine {
         (signals, marks)
     }
 
-    /// Scores every household in the state (for the daily lists), in
-    /// chunks of households so that the signal table of a whole country is
-    /// never built at once.
-    pub async fn assess_all(&self) -> Result<Vec<crate::score::Assessment>, ScoreError> {
-        const CHUNK: usize = 100_000;
-        let ids: Vec<&str> = self.windows.household_ids().collect();
-        let mut all = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
-            let table = self.windows.table_of(chunk.iter().copied());
-            all.extend(self.scorer.process_batch(table).await?);
-        }
-        Ok(all)
+    /// Ids of every household in the state.
+    pub fn household_ids(&self) -> impl Iterator<Item = &str> {
+        self.windows.household_ids()
+    }
+
+    /// Scores the given households (for the daily lists, which go through
+    /// the state in chunks so the signal table of a whole country is never
+    /// built at once).
+    pub async fn assess(
+        &self,
+        households: &[&str],
+    ) -> Result<Vec<crate::score::Assessment>, ScoreError> {
+        let table = self.windows.table_of(households.iter().copied());
+        self.scorer.process_batch(table).await
     }
 
     /// The last alert sent for a household.

@@ -245,10 +245,13 @@ impl DailyLists {
         Ok(RecordBatch::try_new(candidates_schema(), columns)?)
     }
 
-    /// Selects and ranks the candidates with the lists SQL.
-    pub async fn rank(&self, candidates: RecordBatch) -> Result<Vec<RecordBatch>, ListError> {
+    /// Selects and ranks the candidates (batches of [`Self::candidates`])
+    /// with the lists SQL.
+    pub async fn rank(&self, candidates: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, ListError> {
         self.ctx.deregister_table("candidates")?;
-        self.ctx.register_batch("candidates", candidates)?;
+        let table =
+            datafusion::datasource::MemTable::try_new(candidates_schema(), vec![candidates])?;
+        self.ctx.register_table("candidates", Arc::new(table))?;
         let frame = self.ctx.sql(&self.sql).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let mut batches = frame.collect().await?;
@@ -296,9 +299,21 @@ impl DailyLists {
         cutoff_ms: i64,
         previous: &HashSet<String>,
     ) -> Result<(Manifest, HashSet<String>), ListError> {
-        let assessments = engine.assess_all().await?;
-        let candidates =
-            self.candidates(&assessments, |h| engine.alert_mark(h), previous, cutoff_ms)?;
+        // Chunks keep at most one chunk's assessments (with their rendered
+        // reasons) in memory; only the compact candidate rows accumulate.
+        const CHUNK: usize = 100_000;
+        let ids: Vec<&str> = engine.household_ids().collect();
+        let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
+        for chunk in ids.chunks(CHUNK) {
+            let assessments = engine.assess(chunk).await?;
+            candidates.push(self.candidates(
+                &assessments,
+                |h| engine.alert_mark(h),
+                previous,
+                cutoff_ms,
+            )?);
+        }
+        drop(ids);
         let ranked = self.rank(candidates).await?;
         let manifest = self.write(
             out,

@@ -34,7 +34,7 @@ async fn make(assessments: &[Assessment], previous: &[&str]) -> (tempfile::TempD
     let candidates = lists
         .candidates(assessments, |_| None, &previous, CUTOFF)
         .unwrap();
-    let ranked = lists.rank(candidates).await.unwrap();
+    let ranked = lists.rank(vec![candidates]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let date = lists.list_day_at(CUTOFF);
     assert_eq!(date.to_string(), "2026-11-22");
