@@ -262,6 +262,19 @@ async fn restart_cost(spec: &PipelineSpec, engine: &Engine, now: i64) {
     drop(restored);
 }
 
+/// Creates the input, alert and dead-letter topics of `settings`; returns
+/// the input topics in feed order.
+async fn create_topics(spec: &PipelineSpec, settings: &sagak::config::Settings) -> Vec<String> {
+    let topics = settings.input_topics(spec);
+    let mut all = topics.clone();
+    all.push(settings.topics.alerts.clone());
+    all.push(settings.topics.dlq.clone());
+    sagak::source::kafka::create_topics(&settings.kafka, &all)
+        .await
+        .expect("topics");
+    topics
+}
+
 /// Kafka mode on an in-process tansu broker (memory storage): a consume-only
 /// loop against the sagak pipeline on the same preloaded topics, then the
 /// event-to-alert latency at half the pipeline's rate.
@@ -303,13 +316,7 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
     settings.lists.enabled = false;
     settings.engine.state_dir =
         std::env::temp_dir().join(format!("sagak-bench-kafka-{}", std::process::id()));
-    let topics = settings.input_topics(spec);
-    let mut all = topics.clone();
-    all.push(settings.topics.alerts.clone());
-    all.push(settings.topics.dlq.clone());
-    sagak::source::kafka::create_topics(&settings.kafka, &all)
-        .await
-        .expect("topics");
+    let topics = create_topics(spec, &settings).await;
 
     let generated = generate(&GeneratorConfig {
         households,
@@ -437,13 +444,7 @@ async fn latency(
     settings.kafka.group_id = "bench-latency".into();
     settings.engine.state_dir =
         std::env::temp_dir().join(format!("sagak-bench-latency-{}", std::process::id()));
-    let topics = settings.input_topics(spec);
-    let mut all = topics.clone();
-    all.push(settings.topics.alerts.clone());
-    all.push(settings.topics.dlq.clone());
-    sagak::source::kafka::create_topics(&settings.kafka, &all)
-        .await
-        .expect("topics");
+    let topics = create_topics(spec, &settings).await;
 
     let ops = Arc::new(sagak::ops::OpsState::new(
         spec,

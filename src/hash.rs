@@ -1,5 +1,23 @@
-//! A stable 128-bit hash for ids and checksums that must not change between
+//! Stable FNV-1a hashes for ids and checksums that must not change between
 //! Rust versions or runs (std's hashers give no such promise).
+
+/// FNV-1a over `parts` separated by the unit separator 0x1f, for one width.
+macro_rules! fnv1a {
+    ($parts:expr, $ty:ty, $offset:expr, $prime:expr) => {{
+        let mut h: $ty = $offset;
+        for (i, part) in $parts.iter().enumerate() {
+            if i > 0 {
+                h ^= 0x1f;
+                h = h.wrapping_mul($prime);
+            }
+            for &b in part.iter() {
+                h ^= <$ty>::from(b);
+                h = h.wrapping_mul($prime);
+            }
+        }
+        h
+    }};
+}
 
 /// FNV-1a, 128 bit, over `parts` separated by the unit separator 0x1f.
 ///
@@ -9,20 +27,12 @@
 /// assert_ne!(a, sagak::hash::fnv1a128(&[b"hh-1P1"]));
 /// ```
 pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013B;
-    let mut h = OFFSET;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(PRIME);
-        }
-        for &b in part.iter() {
-            h ^= u128::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    h
+    fnv1a!(
+        parts,
+        u128,
+        0x6c62272e07bb014262b821756295c58d,
+        0x0000000001000000000000000000013B
+    )
 }
 
 /// FNV-1a, 64 bit, over `parts` separated by the unit separator 0x1f. Used
@@ -32,18 +42,5 @@ pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
 /// assert_ne!(sagak::hash::fnv1a64(&[b"u-1"]), sagak::hash::fnv1a64(&[b"u-2"]));
 /// ```
 pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
-    const OFFSET: u64 = 0xcbf29ce484222325;
-    const PRIME: u64 = 0x100000001b3;
-    let mut h = OFFSET;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(PRIME);
-        }
-        for &b in part.iter() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    h
+    fnv1a!(parts, u64, 0xcbf29ce484222325, 0x100000001b3)
 }

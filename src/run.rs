@@ -151,38 +151,17 @@ pub async fn run(
             apply_handover(&mut engine, &ownership, &mut buffer)?;
             batch_deadline = None;
         }
+        // The batch in flight is processed first when it is full or due, and
+        // before a list cut-off so the lists include it.
+        let mut flush_now = false;
+        let mut list_cutoff = false;
         match event {
             Event::Shutdown => break,
             Event::ListCutoff => {
-                flush(
-                    &mut engine,
-                    &sink,
-                    &ops,
-                    &mut buffer,
-                    &ownership,
-                    &mut summary,
-                )
-                .await?;
-                batch_deadline = None;
-                dirty = true;
-                if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
-                    write_daily_lists(&engine, l, &settings.lists.out_dir, cutoff).await;
-                    next_cutoff_ms = Some(cutoff + DAY_MS);
-                }
+                flush_now = true;
+                list_cutoff = true;
             }
-            Event::BatchDue => {
-                flush(
-                    &mut engine,
-                    &sink,
-                    &ops,
-                    &mut buffer,
-                    &ownership,
-                    &mut summary,
-                )
-                .await?;
-                batch_deadline = None;
-                dirty = true;
-            }
+            Event::BatchDue => flush_now = true,
             Event::Observe => observe_consumer(&consumer, &ops),
             Event::Checkpoint => {
                 if dirty {
@@ -201,19 +180,7 @@ pub async fn run(
                 if batch_deadline.is_none() {
                     batch_deadline = Some(tokio::time::Instant::now() + flush_every);
                 }
-                if buffer.len() >= settings.engine.max_batch {
-                    flush(
-                        &mut engine,
-                        &sink,
-                        &ops,
-                        &mut buffer,
-                        &ownership,
-                        &mut summary,
-                    )
-                    .await?;
-                    batch_deadline = None;
-                    dirty = true;
-                }
+                flush_now = buffer.len() >= settings.engine.max_batch;
             }
             Event::Received(Err(e)) => {
                 metrics.kafka_errors.inc();
@@ -222,6 +189,25 @@ pub async fn run(
                 metrics.ready.set(0);
                 tracing::warn!(error = %e, "consumer error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        if flush_now {
+            flush(
+                &mut engine,
+                &sink,
+                &ops,
+                &mut buffer,
+                &ownership,
+                &mut summary,
+            )
+            .await?;
+            batch_deadline = None;
+            dirty = true;
+        }
+        if list_cutoff {
+            if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
+                write_daily_lists(&engine, l, &settings.lists.out_dir, cutoff).await;
+                next_cutoff_ms = Some(cutoff + DAY_MS);
             }
         }
     }
