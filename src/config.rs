@@ -270,6 +270,29 @@ impl Settings {
                 );
             }
         }
+        // State moves with whole assignments (every partition is re-seeked
+        // on a rebalance); incremental protocols keep partitions running
+        // across it, which the hand-over does not support.
+        for (section, map) in [
+            ("kafka.properties", &self.kafka.properties),
+            ("kafka.consumer", &self.kafka.consumer),
+        ] {
+            if map
+                .get("partition.assignment.strategy")
+                .is_some_and(|v| v.contains("cooperative"))
+            {
+                return invalid(
+                    &format!("{section}.\"partition.assignment.strategy\""),
+                    "cooperative assignment is not supported: remove it (librdkafka's default \"range,roundrobin\" is what sagak's state hand-over needs)",
+                );
+            }
+            if map.get("group.protocol").is_some_and(|v| v == "consumer") {
+                return invalid(
+                    &format!("{section}.\"group.protocol\""),
+                    "the incremental \"consumer\" protocol is not supported: remove it (sagak needs the classic group protocol)",
+                );
+            }
+        }
         if self.topics.alerts.is_empty() || self.topics.dlq.is_empty() {
             return invalid("topics.alerts", "and topics.dlq must name topics");
         }
@@ -424,5 +447,16 @@ mod tests {
             err.contains("topics.inputs.rent-arrears") && err.contains("health-insurance"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cooperative_rebalancing_is_refused_naming_the_key() {
+        let err = load_toml(
+            "[kafka.consumer]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("partition.assignment.strategy"), "{err}");
+        assert!(err.contains("range,roundrobin"), "{err}");
     }
 }
