@@ -247,9 +247,7 @@ async fn restart_cost(spec: &PipelineSpec, engine: &Engine, now: i64) {
         .sum();
     let started = Instant::now();
     let mut restored = Engine::new(spec, Metrics::new(spec));
-    for snapshot in store.load_all().expect("load") {
-        restored.restore_shard(snapshot.into_state().0);
-    }
+    store.restore_all(&mut restored).expect("load");
     let restore_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     emit(json!({
@@ -275,12 +273,33 @@ async fn create_topics(spec: &PipelineSpec, settings: &sagak::config::Settings) 
     topics
 }
 
+/// A consumer of `topics` from their beginning, in its own group, with
+/// auto-commit off and `extra` librdkafka properties.
+fn reader(
+    brokers: &str,
+    group: &str,
+    topics: &[String],
+    extra: &[(&str, &str)],
+) -> rdkafka::consumer::StreamConsumer {
+    use rdkafka::consumer::Consumer;
+    let mut cfg = rdkafka::ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let consumer: rdkafka::consumer::StreamConsumer = cfg.create().expect("consumer");
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs).expect("subscribe");
+    consumer
+}
+
 /// Kafka mode on an in-process tansu broker (memory storage): a consume-only
 /// loop against the sagak pipeline on the same preloaded topics, then the
 /// event-to-alert latency at half the pipeline's rate.
 async fn kafka_mode(spec: &PipelineSpec, households: usize) {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::ClientConfig;
     use std::sync::Arc;
     use tansu_broker::broker::Broker;
     use tansu_broker::coordinator::group::administrator::Controller;
@@ -334,15 +353,7 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
             .await
             .expect("preload");
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("group.id", "bench-consume-only")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&refs).expect("subscribe");
+    let consumer = reader(&settings.kafka.brokers, "bench-consume-only", &topics, &[]);
     let mut read = 0;
     let mut started = None;
     while read < n {
@@ -426,9 +437,7 @@ async fn latency(
     households: usize,
     rate: u64,
 ) {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::message::Message;
-    use rdkafka::ClientConfig;
     use std::collections::HashMap;
     use std::sync::Arc;
 
@@ -463,16 +472,12 @@ async fn latency(
         .await
         .map(|s| s.alerts)
     });
-    let alerts: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("group.id", "bench-latency-alerts")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("consumer");
-    alerts
-        .subscribe(&[settings.topics.alerts.as_str()])
-        .expect("subscribe");
+    let alerts = reader(
+        &settings.kafka.brokers,
+        "bench-latency-alerts",
+        std::slice::from_ref(&settings.topics.alerts),
+        &[("fetch.wait.max.ms", "5")],
+    );
     while ops.health.status().is_err() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -522,14 +527,12 @@ async fn latency(
     let _ = pipeline.await;
 
     // broker timestamps of every signal, per household
-    let inputs: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("group.id", "bench-latency-inputs")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    inputs.subscribe(&refs).expect("subscribe");
+    let inputs = reader(
+        &settings.kafka.brokers,
+        "bench-latency-inputs",
+        &topics,
+        &[],
+    );
     let mut stamps: HashMap<Vec<u8>, Vec<i64>> = HashMap::new();
     let mut read = 0;
     while read < sent.total() {

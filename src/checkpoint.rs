@@ -323,8 +323,18 @@ impl ShardedStore {
         Ok(files)
     }
 
-    /// The newest good snapshot of every shard (for offline use such as
-    /// `sagak lists`).
+    /// Restores the newest good snapshot of every shard into `engine` (for
+    /// offline use such as `sagak lists`). Returns the shards restored.
+    pub fn restore_all(&self, engine: &mut Engine) -> Result<usize, CheckpointError> {
+        let snapshots = self.load_all()?;
+        let shards = snapshots.len();
+        for snapshot in snapshots {
+            engine.restore_shard(snapshot.into_state().0);
+        }
+        Ok(shards)
+    }
+
+    /// The newest good snapshot of every shard.
     pub fn load_all(&self) -> Result<Vec<Snapshot>, CheckpointError> {
         let mut all = Vec::new();
         for shard in self.shards()? {

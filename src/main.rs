@@ -249,15 +249,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     &settings.engine.state_dir,
                     settings.engine.keep_checkpoints,
                 )?;
-                let snapshots = store.load_all()?;
-                if snapshots.is_empty() {
+                if store.restore_all(&mut engine)? == 0 {
                     anyhow::bail!(
                         "no state snapshot in {}: run `sagak run` first, or point engine.state_dir at its state",
                         settings.engine.state_dir.display()
                     );
-                }
-                for snapshot in snapshots {
-                    engine.restore_shard(snapshot.into_state().0);
                 }
                 let lists = sagak::lists::DailyLists::new(&spec)?;
                 let previous = lists.households_on(&out, date - chrono::Duration::days(1));

@@ -30,7 +30,7 @@ use crate::ops::OpsState;
 use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::ScoreError;
 use crate::sink::kafka::KafkaSink;
-use crate::source::kafka::{self as source, SourceConsumer, TopicFeeds};
+use crate::source::kafka::{self as source, OffsetTracker, SourceConsumer, TopicFeeds};
 use crate::source::ownership::Ownership;
 
 /// Why the pipeline stopped with an error.
@@ -315,14 +315,7 @@ fn apply_handover(
         );
     }
     for snapshot in handover.restore {
-        let shard = snapshot.shard;
-        let (state, _) = snapshot.into_state();
-        engine.restore_shard(state);
-        tracing::info!(
-            partition = shard,
-            households = engine.households(),
-            "partition state restored"
-        );
+        engine.restore_shard(snapshot.into_state().0);
     }
     buffer.clear();
     Ok(())
@@ -398,7 +391,7 @@ impl Checkpointing<'_> {
         let (owned, offsets) = self.ownership.owned();
         self.store
             .write_shards(self.pipeline, wall_clock_ms(), engine, owned, &offsets)?;
-        if let Err(e) = self.ownership.commit(self.consumer, mode) {
+        if let Err(e) = OffsetTracker::from_snapshot(&offsets).commit(self.consumer, mode) {
             // The snapshots hold the offsets; the next commit catches up.
             tracing::warn!(error = %e, "offset commit failed");
         }

@@ -127,9 +127,7 @@ impl Decoder {
             return Err(rrn("the message key"));
         }
         let household_id = str_field(HOUSEHOLD_ID)?;
-        if ids::contains_rrn(household_id.as_bytes()) {
-            return Err(rrn("household_id"));
-        }
+        no_rrn("household_id", household_id)?;
         if !ids::is_pseudonymous_id(household_id) {
             return Err(Reject::new(
                 RejectClass::BadHouseholdId,

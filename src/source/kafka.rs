@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use prometheus::IntGaugeVec;
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -71,26 +69,19 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     // Replaces rdkafka's default so that each assigned partition starts
     // where its state ends (see `Ownership::on_assign`) instead of at the
-    // group's committed offset.
+    // group's committed offset. Eager protocol only: `Settings::validate`
+    // refuses the cooperative ones.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.ownership.on_assign(tpl);
                 tracing::info!(partitions = tpl.count(), "partitions assigned");
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
+                consumer.assign(tpl)
             }
             other => {
                 if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
@@ -98,11 +89,7 @@ impl ConsumerContext for SourceContext {
                 }
                 self.ownership.on_revoke();
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
+                consumer.unassign()
             }
         };
         if let Err(e) = result {

@@ -17,13 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rdkafka::consumer::CommitMode;
-use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::checkpoint::{CheckpointError, PartitionOffset, ShardedStore, Snapshot};
 use crate::engine::InputMessage;
-use crate::source::kafka::{OffsetTracker, SourceConsumer};
+use crate::source::kafka::OffsetTracker;
 
 /// Partitions owned, their positions, and shard hand-overs waiting for the
 /// run loop. Shared by the consumer context and the run loop.
@@ -119,7 +117,6 @@ impl Ownership {
                 ),
                 Err(e) => book.error = Some(e),
             }
-            book.dropped.remove(&shard);
             book.loaded.insert(shard);
         }
         for (topic, partition) in &partitions {
@@ -176,11 +173,5 @@ impl Ownership {
             .filter(|o| book.assigned.contains(&(o.topic.clone(), o.partition)))
             .collect();
         (shards, offsets)
-    }
-
-    /// Commits the positions of the assigned partitions for the group.
-    pub fn commit(&self, consumer: &SourceConsumer, mode: CommitMode) -> Result<(), KafkaError> {
-        let (_, offsets) = self.owned();
-        OffsetTracker::from_snapshot(&offsets).commit(consumer, mode)
     }
 }

@@ -16,10 +16,11 @@
 //! Memory: a signal is 80 bytes with no allocation of its own in the common
 //! case: the event id is kept as a 64-bit hash, absent measures as
 //! sentinels, and subject and kind values that the pipeline enumerates share
-//! one allocation each. On each
-//! watermark tick, signals older than the low watermark minus the window are
-//! evicted, so memory follows the number of households in crisis, not the
-//! length of the stream.
+//! one allocation each.
+//!
+//! On each watermark tick, signals older than the low watermark minus the
+//! window are evicted, so memory follows the number of households in
+//! crisis, not the length of the stream.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -130,6 +131,11 @@ pub const NONE_I64: i64 = i64::MIN;
 pub const NONE_I32: i32 = i32::MIN;
 /// Sentinel for an absent flag.
 pub const NONE_U8: u8 = u8::MAX;
+
+/// Moves a feed's newest event time forward to `t` (never back).
+fn raise(newest: &mut Option<i64>, t: i64) {
+    *newest = Some(newest.map_or(t, |n| n.max(t)));
+}
 
 fn some_i64(v: i64) -> Option<i64> {
     (v != NONE_I64).then_some(v)
@@ -409,8 +415,7 @@ impl HouseholdWindows {
                 },
             };
             outcome.accepted += 1;
-            let newest = &mut self.state.feed_newest[f];
-            *newest = Some(newest.map_or(t, |n| n.max(t)));
+            raise(&mut self.state.feed_newest[f], t);
             match same_subject {
                 // an older notice arriving late changes nothing
                 Some(i) if !signal.supersedes(&signals[i]) => continue,
@@ -511,9 +516,9 @@ impl HouseholdWindows {
             h.signals.shrink_to_fit();
         }
         self.state.households.extend(state.households);
-        for (f, newest) in state.feed_newest.into_iter().enumerate() {
-            if let (Some(slot), Some(t)) = (self.state.feed_newest.get_mut(f), newest) {
-                *slot = Some(slot.map_or(t, |n| n.max(t)));
+        for (slot, newest) in self.state.feed_newest.iter_mut().zip(state.feed_newest) {
+            if let Some(t) = newest {
+                raise(slot, t);
             }
         }
     }
