@@ -44,3 +44,12 @@ pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
 pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
     fnv1a!(parts, u64, 0xcbf29ce484222325, 0x100000001b3)
 }
+
+/// Hasher for the in-memory maps keyed by household id: foldhash, seeded
+/// per process (so crafted ids cannot aim at one bucket), several times
+/// faster than std's SipHash on short keys. Only for maps, never for
+/// anything persisted.
+pub type FastState = foldhash::fast::RandomState;
+
+/// A map keyed by household id, as held by the window and alert stages.
+pub type HouseholdMap<V> = std::collections::HashMap<Box<str>, V, FastState>;

@@ -15,7 +15,7 @@ WITH current AS (
     SELECT c.*
     FROM candidates c
     -- only households whose evidence is still inside the window on list day
-    WHERE c.last_signal_at >= c.list_at - INTERVAL '${window_days} days'
+    WHERE c.last_signal_at >= c.list_at - arrow_cast(${window_ms}, 'Duration(Millisecond)')
 ),
 placed AS (
     SELECT cur.*,

@@ -17,7 +17,7 @@ WITH bounds AS (
     -- the window of a household ends at its newest signal
     SELECT household_id,
            MAX(observed_at) AS window_end,
-           MAX(observed_at) - INTERVAL '${window_days} days' AS window_start
+           MAX(observed_at) - arrow_cast(${window_ms}, 'Duration(Millisecond)') AS window_start
     FROM signals
     GROUP BY household_id
 ),

@@ -8,7 +8,7 @@
 //! the start of the evidence, so a replay after a crash yields the same ids
 //! and consumers can deduplicate.
 
-use std::collections::HashMap;
+use crate::hash::HouseholdMap;
 
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ pub struct AlertMark {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AlertState {
     /// Last alert per household id.
-    pub marks: HashMap<Box<str>, AlertMark>,
+    pub marks: HouseholdMap<AlertMark>,
 }
 
 /// What one batch of assessments produced.

@@ -307,6 +307,12 @@ impl PipelineSpec {
             "window_days".into(),
             toml::Value::Integer(i64::from(file.window.length_days)),
         );
+        // As a duration: a timestamp minus an INTERVAL goes through calendar
+        // arithmetic per row, a timestamp minus a duration is one subtraction.
+        params.insert(
+            "window_ms".into(),
+            toml::Value::Integer(i64::from(file.window.length_days) * DAY_MS),
+        );
         let score_sql = fill_params(sql, &params).map_err(|name| {
             invalid(
                 format!("params.{name}"),

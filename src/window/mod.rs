@@ -22,7 +22,7 @@
 //! window are evicted, so memory follows the number of households in
 //! crisis, not the length of the stream.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -33,7 +33,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Reject, RejectClass};
-use crate::hash::fnv1a64;
+use crate::hash::{fnv1a64, FastState, HouseholdMap};
 use crate::pipeline::FieldType;
 use crate::pipeline::PipelineSpec;
 use crate::signal::{signal_table_schema, MeasureBuilders, Measures};
@@ -164,11 +164,11 @@ impl LiveSignal {
 /// fields and constant subjects), so signals do not each allocate them.
 /// Free-text values (person ids) get their own allocation.
 #[derive(Debug, Default)]
-struct Symbols(HashMap<Box<str>, Arc<str>>);
+struct Symbols(HouseholdMap<Arc<str>>);
 
 impl Symbols {
     fn of(spec: &PipelineSpec) -> Self {
-        let mut map = HashMap::new();
+        let mut map = HouseholdMap::default();
         for feed in &spec.feeds {
             let values = feed
                 .fields
@@ -217,7 +217,7 @@ pub struct Household {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WindowState {
     /// Live signals per household id.
-    pub households: HashMap<Box<str>, Household>,
+    pub households: HouseholdMap<Household>,
     /// Newest event time seen per feed (index = feed).
     pub feed_newest: Vec<Option<i64>>,
 }
@@ -268,7 +268,7 @@ impl HouseholdWindows {
                 .collect(),
             symbols: Symbols::of(spec),
             state: WindowState {
-                households: HashMap::new(),
+                households: HouseholdMap::default(),
                 feed_newest: vec![None; spec.feeds.len()],
             },
         }
@@ -332,7 +332,7 @@ impl HouseholdWindows {
             late: Vec::new(),
             dropped_over_cap: 0,
         };
-        let mut touched: HashSet<&str> = HashSet::new();
+        let mut touched: HashSet<&str, FastState> = HashSet::default();
         for row in 0..decoded.num_rows() {
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
@@ -359,15 +359,21 @@ impl HouseholdWindows {
             // A household keeps the shard it was first seen on; a producer
             // that partitions by something else breaks co-partitioning,
             // which the README's input contract forbids.
-            let signals = &mut self
-                .state
-                .households
-                .entry(Box::from(hh))
-                .or_insert_with(|| Household {
-                    shard,
-                    signals: Vec::new(),
-                })
-                .signals;
+            // Looked up before inserting: `entry` would allocate the key for
+            // every signal, and most signals are for a household already held.
+            if !self.state.households.contains_key(hh) {
+                self.state.households.insert(
+                    Box::from(hh),
+                    Household {
+                        shard,
+                        signals: Vec::new(),
+                    },
+                );
+            }
+            let Some(household) = self.state.households.get_mut(hh) else {
+                continue;
+            };
+            let signals = &mut household.signals;
             let key = fnv1a64(&[event_id.value(row).as_bytes()]);
             if signals
                 .iter()
