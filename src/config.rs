@@ -119,7 +119,8 @@ impl Default for PipelineSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct EngineSettings {
     /// A micro-batch is processed at the latest this long after its first
-    /// message arrived (bounds alert latency).
+    /// message arrived, even while the consumer keeps delivering (it goes
+    /// at once when the consumer has nothing more ready).
     pub flush_interval_ms: u64,
     /// A micro-batch is processed as soon as it holds this many messages.
     pub max_batch: usize,

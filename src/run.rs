@@ -1,8 +1,11 @@
 //! `sagak run`: drives the [`Engine`] from Kafka.
 //!
 //! Delivery guarantee (at least once):
-//! 1. Messages are collected into a micro-batch until `engine.max_batch`
-//!    messages or `engine.flush_interval_ms` after the first one.
+//! 1. Messages are collected into a micro-batch while the consumer has more
+//!    ready, up to `engine.max_batch` messages and at most
+//!    `engine.flush_interval_ms` after the first one. A batch goes as soon as
+//!    the consumer holds nothing more, so at low rates a signal does not wait
+//!    for the interval, and under load batches fill up.
 //! 2. The batch is processed; its alerts and dead letters are sent with the
 //!    idempotent producer and the batch is done only when the broker has
 //!    acknowledged every one of them (retried until it does).
@@ -16,6 +19,8 @@
 //! may re-send an alert with the same `alert_id` but never loses one.
 
 use std::future::Future;
+
+use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,11 +136,16 @@ pub async fn run(
     };
     tokio::pin!(shutdown);
 
+    // A message the consumer already held, taken while filling the batch.
+    let mut ready: Option<Event> = None;
     loop {
         let deadline = batch_deadline;
         let cutoff_in =
             next_cutoff_ms.map(|c| Duration::from_millis((c - wall_clock_ms()).max(0) as u64));
-        let event = tokio::select! {
+        let event = if let Some(event) = ready.take() {
+            event
+        } else {
+            tokio::select! {
             biased;
             _ = &mut shutdown => Event::Shutdown,
             _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => Event::ListCutoff,
@@ -143,6 +153,7 @@ pub async fn run(
             _ = observe_tick.tick() => Event::Observe,
             _ = checkpoint_tick.tick() => Event::Checkpoint,
             received = consumer.recv() => Event::Received(received.map(|m| feeds.input(&m))),
+            }
         };
         // A rebalance callback ran inside some poll of `recv()`: move state
         // before anything else touches the engine.
@@ -181,6 +192,15 @@ pub async fn run(
                     batch_deadline = Some(tokio::time::Instant::now() + flush_every);
                 }
                 flush_now = buffer.len() >= settings.engine.max_batch;
+                if !flush_now {
+                    // Natural batching: the batch grows only by what the
+                    // consumer already holds; once it holds nothing more,
+                    // waiting for the interval would only add latency.
+                    match consumer.recv().now_or_never() {
+                        Some(next) => ready = Some(Event::Received(next.map(|m| feeds.input(&m)))),
+                        None => flush_now = true,
+                    }
+                }
             }
             Event::Received(Err(e)) => {
                 metrics.kafka_errors.inc();

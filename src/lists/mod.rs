@@ -318,7 +318,11 @@ impl DailyLists {
             )?);
         }
         drop(ids);
-        eprintln!("TIMING candidates {:?} (assess {:?})", t0.elapsed(), t_assess);
+        eprintln!(
+            "TIMING candidates {:?} (assess {:?})",
+            t0.elapsed(),
+            t_assess
+        );
         let t1 = std::time::Instant::now();
         let ranked = self.rank(candidates).await?;
         eprintln!("TIMING rank {:?}", t1.elapsed());
