@@ -4,17 +4,26 @@
 //! hands it the raw messages of a micro-batch and sends what comes back:
 //! alerts to the dong-office topic and rejects to the dead-letter topic. The
 //! stages do not know each other; only this file passes data between them.
+//!
+//! Households are spread over lanes (one per core) by a hash of their id.
+//! Each lane has its own decode, window, score and alert stages and shares
+//! nothing with the others, so a micro-batch's lanes run in parallel; a
+//! household's signals always meet in the same lane. Lanes exchange only the
+//! feeds' newest event times (the watermarks), between batches.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertGate, AlertMark, AlertState};
 use crate::decode::{Decoder, Reject, RejectClass};
+use crate::hash::fnv1a64;
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineSpec;
-use crate::score::{ScoreError, Scorer};
+use crate::score::{Assessment, ScoreError, Scorer};
 use crate::window::{Household, HouseholdWindows, WindowState};
 
 /// One raw input message.
@@ -62,14 +71,130 @@ pub struct EngineState {
 
 /// The stages of one pipeline, wired.
 pub struct Engine {
-    decoder: Decoder,
-    windows: HouseholdWindows,
-    scorer: Scorer,
-    gate: AlertGate,
+    lanes: Vec<Lane>,
     metrics: Metrics,
     feed_names: Vec<String>,
     /// Shard of each message of the batch in flight (reused).
     shards: Vec<i32>,
+}
+
+/// The stages for the households of one lane.
+struct Lane {
+    decoder: Decoder,
+    windows: HouseholdWindows,
+    scorer: Scorer,
+    gate: AlertGate,
+    /// Batch indices of the messages routed to this lane (reused).
+    msgs: Vec<u32>,
+}
+
+/// What one lane did with its part of a micro-batch.
+#[derive(Default)]
+struct LaneOutcome {
+    alerts: Vec<Alert>,
+    rejects: Vec<(usize, Reject)>,
+    accepted: usize,
+    duplicates: usize,
+    suppressed: usize,
+    dropped_over_cap: usize,
+}
+
+impl Lane {
+    fn new(spec: &PipelineSpec) -> Self {
+        Lane {
+            decoder: Decoder::new(spec),
+            windows: HouseholdWindows::new(spec),
+            scorer: Scorer::new(spec),
+            gate: AlertGate::new(spec),
+            msgs: Vec::new(),
+        }
+    }
+
+    /// decode -> window -> score -> alert for this lane's messages.
+    async fn process(
+        &mut self,
+        msgs: &[InputMessage],
+        shards: &[i32],
+        now_ms: i64,
+    ) -> Result<LaneOutcome, ScoreError> {
+        let mut out = LaneOutcome::default();
+        for &i in &self.msgs {
+            let m = &msgs[i as usize];
+            let Some(feed) = m.feed else { continue };
+            if let Err(reject) =
+                self.decoder
+                    .decode(i, feed, m.key.as_deref(), m.payload.as_deref(), now_ms)
+            {
+                out.rejects.push((i as usize, reject));
+            }
+        }
+        let decoded = self.decoder.finish();
+        let window = self.windows.process_batch(&decoded, shards);
+        out.accepted = window.accepted;
+        out.duplicates = window.duplicates;
+        out.dropped_over_cap = window.dropped_over_cap;
+        out.rejects
+            .extend(window.late.into_iter().map(|(i, r)| (i as usize, r)));
+        let assessments = self.scorer.process_batch(window.table).await?;
+        let windows = &self.windows;
+        let gate = self.gate.process_batch(assessments, now_ms, |hh| {
+            windows.shard_of(hh).unwrap_or_default()
+        });
+        out.alerts = gate.alerts;
+        out.suppressed = gate.suppressed;
+        Ok(out)
+    }
+
+    /// Scores the given households of this lane.
+    async fn assess(&self, households: &[&str]) -> Result<Vec<Assessment>, ScoreError> {
+        let table = self.windows.table_of(households.iter().copied());
+        self.scorer.process_batch(table).await
+    }
+}
+
+/// Below this many messages a batch's lanes run one after the other: a
+/// thread start costs more than the work it would share.
+const PARALLEL_FROM: usize = 256;
+
+/// Runs one job per lane and returns their results in lane order: on
+/// scoped threads (the first on the calling thread) when `parallel`,
+/// otherwise one after the other.
+async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: bool) -> Vec<T> {
+    if !parallel || jobs.len() < 2 {
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(job.await);
+        }
+        return out;
+    }
+    // The jobs are CPU work on data the lanes own; a lane's query runs one
+    // partition and spawns nothing, so each thread drives its job itself.
+    // `unconstrained`: tokio's cooperative budget is only refilled by its own
+    // scheduler, so under this executor an exhausted budget would spin.
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let drive = |job| futures::executor::block_on(tokio::task::unconstrained(job));
+    std::thread::scope(|scope| {
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next();
+        let others: Vec<_> = jobs
+            .map(|job| {
+                let runtime = runtime.clone();
+                scope.spawn(move || {
+                    let _entered = runtime.as_ref().map(|r| r.enter());
+                    drive(job)
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(others.len() + 1);
+        out.extend(first.map(drive));
+        for thread in others {
+            match thread.join() {
+                Ok(v) => out.push(v),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// The state of one shard, borrowed for a snapshot.
@@ -82,23 +207,36 @@ pub struct ShardView<'a> {
 }
 
 impl Engine {
-    /// An engine for `spec`, reporting to `metrics`.
+    /// An engine for `spec`, reporting to `metrics`, with one lane per core
+    /// this process may use.
     pub fn new(spec: &PipelineSpec, metrics: Metrics) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_lanes(spec, metrics, cores)
+    }
+
+    /// An engine with `lanes` lanes (at least one, at most 64).
+    pub fn with_lanes(spec: &PipelineSpec, metrics: Metrics, lanes: usize) -> Self {
         Engine {
-            decoder: Decoder::new(spec),
-            windows: HouseholdWindows::new(spec),
-            scorer: Scorer::new(spec),
-            gate: AlertGate::new(spec),
+            lanes: (0..lanes.clamp(1, 64)).map(|_| Lane::new(spec)).collect(),
             metrics,
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             shards: Vec::new(),
         }
     }
 
+    /// The lane of a household, from its id (or a message's key, which the
+    /// decoder requires to be the household id).
+    fn lane_of(&self, household_id: &[u8]) -> usize {
+        (fnv1a64(&[household_id]) % self.lanes.len() as u64) as usize
+    }
+
     /// Checks what can only be checked by running it (the scoring SQL), so
     /// a broken pipeline stops at start-up.
     pub async fn start(&self) -> Result<(), ScoreError> {
-        self.scorer.check().await
+        for lane in &self.lanes {
+            lane.scorer.check().await?;
+        }
+        Ok(())
     }
 
     /// Processes one micro-batch. `now_ms` is the wall clock.
@@ -109,6 +247,9 @@ impl Engine {
     ) -> Result<BatchResult, ScoreError> {
         let started = Instant::now();
         let mut result = BatchResult::default();
+        for lane in &mut self.lanes {
+            lane.msgs.clear();
+        }
         for (i, m) in msgs.iter().enumerate() {
             let Some(feed) = m.feed else {
                 result.rejects.push((
@@ -126,50 +267,51 @@ impl Engine {
                     .with_label_values(&[name.as_str()])
                     .inc();
             }
-            if let Err(reject) = self.decoder.decode(
-                i as u32,
-                feed,
-                m.key.as_deref(),
-                m.payload.as_deref(),
-                now_ms,
-            ) {
-                result.rejects.push((i, reject));
-            }
+            // A message without a key is rejected by the decoder of any lane.
+            let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
+            self.lanes[lane].msgs.push(i as u32);
         }
-        let decoded = self.decoder.finish();
         self.shards.clear();
         self.shards.extend(msgs.iter().map(|m| m.partition));
-        let window = self.windows.process_batch(&decoded, &self.shards);
-        result.accepted = window.accepted;
-        result.duplicates = window.duplicates;
-        result
-            .rejects
-            .extend(window.late.into_iter().map(|(i, r)| (i as usize, r)));
-        result.rejects.sort_by_key(|(i, _)| *i);
 
-        let assessments = self.scorer.process_batch(window.table).await?;
-        let windows = &self.windows;
-        let gate = self.gate.process_batch(assessments, now_ms, |hh| {
-            windows.shard_of(hh).unwrap_or_default()
-        });
-        result.suppressed = gate.suppressed;
-        result.alerts = gate.alerts;
+        let shards = &self.shards;
+        let jobs = self
+            .lanes
+            .iter_mut()
+            .map(|lane| lane.process(msgs, shards, now_ms).boxed())
+            .collect();
+        let mut dropped_over_cap = 0;
+        for lane in on_lanes(jobs, msgs.len() >= PARALLEL_FROM).await {
+            let lane = lane?;
+            result.alerts.extend(lane.alerts);
+            result.rejects.extend(lane.rejects);
+            result.accepted += lane.accepted;
+            result.duplicates += lane.duplicates;
+            result.suppressed += lane.suppressed;
+            dropped_over_cap += lane.dropped_over_cap;
+        }
+        self.share_watermarks();
+        result.rejects.sort_by_key(|(i, _)| *i);
+        // One lane's alerts come in household order; so do all of them.
+        result
+            .alerts
+            .sort_by(|a, b| a.household_id.cmp(&b.household_id));
 
         let m = &self.metrics;
         for (_, r) in &result.rejects {
             m.rejected.with_label_values(&[r.class.as_str()]).inc();
         }
         m.duplicates.inc_by(result.duplicates as u64);
-        m.dropped_over_cap.inc_by(window.dropped_over_cap as u64);
+        m.dropped_over_cap.inc_by(dropped_over_cap as u64);
         m.suppressed.inc_by(result.suppressed as u64);
         for a in &result.alerts {
             m.alerts
                 .with_label_values(&[a.priority.as_str(), a.dong_code.as_str()])
                 .inc();
         }
-        m.households.set(self.windows.households() as i64);
+        m.households.set(self.households() as i64);
         for (f, name) in self.feed_names.iter().enumerate() {
-            if let Some(wm) = self.windows.watermark(f) {
+            if let Some(wm) = self.lanes[0].windows.watermark(f) {
                 m.watermark
                     .with_label_values(&[name.as_str()])
                     .set(wm / 1000);
@@ -180,78 +322,131 @@ impl Engine {
         Ok(result)
     }
 
+    /// Gives every lane the newest event time of each feed over all lanes,
+    /// so lateness and eviction follow one watermark per feed. Within a
+    /// batch a lane raises it only by its own signals.
+    fn share_watermarks(&mut self) {
+        if self.lanes.len() < 2 {
+            return;
+        }
+        let mut newest = self.lanes[0].windows.feed_newest().to_vec();
+        for lane in &self.lanes[1..] {
+            for (slot, t) in newest.iter_mut().zip(lane.windows.feed_newest()) {
+                *slot = (*slot).max(*t);
+            }
+        }
+        for lane in &mut self.lanes {
+            lane.windows.raise_newest(&newest);
+        }
+    }
+
     /// Evicts state the watermark has passed. Returns (signals, alert marks)
     /// evicted.
     pub fn on_watermark(&mut self) -> (usize, usize) {
-        let signals = self.windows.on_watermark();
-        let marks = self.gate.on_watermark(self.windows.low_watermark());
-        self.metrics
-            .households
-            .set(self.windows.households() as i64);
+        let (mut signals, mut marks) = (0, 0);
+        for lane in &mut self.lanes {
+            signals += lane.windows.on_watermark();
+            marks += lane.gate.on_watermark(lane.windows.low_watermark());
+        }
+        self.metrics.households.set(self.households() as i64);
         (signals, marks)
     }
 
     /// Ids of every household in the state.
     pub fn household_ids(&self) -> impl Iterator<Item = &str> {
-        self.windows.household_ids()
+        self.lanes.iter().flat_map(|l| l.windows.household_ids())
     }
 
     /// Scores the given households (for the daily lists, which go through
     /// the state in chunks so the signal table of a whole country is never
-    /// built at once).
-    pub async fn assess(
-        &self,
-        households: &[&str],
-    ) -> Result<Vec<crate::score::Assessment>, ScoreError> {
-        let table = self.windows.table_of(households.iter().copied());
-        self.scorer.process_batch(table).await
+    /// built at once). Each lane scores its own, in parallel.
+    pub async fn assess(&self, households: &[&str]) -> Result<Vec<Assessment>, ScoreError> {
+        let mut parts: Vec<Vec<&str>> = vec![Vec::new(); self.lanes.len()];
+        for &h in households {
+            parts[self.lane_of(h.as_bytes())].push(h);
+        }
+        let jobs = self
+            .lanes
+            .iter()
+            .zip(&parts)
+            .map(|(lane, part)| lane.assess(part).boxed())
+            .collect();
+        let mut out = Vec::with_capacity(households.len());
+        for part in on_lanes(jobs, households.len() >= PARALLEL_FROM).await {
+            out.extend(part?);
+        }
+        Ok(out)
     }
 
     /// The last alert sent for a household.
     pub fn alert_mark(&self, household_id: &str) -> Option<crate::alert::AlertMark> {
-        self.gate.mark(household_id)
+        self.lanes[self.lane_of(household_id.as_bytes())]
+            .gate
+            .mark(household_id)
     }
 
     /// Number of households with live signals.
     pub fn households(&self) -> usize {
-        self.windows.households()
+        self.lanes.iter().map(|l| l.windows.households()).sum()
     }
 
     /// The state of every shard, borrowed for snapshots, split in one pass.
     pub fn checkpoint(&self) -> BTreeMap<i32, ShardView<'_>> {
         let mut shards: BTreeMap<i32, ShardView<'_>> = BTreeMap::new();
-        for (id, h) in &self.windows.checkpoint().households {
-            shards.entry(h.shard).or_default().households.push((id, h));
-        }
-        for (id, m) in &self.gate.checkpoint().marks {
-            shards.entry(m.shard).or_default().marks.push((id, m));
+        for lane in &self.lanes {
+            for (id, h) in &lane.windows.checkpoint().households {
+                shards.entry(h.shard).or_default().households.push((id, h));
+            }
+            for (id, m) in &lane.gate.checkpoint().marks {
+                shards.entry(m.shard).or_default().marks.push((id, m));
+            }
         }
         shards
     }
 
-    /// Newest event time per feed, for snapshots.
+    /// Newest event time per feed, for snapshots (every lane holds the
+    /// same between batches).
     pub fn feed_newest(&self) -> &[Option<i64>] {
-        &self.windows.checkpoint().feed_newest
+        self.lanes[0].windows.feed_newest()
     }
 
-    /// Adds one shard's state from its snapshot.
+    /// Adds one shard's state from its snapshot, each household to its lane.
     pub fn restore_shard(&mut self, state: EngineState) {
-        self.windows.restore_shard(state.windows);
-        self.gate.restore_shard(state.alerts);
-        self.metrics
-            .households
-            .set(self.windows.households() as i64);
+        let EngineState { windows, alerts } = state;
+        let mut parts: Vec<EngineState> = (0..self.lanes.len())
+            .map(|_| EngineState {
+                windows: WindowState {
+                    households: Default::default(),
+                    feed_newest: windows.feed_newest.clone(),
+                },
+                alerts: AlertState::default(),
+            })
+            .collect();
+        for (id, h) in windows.households {
+            let lane = self.lane_of(id.as_bytes());
+            parts[lane].windows.households.insert(id, h);
+        }
+        for (id, m) in alerts.marks {
+            let lane = self.lane_of(id.as_bytes());
+            parts[lane].alerts.marks.insert(id, m);
+        }
+        for (lane, part) in self.lanes.iter_mut().zip(parts) {
+            lane.windows.restore_shard(part.windows);
+            lane.gate.restore_shard(part.alerts);
+        }
+        self.metrics.households.set(self.households() as i64);
     }
 
     /// Forgets one shard's state: its partition moved to another instance,
     /// which continues from the shard's snapshot. Returns the households
     /// dropped.
     pub fn drop_shard(&mut self, shard: i32) -> usize {
-        let dropped = self.windows.drop_shard(shard);
-        self.gate.drop_shard(shard);
-        self.metrics
-            .households
-            .set(self.windows.households() as i64);
+        let mut dropped = 0;
+        for lane in &mut self.lanes {
+            dropped += lane.windows.drop_shard(shard);
+            lane.gate.drop_shard(shard);
+        }
+        self.metrics.households.set(self.households() as i64);
         dropped
     }
 }

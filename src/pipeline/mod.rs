@@ -558,7 +558,9 @@ mod tests {
             !spec.score_sql.contains("${"),
             "unfilled placeholder in SQL"
         );
-        assert!(spec.score_sql.contains("arrow_cast(7776000000, 'Duration(Millisecond)')"));
+        assert!(spec
+            .score_sql
+            .contains("arrow_cast(7776000000, 'Duration(Millisecond)')"));
     }
 
     #[test]

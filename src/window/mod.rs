@@ -285,6 +285,21 @@ impl HouseholdWindows {
             .map(|t| t - self.lateness_ms)
     }
 
+    /// Newest event time seen per feed (index = feed).
+    pub fn feed_newest(&self) -> &[Option<i64>] {
+        &self.state.feed_newest
+    }
+
+    /// Raises the newest event time of each feed to at least `newest`
+    /// (window stages of one engine share their watermarks).
+    pub fn raise_newest(&mut self, newest: &[Option<i64>]) {
+        for (slot, t) in self.state.feed_newest.iter_mut().zip(newest) {
+            if let Some(t) = *t {
+                raise(slot, t);
+            }
+        }
+    }
+
     /// The lowest watermark over the feeds that have sent anything.
     pub fn low_watermark(&self) -> Option<i64> {
         (0..self.feed_names.len())
@@ -522,11 +537,7 @@ impl HouseholdWindows {
             h.signals.shrink_to_fit();
         }
         self.state.households.extend(state.households);
-        for (slot, newest) in self.state.feed_newest.iter_mut().zip(state.feed_newest) {
-            if let Some(t) = newest {
-                raise(slot, t);
-            }
-        }
+        self.raise_newest(&state.feed_newest);
     }
 
     /// Forgets the households of `shard`, whose partition moved to another
