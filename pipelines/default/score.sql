@@ -35,24 +35,21 @@ live AS (
     JOIN bounds b ON s.household_id = b.household_id
     WHERE s.observed_at >= b.window_start
 ),
-categories AS (
-    -- distinct qualifying categories (two steps: cheaper than COUNT(DISTINCT))
-    SELECT household_id, COUNT(*) AS categories
-    FROM (SELECT DISTINCT household_id, category FROM live WHERE qualifies) q
-    GROUP BY household_id
-),
 household AS (
     SELECT l.household_id,
            -- the newest signal's dong: a household that moved is served by its new dong
            first_value(l.dong_code ORDER BY l.observed_at DESC, l.event_key DESC) AS dong_code,
            MAX(l.window_end) AS window_end,
-           MAX(c.categories) AS categories,
+           -- distinct qualifying categories, one term per category named in `live`
+           -- (cheaper than COUNT(DISTINCT) or a second aggregation joined back)
+             MAX(CASE WHEN l.qualifies AND l.category = 'utility' THEN 1 ELSE 0 END)
+           + MAX(CASE WHEN l.qualifies AND l.category = 'employment' THEN 1 ELSE 0 END)
+           + MAX(CASE WHEN l.qualifies AND l.category = 'health' THEN 1 ELSE 0 END) AS categories,
            SUM(CASE WHEN l.qualifies AND COALESCE(l.disconnected, false) THEN 1 ELSE 0 END) AS disconnections,
            SUM(CASE WHEN l.qualifies THEN LEAST(COALESCE(l.months_overdue, 0), ${months_cap}) ELSE 0 END) AS months,
            SUM(CASE WHEN l.qualifies THEN COALESCE(l.amount_krw, 0) ELSE 0 END) AS amount_krw,
            SUM(CASE WHEN l.qualifies AND l.category = 'employment' THEN 1 ELSE 0 END) AS employment_signals
     FROM live l
-    JOIN categories c ON c.household_id = l.household_id
     GROUP BY l.household_id
 ),
 assessed AS (
