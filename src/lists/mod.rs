@@ -302,14 +302,11 @@ impl DailyLists {
         // Chunks keep at most one chunk's assessments (with their rendered
         // reasons) in memory; only the compact candidate rows accumulate.
         const CHUNK: usize = 100_000;
-        let t0 = std::time::Instant::now();
-        let mut t_assess = std::time::Duration::ZERO;
+        let started = std::time::Instant::now();
         let ids: Vec<&str> = engine.household_ids().collect();
         let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
         for chunk in ids.chunks(CHUNK) {
-            let ta = std::time::Instant::now();
             let assessments = engine.assess(chunk).await?;
-            t_assess += ta.elapsed();
             candidates.push(self.candidates(
                 &assessments,
                 |h| engine.alert_mark(h),
@@ -318,22 +315,23 @@ impl DailyLists {
             )?);
         }
         drop(ids);
-        eprintln!(
-            "TIMING candidates {:?} (assess {:?})",
-            t0.elapsed(),
-            t_assess
-        );
-        let t1 = std::time::Instant::now();
+        let scored = started.elapsed();
         let ranked = self.rank(candidates).await?;
-        eprintln!("TIMING rank {:?}", t1.elapsed());
-        let t1 = std::time::Instant::now();
+        let ranked_at = started.elapsed();
         let manifest = self.write(
             out,
             self.list_day_at(cutoff_ms),
             &ranked,
             crate::run::wall_clock_ms(),
         )?;
-        eprintln!("TIMING write {:?}", t1.elapsed());
+        // Where a slow morning went, for whoever is on call.
+        tracing::info!(
+            households = manifest.households,
+            score_ms = scored.as_millis() as u64,
+            rank_ms = (ranked_at - scored).as_millis() as u64,
+            write_ms = (started.elapsed() - ranked_at).as_millis() as u64,
+            "daily lists made"
+        );
         let mut on_list = HashSet::new();
         for batch in &ranked {
             if let Some(col) = batch.column_by_name("household_id") {
