@@ -462,8 +462,10 @@ mod tests {
     fn city() -> Vec<InputMessage> {
         let spec = default_spec();
         generate(&GeneratorConfig {
-            households: 2_000,
+            households: 3_000,
             days: 150,
+            late_share: 0.02,
+            malformed_share: 0.01,
             ..GeneratorConfig::default()
         })
         .messages
@@ -472,10 +474,7 @@ mod tests {
         .map(|(i, m)| InputMessage {
             feed: spec.feed_index(m.feed).map(|f| f as u16),
             topic: m.feed.to_string(),
-            partition: m
-                .key
-                .as_deref()
-                .map_or(0, |k| (fnv1a64(&[k]) % 4) as i32),
+            partition: m.key.as_deref().map_or(0, |k| (fnv1a64(&[k]) % 4) as i32),
             offset: i as i64,
             key: m.key,
             payload: Some(m.payload),
@@ -533,13 +532,15 @@ mod tests {
         let mut one = Engine::with_lanes(&spec, Metrics::new(&spec), 1);
         let expected = decisions(&mut one, &msgs).await;
         assert!(expected.iter().any(|d| d.contains("\"P1\"")));
-        assert!(expected.iter().any(|d| d.ends_with("late_event")));
+        assert!(expected.iter().any(|d| d.ends_with(": late")));
         for lanes in [2, 3] {
             let mut engine = Engine::with_lanes(&spec, Metrics::new(&spec), lanes);
             let got = decisions(&mut engine, &msgs).await;
             assert_eq!(got.len(), expected.len(), "{lanes} lanes");
             assert!(got == expected, "{lanes} lanes decided differently");
             assert_eq!(engine.households(), one.households());
+            // what a snapshot records as each feed's newest event time
+            assert_eq!(engine.feed_newest(), one.feed_newest(), "{lanes} lanes");
         }
     }
 
