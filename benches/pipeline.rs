@@ -69,15 +69,7 @@ fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| InputMessage {
-            feed: spec.feed_index(m.feed).map(|f| f as u16),
-            topic: m.feed.to_string(),
-            partition: 0,
-            offset: i as i64,
-            key: m.key,
-            payload: Some(m.payload),
-            timestamp_ms: Some(m.arrival_ms),
-        })
+        .map(|(i, m)| m.into_input(spec, i as i64, 1))
         .collect()
 }
 

@@ -471,15 +471,7 @@ mod tests {
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| InputMessage {
-            feed: spec.feed_index(m.feed).map(|f| f as u16),
-            topic: m.feed.to_string(),
-            partition: m.key.as_deref().map_or(0, |k| (fnv1a64(&[k]) % 4) as i32),
-            offset: i as i64,
-            key: m.key,
-            payload: Some(m.payload),
-            timestamp_ms: Some(m.arrival_ms),
-        })
+        .map(|(i, m)| m.into_input(&spec, i as i64, 4))
         .collect()
     }
 

@@ -89,6 +89,31 @@ impl Default for GeneratorConfig {
     }
 }
 
+impl GeneratedMessage {
+    /// The message as the engine receives it at `offset` of a topic named
+    /// after its feed with `partitions` partitions, keyed messages spread by
+    /// a hash of the key (co-partitioned, as the input contract requires).
+    pub fn into_input(
+        self,
+        spec: &crate::pipeline::PipelineSpec,
+        offset: i64,
+        partitions: u64,
+    ) -> crate::engine::InputMessage {
+        let partition = self.key.as_deref().map_or(0, |k| {
+            (crate::hash::fnv1a64(&[k]) % partitions.max(1)) as i32
+        });
+        crate::engine::InputMessage {
+            feed: spec.feed_index(self.feed).map(|f| f as u16),
+            topic: self.feed.to_string(),
+            partition,
+            offset,
+            key: self.key,
+            payload: Some(self.payload),
+            timestamp_ms: Some(self.arrival_ms),
+        }
+    }
+}
+
 /// What the engine should do with a generated message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
