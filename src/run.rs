@@ -19,10 +19,10 @@
 //! may re-send an alert with the same `alert_id` but never loses one.
 
 use std::future::Future;
-
-use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -191,7 +191,10 @@ pub async fn run(
                 if batch_deadline.is_none() {
                     batch_deadline = Some(tokio::time::Instant::now() + flush_every);
                 }
-                flush_now = buffer.len() >= settings.engine.max_batch;
+                // Messages taken below come back here without passing the
+                // select, so the interval is checked here too.
+                flush_now = buffer.len() >= settings.engine.max_batch
+                    || batch_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
                 if !flush_now {
                     // Natural batching: the batch grows only by what the
                     // consumer already holds; once it holds nothing more,

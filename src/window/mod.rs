@@ -22,7 +22,7 @@
 //! window are evicted, so memory follows the number of households in
 //! crisis, not the length of the stream.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -164,11 +164,11 @@ impl LiveSignal {
 /// fields and constant subjects), so signals do not each allocate them.
 /// Free-text values (person ids) get their own allocation.
 #[derive(Debug, Default)]
-struct Symbols(HouseholdMap<Arc<str>>);
+struct Symbols(HashMap<Box<str>, Arc<str>, FastState>);
 
 impl Symbols {
     fn of(spec: &PipelineSpec) -> Self {
-        let mut map = HouseholdMap::default();
+        let mut map = HashMap::default();
         for feed in &spec.feeds {
             let values = feed
                 .fields
