@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{AlertMark, AlertState};
 use crate::engine::{Engine, EngineState, ShardView};
 use crate::hash::fnv1a128;
-use crate::window::{Household, WindowState};
+use crate::window::{HeldHousehold, WindowState};
 
 /// Version of the snapshot format written by this build. Version 1 kept one
 /// file for all partitions; version 2 keeps one directory per partition.
@@ -68,9 +68,11 @@ pub struct PartitionOffset {
 }
 
 /// One shard's state, borrowed, as it is written to a snapshot. It reads
-/// back as a [`Snapshot`].
+/// back as a [`Snapshot`]. `H` is a household as the window stage lends it
+/// ([`HeldHousehold`]); anything that serializes as a
+/// [`crate::window::Household`] will do.
 #[derive(Debug, Serialize)]
-pub struct SnapshotRef<'a> {
+pub struct SnapshotRef<'a, H: Serialize = HeldHousehold<'a>> {
     /// Pipeline name.
     pub pipeline: &'a str,
     /// Wall clock when taken.
@@ -80,16 +82,16 @@ pub struct SnapshotRef<'a> {
     /// Input offsets of the shard's partitions the state corresponds to.
     pub offsets: &'a [PartitionOffset],
     /// The shard's window state.
-    pub windows: WindowsRef<'a>,
+    pub windows: WindowsRef<'a, H>,
     /// The shard's alert state.
     pub alerts: AlertsRef<'a>,
 }
 
 /// Borrowed window state of one shard; serializes like [`WindowState`].
 #[derive(Debug, Serialize)]
-pub struct WindowsRef<'a> {
+pub struct WindowsRef<'a, H: Serialize = HeldHousehold<'a>> {
     /// Households of the shard.
-    pub households: MapRef<'a, Household>,
+    pub households: MapRef<'a, H>,
     /// Newest event time per feed.
     pub feed_newest: &'a [Option<i64>],
 }
@@ -104,7 +106,7 @@ pub struct AlertsRef<'a> {
 /// Borrowed map entries, serialized as a map; lets one pass over the state
 /// split it into shards without copying it.
 #[derive(Debug)]
-pub struct MapRef<'a, V>(pub &'a [(&'a str, &'a V)]);
+pub struct MapRef<'a, V>(pub &'a [(&'a str, V)]);
 
 impl<V: Serialize> Serialize for MapRef<'_, V> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -189,7 +191,10 @@ impl CheckpointStore {
 
     /// Writes `snapshot` atomically and prunes old ones. Returns the file
     /// written.
-    pub fn write(&self, snapshot: &SnapshotRef<'_>) -> Result<PathBuf, CheckpointError> {
+    pub fn write<H: Serialize>(
+        &self,
+        snapshot: &SnapshotRef<'_, H>,
+    ) -> Result<PathBuf, CheckpointError> {
         let body = serde_json::to_vec(snapshot)?;
         let files = self.files()?;
         let seq = files.last().map_or(1, |(s, _)| s + 1);
@@ -392,7 +397,7 @@ mod tests {
     use super::*;
 
     fn write(store: &CheckpointStore, household: &str, offsets: &[PartitionOffset]) -> PathBuf {
-        let entry = Household::default();
+        let entry = crate::window::Household::default();
         store
             .write(&SnapshotRef {
                 pipeline: "default",

@@ -24,7 +24,7 @@ use crate::hash::fnv1a64;
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineSpec;
 use crate::score::{Assessment, ScoreError, Scorer};
-use crate::window::{Household, HouseholdWindows, WindowState};
+use crate::window::{HeldHousehold, HouseholdWindows, WindowState};
 
 /// One raw input message.
 #[derive(Debug, Clone)]
@@ -201,9 +201,9 @@ async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: bool)
 #[derive(Debug, Default)]
 pub struct ShardView<'a> {
     /// Households of the shard.
-    pub households: Vec<(&'a str, &'a Household)>,
+    pub households: Vec<(&'a str, HeldHousehold<'a>)>,
     /// Alert marks of the shard.
-    pub marks: Vec<(&'a str, &'a AlertMark)>,
+    pub marks: Vec<(&'a str, AlertMark)>,
 }
 
 impl Engine {
@@ -394,10 +394,14 @@ impl Engine {
     pub fn checkpoint(&self) -> BTreeMap<i32, ShardView<'_>> {
         let mut shards: BTreeMap<i32, ShardView<'_>> = BTreeMap::new();
         for lane in &self.lanes {
-            for (id, h) in &lane.windows.checkpoint().households {
-                shards.entry(h.shard).or_default().households.push((id, h));
+            for h in lane.windows.checkpoint() {
+                shards
+                    .entry(h.shard())
+                    .or_default()
+                    .households
+                    .push((h.id(), h));
             }
-            for (id, m) in &lane.gate.checkpoint().marks {
+            for (id, m) in lane.gate.checkpoint() {
                 shards.entry(m.shard).or_default().marks.push((id, m));
             }
         }
@@ -502,7 +506,7 @@ mod tests {
                     households: shard
                         .households
                         .into_iter()
-                        .map(|(id, h)| (Box::from(id), h.clone()))
+                        .map(|(id, h)| (Box::from(id), h.to_household()))
                         .collect(),
                     feed_newest: engine.feed_newest().to_vec(),
                 },
@@ -510,7 +514,7 @@ mod tests {
                     marks: shard
                         .marks
                         .into_iter()
-                        .map(|(id, m)| (Box::from(id), *m))
+                        .map(|(id, m)| (Box::from(id), m))
                         .collect(),
                 },
             })

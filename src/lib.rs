@@ -27,6 +27,7 @@ pub mod demo;
 pub mod engine;
 pub mod generate;
 pub mod hash;
+pub mod keyed;
 pub mod lists;
 pub mod metrics;
 pub mod ops;

@@ -100,6 +100,7 @@ pub struct DecodedBatchBuilder {
 }
 
 /// Builders of the optional measure columns shared by both schemas.
+#[derive(Default)]
 pub(crate) struct MeasureBuilders {
     kind: StringBuilder,
     months_overdue: Int64Builder,
@@ -109,16 +110,6 @@ pub(crate) struct MeasureBuilders {
 }
 
 impl MeasureBuilders {
-    pub(crate) fn new() -> Self {
-        MeasureBuilders {
-            kind: StringBuilder::new(),
-            months_overdue: Int64Builder::new(),
-            amount_krw: Int64Builder::new(),
-            disconnected: BooleanBuilder::new(),
-            occurred_on: Date32Builder::new(),
-        }
-    }
-
     pub(crate) fn append(&mut self, m: &Measures<'_>) {
         self.kind.append_option(m.kind);
         self.months_overdue.append_option(m.months_overdue);
@@ -180,7 +171,7 @@ impl DecodedBatchBuilder {
             source: StringBuilder::new(),
             observed_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
             subject: StringBuilder::new(),
-            measures: MeasureBuilders::new(),
+            measures: MeasureBuilders::default(),
         }
     }
 

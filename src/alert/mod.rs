@@ -8,11 +8,11 @@
 //! the start of the evidence, so a replay after a crash yields the same ids
 //! and consumers can deduplicate.
 
-use crate::hash::HouseholdMap;
-
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::hash::HouseholdMap;
+use crate::keyed::{varint, Record, Records};
 use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::{Assessment, Priority};
 
@@ -80,7 +80,8 @@ pub struct AlertMark {
     pub shard: i32,
 }
 
-/// Everything the alert stage needs to continue after a restart.
+/// Everything the alert stage needs to continue after a restart, as a
+/// snapshot holds it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AlertState {
     /// Last alert per household id.
@@ -101,7 +102,36 @@ pub struct AlertGate {
     cooldown_ms: i64,
     window_ms: i64,
     tag: PipelineTag,
-    state: AlertState,
+    /// One record per household alerted within the cooldown (see
+    /// [`encode_mark`]).
+    marks: Records,
+    encoded: Vec<u8>,
+}
+
+/// A mark as a record payload: `[priority][count][shard][at]`, varints
+/// after the first byte; about 10 bytes where the struct takes 24.
+fn encode_mark(m: &AlertMark, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(m.priority as u8);
+    varint::put_u64(out, u64::from(m.count));
+    varint::put_i64(out, i64::from(m.shard));
+    varint::put_i64(out, m.at);
+}
+
+fn decode_mark(payload: &[u8]) -> Option<AlertMark> {
+    let (&priority, mut input) = payload.split_first()?;
+    let priority = match priority {
+        3 => Priority::P1,
+        2 => Priority::P2,
+        1 => Priority::P3,
+        _ => return None,
+    };
+    Some(AlertMark {
+        priority,
+        count: varint::get_u64(&mut input)? as u32,
+        shard: varint::get_i64(&mut input)? as i32,
+        at: varint::get_i64(&mut input)?,
+    })
 }
 
 impl AlertGate {
@@ -114,7 +144,8 @@ impl AlertGate {
                 name: spec.name.clone(),
                 version: spec.version.clone(),
             },
-            state: AlertState::default(),
+            marks: Records::default(),
+            encoded: Vec::new(),
         }
     }
 
@@ -129,7 +160,7 @@ impl AlertGate {
     ) -> GateOutcome {
         let mut out = GateOutcome::default();
         for a in assessments {
-            let previous = self.state.marks.get(a.household_id.as_str()).copied();
+            let previous = self.mark(&a.household_id);
             let send = match previous {
                 None => true,
                 Some(m) => a.priority > m.priority || a.window_end - m.at >= self.cooldown_ms,
@@ -139,15 +170,15 @@ impl AlertGate {
                 continue;
             }
             let count = previous.map_or(0, |m| m.count) + 1;
-            self.state.marks.insert(
-                a.household_id.as_str().into(),
-                AlertMark {
-                    priority: a.priority,
-                    at: a.window_end,
-                    count,
-                    shard: shard_of(&a.household_id),
-                },
-            );
+            let mark = AlertMark {
+                priority: a.priority,
+                at: a.window_end,
+                count,
+                shard: shard_of(&a.household_id),
+            };
+            encode_mark(&mark, &mut self.encoded);
+            self.marks
+                .replace(Record::new(&a.household_id, &self.encoded));
             out.alerts.push(self.render(a, now_ms));
         }
         out
@@ -181,7 +212,9 @@ impl AlertGate {
 
     /// Last alert sent for `household_id`.
     pub fn mark(&self, household_id: &str) -> Option<AlertMark> {
-        self.state.marks.get(household_id).copied()
+        self.marks
+            .get(household_id)
+            .and_then(|r| decode_mark(r.payload()))
     }
 
     /// Forgets households whose cooldown ended so long ago that no signal the
@@ -189,24 +222,32 @@ impl AlertGate {
     pub fn on_watermark(&mut self, low_watermark: Option<i64>) -> usize {
         let Some(low) = low_watermark else { return 0 };
         let horizon = low - self.window_ms - self.cooldown_ms;
-        let before = self.state.marks.len();
-        self.state.marks.retain(|_, m| m.at >= horizon);
-        before - self.state.marks.len()
+        let before = self.marks.len();
+        self.marks
+            .retain(|r| decode_mark(r.payload()).is_some_and(|m| m.at >= horizon));
+        before - self.marks.len()
     }
 
-    /// The state to snapshot.
-    pub fn checkpoint(&self) -> &AlertState {
-        &self.state
+    /// The marks to snapshot, household by household.
+    pub fn checkpoint(&self) -> impl Iterator<Item = (&str, AlertMark)> {
+        self.marks
+            .iter()
+            .filter_map(|r| decode_mark(r.payload()).map(|m| (r.id(), m)))
     }
 
     /// Adds the marks of one shard (from its snapshot) to what is held.
     pub fn restore_shard(&mut self, state: AlertState) {
-        self.state.marks.extend(state.marks);
+        self.marks.reserve(state.marks.len());
+        for (id, m) in &state.marks {
+            encode_mark(m, &mut self.encoded);
+            self.marks.replace(Record::new(id, &self.encoded));
+        }
     }
 
     /// Forgets the marks of `shard`, whose partition moved elsewhere.
     pub fn drop_shard(&mut self, shard: i32) {
-        self.state.marks.retain(|_, m| m.shard != shard);
+        self.marks
+            .retain(|r| decode_mark(r.payload()).is_some_and(|m| m.shard != shard));
     }
 }
 

@@ -22,7 +22,9 @@
 //! window are evicted, so memory follows the number of households in
 //! crisis, not the length of the stream.
 
-use std::collections::{HashMap, HashSet};
+mod record;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -34,11 +36,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{Reject, RejectClass};
 use crate::hash::{fnv1a64, FastState, HouseholdMap};
-use crate::pipeline::FieldType;
+use crate::keyed::{Record, Records};
 use crate::pipeline::PipelineSpec;
-use crate::signal::{signal_table_schema, MeasureBuilders, Measures};
+use crate::signal::{signal_table_schema, MeasureBuilders};
+pub use record::HeldHousehold;
+use record::{Slot, Symbols, Texts};
 
-/// One live signal of a household, as kept between batches.
+/// One live signal of a household, as a snapshot holds it (between
+/// batches the stage keeps it encoded, see [`record`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveSignal {
     /// Event time in ms since the epoch.
@@ -56,11 +61,9 @@ pub struct LiveSignal {
     #[serde(with = "absent::i64")]
     pub months_overdue: i64,
     /// Subject within the feed.
-    #[serde(with = "shared_text")]
-    pub subject: Arc<str>,
+    pub subject: String,
     /// Kind within the feed.
-    #[serde(with = "shared_text::option")]
-    pub kind: Option<Arc<str>>,
+    pub kind: Option<String>,
     /// Reported date (days since the epoch), or [`NONE_I32`].
     #[serde(with = "absent::i32")]
     pub occurred_on: i32,
@@ -69,37 +72,6 @@ pub struct LiveSignal {
     /// Supply cut off or limited: 0 no, 1 yes, [`NONE_U8`] not reported.
     #[serde(with = "absent::u8")]
     pub disconnected: u8,
-}
-
-/// Snapshot encoding of shared strings: plain JSON strings (sharing is
-/// restored on load by [`HouseholdWindows::restore_shard`]).
-mod shared_text {
-    use std::sync::Arc;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(text)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
-        String::deserialize(d).map(Arc::from)
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(text: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
-            match text {
-                Some(t) => s.serialize_some(&**t),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
-            Option::<String>::deserialize(d).map(|t| t.map(Arc::from))
-        }
-    }
 }
 
 /// Snapshot encoding of sentinel-coded measures: `null` when absent, so a
@@ -135,70 +107,6 @@ pub const NONE_U8: u8 = u8::MAX;
 /// Moves a feed's newest event time forward to `t` (never back).
 fn raise(newest: &mut Option<i64>, t: i64) {
     *newest = Some(newest.map_or(t, |n| n.max(t)));
-}
-
-fn some_i64(v: i64) -> Option<i64> {
-    (v != NONE_I64).then_some(v)
-}
-
-impl LiveSignal {
-    /// The optional measures, as the signal table holds them.
-    pub fn measures(&self) -> Measures<'_> {
-        Measures {
-            kind: self.kind.as_deref(),
-            months_overdue: some_i64(self.months_overdue),
-            amount_krw: some_i64(self.amount_krw),
-            disconnected: (self.disconnected != NONE_U8).then_some(self.disconnected == 1),
-            occurred_on: (self.occurred_on != NONE_I32).then_some(self.occurred_on),
-        }
-    }
-
-    /// True when this signal is newer than `other` on the same subject
-    /// (event time, then event key, so every replay decides the same).
-    fn supersedes(&self, other: &LiveSignal) -> bool {
-        (self.observed_at, self.event_key) > (other.observed_at, other.event_key)
-    }
-}
-
-/// Shared copies of the subject and kind values a pipeline enumerates (enum
-/// fields and constant subjects), so signals do not each allocate them.
-/// Free-text values (person ids) get their own allocation.
-#[derive(Debug, Default)]
-struct Symbols(HashMap<Box<str>, Arc<str>, FastState>);
-
-impl Symbols {
-    fn of(spec: &PipelineSpec) -> Self {
-        let mut map = HashMap::default();
-        for feed in &spec.feeds {
-            let values = feed
-                .fields
-                .values()
-                .filter(|f| f.ty == FieldType::Enum)
-                .flat_map(|f| f.values.iter())
-                .chain(feed.subject.iter());
-            for v in values {
-                map.insert(Box::from(v.as_str()), Arc::from(v.as_str()));
-            }
-        }
-        Symbols(map)
-    }
-
-    fn get(&self, value: &str) -> Arc<str> {
-        self.0
-            .get(value)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(value))
-    }
-
-    /// Makes a restored signal share the enumerated values again.
-    fn share(&self, signal: &mut LiveSignal) {
-        if let Some(shared) = self.0.get(&*signal.subject) {
-            signal.subject = Arc::clone(shared);
-        }
-        if let Some(shared) = signal.kind.as_deref().and_then(|k| self.0.get(k)) {
-            signal.kind = Some(Arc::clone(shared));
-        }
-    }
 }
 
 /// The live signals of one household and the state shard that owns it.
@@ -246,7 +154,24 @@ pub struct HouseholdWindows {
     feed_names: Vec<Arc<str>>,
     feed_categories: Vec<Arc<str>>,
     symbols: Symbols,
-    state: WindowState,
+    /// One record per household with live signals (see [`record`]).
+    households: Records,
+    feed_newest: Vec<Option<i64>>,
+    /// Reused from batch to batch so the hot path does not allocate:
+    /// the households a batch opened, their free text, and the encoder's
+    /// output.
+    open: Vec<Open>,
+    scratch: String,
+    encoded: Vec<u8>,
+}
+
+/// A household a batch is working on, decoded.
+#[derive(Debug, Default)]
+struct Open {
+    shard: i32,
+    signals: Vec<Slot>,
+    /// True once the batch stored or replaced one of its signals.
+    changed: bool,
 }
 
 impl HouseholdWindows {
@@ -267,18 +192,18 @@ impl HouseholdWindows {
                 .map(|f| Arc::from(f.category.as_str()))
                 .collect(),
             symbols: Symbols::of(spec),
-            state: WindowState {
-                households: HouseholdMap::default(),
-                feed_newest: vec![None; spec.feeds.len()],
-            },
+            households: Records::default(),
+            feed_newest: vec![None; spec.feeds.len()],
+            open: Vec::new(),
+            scratch: String::new(),
+            encoded: Vec::new(),
         }
     }
 
     /// Watermark of feed `feed`: its newest event time minus the allowed
     /// lateness. `None` before the feed's first signal.
     pub fn watermark(&self, feed: usize) -> Option<i64> {
-        self.state
-            .feed_newest
+        self.feed_newest
             .get(feed)
             .copied()
             .flatten()
@@ -287,13 +212,13 @@ impl HouseholdWindows {
 
     /// Newest event time seen per feed (index = feed).
     pub fn feed_newest(&self) -> &[Option<i64>] {
-        &self.state.feed_newest
+        &self.feed_newest
     }
 
     /// Raises the newest event time of each feed to at least `newest`
     /// (window stages of one engine share their watermarks).
     pub fn raise_newest(&mut self, newest: &[Option<i64>]) {
-        for (slot, t) in self.state.feed_newest.iter_mut().zip(newest) {
+        for (slot, t) in self.feed_newest.iter_mut().zip(newest) {
             if let Some(t) = *t {
                 raise(slot, t);
             }
@@ -309,17 +234,26 @@ impl HouseholdWindows {
 
     /// Number of households with live signals.
     pub fn households(&self) -> usize {
-        self.state.households.len()
+        self.households.len()
     }
 
     /// Ids of every household with live signals.
     pub fn household_ids(&self) -> impl Iterator<Item = &str> {
-        self.state.households.keys().map(|k| &**k)
+        self.households.iter().map(Record::id)
     }
 
     /// The shard that owns a household's state, if it has live signals.
     pub fn shard_of(&self, household_id: &str) -> Option<i32> {
-        self.state.households.get(household_id).map(|h| h.shard)
+        self.households
+            .get(household_id)
+            .and_then(|r| record::header(r.payload()))
+            .map(|(shard, _)| shard)
+    }
+
+    /// Heap bytes held by the household records (not counting the table
+    /// that indexes them).
+    pub fn record_bytes(&self) -> usize {
+        self.households.iter().map(Record::len).sum()
     }
 
     /// Applies one decoded micro-batch (schema: `decoded_schema`).
@@ -347,11 +281,18 @@ impl HouseholdWindows {
             late: Vec::new(),
             dropped_over_cap: 0,
         };
-        let mut touched: HashSet<&str, FastState> = HashSet::default();
+        self.scratch.clear();
+        let mut texts = Texts {
+            symbols: &self.symbols,
+            scratch: &mut self.scratch,
+        };
+        // household id -> index into `self.open`, for the households this
+        // batch works on; each is decoded once and encoded once per batch
+        let mut opened: HashMap<&str, usize, FastState> = HashMap::default();
         for row in 0..decoded.num_rows() {
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
-            if let Some(wm) = self.watermark(f) {
+            if let Some(wm) = self.feed_newest[f].map(|n| n - self.lateness_ms) {
                 if t < wm - self.length_ms {
                     outcome.late.push((
                         msg_index.value(row),
@@ -370,25 +311,29 @@ impl HouseholdWindows {
             }
             let hh = household.value(row);
             let index = msg_index.value(row);
-            let shard = shards.get(index as usize).copied().unwrap_or(0);
-            // A household keeps the shard it was first seen on; a producer
-            // that partitions by something else breaks co-partitioning,
-            // which the README's input contract forbids.
-            // Looked up before inserting: `entry` would allocate the key for
-            // every signal, and most signals are for a household already held.
-            if !self.state.households.contains_key(hh) {
-                self.state.households.insert(
-                    Box::from(hh),
-                    Household {
-                        shard,
-                        signals: Vec::new(),
-                    },
-                );
-            }
-            let Some(household) = self.state.households.get_mut(hh) else {
-                continue;
+            let open = match opened.get(hh) {
+                Some(&i) => &mut self.open[i],
+                None => {
+                    let i = opened.len();
+                    if self.open.len() <= i {
+                        self.open.push(Open::default());
+                    }
+                    let open = &mut self.open[i];
+                    open.signals.clear();
+                    open.changed = false;
+                    // A household keeps the shard it was first seen on; a
+                    // producer that partitions by something else breaks
+                    // co-partitioning, which the README's input contract
+                    // forbids.
+                    open.shard = match self.households.get(hh) {
+                        Some(r) => record::decode(r.payload(), &mut texts, &mut open.signals),
+                        None => shards.get(index as usize).copied().unwrap_or(0),
+                    };
+                    opened.insert(hh, i);
+                    open
+                }
             };
-            let signals = &mut household.signals;
+            let signals = &mut open.signals;
             let key = fnv1a64(&[event_id.value(row).as_bytes()]);
             if signals
                 .iter()
@@ -400,8 +345,8 @@ impl HouseholdWindows {
             let subject_text = subject.value(row);
             let same_subject = signals
                 .iter()
-                .position(|s| usize::from(s.feed) == f && &*s.subject == subject_text);
-            let signal = LiveSignal {
+                .position(|s| usize::from(s.feed) == f && texts.get(s.subject) == subject_text);
+            let signal = Slot {
                 observed_at: t,
                 event_key: key,
                 // The decoder checked: exactly 10 ASCII digits.
@@ -416,13 +361,11 @@ impl HouseholdWindows {
                 } else {
                     NONE_I64
                 },
-                subject: same_subject.map_or_else(
-                    || self.symbols.get(subject_text),
-                    |i| Arc::clone(&signals[i].subject),
-                ),
-                kind: kind
-                    .is_valid(row)
-                    .then(|| self.symbols.get(kind.value(row))),
+                subject: match same_subject {
+                    Some(i) => signals[i].subject,
+                    None => texts.text(subject_text),
+                },
+                kind: kind.is_valid(row).then(|| texts.text(kind.value(row))),
                 occurred_on: if occurred_on.is_valid(row) {
                     occurred_on.value(row)
                 } else {
@@ -436,14 +379,12 @@ impl HouseholdWindows {
                 },
             };
             outcome.accepted += 1;
-            raise(&mut self.state.feed_newest[f], t);
+            raise(&mut self.feed_newest[f], t);
             match same_subject {
                 // an older notice arriving late changes nothing
                 Some(i) if !signal.supersedes(&signals[i]) => continue,
                 Some(i) => signals[i] = signal,
                 None => {
-                    // exact growth: most households hold one to three signals
-                    signals.reserve_exact(1);
                     signals.push(signal);
                     if signals.len() > self.max_signals {
                         if let Some(oldest) =
@@ -455,60 +396,43 @@ impl HouseholdWindows {
                     }
                 }
             }
-            touched.insert(hh);
+            open.changed = true;
         }
-        if !touched.is_empty() {
-            outcome.table = self.table_of(touched.into_iter());
+        let mut table = SignalTable::new(&self.feed_names, &self.feed_categories);
+        for (hh, i) in opened {
+            let open = &self.open[i];
+            if !open.changed {
+                continue;
+            }
+            record::encode(open.shard, &open.signals, &texts, &mut self.encoded);
+            self.households.replace(Record::new(hh, &self.encoded));
+            table.append(hh, &open.signals, &texts);
+        }
+        if table.rows > 0 {
+            outcome.table = table.finish();
         }
         outcome
     }
 
     /// The `signals` table (all live signals) of the given households.
     pub fn table_of<'a>(&self, households: impl Iterator<Item = &'a str>) -> RecordBatch {
-        let mut household_id = StringBuilder::new();
-        let mut dong = StringBuilder::new();
-        let mut feed = StringBuilder::new();
-        let mut category = StringBuilder::new();
-        let mut subject = StringBuilder::new();
-        let mut measures = MeasureBuilders::new();
-        let mut observed_at = TimestampMillisecondBuilder::new().with_timezone("UTC");
-        let mut event_key = UInt64Builder::new();
-        let mut dong_text = String::with_capacity(10);
+        let mut table = SignalTable::new(&self.feed_names, &self.feed_categories);
+        let mut scratch = String::new();
+        let mut slots = Vec::new();
         for hh in households {
-            let Some(entry) = self.state.households.get(hh) else {
+            let Some(r) = self.households.get(hh) else {
                 continue;
             };
-            for s in &entry.signals {
-                household_id.append_value(hh);
-                dong_text.clear();
-                use std::fmt::Write;
-                let _ = write!(dong_text, "{:010}", s.dong);
-                dong.append_value(&dong_text);
-                feed.append_value(&*self.feed_names[usize::from(s.feed)]);
-                category.append_value(&*self.feed_categories[usize::from(s.feed)]);
-                subject.append_value(&s.subject);
-                measures.append(&s.measures());
-                observed_at.append_value(s.observed_at);
-                event_key.append_value(s.event_key);
-            }
+            scratch.clear();
+            slots.clear();
+            let mut texts = Texts {
+                symbols: &self.symbols,
+                scratch: &mut scratch,
+            };
+            record::decode(r.payload(), &mut texts, &mut slots);
+            table.append(hh, &slots, &texts);
         }
-        let [kind, months, amount, disconnected, occurred_on] = measures.finish();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(household_id.finish()),
-            Arc::new(dong.finish()),
-            Arc::new(feed.finish()),
-            Arc::new(category.finish()),
-            Arc::new(subject.finish()),
-            kind,
-            months,
-            amount,
-            disconnected,
-            occurred_on,
-            Arc::new(observed_at.finish()),
-            Arc::new(event_key.finish()),
-        ];
-        RecordBatch::try_new(signal_table_schema(), columns)
-            .expect("signal table matches its schema")
+        table.finish()
     }
 
     /// Evicts signals older than the low watermark minus the window, and
@@ -518,39 +442,140 @@ impl HouseholdWindows {
             return 0;
         };
         let horizon = low - self.length_ms;
+        // the oldest time leads each record, so most households are kept
+        // without decoding them
+        let expiring: Vec<Record> = self
+            .households
+            .extract_if(|r| record::header(r.payload()).is_none_or(|(_, oldest)| oldest < horizon))
+            .collect();
         let mut evicted = 0;
-        self.state.households.retain(|_, h| {
-            let before = h.signals.len();
-            h.signals.retain(|s| s.observed_at >= horizon);
-            evicted += before - h.signals.len();
-            !h.signals.is_empty()
-        });
+        let mut slots = Vec::new();
+        for r in expiring {
+            self.scratch.clear();
+            slots.clear();
+            let mut texts = Texts {
+                symbols: &self.symbols,
+                scratch: &mut self.scratch,
+            };
+            let shard = record::decode(r.payload(), &mut texts, &mut slots);
+            let before = slots.len();
+            slots.retain(|s| s.observed_at >= horizon);
+            evicted += before - slots.len();
+            if !slots.is_empty() {
+                record::encode(shard, &slots, &texts, &mut self.encoded);
+                self.households.insert(Record::new(r.id(), &self.encoded));
+            }
+        }
         evicted
     }
 
     /// Adds the state of one shard (from its snapshot) to what is held.
-    pub fn restore_shard(&mut self, mut state: WindowState) {
-        for h in state.households.values_mut() {
-            for signal in &mut h.signals {
-                self.symbols.share(signal);
+    pub fn restore_shard(&mut self, state: WindowState) {
+        let mut texts = Texts {
+            symbols: &self.symbols,
+            scratch: &mut self.scratch,
+        };
+        self.households.reserve(state.households.len());
+        for (id, h) in &state.households {
+            if h.signals.is_empty() {
+                continue;
             }
-            h.signals.shrink_to_fit();
+            let r = record::from_household(id, h, &mut texts, &mut self.encoded);
+            self.households.replace(r);
         }
-        self.state.households.extend(state.households);
         self.raise_newest(&state.feed_newest);
     }
 
     /// Forgets the households of `shard`, whose partition moved to another
     /// instance. Returns how many were dropped.
     pub fn drop_shard(&mut self, shard: i32) -> usize {
-        let before = self.state.households.len();
-        self.state.households.retain(|_, h| h.shard != shard);
-        before - self.state.households.len()
+        let before = self.households.len();
+        self.households
+            .retain(|r| record::header(r.payload()).is_none_or(|(s, _)| s != shard));
+        before - self.households.len()
     }
 
-    /// The state to snapshot.
-    pub fn checkpoint(&self) -> &WindowState {
-        &self.state
+    /// The households to snapshot, one by one (with [`Self::feed_newest`],
+    /// everything the stage needs to continue after a restart).
+    pub fn checkpoint(&self) -> impl Iterator<Item = HeldHousehold<'_>> {
+        self.households.iter().map(|record| HeldHousehold {
+            record,
+            symbols: &self.symbols,
+        })
+    }
+}
+
+/// Builds the `signals` table (schema: [`signal_table_schema`]).
+struct SignalTable<'f> {
+    feed_names: &'f [Arc<str>],
+    feed_categories: &'f [Arc<str>],
+    household_id: StringBuilder,
+    dong: StringBuilder,
+    feed: StringBuilder,
+    category: StringBuilder,
+    subject: StringBuilder,
+    measures: MeasureBuilders,
+    observed_at: TimestampMillisecondBuilder,
+    event_key: UInt64Builder,
+    dong_text: String,
+    rows: usize,
+}
+
+impl<'f> SignalTable<'f> {
+    fn new(feed_names: &'f [Arc<str>], feed_categories: &'f [Arc<str>]) -> Self {
+        SignalTable {
+            feed_names,
+            feed_categories,
+            household_id: StringBuilder::new(),
+            dong: StringBuilder::new(),
+            feed: StringBuilder::new(),
+            category: StringBuilder::new(),
+            subject: StringBuilder::new(),
+            measures: MeasureBuilders::default(),
+            observed_at: TimestampMillisecondBuilder::new(),
+            event_key: UInt64Builder::new(),
+            dong_text: String::with_capacity(10),
+            rows: 0,
+        }
+    }
+
+    fn append(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
+        use std::fmt::Write;
+        for s in signals {
+            self.household_id.append_value(hh);
+            self.dong_text.clear();
+            let _ = write!(self.dong_text, "{:010}", s.dong);
+            self.dong.append_value(&self.dong_text);
+            self.feed
+                .append_value(&*self.feed_names[usize::from(s.feed)]);
+            self.category
+                .append_value(&*self.feed_categories[usize::from(s.feed)]);
+            self.subject.append_value(texts.get(s.subject));
+            self.measures.append(&s.measures(texts));
+            self.observed_at.append_value(s.observed_at);
+            self.event_key.append_value(s.event_key);
+            self.rows += 1;
+        }
+    }
+
+    fn finish(mut self) -> RecordBatch {
+        let [kind, months, amount, disconnected, occurred_on] = self.measures.finish();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.household_id.finish()),
+            Arc::new(self.dong.finish()),
+            Arc::new(self.feed.finish()),
+            Arc::new(self.category.finish()),
+            Arc::new(self.subject.finish()),
+            kind,
+            months,
+            amount,
+            disconnected,
+            occurred_on,
+            Arc::new(self.observed_at.finish().with_timezone("UTC")),
+            Arc::new(self.event_key.finish()),
+        ];
+        RecordBatch::try_new(signal_table_schema(), columns)
+            .expect("signal table matches its schema")
     }
 }
 
