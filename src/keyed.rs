@@ -10,30 +10,31 @@
 //! use sagak::keyed::{Record, Records};
 //!
 //! let mut set = Records::default();
-//! set.insert(Record::new("hh-1", &[7, 8]));
+//! set.put(Record::new("hh-1", &[7, 8]));
 //! let held = set.get("hh-1").map(|r| r.payload());
 //! assert_eq!(held, Some(&[7u8, 8][..]));
 //! ```
 
-use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use crate::hash::FastState;
 
-/// One household's state: `[id length][id][payload]`. Two records are
-/// equal when their ids are (a set holds one per household).
+/// One household's state: `[id length][id][payload]`.
 #[derive(Clone)]
 pub struct Record(Box<[u8]>);
 
-/// The records of one stage, looked up by household id (`set.get(id)`).
-pub type Records = HashSet<Record, FastState>;
-
 impl Record {
-    /// A record for household `id` (at most 255 bytes; the decoder allows
-    /// 64) holding `payload`.
+    /// A record for household `id` holding `payload`. Ids are at most 64
+    /// bytes (the decoder's limit); a longer one is cut to 255 at a
+    /// character boundary.
     pub fn new(id: &str, payload: &[u8]) -> Self {
-        let id = &id.as_bytes()[..id.len().min(usize::from(u8::MAX))];
+        let mut end = id.len().min(usize::from(u8::MAX));
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
+        let id = &id.as_bytes()[..end];
         let mut bytes = Vec::with_capacity(1 + id.len() + payload.len());
         bytes.push(id.len() as u8);
         bytes.extend_from_slice(id);
@@ -41,12 +42,15 @@ impl Record {
         Record(bytes.into_boxed_slice())
     }
 
+    fn id_bytes(&self) -> &[u8] {
+        &self.0[1..1 + usize::from(self.0[0])]
+    }
+
     /// The household id.
     pub fn id(&self) -> &str {
-        let end = 1 + usize::from(self.0[0]);
-        // Built only from a `&str` cut at a length the decoder guarantees
-        // is a character boundary (ids are ASCII); checked, not assumed.
-        std::str::from_utf8(&self.0[1..end]).unwrap_or_default()
+        // Only `new` writes the id, from a `&str` cut at a character
+        // boundary, so this cannot fail.
+        std::str::from_utf8(self.id_bytes()).unwrap_or_default()
     }
 
     /// The stage's encoding of the household's state.
@@ -74,24 +78,83 @@ impl std::fmt::Debug for Record {
     }
 }
 
-// Hash and equality are the id's, so a `&str` finds its record.
-impl PartialEq for Record {
-    fn eq(&self, other: &Self) -> bool {
-        self.id() == other.id()
-    }
+/// The records of one stage, one per household id.
+///
+/// A lookup hashes the id's bytes once ([`Records::hash`]); a stage that
+/// reads a household and writes it back in one batch passes that hash to
+/// both calls.
+#[derive(Default)]
+pub struct Records {
+    table: HashTable<Record>,
+    hasher: FastState,
 }
 
-impl Eq for Record {}
-
-impl Hash for Record {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id().hash(state)
+impl Records {
+    /// The hash under which household `id` is held.
+    pub fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id.as_bytes())
     }
-}
 
-impl Borrow<str> for Record {
-    fn borrow(&self) -> &str {
-        self.id()
+    /// The record of household `id`.
+    pub fn get(&self, id: &str) -> Option<&Record> {
+        self.get_hashed(self.hash(id), id)
+    }
+
+    /// The record of household `id`, whose [`Records::hash`] is `hash`.
+    pub fn get_hashed(&self, hash: u64, id: &str) -> Option<&Record> {
+        self.table.find(hash, |r| r.id_bytes() == id.as_bytes())
+    }
+
+    /// Holds `record`, replacing the household's previous one.
+    pub fn put(&mut self, record: Record) {
+        let hash = self.hasher.hash_one(record.id_bytes());
+        self.put_hashed(hash, record);
+    }
+
+    /// [`Records::put`] for a record whose id's hash is known.
+    pub fn put_hashed(&mut self, hash: u64, record: Record) {
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |r| r.id_bytes() == record.id_bytes(),
+            |r| hasher.hash_one(r.id_bytes()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = record,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(record);
+            }
+        }
+    }
+
+    /// Number of households held.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True when no household is held.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Every record, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.table.iter()
+    }
+
+    /// Keeps only the records `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Record) -> bool) {
+        self.table.retain(|r| keep(r));
+    }
+
+    /// Removes and returns the records `take` accepts.
+    pub fn take_if(&mut self, mut take: impl FnMut(&Record) -> bool) -> Vec<Record> {
+        self.table.extract_if(|r| take(r)).collect()
+    }
+
+    /// Makes room for `more` households.
+    pub fn reserve(&mut self, more: usize) {
+        let hasher = &self.hasher;
+        self.table.reserve(more, |r| hasher.hash_one(r.id_bytes()));
     }
 }
 
@@ -176,13 +239,25 @@ mod tests {
     #[test]
     fn records_are_found_by_id_and_keep_their_payload() {
         let mut set = Records::default();
-        set.insert(Record::new("hh-1", b"one"));
-        set.insert(Record::new("hh-2", b""));
-        // replacing a household's state keeps one record per id
-        set.replace(Record::new("hh-1", b"uno"));
+        set.put(Record::new("hh-1", b"one"));
+        set.put(Record::new("hh-2", b""));
+        // a household's new state replaces its old one
+        set.put(Record::new("hh-1", b"uno"));
         assert_eq!(set.len(), 2);
         assert_eq!(set.get("hh-1").map(Record::payload), Some(&b"uno"[..]));
         assert_eq!(set.get("hh-2").map(Record::id), Some("hh-2"));
-        assert!(!set.contains("hh-3"));
+        assert!(set.get("hh-3").is_none());
+        // the id survives whatever the payload holds
+        let taken = set.take_if(|r| r.payload() == b"uno");
+        assert_eq!(taken.iter().map(Record::id).collect::<Vec<_>>(), ["hh-1"]);
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn an_overlong_id_is_cut_at_a_character_boundary() {
+        let id = format!("a{}", "가".repeat(100)); // 301 bytes
+        let r = Record::new(&id, b"x");
+        assert_eq!(r.id(), format!("a{}", "가".repeat(84)));
+        assert_eq!(r.payload(), b"x");
     }
 }

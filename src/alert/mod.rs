@@ -177,8 +177,7 @@ impl AlertGate {
                 shard: shard_of(&a.household_id),
             };
             encode_mark(&mark, &mut self.encoded);
-            self.marks
-                .replace(Record::new(&a.household_id, &self.encoded));
+            self.marks.put(Record::new(&a.household_id, &self.encoded));
             out.alerts.push(self.render(a, now_ms));
         }
         out
@@ -240,7 +239,7 @@ impl AlertGate {
         self.marks.reserve(state.marks.len());
         for (id, m) in &state.marks {
             encode_mark(m, &mut self.encoded);
-            self.marks.replace(Record::new(id, &self.encoded));
+            self.marks.put(Record::new(id, &self.encoded));
         }
     }
 

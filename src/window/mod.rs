@@ -168,6 +168,8 @@ pub struct HouseholdWindows {
 /// A household a batch is working on, decoded.
 #[derive(Debug, Default)]
 struct Open {
+    /// The id's hash in the store, computed once.
+    hash: u64,
     shard: i32,
     signals: Vec<Slot>,
     /// True once the batch stored or replaced one of its signals.
@@ -250,12 +252,6 @@ impl HouseholdWindows {
             .map(|(shard, _)| shard)
     }
 
-    /// Heap bytes held by the household records (not counting the table
-    /// that indexes them).
-    pub fn record_bytes(&self) -> usize {
-        self.households.iter().map(Record::len).sum()
-    }
-
     /// Applies one decoded micro-batch (schema: `decoded_schema`).
     /// `shards[i]` is the shard (input partition) of message `i` of the
     /// batch; a message without an entry belongs to shard 0, which is what
@@ -288,7 +284,8 @@ impl HouseholdWindows {
         };
         // household id -> index into `self.open`, for the households this
         // batch works on; each is decoded once and encoded once per batch
-        let mut opened: HashMap<&str, usize, FastState> = HashMap::default();
+        let mut opened: HashMap<&str, usize, FastState> =
+            HashMap::with_capacity_and_hasher(decoded.num_rows(), FastState::default());
         for row in 0..decoded.num_rows() {
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
@@ -325,7 +322,8 @@ impl HouseholdWindows {
                     // producer that partitions by something else breaks
                     // co-partitioning, which the README's input contract
                     // forbids.
-                    open.shard = match self.households.get(hh) {
+                    open.hash = self.households.hash(hh);
+                    open.shard = match self.households.get_hashed(open.hash, hh) {
                         Some(r) => record::decode(r.payload(), &mut texts, &mut open.signals),
                         None => shards.get(index as usize).copied().unwrap_or(0),
                     };
@@ -405,7 +403,8 @@ impl HouseholdWindows {
                 continue;
             }
             record::encode(open.shard, &open.signals, &texts, &mut self.encoded);
-            self.households.replace(Record::new(hh, &self.encoded));
+            self.households
+                .put_hashed(open.hash, Record::new(hh, &self.encoded));
             table.append(hh, &open.signals, &texts);
         }
         if table.rows > 0 {
@@ -444,10 +443,9 @@ impl HouseholdWindows {
         let horizon = low - self.length_ms;
         // the oldest time leads each record, so most households are kept
         // without decoding them
-        let expiring: Vec<Record> = self
+        let expiring = self
             .households
-            .extract_if(|r| record::header(r.payload()).is_none_or(|(_, oldest)| oldest < horizon))
-            .collect();
+            .take_if(|r| record::header(r.payload()).is_none_or(|(_, oldest)| oldest < horizon));
         let mut evicted = 0;
         let mut slots = Vec::new();
         for r in expiring {
@@ -463,7 +461,7 @@ impl HouseholdWindows {
             evicted += before - slots.len();
             if !slots.is_empty() {
                 record::encode(shard, &slots, &texts, &mut self.encoded);
-                self.households.insert(Record::new(r.id(), &self.encoded));
+                self.households.put(Record::new(r.id(), &self.encoded));
             }
         }
         evicted
@@ -481,7 +479,7 @@ impl HouseholdWindows {
                 continue;
             }
             let r = record::from_household(id, h, &mut texts, &mut self.encoded);
-            self.households.replace(r);
+            self.households.put(r);
         }
         self.raise_newest(&state.feed_newest);
     }
