@@ -13,10 +13,11 @@
 //! The window boundary and scoring are decided by the SQL in `pipelines/`;
 //! this stage only decides what is still alive.
 //!
-//! Memory: a signal is 80 bytes with no allocation of its own in the common
-//! case: the event id is kept as a 64-bit hash, absent measures as
-//! sentinels, and subject and kind values that the pipeline enumerates share
-//! one allocation each.
+//! Memory: between batches a household is one [`crate::keyed::Record`]:
+//! its id, then its signals as varints (event id as a 64-bit hash, absent
+//! measures omitted, enumerated subject and kind values as small numbers),
+//! about 25 bytes a signal. A batch decodes each household it touches once
+//! and writes it back once.
 //!
 //! On each watermark tick, signals older than the low watermark minus the
 //! window are evicted, so memory follows the number of households in
