@@ -101,6 +101,21 @@ impl Record {
         &body[1 + usize::from(body[0])..]
     }
 
+    /// Replaces the payload when `payload` has the current one's length;
+    /// false (nothing changed) otherwise.
+    fn overwrite(&mut self, payload: &[u8]) -> bool {
+        let (head, len) = self.lengths();
+        let id_len = 1 + usize::from(self.body()[0]);
+        if len != id_len + payload.len() {
+            return false;
+        }
+        // SAFETY: the allocation holds `head + len` bytes, this record owns
+        // it exclusively (`&mut self`), and the range written lies within.
+        let at = unsafe { self.0.as_ptr().add(head + id_len) };
+        unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), at, payload.len()) };
+        true
+    }
+
     /// Bytes held on the heap for this record.
     pub fn len(&self) -> usize {
         let (head, len) = self.lengths();
@@ -169,6 +184,20 @@ impl Records {
     pub fn put(&mut self, record: Record) {
         let hash = self.hasher.hash_one(record.id_bytes());
         self.put_hashed(hash, record);
+    }
+
+    /// Holds `payload` for household `id` (whose [`Records::hash`] is
+    /// `hash`). When the household's record has the same size it is
+    /// overwritten in place: most updates (a newer notice on the same
+    /// subject, a repeated alert) keep the size, and skipping the
+    /// allocator keeps the heap from churning under steady input.
+    pub fn put_payload(&mut self, hash: u64, id: &str, payload: &[u8]) {
+        if let Some(held) = self.table.find_mut(hash, |r| r.id_bytes() == id.as_bytes()) {
+            if held.overwrite(payload) {
+                return;
+            }
+        }
+        self.put_hashed(hash, Record::new(id, payload));
     }
 
     /// [`Records::put`] for a record whose id's hash is known.
@@ -301,8 +330,14 @@ mod tests {
         let mut set = Records::default();
         set.put(Record::new("hh-1", b"one"));
         set.put(Record::new("hh-2", b""));
-        // a household's new state replaces its old one
-        set.put(Record::new("hh-1", b"uno"));
+        // a household's new state replaces its old one, in place when the
+        // size is the same, and anew when not
+        let h = set.hash("hh-1");
+        set.put_payload(h, "hh-1", b"uno");
+        assert_eq!(set.get("hh-1").map(Record::payload), Some(&b"uno"[..]));
+        set.put_payload(h, "hh-1", b"eins");
+        assert_eq!(set.get("hh-1").map(Record::payload), Some(&b"eins"[..]));
+        set.put_payload(h, "hh-1", b"uno");
         assert_eq!(set.len(), 2);
         assert_eq!(set.get("hh-1").map(Record::payload), Some(&b"uno"[..]));
         assert_eq!(set.get("hh-2").map(Record::id), Some("hh-2"));

@@ -177,7 +177,8 @@ impl AlertGate {
                 shard: shard_of(&a.household_id),
             };
             encode_mark(&mark, &mut self.encoded);
-            self.marks.put(Record::new(&a.household_id, &self.encoded));
+            let hash = self.marks.hash(&a.household_id);
+            self.marks.put_payload(hash, &a.household_id, &self.encoded);
             out.alerts.push(self.render(a, now_ms));
         }
         out

@@ -404,8 +404,7 @@ impl HouseholdWindows {
                 continue;
             }
             record::encode(open.shard, &open.signals, &texts, &mut self.encoded);
-            self.households
-                .put_hashed(open.hash, Record::new(hh, &self.encoded));
+            self.households.put_payload(open.hash, hh, &self.encoded);
             table.append(hh, &open.signals, &texts);
         }
         if table.rows > 0 {
