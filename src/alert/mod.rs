@@ -160,7 +160,12 @@ impl AlertGate {
     ) -> GateOutcome {
         let mut out = GateOutcome::default();
         for a in assessments {
-            let previous = self.mark(&a.household_id);
+            // hashed once for the lookup and the update
+            let hash = self.marks.hash(&a.household_id);
+            let previous = self
+                .marks
+                .get_hashed(hash, &a.household_id)
+                .and_then(|r| decode_mark(r.payload()));
             let send = match previous {
                 None => true,
                 Some(m) => a.priority > m.priority || a.window_end - m.at >= self.cooldown_ms,
@@ -177,7 +182,6 @@ impl AlertGate {
                 shard: shard_of(&a.household_id),
             };
             encode_mark(&mark, &mut self.encoded);
-            let hash = self.marks.hash(&a.household_id);
             self.marks.put_payload(hash, &a.household_id, &self.encoded);
             out.alerts.push(self.render(a, now_ms));
         }

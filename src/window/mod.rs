@@ -105,6 +105,16 @@ pub const NONE_I32: i32 = i32::MIN;
 /// Sentinel for an absent flag.
 pub const NONE_U8: u8 = u8::MAX;
 
+/// Watermark of `feed` given each feed's newest event time: the newest
+/// minus the allowed lateness, `None` before the feed's first signal.
+fn watermark_of(feed_newest: &[Option<i64>], feed: usize, lateness_ms: i64) -> Option<i64> {
+    feed_newest
+        .get(feed)
+        .copied()
+        .flatten()
+        .map(|t| t - lateness_ms)
+}
+
 /// Moves a feed's newest event time forward to `t` (never back).
 fn raise(newest: &mut Option<i64>, t: i64) {
     *newest = Some(newest.map_or(t, |n| n.max(t)));
@@ -206,11 +216,7 @@ impl HouseholdWindows {
     /// Watermark of feed `feed`: its newest event time minus the allowed
     /// lateness. `None` before the feed's first signal.
     pub fn watermark(&self, feed: usize) -> Option<i64> {
-        self.feed_newest
-            .get(feed)
-            .copied()
-            .flatten()
-            .map(|t| t - self.lateness_ms)
+        watermark_of(&self.feed_newest, feed, self.lateness_ms)
     }
 
     /// Newest event time seen per feed (index = feed).
@@ -290,7 +296,8 @@ impl HouseholdWindows {
         for row in 0..decoded.num_rows() {
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
-            if let Some(wm) = self.feed_newest[f].map(|n| n - self.lateness_ms) {
+            // not `self.watermark`: `texts` holds the scratch string mutably
+            if let Some(wm) = watermark_of(&self.feed_newest, f, self.lateness_ms) {
                 if t < wm - self.length_ms {
                     outcome.late.push((
                         msg_index.value(row),
