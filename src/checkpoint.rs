@@ -12,21 +12,38 @@
 //! another instance, that instance loads the shard's newest snapshot and
 //! seeks to its offsets. Instances of one group therefore share the state
 //! directory (a network or cloud file system mount).
+//!
+//! Format 3 stores the stages' household and alert records exactly as they
+//! are held in memory ([`crate::keyed::Record`]), after a short JSON head
+//! (offsets, newest event times, and the [`RecordDictionary`] that says
+//! what the records' numbers stand for). Taking one is a copy of bytes, not
+//! a decode of every household, so the run loop pauses only for the copy
+//! and a [`BackgroundWrite`] puts it on disk while consuming goes on.
+//! Format 2 (the whole state as JSON) is still read, so an upgrade keeps
+//! its state.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{AlertMark, AlertState};
-use crate::engine::{Engine, EngineState, ShardView};
+use crate::alert::AlertState;
+use crate::engine::{Engine, EngineState};
 use crate::hash::fnv1a128;
-use crate::window::{HeldHousehold, WindowState};
+use crate::keyed::Record;
+use crate::window::{RecordDictionary, WindowState};
 
 /// Version of the snapshot format written by this build. Version 1 kept one
-/// file for all partitions; version 2 keeps one directory per partition.
-pub const FORMAT_VERSION: u32 = 2;
+/// file for all partitions; version 2 one JSON file per partition; version
+/// 3 keeps the records as held in memory.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The JSON format, still read.
+const JSON_FORMAT: u32 = 2;
 
 const MAGIC: &str = "sagak-checkpoint";
 
@@ -46,8 +63,11 @@ pub enum CheckpointError {
     /// The state could not be encoded.
     #[error("cannot encode the state snapshot: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The thread writing a snapshot could not start or stopped abnormally.
+    #[error("the state snapshot writer {0}; the previous snapshot stays the newest, and the next checkpoint writes a new one")]
+    Writer(&'static str),
     /// A snapshot from another format version.
-    #[error("snapshot {path} has format version {found}, this sagak reads version {FORMAT_VERSION}: start the sagak version that wrote it, or move the state directory away to start empty (alerts already sent are then re-sent once)")]
+    #[error("snapshot {path} has format version {found}, this sagak reads versions {JSON_FORMAT} and {FORMAT_VERSION}: start the sagak version that wrote it, or move the state directory away to start empty (alerts already sent are then re-sent once)")]
     Incompatible {
         /// The file.
         path: PathBuf,
@@ -67,55 +87,58 @@ pub struct PartitionOffset {
     pub next_offset: i64,
 }
 
-/// One shard's state, borrowed, as it is written to a snapshot. It reads
-/// back as a [`Snapshot`]. `H` is a household as the window stage lends it
-/// ([`HeldHousehold`]); anything that serializes as a
-/// [`crate::window::Household`] will do.
-#[derive(Debug, Serialize)]
-pub struct SnapshotRef<'a, H: Serialize = HeldHousehold<'a>> {
-    /// Pipeline name.
-    pub pipeline: &'a str,
-    /// Wall clock when taken.
-    pub created_at_ms: i64,
-    /// The shard (input partition number).
-    pub shard: i32,
-    /// Input offsets of the shard's partitions the state corresponds to.
-    pub offsets: &'a [PartitionOffset],
-    /// The shard's window state.
-    pub windows: WindowsRef<'a, H>,
-    /// The shard's alert state.
-    pub alerts: AlertsRef<'a>,
+/// One shard's records, copied from the stages for a snapshot
+/// ([`Record::as_bytes`], one after another; one part per engine lane).
+#[derive(Debug, Default)]
+pub struct ShardRecords {
+    /// Household records of the window stage.
+    pub households: Vec<Vec<u8>>,
+    /// How many household records the parts hold.
+    pub household_count: usize,
+    /// Mark records of the alert stage.
+    pub marks: Vec<Vec<u8>>,
+    /// How many mark records the parts hold.
+    pub mark_count: usize,
 }
 
-/// Borrowed window state of one shard; serializes like [`WindowState`].
-#[derive(Debug, Serialize)]
-pub struct WindowsRef<'a, H: Serialize = HeldHousehold<'a>> {
-    /// Households of the shard.
-    pub households: MapRef<'a, H>,
+/// The engine's state, copied for a snapshot (see [`Engine::encode_state`]):
+/// what the run loop hands to the thread that writes it.
+#[derive(Debug, Default)]
+pub struct EncodedState {
+    /// Records per shard.
+    pub shards: BTreeMap<i32, ShardRecords>,
+    /// What the household records' numbers stand for.
+    pub dictionary: RecordDictionary,
     /// Newest event time per feed.
-    pub feed_newest: &'a [Option<i64>],
+    pub feed_newest: Vec<Option<i64>>,
 }
 
-/// Borrowed alert state of one shard; serializes like [`AlertState`].
-#[derive(Debug, Serialize)]
-pub struct AlertsRef<'a> {
-    /// Last alert per household of the shard.
-    pub marks: MapRef<'a, AlertMark>,
+/// The JSON head of a format-3 snapshot, before its records.
+#[derive(Debug, Serialize, Deserialize)]
+struct Head {
+    pipeline: String,
+    created_at_ms: i64,
+    shard: i32,
+    offsets: Vec<PartitionOffset>,
+    feed_newest: Vec<Option<i64>>,
+    dictionary: RecordDictionary,
+    households: usize,
+    marks: usize,
 }
 
-/// Borrowed map entries, serialized as a map; lets one pass over the state
-/// split it into shards without copying it.
-#[derive(Debug)]
-pub struct MapRef<'a, V>(pub &'a [(&'a str, V)]);
-
-impl<V: Serialize> Serialize for MapRef<'_, V> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
+/// A format-2 snapshot (JSON).
+#[derive(Debug, Deserialize)]
+struct JsonSnapshot {
+    pipeline: String,
+    created_at_ms: i64,
+    shard: i32,
+    offsets: Vec<PartitionOffset>,
+    windows: WindowState,
+    alerts: AlertState,
 }
 
 /// A snapshot read back from disk.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Snapshot {
     /// Pipeline name it was taken from.
     pub pipeline: String,
@@ -125,23 +148,67 @@ pub struct Snapshot {
     pub shard: i32,
     /// Input offsets the state corresponds to.
     pub offsets: Vec<PartitionOffset>,
-    /// Window stage state.
-    pub windows: WindowState,
-    /// Alert stage state.
-    pub alerts: AlertState,
+    /// The shard's state.
+    pub state: ShardState,
 }
 
-impl Snapshot {
-    /// The engine part of the snapshot.
-    pub fn into_state(self) -> (EngineState, Vec<PartitionOffset>) {
-        (
-            EngineState {
-                windows: self.windows,
-                alerts: self.alerts,
-            },
-            self.offsets,
-        )
+/// A shard's state as its snapshot file holds it.
+#[derive(Debug)]
+pub enum ShardState {
+    /// Format 2: households and marks, decoded from JSON.
+    Decoded(EngineState),
+    /// Format 3: the stages' records.
+    Records(StoredRecords),
+}
+
+impl ShardState {
+    /// Households with live signals in the shard.
+    pub fn households(&self) -> usize {
+        match self {
+            ShardState::Decoded(state) => state.windows.households.len(),
+            ShardState::Records(stored) => stored.household_count,
+        }
     }
+}
+
+/// One shard's records as read from a format-3 snapshot, checked: every
+/// record is whole and the counts match the head.
+#[derive(Debug)]
+pub struct StoredRecords {
+    /// What the household records' numbers stand for.
+    pub dictionary: RecordDictionary,
+    /// Newest event time per feed of the dictionary.
+    pub feed_newest: Vec<Option<i64>>,
+    household_count: usize,
+    body: Vec<u8>,
+    households: Range<usize>,
+    marks: Range<usize>,
+}
+
+impl StoredRecords {
+    /// Household records: id and payload.
+    pub fn households(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        parse_all(&self.body[self.households.clone()])
+    }
+
+    /// Alert mark records: id and payload.
+    pub fn marks(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        parse_all(&self.body[self.marks.clone()])
+    }
+}
+
+fn parse_all(mut bytes: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    std::iter::from_fn(move || Record::parse(&mut bytes))
+}
+
+/// Whole records in `bytes`; `None` when they do not end exactly at its end.
+fn count_records(mut bytes: &[u8]) -> Option<usize> {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        Record::parse(&mut bytes)?;
+        n += 1;
+    }
+    Some(n)
 }
 
 /// Snapshot files of one shard, in one directory.
@@ -179,7 +246,7 @@ impl CheckpointStore {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_prefix("checkpoint-"))
-                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.strip_suffix(".snap").or_else(|| n.strip_suffix(".json")))
                 .and_then(|n| n.parse::<u64>().ok());
             if let Some(seq) = seq {
                 files.push((seq, path));
@@ -189,27 +256,43 @@ impl CheckpointStore {
         Ok(files)
     }
 
-    /// Writes `snapshot` atomically and prunes old ones. Returns the file
-    /// written.
-    pub fn write<H: Serialize>(
-        &self,
-        snapshot: &SnapshotRef<'_, H>,
-    ) -> Result<PathBuf, CheckpointError> {
-        let body = serde_json::to_vec(snapshot)?;
+    /// Writes one shard's snapshot atomically and prunes old ones. Returns
+    /// the file written.
+    fn write(&self, head: &Head, records: &ShardRecords) -> Result<PathBuf, CheckpointError> {
+        let head = serde_json::to_vec(head)?;
+        let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes();
+        let section_len =
+            |parts: &[Vec<u8>]| (parts.iter().map(Vec::len).sum::<usize>() as u64).to_le_bytes();
+        let households_len = section_len(&records.households);
+        let marks_len = section_len(&records.marks);
+        // the body in the order it is written, as borrowed pieces
+        let body: Vec<&[u8]> = [&head_len[..], &head, &households_len]
+            .into_iter()
+            .chain(records.households.iter().map(Vec::as_slice))
+            .chain([&marks_len[..]])
+            .chain(records.marks.iter().map(Vec::as_slice))
+            .collect();
+        let mut sum = twox_hash::XxHash3_128::new();
+        for piece in &body {
+            sum.write(piece);
+        }
+        let len: usize = body.iter().map(|p| p.len()).sum();
+        let header = format!(
+            "{MAGIC} v{FORMAT_VERSION} len={len} xxh3={:032x}\n",
+            sum.finish_128()
+        );
+
         let files = self.files()?;
         let seq = files.last().map_or(1, |(s, _)| s + 1);
-        let path = self.dir.join(format!("checkpoint-{seq:012}.json"));
+        let path = self.dir.join(format!("checkpoint-{seq:012}.snap"));
         let tmp = self.dir.join(format!(".checkpoint-{seq:012}.tmp"));
-        let header = format!(
-            "{MAGIC} v{FORMAT_VERSION} len={} fnv128={:032x}\n",
-            body.len(),
-            fnv1a128(&[&body])
-        );
         let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
             f.write_all(header.as_bytes())?;
-            f.write_all(&body)?;
-            f.sync_all()?;
+            for piece in &body {
+                f.write_all(piece)?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             fs::rename(&tmp, &path)?;
             // make the rename itself durable
             fs::File::open(&self.dir)?.sync_all()
@@ -291,39 +374,36 @@ impl ShardedStore {
         Ok(shards)
     }
 
-    /// Writes one snapshot of each of `shards` of `engine`, each with the
-    /// offsets of its own partitions. Returns the files written.
-    pub fn write_shards(
+    /// Writes one snapshot of each of `shards` from `state`, each with the
+    /// offsets of its own partitions (a shard without state gets an empty
+    /// snapshot, so that its offsets are kept). Returns the files written.
+    pub fn write_state(
         &self,
         pipeline: &str,
         now_ms: i64,
-        engine: &Engine,
+        state: &EncodedState,
         shards: impl IntoIterator<Item = i32>,
         offsets: &[PartitionOffset],
     ) -> Result<Vec<PathBuf>, CheckpointError> {
-        let views = engine.checkpoint();
-        let empty = ShardView::default();
+        let empty = ShardRecords::default();
         let mut files = Vec::new();
         for shard in shards {
-            let view = views.get(&shard).unwrap_or(&empty);
-            let own: Vec<PartitionOffset> = offsets
-                .iter()
-                .filter(|o| o.partition == shard)
-                .cloned()
-                .collect();
-            files.push(self.shard(shard)?.write(&SnapshotRef {
-                pipeline,
+            let records = state.shards.get(&shard).unwrap_or(&empty);
+            let head = Head {
+                pipeline: pipeline.to_string(),
                 created_at_ms: now_ms,
                 shard,
-                offsets: &own,
-                windows: WindowsRef {
-                    households: MapRef(&view.households),
-                    feed_newest: engine.feed_newest(),
-                },
-                alerts: AlertsRef {
-                    marks: MapRef(&view.marks),
-                },
-            })?);
+                offsets: offsets
+                    .iter()
+                    .filter(|o| o.partition == shard)
+                    .cloned()
+                    .collect(),
+                feed_newest: state.feed_newest.clone(),
+                dictionary: state.dictionary.clone(),
+                households: records.household_count,
+                marks: records.mark_count,
+            };
+            files.push(self.shard(shard)?.write(&head, records)?);
         }
         Ok(files)
     }
@@ -331,12 +411,15 @@ impl ShardedStore {
     /// Restores the newest good snapshot of every shard into `engine` (for
     /// offline use such as `sagak lists`). Returns the shards restored.
     pub fn restore_all(&self, engine: &mut Engine) -> Result<usize, CheckpointError> {
-        let snapshots = self.load_all()?;
-        let shards = snapshots.len();
-        for snapshot in snapshots {
-            engine.restore_shard(snapshot.into_state().0);
+        let mut restored = 0;
+        // one shard's file in memory at a time
+        for shard in self.shards()? {
+            if let Some(snapshot) = self.shard(shard)?.load_newest()? {
+                engine.restore_shard(snapshot.state);
+                restored += 1;
+            }
         }
-        Ok(shards)
+        Ok(restored)
     }
 
     /// The newest good snapshot of every shard.
@@ -355,14 +438,14 @@ enum Damage {
 }
 
 fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
-    let bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
+    let mut bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
     let nl = bytes
         .iter()
         .position(|&b| b == b'\n')
         .ok_or_else(|| Damage::Corrupt("no header line".into()))?;
     let header = std::str::from_utf8(&bytes[..nl])
-        .map_err(|_| Damage::Corrupt("header is not text".into()))?;
-    let body = &bytes[nl + 1..];
+        .map_err(|_| Damage::Corrupt("header is not text".into()))?
+        .to_string();
     let mut parts = header.split(' ');
     if parts.next() != Some(MAGIC) {
         return Err(Damage::Corrupt("not a sagak checkpoint".into()));
@@ -372,45 +455,184 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
         .and_then(|v| v.strip_prefix('v'))
         .and_then(|v| v.parse::<u32>().ok())
         .ok_or_else(|| Damage::Corrupt("no format version".into()))?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != JSON_FORMAT {
         return Err(Damage::Version(version));
     }
+    // the body is the file without its header line; drop the header in place
+    bytes.drain(..=nl);
+    let body = bytes;
     let len = parts
         .next()
         .and_then(|l| l.strip_prefix("len="))
         .and_then(|l| l.parse::<usize>().ok());
-    let sum = parts.next().and_then(|s| s.strip_prefix("fnv128="));
     if len != Some(body.len()) {
         return Err(Damage::Corrupt(format!(
             "length {} does not match the header (partial write?)",
             body.len()
         )));
     }
-    if sum != Some(format!("{:032x}", fnv1a128(&[body])).as_str()) {
+    let sum = parts.next();
+    let good = match version {
+        JSON_FORMAT => {
+            sum.and_then(|s| s.strip_prefix("fnv128="))
+                == Some(format!("{:032x}", fnv1a128(&[&body])).as_str())
+        }
+        _ => {
+            sum.and_then(|s| s.strip_prefix("xxh3="))
+                == Some(format!("{:032x}", twox_hash::XxHash3_128::oneshot(&body)).as_str())
+        }
+    };
+    if !good {
         return Err(Damage::Corrupt("checksum mismatch".into()));
     }
-    serde_json::from_slice(body).map_err(|e| Damage::Corrupt(e.to_string()))
+    if version == JSON_FORMAT {
+        let json: JsonSnapshot =
+            serde_json::from_slice(&body).map_err(|e| Damage::Corrupt(e.to_string()))?;
+        return Ok(Snapshot {
+            pipeline: json.pipeline,
+            created_at_ms: json.created_at_ms,
+            shard: json.shard,
+            offsets: json.offsets,
+            state: ShardState::Decoded(EngineState {
+                windows: json.windows,
+                alerts: json.alerts,
+            }),
+        });
+    }
+    read_records(body).ok_or_else(|| Damage::Corrupt("records do not match the head".into()))
+}
+
+/// A format-3 body: `[head length, u32 LE][head JSON][households length,
+/// u64 LE][household records][marks length, u64 LE][mark records]`.
+fn read_records(body: Vec<u8>) -> Option<Snapshot> {
+    let section = |at: usize, width: usize| -> Option<Range<usize>> {
+        let len = body.get(at..at + width)?;
+        let len = len.iter().rev().fold(0u64, |n, &b| n << 8 | u64::from(b));
+        let start = at + width;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        (end <= body.len()).then_some(start..end)
+    };
+    let head_at = section(0, 4)?;
+    let head: Head = serde_json::from_slice(&body[head_at.clone()]).ok()?;
+    let households = section(head_at.end, 8)?;
+    let marks = section(households.end, 8)?;
+    let whole = marks.end == body.len()
+        && count_records(&body[households.clone()]) == Some(head.households)
+        && count_records(&body[marks.clone()]) == Some(head.marks);
+    whole.then_some(Snapshot {
+        pipeline: head.pipeline,
+        created_at_ms: head.created_at_ms,
+        shard: head.shard,
+        offsets: head.offsets,
+        state: ShardState::Records(StoredRecords {
+            dictionary: head.dictionary,
+            feed_newest: head.feed_newest,
+            household_count: head.households,
+            body,
+            households,
+            marks,
+        }),
+    })
+}
+
+/// A snapshot being written on a thread of its own, so that the run loop
+/// goes on consuming while the state reaches the disk. Its offsets are
+/// committed once it is durable ([`BackgroundWrite::finish`]).
+pub struct BackgroundWrite {
+    thread: std::thread::JoinHandle<Result<Duration, CheckpointError>>,
+    offsets: Vec<PartitionOffset>,
+}
+
+impl BackgroundWrite {
+    /// Starts writing `state` for `shards` (see [`ShardedStore::write_state`]).
+    pub fn start(
+        store: ShardedStore,
+        pipeline: String,
+        now_ms: i64,
+        state: EncodedState,
+        shards: Vec<i32>,
+        offsets: Vec<PartitionOffset>,
+    ) -> Result<Self, CheckpointError> {
+        let own = offsets.clone();
+        let thread = std::thread::Builder::new()
+            .name("sagak-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                store.write_state(&pipeline, now_ms, &state, shards, &own)?;
+                Ok(started.elapsed())
+            })
+            .map_err(|_| CheckpointError::Writer("thread could not start"))?;
+        Ok(BackgroundWrite { thread, offsets })
+    }
+
+    /// True once the write is done (or failed); [`Self::finish`] then does
+    /// not wait.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the write. Returns the offsets the snapshot holds, to
+    /// commit, and how long the write took.
+    pub fn finish(self) -> Result<(Vec<PartitionOffset>, Duration), CheckpointError> {
+        let took = self
+            .thread
+            .join()
+            .map_err(|_| CheckpointError::Writer("stopped abnormally"))??;
+        Ok((self.offsets, took))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A shard state holding one household record and one mark record
+    /// (the store does not read payloads; the stages do).
+    fn state(household: &str) -> EncodedState {
+        let records = ShardRecords {
+            households: vec![Record::new(household, b"signals").as_bytes().to_vec()],
+            household_count: 1,
+            marks: vec![
+                Vec::new(),
+                Record::new(household, b"mark").as_bytes().to_vec(),
+            ],
+            mark_count: 1,
+        };
+        EncodedState {
+            shards: BTreeMap::from([(3, records)]),
+            dictionary: RecordDictionary {
+                feeds: vec!["job-loss".into()],
+                symbols: vec!["premium".into()],
+            },
+            feed_newest: vec![Some(7)],
+        }
+    }
+
     fn write(store: &CheckpointStore, household: &str, offsets: &[PartitionOffset]) -> PathBuf {
-        let entry = crate::window::Household::default();
-        store
-            .write(&SnapshotRef {
-                pipeline: "default",
-                created_at_ms: 1,
-                shard: 3,
-                offsets,
-                windows: WindowsRef {
-                    households: MapRef(&[(household, &entry)]),
-                    feed_newest: &[],
-                },
-                alerts: AlertsRef { marks: MapRef(&[]) },
-            })
-            .unwrap()
+        let state = state(household);
+        let head = Head {
+            pipeline: "default".into(),
+            created_at_ms: 1,
+            shard: 3,
+            offsets: offsets.to_vec(),
+            feed_newest: state.feed_newest.clone(),
+            dictionary: state.dictionary.clone(),
+            households: 1,
+            marks: 1,
+        };
+        store.write(&head, &state.shards[&3]).unwrap()
+    }
+
+    fn households(snapshot: &Snapshot) -> Vec<String> {
+        match &snapshot.state {
+            ShardState::Records(stored) => stored.households().map(|(id, _)| id.into()).collect(),
+            ShardState::Decoded(state) => state
+                .windows
+                .households
+                .keys()
+                .map(|id| id.to_string())
+                .collect(),
+        }
     }
 
     #[test]
@@ -427,8 +649,15 @@ mod tests {
         }
         assert_eq!(store.files().unwrap().len(), 2);
         let snap = store.load_newest().unwrap().unwrap();
-        assert_eq!((snap.offsets, snap.shard), (offsets, 3));
-        assert!(snap.windows.households.contains_key("hh-3"));
+        assert_eq!((&snap.offsets, snap.shard), (&offsets, 3));
+        assert_eq!(households(&snap), ["hh-3"]);
+        let ShardState::Records(stored) = &snap.state else {
+            panic!("format 3 holds records");
+        };
+        assert_eq!(stored.households().next(), Some(("hh-3", &b"signals"[..])));
+        assert_eq!(stored.marks().collect::<Vec<_>>(), [("hh-3", &b"mark"[..])]);
+        assert_eq!(stored.dictionary, state("x").dictionary);
+        assert_eq!(stored.feed_newest, [Some(7)]);
     }
 
     #[test]
@@ -437,11 +666,18 @@ mod tests {
         let store = CheckpointStore::open(dir.path(), 5).unwrap();
         write(&store, "hh-1", &[]);
         let newest = write(&store, "hh-2", &[]);
-        let mut bytes = fs::read(&newest).unwrap();
-        bytes.truncate(bytes.len() - 3);
-        fs::write(&newest, bytes).unwrap();
-        let snap = store.load_newest().unwrap().unwrap();
-        assert!(snap.windows.households.contains_key("hh-1"));
+        let good = fs::read(&newest).unwrap();
+        // cut short (a partial write), and one byte of a record changed
+        let mut cut = good.clone();
+        cut.truncate(good.len() - 3);
+        let mut flipped = good.clone();
+        let at = good.len() - 10;
+        flipped[at] ^= 0x20;
+        for damaged in [cut, flipped] {
+            fs::write(&newest, damaged).unwrap();
+            let snap = store.load_newest().unwrap().unwrap();
+            assert_eq!(households(&snap), ["hh-1"]);
+        }
     }
 
     #[test]
@@ -449,22 +685,65 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path(), 5).unwrap();
         let path = write(&store, "hh-1", &[]);
-        let text = fs::read_to_string(&path).unwrap().replacen("v2 ", "v9 ", 1);
-        fs::write(&path, text).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b" v3 ").unwrap();
+        bytes[at + 2] = b'9';
+        fs::write(&path, bytes).unwrap();
         let err = store.load_newest().unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
+    }
+
+    #[test]
+    fn a_json_snapshot_of_format_2_still_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 5).unwrap();
+        let body = serde_json::json!({
+            "pipeline": "default",
+            "created_at_ms": 1,
+            "shard": 3,
+            "offsets": [{"topic": "signals.job-loss", "partition": 3, "next_offset": 42}],
+            "windows": {
+                "households": {"hh-9": {"shard": 3, "signals": []}},
+                "feed_newest": [7]
+            },
+            "alerts": {"marks": {}}
+        })
+        .to_string();
+        let header = format!(
+            "{MAGIC} v2 len={} fnv128={:032x}\n",
+            body.len(),
+            fnv1a128(&[body.as_bytes()])
+        );
+        fs::write(
+            dir.path().join("checkpoint-000000000001.json"),
+            header + &body,
+        )
+        .unwrap();
+        let snap = store.load_newest().unwrap().unwrap();
+        assert_eq!(households(&snap), ["hh-9"]);
+        assert_eq!(snap.offsets[0].next_offset, 42);
+        // the next snapshot is format 3 and newer
+        write(&store, "hh-10", &[]);
+        assert_eq!(
+            households(&store.load_newest().unwrap().unwrap()),
+            ["hh-10"]
+        );
     }
 
     #[test]
     fn each_shard_has_its_own_directory_and_the_old_layout_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let sharded = ShardedStore::open(dir.path(), 2).unwrap();
-        write(&sharded.shard(3).unwrap(), "hh-3", &[]);
-        write(&sharded.shard(11).unwrap(), "hh-11", &[]);
+        let files = sharded
+            .write_state("default", 1, &state("hh-3"), [3, 11], &[])
+            .unwrap();
+        assert_eq!(files.len(), 2);
         assert_eq!(sharded.shards().unwrap(), vec![3, 11]);
         let all = sharded.load_all().unwrap();
         assert_eq!(all.len(), 2);
-        assert!(all[1].windows.households.contains_key("hh-11"));
+        assert_eq!(households(&all[0]), ["hh-3"]);
+        // a shard without state still records its offsets, with no households
+        assert_eq!((all[1].shard, all[1].state.households()), (11, 0));
 
         // a version-1 directory had its snapshot files at the top
         fs::write(dir.path().join("checkpoint-000000000001.json"), "x").unwrap();

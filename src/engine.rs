@@ -18,13 +18,15 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertGate, AlertMark, AlertState};
+use crate::alert::{Alert, AlertGate, AlertState};
+use crate::checkpoint::{EncodedState, ShardRecords, ShardState, StoredRecords};
 use crate::decode::{Decoder, Reject, RejectClass};
 use crate::hash::fnv1a64;
+use crate::keyed::Record;
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineSpec;
 use crate::score::{Assessment, ScoreError, Scorer};
-use crate::window::{HeldHousehold, HouseholdWindows, WindowState};
+use crate::window::{HouseholdWindows, WindowState};
 
 /// One raw input message.
 #[derive(Debug, Clone)]
@@ -195,15 +197,6 @@ async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: bool)
         }
         out
     })
-}
-
-/// The state of one shard, borrowed for a snapshot.
-#[derive(Debug, Default)]
-pub struct ShardView<'a> {
-    /// Households of the shard.
-    pub households: Vec<(&'a str, HeldHousehold<'a>)>,
-    /// Alert marks of the shard.
-    pub marks: Vec<(&'a str, AlertMark)>,
 }
 
 impl Engine {
@@ -390,22 +383,58 @@ impl Engine {
         self.lanes.iter().map(|l| l.windows.households()).sum()
     }
 
-    /// The state of every shard, borrowed for snapshots, split in one pass.
-    pub fn checkpoint(&self) -> BTreeMap<i32, ShardView<'_>> {
-        let mut shards: BTreeMap<i32, ShardView<'_>> = BTreeMap::new();
-        for lane in &self.lanes {
-            for h in lane.windows.checkpoint() {
-                shards
-                    .entry(h.shard())
-                    .or_default()
-                    .households
-                    .push((h.id(), h));
+    /// Copies every shard's records for a snapshot, the lanes in parallel.
+    /// This is all the run loop waits for: the copy is written to disk on a
+    /// thread of its own ([`crate::checkpoint::BackgroundWrite`]).
+    pub fn encode_state(&self) -> EncodedState {
+        fn lane_records(lane: &Lane) -> BTreeMap<i32, ShardRecords> {
+            let mut shards: BTreeMap<i32, ShardRecords> = BTreeMap::new();
+            let mut part = |shard: i32, r: &Record, household: bool| {
+                let s = shards.entry(shard).or_insert_with(|| ShardRecords {
+                    households: vec![Vec::new()],
+                    marks: vec![Vec::new()],
+                    ..ShardRecords::default()
+                });
+                let (bytes, count) = if household {
+                    (&mut s.households[0], &mut s.household_count)
+                } else {
+                    (&mut s.marks[0], &mut s.mark_count)
+                };
+                bytes.extend_from_slice(r.as_bytes());
+                *count += 1;
+            };
+            for (shard, r) in lane.windows.records() {
+                part(shard, r, true);
             }
-            for (id, m) in lane.gate.checkpoint() {
-                shards.entry(m.shard).or_default().marks.push((id, m));
+            for (shard, r) in lane.gate.records() {
+                part(shard, r, false);
+            }
+            shards
+        }
+        let per_lane: Vec<BTreeMap<i32, ShardRecords>> = std::thread::scope(|scope| {
+            let others: Vec<_> = (self.lanes.iter().skip(1))
+                .map(|lane| scope.spawn(move || lane_records(lane)))
+                .collect();
+            let mut all: Vec<_> = self.lanes.first().map(lane_records).into_iter().collect();
+            // a copy cannot panic but for lack of memory, which aborts
+            all.extend(others.into_iter().filter_map(|t| t.join().ok()));
+            all
+        });
+        let mut shards: BTreeMap<i32, ShardRecords> = BTreeMap::new();
+        for lane in per_lane {
+            for (shard, part) in lane {
+                let s = shards.entry(shard).or_default();
+                s.households.extend(part.households);
+                s.household_count += part.household_count;
+                s.marks.extend(part.marks);
+                s.mark_count += part.mark_count;
             }
         }
-        shards
+        EncodedState {
+            shards,
+            dictionary: self.lanes[0].windows.dictionary(),
+            feed_newest: self.feed_newest().to_vec(),
+        }
     }
 
     /// Newest event time per feed, for snapshots (every lane holds the
@@ -415,7 +444,55 @@ impl Engine {
     }
 
     /// Adds one shard's state from its snapshot, each household to its lane.
-    pub fn restore_shard(&mut self, state: EngineState) {
+    pub fn restore_shard(&mut self, state: ShardState) {
+        match state {
+            ShardState::Decoded(state) => self.restore_decoded(state),
+            ShardState::Records(stored) => self.restore_records(&stored),
+        }
+        self.metrics.households.set(self.households() as i64);
+    }
+
+    /// Restores records as a format-3 snapshot holds them, translated when
+    /// it was written under another pipeline definition.
+    fn restore_records(&mut self, stored: &StoredRecords) {
+        let translation = self.lanes[0].windows.translation(&stored.dictionary);
+        if translation.is_some() {
+            tracing::warn!("the state snapshot was written under another pipeline definition (feeds or their values changed); its households are translated as they are restored");
+        }
+        let mut dropped = 0;
+        for (id, payload) in stored.households() {
+            let lane = self.lane_of(id.as_bytes());
+            dropped += self.lanes[lane]
+                .windows
+                .restore_record(Record::new(id, payload), translation.as_ref());
+        }
+        let mut bad_marks = 0;
+        for (id, payload) in stored.marks() {
+            let lane = self.lane_of(id.as_bytes());
+            bad_marks += usize::from(
+                !self.lanes[lane]
+                    .gate
+                    .restore_record(Record::new(id, payload)),
+            );
+        }
+        for lane in &mut self.lanes {
+            lane.windows
+                .restore_newest(&stored.feed_newest, translation.as_ref());
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                signals = dropped,
+                "signals of feeds no longer in the pipeline were not restored"
+            );
+        }
+        if bad_marks > 0 {
+            tracing::error!(marks = bad_marks, "alert marks in the snapshot could not be read and were skipped; those households may be alerted once more");
+        }
+    }
+
+    /// Restores households and marks as a format-2 (JSON) snapshot holds
+    /// them.
+    fn restore_decoded(&mut self, state: EngineState) {
         let EngineState { windows, alerts } = state;
         let mut parts: Vec<EngineState> = (0..self.lanes.len())
             .map(|_| EngineState {
@@ -438,7 +515,6 @@ impl Engine {
             lane.windows.restore_shard(part.windows);
             lane.gate.restore_shard(part.alerts);
         }
-        self.metrics.households.set(self.households() as i64);
     }
 
     /// Forgets one shard's state: its partition moved to another instance,
@@ -496,29 +572,40 @@ mod tests {
         out
     }
 
-    /// A deep copy of every shard's state, as a snapshot would hold it.
-    fn snapshot(engine: &Engine) -> Vec<EngineState> {
-        engine
-            .checkpoint()
-            .into_values()
-            .map(|shard| EngineState {
-                windows: WindowState {
-                    households: shard
-                        .households
-                        .into_iter()
-                        .map(|(id, h)| (Box::from(id), h.to_household()))
-                        .collect(),
-                    feed_newest: engine.feed_newest().to_vec(),
-                },
-                alerts: AlertState {
-                    marks: shard
-                        .marks
-                        .into_iter()
-                        .map(|(id, m)| (Box::from(id), m))
-                        .collect(),
-                },
-            })
-            .collect()
+    /// Every shard's state decoded, as a format-2 (JSON) snapshot held it.
+    fn decoded(engine: &Engine) -> Vec<ShardState> {
+        let mut shards: BTreeMap<i32, EngineState> = BTreeMap::new();
+        for lane in &engine.lanes {
+            for h in lane.windows.checkpoint() {
+                let shard = shards.entry(h.shard()).or_default();
+                shard.windows.feed_newest = engine.feed_newest().to_vec();
+                shard
+                    .windows
+                    .households
+                    .insert(h.id().into(), h.to_household());
+            }
+            for (id, m) in lane.gate.checkpoint() {
+                shards
+                    .entry(m.shard)
+                    .or_default()
+                    .alerts
+                    .marks
+                    .insert(id.into(), m);
+            }
+        }
+        shards.into_values().map(ShardState::Decoded).collect()
+    }
+
+    /// Every shard's state through a snapshot on disk (format 3).
+    fn through_disk(engine: &Engine, dir: &std::path::Path) -> Vec<ShardState> {
+        let store = crate::checkpoint::ShardedStore::open(dir, 2).expect("store");
+        let state = engine.encode_state();
+        let shards: Vec<i32> = state.shards.keys().copied().collect();
+        store
+            .write_state("default", 0, &state, shards, &[])
+            .expect("write");
+        let all = store.load_all().expect("load");
+        all.into_iter().map(|s| s.state).collect()
     }
 
     #[tokio::test]
@@ -551,13 +638,24 @@ mod tests {
 
         let mut before = Engine::with_lanes(&spec, Metrics::new(&spec), 2);
         decisions(&mut before, first).await;
-        let mut after = Engine::with_lanes(&spec, Metrics::new(&spec), 3);
-        for shard in snapshot(&before) {
-            after.restore_shard(shard);
+        let dir = tempfile::tempdir().expect("tempdir");
+        // format 3 (records) and format 2 (JSON, still read) restore alike
+        for (format, shards) in [
+            ("records", through_disk(&before, dir.path())),
+            ("json", decoded(&before)),
+        ] {
+            assert!(shards.len() > 1, "{format}: the city spans partitions");
+            let mut after = Engine::with_lanes(&spec, Metrics::new(&spec), 3);
+            for shard in shards {
+                after.restore_shard(shard);
+            }
+            assert_eq!(after.households(), before.households(), "{format}");
+            let got = decisions(&mut after, second).await;
+            assert!(!expected.is_empty());
+            assert!(
+                got == expected,
+                "{format}: a restored engine decided differently"
+            );
         }
-        assert_eq!(after.households(), before.households());
-        let got = decisions(&mut after, second).await;
-        assert!(!expected.is_empty());
-        assert!(got == expected, "a restored engine decided differently");
     }
 }

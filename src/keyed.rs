@@ -47,10 +47,8 @@ impl Record {
         }
         let id = &id.as_bytes()[..end];
         let body = 1 + id.len() + payload.len();
-        let mut head = Vec::with_capacity(10);
-        varint::put_u64(&mut head, body as u64);
-        let mut bytes = Vec::with_capacity(head.len() + body);
-        bytes.extend_from_slice(&head);
+        let mut bytes = Vec::with_capacity(varint::len_u64(body as u64) + body);
+        varint::put_u64(&mut bytes, body as u64);
         bytes.push(id.len() as u8);
         bytes.extend_from_slice(id);
         bytes.extend_from_slice(payload);
@@ -114,6 +112,42 @@ impl Record {
         let at = unsafe { self.0.as_ptr().add(head + id_len) };
         unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), at, payload.len()) };
         true
+    }
+
+    /// The whole record, `[length][id length][id][payload]`: what a
+    /// snapshot stores, and what [`Record::read`] reads back.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the allocation holds exactly `len()` initialised bytes,
+        // owned by this record for as long as the borrow of `self`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.len()) }
+    }
+
+    /// Reads the record at the front of `input` (as written by
+    /// [`Record::as_bytes`]) and advances past it; `None` when `input` does
+    /// not start with a whole record whose id is text.
+    ///
+    /// ```
+    /// use sagak::keyed::Record;
+    ///
+    /// let mut bytes = Record::new("hh-1", &[7]).as_bytes().to_vec();
+    /// bytes.extend_from_slice(Record::new("hh-2", &[]).as_bytes());
+    /// let mut input = &bytes[..];
+    /// assert_eq!(Record::read(&mut input).map(|r| r.id().to_string()).as_deref(), Some("hh-1"));
+    /// assert_eq!(Record::read(&mut input).map(|r| r.payload().len()), Some(0));
+    /// assert!(input.is_empty() && Record::read(&mut input).is_none());
+    /// ```
+    pub fn read(input: &mut &[u8]) -> Option<Record> {
+        let (id, payload) = Record::parse(input)?;
+        Some(Record::new(id, payload))
+    }
+
+    /// [`Record::read`] without making the record: the id and payload at
+    /// the front of `input`, borrowed.
+    pub fn parse<'a>(input: &mut &'a [u8]) -> Option<(&'a str, &'a [u8])> {
+        let len = usize::try_from(varint::get_u64(input)?).ok()?;
+        let (&id_len, rest) = varint::get_bytes(input, len)?.split_first()?;
+        let (id, payload) = rest.split_at_checked(usize::from(id_len))?;
+        Some((std::str::from_utf8(id).ok()?, payload))
     }
 
     /// Bytes held on the heap for this record.
@@ -250,6 +284,11 @@ impl Records {
 /// LEB128 varints: small numbers (counts, deltas, symbol ids) take one
 /// byte, a millisecond timestamp six.
 pub mod varint {
+    /// Bytes [`put_u64`] writes for `v`.
+    pub fn len_u64(v: u64) -> usize {
+        (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    }
+
     /// Appends `v`, 7 bits a byte, low bits first.
     pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
@@ -313,7 +352,9 @@ mod tests {
         let mut buf = Vec::new();
         for v in values {
             put_i64(&mut buf, v);
+            let before = buf.len();
             put_u64(&mut buf, v as u64);
+            assert_eq!(buf.len() - before, len_u64(v as u64), "length of {v}");
         }
         let mut input = &buf[..];
         for v in values {
@@ -346,6 +387,20 @@ mod tests {
         let taken = set.take_if(|r| r.payload() == b"uno");
         assert_eq!(taken.iter().map(Record::id).collect::<Vec<_>>(), ["hh-1"]);
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn damaged_record_bytes_are_refused_not_misread() {
+        let long = vec![9u8; 300]; // a two-byte length
+        let whole = Record::new("가구-1", &long).as_bytes().to_vec();
+        let read = Record::read(&mut &whole[..]).map(|r| (r.id().to_string(), r.len()));
+        assert_eq!(read, Some(("가구-1".to_string(), whole.len())));
+        for cut in 0..whole.len() {
+            assert!(Record::read(&mut &whole[..cut]).is_none(), "cut at {cut}");
+        }
+        // an id that is not text, and an id longer than the record
+        assert!(Record::read(&mut &[3u8, 2, 0xff, 0xfe][..]).is_none());
+        assert!(Record::read(&mut &[2u8, 5, b'a'][..]).is_none());
     }
 
     #[test]

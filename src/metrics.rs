@@ -36,6 +36,14 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Processing time of a micro-batch (decode to alert decisions).
     pub batch_seconds: Histogram,
+    /// How long the run loop stops for a checkpoint (evicting expired state
+    /// and copying the records); the write to disk runs beside it.
+    pub checkpoint_pause_seconds: Histogram,
+    /// How long a snapshot takes to reach the disk, in the background.
+    pub checkpoint_write_seconds: Histogram,
+    /// Checkpoint ticks skipped because the previous snapshot was still
+    /// being written (raise `engine.checkpoint_interval_ms` if this grows).
+    pub checkpoints_skipped: IntCounter,
     /// Kafka client errors.
     pub kafka_errors: IntCounter,
     /// Messages not yet consumed, per topic and partition.
@@ -166,6 +174,20 @@ impl Metrics {
                 "sagak_batch_processing_seconds",
                 "Time to process one micro-batch, decode to alert decisions.",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            ),
+            checkpoint_pause_seconds: histogram(
+                "sagak_checkpoint_pause_seconds",
+                "Time the run loop stops for a checkpoint: evicting expired state and copying the records to write.",
+                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            checkpoint_write_seconds: histogram(
+                "sagak_checkpoint_write_seconds",
+                "Time a state snapshot takes to reach the disk, written beside the run loop.",
+                vec![0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+            ),
+            checkpoints_skipped: counter(
+                "sagak_checkpoints_skipped_total",
+                "Checkpoint ticks skipped because the previous snapshot was still being written.",
             ),
             kafka_errors: counter(
                 "sagak_kafka_errors_total",

@@ -10,8 +10,11 @@
 //!    idempotent producer and the batch is done only when the broker has
 //!    acknowledged every one of them (retried until it does).
 //! 3. Every `engine.checkpoint_interval_ms` (and on shutdown) the engine
-//!    state and the offsets of all done batches are written to a snapshot,
-//!    and only then are those offsets committed to the consumer group.
+//!    state and the offsets of all done batches are copied (the loop pauses
+//!    only for the copy) and written to a snapshot on a thread of its own;
+//!    only once it is durable are those offsets committed to the consumer
+//!    group. A revoke waits for the snapshot being written, so the
+//!    partitions' next owner reads it.
 //!
 //! So a committed offset always has its effects durable: alerts acknowledged
 //! and state snapshotted. After a crash the newest snapshot is restored and
@@ -27,16 +30,21 @@ use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 
-use crate::checkpoint::{CheckpointError, ShardedStore};
+use std::collections::BTreeSet;
+
+use crate::checkpoint::{
+    BackgroundWrite, CheckpointError, EncodedState, PartitionOffset, ShardedStore,
+};
 use crate::config::Settings;
 use crate::engine::{Engine, InputMessage};
 use crate::lists::DailyLists;
+use crate::metrics::Metrics;
 use crate::ops::OpsState;
 use crate::pipeline::{PipelineSpec, DAY_MS};
 use crate::score::ScoreError;
 use crate::sink::kafka::KafkaSink;
 use crate::source::kafka::{self as source, OffsetTracker, SourceConsumer, TopicFeeds};
-use crate::source::ownership::Ownership;
+use crate::source::ownership::{Ownership, Writing};
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +138,7 @@ pub async fn run(
         .map(|l| l.cutoff_ms(l.list_day_at(wall_clock_ms())) + DAY_MS);
     let ctx = Checkpointing {
         store: &store,
+        metrics: &metrics,
         ownership: &ownership,
         consumer: &consumer,
         pipeline: &spec.name,
@@ -175,8 +184,7 @@ pub async fn run(
             Event::BatchDue => flush_now = true,
             Event::Observe => observe_consumer(&consumer, &ops),
             Event::Checkpoint => {
-                if dirty {
-                    ctx.write(&mut engine, CommitMode::Async)?;
+                if ctx.tick(&mut engine, dirty)? {
                     summary.checkpoints += 1;
                     dirty = false;
                 }
@@ -245,7 +253,7 @@ pub async fn run(
         &mut summary,
     )
     .await?;
-    ctx.write(&mut engine, CommitMode::Sync)?;
+    ctx.finish(&mut engine)?;
     summary.checkpoints += 1;
     sink.flush(Duration::from_secs(10));
     tracing::info!(?summary, "sagak stopped");
@@ -338,7 +346,7 @@ fn apply_handover(
         );
     }
     for snapshot in handover.restore {
-        engine.restore_shard(snapshot.into_state().0);
+        engine.restore_shard(snapshot.state);
     }
     buffer.clear();
     Ok(())
@@ -391,6 +399,7 @@ async fn write_daily_lists(
 /// What a checkpoint writes to and commits with.
 struct Checkpointing<'a> {
     store: &'a ShardedStore,
+    metrics: &'a Metrics,
     ownership: &'a Ownership,
     consumer: &'a SourceConsumer,
     pipeline: &'a str,
@@ -407,18 +416,76 @@ enum Event {
 }
 
 impl Checkpointing<'_> {
-    /// Evicts expired state, writes a snapshot of every owned shard with its
-    /// partitions' offsets, then commits those offsets.
-    fn write(&self, engine: &mut Engine, mode: CommitMode) -> Result<(), RunError> {
+    /// A checkpoint tick: commits the offsets of the snapshot that finished
+    /// since the last tick, then, when the state changed, copies it (the
+    /// only pause of the loop) and starts writing the copy beside the loop.
+    /// A tick that finds the previous snapshot still being written is
+    /// skipped. Returns true when a snapshot was started.
+    fn tick(&self, engine: &mut Engine, dirty: bool) -> Result<bool, RunError> {
+        match self.ownership.poll_write(false) {
+            Writing::Busy => {
+                self.metrics.checkpoints_skipped.inc();
+                tracing::debug!(
+                    "the previous state snapshot is still being written; checkpoint skipped"
+                );
+                return Ok(false);
+            }
+            Writing::Done(done) => {
+                let (offsets, took) = done?;
+                self.metrics
+                    .checkpoint_write_seconds
+                    .observe(took.as_secs_f64());
+                self.commit(&offsets, CommitMode::Async);
+            }
+            Writing::Idle => {}
+        }
+        if !dirty {
+            return Ok(false);
+        }
+        let paused = Instant::now();
+        let (state, owned, offsets) = self.copy(engine);
+        let write = BackgroundWrite::start(
+            self.store.clone(),
+            self.pipeline.to_string(),
+            wall_clock_ms(),
+            state,
+            owned.into_iter().collect(),
+            offsets,
+        )?;
+        self.ownership.start_write(write);
+        self.metrics
+            .checkpoint_pause_seconds
+            .observe(paused.elapsed().as_secs_f64());
+        Ok(true)
+    }
+
+    /// On shutdown: waits for the snapshot being written, writes the final
+    /// one in place and commits its offsets before returning.
+    fn finish(&self, engine: &mut Engine) -> Result<(), RunError> {
+        if let Writing::Done(done) = self.ownership.poll_write(true) {
+            // its offsets are older than the final snapshot's
+            done?;
+        }
+        let (state, owned, offsets) = self.copy(engine);
+        self.store
+            .write_state(self.pipeline, wall_clock_ms(), &state, owned, &offsets)?;
+        self.commit(&offsets, CommitMode::Sync);
+        Ok(())
+    }
+
+    /// Evicts expired state and copies what is left, with the shards owned
+    /// and their partitions' offsets.
+    fn copy(&self, engine: &mut Engine) -> (EncodedState, BTreeSet<i32>, Vec<PartitionOffset>) {
         engine.on_watermark();
         let (owned, offsets) = self.ownership.owned();
-        self.store
-            .write_shards(self.pipeline, wall_clock_ms(), engine, owned, &offsets)?;
-        if let Err(e) = OffsetTracker::from_snapshot(&offsets).commit(self.consumer, mode) {
+        (engine.encode_state(), owned, offsets)
+    }
+
+    fn commit(&self, offsets: &[PartitionOffset], mode: CommitMode) {
+        if let Err(e) = OffsetTracker::from_snapshot(offsets).commit(self.consumer, mode) {
             // The snapshots hold the offsets; the next commit catches up.
             tracing::warn!(error = %e, "offset commit failed");
         }
-        Ok(())
     }
 }
 

@@ -248,6 +248,24 @@ impl AlertGate {
         }
     }
 
+    /// Every mark's record with its shard, for a snapshot that stores
+    /// records as they are.
+    pub fn records(&self) -> impl Iterator<Item = (i32, &Record)> {
+        self.marks
+            .iter()
+            .map(|r| (decode_mark(r.payload()).map_or(0, |m| m.shard), r))
+    }
+
+    /// Holds one mark's record from a snapshot of records; false (and not
+    /// held) when it is not a mark.
+    pub fn restore_record(&mut self, held: Record) -> bool {
+        let good = decode_mark(held.payload()).is_some();
+        if good {
+            self.marks.put(held);
+        }
+        good
+    }
+
     /// Forgets the marks of `shard`, whose partition moved elsewhere.
     pub fn drop_shard(&mut self, shard: i32) {
         self.marks

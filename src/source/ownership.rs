@@ -16,10 +16,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::checkpoint::{CheckpointError, PartitionOffset, ShardedStore, Snapshot};
+use crate::checkpoint::{
+    BackgroundWrite, CheckpointError, PartitionOffset, ShardedStore, Snapshot,
+};
 use crate::engine::InputMessage;
 use crate::source::kafka::OffsetTracker;
 
@@ -43,8 +46,21 @@ struct Book {
     restore: BTreeMap<i32, Snapshot>,
     /// Shards whose partitions moved away.
     dropped: BTreeSet<i32>,
-    /// A snapshot that could not be read; stops the pipeline.
+    /// A snapshot that could not be read or written; stops the pipeline.
     error: Option<CheckpointError>,
+    /// The snapshot being written beside the run loop.
+    writing: Option<BackgroundWrite>,
+}
+
+/// Where the snapshot written beside the run loop stands.
+pub enum Writing {
+    /// None is being written.
+    Idle,
+    /// One is still being written.
+    Busy,
+    /// One finished: the offsets it holds (to commit) and how long it took,
+    /// or why it failed.
+    Done(Result<(Vec<PartitionOffset>, Duration), CheckpointError>),
 }
 
 /// What the run loop applies after a rebalance.
@@ -105,7 +121,7 @@ impl Ownership {
                 Ok(Some(snapshot)) => {
                     tracing::info!(
                         partition = shard,
-                        households = snapshot.windows.households.len(),
+                        households = snapshot.state.households(),
                         "restoring the partition's state snapshot"
                     );
                     book.positions.merge(&snapshot.offsets);
@@ -136,7 +152,38 @@ impl Ownership {
     /// so no snapshot or commit is written for partitions that may already
     /// be another instance's.
     pub fn on_revoke(&self) {
-        self.book().assigned.clear();
+        let mut book = self.book();
+        book.assigned.clear();
+        // The partitions' next owner reads their newest snapshot: the one
+        // being written must be on disk first. Its offsets are not
+        // committed (the partitions are leaving; the snapshot holds them).
+        if let Some(write) = book.writing.take() {
+            if let Err(e) = write.finish() {
+                book.error = Some(e);
+            }
+        }
+    }
+
+    /// Holds a snapshot being written, until [`Self::poll_write`] or a
+    /// revoke finishes it.
+    pub fn start_write(&self, write: BackgroundWrite) {
+        self.book().writing = Some(write);
+    }
+
+    /// Where the snapshot being written stands; with `wait`, waits for it.
+    pub fn poll_write(&self, wait: bool) -> Writing {
+        let write = {
+            let mut book = self.book();
+            match book.writing.take() {
+                None => return Writing::Idle,
+                Some(w) if !wait && !w.is_finished() => {
+                    book.writing = Some(w);
+                    return Writing::Busy;
+                }
+                Some(w) => w,
+            }
+        };
+        Writing::Done(write.finish())
     }
 
     /// The hand-over waiting since the last call, or an unreadable snapshot.

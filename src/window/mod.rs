@@ -41,7 +41,7 @@ use crate::keyed::{Record, Records};
 use crate::pipeline::PipelineSpec;
 use crate::signal::{signal_table_schema, MeasureBuilders};
 pub use record::HeldHousehold;
-use record::{Slot, Symbols, Texts};
+use record::{Slot, Symbols, Texts, Translation};
 
 /// One live signal of a household, as a snapshot holds it (between
 /// batches the stage keeps it encoded, see [`record`]).
@@ -139,6 +139,18 @@ pub struct WindowState {
     pub households: HouseholdMap<Household>,
     /// Newest event time seen per feed (index = feed).
     pub feed_newest: Vec<Option<i64>>,
+}
+
+/// What the numbers in a household record stand for: feeds by index and
+/// enumerated values by symbol number, as the pipeline definition set them.
+/// A snapshot of records carries it, so that a restore under a changed
+/// pipeline (a feed added, removed or reordered) reads its records right.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordDictionary {
+    /// Feed names, by feed index.
+    pub feeds: Vec<String>,
+    /// Enumerated subject and kind values, by symbol number.
+    pub symbols: Vec<String>,
 }
 
 /// What one batch did to the window state.
@@ -491,6 +503,106 @@ impl HouseholdWindows {
         self.raise_newest(&state.feed_newest);
     }
 
+    /// What this stage's record numbers stand for (see [`RecordDictionary`]).
+    pub fn dictionary(&self) -> RecordDictionary {
+        RecordDictionary {
+            feeds: self.feed_names.iter().map(|f| f.to_string()).collect(),
+            symbols: self
+                .symbols
+                .values()
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+        }
+    }
+
+    /// Every held household's record with its shard, for a snapshot that
+    /// stores records as they are.
+    pub fn records(&self) -> impl Iterator<Item = (i32, &Record)> {
+        self.households
+            .iter()
+            .map(|r| (record::header(r.payload()).map_or(0, |(shard, _)| shard), r))
+    }
+
+    /// How records written under `dictionary` read here; `None` when they
+    /// read as they are (the pipeline's feeds and values did not change).
+    pub(crate) fn translation(&self, dictionary: &RecordDictionary) -> Option<Translation> {
+        (*dictionary != self.dictionary()).then(|| Translation {
+            symbols: Symbols::from_values(&dictionary.symbols),
+            feeds: dictionary
+                .feeds
+                .iter()
+                .map(|f| {
+                    self.feed_names
+                        .iter()
+                        .position(|n| **n == **f)
+                        .and_then(|i| u16::try_from(i).ok())
+                })
+                .collect(),
+        })
+    }
+
+    /// Holds one household's record from a snapshot of records, translated
+    /// when the snapshot was written under another pipeline definition.
+    /// Returns the signals dropped because their feed is no longer in the
+    /// pipeline.
+    pub(crate) fn restore_record(
+        &mut self,
+        held: Record,
+        translation: Option<&Translation>,
+    ) -> usize {
+        let Some(t) = translation else {
+            self.households.put(held);
+            return 0;
+        };
+        let mut household = HeldHousehold {
+            record: &held,
+            symbols: &t.symbols,
+        }
+        .to_household();
+        let before = household.signals.len();
+        household.signals.retain_mut(|s| {
+            match t.feeds.get(usize::from(s.feed)).copied().flatten() {
+                Some(feed) => {
+                    s.feed = feed;
+                    true
+                }
+                None => false,
+            }
+        });
+        let dropped = before - household.signals.len();
+        if !household.signals.is_empty() {
+            let mut texts = Texts {
+                symbols: &self.symbols,
+                scratch: &mut self.scratch,
+            };
+            let r = record::from_household(held.id(), &household, &mut texts, &mut self.encoded);
+            self.households.put(r);
+        }
+        dropped
+    }
+
+    /// Raises the newest event times to a snapshot's (see
+    /// [`Self::restore_record`] for `translation`).
+    pub(crate) fn restore_newest(
+        &mut self,
+        newest: &[Option<i64>],
+        translation: Option<&Translation>,
+    ) {
+        let Some(t) = translation else {
+            return self.raise_newest(newest);
+        };
+        let mut here = vec![None; self.feed_newest.len()];
+        for (old, t_newest) in newest.iter().enumerate() {
+            if let Some(Some(feed)) = t.feeds.get(old) {
+                if let Some(slot) = here.get_mut(usize::from(*feed)) {
+                    *slot = *t_newest;
+                }
+            }
+        }
+        self.raise_newest(&here);
+    }
+
     /// Forgets the households of `shard`, whose partition moved to another
     /// instance. Returns how many were dropped.
     pub fn drop_shard(&mut self, shard: i32) -> usize {
@@ -551,10 +663,13 @@ impl<'f> SignalTable<'f> {
             self.dong_text.clear();
             let _ = write!(self.dong_text, "{:010}", s.dong);
             self.dong.append_value(&self.dong_text);
+            // a record only holds feeds of this pipeline (a restore
+            // translates others), so the empty fallbacks never show
+            let feed = usize::from(s.feed);
             self.feed
-                .append_value(&*self.feed_names[usize::from(s.feed)]);
+                .append_value(self.feed_names.get(feed).map_or("", |f| f));
             self.category
-                .append_value(&*self.feed_categories[usize::from(s.feed)]);
+                .append_value(self.feed_categories.get(feed).map_or("", |c| c));
             self.subject.append_value(texts.get(s.subject));
             self.measures.append(&s.measures(texts));
             self.observed_at.append_value(s.observed_at);

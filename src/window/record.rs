@@ -10,8 +10,6 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use super::{Household, LiveSignal, NONE_I32, NONE_I64, NONE_U8};
 use crate::hash::FastState;
 use crate::keyed::varint::{get_bytes, get_i64, get_u64, put_i64, put_u64};
@@ -49,6 +47,34 @@ impl Symbols {
         }
         symbols
     }
+}
+
+impl Symbols {
+    /// The values, by symbol number.
+    pub(crate) fn values(&self) -> &[Box<str>] {
+        &self.values
+    }
+
+    /// The symbols of another pipeline definition, from its values.
+    pub(crate) fn from_values(values: &[String]) -> Self {
+        let mut symbols = Symbols::default();
+        for v in values {
+            symbols
+                .ids
+                .entry(v.as_str().into())
+                .or_insert(symbols.values.len() as u32);
+            symbols.values.push(v.as_str().into());
+        }
+        symbols
+    }
+}
+
+/// How to read records written under another pipeline definition: its
+/// symbols, and where each of its feeds is now (`None`: removed).
+#[derive(Debug)]
+pub(crate) struct Translation {
+    pub(crate) symbols: Symbols,
+    pub(crate) feeds: Vec<Option<u16>>,
 }
 
 /// A slot's text: an enumerated value, or free text in the batch's scratch
@@ -333,7 +359,7 @@ pub(crate) fn from_household(
     Record::new(id, out)
 }
 
-/// One held household, borrowed for a snapshot; serializes as [`Household`].
+/// One held household, borrowed, readable as a [`Household`].
 #[derive(Debug, Clone, Copy)]
 pub struct HeldHousehold<'a> {
     pub(crate) record: &'a Record,
@@ -364,12 +390,6 @@ impl<'a> HeldHousehold<'a> {
             shard,
             signals: slots.into_iter().map(|s| s.to_live(&texts)).collect(),
         }
-    }
-}
-
-impl Serialize for HeldHousehold<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_household().serialize(serializer)
     }
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::decode::Decoder;
-use crate::testkit::{default_spec, health, utility, NOW};
+use crate::testkit::{default_spec, health, job_loss, utility, NOW};
 
 /// Decodes `(feed, household, json)` messages into one batch.
 fn batch(spec: &PipelineSpec, msgs: &[(&str, &str, String)]) -> RecordBatch {
@@ -326,4 +326,81 @@ fn a_newer_signal_on_the_same_subject_replaces_the_older_one() {
     let held: Vec<_> = w.checkpoint().map(|h| h.to_household()).collect();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].signals.len(), 1);
+}
+
+#[test]
+fn records_written_under_another_pipeline_definition_are_translated() {
+    let before = default_spec();
+    let mut w = HouseholdWindows::new(&before);
+    apply(
+        &mut w,
+        &batch(
+            &before,
+            &[
+                (
+                    "utility-arrears",
+                    "hh-1",
+                    utility("u-1", "hh-1", "2026-11-01", "electricity", 3, true),
+                ),
+                (
+                    "health-insurance",
+                    "hh-1",
+                    health("h-1", "hh-1", "2026-11-02", 4),
+                ),
+                (
+                    "job-loss",
+                    "hh-1",
+                    job_loss("j-1", "hh-1", "2026-11-03", "4125052000"),
+                ),
+                (
+                    "health-insurance",
+                    "hh-2",
+                    health("h-2", "hh-2", "2026-11-02", 6),
+                ),
+            ],
+        ),
+    );
+    // the same definition reads its records as they are
+    assert!(w.translation(&w.dictionary()).is_none());
+
+    // a new definition: health insurance removed, the other feeds reordered
+    let mut after = before.clone();
+    after.feeds.retain(|f| f.name != "health-insurance");
+    after.feeds.reverse();
+    let mut moved = HouseholdWindows::new(&after);
+    let t = moved.translation(&w.dictionary());
+    assert!(t.is_some());
+    let mut dropped = 0;
+    for (_, r) in w.records() {
+        dropped += moved.restore_record(r.clone(), t.as_ref());
+    }
+    moved.restore_newest(w.feed_newest(), t.as_ref());
+
+    assert_eq!(dropped, 2, "both health-insurance signals");
+    assert_eq!(moved.households(), 1, "hh-2 had nothing else");
+    // every kept signal is what it was, under its feed's new index
+    let named = |spec: &PipelineSpec, w: &HouseholdWindows| -> Vec<(String, LiveSignal)> {
+        w.checkpoint()
+            .flat_map(|h| h.to_household().signals)
+            .filter_map(|mut s| {
+                let name = spec.feeds[usize::from(s.feed)].name.clone();
+                s.feed = 0;
+                (name != "health-insurance").then_some((name, s))
+            })
+            .collect()
+    };
+    let mut expected = named(&before, &w);
+    let mut got = named(&after, &moved);
+    expected.sort_by_key(|(name, s)| (name.clone(), s.observed_at));
+    got.sort_by_key(|(name, s)| (name.clone(), s.observed_at));
+    assert_eq!(got.len(), 2);
+    assert!(got == expected, "{got:?}");
+    for name in ["utility-arrears", "job-loss"] {
+        let (old, new) = (
+            before.feed_index(name).unwrap(),
+            after.feed_index(name).unwrap(),
+        );
+        assert!(w.feed_newest()[old].is_some());
+        assert_eq!(moved.feed_newest()[new], w.feed_newest()[old], "{name}");
+    }
 }
