@@ -180,7 +180,8 @@ pub struct StoredRecords {
     /// Newest event time per feed of the dictionary.
     pub feed_newest: Vec<Option<i64>>,
     household_count: usize,
-    body: Vec<u8>,
+    /// The whole file; the ranges below are its record sections.
+    file: Vec<u8>,
     households: Range<usize>,
     marks: Range<usize>,
 }
@@ -188,12 +189,12 @@ pub struct StoredRecords {
 impl StoredRecords {
     /// Household records: id and payload.
     pub fn households(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        parse_all(&self.body[self.households.clone()])
+        parse_all(&self.file[self.households.clone()])
     }
 
     /// Alert mark records: id and payload.
     pub fn marks(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        parse_all(&self.body[self.marks.clone()])
+        parse_all(&self.file[self.marks.clone()])
     }
 }
 
@@ -438,7 +439,7 @@ enum Damage {
 }
 
 fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
-    let mut bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
+    let bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
     let nl = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -458,9 +459,7 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
     if version != FORMAT_VERSION && version != JSON_FORMAT {
         return Err(Damage::Version(version));
     }
-    // the body is the file without its header line; drop the header in place
-    bytes.drain(..=nl);
-    let body = bytes;
+    let body = &bytes[nl + 1..];
     let len = parts
         .next()
         .and_then(|l| l.strip_prefix("len="))
@@ -475,11 +474,11 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
     let good = match version {
         JSON_FORMAT => {
             sum.and_then(|s| s.strip_prefix("fnv128="))
-                == Some(format!("{:032x}", fnv1a128(&[&body])).as_str())
+                == Some(format!("{:032x}", fnv1a128(&[body])).as_str())
         }
         _ => {
             sum.and_then(|s| s.strip_prefix("xxh3="))
-                == Some(format!("{:032x}", twox_hash::XxHash3_128::oneshot(&body)).as_str())
+                == Some(format!("{:032x}", twox_hash::XxHash3_128::oneshot(body)).as_str())
         }
     };
     if !good {
@@ -487,7 +486,7 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
     }
     if version == JSON_FORMAT {
         let json: JsonSnapshot =
-            serde_json::from_slice(&body).map_err(|e| Damage::Corrupt(e.to_string()))?;
+            serde_json::from_slice(body).map_err(|e| Damage::Corrupt(e.to_string()))?;
         return Ok(Snapshot {
             pipeline: json.pipeline,
             created_at_ms: json.created_at_ms,
@@ -499,26 +498,30 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
             }),
         });
     }
-    read_records(body).ok_or_else(|| Damage::Corrupt("records do not match the head".into()))
+    let start = nl + 1;
+    read_records(bytes, start)
+        .ok_or_else(|| Damage::Corrupt("records do not match the head".into()))
 }
 
 /// A format-3 body: `[head length, u32 LE][head JSON][households length,
 /// u64 LE][household records][marks length, u64 LE][mark records]`.
-fn read_records(body: Vec<u8>) -> Option<Snapshot> {
+/// The file's bytes are kept whole (a multi-gigabyte body is not moved);
+/// the body starts at `start`.
+fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
     let section = |at: usize, width: usize| -> Option<Range<usize>> {
-        let len = body.get(at..at + width)?;
+        let len = file.get(at..at + width)?;
         let len = len.iter().rev().fold(0u64, |n, &b| n << 8 | u64::from(b));
         let start = at + width;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
-        (end <= body.len()).then_some(start..end)
+        (end <= file.len()).then_some(start..end)
     };
-    let head_at = section(0, 4)?;
-    let head: Head = serde_json::from_slice(&body[head_at.clone()]).ok()?;
+    let head_at = section(start, 4)?;
+    let head: Head = serde_json::from_slice(&file[head_at.clone()]).ok()?;
     let households = section(head_at.end, 8)?;
     let marks = section(households.end, 8)?;
-    let whole = marks.end == body.len()
-        && count_records(&body[households.clone()]) == Some(head.households)
-        && count_records(&body[marks.clone()]) == Some(head.marks);
+    let whole = marks.end == file.len()
+        && count_records(&file[households.clone()]) == Some(head.households)
+        && count_records(&file[marks.clone()]) == Some(head.marks);
     whole.then_some(Snapshot {
         pipeline: head.pipeline,
         created_at_ms: head.created_at_ms,
@@ -528,7 +531,7 @@ fn read_records(body: Vec<u8>) -> Option<Snapshot> {
             dictionary: head.dictionary,
             feed_newest: head.feed_newest,
             household_count: head.households,
-            body,
+            file,
             households,
             marks,
         }),
