@@ -64,7 +64,7 @@ pub enum CheckpointError {
     #[error("cannot encode the state snapshot: {0}")]
     Encode(#[from] serde_json::Error),
     /// The thread writing a snapshot could not start or stopped abnormally.
-    #[error("the state snapshot writer {0}; the previous snapshot stays the newest, and the next checkpoint writes a new one")]
+    #[error("the state snapshot writer {0}; the previous snapshot stays the newest: check memory and `engine.state_dir`, then restart sagak, which resumes from that snapshot")]
     Writer(&'static str),
     /// A snapshot from another format version.
     #[error("snapshot {path} has format version {found}, this sagak reads versions {JSON_FORMAT} and {FORMAT_VERSION}: start the sagak version that wrote it, or move the state directory away to start empty (alerts already sent are then re-sent once)")]

@@ -21,6 +21,7 @@
 //! consumption resumes from its offsets; input after it is replayed, which
 //! may re-send an alert with the same `alert_id` but never loses one.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,8 +30,6 @@ use futures::FutureExt;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-
-use std::collections::BTreeSet;
 
 use crate::checkpoint::{
     BackgroundWrite, CheckpointError, EncodedState, PartitionOffset, ShardedStore,
