@@ -568,6 +568,15 @@ async fn latency(
     }));
 }
 fn main() {
+    // `RUST_LOG=sagak=info` shows sagak's own log lines on stderr, e.g. the
+    // phases of the daily lists; the figures stay alone on stdout.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let national = args.iter().any(|a| a == "--national");
