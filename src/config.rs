@@ -124,7 +124,8 @@ pub struct EngineSettings {
     pub flush_interval_ms: u64,
     /// A micro-batch is processed as soon as it holds this many messages.
     pub max_batch: usize,
-    /// State is snapshotted and offsets committed this often.
+    /// State is snapshotted and offsets committed this often (or every 20
+    /// times the last snapshot's pause of the loop, when that is longer).
     pub checkpoint_interval_ms: u64,
     /// Folder for state snapshots.
     pub state_dir: PathBuf,

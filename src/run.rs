@@ -114,10 +114,8 @@ pub async fn run(
     tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
 
     let flush_every = Duration::from_millis(settings.engine.flush_interval_ms);
-    let mut checkpoint_tick = tokio::time::interval(Duration::from_millis(
-        settings.engine.checkpoint_interval_ms,
-    ));
-    checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let checkpoint_every = Duration::from_millis(settings.engine.checkpoint_interval_ms);
+    let mut next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
     let mut observe_tick = tokio::time::interval(Duration::from_secs(1));
     observe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buffer: Vec<InputMessage> = Vec::with_capacity(settings.engine.max_batch);
@@ -159,7 +157,7 @@ pub async fn run(
             _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => Event::ListCutoff,
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => Event::BatchDue,
             _ = observe_tick.tick() => Event::Observe,
-            _ = checkpoint_tick.tick() => Event::Checkpoint,
+            _ = tokio::time::sleep_until(next_checkpoint) => Event::Checkpoint,
             received = consumer.recv() => Event::Received(received.map(|m| feeds.input(&m))),
             }
         };
@@ -183,10 +181,13 @@ pub async fn run(
             Event::BatchDue => flush_now = true,
             Event::Observe => observe_consumer(&consumer, &ops),
             Event::Checkpoint => {
-                if ctx.tick(&mut engine, dirty)? {
+                let mut wait = checkpoint_every;
+                if let Some(paused) = ctx.tick(&mut engine, dirty)? {
                     summary.checkpoints += 1;
                     dirty = false;
+                    wait = spaced(checkpoint_every, paused);
                 }
+                next_checkpoint = tokio::time::Instant::now() + wait;
             }
             Event::Received(Ok(m)) => {
                 if ops.health.status().is_err() {
@@ -419,15 +420,16 @@ impl Checkpointing<'_> {
     /// since the last tick, then, when the state changed, copies it (the
     /// only pause of the loop) and starts writing the copy beside the loop.
     /// A tick that finds the previous snapshot still being written is
-    /// skipped. Returns true when a snapshot was started.
-    fn tick(&self, engine: &mut Engine, dirty: bool) -> Result<bool, RunError> {
+    /// skipped. Returns how long the loop paused when a snapshot was
+    /// started.
+    fn tick(&self, engine: &mut Engine, dirty: bool) -> Result<Option<Duration>, RunError> {
         match self.ownership.poll_write(false) {
             Writing::Busy => {
                 self.metrics.checkpoints_skipped.inc();
                 tracing::debug!(
                     "the previous state snapshot is still being written; checkpoint skipped"
                 );
-                return Ok(false);
+                return Ok(None);
             }
             Writing::Done(done) => {
                 let (offsets, took) = done?;
@@ -439,7 +441,7 @@ impl Checkpointing<'_> {
             Writing::Idle => {}
         }
         if !dirty {
-            return Ok(false);
+            return Ok(None);
         }
         let paused = Instant::now();
         let (state, owned, offsets) = self.copy(engine);
@@ -452,10 +454,11 @@ impl Checkpointing<'_> {
             offsets,
         )?;
         self.ownership.start_write(write);
+        let paused = paused.elapsed();
         self.metrics
             .checkpoint_pause_seconds
-            .observe(paused.elapsed().as_secs_f64());
-        Ok(true)
+            .observe(paused.as_secs_f64());
+        Ok(Some(paused))
     }
 
     /// On shutdown: waits for the snapshot being written, writes the final
@@ -488,7 +491,44 @@ impl Checkpointing<'_> {
     }
 }
 
+/// Checkpoint pauses are kept to this share of the loop's time at most.
+const PAUSE_SHARE: u32 = 20;
+
+/// The wait until the next checkpoint after one that paused the loop for
+/// `paused`: the configured interval, stretched when needed so that pauses
+/// take at most 1/[`PAUSE_SHARE`] of the time. A national state (23M
+/// households) pauses the loop for seconds; at the default 10 s interval it
+/// would otherwise spend a third of its time copying.
+fn spaced(interval: Duration, paused: Duration) -> Duration {
+    let wait = interval.max(paused * PAUSE_SHARE);
+    if wait > interval {
+        tracing::info!(
+            paused_ms = paused.as_millis() as u64,
+            next_in_s = wait.as_secs(),
+            "the state is large: checkpoints are spaced so their pauses stay under 5% of the time (raise engine.checkpoint_interval_ms to space them yourself)"
+        );
+    }
+    wait
+}
+
 /// Milliseconds since the epoch, by the wall clock.
 pub fn wall_clock_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_of_a_large_state_are_spaced_so_their_pauses_stay_under_5_percent() {
+        let interval = Duration::from_secs(10);
+        // 1M households: the configured interval holds
+        assert_eq!(spaced(interval, Duration::from_millis(170)), interval);
+        // 23M households (a 6.1 s copy): every 122 s instead of every 10 s
+        assert_eq!(
+            spaced(interval, Duration::from_millis(6_100)),
+            Duration::from_secs(122)
+        );
+    }
 }
