@@ -158,6 +158,10 @@ impl Lane {
 /// thread start costs more than the work it would share.
 const PARALLEL_FROM: usize = 256;
 
+/// Below this many households a pass over the whole state (eviction) runs
+/// the lanes one after the other.
+const PARALLEL_STATE: usize = 100_000;
+
 /// Runs one job per lane and returns their results in lane order: on
 /// scoped threads (the first on the calling thread) when `parallel`,
 /// otherwise one after the other.
@@ -336,13 +340,29 @@ impl Engine {
     /// Evicts state the watermark has passed. Returns (signals, alert marks)
     /// evicted.
     pub fn on_watermark(&mut self) -> (usize, usize) {
-        let (mut signals, mut marks) = (0, 0);
-        for lane in &mut self.lanes {
-            signals += lane.windows.on_watermark();
-            marks += lane.gate.on_watermark(lane.windows.low_watermark());
+        fn evict(lane: &mut Lane) -> (usize, usize) {
+            let signals = lane.windows.on_watermark();
+            (
+                signals,
+                lane.gate.on_watermark(lane.windows.low_watermark()),
+            )
         }
+        // a pass over a large state is worth a thread per lane (it is part
+        // of the checkpoint's pause of the loop)
+        let evicted: Vec<(usize, usize)> = if self.households() < PARALLEL_STATE {
+            self.lanes.iter_mut().map(evict).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let lanes: Vec<_> = (self.lanes.iter_mut())
+                    .map(|lane| scope.spawn(move || evict(lane)))
+                    .collect();
+                lanes.into_iter().filter_map(|t| t.join().ok()).collect()
+            })
+        };
         self.metrics.households.set(self.households() as i64);
-        (signals, marks)
+        evicted
+            .into_iter()
+            .fold((0, 0), |(s, m), (ls, lm)| (s + ls, m + lm))
     }
 
     /// Ids of every household in the state.
