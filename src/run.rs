@@ -525,7 +525,7 @@ mod tests {
         let interval = Duration::from_secs(10);
         // 1M households: the configured interval holds
         assert_eq!(spaced(interval, Duration::from_millis(170)), interval);
-        // 23M households (a 6.1 s copy): every 122 s instead of every 10 s
+        // a 6.1 s pause (23M households before prefetching): every 122 s
         assert_eq!(
             spaced(interval, Duration::from_millis(6_100)),
             Duration::from_secs(122)
