@@ -166,7 +166,7 @@ impl ShardState {
     pub fn households(&self) -> usize {
         match self {
             ShardState::Decoded(state) => state.windows.households.len(),
-            ShardState::Records(stored) => stored.household_count,
+            ShardState::Records(stored) => stored.household_count(),
         }
     }
 }
@@ -180,6 +180,7 @@ pub struct StoredRecords {
     /// Newest event time per feed of the dictionary.
     pub feed_newest: Vec<Option<i64>>,
     household_count: usize,
+    mark_count: usize,
     /// The whole file; the ranges below are its record sections.
     file: Vec<u8>,
     households: Range<usize>,
@@ -187,6 +188,16 @@ pub struct StoredRecords {
 }
 
 impl StoredRecords {
+    /// How many household records there are.
+    pub fn household_count(&self) -> usize {
+        self.household_count
+    }
+
+    /// How many alert mark records there are.
+    pub fn mark_count(&self) -> usize {
+        self.mark_count
+    }
+
     /// Household records: id and payload.
     pub fn households(&self) -> impl Iterator<Item = (&str, &[u8])> {
         parse_all(&self.file[self.households.clone()])
@@ -531,6 +542,7 @@ fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
             dictionary: head.dictionary,
             feed_newest: head.feed_newest,
             household_count: head.households,
+            mark_count: head.marks,
             file,
             households,
             marks,

@@ -158,8 +158,13 @@ impl Lane {
 /// thread start costs more than the work it would share.
 const PARALLEL_FROM: usize = 256;
 
-/// Below this many households a pass over the whole state (eviction) runs
-/// the lanes one after the other.
+/// The lane of a household among `lanes`, from its id.
+fn lane_index(household_id: &[u8], lanes: usize) -> usize {
+    (fnv1a64(&[household_id]) % lanes as u64) as usize
+}
+
+/// Below this many households a pass over the whole state (eviction,
+/// restore) runs the lanes one after the other.
 const PARALLEL_STATE: usize = 100_000;
 
 /// Runs one job per lane and returns their results in lane order: on
@@ -224,7 +229,7 @@ impl Engine {
     /// The lane of a household, from its id (or a message's key, which the
     /// decoder requires to be the household id).
     fn lane_of(&self, household_id: &[u8]) -> usize {
-        (fnv1a64(&[household_id]) % self.lanes.len() as u64) as usize
+        lane_index(household_id, self.lanes.len())
     }
 
     /// Checks what can only be checked by running it (the scoring SQL), so
@@ -467,38 +472,53 @@ impl Engine {
     pub fn restore_shard(&mut self, state: ShardState) {
         match state {
             ShardState::Decoded(state) => self.restore_decoded(state),
-            ShardState::Records(stored) => self.restore_records(&stored),
+            ShardState::Records(stored) => {
+                let parallel = stored.household_count() >= PARALLEL_STATE;
+                self.restore_records(&stored, parallel)
+            }
         }
         self.metrics.households.set(self.households() as i64);
     }
 
     /// Restores records as a format-3 snapshot holds them, translated when
     /// it was written under another pipeline definition.
-    fn restore_records(&mut self, stored: &StoredRecords) {
+    fn restore_records(&mut self, stored: &StoredRecords, parallel: bool) {
         let translation = self.lanes[0].windows.translation(&stored.dictionary);
         if translation.is_some() {
             tracing::warn!("the state snapshot was written under another pipeline definition (feeds or their values changed); its households are translated as they are restored");
         }
-        let mut dropped = 0;
-        for (id, payload) in stored.households() {
-            let lane = self.lane_of(id.as_bytes());
-            dropped += self.lanes[lane]
-                .windows
-                .restore_record(Record::new(id, payload), translation.as_ref());
-        }
-        let mut bad_marks = 0;
-        for (id, payload) in stored.marks() {
-            let lane = self.lane_of(id.as_bytes());
-            bad_marks += usize::from(
-                !self.lanes[lane]
-                    .gate
-                    .restore_record(Record::new(id, payload)),
-            );
-        }
-        for lane in &mut self.lanes {
-            lane.windows
-                .restore_newest(&stored.feed_newest, translation.as_ref());
-        }
+        let lanes = self.lanes.len();
+        let t = translation.as_ref();
+        // Each lane takes its own households from the whole list; room is
+        // made first, so the tables do not grow (and rehash) as they fill.
+        let restore = |(i, lane): (usize, &mut Lane)| -> (usize, usize) {
+            lane.windows.reserve(stored.household_count() / lanes + 1);
+            lane.gate.reserve(stored.mark_count() / lanes + 1);
+            let mine = |(id, _): &(&str, &[u8])| lane_index(id.as_bytes(), lanes) == i;
+            let mut dropped = 0;
+            for (id, payload) in stored.households().filter(mine) {
+                dropped += lane.windows.restore_record(Record::new(id, payload), t);
+            }
+            let mut bad_marks = 0;
+            for (id, payload) in stored.marks().filter(mine) {
+                bad_marks += usize::from(!lane.gate.restore_record(Record::new(id, payload)));
+            }
+            lane.windows.restore_newest(&stored.feed_newest, t);
+            (dropped, bad_marks)
+        };
+        let done: Vec<(usize, usize)> = if !parallel {
+            self.lanes.iter_mut().enumerate().map(restore).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = (self.lanes.iter_mut().enumerate())
+                    .map(|lane| scope.spawn(move || restore(lane)))
+                    .collect();
+                threads.into_iter().filter_map(|t| t.join().ok()).collect()
+            })
+        };
+        let (dropped, bad_marks) = done
+            .into_iter()
+            .fold((0, 0), |(d, b), (ld, lb)| (d + ld, b + lb));
         if dropped > 0 {
             tracing::warn!(
                 signals = dropped,
@@ -662,12 +682,22 @@ mod tests {
         // format 3 (records) and format 2 (JSON, still read) restore alike
         for (format, shards) in [
             ("records", through_disk(&before, dir.path())),
+            (
+                "records, lanes in parallel",
+                through_disk(&before, dir.path()),
+            ),
             ("json", decoded(&before)),
         ] {
             assert!(shards.len() > 1, "{format}: the city spans partitions");
             let mut after = Engine::with_lanes(&spec, Metrics::new(&spec), 3);
             for shard in shards {
-                after.restore_shard(shard);
+                match shard {
+                    // a city this small restores one lane after the other
+                    ShardState::Records(stored) if format.ends_with("parallel") => {
+                        after.restore_records(&stored, true)
+                    }
+                    shard => after.restore_shard(shard),
+                }
             }
             assert_eq!(after.households(), before.households(), "{format}");
             let got = decisions(&mut after, second).await;

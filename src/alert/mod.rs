@@ -256,6 +256,11 @@ impl AlertGate {
             .map(|r| (decode_mark(r.payload()).map_or(0, |m| m.shard), r))
     }
 
+    /// Makes room for `more` marks (a restore knows how many come).
+    pub(crate) fn reserve(&mut self, more: usize) {
+        self.marks.reserve(more);
+    }
+
     /// Holds one mark's record from a snapshot of records; false (and not
     /// held) when it is not a mark.
     pub fn restore_record(&mut self, held: Record) -> bool {

@@ -503,6 +503,11 @@ impl HouseholdWindows {
         self.raise_newest(&state.feed_newest);
     }
 
+    /// Makes room for `more` households (a restore knows how many come).
+    pub(crate) fn reserve(&mut self, more: usize) {
+        self.households.reserve(more);
+    }
+
     /// What this stage's record numbers stand for (see [`RecordDictionary`]).
     pub fn dictionary(&self) -> RecordDictionary {
         RecordDictionary {
