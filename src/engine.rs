@@ -167,6 +167,34 @@ fn lane_index(household_id: &[u8], lanes: usize) -> usize {
 /// restore) runs the lanes one after the other.
 const PARALLEL_STATE: usize = 100_000;
 
+/// Runs `job` on each of `lanes` and returns the results in lane order: on
+/// scoped threads (the first on the calling thread) when `parallel`,
+/// otherwise one after the other. The synchronous twin of [`on_lanes`], for
+/// passes over the whole state (copy, eviction, restore).
+fn each_lane<L: Send, T: Send>(
+    lanes: impl Iterator<Item = L>,
+    parallel: bool,
+    job: impl Fn(L) -> T + Sync,
+) -> Vec<T> {
+    if !parallel {
+        return lanes.map(job).collect();
+    }
+    let job = &job;
+    std::thread::scope(|scope| {
+        let mut lanes = lanes;
+        let first = lanes.next();
+        let others: Vec<_> = lanes.map(|lane| scope.spawn(move || job(lane))).collect();
+        let mut out: Vec<T> = first.map(job).into_iter().collect();
+        for thread in others {
+            match thread.join() {
+                Ok(v) => out.push(v),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// Runs one job per lane and returns their results in lane order: on
 /// scoped threads (the first on the calling thread) when `parallel`,
 /// otherwise one after the other.
@@ -354,16 +382,8 @@ impl Engine {
         }
         // a pass over a large state is worth a thread per lane (it is part
         // of the checkpoint's pause of the loop)
-        let evicted: Vec<(usize, usize)> = if self.households() < PARALLEL_STATE {
-            self.lanes.iter_mut().map(evict).collect()
-        } else {
-            std::thread::scope(|scope| {
-                let lanes: Vec<_> = (self.lanes.iter_mut())
-                    .map(|lane| scope.spawn(move || evict(lane)))
-                    .collect();
-                lanes.into_iter().filter_map(|t| t.join().ok()).collect()
-            })
-        };
+        let parallel = self.households() >= PARALLEL_STATE;
+        let evicted = each_lane(self.lanes.iter_mut(), parallel, evict);
         self.metrics.households.set(self.households() as i64);
         evicted
             .into_iter()
@@ -436,15 +456,7 @@ impl Engine {
             }
             shards
         }
-        let per_lane: Vec<BTreeMap<i32, ShardRecords>> = std::thread::scope(|scope| {
-            let others: Vec<_> = (self.lanes.iter().skip(1))
-                .map(|lane| scope.spawn(move || lane_records(lane)))
-                .collect();
-            let mut all: Vec<_> = self.lanes.first().map(lane_records).into_iter().collect();
-            // a copy cannot panic but for lack of memory, which aborts
-            all.extend(others.into_iter().filter_map(|t| t.join().ok()));
-            all
-        });
+        let per_lane = each_lane(self.lanes.iter(), self.lanes.len() > 1, lane_records);
         let mut shards: BTreeMap<i32, ShardRecords> = BTreeMap::new();
         for lane in per_lane {
             for (shard, part) in lane {
@@ -506,17 +518,7 @@ impl Engine {
             lane.windows.restore_newest(&stored.feed_newest, t);
             (dropped, bad_marks)
         };
-        let done: Vec<(usize, usize)> = if !parallel {
-            self.lanes.iter_mut().enumerate().map(restore).collect()
-        } else {
-            std::thread::scope(|scope| {
-                let threads: Vec<_> = (self.lanes.iter_mut().enumerate())
-                    .map(|lane| scope.spawn(move || restore(lane)))
-                    .collect();
-                threads.into_iter().filter_map(|t| t.join().ok()).collect()
-            })
-        };
-        let (dropped, bad_marks) = done
+        let (dropped, bad_marks) = each_lane(self.lanes.iter_mut().enumerate(), parallel, restore)
             .into_iter()
             .fold((0, 0), |(d, b), (ld, lb)| (d + ld, b + lb));
         if dropped > 0 {
