@@ -520,8 +520,10 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
 /// the body starts at `start`.
 fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
     let section = |at: usize, width: usize| -> Option<Range<usize>> {
-        let len = file.get(at..at + width)?;
-        let len = len.iter().rev().fold(0u64, |n, &b| n << 8 | u64::from(b));
+        // written with `to_le_bytes` of a u32 (width 4) or u64 (width 8)
+        let mut le = [0u8; 8];
+        le[..width].copy_from_slice(file.get(at..at + width)?);
+        let len = u64::from_le_bytes(le);
         let start = at + width;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
         (end <= file.len()).then_some(start..end)

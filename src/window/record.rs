@@ -47,9 +47,7 @@ impl Symbols {
         }
         symbols
     }
-}
 
-impl Symbols {
     /// The values, by symbol number.
     pub(crate) fn values(&self) -> &[Box<str>] {
         &self.values
