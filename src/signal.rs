@@ -60,6 +60,10 @@ pub fn signal_table_schema() -> SchemaRef {
                 Field::new("disconnected", DataType::Boolean, true),
                 Field::new("occurred_on", DataType::Date32, true),
                 Field::new("observed_at", ts_type(), false),
+                // the household's newest live signal (the same on each of its
+                // rows): its window ends there. The window stage knows it, so
+                // the SQL needs no aggregate joined back to find it.
+                Field::new("window_end", ts_type(), false),
                 // 64-bit hash of the event id: breaks ties between signals
                 // with the same event time, deterministically
                 Field::new("event_key", DataType::UInt64, false),

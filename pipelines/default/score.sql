@@ -2,7 +2,9 @@
 --
 -- Input: table `signals`, every live signal of the households touched by one
 -- micro-batch (columns: household_id, dong_code, feed, category, subject, kind,
--- months_overdue, amount_krw, disconnected, occurred_on, observed_at, event_key).
+-- months_overdue, amount_krw, disconnected, occurred_on, observed_at,
+-- window_end, event_key). `window_end` is the household's newest observed_at,
+-- the same on each of its rows: its window ends there.
 -- The window stage has already applied supersession: of the signals of one
 -- household, feed and subject only the newest (by event time) is live.
 --
@@ -13,17 +15,9 @@
 --   occurred_on, observed_at
 -- ordered by household_id. Each $-brace placeholder is filled from [params]
 -- in pipeline.toml.
-WITH bounds AS (
+WITH live AS (
     -- the window of a household ends at its newest signal
-    SELECT household_id,
-           MAX(observed_at) AS window_end,
-           MAX(observed_at) - arrow_cast(${window_ms}, 'Duration(Millisecond)') AS window_start
-    FROM signals
-    GROUP BY household_id
-),
-live AS (
     SELECT s.*,
-           b.window_end,
            CASE s.category
                WHEN 'utility' THEN COALESCE(s.months_overdue, 0) >= ${utility_min_months}
                                    OR COALESCE(s.disconnected, false)
@@ -32,8 +26,7 @@ live AS (
                ELSE false
            END AS qualifies
     FROM signals s
-    JOIN bounds b ON s.household_id = b.household_id
-    WHERE s.observed_at >= b.window_start
+    WHERE s.observed_at >= s.window_end - arrow_cast(${window_ms}, 'Duration(Millisecond)')
 ),
 household AS (
     SELECT l.household_id,

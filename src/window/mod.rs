@@ -638,6 +638,7 @@ struct SignalTable<'f> {
     subject: StringBuilder,
     measures: MeasureBuilders,
     observed_at: TimestampMillisecondBuilder,
+    window_end: TimestampMillisecondBuilder,
     event_key: UInt64Builder,
     dong_text: String,
     rows: usize,
@@ -655,6 +656,7 @@ impl<'f> SignalTable<'f> {
             subject: StringBuilder::new(),
             measures: MeasureBuilders::default(),
             observed_at: TimestampMillisecondBuilder::new(),
+            window_end: TimestampMillisecondBuilder::new(),
             event_key: UInt64Builder::new(),
             dong_text: String::with_capacity(10),
             rows: 0,
@@ -663,6 +665,9 @@ impl<'f> SignalTable<'f> {
 
     fn append(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
         use std::fmt::Write;
+        let Some(window_end) = signals.iter().map(|s| s.observed_at).max() else {
+            return;
+        };
         for s in signals {
             self.household_id.append_value(hh);
             self.dong_text.clear();
@@ -678,6 +683,7 @@ impl<'f> SignalTable<'f> {
             self.subject.append_value(texts.get(s.subject));
             self.measures.append(&s.measures(texts));
             self.observed_at.append_value(s.observed_at);
+            self.window_end.append_value(window_end);
             self.event_key.append_value(s.event_key);
             self.rows += 1;
         }
@@ -697,6 +703,7 @@ impl<'f> SignalTable<'f> {
             disconnected,
             occurred_on,
             Arc::new(self.observed_at.finish().with_timezone("UTC")),
+            Arc::new(self.window_end.finish().with_timezone("UTC")),
             Arc::new(self.event_key.finish()),
         ];
         RecordBatch::try_new(signal_table_schema(), columns)
