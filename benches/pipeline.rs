@@ -35,6 +35,24 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// CPU time (user + system) this process has used so far, in seconds. On
+/// a shared machine the CPU time a phase takes moves less between runs than
+/// its wall-clock rate does.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields 14 and 15 (utime, stime), counted after the command name,
+            // which may itself hold spaces
+            let rest = s.rsplit_once(')')?.1;
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: u64 = fields.next()?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some((user + system) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn emit(v: serde_json::Value) {
     println!("{v}");
 }
@@ -86,17 +104,16 @@ async fn engine_throughput(spec: &PipelineSpec, households: usize) {
         .sum();
     let mut engine = Engine::new(spec, Metrics::new(spec));
     let started = Instant::now();
-    let mut alerts = 0;
+    let cpu_before = cpu_seconds();
+    let (mut alerts, mut suppressed) = (0, 0);
     for batch in msgs.chunks(10_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        alerts += engine
-            .process_batch(batch, now)
-            .await
-            .expect("batch")
-            .alerts
-            .len();
+        let result = engine.process_batch(batch, now).await.expect("batch");
+        alerts += result.alerts.len();
+        suppressed += result.suppressed;
     }
     let engine_s = started.elapsed().as_secs_f64();
+    let engine_cpu_s = cpu_seconds() - cpu_before;
 
     let started = Instant::now();
     let mut parsed = 0usize;
@@ -116,7 +133,9 @@ async fn engine_throughput(spec: &PipelineSpec, households: usize) {
         "mean_message_bytes": bytes / msgs.len().max(1),
         "batch_size": 10_000,
         "alerts": alerts,
+        "suppressed_by_cooldown": suppressed,
         "signals_per_s": rate.round(),
+        "engine_cpu_us_per_signal": (engine_cpu_s * 1e6 / msgs.len().max(1) as f64 * 100.0).round() / 100.0,
         "parse_only_per_s": parse_rate.round(),
         "parsed": parsed,
         "ratio_to_parse_only": (rate / parse_rate * 1000.0).round() / 1000.0,
