@@ -44,6 +44,16 @@ pub struct Metrics {
     /// Checkpoint ticks skipped because the previous snapshot was still
     /// being written (raise `engine.checkpoint_interval_ms` if this grows).
     pub checkpoints_skipped: IntCounter,
+    /// Time to make the daily lists at a cut-off. The run loop waits for
+    /// them, so this is also how long consumption paused.
+    pub lists_seconds: Histogram,
+    /// Households on the lists made last.
+    pub lists_households: IntGauge,
+    /// When lists were last written (seconds since the epoch): a morning
+    /// that passes without lists shows as this falling a day behind.
+    pub lists_written_at: IntGauge,
+    /// Daily list runs that failed (the log names the error).
+    pub lists_failures: IntCounter,
     /// Kafka client errors.
     pub kafka_errors: IntCounter,
     /// Messages not yet consumed, per topic and partition.
@@ -188,6 +198,23 @@ impl Metrics {
             checkpoints_skipped: counter(
                 "sagak_checkpoints_skipped_total",
                 "Checkpoint ticks skipped because the previous snapshot was still being written.",
+            ),
+            lists_seconds: histogram(
+                "sagak_daily_lists_seconds",
+                "Time to make the daily lists at a cut-off; consumption waits for them.",
+                vec![1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0],
+            ),
+            lists_households: gauge(
+                "sagak_daily_lists_households",
+                "Households on the daily lists made last.",
+            ),
+            lists_written_at: gauge(
+                "sagak_daily_lists_written_timestamp_seconds",
+                "When daily lists were last written, seconds since the epoch.",
+            ),
+            lists_failures: counter(
+                "sagak_daily_lists_failures_total",
+                "Daily list runs that failed; the log names the error.",
             ),
             kafka_errors: counter(
                 "sagak_kafka_errors_total",

@@ -237,7 +237,7 @@ pub async fn run(
         }
         if list_cutoff {
             if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
-                write_daily_lists(&engine, l, &settings.lists.out_dir, cutoff).await;
+                write_daily_lists(&engine, l, &settings.lists.out_dir, cutoff, &metrics).await;
                 next_cutoff_ms = Some(cutoff + DAY_MS);
             }
         }
@@ -379,18 +379,29 @@ async fn write_daily_lists(
     lists: &DailyLists,
     out: &std::path::Path,
     cutoff_ms: i64,
+    metrics: &Metrics,
 ) {
+    let started = std::time::Instant::now();
     let day = lists.list_day_at(cutoff_ms);
     let previous = lists.households_on(out, day - chrono::Duration::days(1));
-    match lists.make_day(engine, out, cutoff_ms, &previous).await {
-        Ok((manifest, _)) => tracing::info!(
-            date = %manifest.date,
-            households = manifest.households,
-            dir = %manifest.dir.display(),
-            "daily lists written"
-        ),
+    let made = lists.make_day(engine, out, cutoff_ms, &previous).await;
+    metrics
+        .lists_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match made {
+        Ok((manifest, _)) => {
+            metrics.lists_households.set(manifest.households as i64);
+            metrics.lists_written_at.set(wall_clock_ms() / 1000);
+            tracing::info!(
+                date = %manifest.date,
+                households = manifest.households,
+                dir = %manifest.dir.display(),
+                "daily lists written"
+            )
+        }
         // A failed list must not stop alerting; the on-demand command can redo it.
         Err(e) => {
+            metrics.lists_failures.inc();
             tracing::error!(error = %e, "daily lists failed; run `sagak lists --date` to retry")
         }
     }
@@ -519,6 +530,63 @@ pub fn wall_clock_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::InputMessage;
+    use crate::testkit::{default_spec, health, job_loss, NOW};
+
+    /// What the on-call sees of a morning's lists: how long the loop waited,
+    /// how many households were listed and when, and a failure counted.
+    #[tokio::test]
+    async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
+        let spec = default_spec();
+        let metrics = Metrics::new(&spec);
+        let mut engine = Engine::new(&spec, metrics.clone());
+        let message = |feed: &str, hh: &str, json: String| InputMessage {
+            feed: spec.feed_index(feed).map(|f| f as u16),
+            topic: String::new(),
+            partition: 0,
+            offset: 0,
+            key: Some(hh.as_bytes().to_vec()),
+            payload: Some(json.into_bytes()),
+            timestamp_ms: Some(NOW),
+        };
+        let batch = vec![
+            message(
+                "health-insurance",
+                "hh-1",
+                health("h1", "hh-1", "2026-11-01", 5),
+            ),
+            message(
+                "job-loss",
+                "hh-2",
+                job_loss("j2", "hh-2", "2026-11-02", "4125052000"),
+            ),
+            message(
+                "health-insurance",
+                "hh-3",
+                health("h3", "hh-3", "2026-11-03", 1),
+            ),
+        ];
+        engine.process_batch(&batch, NOW).await.expect("batch");
+        let lists = DailyLists::new(&spec).expect("lists");
+        let cutoff = lists.cutoff_ms(lists.list_day_at(NOW));
+        let dir = tempfile::tempdir().expect("temp dir");
+
+        write_daily_lists(&engine, &lists, dir.path(), cutoff, &metrics).await;
+        // hh-3's one month of arrears reaches no priority
+        assert_eq!(metrics.lists_households.get(), 2);
+        assert!(metrics.lists_written_at.get() * 1000 > NOW);
+        assert_eq!(metrics.lists_seconds.get_sample_count(), 1);
+        assert_eq!(metrics.lists_failures.get(), 0);
+
+        // an output path that is a file, not a folder
+        let blocked = dir.path().join("not-a-folder");
+        std::fs::write(&blocked, b"x").expect("file");
+        metrics.lists_written_at.set(0);
+        write_daily_lists(&engine, &lists, &blocked, cutoff, &metrics).await;
+        assert_eq!(metrics.lists_failures.get(), 1);
+        assert_eq!(metrics.lists_written_at.get(), 0);
+        assert_eq!(metrics.lists_seconds.get_sample_count(), 2);
+    }
 
     #[test]
     fn checkpoints_of_a_large_state_are_spaced_so_their_pauses_stay_under_5_percent() {
