@@ -5,8 +5,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::DataType;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -133,37 +133,77 @@ pub(super) fn write_day(
         "unassigned (city team)".into(),
     ));
 
-    let mut files = Vec::new();
-    let mut total = 0;
-    for (code, name_ko, name_en) in targets {
-        let mask: BooleanArray = list_dong
-            .iter()
-            .map(|v| Some(v == Some(code.as_str())))
-            .collect();
-        let batch = filter_record_batch(&all, &mask)?;
+    // One pass over the rows groups them by list, in their ranked order.
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); targets.len()];
+    let index: std::collections::HashMap<&str, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, (code, _, _))| (code.as_str(), i))
+        .collect();
+    for (row, dong) in list_dong.iter().enumerate() {
+        if let Some(&i) = dong.and_then(|d| index.get(d)) {
+            rows[i].push(row as u32);
+        }
+    }
+    // The files of different lists are independent: one thread per core
+    // takes the next list until none is left.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let write_one = |i: usize| -> Result<ListFile, ListError> {
+        let (code, name_ko, name_en) = &targets[i];
+        let take = arrow::array::UInt32Array::from_iter_values(rows[i].iter().copied());
+        let batch = arrow::compute::take_record_batch(&all, &take)?;
         let csv_name = format!("{code}.csv");
         let parquet_name = format!("{code}.parquet");
-        write_csv(&tmp_dir.join(&csv_name), &batch).map_err(io(&tmp_dir))?;
-        write_parquet(&tmp_dir.join(&parquet_name), &batch, &tmp_dir)?;
+        let csv = write_csv(&tmp_dir, &csv_name, &batch)?;
+        let parquet = write_parquet(&tmp_dir, &parquet_name, &batch)?;
         let count = |p: &str| count_eq(&batch, "priority", p);
         let new = batch
             .column_by_name("new_since_previous_list")
             .map(|c| c.as_boolean().true_count())
             .unwrap_or(0);
-        total += batch.num_rows();
-        files.push(ListFile {
-            list: code,
-            name_ko,
-            name_en,
+        Ok(ListFile {
+            list: code.clone(),
+            name_ko: name_ko.clone(),
+            name_en: name_en.clone(),
             households: batch.num_rows(),
             p1: count("P1"),
             p2: count("P2"),
             p3: count("P3"),
             new,
-            csv: entry(&tmp_dir, &csv_name)?,
-            parquet: entry(&tmp_dir, &parquet_name)?,
-        });
+            csv,
+            parquet,
+        })
+    };
+    let mut written: Vec<(usize, Result<ListFile, ListError>)> = std::thread::scope(|scope| {
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= targets.len() {
+                    return done;
+                }
+                done.push((i, write_one(i)));
+            }
+        };
+        let others: Vec<_> = (1..threads.min(targets.len()))
+            .map(|_| scope.spawn(work))
+            .collect();
+        let mut all_done = work();
+        for thread in others {
+            match thread.join() {
+                Ok(done) => all_done.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all_done
+    });
+    written.sort_by_key(|(i, _)| *i);
+    let mut files = Vec::with_capacity(written.len());
+    for (_, file) in written {
+        files.push(file?);
     }
+    let total = files.iter().map(|f| f.households).sum();
     let manifest = Manifest {
         date: date.to_string(),
         pipeline: lists.pipeline.clone(),
@@ -193,13 +233,45 @@ fn count_eq(batch: &RecordBatch, column: &str, value: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn entry(dir: &Path, name: &str) -> Result<FileEntry, ListError> {
-    let bytes = fs::read(dir.join(name)).map_err(io(dir))?;
-    Ok(FileEntry {
-        file: name.into(),
-        bytes: bytes.len() as u64,
-        sha256: format!("{:x}", Sha256::digest(&bytes)),
-    })
+/// A file being written, hashed and counted on the way, so its manifest
+/// entry needs no second read.
+struct HashedFile {
+    file: fs::File,
+    sha256: Sha256,
+    bytes: u64,
+}
+
+impl HashedFile {
+    fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(HashedFile {
+            file: fs::File::create(path)?,
+            sha256: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Syncs the file and returns its manifest entry.
+    fn finish(self, name: &str) -> std::io::Result<FileEntry> {
+        self.file.sync_all()?;
+        Ok(FileEntry {
+            file: name.into(),
+            bytes: self.bytes,
+            sha256: format!("{:x}", self.sha256.finalize()),
+        })
+    }
+}
+
+impl Write for HashedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// RFC 4180 quoting: quote a field that holds a comma, quote or line break.
@@ -213,15 +285,21 @@ fn csv_field(out: &mut String, value: &str) {
     }
 }
 
-fn write_csv(path: &Path, batch: &RecordBatch) -> std::io::Result<()> {
-    let mut text = String::from("\u{feff}");
+/// Writes `batch` as the CSV file `name` in `dir`, row by row through a
+/// buffer (a large dong's list is hundreds of megabytes at national scale).
+fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, ListError> {
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        HashedFile::create(&dir.join(name)).map_err(io(dir))?,
+    );
+    let mut line = String::from("\u{feff}");
     for (i, (_, header)) in COLUMNS.iter().enumerate() {
         if i > 0 {
-            text.push(',');
+            line.push(',');
         }
-        csv_field(&mut text, header);
+        csv_field(&mut line, header);
     }
-    text.push_str("\r\n");
+    line.push_str("\r\n");
     let columns: Vec<Option<arrow::array::ArrayRef>> = COLUMNS
         .iter()
         .map(|(name, _)| {
@@ -233,7 +311,7 @@ fn write_csv(path: &Path, batch: &RecordBatch) -> std::io::Result<()> {
     for row in 0..batch.num_rows() {
         for (i, col) in columns.iter().enumerate() {
             if i > 0 {
-                text.push(',');
+                line.push(',');
             }
             if let Some(col) = col {
                 let col = col.as_string::<i32>();
@@ -245,23 +323,26 @@ fn write_csv(path: &Path, batch: &RecordBatch) -> std::io::Result<()> {
                         ("new_since_previous_list", "false") => "N",
                         _ => v,
                     };
-                    csv_field(&mut text, v);
+                    csv_field(&mut line, v);
                 }
             }
         }
-        text.push_str("\r\n");
+        line.push_str("\r\n");
+        out.write_all(line.as_bytes()).map_err(io(dir))?;
+        line.clear();
     }
-    let mut f = fs::File::create(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
+    out.write_all(line.as_bytes()).map_err(io(dir))?;
+    let file = out.into_inner().map_err(|e| io(dir)(e.into_error()))?;
+    file.finish(name).map_err(io(dir))
 }
 
-fn write_parquet(path: &Path, batch: &RecordBatch, dir: &Path) -> Result<(), ListError> {
-    let file = fs::File::create(path).map_err(io(dir))?;
+/// Writes `batch` as the Parquet file `name` in `dir`.
+fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, ListError> {
+    let file = HashedFile::create(&dir.join(name)).map_err(io(dir))?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), None)?;
     writer.write(batch)?;
-    writer.close()?;
-    Ok(())
+    let file = writer.into_inner()?;
+    file.finish(name).map_err(io(dir))
 }
 
 pub(super) fn households_on(out: &Path, date: NaiveDate) -> HashSet<String> {
