@@ -169,9 +169,10 @@ const PARALLEL_STATE: usize = 100_000;
 
 /// Runs `job` on each of `lanes` and returns the results in lane order: on
 /// scoped threads (the first on the calling thread) when `parallel`,
-/// otherwise one after the other. The synchronous twin of [`on_lanes`], for
-/// passes over the whole state (copy, eviction, restore).
-fn each_lane<L: Send, T: Send>(
+/// otherwise one after the other; a panic on a lane is raised here. The
+/// synchronous twin of [`on_lanes`], for passes over the whole state (copy,
+/// eviction, restore) and for the daily lists' writers.
+pub(crate) fn each_lane<L: Send, T: Send>(
     lanes: impl Iterator<Item = L>,
     parallel: bool,
     job: impl Fn(L) -> T + Sync,

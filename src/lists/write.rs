@@ -175,29 +175,22 @@ pub(super) fn write_day(
             parquet,
         })
     };
-    let mut written: Vec<(usize, Result<ListFile, ListError>)> = std::thread::scope(|scope| {
-        let work = || {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= targets.len() {
-                    return done;
-                }
-                done.push((i, write_one(i)));
+    let work = |_| {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= targets.len() {
+                return done;
             }
-        };
-        let others: Vec<_> = (1..threads.min(targets.len()))
-            .map(|_| scope.spawn(work))
-            .collect();
-        let mut all_done = work();
-        for thread in others {
-            match thread.join() {
-                Ok(done) => all_done.extend(done),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            done.push((i, write_one(i)));
         }
-        all_done
-    });
+    };
+    let writers = threads.min(targets.len());
+    let mut written: Vec<(usize, Result<ListFile, ListError>)> =
+        crate::engine::each_lane(0..writers, writers > 1, work)
+            .into_iter()
+            .flatten()
+            .collect();
     written.sort_by_key(|(i, _)| *i);
     let mut files = Vec::with_capacity(written.len());
     for (_, file) in written {
@@ -300,6 +293,8 @@ fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, L
         csv_field(&mut line, header);
     }
     line.push_str("\r\n");
+    out.write_all(line.as_bytes()).map_err(io(dir))?;
+    line.clear();
     let columns: Vec<Option<arrow::array::ArrayRef>> = COLUMNS
         .iter()
         .map(|(name, _)| {
@@ -331,7 +326,6 @@ fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, L
         out.write_all(line.as_bytes()).map_err(io(dir))?;
         line.clear();
     }
-    out.write_all(line.as_bytes()).map_err(io(dir))?;
     let file = out.into_inner().map_err(|e| io(dir)(e.into_error()))?;
     file.finish(name).map_err(io(dir))
 }
