@@ -5,6 +5,7 @@
 //! cargo bench --bench pipeline -- --national   # adds 23M households (memory and lists)
 //! cargo bench --bench pipeline -- --quick      # small sizes, to check the bench itself
 //! cargo bench --bench pipeline -- --only engine   # one part: engine, kafka (with latency) or state
+//! cargo bench --bench pipeline -- --mix stress     # state with half the households at a priority
 //! ```
 //!
 //! Targets (issue 5, for a 2-core machine) are printed beside each figure.
@@ -144,10 +145,47 @@ async fn engine_throughput(spec: &PipelineSpec, households: usize) {
     }));
 }
 
+/// How many of the benchmark state's households reach a priority.
+#[derive(Clone, Copy, PartialEq)]
+enum Mix {
+    /// About 3% (the generator's crisis share; a national round lists
+    /// 150,000-200,000 households, under 1% of 23M): most tracked
+    /// households are a month or two behind, below every threshold.
+    Realistic,
+    /// About 55%: every household's arrears climb to 3-4 months in turn, a
+    /// country in which half the households are in crisis at once.
+    Stress,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Realistic => "realistic",
+            Mix::Stress => "stress",
+        }
+    }
+
+    /// Months overdue of household `n`'s health and utility signals (3 or
+    /// more qualifies either).
+    fn months(self, n: usize) -> (i64, i64) {
+        match self {
+            Mix::Stress => ((n % 5) as i64, (n % 4) as i64),
+            Mix::Realistic => {
+                // spread over the dongs and days, which follow n
+                let r = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54; // 0..1024
+                let r = r as i64;
+                let health = if r < 20 { 3 + r % 3 } else { r % 3 };
+                let utility = if (20..31).contains(&r) { 3 } else { r % 3 };
+                (health, utility)
+            }
+        }
+    }
+}
+
 /// Builds the state of `households` households, each with a health and a
 /// utility signal (a realistic live state), then measures memory and the
 /// time to make every dong's list.
-async fn state_and_lists(spec: &PipelineSpec, households: usize) {
+async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
     let mut engine = Engine::new(spec, Metrics::new(spec));
     let health = spec.feed_index("health-insurance").map(|f| f as u16);
     let utility = spec.feed_index("utility-arrears").map(|f| f as u16);
@@ -171,7 +209,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
         for n in start..(start + chunk).min(households) {
             let hh = format!("kr-{n:09}");
             let dong = dongs[n % dongs.len()];
-            let months = (n % 5) as i64;
+            let (months, utility_months) = mix.months(n);
             let day = 1 + n % 27;
             let h = format!(
                 r#"{{"event_id":"h{n}","household_id":"{hh}","dong_code":"{dong}","observed_at":"2026-10-{day:02}T09:00:00+09:00","source":"nhis","months_overdue":{months},"amount_krw":{}}}"#,
@@ -179,7 +217,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
             );
             let u = format!(
                 r#"{{"event_id":"u{n}","household_id":"{hh}","dong_code":"{dong}","observed_at":"2026-11-{day:02}T09:00:00+09:00","source":"kepco","utility":"gas","months_overdue":{},"amount_krw":90000,"disconnected":false}}"#,
-                (n % 4) as i64
+                utility_months
             );
             for (feed, json) in [(health, h), (utility, u)] {
                 batch.push(InputMessage {
@@ -201,6 +239,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
     let rss = rss_bytes().saturating_sub(base);
     emit(json!({
         "bench": "memory_per_household",
+        "mix": mix.name(),
         "households": engine.households(),
         "live_signals_per_household": 2,
         "rss_growth_bytes": rss,
@@ -218,13 +257,14 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize) {
     let out = std::env::temp_dir().join(format!("sagak-bench-lists-{}", std::process::id()));
     let started = Instant::now();
     let (manifest, _) = lists
-        .make_day(&engine, &out, now + 86_400_000, &Default::default())
+        .make_day(&mut engine, &out, now + 86_400_000, &Default::default())
         .await
         .expect("lists");
     let lists_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);
     emit(json!({
         "bench": "daily_lists",
+        "mix": mix.name(),
         "households_in_state": engine.households(),
         "households_listed": manifest.households,
         "seconds": (lists_s * 100.0).round() / 100.0,
@@ -605,6 +645,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let national = args.iter().any(|a| a == "--national");
+    // `--mix stress`: half the households at a priority (see `Mix`)
+    let stress = args.windows(2).any(|w| w[0] == "--mix" && w[1] == "stress");
+    let mix = if stress { Mix::Stress } else { Mix::Realistic };
     // `--only engine|kafka|state`: one part, e.g. under a profiler
     let only = args
         .iter()
@@ -625,7 +668,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
     {
-        runtime.block_on(state_and_lists(&spec, n));
+        runtime.block_on(state_and_lists(&spec, n, mix));
         return;
     }
     emit(json!({
@@ -652,7 +695,9 @@ fn main() {
         };
         let exe = std::env::current_exe().expect("bench executable");
         for n in sizes {
-            let status = std::process::Command::new(&exe).args(["--one", &n.to_string()]).status();
+            let status = std::process::Command::new(&exe)
+                .args(["--one", &n.to_string(), "--mix", mix.name()])
+                .status();
             if !status.as_ref().is_ok_and(|s| s.success()) {
                 emit(json!({"bench": "memory_per_household", "households": n, "error": format!("{status:?}")}));
             }

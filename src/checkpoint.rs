@@ -111,6 +111,10 @@ pub struct EncodedState {
     pub dictionary: RecordDictionary,
     /// Newest event time per feed.
     pub feed_newest: Vec<Option<i64>>,
+    /// Fingerprint of the scoring SQL that decided the alert marks, when
+    /// they cover every household at a priority (see
+    /// [`Engine::list_candidates`]).
+    pub scoring: Option<u64>,
 }
 
 /// The JSON head of a format-3 snapshot, before its records.
@@ -124,6 +128,9 @@ struct Head {
     dictionary: RecordDictionary,
     households: usize,
     marks: usize,
+    /// See [`EncodedState::scoring`]; absent in snapshots of sagak before it.
+    #[serde(default)]
+    scoring: Option<u64>,
 }
 
 /// A format-2 snapshot (JSON).
@@ -179,6 +186,8 @@ pub struct StoredRecords {
     pub dictionary: RecordDictionary,
     /// Newest event time per feed of the dictionary.
     pub feed_newest: Vec<Option<i64>>,
+    /// See [`EncodedState::scoring`].
+    pub scoring: Option<u64>,
     household_count: usize,
     mark_count: usize,
     /// The whole file; the ranges below are its record sections.
@@ -414,6 +423,7 @@ impl ShardedStore {
                 dictionary: state.dictionary.clone(),
                 households: records.household_count,
                 marks: records.mark_count,
+                scoring: state.scoring,
             };
             files.push(self.shard(shard)?.write(&head, records)?);
         }
@@ -543,6 +553,7 @@ fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
         state: ShardState::Records(StoredRecords {
             dictionary: head.dictionary,
             feed_newest: head.feed_newest,
+            scoring: head.scoring,
             household_count: head.households,
             mark_count: head.marks,
             file,
@@ -622,6 +633,7 @@ mod tests {
                 symbols: vec!["premium".into()],
             },
             feed_newest: vec![Some(7)],
+            scoring: Some(42),
         }
     }
 
@@ -636,6 +648,7 @@ mod tests {
             dictionary: state.dictionary.clone(),
             households: 1,
             marks: 1,
+            scoring: state.scoring,
         };
         store.write(&head, &state.shards[&3]).unwrap()
     }

@@ -160,7 +160,7 @@ pub async fn run_demo(
         // Lists are made from the state as it stands at each cut-off.
         while next_cutoff <= window_start {
             write_lists(
-                &engine,
+                &mut engine,
                 &lists,
                 &cfg.out_dir,
                 next_cutoff,
@@ -234,7 +234,7 @@ pub async fn run_demo(
         }
     }
     write_lists(
-        &engine,
+        &mut engine,
         &lists,
         &cfg.out_dir,
         next_cutoff,
@@ -299,7 +299,7 @@ fn record_alert(
 }
 
 async fn write_lists(
-    engine: &Engine,
+    engine: &mut Engine,
     lists: &DailyLists,
     out: &Path,
     cutoff_ms: i64,

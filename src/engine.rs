@@ -78,6 +78,14 @@ pub struct Engine {
     feed_names: Vec<String>,
     /// Shard of each message of the batch in flight (reused).
     shards: Vec<i32>,
+    /// Fingerprint of the scoring SQL, kept in snapshots so a restart can
+    /// tell whether the alert marks were decided by the same scoring.
+    scoring: u64,
+    /// Whether every household at a priority has an alert mark, so the
+    /// daily lists need score only the marked ones. True from an empty
+    /// state; false after restoring marks decided by another scoring, until
+    /// a full re-scoring has marked what the new one finds.
+    marks_cover_priorities: bool,
 }
 
 /// The stages for the households of one lane.
@@ -252,6 +260,8 @@ impl Engine {
             metrics,
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             shards: Vec::new(),
+            scoring: fnv1a64(&[spec.score_sql.as_bytes()]),
+            marks_cover_priorities: true,
         }
     }
 
@@ -417,6 +427,33 @@ impl Engine {
         Ok(out)
     }
 
+    /// The households the daily lists must score, and whether they are only
+    /// the marked ones (see [`crate::alert::AlertMark`]): a household whose
+    /// last assessment reached no priority cannot be on a list, since its
+    /// score changes only when a signal arrives and is assessed. After a
+    /// restore under another scoring SQL, every household.
+    pub fn list_candidates(&self) -> (Vec<&str>, bool) {
+        if self.marks_cover_priorities {
+            let ids = self.lanes.iter().flat_map(|l| l.gate.marked()).collect();
+            (ids, true)
+        } else {
+            (self.household_ids().collect(), false)
+        }
+    }
+
+    /// Marks the households a full re-scoring found at a priority (id,
+    /// priority, window end); from then on the marks cover every household
+    /// at a priority again.
+    pub fn index_priorities(&mut self, found: &[(String, crate::score::Priority, i64)]) {
+        let lanes = self.lanes.len();
+        for (id, priority, at) in found {
+            let lane = &mut self.lanes[lane_index(id.as_bytes(), lanes)];
+            let shard = lane.windows.shard_of(id).unwrap_or_default();
+            lane.gate.index_priority(id, *priority, *at, shard);
+        }
+        self.marks_cover_priorities = true;
+    }
+
     /// The last alert sent for a household.
     pub fn alert_mark(&self, household_id: &str) -> Option<crate::alert::AlertMark> {
         self.lanes[self.lane_of(household_id.as_bytes())]
@@ -472,6 +509,7 @@ impl Engine {
             shards,
             dictionary: self.lanes[0].windows.dictionary(),
             feed_newest: self.feed_newest().to_vec(),
+            scoring: self.marks_cover_priorities.then_some(self.scoring),
         }
     }
 
@@ -499,6 +537,12 @@ impl Engine {
         let translation = self.lanes[0].windows.translation(&stored.dictionary);
         if translation.is_some() {
             tracing::warn!("the state snapshot was written under another pipeline definition (feeds or their values changed); its households are translated as they are restored");
+        }
+        let same_scoring = translation.is_none() && stored.scoring == Some(self.scoring);
+        if !same_scoring && stored.household_count() > 0 {
+            // its marks say nothing of what this scoring puts at a priority
+            tracing::info!("the state snapshot was scored by another pipeline definition: the next daily lists re-score every household");
+            self.marks_cover_priorities = false;
         }
         let lanes = self.lanes.len();
         let t = translation.as_ref();
@@ -537,6 +581,10 @@ impl Engine {
     /// them.
     fn restore_decoded(&mut self, state: EngineState) {
         let EngineState { windows, alerts } = state;
+        // a format-2 snapshot does not say which scoring decided its marks
+        if !windows.households.is_empty() {
+            self.marks_cover_priorities = false;
+        }
         let mut parts: Vec<EngineState> = (0..self.lanes.len())
             .map(|_| EngineState {
                 windows: WindowState {
@@ -577,26 +625,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{generate, GeneratorConfig};
-    use crate::testkit::default_spec;
-
-    /// A small generated city (malformed, late and re-sent messages
-    /// included), keyed and partitioned as producers must.
-    fn city() -> Vec<InputMessage> {
-        let spec = default_spec();
-        generate(&GeneratorConfig {
-            households: 3_000,
-            days: 150,
-            late_share: 0.02,
-            malformed_share: 0.01,
-            ..GeneratorConfig::default()
-        })
-        .messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| m.into_input(&spec, i as i64, 4))
-        .collect()
-    }
+    use crate::testkit::{city, default_spec};
 
     /// Every alert (as sent) and every reject (message and class) of `msgs`
     /// in batches of 1,000 (large enough for the lanes to run in parallel).

@@ -257,7 +257,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 }
                 let lists = sagak::lists::DailyLists::new(&spec)?;
                 let previous = lists.households_on(&out, date - chrono::Duration::days(1));
-                let (manifest, _) = lists.make_day(&engine, &out, lists.cutoff_ms(date), &previous).await?;
+                let (manifest, _) = lists.make_day(&mut engine, &out, lists.cutoff_ms(date), &previous).await?;
                 println!("lists for {} written to {}", manifest.date, manifest.dir.display());
                 for l in &manifest.lists {
                     println!(

@@ -237,7 +237,7 @@ pub async fn run(
         }
         if list_cutoff {
             if let (Some(l), Some(cutoff)) = (&lists, next_cutoff_ms) {
-                write_daily_lists(&engine, l, &settings.lists.out_dir, cutoff, &metrics).await;
+                write_daily_lists(&mut engine, l, &settings.lists.out_dir, cutoff, &metrics).await;
                 next_cutoff_ms = Some(cutoff + DAY_MS);
             }
         }
@@ -375,7 +375,7 @@ fn observe_consumer(consumer: &SourceConsumer, ops: &OpsState) {
 }
 
 async fn write_daily_lists(
-    engine: &Engine,
+    engine: &mut Engine,
     lists: &DailyLists,
     out: &std::path::Path,
     cutoff_ms: i64,
@@ -530,8 +530,7 @@ pub fn wall_clock_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::InputMessage;
-    use crate::testkit::{default_spec, health, job_loss, NOW};
+    use crate::testkit::{default_spec, health, input, job_loss, NOW};
 
     /// What the on-call sees of a morning's lists: how long the loop waited,
     /// how many households were listed and when, and a failure counted.
@@ -540,15 +539,7 @@ mod tests {
         let spec = default_spec();
         let metrics = Metrics::new(&spec);
         let mut engine = Engine::new(&spec, metrics.clone());
-        let message = |feed: &str, hh: &str, json: String| InputMessage {
-            feed: spec.feed_index(feed).map(|f| f as u16),
-            topic: String::new(),
-            partition: 0,
-            offset: 0,
-            key: Some(hh.as_bytes().to_vec()),
-            payload: Some(json.into_bytes()),
-            timestamp_ms: Some(NOW),
-        };
+        let message = |feed: &str, hh: &str, json: String| input(&spec, feed, hh, json);
         let batch = vec![
             message(
                 "health-insurance",
@@ -571,7 +562,7 @@ mod tests {
         let cutoff = lists.cutoff_ms(lists.list_day_at(NOW));
         let dir = tempfile::tempdir().expect("temp dir");
 
-        write_daily_lists(&engine, &lists, dir.path(), cutoff, &metrics).await;
+        write_daily_lists(&mut engine, &lists, dir.path(), cutoff, &metrics).await;
         // hh-3's one month of arrears reaches no priority
         assert_eq!(metrics.lists_households.get(), 2);
         assert!(metrics.lists_written_at.get() * 1000 > NOW);
@@ -582,7 +573,7 @@ mod tests {
         let blocked = dir.path().join("not-a-folder");
         std::fs::write(&blocked, b"x").expect("file");
         metrics.lists_written_at.set(0);
-        write_daily_lists(&engine, &lists, &blocked, cutoff, &metrics).await;
+        write_daily_lists(&mut engine, &lists, &blocked, cutoff, &metrics).await;
         assert_eq!(metrics.lists_failures.get(), 1);
         assert_eq!(metrics.lists_written_at.get(), 0);
         assert_eq!(metrics.lists_seconds.get_sample_count(), 2);

@@ -50,3 +50,41 @@ pub fn job_loss(event_id: &str, household: &str, day: &str, dong: &str) -> Strin
         common(event_id, household, dong, day, "moel")
     )
 }
+
+/// `json` as a message of feed `feed` keyed by household `household`, on
+/// partition 0, with broker timestamp [`NOW`].
+pub fn input(
+    spec: &PipelineSpec,
+    feed: &str,
+    household: &str,
+    json: String,
+) -> crate::engine::InputMessage {
+    crate::engine::InputMessage {
+        feed: spec.feed_index(feed).map(|f| f as u16),
+        topic: String::new(),
+        partition: 0,
+        offset: 0,
+        key: Some(household.as_bytes().to_vec()),
+        payload: Some(json.into_bytes()),
+        timestamp_ms: Some(NOW),
+    }
+}
+
+/// A small generated city (malformed, late and re-sent messages included),
+/// keyed and partitioned as producers must.
+pub fn city() -> Vec<crate::engine::InputMessage> {
+    use crate::generate::{generate, GeneratorConfig};
+    let spec = default_spec();
+    generate(&GeneratorConfig {
+        households: 3_000,
+        days: 150,
+        late_share: 0.02,
+        malformed_share: 0.01,
+        ..GeneratorConfig::default()
+    })
+    .messages
+    .into_iter()
+    .enumerate()
+    .map(|(i, m)| m.into_input(&spec, i as i64, 4))
+    .collect()
+}

@@ -68,13 +68,20 @@ pub struct Alert {
 }
 
 /// Last alert sent for a household.
+///
+/// Every household whose assessment reached a priority has a mark, sent or
+/// held back by the cooldown, for as long as its signals are live: the daily
+/// lists re-score only the marked households. A mark with `count` 0 was
+/// never an alert: it was added by [`AlertGate::index_priority`] for a
+/// household found at a priority by a full re-scoring of the state, and it
+/// holds no alert back.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AlertMark {
     /// Priority of the last alert.
     pub priority: Priority,
     /// Event time (window end) at which it was sent.
     pub at: i64,
-    /// Alerts sent for this household so far.
+    /// Alerts sent for this household so far (0: never alerted).
     pub count: u32,
     /// State shard of the household (see [`crate::window::Household`]).
     pub shard: i32,
@@ -168,7 +175,11 @@ impl AlertGate {
                 .and_then(|r| decode_mark(r.payload()));
             let send = match previous {
                 None => true,
-                Some(m) => a.priority > m.priority || a.window_end - m.at >= self.cooldown_ms,
+                Some(m) => {
+                    m.count == 0
+                        || a.priority > m.priority
+                        || a.window_end - m.at >= self.cooldown_ms
+                }
             };
             if !send {
                 out.suppressed += 1;
@@ -219,6 +230,31 @@ impl AlertGate {
         self.marks
             .get(household_id)
             .and_then(|r| decode_mark(r.payload()))
+    }
+
+    /// Ids of the marked households: every household whose last assessment
+    /// reached a priority (and some whose later ones did not).
+    pub fn marked(&self) -> impl Iterator<Item = &str> {
+        self.marks.iter().map(Record::id)
+    }
+
+    /// Marks a household found at `priority` by a re-scoring outside the
+    /// stream (the daily lists after a change of the scoring SQL), with
+    /// `at` its window end, unless it already has a mark. The mark holds no
+    /// alert back; it only puts the household among [`Self::marked`].
+    pub fn index_priority(&mut self, household_id: &str, priority: Priority, at: i64, shard: i32) {
+        let hash = self.marks.hash(household_id);
+        if self.marks.get_hashed(hash, household_id).is_some() {
+            return;
+        }
+        let mark = AlertMark {
+            priority,
+            at,
+            count: 0,
+            shard,
+        };
+        encode_mark(&mark, &mut self.encoded);
+        self.marks.put_payload(hash, household_id, &self.encoded);
     }
 
     /// Forgets households whose cooldown ended so long ago that no signal the

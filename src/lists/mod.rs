@@ -288,13 +288,15 @@ impl DailyLists {
         write::write_day(self, out, date, ranked, now_ms)
     }
 
-    /// Scores every household in `engine`'s state, ranks and writes the
-    /// lists of the day whose cut-off is `cutoff_ms`. `previous` holds the
-    /// households on the previous list (for "new since the previous list").
-    /// Returns the manifest and the households now on the lists.
+    /// Scores the households of `engine`'s state that can be at a priority
+    /// (see [`crate::engine::Engine::list_candidates`]), ranks them and
+    /// writes the lists of the day whose cut-off is `cutoff_ms`. `previous`
+    /// holds the households on the previous list (for "new since the
+    /// previous list"). Returns the manifest and the households now on the
+    /// lists.
     pub async fn make_day(
         &self,
-        engine: &crate::engine::Engine,
+        engine: &mut crate::engine::Engine,
         out: &Path,
         cutoff_ms: i64,
         previous: &HashSet<String>,
@@ -303,10 +305,21 @@ impl DailyLists {
         // reasons) in memory; only the compact candidate rows accumulate.
         const CHUNK: usize = 100_000;
         let started = std::time::Instant::now();
-        let ids: Vec<&str> = engine.household_ids().collect();
+        let (ids, marked_only) = engine.list_candidates();
+        let scored_households = ids.len();
+        // after a change of scoring: what it finds at a priority unmarked
+        let mut unmarked = Vec::new();
         let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
         for chunk in ids.chunks(CHUNK) {
             let assessments = engine.assess(chunk).await?;
+            if !marked_only {
+                unmarked.extend(
+                    assessments
+                        .iter()
+                        .filter(|a| engine.alert_mark(&a.household_id).is_none())
+                        .map(|a| (a.household_id.clone(), a.priority, a.window_end)),
+                );
+            }
             candidates.push(self.candidates(
                 &assessments,
                 |h| engine.alert_mark(h),
@@ -315,6 +328,10 @@ impl DailyLists {
             )?);
         }
         drop(ids);
+        if !marked_only {
+            engine.index_priorities(&unmarked);
+        }
+        drop(unmarked);
         let scored = started.elapsed();
         let ranked = self.rank(candidates).await?;
         let ranked_at = started.elapsed();
@@ -327,6 +344,8 @@ impl DailyLists {
         // Where a slow morning went, for whoever is on call.
         tracing::info!(
             households = manifest.households,
+            scored_households,
+            marked_only,
             score_ms = scored.as_millis() as u64,
             rank_ms = (ranked_at - scored).as_millis() as u64,
             write_ms = (started.elapsed() - ranked_at).as_millis() as u64,

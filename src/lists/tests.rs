@@ -185,3 +185,220 @@ async fn parquet_has_the_documented_schema_and_the_manifest_checksums_match() {
 fn read_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
 }
+
+/// Every shard of `engine` through a format-3 snapshot in `dir`, restored
+/// into a new engine for `spec`; `scoring` replaces the fingerprint the
+/// snapshot records (`None`: as sagak before it wrote them).
+fn restored(
+    engine: &crate::engine::Engine,
+    spec: &PipelineSpec,
+    dir: &Path,
+    scoring: impl FnOnce(Option<u64>) -> Option<u64>,
+) -> crate::engine::Engine {
+    let store = crate::checkpoint::ShardedStore::open(dir, 2).unwrap();
+    let mut state = engine.encode_state();
+    state.scoring = scoring(state.scoring);
+    let shards: Vec<i32> = state.shards.keys().copied().collect();
+    store
+        .write_state("default", 0, &state, shards, &[])
+        .unwrap();
+    let mut after = crate::engine::Engine::new(spec, crate::metrics::Metrics::new(spec));
+    store.restore_all(&mut after).unwrap();
+    after
+}
+
+/// The files of one list day, by name, without the manifest (it holds the
+/// time it was written).
+fn list_files(dir: &Path, date: NaiveDate) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> =
+        std::fs::read_dir(dir.join("lists").join(date.to_string()))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name() != "manifest.json")
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+    files.sort();
+    files
+}
+
+/// The lists re-score only the households with an alert mark; they must
+/// come out byte for byte as when every household is re-scored.
+#[tokio::test]
+async fn lists_from_the_marked_households_equal_lists_from_every_household() {
+    let spec = default_spec();
+    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let msgs = crate::testkit::city();
+    for batch in msgs.chunks(1_000) {
+        let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
+        engine.process_batch(batch, now).await.unwrap();
+    }
+    let last = msgs.iter().filter_map(|m| m.timestamp_ms).max().unwrap();
+    let lists = DailyLists::new(&spec).unwrap();
+    let date = lists.list_day_at(last);
+    let cutoff = lists.cutoff_ms(date);
+
+    let (marked, marked_only) = engine.list_candidates();
+    assert!(marked_only, "an engine that scored every signal itself");
+    let marked = marked.len();
+    assert!(
+        marked < engine.households() / 2,
+        "{marked} of {} households marked: most hold signals below any priority",
+        engine.households()
+    );
+
+    // the same state, restored as if its marks came from another scoring
+    let dir = tempfile::tempdir().unwrap();
+    let mut every = restored(&engine, &spec, &dir.path().join("state"), |_| None);
+    assert!(
+        !every.list_candidates().1,
+        "unknown scoring: every household"
+    );
+
+    let by_marks = dir.path().join("by-marks");
+    let by_all = dir.path().join("by-all");
+    let (manifest, _) = lists
+        .make_day(&mut engine, &by_marks, cutoff, &HashSet::new())
+        .await
+        .unwrap();
+    lists
+        .make_day(&mut every, &by_all, cutoff, &HashSet::new())
+        .await
+        .unwrap();
+    assert!(manifest.households > 10, "{} listed", manifest.households);
+    assert_eq!(list_files(&by_marks, date), list_files(&by_all, date));
+    // the full re-scoring found nothing unmarked, and marks suffice again
+    let (after, marked_only) = every.list_candidates();
+    assert!(marked_only);
+    assert_eq!(after.len(), marked);
+}
+
+/// After a restart under a changed scoring SQL, the first lists re-score
+/// every household and mark those the new SQL puts at a priority: later
+/// lists keep them, and the mark holds no alert of theirs back.
+#[tokio::test]
+async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_them() {
+    use crate::testkit::{health, input, NOW};
+    let old = default_spec();
+    let mut new = default_spec();
+    let strict = "WHEN 'health' THEN COALESCE(s.months_overdue, 0) >= 3";
+    assert!(
+        new.score_sql.contains(strict),
+        "the default health threshold"
+    );
+    new.score_sql = new.score_sql.replace(
+        strict,
+        "WHEN 'health' THEN COALESCE(s.months_overdue, 0) >= 1",
+    );
+
+    let mut before = crate::engine::Engine::new(&old, crate::metrics::Metrics::new(&old));
+    let batch = [
+        input(
+            &old,
+            "health-insurance",
+            "hh-2m",
+            health("a", "hh-2m", "2026-11-01", 2),
+        ),
+        input(
+            &old,
+            "health-insurance",
+            "hh-5m",
+            health("b", "hh-5m", "2026-11-02", 5),
+        ),
+    ];
+    let result = before.process_batch(&batch, NOW).await.unwrap();
+    assert_eq!(
+        result.alerts.len(),
+        1,
+        "two months is below the old threshold"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let same = restored(&before, &old, &dir.path().join("same"), |s| s);
+    assert!(same.list_candidates().1, "same scoring: its marks still do");
+    let mut after = restored(&before, &new, &dir.path().join("new"), |s| s);
+    assert!(
+        !after.list_candidates().1,
+        "another scoring: every household"
+    );
+
+    let lists = DailyLists::new(&new).unwrap();
+    let day = lists.list_day_at(NOW);
+    let out = dir.path().join("lists");
+    let both: HashSet<String> = ["hh-2m", "hh-5m"].map(String::from).into();
+    for date in [day, day + Duration::days(1)] {
+        lists
+            .make_day(&mut after, &out, lists.cutoff_ms(date), &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(lists.households_on(&out, date), both, "{date}");
+        assert!(after.list_candidates().1, "marked after the first lists");
+    }
+    assert_eq!(after.alert_mark("hh-2m").map(|m| m.count), Some(0));
+
+    // still P3: only the mark could hold it back
+    let batch = [input(
+        &new,
+        "health-insurance",
+        "hh-2m",
+        health("c", "hh-2m", "2026-11-03", 3),
+    )];
+    let result = after.process_batch(&batch, NOW).await.unwrap();
+    assert_eq!(result.suppressed, 0);
+    assert_eq!(
+        result.alerts.len(),
+        1,
+        "the household's first alert is sent"
+    );
+    assert_eq!(after.alert_mark("hh-2m").map(|m| m.count), Some(1));
+}
+
+/// A household alerted once whose arrears were then paid keeps its mark
+/// (the cooldown needs it) but is re-scored and left off the list.
+#[tokio::test]
+async fn a_marked_household_no_longer_at_a_priority_is_not_listed() {
+    use crate::testkit::{health, input, NOW};
+    let spec = default_spec();
+    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let alerted = [input(
+        &spec,
+        "health-insurance",
+        "hh-paid",
+        health("a", "hh-paid", "2026-11-01", 5),
+    )];
+    assert_eq!(
+        engine
+            .process_batch(&alerted, NOW)
+            .await
+            .unwrap()
+            .alerts
+            .len(),
+        1
+    );
+    let paid = [input(
+        &spec,
+        "health-insurance",
+        "hh-paid",
+        health("b", "hh-paid", "2026-11-05", 0),
+    )];
+    engine.process_batch(&paid, NOW).await.unwrap();
+    assert_eq!(engine.list_candidates().0, ["hh-paid"]);
+
+    let lists = DailyLists::new(&spec).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, on_list) = lists
+        .make_day(
+            &mut engine,
+            dir.path(),
+            lists.cutoff_ms(lists.list_day_at(NOW)),
+            &HashSet::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(manifest.households, 0);
+    assert!(on_list.is_empty());
+}
