@@ -76,6 +76,11 @@ pub struct Engine {
     lanes: Vec<Lane>,
     metrics: Metrics,
     feed_names: Vec<String>,
+    /// `sagak_signals_received_total` of each feed, looked up once: a
+    /// labelled lookup takes a lock, too dear for every message.
+    received: Vec<prometheus::IntCounter>,
+    /// Messages of the batch in flight per feed (reused).
+    received_in_batch: Vec<u64>,
     /// Shard of each message of the batch in flight (reused).
     shards: Vec<i32>,
     /// Fingerprint of the scoring SQL, kept in snapshots so a restart can
@@ -257,6 +262,12 @@ impl Engine {
     pub fn with_lanes(spec: &PipelineSpec, metrics: Metrics, lanes: usize) -> Self {
         Engine {
             lanes: (0..lanes.clamp(1, 64)).map(|_| Lane::new(spec)).collect(),
+            received: spec
+                .feeds
+                .iter()
+                .map(|f| metrics.received.with_label_values(&[f.name.as_str()]))
+                .collect(),
+            received_in_batch: vec![0; spec.feeds.len()],
             metrics,
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             shards: Vec::new(),
@@ -302,15 +313,15 @@ impl Engine {
                 ));
                 continue;
             };
-            if let Some(name) = self.feed_names.get(usize::from(feed)) {
-                self.metrics
-                    .received
-                    .with_label_values(&[name.as_str()])
-                    .inc();
+            if let Some(n) = self.received_in_batch.get_mut(usize::from(feed)) {
+                *n += 1;
             }
             // A message without a key is rejected by the decoder of any lane.
             let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
             self.lanes[lane].msgs.push(i as u32);
+        }
+        for (counter, n) in self.received.iter().zip(&mut self.received_in_batch) {
+            counter.inc_by(std::mem::take(n));
         }
         self.shards.clear();
         self.shards.extend(msgs.iter().map(|m| m.partition));
@@ -345,10 +356,15 @@ impl Engine {
         m.duplicates.inc_by(result.duplicates as u64);
         m.dropped_over_cap.inc_by(dropped_over_cap as u64);
         m.suppressed.inc_by(result.suppressed as u64);
+        // one labelled lookup (and its lock) per priority and dong, not per alert
+        let mut alerts: std::collections::HashMap<(&str, &str), u64> = Default::default();
         for a in &result.alerts {
-            m.alerts
-                .with_label_values(&[a.priority.as_str(), a.dong_code.as_str()])
-                .inc();
+            *alerts
+                .entry((a.priority.as_str(), a.dong_code.as_str()))
+                .or_default() += 1;
+        }
+        for ((priority, dong), n) in alerts {
+            m.alerts.with_label_values(&[priority, dong]).inc_by(n);
         }
         m.households.set(self.households() as i64);
         for (f, name) in self.feed_names.iter().enumerate() {
@@ -696,6 +712,43 @@ mod tests {
             assert_eq!(engine.households(), one.households());
             // what a snapshot records as each feed's newest event time
             assert_eq!(engine.feed_newest(), one.feed_newest(), "{lanes} lanes");
+        }
+    }
+
+    /// The dashboard's counts: messages received per feed, alerts per
+    /// priority and dong, as many as the batches held and sent.
+    #[tokio::test]
+    async fn metrics_count_every_message_and_alert_by_label() {
+        let spec = default_spec();
+        let msgs = city();
+        let metrics = Metrics::new(&spec);
+        let mut engine = Engine::new(&spec, metrics.clone());
+        let mut received: BTreeMap<String, u64> = BTreeMap::new();
+        let mut alerts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for batch in msgs.chunks(1_000) {
+            for m in batch {
+                let feed = &spec.feeds[usize::from(m.feed.expect("a feed"))].name;
+                *received.entry(feed.clone()).or_default() += 1;
+            }
+            let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
+            let result = engine.process_batch(batch, now).await.expect("batch");
+            for a in &result.alerts {
+                let label = (a.priority.as_str().to_string(), a.dong_code.clone());
+                *alerts.entry(label).or_default() += 1;
+            }
+        }
+        assert_eq!(received.len(), 3);
+        for (feed, n) in &received {
+            assert_eq!(
+                metrics.received.with_label_values(&[feed]).get(),
+                *n,
+                "{feed}"
+            );
+        }
+        assert!(alerts.len() > 3, "several dongs and priorities: {alerts:?}");
+        for ((priority, dong), n) in &alerts {
+            let got = metrics.alerts.with_label_values(&[priority, dong]).get();
+            assert_eq!(got, *n, "{priority} {dong}");
         }
     }
 
