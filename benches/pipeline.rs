@@ -604,15 +604,25 @@ async fn latency(
     for v in stamps.values_mut() {
         v.sort_unstable();
     }
-    let mut latencies: Vec<i64> = received
+    // (latency, received at) per alert
+    let mut timed: Vec<(i64, i64)> = received
         .iter()
         .filter_map(|(hh, at)| {
             let times = stamps.get(hh.as_bytes())?;
             let before = times.partition_point(|t| t <= at);
-            before.checked_sub(1).map(|i| at - times[i])
+            before.checked_sub(1).map(|i| (at - times[i], *at))
         })
         .collect();
-    latencies.sort_unstable();
+    timed.sort_unstable();
+    let first_at = timed.iter().map(|&(_, at)| at).min().unwrap_or(0);
+    // where the slowest alerts fall in the run: start-up, or periodic work
+    let slowest: Vec<serde_json::Value> = timed
+        .iter()
+        .rev()
+        .take(5)
+        .map(|&(ms, at)| json!({"ms": ms, "seconds_after_first_alert": (at - first_at) as f64 / 1000.0}))
+        .collect();
+    let latencies: Vec<i64> = timed.iter().map(|&(ms, _)| ms).collect();
     let pct = |p: f64| {
         latencies
             .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
@@ -628,6 +638,15 @@ async fn latency(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": latencies.last().copied().unwrap_or(0),
+        "slowest": slowest,
+        "over_500_ms": latencies.iter().filter(|&&ms| ms > 500).count(),
+        // steady state: alerts received more than a second into the run
+        "max_ms_after_first_second": timed
+            .iter()
+            .filter(|&&(_, at)| at - first_at > 1_000)
+            .map(|&(ms, _)| ms)
+            .max()
+            .unwrap_or(0),
         "flush_interval_ms": settings.engine.flush_interval_ms,
         "target_p99_ms": 200,
     }));

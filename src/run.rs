@@ -110,6 +110,7 @@ pub async fn run(
         &settings.topics.dlq,
         metrics.clone(),
     )?;
+    sink.connect(Duration::from_secs(5)).await;
     let feeds = TopicFeeds::new(&inputs);
     tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
 

@@ -163,6 +163,25 @@ impl KafkaSink {
         }
     }
 
+    /// Reaches the brokers that lead the output topics before the first
+    /// batch, so the first alerts of a run do not also wait for a
+    /// connection and the topics' metadata. Not fatal: delivery retries
+    /// until the broker answers.
+    pub async fn connect(&self, timeout: Duration) {
+        use rdkafka::producer::Producer;
+        let producer = self.producer.clone();
+        let topics = [self.alerts_topic.clone(), self.dlq_topic.clone()];
+        // a metadata request blocks its thread
+        let asked = tokio::task::spawn_blocking(move || {
+            for topic in &topics {
+                if let Err(e) = producer.client().fetch_metadata(Some(topic), timeout) {
+                    tracing::warn!(%topic, error = %e, "output topic not reachable yet; the first batches will wait for it");
+                }
+            }
+        });
+        let _ = asked.await;
+    }
+
     /// Waits until queued messages are delivered, up to `timeout`.
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
