@@ -342,7 +342,8 @@ pub fn rfc3339(ms: i64) -> String {
     put(14, 2, in_day / 60_000 % 60);
     put(17, 2, in_day / 1000 % 60);
     put(20, 3, in_day % 1000);
-    out.iter().map(|&b| char::from(b)).collect()
+    // ASCII digits and separators: one allocation of the exact size
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// (year, month, day) of a day number since 1970-01-01, proleptic

@@ -26,18 +26,34 @@ pub struct ReasonValues<'a> {
 
 /// Formats `n` with thousands separators: 1230000 -> "1,230,000".
 pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    let mut out = String::with_capacity(26);
+    push_thousands(&mut out, n);
+    out
+}
+
+/// [`thousands`] appended to `out`, with no allocation of its own (it runs
+/// for every reason of every assessment).
+pub fn push_thousands(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
     if n < 0 {
         out.push('-');
     }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+    for i in (0..len).rev() {
+        out.push(char::from(digits[i]));
+        if i > 0 && i % 3 == 0 {
             out.push(',');
         }
-        out.push(c);
     }
-    out
 }
 
 /// Formats days since the epoch as YYYY-MM-DD.
@@ -65,11 +81,10 @@ pub fn render(template: &str, v: &ReasonValues<'_>, labels: &BTreeMap<String, St
             Some((n, text)) => (n, Some(text)),
             None => (inner, None),
         };
-        let label = |s: &str| {
-            labels
-                .get(s)
-                .cloned()
-                .unwrap_or_else(|| s.replace('_', " "))
+        // written straight into `out`: this runs for every reason
+        let label = |out: &mut String, s: &str| match labels.get(s) {
+            Some(l) => out.push_str(l),
+            None => out.extend(s.chars().map(|c| if c == '_' { ' ' } else { c })),
         };
         match (name, conditional) {
             (_, Some(text)) => {
@@ -77,12 +92,16 @@ pub fn render(template: &str, v: &ReasonValues<'_>, labels: &BTreeMap<String, St
                     out.push_str(text);
                 }
             }
-            ("subject", None) => out.push_str(&label(v.subject)),
-            ("kind", None) => out.push_str(&v.kind.map(label).unwrap_or_default()),
+            ("subject", None) => label(&mut out, v.subject),
+            ("kind", None) => {
+                if let Some(kind) = v.kind {
+                    label(&mut out, kind);
+                }
+            }
             ("months_overdue", None) => {
                 let _ = write!(out, "{}", v.months_overdue.unwrap_or(0));
             }
-            ("amount_krw", None) => out.push_str(&thousands(v.amount_krw.unwrap_or(0))),
+            ("amount_krw", None) => push_thousands(&mut out, v.amount_krw.unwrap_or(0)),
             ("occurred_on", None) => out.push_str(&v.occurred_on.map(date).unwrap_or_default()),
             ("observed_at", None) => out.push_str(
                 &DateTime::from_timestamp_millis(v.observed_at)
@@ -111,6 +130,8 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_230_000), "1,230,000");
         assert_eq!(thousands(-12_345), "-12,345");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(i64::MIN), "-9,223,372,036,854,775,808");
     }
 
     #[test]
