@@ -8,8 +8,10 @@
 //! the start of the evidence, so a replay after a crash yields the same ids
 //! and consumers can deduplicate.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::hash::HouseholdMap;
 use crate::keyed::{varint, Record, Records};
@@ -26,22 +28,29 @@ pub struct PipelineTag {
 }
 
 /// One reason in an alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Feed and category names are shared, not copied, and times are kept as
+/// milliseconds until the alert is serialized: an alert has several
+/// reasons, and each string of its own is an allocation and a free.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertReason {
     /// Feed that reported the signal.
-    pub signal: String,
+    #[serde(serialize_with = "shared")]
+    pub signal: Arc<str>,
     /// Its crisis category.
-    pub category: String,
+    #[serde(serialize_with = "shared")]
+    pub category: Arc<str>,
     /// What happened, in English.
     pub detail: String,
     /// What happened, in Korean.
     pub detail_ko: String,
-    /// When it was observed (RFC 3339).
-    pub observed_at: String,
+    /// When it was observed, ms since the epoch (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub observed_at: i64,
 }
 
 /// The JSON value sent to `dong-office.alerts` (key: `dong_code`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     /// Deterministic id: same household, window start and priority, same id.
     pub alert_id: String,
@@ -56,15 +65,20 @@ pub struct Alert {
     /// Why, one entry per qualifying signal.
     pub reasons: Vec<AlertReason>,
     /// Distinct categories: utility, employment, health.
-    pub categories: Vec<String>,
-    /// Event time of the oldest reason.
-    pub first_signal_at: String,
-    /// Event time of the newest reason.
-    pub last_signal_at: String,
-    /// Wall-clock time the alert was decided.
-    pub emitted_at: String,
+    #[serde(serialize_with = "shared_each")]
+    pub categories: Vec<Arc<str>>,
+    /// Event time of the oldest reason, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub first_signal_at: i64,
+    /// Event time of the newest reason, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub last_signal_at: i64,
+    /// Wall-clock time the alert was decided, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub emitted_at: i64,
     /// Pipeline that produced it.
-    pub pipeline: PipelineTag,
+    #[serde(serialize_with = "shared")]
+    pub pipeline: Arc<PipelineTag>,
 }
 
 /// Last alert sent for a household.
@@ -108,7 +122,7 @@ pub struct GateOutcome {
 pub struct AlertGate {
     cooldown_ms: i64,
     window_ms: i64,
-    tag: PipelineTag,
+    tag: Arc<PipelineTag>,
     /// One record per household alerted within the cooldown (see
     /// [`encode_mark`]).
     marks: Records,
@@ -147,10 +161,10 @@ impl AlertGate {
         AlertGate {
             cooldown_ms: i64::from(spec.alerts.cooldown_days) * DAY_MS,
             window_ms: spec.window.length_ms(),
-            tag: PipelineTag {
+            tag: Arc::new(PipelineTag {
                 name: spec.name.clone(),
                 version: spec.version.clone(),
-            },
+            }),
             marks: Records::default(),
             encoded: Vec::new(),
         }
@@ -212,14 +226,14 @@ impl AlertGate {
                     category: r.category,
                     detail: r.detail,
                     detail_ko: r.detail_ko,
-                    observed_at: rfc3339(r.observed_at),
+                    observed_at: r.observed_at,
                 })
                 .collect(),
             categories: a.categories,
-            first_signal_at: rfc3339(a.first_signal_at),
-            last_signal_at: rfc3339(a.last_signal_at),
-            emitted_at: rfc3339(now_ms),
-            pipeline: self.tag.clone(),
+            first_signal_at: a.first_signal_at,
+            last_signal_at: a.last_signal_at,
+            emitted_at: now_ms,
+            pipeline: Arc::clone(&self.tag),
             household_id: a.household_id,
             dong_code: a.dong_code,
         }
@@ -320,13 +334,25 @@ impl AlertGate {
 /// tenth of chrono's formatter, which goes through `fmt` item by item.
 /// Years outside 0000-9999 (never valid input) fall back to chrono.
 pub fn rfc3339(ms: i64) -> String {
+    match rfc3339_bytes(ms) {
+        Some(out) => String::from_utf8_lossy(&out).into_owned(),
+        None => chrono_rfc3339(ms),
+    }
+}
+
+fn chrono_rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// [`rfc3339`] on the stack; `None` for a year outside 0000-9999.
+fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
     let days = ms.div_euclid(crate::pipeline::DAY_MS);
     let in_day = ms.rem_euclid(crate::pipeline::DAY_MS);
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
-        return DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        return None;
     }
     let mut out = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut v: i64| {
@@ -342,8 +368,28 @@ pub fn rfc3339(ms: i64) -> String {
     put(14, 2, in_day / 60_000 % 60);
     put(17, 2, in_day / 1000 % 60);
     put(20, 3, in_day % 1000);
-    // ASCII digits and separators: one allocation of the exact size
-    String::from_utf8_lossy(&out).into_owned()
+    Some(out)
+}
+
+/// Serializes what an `Arc` shares (serde's own impl needs its `rc`
+/// feature, which would rebuild every crate that uses serde).
+fn shared<T: Serialize + ?Sized, S: Serializer>(v: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+    (**v).serialize(s)
+}
+
+/// [`shared`] for each item of a list.
+fn shared_each<S: Serializer>(v: &[Arc<str>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|c| &**c))
+}
+
+/// Serializes ms since the epoch as [`rfc3339`] text, without a string of
+/// its own.
+fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match rfc3339_bytes(*ms) {
+        // ASCII digits and separators only
+        Some(out) => s.serialize_str(std::str::from_utf8(&out).unwrap_or_default()),
+        None => s.serialize_str(&chrono_rfc3339(*ms)),
+    }
 }
 
 /// (year, month, day) of a day number since 1970-01-01, proleptic
@@ -481,11 +527,15 @@ mod tests {
     #[test]
     fn alert_json_follows_the_wire_contract() {
         let mut g = AlertGate::new(&default_spec());
-        let out = g.process_batch(
-            vec![assessment("hh-1", Priority::P1, 0)],
-            1_800_000_000_000,
-            |_| 0,
-        );
+        let mut a = assessment("hh-1", Priority::P1, 0);
+        a.reasons.push(crate::score::Reason {
+            signal: "health-insurance".into(),
+            category: "health".into(),
+            detail: "premium arrears 3 months".into(),
+            detail_ko: "건강보험료 3개월 체납".into(),
+            observed_at: a.first_signal_at,
+        });
+        let out = g.process_batch(vec![a], 1_800_000_000_000, |_| 0);
         let v = serde_json::to_value(&out.alerts[0]).unwrap();
         for key in [
             "alert_id",
@@ -505,5 +555,18 @@ mod tests {
         assert_eq!(v["priority"], "P1");
         assert_eq!(v["pipeline"]["name"], "default");
         assert_eq!(v["emitted_at"], "2027-01-15T08:00:00.000Z");
+        assert_eq!(v["first_signal_at"], "2026-09-16T14:13:20.000Z");
+        assert_eq!(v["last_signal_at"], "2026-09-21T14:13:20.000Z");
+        assert_eq!(v["categories"], serde_json::json!(["health"]));
+        assert_eq!(
+            v["reasons"][0],
+            serde_json::json!({
+                "signal": "health-insurance",
+                "category": "health",
+                "detail": "premium arrears 3 months",
+                "detail_ko": "건강보험료 3개월 체납",
+                "observed_at": "2026-09-16T14:13:20.000Z",
+            })
+        );
     }
 }

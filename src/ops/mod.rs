@@ -104,7 +104,7 @@ impl LiveView {
                 score: a.score,
                 reasons_ko: a.reasons.iter().map(|r| r.detail_ko.clone()).collect(),
                 reasons: a.reasons.iter().map(|r| r.detail.clone()).collect(),
-                emitted_at: a.emitted_at.clone(),
+                emitted_at: crate::alert::rfc3339(a.emitted_at),
             });
             list.sort_by(|x, y| {
                 x.priority

@@ -85,12 +85,13 @@ impl Priority {
 }
 
 /// One reason of an assessment: a qualifying signal, explained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
-    /// Feed name of the signal.
-    pub signal: String,
+    /// Feed name of the signal (shared: most assessments reach no alert,
+    /// and none needs a copy of a feed's name).
+    pub signal: Arc<str>,
     /// Its category.
-    pub category: String,
+    pub category: Arc<str>,
     /// English detail.
     pub detail: String,
     /// Korean detail.
@@ -113,7 +114,7 @@ pub struct Assessment {
     /// Event time of the household's newest signal (end of its window).
     pub window_end: i64,
     /// Distinct categories among the reasons, in order of appearance.
-    pub categories: Vec<String>,
+    pub categories: Vec<Arc<str>>,
     /// The qualifying signals, oldest first.
     pub reasons: Vec<Reason>,
     /// Event time of the oldest reason.
@@ -123,6 +124,7 @@ pub struct Assessment {
 }
 
 struct FeedText {
+    name: Arc<str>,
     reason: String,
     reason_ko: String,
     labels_ko: BTreeMap<String, String>,
@@ -141,6 +143,8 @@ pub struct Scorer {
     pipeline: String,
     sql: String,
     feeds: BTreeMap<String, FeedText>,
+    /// The feeds' categories, shared by every reason that names one.
+    categories: Vec<Arc<str>>,
 }
 
 impl Scorer {
@@ -167,6 +171,7 @@ impl Scorer {
                     (
                         f.name.clone(),
                         FeedText {
+                            name: Arc::from(f.name.as_str()),
                             reason: f.reason.clone(),
                             reason_ko: f.reason_ko.clone(),
                             labels_ko: f.labels_ko.clone(),
@@ -175,6 +180,20 @@ impl Scorer {
                     )
                 })
                 .collect(),
+            categories: spec
+                .feeds
+                .iter()
+                .map(|f| Arc::from(f.category.as_str()))
+                .collect(),
+        }
+    }
+
+    /// `name` as a shared string: one of the feeds' categories, or a new
+    /// one when the SQL made up its own.
+    fn category(&self, name: &str) -> Arc<str> {
+        match self.categories.iter().find(|c| &***c == name) {
+            Some(c) => Arc::clone(c),
+            None => Arc::from(name),
         }
     }
 
@@ -342,22 +361,32 @@ impl Scorer {
                 observed_at: t,
             };
             let feed_name = feed.value(row);
-            let (detail, detail_ko) = match self.feeds.get(feed_name) {
+            let (signal, detail, detail_ko) = match self.feeds.get(feed_name) {
                 Some(text) => (
+                    Arc::clone(&text.name),
                     render(&text.reason, &values, &text.no_labels),
                     render(&text.reason_ko, &values, &text.labels_ko),
                 ),
-                None => (feed_name.to_string(), feed_name.to_string()),
+                None => (
+                    Arc::from(feed_name),
+                    feed_name.to_string(),
+                    feed_name.to_string(),
+                ),
             };
             let cat = category.value(row);
-            if !a.categories.iter().any(|c| c == cat) {
-                a.categories.push(cat.to_string());
-            }
+            let shared_cat = match a.categories.iter().find(|c| &***c == cat) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let c = self.category(cat);
+                    a.categories.push(Arc::clone(&c));
+                    c
+                }
+            };
             a.first_signal_at = a.first_signal_at.min(t);
             a.last_signal_at = a.last_signal_at.max(t);
             a.reasons.push(Reason {
-                signal: feed_name.to_string(),
-                category: cat.to_string(),
+                signal,
+                category: shared_cat,
                 detail,
                 detail_ko,
                 observed_at: t,

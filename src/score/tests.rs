@@ -41,7 +41,7 @@ async fn three_categories_make_p1_with_explained_reasons() {
     .await;
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].priority, Priority::P1);
-    assert_eq!(a[0].categories, vec!["utility", "employment", "health"]);
+    assert_eq!(categories(&a[0]), vec!["utility", "employment", "health"]);
     assert_eq!(a[0].reasons.len(), 3);
     assert_eq!(
         a[0].reasons[2].detail,
@@ -113,7 +113,7 @@ async fn a_later_signal_supersedes_and_paid_off_arrears_stop_counting() {
         Priority::P3,
         "gas paid off: only health is left"
     );
-    assert_eq!(paid[0].categories, vec!["health"]);
+    assert_eq!(categories(&paid[0]), vec!["health"]);
     // an older notice that arrives later does not supersede a newer one
     let out_of_order = assess(&[
         &[
@@ -127,7 +127,7 @@ async fn a_later_signal_supersedes_and_paid_off_arrears_stop_counting() {
     .await;
     assert_eq!(out_of_order[0].priority, Priority::P3);
     assert_eq!(
-        out_of_order[0].categories,
+        categories(&out_of_order[0]),
         vec!["health"],
         "the late gas notice (4 months) did not replace the paid one"
     );
@@ -148,7 +148,7 @@ async fn signals_further_apart_than_the_window_are_not_joined() {
     ]])
     .await;
     assert_eq!(apart[0].priority, Priority::P3);
-    assert_eq!(apart[0].categories, vec!["employment"]);
+    assert_eq!(categories(&apart[0]), vec!["employment"]);
 }
 
 #[tokio::test]
@@ -196,4 +196,9 @@ async fn the_sql_is_checked_at_start_up() {
         err.to_string().contains("must return column `dong_code`"),
         "{err}"
     );
+}
+
+/// An assessment's categories as text, to compare with literals.
+fn categories(a: &Assessment) -> Vec<&str> {
+    a.categories.iter().map(|c| &**c).collect()
 }
