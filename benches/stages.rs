@@ -6,18 +6,24 @@
 //! cargo bench --bench stages -- window     # one stage
 //! ```
 //!
+//! `live_board` is the dashboard's board of the most urgent households per
+//! dong, which the run loop updates after each batch.
+//!
 //! Every stage gets the same micro-batch: 10,000 generated messages of the
 //! demo's city (a realistic mix of feeds, ~200-byte JSON), decoded once up
 //! front for the stages after decode.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sagak::alert::AlertGate;
+use sagak::alert::{Alert, AlertGate, AlertReason, PipelineTag};
 use sagak::decode::Decoder;
 use sagak::generate::{generate, GeneratorConfig};
+use sagak::ops::{LiveView, TOP_PER_DONG};
 use sagak::pipeline::PipelineSpec;
+use sagak::score::Priority;
 use sagak::score::Scorer;
 use sagak::window::HouseholdWindows;
 
@@ -121,5 +127,59 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stages);
+/// The dashboard board at national scale: 3,500 dongs with full lists take
+/// in a batch of 10,000 alerts spread over them (the run loop does this
+/// after every batch that alerts).
+fn live_board(c: &mut Criterion) {
+    const DONGS: usize = 3_500;
+    let tag = Arc::new(PipelineTag {
+        name: "default".into(),
+        version: "1".into(),
+    });
+    let alert = |n: usize, score: f64| Alert {
+        alert_id: format!("al-{n}"),
+        household_id: format!("hh-{n:08}"),
+        dong_code: format!("41{:08}", n % DONGS),
+        priority: Priority::ALL[n % 3],
+        score,
+        reasons: vec![AlertReason {
+            signal: "job-loss".into(),
+            category: "employment".into(),
+            detail: "job lost".into(),
+            detail_ko: "실직".into(),
+            observed_at: NOW,
+        }],
+        categories: vec!["employment".into()],
+        first_signal_at: NOW,
+        last_signal_at: NOW,
+        emitted_at: NOW,
+        pipeline: Arc::clone(&tag),
+    };
+    let full: Vec<Alert> = (0..DONGS * TOP_PER_DONG)
+        .map(|n| alert(n, (n % 97) as f64))
+        .collect();
+    let batch: Vec<Alert> = (0..BATCH)
+        .map(|n| alert(DONGS * TOP_PER_DONG + n, (n % 89) as f64))
+        .collect();
+    let mut group = c.benchmark_group("stages");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(10);
+    group.bench_function("live_board", |b| {
+        b.iter_batched(
+            || {
+                let view = LiveView::default();
+                view.record(&full);
+                view
+            },
+            |view| {
+                view.record(&batch);
+                black_box(view)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages, live_board);
 criterion_main!(benches);

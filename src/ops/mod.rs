@@ -10,7 +10,7 @@
 
 pub mod http;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -82,42 +82,72 @@ pub struct TopHousehold {
 /// The latest alerted households per dong, updated once per batch.
 #[derive(Debug, Default)]
 pub struct LiveView {
-    top: Mutex<BTreeMap<String, Vec<TopHousehold>>>,
+    board: Mutex<Board>,
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    top: BTreeMap<String, Vec<TopHousehold>>,
+    /// The dong whose list holds each household on the board: a household
+    /// that moved is found without a pass over every dong's list (about
+    /// 3,500 dongs nationally).
+    seat: HashMap<String, String>,
+}
+
+/// Orders a dong's list: most urgent priority first, then higher score.
+fn rank(priority: &str, score: f64, other: &TopHousehold) -> std::cmp::Ordering {
+    priority
+        .cmp(other.priority.as_str())
+        .then(other.score.total_cmp(&score))
 }
 
 impl LiveView {
-    /// Takes in a batch's alerts, keeping the most urgent per dong.
+    /// Takes in a batch's alerts, keeping the most urgent per dong. Among
+    /// equals the earlier alert stays ahead.
     pub fn record(&self, alerts: &[Alert]) {
         if alerts.is_empty() {
             return;
         }
-        let Ok(mut top) = self.top.lock() else { return };
+        let Ok(mut board) = self.board.lock() else {
+            return;
+        };
+        let Board { top, seat } = &mut *board;
         for a in alerts {
             // A household that moved leaves its old dong's board.
-            for list in top.values_mut() {
-                list.retain(|h| h.household_id != a.household_id);
+            if let Some(dong) = seat.remove(&a.household_id) {
+                if let Some(list) = top.get_mut(&dong) {
+                    list.retain(|h| h.household_id != a.household_id);
+                }
             }
             let list = top.entry(a.dong_code.clone()).or_default();
-            list.push(TopHousehold {
-                household_id: a.household_id.clone(),
-                priority: a.priority.as_str().into(),
-                score: a.score,
-                reasons_ko: a.reasons.iter().map(|r| r.detail_ko.clone()).collect(),
-                reasons: a.reasons.iter().map(|r| r.detail.clone()).collect(),
-                emitted_at: crate::alert::rfc3339(a.emitted_at),
-            });
-            list.sort_by(|x, y| {
-                x.priority
-                    .cmp(&y.priority)
-                    .then(y.score.total_cmp(&x.score))
-            });
-            list.truncate(TOP_PER_DONG);
+            let priority = a.priority.as_str();
+            let at = list.partition_point(|h| rank(priority, a.score, h).is_ge());
+            if at >= TOP_PER_DONG {
+                continue;
+            }
+            list.insert(
+                at,
+                TopHousehold {
+                    household_id: a.household_id.clone(),
+                    priority: priority.into(),
+                    score: a.score,
+                    reasons_ko: a.reasons.iter().map(|r| r.detail_ko.clone()).collect(),
+                    reasons: a.reasons.iter().map(|r| r.detail.clone()).collect(),
+                    emitted_at: crate::alert::rfc3339(a.emitted_at),
+                },
+            );
+            seat.insert(a.household_id.clone(), a.dong_code.clone());
+            if list.len() > TOP_PER_DONG {
+                if let Some(out) = list.pop() {
+                    seat.remove(&out.household_id);
+                }
+            }
         }
     }
 
     /// The board, per dong code.
     pub fn snapshot(&self) -> BTreeMap<String, Vec<TopHousehold>> {
-        self.top.lock().map(|t| t.clone()).unwrap_or_default()
+        self.board.lock().map(|b| b.top.clone()).unwrap_or_default()
     }
 }
 
@@ -151,5 +181,122 @@ impl OpsState {
             feeds: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             mode: mode.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alert::{AlertReason, PipelineTag};
+    use crate::score::Priority;
+
+    fn alert(hh: &str, dong: &str, priority: Priority, score: f64) -> Alert {
+        Alert {
+            alert_id: format!("al-{hh}"),
+            household_id: hh.into(),
+            dong_code: dong.into(),
+            priority,
+            score,
+            reasons: vec![AlertReason {
+                signal: "job-loss".into(),
+                category: "employment".into(),
+                detail: format!("job lost ({hh})"),
+                detail_ko: format!("실직 ({hh})"),
+                observed_at: 1_790_000_000_000,
+            }],
+            categories: vec!["employment".into()],
+            first_signal_at: 1_790_000_000_000,
+            last_signal_at: 1_790_000_000_000,
+            emitted_at: 1_800_000_000_000,
+            pipeline: Arc::new(PipelineTag {
+                name: "default".into(),
+                version: "1".into(),
+            }),
+        }
+    }
+
+    fn ids(board: &BTreeMap<String, Vec<TopHousehold>>, dong: &str) -> Vec<String> {
+        board
+            .get(dong)
+            .map(|l| l.iter().map(|h| h.household_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn each_dong_shows_its_most_urgent_households_in_order() {
+        let view = LiveView::default();
+        let all: Vec<Alert> = (0..25)
+            .map(|i| {
+                let p = Priority::ALL[i % 3];
+                alert(
+                    &format!("hh-{i:02}"),
+                    "4125052000",
+                    p,
+                    f64::from((i * 7 % 11) as u32),
+                )
+            })
+            .collect();
+        // in three batches, so the board is updated across batches too
+        for part in all.chunks(9) {
+            view.record(part);
+        }
+        let mut expected = all.clone();
+        // stable: among equals the earlier alert stays ahead
+        expected.sort_by(|x, y| {
+            y.priority
+                .cmp(&x.priority)
+                .then(y.score.total_cmp(&x.score))
+        });
+        let expected: Vec<String> = expected
+            .iter()
+            .take(TOP_PER_DONG)
+            .map(|a| a.household_id.clone())
+            .collect();
+        let board = view.snapshot();
+        assert_eq!(ids(&board, "4125052000"), expected);
+        assert_eq!(board["4125052000"][0].priority, "P1");
+        assert_eq!(
+            board["4125052000"][0].emitted_at,
+            "2027-01-15T08:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_household_is_shown_once_under_the_dong_of_its_latest_alert() {
+        let view = LiveView::default();
+        view.record(&[
+            alert("hh-a", "4125052000", Priority::P3, 10.0),
+            alert("hh-b", "4125052000", Priority::P2, 20.0),
+        ]);
+        // hh-a moved and escalated; hh-b is alerted again where it was
+        view.record(&[
+            alert("hh-a", "4125053500", Priority::P1, 30.0),
+            alert("hh-b", "4125052000", Priority::P1, 25.0),
+        ]);
+        let board = view.snapshot();
+        assert_eq!(ids(&board, "4125052000"), vec!["hh-b"]);
+        assert_eq!(board["4125052000"][0].priority, "P1");
+        assert_eq!(ids(&board, "4125053500"), vec!["hh-a"]);
+    }
+
+    #[test]
+    fn a_household_pushed_off_a_full_board_can_come_back_elsewhere() {
+        let view = LiveView::default();
+        view.record(&[alert("hh-low", "4125052000", Priority::P3, 1.0)]);
+        let urgent: Vec<Alert> = (0..TOP_PER_DONG)
+            .map(|i| alert(&format!("hh-{i}"), "4125052000", Priority::P1, 50.0))
+            .collect();
+        view.record(&urgent);
+        assert!(!ids(&view.snapshot(), "4125052000").contains(&"hh-low".to_string()));
+        // a lower alert does not make a full board
+        view.record(&[alert("hh-late", "4125052000", Priority::P3, 99.0)]);
+        assert_eq!(ids(&view.snapshot(), "4125052000").len(), TOP_PER_DONG);
+        assert!(!ids(&view.snapshot(), "4125052000").contains(&"hh-late".to_string()));
+        view.record(&[alert("hh-low", "4125053500", Priority::P2, 5.0)]);
+        let board = view.snapshot();
+        assert_eq!(ids(&board, "4125053500"), vec!["hh-low"]);
+        assert_eq!(ids(&board, "4125052000").len(), TOP_PER_DONG);
     }
 }
