@@ -373,20 +373,15 @@ impl Scorer {
                     feed_name.to_string(),
                 ),
             };
-            let cat = category.value(row);
-            let shared_cat = match a.categories.iter().find(|c| &***c == cat) {
-                Some(c) => Arc::clone(c),
-                None => {
-                    let c = self.category(cat);
-                    a.categories.push(Arc::clone(&c));
-                    c
-                }
-            };
+            let cat = self.category(category.value(row));
+            if !a.categories.contains(&cat) {
+                a.categories.push(Arc::clone(&cat));
+            }
             a.first_signal_at = a.first_signal_at.min(t);
             a.last_signal_at = a.last_signal_at.max(t);
             a.reasons.push(Reason {
                 signal,
-                category: shared_cat,
+                category: cat,
                 detail,
                 detail_ko,
                 observed_at: t,
