@@ -63,6 +63,38 @@ fn decode_all(decoder: &mut Decoder, msgs: &[(u16, Vec<u8>, Vec<u8>)]) -> Record
     decoder.finish()
 }
 
+/// The `signals` table of the last micro-batch of a 180-day city of 20,000
+/// households, after the window stage has taken in every batch before it.
+fn steady_table(spec: &PipelineSpec) -> RecordBatch {
+    let cfg = GeneratorConfig {
+        households: 20_000,
+        days: 180,
+        malformed_share: 0.0,
+        late_share: 0.0,
+        ..GeneratorConfig::default()
+    };
+    let msgs: Vec<(u16, Vec<u8>, Vec<u8>)> = generate(&cfg)
+        .messages
+        .into_iter()
+        .filter_map(|m| {
+            Some((
+                spec.feed_index(m.feed)? as u16,
+                m.key.unwrap_or_default(),
+                m.payload,
+            ))
+        })
+        .collect();
+    let mut windows = HouseholdWindows::new(spec);
+    let mut decoder = Decoder::new(spec);
+    let mut table = RecordBatch::new_empty(sagak::signal::signal_table_schema());
+    for batch in msgs.chunks(BATCH) {
+        table = windows
+            .process_batch(&decode_all(&mut decoder, batch), &[])
+            .table;
+    }
+    table
+}
+
 fn stages(c: &mut Criterion) {
     let spec = spec();
     let msgs = messages(&spec);
@@ -95,6 +127,20 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             runtime
                 .block_on(scorer.process_batch(table.clone()))
+                .expect("scoring runs")
+                .len()
+        })
+    });
+
+    // Scoring in steady state: the households a batch touches already hold
+    // history (the engine benchmark's 180 days), so the table has more rows
+    // per message and more households reach a priority than in the first
+    // batch above.
+    let steady = steady_table(&spec);
+    group.bench_function("score_steady", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(scorer.process_batch(steady.clone()))
                 .expect("scoring runs")
                 .len()
         })

@@ -22,7 +22,7 @@ use crate::alert::{Alert, AlertGate, AlertState};
 use crate::checkpoint::{EncodedState, ShardRecords, ShardState, StoredRecords};
 use crate::decode::{Decoder, Reject, RejectClass};
 use crate::hash::fnv1a64;
-use crate::keyed::Record;
+use crate::keyed::{prefetch_bytes, Record};
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineSpec;
 use crate::score::{Assessment, ScoreError, Scorer};
@@ -133,7 +133,17 @@ impl Lane {
         now_ms: i64,
     ) -> Result<LaneOutcome, ScoreError> {
         let mut out = LaneOutcome::default();
-        for &i in &self.msgs {
+        for (k, &i) in self.msgs.iter().enumerate() {
+            // Payloads lie wherever the consumer put them, each a cache miss
+            // that parsing would otherwise wait on; ask for them early.
+            if let Some(ahead) = self
+                .msgs
+                .get(k + PAYLOAD_LOOKAHEAD)
+                .and_then(|&j| msgs.get(j as usize))
+                .and_then(|m| m.payload.as_deref())
+            {
+                prefetch_bytes(ahead);
+            }
             let m = &msgs[i as usize];
             let Some(feed) = m.feed else { continue };
             if let Err(reject) =
@@ -166,6 +176,9 @@ impl Lane {
         self.scorer.process_batch(table).await
     }
 }
+
+/// How many messages ahead a lane asks the memory for a payload.
+const PAYLOAD_LOOKAHEAD: usize = 2;
 
 /// Below this many messages a batch's lanes run one after the other: a
 /// thread start costs more than the work it would share.

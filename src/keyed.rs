@@ -215,6 +215,23 @@ impl Records {
         self.table.find(hash, |r| r.id_bytes() == id.as_bytes())
     }
 
+    /// Asks the memory for the table slot and record that a lookup of the
+    /// household whose [`Records::hash`] is `hash` will read, so that a
+    /// stage working through a batch can start the next households' cache
+    /// misses before it needs them: with millions of households every
+    /// lookup otherwise waits on memory twice (slot, then record), one
+    /// household after the other.
+    pub fn prefetch(&self, hash: u64) {
+        // The probe reads the slots (that wait is left to the CPU to overlap
+        // with the work after it); the records are only hinted, and every
+        // candidate is refused so the probe touches nothing else.
+        let _ = self.table.find(hash, |r| {
+            prefetch(r.0.as_ptr());
+            prefetch(r.0.as_ptr().wrapping_add(64));
+            false
+        });
+    }
+
     /// Holds `record`, replacing the household's previous one.
     pub fn put(&mut self, record: Record) {
         let hash = self.hasher.hash_one(record.id_bytes());
@@ -312,7 +329,7 @@ const AHEAD: usize = 16;
 /// Asks the memory for the cache line at `at` ahead of its use: a hint that
 /// never faults, whatever the address.
 #[inline]
-fn prefetch(at: *const u8) {
+pub(crate) fn prefetch(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch only hints the cache; it reads nothing the program
     // sees and cannot fault. (The intrinsic is safe from Rust 1.87 on.)
@@ -322,6 +339,18 @@ fn prefetch(at: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = at;
+}
+
+/// Asks the memory for every cache line of `bytes` (see [`prefetch`]).
+#[inline]
+pub(crate) fn prefetch_bytes(bytes: &[u8]) {
+    for line in (0..bytes.len()).step_by(64) {
+        prefetch(bytes[line..].as_ptr());
+    }
+    // the steps above miss the last line when `bytes` starts mid-line
+    if let Some(last) = bytes.last() {
+        prefetch(last);
+    }
 }
 
 /// LEB128 varints: small numbers (counts, deltas, symbol ids) take one

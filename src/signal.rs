@@ -64,6 +64,10 @@ pub fn signal_table_schema() -> SchemaRef {
                 // rows): its window ends there. The window stage knows it, so
                 // the SQL needs no aggregate joined back to find it.
                 Field::new("window_end", ts_type(), false),
+                // the dong of that newest signal (ties: the larger event_key),
+                // which serves the household now, also on each of its rows:
+                // the SQL picks no row per household to find it
+                Field::new("current_dong", DataType::Utf8, false),
                 // 64-bit hash of the event id: breaks ties between signals
                 // with the same event time, deterministically
                 Field::new("event_key", DataType::UInt64, false),

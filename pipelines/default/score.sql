@@ -3,8 +3,11 @@
 -- Input: table `signals`, every live signal of the households touched by one
 -- micro-batch (columns: household_id, dong_code, feed, category, subject, kind,
 -- months_overdue, amount_krw, disconnected, occurred_on, observed_at,
--- window_end, event_key). `window_end` is the household's newest observed_at,
--- the same on each of its rows: its window ends there.
+-- window_end, current_dong, event_key). `window_end` is the household's newest
+-- observed_at and `current_dong` the dong_code of that newest signal (of two
+-- at the same time, the one with the larger event_key), the same on each of
+-- its rows: its window ends there, and a household that moved is served by
+-- its new dong.
 -- The window stage has already applied supersession: of the signals of one
 -- household, feed and subject only the newest (by event time) is live.
 --
@@ -18,20 +21,19 @@
 WITH live AS (
     -- the window of a household ends at its newest signal
     SELECT s.*,
-           CASE s.category
-               WHEN 'utility' THEN COALESCE(s.months_overdue, 0) >= ${utility_min_months}
-                                   OR COALESCE(s.disconnected, false)
-               WHEN 'employment' THEN true
-               WHEN 'health' THEN COALESCE(s.months_overdue, 0) >= ${health_min_months}
-               ELSE false
-           END AS qualifies
+           -- which signals count towards a category (a plain boolean
+           -- expression: cheaper per row than CASE, which filters the batch
+           -- once per branch)
+              (s.category = 'utility' AND (COALESCE(s.months_overdue, 0) >= ${utility_min_months}
+                                           OR COALESCE(s.disconnected, false)))
+           OR s.category = 'employment'
+           OR (s.category = 'health' AND COALESCE(s.months_overdue, 0) >= ${health_min_months})
+           AS qualifies
     FROM signals s
     WHERE s.observed_at >= s.window_end - arrow_cast(${window_ms}, 'Duration(Millisecond)')
 ),
 household AS (
     SELECT l.household_id,
-           -- the newest signal's dong: a household that moved is served by its new dong
-           first_value(l.dong_code ORDER BY l.observed_at DESC, l.event_key DESC) AS dong_code,
            MAX(l.window_end) AS window_end,
            -- distinct qualifying categories, one term per category named in `live`
            -- (cheaper than COUNT(DISTINCT) or a second aggregation joined back)
@@ -46,7 +48,7 @@ household AS (
     GROUP BY l.household_id
 ),
 assessed AS (
-    SELECT household_id, dong_code, window_end,
+    SELECT household_id, window_end,
            CASE
                WHEN categories >= 3 OR (disconnections > 0 AND categories >= 2) THEN 'P1'
                WHEN categories = 2 OR disconnections > 0 THEN 'P2'
@@ -62,7 +64,7 @@ assessed AS (
     FROM household
     WHERE categories > 0
 )
-SELECT a.household_id, a.dong_code, a.priority, a.score, a.window_end,
+SELECT a.household_id, l.current_dong AS dong_code, a.priority, a.score, a.window_end,
        l.feed, l.category, l.subject, l.kind, l.months_overdue, l.amount_krw,
        l.disconnected, l.occurred_on, l.observed_at
 FROM assessed a

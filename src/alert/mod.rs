@@ -127,7 +127,13 @@ pub struct AlertGate {
     /// [`encode_mark`]).
     marks: Records,
     encoded: Vec<u8>,
+    /// The store hash of each assessment's household (reused).
+    hashes: Vec<u64>,
 }
+
+/// The gate asks the memory for the marks of this many assessments at once
+/// before deciding on them (see [`Records::prefetch`]).
+const PREFETCH_CHUNK: usize = 32;
 
 /// A mark as a record payload: `[priority][count][shard][at]`, varints
 /// after the first byte; about 10 bytes where the struct takes 24.
@@ -167,6 +173,7 @@ impl AlertGate {
             }),
             marks: Records::default(),
             encoded: Vec::new(),
+            hashes: Vec::new(),
         }
     }
 
@@ -180,9 +187,18 @@ impl AlertGate {
         shard_of: impl Fn(&str) -> i32,
     ) -> GateOutcome {
         let mut out = GateOutcome::default();
-        for a in assessments {
-            // hashed once for the lookup and the update
-            let hash = self.marks.hash(&a.household_id);
+        // hashed once for the look-ahead, the lookup and the update
+        self.hashes.clear();
+        let marks = &self.marks;
+        self.hashes
+            .extend(assessments.iter().map(|a| marks.hash(&a.household_id)));
+        for (i, a) in assessments.into_iter().enumerate() {
+            if i % PREFETCH_CHUNK == 0 {
+                for &hash in self.hashes.iter().skip(i).take(PREFETCH_CHUNK) {
+                    self.marks.prefetch(hash);
+                }
+            }
+            let hash = self.hashes[i];
             let previous = self
                 .marks
                 .get_hashed(hash, &a.household_id)
@@ -204,7 +220,8 @@ impl AlertGate {
                 priority: a.priority,
                 at: a.window_end,
                 count,
-                shard: shard_of(&a.household_id),
+                // a household keeps its shard, so only a first mark asks
+                shard: previous.map_or_else(|| shard_of(&a.household_id), |m| m.shard),
             };
             encode_mark(&mark, &mut self.encoded);
             self.marks.put_payload(hash, &a.household_id, &self.encoded);

@@ -285,14 +285,14 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
     use crate::testkit::{health, input, NOW};
     let old = default_spec();
     let mut new = default_spec();
-    let strict = "WHEN 'health' THEN COALESCE(s.months_overdue, 0) >= 3";
+    let strict = "s.category = 'health' AND COALESCE(s.months_overdue, 0) >= 3";
     assert!(
         new.score_sql.contains(strict),
         "the default health threshold"
     );
     new.score_sql = new.score_sql.replace(
         strict,
-        "WHEN 'health' THEN COALESCE(s.months_overdue, 0) >= 1",
+        "s.category = 'health' AND COALESCE(s.months_overdue, 0) >= 1",
     );
 
     let mut before = crate::engine::Engine::new(&old, crate::metrics::Metrics::new(&old));

@@ -186,7 +186,15 @@ pub struct HouseholdWindows {
     open: Vec<Open>,
     scratch: String,
     encoded: Vec<u8>,
+    /// The store hash of each row's household (reused).
+    hashes: Vec<u64>,
 }
+
+/// The window stage asks the memory for the records of this many rows at
+/// once, in a tight loop, before working on them: the misses of the chunk
+/// then overlap instead of coming one household at a time, and the lines
+/// are still cached when the rows are worked on.
+const PREFETCH_CHUNK: usize = 32;
 
 /// A household a batch is working on, decoded.
 #[derive(Debug, Default)]
@@ -222,6 +230,7 @@ impl HouseholdWindows {
             open: Vec::new(),
             scratch: String::new(),
             encoded: Vec::new(),
+            hashes: Vec::new(),
         }
     }
 
@@ -305,7 +314,16 @@ impl HouseholdWindows {
         // batch works on; each is decoded once and encoded once per batch
         let mut opened: HashMap<&str, usize, FastState> =
             HashMap::with_capacity_and_hasher(decoded.num_rows(), FastState::default());
+        self.hashes.clear();
+        let households = &self.households;
+        self.hashes
+            .extend((0..decoded.num_rows()).map(|row| households.hash(household.value(row))));
         for row in 0..decoded.num_rows() {
+            if row % PREFETCH_CHUNK == 0 {
+                for &hash in self.hashes.iter().skip(row).take(PREFETCH_CHUNK) {
+                    self.households.prefetch(hash);
+                }
+            }
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
             // not `self.watermark`: `texts` holds the scratch string mutably
@@ -342,7 +360,7 @@ impl HouseholdWindows {
                     // producer that partitions by something else breaks
                     // co-partitioning, which the README's input contract
                     // forbids.
-                    open.hash = self.households.hash(hh);
+                    open.hash = self.hashes[row];
                     open.shard = match self.households.get_hashed(open.hash, hh) {
                         Some(r) => record::decode(r.payload(), &mut texts, &mut open.signals),
                         None => shards.get(index as usize).copied().unwrap_or(0),
@@ -417,7 +435,14 @@ impl HouseholdWindows {
             open.changed = true;
         }
         let mut table = SignalTable::new(&self.feed_names, &self.feed_categories);
-        for (hh, i) in opened {
+        // the records read above have left the nearer caches by now
+        let opened: Vec<(&str, usize)> = opened.into_iter().collect();
+        for (k, &(hh, i)) in opened.iter().enumerate() {
+            if k % PREFETCH_CHUNK == 0 {
+                for &(_, j) in opened.iter().skip(k).take(PREFETCH_CHUNK) {
+                    self.households.prefetch(self.open[j].hash);
+                }
+            }
             let open = &self.open[i];
             if !open.changed {
                 continue;
@@ -639,8 +664,10 @@ struct SignalTable<'f> {
     measures: MeasureBuilders,
     observed_at: TimestampMillisecondBuilder,
     window_end: TimestampMillisecondBuilder,
+    current_dong: StringBuilder,
     event_key: UInt64Builder,
     dong_text: String,
+    current_dong_text: String,
     rows: usize,
 }
 
@@ -657,17 +684,22 @@ impl<'f> SignalTable<'f> {
             measures: MeasureBuilders::default(),
             observed_at: TimestampMillisecondBuilder::new(),
             window_end: TimestampMillisecondBuilder::new(),
+            current_dong: StringBuilder::new(),
             event_key: UInt64Builder::new(),
             dong_text: String::with_capacity(10),
+            current_dong_text: String::with_capacity(10),
             rows: 0,
         }
     }
 
     fn append(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
         use std::fmt::Write;
-        let Some(window_end) = signals.iter().map(|s| s.observed_at).max() else {
+        let Some(newest) = signals.iter().max_by_key(|s| (s.observed_at, s.event_key)) else {
             return;
         };
+        let window_end = newest.observed_at;
+        self.current_dong_text.clear();
+        let _ = write!(self.current_dong_text, "{:010}", newest.dong);
         for s in signals {
             self.household_id.append_value(hh);
             self.dong_text.clear();
@@ -684,6 +716,7 @@ impl<'f> SignalTable<'f> {
             self.measures.append(&s.measures(texts));
             self.observed_at.append_value(s.observed_at);
             self.window_end.append_value(window_end);
+            self.current_dong.append_value(&self.current_dong_text);
             self.event_key.append_value(s.event_key);
             self.rows += 1;
         }
@@ -704,6 +737,7 @@ impl<'f> SignalTable<'f> {
             occurred_on,
             Arc::new(self.observed_at.finish().with_timezone("UTC")),
             Arc::new(self.window_end.finish().with_timezone("UTC")),
+            Arc::new(self.current_dong.finish()),
             Arc::new(self.event_key.finish()),
         ];
         RecordBatch::try_new(signal_table_schema(), columns)
