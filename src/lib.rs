@@ -21,6 +21,7 @@
 
 pub mod alert;
 pub mod checkpoint;
+pub mod civil;
 pub mod config;
 pub mod decode;
 pub mod demo;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::civil::{date_bytes, put_digits};
 use crate::hash::HouseholdMap;
 use crate::keyed::{varint, Record, Records};
 use crate::pipeline::{PipelineSpec, DAY_MS};
@@ -367,24 +368,12 @@ fn chrono_rfc3339(ms: i64) -> String {
 fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
     let days = ms.div_euclid(crate::pipeline::DAY_MS);
     let in_day = ms.rem_euclid(crate::pipeline::DAY_MS);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: i64| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, in_day / 3_600_000);
-    put(14, 2, in_day / 60_000 % 60);
-    put(17, 2, in_day / 1000 % 60);
-    put(20, 3, in_day % 1000);
+    out[..10].copy_from_slice(&date_bytes(days)?);
+    put_digits(&mut out[11..13], in_day / 3_600_000);
+    put_digits(&mut out[14..16], in_day / 60_000 % 60);
+    put_digits(&mut out[17..19], in_day / 1000 % 60);
+    put_digits(&mut out[20..23], in_day % 1000);
     Some(out)
 }
 
@@ -407,21 +396,6 @@ fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
         Some(out) => s.serialize_str(std::str::from_utf8(&out).unwrap_or_default()),
         None => s.serialize_str(&chrono_rfc3339(*ms)),
     }
-}
-
-/// (year, month, day) of a day number since 1970-01-01, proleptic
-/// Gregorian (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The deterministic alert id: a stable hash of household id, priority and

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::pipeline::PipelineSpec;
-use reason::{render, ReasonValues};
+use reason::{ReasonValues, Template};
 use table::{BatchSlot, SlotTable};
 
 /// Why scoring failed. The SQL is the operator's, so its errors are
@@ -125,8 +125,8 @@ pub struct Assessment {
 
 struct FeedText {
     name: Arc<str>,
-    reason: String,
-    reason_ko: String,
+    reason: Template,
+    reason_ko: Template,
     labels_ko: BTreeMap<String, String>,
     no_labels: BTreeMap<String, String>,
 }
@@ -172,8 +172,8 @@ impl Scorer {
                         f.name.clone(),
                         FeedText {
                             name: Arc::from(f.name.as_str()),
-                            reason: f.reason.clone(),
-                            reason_ko: f.reason_ko.clone(),
+                            reason: Template::parse(&f.reason),
+                            reason_ko: Template::parse(&f.reason_ko),
                             labels_ko: f.labels_ko.clone(),
                             no_labels: BTreeMap::new(),
                         },
@@ -364,8 +364,8 @@ impl Scorer {
             let (signal, detail, detail_ko) = match self.feeds.get(feed_name) {
                 Some(text) => (
                     Arc::clone(&text.name),
-                    render(&text.reason, &values, &text.no_labels),
-                    render(&text.reason_ko, &values, &text.labels_ko),
+                    text.reason.render(&values, &text.no_labels),
+                    text.reason_ko.render(&values, &text.labels_ko),
                 ),
                 None => (
                     Arc::from(feed_name),

@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use chrono::{DateTime, NaiveDate};
-
 /// The values of one qualifying signal that a template can name.
 #[derive(Debug, Clone, Default)]
 pub struct ReasonValues<'a> {
@@ -56,68 +54,145 @@ pub fn push_thousands(out: &mut String, n: i64) {
     }
 }
 
-/// Formats days since the epoch as YYYY-MM-DD.
-pub fn date(days: i32) -> String {
-    NaiveDate::from_ymd_opt(1970, 1, 1)
-        .and_then(|d| d.checked_add_signed(chrono::Duration::days(i64::from(days))))
-        .map(|d| d.to_string())
-        .unwrap_or_default()
+/// Appends the date `days` since the epoch as YYYY-MM-DD (nothing for a
+/// year outside 0000-9999).
+fn push_date(out: &mut String, days: i64) {
+    if let Some(d) = crate::civil::date_bytes(days) {
+        // ASCII digits and dashes only
+        out.push_str(std::str::from_utf8(&d).unwrap_or_default());
+    }
 }
 
-/// Fills `template`: `{column}` becomes the value, `{column?text}` becomes
-/// `text` when the boolean column is true. `labels` translates subject and
-/// kind values (Korean words); without a label, `_` reads as a space.
-pub fn render(template: &str, v: &ReasonValues<'_>, labels: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let inner = &rest[open + 1..open + close];
-        let (name, conditional) = match inner.split_once('?') {
-            Some((n, text)) => (n, Some(text)),
-            None => (inner, None),
-        };
-        // written straight into `out`: this runs for every reason
+/// One part of a parsed template.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    /// Text written as it is.
+    Text(String),
+    Subject,
+    Kind,
+    MonthsOverdue,
+    AmountKrw,
+    OccurredOn,
+    ObservedAt,
+    /// `{disconnected?text}`: the text when the signal's supply was cut.
+    IfDisconnected(String),
+}
+
+/// A reason template, parsed once per feed: `{column}` becomes the value,
+/// `{column?text}` becomes `text` when the boolean column is true, and an
+/// unknown `{name}` or an unclosed `{` stays as written.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use sagak::score::reason::{ReasonValues, Template};
+///
+/// let t = Template::parse("{subject} bill {months_overdue} months overdue{disconnected?, cut off}");
+/// let v = ReasonValues {
+///     subject: "water",
+///     months_overdue: Some(4),
+///     disconnected: Some(true),
+///     ..Default::default()
+/// };
+/// assert_eq!(t.render(&v, &BTreeMap::new()), "water bill 4 months overdue, cut off");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+    /// Length of the fixed text, to size the output once.
+    fixed_len: usize,
+}
+
+impl Template {
+    /// Parses `template`.
+    pub fn parse(template: &str) -> Template {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            text.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                // unclosed: the rest stays as written
+                text.push_str(&rest[open..]);
+                rest = "";
+                break;
+            };
+            let inner = &rest[open + 1..open + close];
+            let piece = match inner.split_once('?') {
+                Some(("disconnected", shown)) => Some(Piece::IfDisconnected(shown.to_string())),
+                // a condition on another column never shows
+                Some(_) => None,
+                None => match inner {
+                    "subject" => Some(Piece::Subject),
+                    "kind" => Some(Piece::Kind),
+                    "months_overdue" => Some(Piece::MonthsOverdue),
+                    "amount_krw" => Some(Piece::AmountKrw),
+                    "occurred_on" => Some(Piece::OccurredOn),
+                    "observed_at" => Some(Piece::ObservedAt),
+                    _ => {
+                        text.push_str(&rest[open..=open + close]);
+                        rest = &rest[open + close + 1..];
+                        continue;
+                    }
+                },
+            };
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut text)));
+            }
+            pieces.extend(piece);
+            rest = &rest[open + close + 1..];
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        let fixed_len = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                _ => 0,
+            })
+            .sum();
+        Template { pieces, fixed_len }
+    }
+
+    /// The template filled with `v`. `labels` translates subject and kind
+    /// values (Korean words); without a label, `_` reads as a space.
+    pub fn render(&self, v: &ReasonValues<'_>, labels: &BTreeMap<String, String>) -> String {
+        let mut out = String::with_capacity(self.fixed_len + 32);
         let label = |out: &mut String, s: &str| match labels.get(s) {
             Some(l) => out.push_str(l),
             None => out.extend(s.chars().map(|c| if c == '_' { ' ' } else { c })),
         };
-        match (name, conditional) {
-            (_, Some(text)) => {
-                if name == "disconnected" && v.disconnected == Some(true) {
-                    out.push_str(text);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Subject => label(&mut out, v.subject),
+                Piece::Kind => {
+                    if let Some(kind) = v.kind {
+                        label(&mut out, kind);
+                    }
                 }
-            }
-            ("subject", None) => label(&mut out, v.subject),
-            ("kind", None) => {
-                if let Some(kind) = v.kind {
-                    label(&mut out, kind);
+                Piece::MonthsOverdue => {
+                    let _ = write!(out, "{}", v.months_overdue.unwrap_or(0));
                 }
-            }
-            ("months_overdue", None) => {
-                let _ = write!(out, "{}", v.months_overdue.unwrap_or(0));
-            }
-            ("amount_krw", None) => push_thousands(&mut out, v.amount_krw.unwrap_or(0)),
-            ("occurred_on", None) => out.push_str(&v.occurred_on.map(date).unwrap_or_default()),
-            ("observed_at", None) => out.push_str(
-                &DateTime::from_timestamp_millis(v.observed_at)
-                    .map(|t| t.date_naive().to_string())
-                    .unwrap_or_default(),
-            ),
-            _ => {
-                out.push('{');
-                out.push_str(inner);
-                out.push('}');
+                Piece::AmountKrw => push_thousands(&mut out, v.amount_krw.unwrap_or(0)),
+                Piece::OccurredOn => {
+                    if let Some(days) = v.occurred_on {
+                        push_date(&mut out, i64::from(days));
+                    }
+                }
+                Piece::ObservedAt => {
+                    push_date(&mut out, v.observed_at.div_euclid(crate::pipeline::DAY_MS))
+                }
+                Piece::IfDisconnected(shown) => {
+                    if v.disconnected == Some(true) {
+                        out.push_str(shown);
+                    }
+                }
             }
         }
-        rest = &rest[open + close + 1..];
+        out
     }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -144,7 +219,7 @@ mod tests {
         };
         let t = "health insurance premium {months_overdue} months overdue ({amount_krw} KRW)";
         assert_eq!(
-            render(t, &v, &BTreeMap::new()),
+            Template::parse(t).render(&v, &BTreeMap::new()),
             "health insurance premium 5 months overdue (1,230,000 KRW)"
         );
     }
@@ -162,10 +237,37 @@ mod tests {
         let t =
             "{subject} 요금 {months_overdue}개월 체납 ({amount_krw}원){disconnected?, 공급 중단}";
         assert_eq!(
-            render(t, &v, &labels),
+            Template::parse(t).render(&v, &labels),
             "전기 요금 4개월 체납 (230,000원), 공급 중단"
         );
         v.disconnected = Some(false);
-        assert_eq!(render(t, &v, &labels), "전기 요금 4개월 체납 (230,000원)");
+        assert_eq!(
+            Template::parse(t).render(&v, &labels),
+            "전기 요금 4개월 체납 (230,000원)"
+        );
+    }
+
+    #[test]
+    fn dates_unknown_names_and_unclosed_braces() {
+        let v = ReasonValues {
+            subject: "person_1",
+            kind: Some("job_loss"),
+            occurred_on: Some(20_000),
+            observed_at: 1_700_000_000_000,
+            ..Default::default()
+        };
+        let none = BTreeMap::new();
+        let t = Template::parse(
+            "{subject}: {kind} on {occurred_on}, seen {observed_at} {other} {x?y}{z",
+        );
+        assert_eq!(
+            t.render(&v, &none),
+            "person 1: job loss on 2024-10-04, seen 2023-11-14 {other} {z"
+        );
+        let no_date = ReasonValues::default();
+        assert_eq!(
+            Template::parse("on {occurred_on}.").render(&no_date, &none),
+            "on ."
+        );
     }
 }
