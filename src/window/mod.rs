@@ -652,6 +652,23 @@ impl HouseholdWindows {
     }
 }
 
+/// Appends a dong code as its ten digits, zero-padded as on the wire,
+/// without the formatter: this runs for every row of the signals table.
+fn push_dong(out: &mut String, dong: u64) {
+    match i64::try_from(dong) {
+        // the decoder admits exactly ten digits
+        Ok(d) if d < 10_000_000_000 => {
+            let mut digits = [0u8; 10];
+            crate::civil::put_digits(&mut digits, d);
+            out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+        }
+        _ => {
+            use std::fmt::Write;
+            let _ = write!(out, "{dong:010}");
+        }
+    }
+}
+
 /// Builds the `signals` table (schema: [`signal_table_schema`]).
 struct SignalTable<'f> {
     feed_names: &'f [Arc<str>],
@@ -693,17 +710,16 @@ impl<'f> SignalTable<'f> {
     }
 
     fn append(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
-        use std::fmt::Write;
         let Some(newest) = signals.iter().max_by_key(|s| (s.observed_at, s.event_key)) else {
             return;
         };
         let window_end = newest.observed_at;
         self.current_dong_text.clear();
-        let _ = write!(self.current_dong_text, "{:010}", newest.dong);
+        push_dong(&mut self.current_dong_text, newest.dong);
         for s in signals {
             self.household_id.append_value(hh);
             self.dong_text.clear();
-            let _ = write!(self.dong_text, "{:010}", s.dong);
+            push_dong(&mut self.dong_text, s.dong);
             self.dong.append_value(&self.dong_text);
             // a record only holds feeds of this pipeline (a restore
             // translates others), so the empty fallbacks never show

@@ -404,3 +404,68 @@ fn records_written_under_another_pipeline_definition_are_translated() {
         assert_eq!(moved.feed_newest()[new], w.feed_newest()[old], "{name}");
     }
 }
+
+#[test]
+fn every_row_names_the_dong_of_the_households_newest_signal() {
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    let out = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[
+                (
+                    "job-loss",
+                    "hh-1",
+                    job_loss("j-1", "hh-1", "2026-10-01", "0100000001"),
+                ),
+                (
+                    "utility-arrears",
+                    "hh-1",
+                    utility("u-2", "hh-1", "2026-11-01", "water", 1, false),
+                ),
+                (
+                    "job-loss",
+                    "hh-2",
+                    job_loss("j-3", "hh-2", "2026-10-15", "0000000042"),
+                ),
+            ],
+        ),
+    );
+    let column = |name: &str| -> Vec<(String, String)> {
+        let hh = out
+            .table
+            .column_by_name("household_id")
+            .unwrap()
+            .as_string::<i32>();
+        let v = out.table.column_by_name(name).unwrap().as_string::<i32>();
+        let mut rows: Vec<(String, String)> = (0..out.table.num_rows())
+            .map(|r| (hh.value(r).to_string(), v.value(r).to_string()))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // each signal keeps its own dong, zero-padded as on the wire
+    assert_eq!(
+        column("dong_code"),
+        pairs(&[
+            ("hh-1", "0100000001"),
+            ("hh-1", "4125052000"),
+            ("hh-2", "0000000042")
+        ])
+    );
+    // the household moved (the utility notice comes from 4125052000): both its rows name the dong of its newest signal
+    assert_eq!(
+        column("current_dong"),
+        pairs(&[
+            ("hh-1", "4125052000"),
+            ("hh-1", "4125052000"),
+            ("hh-2", "0000000042")
+        ])
+    );
+}
