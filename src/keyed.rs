@@ -222,9 +222,10 @@ impl Records {
     /// lookup otherwise waits on memory twice (slot, then record), one
     /// household after the other.
     pub fn prefetch(&self, hash: u64) {
-        // The probe reads the slots (that wait is left to the CPU to overlap
-        // with the work after it); the records are only hinted, and every
-        // candidate is refused so the probe touches nothing else.
+        // The probe reads the slots, so it waits for them: a caller probes
+        // several households in a row, whose waits then overlap. The records
+        // are only hinted, and every candidate is refused so the probe
+        // touches nothing else.
         let _ = self.table.find(hash, |r| {
             prefetch(r.0.as_ptr());
             prefetch(r.0.as_ptr().wrapping_add(64));
