@@ -215,15 +215,26 @@ impl Records {
         self.table.find(hash, |r| r.id_bytes() == id.as_bytes())
     }
 
-    /// Asks the memory for the table slot and record that a lookup of the
-    /// household whose [`Records::hash`] is `hash` will read, so that a
-    /// stage working through a batch can start the next households' cache
-    /// misses before it needs them: with millions of households every
-    /// lookup otherwise waits on memory twice (slot, then record), one
-    /// household after the other.
-    pub fn prefetch(&self, hash: u64) {
-        // The probe reads the slots, so it waits for them: a caller probes
-        // several households in a row, whose waits then overlap. The records
+    /// For a stage working through a batch whose households hash to
+    /// `hashes` ([`Records::hash`]), called before position `at`: at every
+    /// [`PREFETCH_CHUNK`]-th position, asks the memory for the table slots
+    /// and records of the next chunk's households in one tight loop, so
+    /// their cache misses overlap. With millions of households every lookup
+    /// otherwise waits on memory twice (slot, then record), one household
+    /// after the other.
+    pub fn prefetch_chunk(&self, hashes: &[u64], at: usize) {
+        if at % PREFETCH_CHUNK == 0 {
+            for &hash in hashes.iter().skip(at).take(PREFETCH_CHUNK) {
+                self.prefetch(hash);
+            }
+        }
+    }
+
+    /// Asks the memory for what a lookup of the household whose hash is
+    /// `hash` will read.
+    fn prefetch(&self, hash: u64) {
+        // The probe reads the slots, so it waits for them: probed several
+        // households in a row, those waits overlap. The records
         // are only hinted, and every candidate is refused so the probe
         // touches nothing else.
         let _ = self.table.find(hash, |r| {
@@ -323,6 +334,11 @@ impl Records {
         self.table.reserve(more, |r| hasher.hash_one(r.id_bytes()));
     }
 }
+
+/// How many households [`Records::prefetch_chunk`] asks the memory for at
+/// once: enough misses to overlap, few enough that the lines are still
+/// cached when the stage reaches them.
+pub const PREFETCH_CHUNK: usize = 32;
 
 /// How many records ahead a pass over all of them asks the memory for.
 const AHEAD: usize = 16;

@@ -132,10 +132,6 @@ pub struct AlertGate {
     hashes: Vec<u64>,
 }
 
-/// The gate asks the memory for the marks of this many assessments at once
-/// before deciding on them (see [`Records::prefetch`]).
-const PREFETCH_CHUNK: usize = 32;
-
 /// A mark as a record payload: `[priority][count][shard][at]`, varints
 /// after the first byte; about 10 bytes where the struct takes 24.
 fn encode_mark(m: &AlertMark, out: &mut Vec<u8>) {
@@ -194,11 +190,7 @@ impl AlertGate {
         self.hashes
             .extend(assessments.iter().map(|a| marks.hash(&a.household_id)));
         for (i, a) in assessments.into_iter().enumerate() {
-            if i % PREFETCH_CHUNK == 0 {
-                for &hash in self.hashes.iter().skip(i).take(PREFETCH_CHUNK) {
-                    self.marks.prefetch(hash);
-                }
-            }
+            self.marks.prefetch_chunk(&self.hashes, i);
             let hash = self.hashes[i];
             let previous = self
                 .marks

@@ -186,15 +186,10 @@ pub struct HouseholdWindows {
     open: Vec<Open>,
     scratch: String,
     encoded: Vec<u8>,
-    /// The store hash of each row's household (reused).
+    /// The store hash of each row's household, then of each household the
+    /// batch opened, in write-back order (reused).
     hashes: Vec<u64>,
 }
-
-/// The window stage asks the memory for the records of this many rows at
-/// once, in a tight loop, before working on them: the misses of the chunk
-/// then overlap instead of coming one household at a time, and the lines
-/// are still cached when the rows are worked on.
-const PREFETCH_CHUNK: usize = 32;
 
 /// A household a batch is working on, decoded.
 #[derive(Debug, Default)]
@@ -319,11 +314,7 @@ impl HouseholdWindows {
         self.hashes
             .extend((0..decoded.num_rows()).map(|row| households.hash(household.value(row))));
         for row in 0..decoded.num_rows() {
-            if row % PREFETCH_CHUNK == 0 {
-                for &hash in self.hashes.iter().skip(row).take(PREFETCH_CHUNK) {
-                    self.households.prefetch(hash);
-                }
-            }
+            self.households.prefetch_chunk(&self.hashes, row);
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
             // not `self.watermark`: `texts` holds the scratch string mutably
@@ -437,12 +428,11 @@ impl HouseholdWindows {
         let mut table = SignalTable::new(&self.feed_names, &self.feed_categories);
         // the records read above have left the nearer caches by now
         let opened: Vec<(&str, usize)> = opened.into_iter().collect();
+        self.hashes.clear();
+        self.hashes
+            .extend(opened.iter().map(|&(_, i)| self.open[i].hash));
         for (k, &(hh, i)) in opened.iter().enumerate() {
-            if k % PREFETCH_CHUNK == 0 {
-                for &(_, j) in opened.iter().skip(k).take(PREFETCH_CHUNK) {
-                    self.households.prefetch(self.open[j].hash);
-                }
-            }
+            self.households.prefetch_chunk(&self.hashes, k);
             let open = &self.open[i];
             if !open.changed {
                 continue;
