@@ -83,12 +83,29 @@ struct AnySignal<'a> {
     occurred_on: Option<&'a str>,
 }
 
+/// The generated messages as the Kafka source hands them to the engine.
+///
+/// The generator writes each household's signals together and then sorts
+/// them by arrival, so its buffers lie in household order, scattered over
+/// the whole heap. The source copies each message it polls (topic, key,
+/// payload) into buffers of its own, one message after the other; the
+/// copies here are made the same way, in arrival order, so the engine reads
+/// a batch's bytes where a consumer would have put them.
 fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
-    generate(cfg)
+    let generated: Vec<InputMessage> = generate(cfg)
         .messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| m.into_input(spec, i as i64, 1))
+        .collect();
+    generated
+        .iter()
+        .map(|m| InputMessage {
+            topic: m.topic.as_str().to_owned(),
+            key: m.key.as_deref().map(<[u8]>::to_vec),
+            payload: m.payload.as_deref().map(<[u8]>::to_vec),
+            ..*m
+        })
         .collect()
 }
 
