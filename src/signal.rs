@@ -93,8 +93,8 @@ pub struct Measures<'a> {
 
 /// Builds a decoded micro-batch row by row as messages are validated.
 ///
-/// The builders are reused across batches, so the hot path does not allocate
-/// per message once the buffers have grown to the batch size.
+/// The builders are reused across batches and their buffers grow by
+/// doubling, so the hot path does not allocate per message.
 pub struct DecodedBatchBuilder {
     msg_index: UInt32Builder,
     feed: UInt16Builder,
@@ -118,6 +118,17 @@ pub(crate) struct MeasureBuilders {
 }
 
 impl MeasureBuilders {
+    /// Builders with room for `rows` rows and `kind_bytes` bytes of kinds.
+    pub(crate) fn with_capacity(rows: usize, kind_bytes: usize) -> Self {
+        MeasureBuilders {
+            kind: StringBuilder::with_capacity(rows, kind_bytes),
+            months_overdue: Int64Builder::with_capacity(rows),
+            amount_krw: Int64Builder::with_capacity(rows),
+            disconnected: BooleanBuilder::with_capacity(rows),
+            occurred_on: Date32Builder::with_capacity(rows),
+        }
+    }
+
     pub(crate) fn append(&mut self, m: &Measures<'_>) {
         self.kind.append_option(m.kind);
         self.months_overdue.append_option(m.months_overdue);

@@ -425,9 +425,16 @@ impl HouseholdWindows {
             }
             open.changed = true;
         }
-        let mut table = SignalTable::new(&self.feed_names, &self.feed_categories);
         // the records read above have left the nearer caches by now
         let opened: Vec<(&str, usize)> = opened.into_iter().collect();
+        let mut size = TableSize::new(&self.feed_names, &self.feed_categories);
+        for &(hh, i) in &opened {
+            let open = &self.open[i];
+            if open.changed {
+                size.add(hh, &open.signals, &texts);
+            }
+        }
+        let mut table = SignalTable::new(&size);
         self.hashes.clear();
         self.hashes
             .extend(opened.iter().map(|&(_, i)| self.open[i].hash));
@@ -449,7 +456,9 @@ impl HouseholdWindows {
 
     /// The `signals` table (all live signals) of the given households.
     pub fn table_of<'a>(&self, households: impl Iterator<Item = &'a str>) -> RecordBatch {
-        let mut table = SignalTable::new(&self.feed_names, &self.feed_categories);
+        // sized as it goes: the lists ask for a few thousand households at a
+        // time, and counting first would decode each record twice
+        let mut table = SignalTable::new(&TableSize::new(&self.feed_names, &self.feed_categories));
         let mut scratch = String::new();
         let mut slots = Vec::new();
         for hh in households {
@@ -642,13 +651,16 @@ impl HouseholdWindows {
     }
 }
 
+/// Digits of a dong code (the decoder admits exactly this many).
+const DONG_DIGITS: usize = 10;
+
 /// Appends a dong code as its ten digits, zero-padded as on the wire,
 /// without the formatter: this runs for every row of the signals table.
 fn push_dong(out: &mut String, dong: u64) {
     match i64::try_from(dong) {
         // the decoder admits exactly ten digits
-        Ok(d) if d < 10_000_000_000 => {
-            let mut digits = [0u8; 10];
+        Ok(d) if d < 10_i64.pow(DONG_DIGITS as u32) => {
+            let mut digits = [0u8; DONG_DIGITS];
             crate::civil::put_digits(&mut digits, d);
             out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
         }
@@ -678,23 +690,69 @@ struct SignalTable<'f> {
     rows: usize,
 }
 
-impl<'f> SignalTable<'f> {
+/// The rows and string bytes of a `signals` table, counted before it is
+/// built: a builder that starts empty copies each buffer every time it
+/// doubles, and this table is several times the size of its batch.
+struct TableSize<'f> {
+    feed_names: &'f [Arc<str>],
+    feed_categories: &'f [Arc<str>],
+    rows: usize,
+    household_id: usize,
+    feed: usize,
+    category: usize,
+    subject: usize,
+    kind: usize,
+}
+
+impl<'f> TableSize<'f> {
+    /// No rows yet, of feeds with these names and categories.
     fn new(feed_names: &'f [Arc<str>], feed_categories: &'f [Arc<str>]) -> Self {
-        SignalTable {
+        TableSize {
             feed_names,
             feed_categories,
-            household_id: StringBuilder::new(),
-            dong: StringBuilder::new(),
-            feed: StringBuilder::new(),
-            category: StringBuilder::new(),
-            subject: StringBuilder::new(),
-            measures: MeasureBuilders::default(),
-            observed_at: TimestampMillisecondBuilder::new(),
-            window_end: TimestampMillisecondBuilder::new(),
-            current_dong: StringBuilder::new(),
-            event_key: UInt64Builder::new(),
-            dong_text: String::with_capacity(10),
-            current_dong_text: String::with_capacity(10),
+            rows: 0,
+            household_id: 0,
+            feed: 0,
+            category: 0,
+            subject: 0,
+            kind: 0,
+        }
+    }
+
+    /// Counts the rows of household `hh` with `signals`.
+    fn add(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
+        self.rows += signals.len();
+        self.household_id += hh.len() * signals.len();
+        for s in signals {
+            let feed = usize::from(s.feed);
+            self.feed += self.feed_names.get(feed).map_or(0, |f| f.len());
+            self.category += self.feed_categories.get(feed).map_or(0, |c| c.len());
+            self.subject += texts.get(s.subject).len();
+            self.kind += s.kind.map_or(0, |k| texts.get(k).len());
+        }
+    }
+}
+
+impl<'f> SignalTable<'f> {
+    /// An empty table with room for `size` (which may be an estimate).
+    fn new(size: &TableSize<'f>) -> Self {
+        let rows = size.rows;
+        let dongs = DONG_DIGITS * rows;
+        SignalTable {
+            feed_names: size.feed_names,
+            feed_categories: size.feed_categories,
+            household_id: StringBuilder::with_capacity(rows, size.household_id),
+            dong: StringBuilder::with_capacity(rows, dongs),
+            feed: StringBuilder::with_capacity(rows, size.feed),
+            category: StringBuilder::with_capacity(rows, size.category),
+            subject: StringBuilder::with_capacity(rows, size.subject),
+            measures: MeasureBuilders::with_capacity(rows, size.kind),
+            observed_at: TimestampMillisecondBuilder::with_capacity(rows),
+            window_end: TimestampMillisecondBuilder::with_capacity(rows),
+            current_dong: StringBuilder::with_capacity(rows, dongs),
+            event_key: UInt64Builder::with_capacity(rows),
+            dong_text: String::with_capacity(DONG_DIGITS),
+            current_dong_text: String::with_capacity(DONG_DIGITS),
             rows: 0,
         }
     }
