@@ -177,6 +177,9 @@ impl Lane {
     }
 }
 
+/// Bytes of records in one part of a snapshot copy.
+const SNAPSHOT_PART: usize = 4 << 20;
+
 /// How many messages ahead a lane asks the memory for a payload.
 const PAYLOAD_LOOKAHEAD: usize = 2;
 
@@ -502,17 +505,25 @@ impl Engine {
         fn lane_records(lane: &Lane) -> BTreeMap<i32, ShardRecords> {
             let mut shards: BTreeMap<i32, ShardRecords> = BTreeMap::new();
             let mut part = |shard: i32, r: &Record, household: bool| {
-                let s = shards.entry(shard).or_insert_with(|| ShardRecords {
-                    households: vec![Vec::new()],
-                    marks: vec![Vec::new()],
-                    ..ShardRecords::default()
-                });
-                let (bytes, count) = if household {
-                    (&mut s.households[0], &mut s.household_count)
+                let s = shards.entry(shard).or_default();
+                let (parts, count) = if household {
+                    (&mut s.households, &mut s.household_count)
                 } else {
-                    (&mut s.marks[0], &mut s.mark_count)
+                    (&mut s.marks, &mut s.mark_count)
                 };
-                bytes.extend_from_slice(r.as_bytes());
+                let bytes = r.as_bytes();
+                // Parts of a fixed size, never grown: a part that doubled
+                // would be copied each time (or remapped), inside the pause.
+                match parts.last_mut() {
+                    Some(last) if last.capacity() - last.len() >= bytes.len() => {
+                        last.extend_from_slice(bytes)
+                    }
+                    _ => {
+                        let mut fresh = Vec::with_capacity(SNAPSHOT_PART.max(bytes.len()));
+                        fresh.extend_from_slice(bytes);
+                        parts.push(fresh);
+                    }
+                }
                 *count += 1;
             };
             for (shard, r) in lane.windows.records() {
