@@ -12,6 +12,11 @@
 
 use std::time::Instant;
 
+/// The allocator of the `sagak` binary (src/main.rs), so the figures are
+/// the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use sagak::engine::{Engine, InputMessage};
 use sagak::generate::{generate, GeneratorConfig};
 use sagak::lists::DailyLists;

@@ -16,6 +16,11 @@
 //! households already hold history: the state the engine benchmark runs in.
 
 use std::hint::black_box;
+
+/// The allocator of the `sagak` binary (src/main.rs), so the figures are
+/// the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
