@@ -12,11 +12,6 @@
 
 use std::time::Instant;
 
-/// The allocator of the `sagak` binary (src/main.rs), so the figures are
-/// the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use sagak::engine::{Engine, InputMessage};
 use sagak::generate::{generate, GeneratorConfig};
 use sagak::lists::DailyLists;
@@ -24,6 +19,11 @@ use sagak::metrics::Metrics;
 use sagak::pipeline::PipelineSpec;
 use serde::Deserialize;
 use serde_json::json;
+
+/// The allocator of the `sagak` binary (src/main.rs), so the figures are
+/// the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn spec() -> PipelineSpec {
     PipelineSpec::load(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/default").as_ref())

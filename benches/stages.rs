@@ -16,11 +16,6 @@
 //! households already hold history: the state the engine benchmark runs in.
 
 use std::hint::black_box;
-
-/// The allocator of the `sagak` binary (src/main.rs), so the figures are
-/// the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -33,6 +28,11 @@ use sagak::pipeline::PipelineSpec;
 use sagak::score::Priority;
 use sagak::score::Scorer;
 use sagak::window::HouseholdWindows;
+
+/// The allocator of the `sagak` binary (src/main.rs), so the figures are
+/// the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 10_000;
 

@@ -12,8 +12,8 @@ use sagak::ops::OpsState;
 use std::sync::Arc;
 
 /// Every micro-batch allocates and frees its assessments, reasons and
-/// alerts by the thousand; glibc's malloc spent about a fifth of a lane's
-/// time on them, mimalloc a fraction of that (README, Benchmarks).
+/// alerts by the thousand; glibc's malloc took about a fifth of a lane's
+/// time over them, mimalloc about a third of that (README, Benchmarks).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -456,8 +456,8 @@ impl HouseholdWindows {
 
     /// The `signals` table (all live signals) of the given households.
     pub fn table_of<'a>(&self, households: impl Iterator<Item = &'a str>) -> RecordBatch {
-        // sized as it goes: the lists ask for a few thousand households at a
-        // time, and counting first would decode each record twice
+        // grown as it goes: counting first would decode each record twice,
+        // and the lists ask for up to 100,000 households a lane at a time
         let mut table = SignalTable::new(&TableSize::new(&self.feed_names, &self.feed_categories));
         let mut scratch = String::new();
         let mut slots = Vec::new();
