@@ -346,7 +346,7 @@ const AHEAD: usize = 16;
 /// Asks the memory for the cache line at `at` ahead of its use: a hint that
 /// never faults, whatever the address.
 #[inline]
-pub(crate) fn prefetch(at: *const u8) {
+fn prefetch(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch only hints the cache; it reads nothing the program
     // sees and cannot fault. (The intrinsic is safe from Rust 1.87 on.)

@@ -427,17 +427,17 @@ impl HouseholdWindows {
         }
         // the records read above have left the nearer caches by now
         let opened: Vec<(&str, usize)> = opened.into_iter().collect();
+        // one pass for the write-back's look-ahead and the table's size
         let mut size = TableSize::new(&self.feed_names, &self.feed_categories);
+        self.hashes.clear();
         for &(hh, i) in &opened {
             let open = &self.open[i];
+            self.hashes.push(open.hash);
             if open.changed {
                 size.add(hh, &open.signals, &texts);
             }
         }
         let mut table = SignalTable::new(&size);
-        self.hashes.clear();
-        self.hashes
-            .extend(opened.iter().map(|&(_, i)| self.open[i].hash));
         for (k, &(hh, i)) in opened.iter().enumerate() {
             self.households.prefetch_chunk(&self.hashes, k);
             let open = &self.open[i];
