@@ -43,6 +43,13 @@ pub fn decoded_schema() -> SchemaRef {
         .clone()
 }
 
+/// The order of the rows of every `signals` table the window stage builds:
+/// by household, then event time, feed name and subject, each ascending
+/// (byte order for text). The scorer declares it to DataFusion, which then
+/// groups households as they stream past and needs no sort for an
+/// `ORDER BY` on a prefix of it, such as the default `score.sql`'s.
+pub const SIGNAL_TABLE_ORDER: [&str; 4] = ["household_id", "observed_at", "feed", "subject"];
+
 /// Schema of the `signals` table the scoring SQL reads.
 pub fn signal_table_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();

@@ -10,6 +10,9 @@
 -- its new dong.
 -- The window stage has already applied supersession: of the signals of one
 -- household, feed and subject only the newest (by event time) is live.
+-- Rows arrive sorted by household_id, observed_at, feed, subject, and
+-- DataFusion is told so: a GROUP BY household_id streams, and an ORDER BY on
+-- a prefix of that order needs no sort.
 --
 -- Output contract, read by the engine: one row per reason (a qualifying signal)
 -- of every household that reaches a priority, columns

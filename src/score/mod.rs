@@ -208,7 +208,11 @@ impl Scorer {
     async fn plan(&self) -> Result<&Arc<dyn ExecutionPlan>, ScoreError> {
         self.plan
             .get_or_try_init(|| async {
-                let table = SlotTable::new(crate::signal::signal_table_schema(), self.slot.clone());
+                let table = SlotTable::new(
+                    crate::signal::signal_table_schema(),
+                    self.slot.clone(),
+                    &crate::signal::SIGNAL_TABLE_ORDER,
+                );
                 self.ctx
                     .register_table("signals", Arc::new(table))
                     .map_err(|e| self.sql_error(e))?;

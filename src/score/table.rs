@@ -11,12 +11,15 @@ use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_plan::memory::{LazyBatchGenerator, LazyMemoryExec};
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::RwLock;
@@ -41,12 +44,22 @@ impl BatchSlot {
 pub struct SlotTable {
     schema: SchemaRef,
     slot: BatchSlot,
+    order: &'static [&'static str],
 }
 
 impl SlotTable {
-    /// A table of `schema` reading from `slot`.
-    pub fn new(schema: SchemaRef, slot: BatchSlot) -> Self {
-        SlotTable { schema, slot }
+    /// A table of `schema` reading from `slot`, whose batches are always
+    /// sorted ascending by the columns named in `order` (nulls last).
+    ///
+    /// The order is a promise to the planner, which drops sorts and
+    /// streams aggregations on the strength of it: a batch out of this
+    /// order would give wrong results, not an error.
+    pub fn new(schema: SchemaRef, slot: BatchSlot, order: &'static [&'static str]) -> Self {
+        SlotTable {
+            schema,
+            slot,
+            order,
+        }
     }
 }
 
@@ -71,11 +84,27 @@ impl TableProvider for SlotTable {
             slot: self.slot.clone(),
             done: false,
         };
-        let exec = LazyMemoryExec::try_new(
+        let mut exec = LazyMemoryExec::try_new(
             Arc::clone(&self.schema),
             vec![Arc::new(RwLock::new(reader))],
         )?
         .with_projection(projection.cloned());
+        // the longest prefix of the order whose columns the scan keeps
+        let scanned = exec.schema();
+        let ordering: Vec<PhysicalSortExpr> = self
+            .order
+            .iter()
+            .map_while(|name| {
+                let index = scanned.index_of(name).ok()?;
+                Some(PhysicalSortExpr::new(
+                    Arc::new(Column::new(name, index)),
+                    SortOptions::new(false, false),
+                ))
+            })
+            .collect();
+        if !ordering.is_empty() {
+            exec.add_ordering(ordering);
+        }
         Ok(Arc::new(exec))
     }
 }

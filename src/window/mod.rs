@@ -437,7 +437,7 @@ impl HouseholdWindows {
                 size.add(hh, &open.signals, &texts);
             }
         }
-        let mut table = SignalTable::new(&size);
+        let mut changed = Vec::with_capacity(opened.len());
         for (k, &(hh, i)) in opened.iter().enumerate() {
             self.households.prefetch_chunk(&self.hashes, k);
             let open = &self.open[i];
@@ -446,7 +446,13 @@ impl HouseholdWindows {
             }
             record::encode(open.shard, &open.signals, &texts, &mut self.encoded);
             self.households.put_payload(open.hash, hh, &self.encoded);
-            table.append(hh, &open.signals, &texts);
+            changed.push((hh, i));
+        }
+        // the table's rows go in SIGNAL_TABLE_ORDER, which the scorer promises
+        // DataFusion; the write-back above kept the order its look-ahead needs
+        let mut table = SignalTable::new(&size);
+        for (hh, i) in in_table_order(changed) {
+            table.append(hh, &mut self.open[i].signals, &texts);
         }
         if table.rows > 0 {
             outcome.table = table.finish();
@@ -461,7 +467,8 @@ impl HouseholdWindows {
         let mut table = SignalTable::new(&TableSize::new(&self.feed_names, &self.feed_categories));
         let mut scratch = String::new();
         let mut slots = Vec::new();
-        for hh in households {
+        let households: Vec<(&str, ())> = households.map(|hh| (hh, ())).collect();
+        for (hh, ()) in in_table_order(households) {
             let Some(r) = self.households.get(hh) else {
                 continue;
             };
@@ -472,7 +479,7 @@ impl HouseholdWindows {
                 scratch: &mut scratch,
             };
             record::decode(r.payload(), &mut texts, &mut slots);
-            table.append(hh, &slots, &texts);
+            table.append(hh, &mut slots, &texts);
         }
         table.finish()
     }
@@ -654,6 +661,26 @@ impl HouseholdWindows {
 /// Digits of a dong code (the decoder admits exactly this many).
 const DONG_DIGITS: usize = 10;
 
+/// `households` (ids with a value each) sorted by id in byte order, the
+/// first key of [`crate::signal::SIGNAL_TABLE_ORDER`].
+///
+/// Ids are compared by their first 16 bytes as one integer first: a batch
+/// sorts thousands of them, and most differ there.
+fn in_table_order<T>(households: Vec<(&str, T)>) -> impl Iterator<Item = (&str, T)> {
+    let mut keyed: Vec<(u128, &str, T)> = households
+        .into_iter()
+        .map(|(hh, value)| {
+            let mut head = [0u8; 16];
+            let n = hh.len().min(16);
+            head[..n].copy_from_slice(&hh.as_bytes()[..n]);
+            (u128::from_be_bytes(head), hh, value)
+        })
+        .collect();
+    // a zero-padded head ties with a longer id's; the full ids decide
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    keyed.into_iter().map(|(_, hh, value)| (hh, value))
+}
+
 /// Appends a dong code as its ten digits, zero-padded as on the wire,
 /// without the formatter: this runs for every row of the signals table.
 fn push_dong(out: &mut String, dong: u64) {
@@ -757,7 +784,17 @@ impl<'f> SignalTable<'f> {
         }
     }
 
-    fn append(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
+    /// Appends the rows of household `hh`, after sorting its `signals` into
+    /// the rest of [`crate::signal::SIGNAL_TABLE_ORDER`].
+    fn append(&mut self, hh: &str, signals: &mut [Slot], texts: &Texts<'_>) {
+        let feed_name = |s: &Slot| self.feed_names.get(usize::from(s.feed)).map_or("", |f| f);
+        // a stable sort of a handful of signals, usually in order already
+        signals.sort_by(|a, b| {
+            a.observed_at
+                .cmp(&b.observed_at)
+                .then_with(|| feed_name(a).cmp(feed_name(b)))
+                .then_with(|| texts.get(a.subject).cmp(texts.get(b.subject)))
+        });
         let Some(newest) = signals.iter().max_by_key(|s| (s.observed_at, s.event_key)) else {
             return;
         };

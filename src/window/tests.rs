@@ -469,3 +469,93 @@ fn every_row_names_the_dong_of_the_households_newest_signal() {
         ])
     );
 }
+
+/// `(household_id, observed_at, feed, subject)` of each row, the columns of
+/// `SIGNAL_TABLE_ORDER`.
+fn order_keys(table: &RecordBatch) -> Vec<(String, i64, String, String)> {
+    let text = |name: &str| {
+        table
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .clone()
+    };
+    let (hh, feed, subject) = (text("household_id"), text("feed"), text("subject"));
+    let at = table
+        .column_by_name("observed_at")
+        .unwrap()
+        .as_primitive::<TimestampMillisecondType>();
+    (0..table.num_rows())
+        .map(|r| {
+            let row = (hh.value(r), at.value(r), feed.value(r), subject.value(r));
+            (row.0.into(), row.1, row.2.into(), row.3.into())
+        })
+        .collect()
+}
+
+#[test]
+fn tables_come_in_the_order_the_scorer_declares() {
+    assert_eq!(
+        crate::signal::SIGNAL_TABLE_ORDER,
+        ["household_id", "observed_at", "feed", "subject"],
+        "order_keys below reads these columns"
+    );
+    let spec = default_spec();
+    let mut w = HouseholdWindows::new(&spec);
+    // ids that agree in their first 16 bytes and differ in length, arriving
+    // in no order, each with signals on one day (ties in event time) sent
+    // newest feed name and subject first
+    let ids: Vec<String> = [7, 30, 3, 12, 1, 21, 2]
+        .iter()
+        .map(|n| format!("household-of-dongducheon-{n}"))
+        .chain(["hh-9", "hh-10", "household-of"].map(String::from))
+        .collect();
+    let mut msgs = Vec::new();
+    for (i, hh) in ids.iter().enumerate() {
+        msgs.push((
+            "utility-arrears",
+            hh.as_str(),
+            utility(&format!("u-w-{i}"), hh, "2026-10-02", "water", 3, false),
+        ));
+        msgs.push((
+            "utility-arrears",
+            hh.as_str(),
+            utility(&format!("u-g-{i}"), hh, "2026-10-02", "gas", 4, true),
+        ));
+        msgs.push((
+            "job-loss",
+            hh.as_str(),
+            job_loss(&format!("j-{i}"), hh, "2026-10-02", "4125052000"),
+        ));
+        msgs.push((
+            "health-insurance",
+            hh.as_str(),
+            health(&format!("h-{i}"), hh, "2026-10-01", 5),
+        ));
+    }
+    let out = apply(&mut w, &batch(&spec, &msgs));
+    let keys = order_keys(&out.table);
+    assert_eq!(keys.len(), 4 * ids.len());
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "the batch's table");
+    assert_eq!(
+        keys[..4]
+            .iter()
+            .map(|k| (k.2.as_str(), k.3.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("health-insurance", "nhis"),
+            ("job-loss", "p-hh-10"),
+            ("utility-arrears", "gas"),
+            ("utility-arrears", "water"),
+        ],
+        "one household: the older day first, then by feed name and subject"
+    );
+
+    let mut asked: Vec<&str> = ids.iter().map(String::as_str).collect();
+    asked.reverse();
+    let keys = order_keys(&w.table_of(asked.into_iter()));
+    assert_eq!(keys.len(), 4 * ids.len());
+    assert_eq!(keys, sorted, "a table of households asked for by id");
+}
