@@ -342,14 +342,18 @@ impl Scorer {
             let hh = household.value(row);
             let t = observed_at.value(row);
             if out.last().is_none_or(|a: &Assessment| a.household_id != hh) {
+                // its rows follow each other: size the lists once
+                let reasons = (row..batch.num_rows())
+                    .take_while(|&r| household.is_valid(r) && household.value(r) == hh)
+                    .count();
                 out.push(Assessment {
                     household_id: hh.to_string(),
                     dong_code: dong.value(row).to_string(),
                     priority: p,
                     score: score.value(row),
                     window_end: window_end.value(row),
-                    categories: Vec::new(),
-                    reasons: Vec::new(),
+                    categories: Vec::with_capacity(reasons.min(self.categories.len())),
+                    reasons: Vec::with_capacity(reasons),
                     first_signal_at: t,
                     last_signal_at: t,
                 });

@@ -161,7 +161,15 @@ impl Template {
         let mut out = String::with_capacity(self.fixed_len + 32);
         let label = |out: &mut String, s: &str| match labels.get(s) {
             Some(l) => out.push_str(l),
-            None => out.extend(s.chars().map(|c| if c == '_' { ' ' } else { c })),
+            // whole pieces: a value is pushed once, not a char at a time
+            None => {
+                for (i, part) in s.split('_').enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(part);
+                }
+            }
         };
         for piece in &self.pieces {
             match piece {

@@ -801,10 +801,16 @@ impl<'f> SignalTable<'f> {
         let window_end = newest.observed_at;
         self.current_dong_text.clear();
         push_dong(&mut self.current_dong_text, newest.dong);
-        for s in signals {
+        // a household's signals nearly always share its current dong
+        let mut dong_of_text = newest.dong;
+        self.dong_text.clone_from(&self.current_dong_text);
+        for s in signals.iter() {
             self.household_id.append_value(hh);
-            self.dong_text.clear();
-            push_dong(&mut self.dong_text, s.dong);
+            if s.dong != dong_of_text {
+                dong_of_text = s.dong;
+                self.dong_text.clear();
+                push_dong(&mut self.dong_text, s.dong);
+            }
             self.dong.append_value(&self.dong_text);
             // a record only holds feeds of this pipeline (a restore
             // translates others), so the empty fallbacks never show
