@@ -426,7 +426,10 @@ impl HouseholdWindows {
             open.changed = true;
         }
         // the records read above have left the nearer caches by now
-        let opened: Vec<(&str, usize)> = opened.into_iter().collect();
+        // the table's rows go in SIGNAL_TABLE_ORDER, which the scorer promises
+        // DataFusion; the write-back's look-ahead takes any order, so it
+        // follows the table's and each household is handled once, while hot
+        let opened: Vec<(&str, usize)> = in_table_order(opened.into_iter().collect()).collect();
         // one pass for the write-back's look-ahead and the table's size
         let mut size = TableSize::new(&self.feed_names, &self.feed_categories);
         self.hashes.clear();
@@ -437,22 +440,17 @@ impl HouseholdWindows {
                 size.add(hh, &open.signals, &texts);
             }
         }
-        let mut changed = Vec::with_capacity(opened.len());
+        let mut table = SignalTable::new(&size);
         for (k, &(hh, i)) in opened.iter().enumerate() {
             self.households.prefetch_chunk(&self.hashes, k);
-            let open = &self.open[i];
+            let open = &mut self.open[i];
             if !open.changed {
                 continue;
             }
+            // sorts the signals first, so the record keeps them in order
+            table.append(hh, &mut open.signals, &texts);
             record::encode(open.shard, &open.signals, &texts, &mut self.encoded);
             self.households.put_payload(open.hash, hh, &self.encoded);
-            changed.push((hh, i));
-        }
-        // the table's rows go in SIGNAL_TABLE_ORDER, which the scorer promises
-        // DataFusion; the write-back above kept the order its look-ahead needs
-        let mut table = SignalTable::new(&size);
-        for (hh, i) in in_table_order(changed) {
-            table.append(hh, &mut self.open[i].signals, &texts);
         }
         if table.rows > 0 {
             outcome.table = table.finish();
