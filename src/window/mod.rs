@@ -425,12 +425,12 @@ impl HouseholdWindows {
             }
             open.changed = true;
         }
-        // the records read above have left the nearer caches by now
         // the table's rows go in SIGNAL_TABLE_ORDER, which the scorer promises
         // DataFusion; the write-back's look-ahead takes any order, so it
         // follows the table's and each household is handled once, while hot
         let opened: Vec<(&str, usize)> = in_table_order(opened.into_iter().collect()).collect();
-        // one pass for the write-back's look-ahead and the table's size
+        // the records read above have left the nearer caches by now: one
+        // pass for the write-back's look-ahead and the table's size
         let mut size = TableSize::new(&self.feed_names, &self.feed_categories);
         self.hashes.clear();
         for &(hh, i) in &opened {
