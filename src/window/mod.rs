@@ -431,7 +431,7 @@ impl HouseholdWindows {
         let opened: Vec<(&str, usize)> = in_table_order(opened.into_iter().collect()).collect();
         // the records read above have left the nearer caches by now: one
         // pass for the write-back's look-ahead and the table's size
-        let mut size = TableSize::new(&self.feed_names, &self.feed_categories);
+        let mut size = TableSize::default();
         self.hashes.clear();
         for &(hh, i) in &opened {
             let open = &self.open[i];
@@ -440,7 +440,7 @@ impl HouseholdWindows {
                 size.add(hh, &open.signals, &texts);
             }
         }
-        let mut table = SignalTable::new(&size);
+        let mut table = SignalTable::new(&self.feed_names, &self.feed_categories, &size);
         for (k, &(hh, i)) in opened.iter().enumerate() {
             self.households.prefetch_chunk(&self.hashes, k);
             let open = &mut self.open[i];
@@ -462,7 +462,11 @@ impl HouseholdWindows {
     pub fn table_of<'a>(&self, households: impl Iterator<Item = &'a str>) -> RecordBatch {
         // grown as it goes: counting first would decode each record twice,
         // and the lists ask for up to 100,000 households a lane at a time
-        let mut table = SignalTable::new(&TableSize::new(&self.feed_names, &self.feed_categories));
+        let mut table = SignalTable::new(
+            &self.feed_names,
+            &self.feed_categories,
+            &TableSize::default(),
+        );
         let mut scratch = String::new();
         let mut slots = Vec::new();
         let households: Vec<(&str, ())> = households.map(|hh| (hh, ())).collect();
@@ -718,40 +722,23 @@ struct SignalTable<'f> {
 /// The rows and string bytes of a `signals` table, counted before it is
 /// built: a builder that starts empty copies each buffer every time it
 /// doubles, and this table is several times the size of its batch.
-struct TableSize<'f> {
-    feed_names: &'f [Arc<str>],
-    feed_categories: &'f [Arc<str>],
+///
+/// Feed names and categories are not counted: each row's is one of a few
+/// short names, so the longest of them times the rows bounds them.
+#[derive(Default)]
+struct TableSize {
     rows: usize,
     household_id: usize,
-    feed: usize,
-    category: usize,
     subject: usize,
     kind: usize,
 }
 
-impl<'f> TableSize<'f> {
-    /// No rows yet, of feeds with these names and categories.
-    fn new(feed_names: &'f [Arc<str>], feed_categories: &'f [Arc<str>]) -> Self {
-        TableSize {
-            feed_names,
-            feed_categories,
-            rows: 0,
-            household_id: 0,
-            feed: 0,
-            category: 0,
-            subject: 0,
-            kind: 0,
-        }
-    }
-
+impl TableSize {
     /// Counts the rows of household `hh` with `signals`.
     fn add(&mut self, hh: &str, signals: &[Slot], texts: &Texts<'_>) {
         self.rows += signals.len();
         self.household_id += hh.len() * signals.len();
         for s in signals {
-            let feed = usize::from(s.feed);
-            self.feed += self.feed_names.get(feed).map_or(0, |f| f.len());
-            self.category += self.feed_categories.get(feed).map_or(0, |c| c.len());
             self.subject += texts.get(s.subject).len();
             self.kind += s.kind.map_or(0, |k| texts.get(k).len());
         }
@@ -759,17 +746,19 @@ impl<'f> TableSize<'f> {
 }
 
 impl<'f> SignalTable<'f> {
-    /// An empty table with room for `size` (which may be an estimate).
-    fn new(size: &TableSize<'f>) -> Self {
+    /// An empty table of feeds with these names and categories, with room
+    /// for `size` (which may be an estimate).
+    fn new(feed_names: &'f [Arc<str>], feed_categories: &'f [Arc<str>], size: &TableSize) -> Self {
         let rows = size.rows;
         let dongs = DONG_DIGITS * rows;
+        let longest = |names: &[Arc<str>]| names.iter().map(|n| n.len()).max().unwrap_or(0);
         SignalTable {
-            feed_names: size.feed_names,
-            feed_categories: size.feed_categories,
+            feed_names,
+            feed_categories,
             household_id: StringBuilder::with_capacity(rows, size.household_id),
             dong: StringBuilder::with_capacity(rows, dongs),
-            feed: StringBuilder::with_capacity(rows, size.feed),
-            category: StringBuilder::with_capacity(rows, size.category),
+            feed: StringBuilder::with_capacity(rows, rows * longest(feed_names)),
+            category: StringBuilder::with_capacity(rows, rows * longest(feed_categories)),
             subject: StringBuilder::with_capacity(rows, size.subject),
             measures: MeasureBuilders::with_capacity(rows, size.kind),
             observed_at: TimestampMillisecondBuilder::with_capacity(rows),
