@@ -17,6 +17,67 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`, the inverse of [`civil_from_days`]).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp in its common
+/// form, `YYYY-MM-DDTHH:MM:SS` then `Z` or `+HH:MM`/`-HH:MM`; `None` for
+/// any other form (fractions, leap seconds, other separators) or an
+/// impossible date, which the caller then hands to chrono. Every message
+/// carries one, and chrono's general parser is most of the time its
+/// validation takes.
+pub fn rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        b.get(range)?.iter().try_fold(0_i64, |v, &d| {
+            d.is_ascii_digit().then(|| v * 10 + i64::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let offset_s = match b.get(19..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(20..22)?, num(23..25)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let east = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -east
+            } else {
+                east
+            }
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let local_s = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Some((local_s - offset_s) * 1000)
+}
+
 /// `days` since the epoch as `YYYY-MM-DD` on the stack; `None` for a year
 /// outside 0000-9999.
 pub fn date_bytes(days: i64) -> Option<[u8; 10]> {
@@ -42,6 +103,65 @@ pub fn put_digits(out: &mut [u8], mut v: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// chrono's reading of an RFC 3339 timestamp, in ms.
+    fn chrono_ms(s: &str) -> Option<i64> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// Whatever the fast reader takes, chrono reads the same instant.
+        #[test]
+        fn rfc3339_agrees_with_chrono(
+            year in 0_u32..10_000,
+            month in 0_u32..14,
+            day in 0_u32..33,
+            hour in 0_u32..26,
+            minute in 0_u32..62,
+            second in 0_u32..62,
+            offset in prop::sample::select(vec!["Z", "z", "+09:00", "-05:30", "+00:00", "-00:00", "+23:59", "+24:00", "+09:60", "+0900", "+09", ".5Z", ".123+09:00", ""]),
+            sep in prop::sample::select(vec!["T", "t", " "]),
+            damage in prop::option::of((any::<prop::sample::Index>(), prop::sample::select(vec!['0', '9', '-', ':', 'T', ' ', '+']))),
+        ) {
+            let mut s = format!("{year:04}-{month:02}-{day:02}{sep}{hour:02}:{minute:02}:{second:02}{offset}");
+            if let Some((at, c)) = damage {
+                let i = at.index(s.len());
+                s.replace_range(i..=i, &c.to_string());
+            }
+            if let Some(ms) = rfc3339_ms(&s) {
+                prop_assert_eq!(Some(ms), chrono_ms(&s), "{}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn rfc3339_reads_the_wire_form_and_leaves_the_rest() {
+        for s in [
+            "2026-11-01T09:00:00+09:00",
+            "2024-02-29T23:59:59Z",
+            "1970-01-01T00:00:00-00:30",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59+23:59",
+        ] {
+            assert_eq!(rfc3339_ms(s), chrono_ms(s), "{s}");
+            assert!(rfc3339_ms(s).is_some(), "{s}");
+        }
+        for s in [
+            "2026-11-01T09:00:00.250+09:00",
+            "2026-11-01 09:00:00+09:00",
+            "2025-02-29T00:00:00Z",
+            "2026-11-01T09:00:60Z",
+            "2026-11-01T09:00:00+0900",
+            "2026-11-01T09:00:00",
+        ] {
+            assert_eq!(rfc3339_ms(s), None, "{s}");
+        }
+    }
 
     #[test]
     fn dates_match_chrono_across_four_centuries() {

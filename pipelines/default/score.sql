@@ -39,14 +39,17 @@ household AS (
     SELECT l.household_id,
            MAX(l.window_end) AS window_end,
            -- distinct qualifying categories, one term per category named in `live`
-           -- (cheaper than COUNT(DISTINCT) or a second aggregation joined back)
-             MAX(CASE WHEN l.qualifies AND l.category = 'utility' THEN 1 ELSE 0 END)
-           + MAX(CASE WHEN l.qualifies AND l.category = 'employment' THEN 1 ELSE 0 END)
-           + MAX(CASE WHEN l.qualifies AND l.category = 'health' THEN 1 ELSE 0 END) AS categories,
-           SUM(CASE WHEN l.qualifies AND COALESCE(l.disconnected, false) THEN 1 ELSE 0 END) AS disconnections,
-           SUM(CASE WHEN l.qualifies THEN LEAST(COALESCE(l.months_overdue, 0), ${months_cap}) ELSE 0 END) AS months,
-           SUM(CASE WHEN l.qualifies THEN COALESCE(l.amount_krw, 0) ELSE 0 END) AS amount_krw,
-           SUM(CASE WHEN l.qualifies AND l.category = 'employment' THEN 1 ELSE 0 END) AS employment_signals
+           -- (cheaper than COUNT(DISTINCT) or a second aggregation joined back);
+           -- the terms count with CAST(boolean AS BIGINT), 1 or 0, rather than
+           -- CASE WHEN ... THEN 1 ELSE 0, which DataFusion evaluates branch by
+           -- branch (stages/score_steady 1.72 against 1.79-1.82 ms)
+             MAX(CAST(l.qualifies AND l.category = 'utility' AS BIGINT))
+           + MAX(CAST(l.qualifies AND l.category = 'employment' AS BIGINT))
+           + MAX(CAST(l.qualifies AND l.category = 'health' AS BIGINT)) AS categories,
+           SUM(CAST(l.qualifies AND COALESCE(l.disconnected, false) AS BIGINT)) AS disconnections,
+           SUM(CAST(l.qualifies AS BIGINT) * LEAST(COALESCE(l.months_overdue, 0), ${months_cap})) AS months,
+           SUM(CAST(l.qualifies AS BIGINT) * COALESCE(l.amount_krw, 0)) AS amount_krw,
+           SUM(CAST(l.qualifies AND l.category = 'employment' AS BIGINT)) AS employment_signals
     FROM live l
     GROUP BY l.household_id
 ),

@@ -151,14 +151,17 @@ impl Decoder {
             ));
         }
         let observed_at = str_field(OBSERVED_AT)?;
-        let observed_at_ms = DateTime::parse_from_rfc3339(observed_at)
-            .map_err(|e| {
-                Reject::new(
-                    RejectClass::WrongType,
-                    format!("observed_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T06:00:00+09:00"),
-                )
-            })?
-            .timestamp_millis();
+        let observed_at_ms = match crate::civil::rfc3339_ms(observed_at) {
+            Some(ms) => ms,
+            None => DateTime::parse_from_rfc3339(observed_at)
+                .map_err(|e| {
+                    Reject::new(
+                        RejectClass::WrongType,
+                        format!("observed_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T06:00:00+09:00"),
+                    )
+                })?
+                .timestamp_millis(),
+        };
 
         let mut subject: Option<&str> = compiled.subject_const.as_deref();
         let mut measures = Measures::default();
@@ -302,6 +305,10 @@ fn check_field<'a>(
 }
 
 fn check_text(name: &str, s: &str, max_chars: usize) -> Result<(), Reject> {
+    // no more bytes than the limit is no more characters either
+    if !s.is_empty() && s.len() <= max_chars {
+        return Ok(());
+    }
     let n = s.chars().count();
     if n == 0 || n > max_chars {
         return Err(Reject::new(

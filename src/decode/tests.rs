@@ -274,6 +274,29 @@ fn mutated_and_random_input_never_panics() {
     );
 }
 
+#[test]
+fn text_limits_count_characters_not_bytes() {
+    let u = "utility-arrears";
+    let with_event_id =
+        |id: &str| utility("").replace(r#""event_id":"u-1""#, &format!(r#""event_id":"{id}""#));
+    // 128 Hangul syllables are 384 bytes and within the 128-character limit
+    assert!(decode_one(u, b"hh-1", with_event_id(&"가".repeat(128)).as_bytes()).is_ok());
+    assert!(decode_one(u, b"hh-1", with_event_id(&"e".repeat(128)).as_bytes()).is_ok());
+    for too_long in ["가".repeat(129), "e".repeat(129), String::new()] {
+        let reject = decode_one(u, b"hh-1", with_event_id(&too_long).as_bytes())
+            .expect_err("outside 1-128 characters");
+        assert_eq!(reject.class, RejectClass::OutOfRange);
+        let n = too_long.chars().count();
+        assert!(
+            reject
+                .reason
+                .contains(&format!("must be 1-128 characters, got {n}")),
+            "{}",
+            reject.reason
+        );
+    }
+}
+
 /// Property tests: hostile values in every field of a signal.
 mod properties {
     use super::*;
