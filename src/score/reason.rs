@@ -1,7 +1,6 @@
 //! Renders the human-readable detail of a reason from a feed's template.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// The values of one qualifying signal that a template can name.
 #[derive(Debug, Clone, Default)]
@@ -29,29 +28,39 @@ pub fn thousands(n: i64) -> String {
     out
 }
 
-/// [`thousands`] appended to `out`, with no allocation of its own (it runs
-/// for every reason of every assessment).
+/// [`thousands`] appended to `out`, with no allocation of its own and one
+/// copy into `out` (it runs for every reason of every assessment).
 pub fn push_thousands(out: &mut String, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
+    push_decimal(out, n, true);
+}
+
+/// Appends `n` in decimal, with a comma before each group of three digits
+/// when `separators`, without the formatter's machinery.
+fn push_decimal(out: &mut String, n: i64, separators: bool) {
+    // written from the right: 19 digits, 6 commas and a sign fill 26 bytes
+    let mut buf = [0u8; 26];
+    let mut at = buf.len();
     let mut v = n.unsigned_abs();
+    let mut digits = 0;
     loop {
-        digits[len] = b'0' + (v % 10) as u8;
-        len += 1;
+        if separators && digits > 0 && digits % 3 == 0 {
+            at -= 1;
+            buf[at] = b',';
+        }
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        digits += 1;
         v /= 10;
         if v == 0 {
             break;
         }
     }
     if n < 0 {
-        out.push('-');
+        at -= 1;
+        buf[at] = b'-';
     }
-    for i in (0..len).rev() {
-        out.push(char::from(digits[i]));
-        if i > 0 && i % 3 == 0 {
-            out.push(',');
-        }
-    }
+    // ASCII digits, commas and a minus only
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
 }
 
 /// Appends the date `days` since the epoch as YYYY-MM-DD (nothing for a
@@ -181,7 +190,7 @@ impl Template {
                     }
                 }
                 Piece::MonthsOverdue => {
-                    let _ = write!(out, "{}", v.months_overdue.unwrap_or(0));
+                    push_decimal(&mut out, v.months_overdue.unwrap_or(0), false)
                 }
                 Piece::AmountKrw => push_thousands(&mut out, v.amount_krw.unwrap_or(0)),
                 Piece::OccurredOn => {
@@ -215,6 +224,9 @@ mod tests {
         assert_eq!(thousands(-12_345), "-12,345");
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(i64::MIN), "-9,223,372,036,854,775,808");
+        assert_eq!(thousands(i64::MAX), "9,223,372,036,854,775,807");
+        assert_eq!(thousands(-1), "-1");
+        assert_eq!(thousands(1_000), "1,000");
     }
 
     #[test]
@@ -229,6 +241,23 @@ mod tests {
         assert_eq!(
             Template::parse(t).render(&v, &BTreeMap::new()),
             "health insurance premium 5 months overdue (1,230,000 KRW)"
+        );
+        // months are a count, written without separators; none is 0
+        let many = ReasonValues {
+            months_overdue: Some(1_200),
+            ..v.clone()
+        };
+        assert_eq!(
+            Template::parse(t).render(&many, &BTreeMap::new()),
+            "health insurance premium 1200 months overdue (1,230,000 KRW)"
+        );
+        let none = ReasonValues {
+            months_overdue: None,
+            ..v
+        };
+        assert_eq!(
+            Template::parse("{months_overdue} months").render(&none, &BTreeMap::new()),
+            "0 months"
         );
     }
 
