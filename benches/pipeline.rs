@@ -138,17 +138,9 @@ fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
         .collect()
 }
 
-async fn engine_throughput(spec: &PipelineSpec, households: usize) {
-    let cfg = GeneratorConfig {
-        households,
-        days: 180,
-        ..GeneratorConfig::default()
-    };
-    let msgs = inputs(spec, &cfg);
-    let bytes: usize = msgs
-        .iter()
-        .map(|m| m.payload.as_ref().map_or(0, Vec::len))
-        .sum();
+/// One pass of the engine over `msgs`, from a fresh engine:
+/// (wall seconds, CPU seconds, alerts, suppressed by cooldown).
+async fn engine_pass(spec: &PipelineSpec, msgs: &[InputMessage]) -> (f64, f64, usize, usize) {
     let mut engine = Engine::new(spec, Metrics::new(spec));
     let started = Instant::now();
     let cpu_before = cpu_seconds();
@@ -159,33 +151,88 @@ async fn engine_throughput(spec: &PipelineSpec, households: usize) {
         alerts += result.alerts.len();
         suppressed += result.suppressed;
     }
-    let engine_s = started.elapsed().as_secs_f64();
-    let engine_cpu_s = cpu_seconds() - cpu_before;
+    let wall = started.elapsed().as_secs_f64();
+    (wall, cpu_seconds() - cpu_before, alerts, suppressed)
+}
 
+/// One pass of the parse-only loop over `msgs`: (seconds, messages parsed).
+fn parse_pass(msgs: &[InputMessage]) -> (f64, usize) {
     let started = Instant::now();
     let mut parsed = 0usize;
-    for m in &msgs {
+    for m in msgs {
         if let Some(p) = &m.payload {
             if serde_json::from_slice::<AnySignal<'_>>(p).is_ok() {
                 parsed += 1;
             }
         }
     }
-    let parse_s = started.elapsed().as_secs_f64();
-    let rate = msgs.len() as f64 / engine_s;
-    let parse_rate = msgs.len() as f64 / parse_s;
+    (started.elapsed().as_secs_f64(), parsed)
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn round_to(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// Engine and parse-only passes in alternation, `rounds` of each, so both
+/// see the same state of this machine: one pass of either varied by up to
+/// a quarter from one minute to the next, more than most changes it judges.
+async fn engine_throughput(spec: &PipelineSpec, households: usize, rounds: usize) {
+    let cfg = GeneratorConfig {
+        households,
+        days: 180,
+        ..GeneratorConfig::default()
+    };
+    let msgs = inputs(spec, &cfg);
+    let bytes: usize = msgs
+        .iter()
+        .map(|m| m.payload.as_ref().map_or(0, Vec::len))
+        .sum();
+    let n = msgs.len().max(1) as f64;
+    let (mut rates, mut cpus, mut parse_rates, mut ratios) = (vec![], vec![], vec![], vec![]);
+    let (mut alerts, mut suppressed, mut parsed) = (0, 0, 0);
+    for _ in 0..rounds.max(1) {
+        let (wall, cpu, a, s) = engine_pass(spec, &msgs).await;
+        let (parse_s, p) = parse_pass(&msgs);
+        (alerts, suppressed, parsed) = (a, s, p);
+        rates.push(n / wall);
+        cpus.push(cpu * 1e6 / n);
+        parse_rates.push(n / parse_s);
+        ratios.push(parse_s / wall);
+    }
+    let range = |v: &[f64], places| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        [round_to(lo, places), round_to(hi, places)]
+    };
     emit(json!({
         "bench": "engine_throughput",
         "messages": msgs.len(),
         "mean_message_bytes": bytes / msgs.len().max(1),
         "batch_size": 10_000,
+        "rounds": rates.len(),
         "alerts": alerts,
         "suppressed_by_cooldown": suppressed,
-        "signals_per_s": rate.round(),
-        "engine_cpu_us_per_signal": (engine_cpu_s * 1e6 / msgs.len().max(1) as f64 * 100.0).round() / 100.0,
-        "parse_only_per_s": parse_rate.round(),
+        "signals_per_s": median(&rates).round(),
+        "signals_per_s_range": range(&rates, 0),
+        "engine_cpu_us_per_signal": round_to(median(&cpus), 2),
+        "engine_cpu_us_range": range(&cpus, 2),
+        "parse_only_per_s": median(&parse_rates).round(),
         "parsed": parsed,
-        "ratio_to_parse_only": (rate / parse_rate * 1000.0).round() / 1000.0,
+        "ratio_to_parse_only": round_to(median(&ratios), 3),
+        "ratio_range": range(&ratios, 3),
+        "ratio_per_round": ratios.iter().map(|r| round_to(*r, 3)).collect::<Vec<_>>(),
         "target_signals_per_s": 2_000_000,
         "target_ratio": 0.5,
     }));
@@ -725,6 +772,13 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    // `--rounds N`: engine and parse-only passes in alternation (default 5)
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 1 } else { 5 });
     let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -749,7 +803,7 @@ fn main() {
     }));
     runtime.block_on(async {
         if want("engine") {
-            engine_throughput(&spec, if quick { 20_000 } else { 1_000_000 }).await;
+            engine_throughput(&spec, if quick { 20_000 } else { 1_000_000 }, rounds).await;
         }
         if want("kafka") {
             kafka_mode(&spec, if quick { 20_000 } else { 200_000 }).await;
