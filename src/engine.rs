@@ -160,13 +160,21 @@ impl Lane {
         out.dropped_over_cap = window.dropped_over_cap;
         out.rejects
             .extend(window.late.into_iter().map(|(i, r)| (i as usize, r)));
-        let assessments = self.scorer.process_batch(window.table).await?;
+        let scored = self.scorer.score(window.table).await?;
+        let candidates: Vec<_> = scored.candidates().collect();
         let windows = &self.windows;
-        let gate = self.gate.process_batch(assessments, now_ms, |hh| {
-            windows.shard_of(hh).unwrap_or_default()
-        });
-        out.alerts = gate.alerts;
-        out.suppressed = gate.suppressed;
+        let sent = self
+            .gate
+            .decide(&candidates, |hh| windows.shard_of(hh).unwrap_or_default());
+        // reasons are rendered only for the alerts sent: the cooldown holds
+        // back about a third of the assessments
+        for (i, send) in sent.into_iter().enumerate() {
+            if !send {
+                out.suppressed += 1;
+            } else if let Some(a) = scored.assessment(i) {
+                out.alerts.push(self.gate.render(a, now_ms));
+            }
+        }
         Ok(out)
     }
 

@@ -17,7 +17,7 @@ use crate::civil::{date_bytes, put_digits};
 use crate::hash::HouseholdMap;
 use crate::keyed::{varint, Record, Records};
 use crate::pipeline::{PipelineSpec, DAY_MS};
-use crate::score::{Assessment, Priority};
+use crate::score::{Assessment, Candidate, Priority};
 
 /// Name and version of the pipeline that produced an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,47 +183,78 @@ impl AlertGate {
         now_ms: i64,
         shard_of: impl Fn(&str) -> i32,
     ) -> GateOutcome {
-        let mut out = GateOutcome::default();
+        let candidates: Vec<Candidate<'_>> = assessments
+            .iter()
+            .map(|a| Candidate {
+                household_id: &a.household_id,
+                priority: a.priority,
+                window_end: a.window_end,
+            })
+            .collect();
+        let sent = self.decide(&candidates, shard_of);
+        drop(candidates);
+        let suppressed = sent.iter().filter(|s| !**s).count();
+        let alerts = assessments
+            .into_iter()
+            .zip(sent)
+            .filter(|(_, sent)| *sent)
+            .map(|(a, _)| self.render(a, now_ms))
+            .collect();
+        GateOutcome { alerts, suppressed }
+    }
+
+    /// Decides, in order, which candidates become alerts, and records the
+    /// mark of each one that does: a candidate is sent when its household
+    /// has no mark, escalates, or is past the cooldown. `shard_of` names
+    /// the state shard of a household so its mark moves with its partition.
+    /// [`AlertGate::render`] then makes the alert of each one sent, so a
+    /// caller renders reasons only for those.
+    pub fn decide(
+        &mut self,
+        candidates: &[Candidate<'_>],
+        shard_of: impl Fn(&str) -> i32,
+    ) -> Vec<bool> {
         // hashed once for the look-ahead, the lookup and the update
         self.hashes.clear();
         let marks = &self.marks;
         self.hashes
-            .extend(assessments.iter().map(|a| marks.hash(&a.household_id)));
-        for (i, a) in assessments.into_iter().enumerate() {
+            .extend(candidates.iter().map(|c| marks.hash(c.household_id)));
+        let mut sent = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
             self.marks.prefetch_chunk(&self.hashes, i);
             let hash = self.hashes[i];
             let previous = self
                 .marks
-                .get_hashed(hash, &a.household_id)
+                .get_hashed(hash, c.household_id)
                 .and_then(|r| decode_mark(r.payload()));
             let send = match previous {
                 None => true,
                 Some(m) => {
                     m.count == 0
-                        || a.priority > m.priority
-                        || a.window_end - m.at >= self.cooldown_ms
+                        || c.priority > m.priority
+                        || c.window_end - m.at >= self.cooldown_ms
                 }
             };
+            sent.push(send);
             if !send {
-                out.suppressed += 1;
                 continue;
             }
-            let count = previous.map_or(0, |m| m.count) + 1;
             let mark = AlertMark {
-                priority: a.priority,
-                at: a.window_end,
-                count,
+                priority: c.priority,
+                at: c.window_end,
+                count: previous.map_or(0, |m| m.count) + 1,
                 // a household keeps its shard, so only a first mark asks
-                shard: previous.map_or_else(|| shard_of(&a.household_id), |m| m.shard),
+                shard: previous.map_or_else(|| shard_of(c.household_id), |m| m.shard),
             };
             encode_mark(&mark, &mut self.encoded);
-            self.marks.put_payload(hash, &a.household_id, &self.encoded);
-            out.alerts.push(self.render(a, now_ms));
+            self.marks.put_payload(hash, c.household_id, &self.encoded);
         }
-        out
+        sent
     }
 
-    fn render(&self, a: Assessment, now_ms: i64) -> Alert {
+    /// The alert of an assessment that [`AlertGate::decide`] sent; `now_ms`
+    /// is the wall clock written as `emitted_at`.
+    pub fn render(&self, a: Assessment, now_ms: i64) -> Alert {
         Alert {
             alert_id: alert_id(&a.household_id, a.priority, a.first_signal_at),
             priority: a.priority,
@@ -427,6 +458,44 @@ mod tests {
             first_signal_at: t - 5 * DAY_MS,
             last_signal_at: t,
         }
+    }
+
+    #[test]
+    fn decide_marks_only_the_candidates_it_sends() {
+        let mut g = AlertGate::new(&default_spec());
+        let t = 1_790_000_000_000;
+        let c = |hh, priority, day: i64| Candidate {
+            household_id: hh,
+            priority,
+            window_end: t + day * DAY_MS,
+        };
+        let first = g.decide(
+            &[c("hh-1", Priority::P3, 0), c("hh-2", Priority::P2, 0)],
+            |_| 7,
+        );
+        assert_eq!(first, [true, true]);
+        // in one batch, the second look at a household sees the first's mark
+        let second = g.decide(
+            &[
+                c("hh-1", Priority::P3, 1),
+                c("hh-2", Priority::P1, 1),
+                c("hh-2", Priority::P1, 2),
+            ],
+            |_| 9,
+        );
+        assert_eq!(second, [false, true, false]);
+        let hh1 = g.mark("hh-1").expect("marked when sent");
+        assert_eq!(
+            (hh1.priority, hh1.count, hh1.at, hh1.shard),
+            (Priority::P3, 1, t, 7)
+        );
+        let hh2 = g.mark("hh-2").expect("marked when sent");
+        // a held-back candidate leaves the mark as the last alert set it
+        assert_eq!(
+            (hh2.priority, hh2.count, hh2.at),
+            (Priority::P1, 2, t + DAY_MS)
+        );
+        assert_eq!(hh2.shard, 7, "a household keeps its shard");
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! signals of the households a micro-batch touched, and turns the result
 //! into one [`Assessment`] per household that reaches a priority.
 //!
+//! [`Scorer::score`] stops before the reasons: it returns [`Scored`], the
+//! households read in place, so the engine can let the alert stage judge
+//! each [`Candidate`] and render only the assessments it sends.
+//!
 //! The SQL decides supersession, the window boundary, categories, priority
 //! and score (see `pipelines/default/score.sql`); this stage only reads its
 //! output contract and renders the reasons from the feeds' templates.
@@ -231,8 +235,23 @@ impl Scorer {
 
     /// Scores the households in `signals` (schema: `signal_table_schema`).
     pub async fn process_batch(&self, signals: RecordBatch) -> Result<Vec<Assessment>, ScoreError> {
+        let scored = self.score(signals).await?;
+        Ok((0..scored.len())
+            .filter_map(|i| scored.assessment(i))
+            .collect())
+    }
+
+    /// Runs the SQL over `signals` and checks its output, without rendering
+    /// any reason: the caller renders only the households it keeps (the
+    /// alert cooldown holds back about a third of them).
+    pub async fn score(&self, signals: RecordBatch) -> Result<Scored<'_>, ScoreError> {
+        let mut scored = Scored {
+            scorer: self,
+            batches: Vec::new(),
+            households: Vec::new(),
+        };
         if signals.num_rows() == 0 {
-            return Ok(Vec::new());
+            return Ok(scored);
         }
         let plan = self.plan().await?;
         let _running = self.running.lock().await;
@@ -242,12 +261,11 @@ impl Scorer {
             Err(e) => Err(e),
         };
         self.slot.put(None);
-        let batches = result.map_err(|e| self.sql_error(e))?;
-        let mut out = Vec::new();
-        for batch in &batches {
-            self.read_rows(batch, &mut out)?;
+        for batch in &result.map_err(|e| self.sql_error(e))? {
+            let columns = self.columns(batch)?;
+            scored.index(columns)?;
         }
-        Ok(out)
+        Ok(scored)
     }
 
     /// Plans the SQL and checks its output columns, so a broken pipeline
@@ -297,105 +315,232 @@ impl Scorer {
         cast(col, ty).map_err(|e| self.contract(name, &format!("cannot be read as {ty}: {e}")))
     }
 
-    fn read_rows(&self, batch: &RecordBatch, out: &mut Vec<Assessment>) -> Result<(), ScoreError> {
+    /// The result's columns as the contract types them.
+    fn columns(&self, batch: &RecordBatch) -> Result<ResultColumns, ScoreError> {
         let utf8 = DataType::Utf8;
-        let household = self.column(batch, "household_id", &utf8)?;
-        let dong = self.column(batch, "dong_code", &utf8)?;
-        let priority = self.column(batch, "priority", &utf8)?;
-        let score = self.column(batch, "score", &DataType::Float64)?;
-        let window_end = self.column(batch, "window_end", &DataType::Int64)?;
-        let feed = self.column(batch, "feed", &utf8)?;
-        let category = self.column(batch, "category", &utf8)?;
-        let subject = self.column(batch, "subject", &utf8)?;
-        let kind = self.column(batch, "kind", &utf8)?;
-        let months = self.column(batch, "months_overdue", &DataType::Int64)?;
-        let amount = self.column(batch, "amount_krw", &DataType::Int64)?;
-        let disconnected = self.column(batch, "disconnected", &DataType::Boolean)?;
-        let occurred_on = self.column(batch, "occurred_on", &DataType::Date32)?;
-        let observed_at = self.column(batch, "observed_at", &DataType::Int64)?;
-        let (household, dong, priority, feed, category, subject, kind) = (
-            household.as_string::<i32>(),
-            dong.as_string::<i32>(),
-            priority.as_string::<i32>(),
-            feed.as_string::<i32>(),
-            category.as_string::<i32>(),
-            subject.as_string::<i32>(),
-            kind.as_string::<i32>(),
-        );
-        let score = score.as_primitive::<Float64Type>();
-        let (window_end, months, amount, observed_at) = (
-            window_end.as_primitive::<Int64Type>(),
-            months.as_primitive::<Int64Type>(),
-            amount.as_primitive::<Int64Type>(),
-            observed_at.as_primitive::<Int64Type>(),
-        );
-        let disconnected = disconnected.as_boolean();
-        let occurred_on = occurred_on.as_primitive::<Date32Type>();
+        Ok(ResultColumns {
+            household: self.column(batch, "household_id", &utf8)?,
+            dong: self.column(batch, "dong_code", &utf8)?,
+            priority: self.column(batch, "priority", &utf8)?,
+            score: self.column(batch, "score", &DataType::Float64)?,
+            window_end: self.column(batch, "window_end", &DataType::Int64)?,
+            feed: self.column(batch, "feed", &utf8)?,
+            category: self.column(batch, "category", &utf8)?,
+            subject: self.column(batch, "subject", &utf8)?,
+            kind: self.column(batch, "kind", &utf8)?,
+            months: self.column(batch, "months_overdue", &DataType::Int64)?,
+            amount: self.column(batch, "amount_krw", &DataType::Int64)?,
+            disconnected: self.column(batch, "disconnected", &DataType::Boolean)?,
+            occurred_on: self.column(batch, "occurred_on", &DataType::Date32)?,
+            observed_at: self.column(batch, "observed_at", &DataType::Int64)?,
+            rows: batch.num_rows(),
+        })
+    }
+}
 
-        for row in 0..batch.num_rows() {
+/// One result batch's columns, cast to the types of the output contract.
+struct ResultColumns {
+    household: Arc<dyn Array>,
+    dong: Arc<dyn Array>,
+    priority: Arc<dyn Array>,
+    score: Arc<dyn Array>,
+    window_end: Arc<dyn Array>,
+    feed: Arc<dyn Array>,
+    category: Arc<dyn Array>,
+    subject: Arc<dyn Array>,
+    kind: Arc<dyn Array>,
+    months: Arc<dyn Array>,
+    amount: Arc<dyn Array>,
+    disconnected: Arc<dyn Array>,
+    occurred_on: Arc<dyn Array>,
+    observed_at: Arc<dyn Array>,
+    rows: usize,
+}
+
+/// Where one household's rows lie in a [`Scored`] result: from `first` to
+/// `last` (batch, row), both included. Rows the contract ignores (no
+/// household or no priority) may lie between them.
+#[derive(Clone, Copy)]
+struct HouseholdRows {
+    first: (u32, u32),
+    last: (u32, u32),
+    priority: Priority,
+    reasons: u32,
+}
+
+/// A household that reaches a priority, as the alert stage judges it
+/// before its reasons are rendered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate<'a> {
+    /// Pseudonymous household id.
+    pub household_id: &'a str,
+    /// Priority.
+    pub priority: Priority,
+    /// Event time of the household's newest signal (end of its window).
+    pub window_end: i64,
+}
+
+/// One run of the scoring SQL: the households that reach a priority, read
+/// in place from the result; [`Scored::assessment`] renders one.
+pub struct Scored<'s> {
+    scorer: &'s Scorer,
+    batches: Vec<ResultColumns>,
+    households: Vec<HouseholdRows>,
+}
+
+impl Scored<'_> {
+    /// Number of households that reach a priority.
+    pub fn len(&self) -> usize {
+        self.households.len()
+    }
+
+    /// True when no household reaches a priority.
+    pub fn is_empty(&self) -> bool {
+        self.households.is_empty()
+    }
+
+    /// Every household, in the result's order, without its reasons.
+    pub fn candidates(&self) -> impl ExactSizeIterator<Item = Candidate<'_>> + '_ {
+        self.households.iter().map(|h| {
+            let (c, row) = (&self.batches[h.first.0 as usize], h.first.1 as usize);
+            Candidate {
+                household_id: c.household.as_string::<i32>().value(row),
+                priority: h.priority,
+                window_end: c.window_end.as_primitive::<Int64Type>().value(row),
+            }
+        })
+    }
+
+    /// Adds the households of one result batch. The contract orders rows by
+    /// household, so a household continues from the previous batch when its
+    /// first row here has the id of the last household.
+    fn index(&mut self, columns: ResultColumns) -> Result<(), ScoreError> {
+        let b = self.batches.len() as u32;
+        self.batches.push(columns);
+        let batches = &self.batches;
+        let c = &batches[b as usize];
+        let household = c.household.as_string::<i32>();
+        let priority = c.priority.as_string::<i32>();
+        let id_at = |(b, row): (u32, u32)| {
+            batches[b as usize]
+                .household
+                .as_string::<i32>()
+                .value(row as usize)
+        };
+        for row in 0..c.rows {
             if household.is_null(row) || priority.is_null(row) {
                 continue;
             }
             let Some(p) = Priority::parse(priority.value(row)) else {
-                return Err(self.contract("priority", "values must be 'P1', 'P2' or 'P3'"));
+                return Err(self
+                    .scorer
+                    .contract("priority", "values must be 'P1', 'P2' or 'P3'"));
             };
-            let hh = household.value(row);
-            let t = observed_at.value(row);
-            if out.last().is_none_or(|a: &Assessment| a.household_id != hh) {
-                // its rows follow each other: size the lists once
-                let reasons = (row..batch.num_rows())
-                    .take_while(|&r| household.is_valid(r) && household.value(r) == hh)
-                    .count();
-                out.push(Assessment {
-                    household_id: hh.to_string(),
-                    dong_code: dong.value(row).to_string(),
+            let here = (b, row as u32);
+            match self.households.last_mut() {
+                Some(last) if id_at(last.first) == household.value(row) => {
+                    last.last = here;
+                    last.reasons += 1;
+                }
+                _ => self.households.push(HouseholdRows {
+                    first: here,
+                    last: here,
                     priority: p,
-                    score: score.value(row),
-                    window_end: window_end.value(row),
-                    categories: Vec::with_capacity(reasons.min(self.categories.len())),
-                    reasons: Vec::with_capacity(reasons),
+                    reasons: 1,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Household `i` with its reasons rendered from the feeds' templates.
+    pub fn assessment(&self, i: usize) -> Option<Assessment> {
+        let h = *self.households.get(i)?;
+        let scorer = self.scorer;
+        let mut a: Option<Assessment> = None;
+        for b in h.first.0..=h.last.0 {
+            let c = self.batches.get(b as usize)?;
+            let from = if b == h.first.0 {
+                h.first.1 as usize
+            } else {
+                0
+            };
+            let to = if b == h.last.0 {
+                h.last.1 as usize + 1
+            } else {
+                c.rows
+            };
+            let household = c.household.as_string::<i32>();
+            let priority = c.priority.as_string::<i32>();
+            let (feed, category, subject, kind) = (
+                c.feed.as_string::<i32>(),
+                c.category.as_string::<i32>(),
+                c.subject.as_string::<i32>(),
+                c.kind.as_string::<i32>(),
+            );
+            let (months, amount, observed_at) = (
+                c.months.as_primitive::<Int64Type>(),
+                c.amount.as_primitive::<Int64Type>(),
+                c.observed_at.as_primitive::<Int64Type>(),
+            );
+            let disconnected = c.disconnected.as_boolean();
+            let occurred_on = c.occurred_on.as_primitive::<Date32Type>();
+            for row in from..to {
+                if household.is_null(row) || priority.is_null(row) {
+                    continue;
+                }
+                let t = observed_at.value(row);
+                let a = a.get_or_insert_with(|| Assessment {
+                    household_id: household.value(row).to_string(),
+                    dong_code: c.dong.as_string::<i32>().value(row).to_string(),
+                    priority: h.priority,
+                    score: c.score.as_primitive::<Float64Type>().value(row),
+                    window_end: c.window_end.as_primitive::<Int64Type>().value(row),
+                    categories: Vec::with_capacity(
+                        (h.reasons as usize).min(scorer.categories.len()),
+                    ),
+                    reasons: Vec::with_capacity(h.reasons as usize),
                     first_signal_at: t,
                     last_signal_at: t,
                 });
+                let values = ReasonValues {
+                    subject: subject.value(row),
+                    kind: kind.is_valid(row).then(|| kind.value(row)),
+                    months_overdue: months.is_valid(row).then(|| months.value(row)),
+                    amount_krw: amount.is_valid(row).then(|| amount.value(row)),
+                    disconnected: disconnected.is_valid(row).then(|| disconnected.value(row)),
+                    occurred_on: occurred_on.is_valid(row).then(|| occurred_on.value(row)),
+                    observed_at: t,
+                };
+                let feed_name = feed.value(row);
+                let (signal, detail, detail_ko) = match scorer.feeds.get(feed_name) {
+                    Some(text) => (
+                        Arc::clone(&text.name),
+                        text.reason.render(&values, &text.no_labels),
+                        text.reason_ko.render(&values, &text.labels_ko),
+                    ),
+                    None => (
+                        Arc::from(feed_name),
+                        feed_name.to_string(),
+                        feed_name.to_string(),
+                    ),
+                };
+                let cat = scorer.category(category.value(row));
+                if !a.categories.contains(&cat) {
+                    a.categories.push(Arc::clone(&cat));
+                }
+                a.first_signal_at = a.first_signal_at.min(t);
+                a.last_signal_at = a.last_signal_at.max(t);
+                a.reasons.push(Reason {
+                    signal,
+                    category: cat,
+                    detail,
+                    detail_ko,
+                    observed_at: t,
+                });
             }
-            let Some(a) = out.last_mut() else { continue };
-            let values = ReasonValues {
-                subject: subject.value(row),
-                kind: kind.is_valid(row).then(|| kind.value(row)),
-                months_overdue: months.is_valid(row).then(|| months.value(row)),
-                amount_krw: amount.is_valid(row).then(|| amount.value(row)),
-                disconnected: disconnected.is_valid(row).then(|| disconnected.value(row)),
-                occurred_on: occurred_on.is_valid(row).then(|| occurred_on.value(row)),
-                observed_at: t,
-            };
-            let feed_name = feed.value(row);
-            let (signal, detail, detail_ko) = match self.feeds.get(feed_name) {
-                Some(text) => (
-                    Arc::clone(&text.name),
-                    text.reason.render(&values, &text.no_labels),
-                    text.reason_ko.render(&values, &text.labels_ko),
-                ),
-                None => (
-                    Arc::from(feed_name),
-                    feed_name.to_string(),
-                    feed_name.to_string(),
-                ),
-            };
-            let cat = self.category(category.value(row));
-            if !a.categories.contains(&cat) {
-                a.categories.push(Arc::clone(&cat));
-            }
-            a.first_signal_at = a.first_signal_at.min(t);
-            a.last_signal_at = a.last_signal_at.max(t);
-            a.reasons.push(Reason {
-                signal,
-                category: cat,
-                detail,
-                detail_ko,
-                observed_at: t,
-            });
         }
-        Ok(())
+        a
     }
 }
 

@@ -202,3 +202,109 @@ async fn the_sql_is_checked_at_start_up() {
 fn categories(a: &Assessment) -> Vec<&str> {
     a.categories.iter().map(|c| &**c).collect()
 }
+
+/// A row of [`result_batch`]: household (`None`: a row the contract
+/// ignores), priority, feed, subject, months overdue.
+type ResultRow<'a> = (Option<&'a str>, &'a str, &'a str, &'a str, i64);
+
+/// One result batch of the output contract.
+fn result_batch(rows: &[ResultRow<'_>]) -> RecordBatch {
+    use arrow::array::{
+        ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    };
+    let text = |f: &dyn Fn(&ResultRow<'_>) -> Option<String>| {
+        Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef
+    };
+    let ints = |v: i64| Arc::new(Int64Array::from(vec![v; rows.len()])) as ArrayRef;
+    RecordBatch::try_from_iter(vec![
+        ("household_id", text(&|r| r.0.map(str::to_string))),
+        ("dong_code", text(&|_| Some("4111100000".into()))),
+        ("priority", text(&|r| Some(r.1.into()))),
+        (
+            "score",
+            Arc::new(Float64Array::from(vec![150.0; rows.len()])) as ArrayRef,
+        ),
+        ("window_end", ints(NOW)),
+        ("feed", text(&|r| Some(r.2.into()))),
+        (
+            "category",
+            text(&|r| Some(if r.2 == H { "health" } else { "utility" }.into())),
+        ),
+        ("subject", text(&|r| Some(r.3.into()))),
+        ("kind", text(&|_| None)),
+        (
+            "months_overdue",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4))) as ArrayRef,
+        ),
+        ("amount_krw", ints(1_230_000)),
+        (
+            "disconnected",
+            Arc::new(BooleanArray::from(vec![false; rows.len()])) as ArrayRef,
+        ),
+        (
+            "occurred_on",
+            Arc::new(Date32Array::from(vec![None; rows.len()])) as ArrayRef,
+        ),
+        ("observed_at", ints(NOW)),
+    ])
+    .expect("a batch of the output contract")
+}
+
+#[test]
+fn a_household_split_over_two_result_batches_is_one_assessment() {
+    // DataFusion cuts its output into batches of 8,192 rows wherever they
+    // fall, so one household's reasons may end in the next batch
+    let spec = default_spec();
+    let scorer = Scorer::new(&spec);
+    let mut scored = Scored {
+        scorer: &scorer,
+        batches: Vec::new(),
+        households: Vec::new(),
+    };
+    let first = result_batch(&[
+        (Some("hh-1"), "P3", H, "premium", 3),
+        (Some("hh-2"), "P2", U, "gas", 3),
+    ]);
+    let second = result_batch(&[
+        (None, "P2", U, "ignored", 9),
+        (Some("hh-2"), "P2", U, "water", 4),
+        (Some("hh-3"), "P3", H, "premium", 5),
+    ]);
+    for batch in [&first, &second] {
+        let columns = scorer.columns(batch).expect("contract columns");
+        scored.index(columns).expect("valid priorities");
+    }
+    let candidates: Vec<_> = scored.candidates().collect();
+    let ids: Vec<_> = candidates.iter().map(|c| c.household_id).collect();
+    assert_eq!(ids, ["hh-1", "hh-2", "hh-3"]);
+    assert_eq!(candidates[1].priority, Priority::P2);
+    assert_eq!(candidates[1].window_end, NOW);
+
+    let split = scored.assessment(1).expect("hh-2 is indexed");
+    let details: Vec<_> = split.reasons.iter().map(|r| r.detail.as_str()).collect();
+    assert_eq!(
+        details,
+        [
+            "gas bill 3 months overdue (1,230,000 KRW)",
+            "water bill 4 months overdue (1,230,000 KRW)"
+        ]
+    );
+    assert_eq!(categories(&split), ["utility"]);
+    assert_eq!(scored.assessment(2).map(|a| a.reasons.len()), Some(1));
+    assert!(scored.assessment(3).is_none());
+}
+
+#[test]
+fn a_priority_outside_the_contract_is_an_error_naming_the_column() {
+    let spec = default_spec();
+    let scorer = Scorer::new(&spec);
+    let mut scored = Scored {
+        scorer: &scorer,
+        batches: Vec::new(),
+        households: Vec::new(),
+    };
+    let batch = result_batch(&[(Some("hh-1"), "P4", H, "premium", 3)]);
+    let columns = scorer.columns(&batch).expect("contract columns");
+    let err = scored.index(columns).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("priority"), "{err}");
+}
