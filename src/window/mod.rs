@@ -25,7 +25,6 @@
 
 mod record;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -33,10 +32,11 @@ use arrow::array::{
 };
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType, UInt16Type, UInt32Type};
 use arrow::record_batch::RecordBatch;
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Reject, RejectClass};
-use crate::hash::{fnv1a64, FastState, HouseholdMap};
+use crate::hash::{fnv1a64, HouseholdMap};
 use crate::keyed::{Record, Records};
 use crate::pipeline::PipelineSpec;
 use crate::signal::{signal_table_schema, MeasureBuilders};
@@ -306,9 +306,9 @@ impl HouseholdWindows {
             scratch: &mut self.scratch,
         };
         // household id -> index into `self.open`, for the households this
-        // batch works on; each is decoded once and encoded once per batch
-        let mut opened: HashMap<&str, usize, FastState> =
-            HashMap::with_capacity_and_hasher(decoded.num_rows(), FastState::default());
+        // batch works on; each is decoded once and encoded once per batch.
+        // Keyed by the store's hash of the id, computed once per message.
+        let mut opened: HashTable<(&str, usize)> = HashTable::with_capacity(decoded.num_rows());
         self.hashes.clear();
         let households = &self.households;
         self.hashes
@@ -337,8 +337,9 @@ impl HouseholdWindows {
             }
             let hh = household.value(row);
             let index = msg_index.value(row);
-            let open = match opened.get(hh) {
-                Some(&i) => &mut self.open[i],
+            let hash = self.hashes[row];
+            let open = match opened.find(hash, |&(id, _)| id == hh) {
+                Some(&(_, i)) => &mut self.open[i],
                 None => {
                     let i = opened.len();
                     if self.open.len() <= i {
@@ -351,12 +352,13 @@ impl HouseholdWindows {
                     // producer that partitions by something else breaks
                     // co-partitioning, which the README's input contract
                     // forbids.
-                    open.hash = self.hashes[row];
+                    open.hash = hash;
                     open.shard = match self.households.get_hashed(open.hash, hh) {
                         Some(r) => record::decode(r.payload(), &mut texts, &mut open.signals),
                         None => shards.get(index as usize).copied().unwrap_or(0),
                     };
-                    opened.insert(hh, i);
+                    let households = &self.households;
+                    opened.insert_unique(hash, (hh, i), |&(id, _)| households.hash(id));
                     open
                 }
             };
