@@ -293,7 +293,7 @@ impl Records {
     ///
     /// Each record is its own allocation, so a pass over millions of them
     /// would wait on memory once per record; the pass asks for the records
-    /// [`AHEAD`] places ahead early, so that those waits overlap.
+    /// 16 places ahead early (`AHEAD`), so that those waits overlap.
     pub fn iter(&self) -> impl Iterator<Item = &Record> {
         let mut table = self.table.iter();
         let mut ahead: VecDeque<&Record> = VecDeque::with_capacity(AHEAD);

@@ -44,7 +44,7 @@ pub use record::HeldHousehold;
 use record::{Slot, Symbols, Texts, Translation};
 
 /// One live signal of a household, as a snapshot holds it (between
-/// batches the stage keeps it encoded, see [`record`]).
+/// batches the stage keeps it encoded, in its `record` module).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveSignal {
     /// Event time in ms since the epoch.
