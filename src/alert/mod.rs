@@ -183,24 +183,22 @@ impl AlertGate {
         now_ms: i64,
         shard_of: impl Fn(&str) -> i32,
     ) -> GateOutcome {
-        let candidates: Vec<Candidate<'_>> = assessments
-            .iter()
-            .map(|a| Candidate {
+        self.hash_all(assessments.iter().map(|a| a.household_id.as_str()));
+        let mut out = GateOutcome::default();
+        // one pass: each assessment is rendered while it is in the cache
+        for (i, a) in assessments.into_iter().enumerate() {
+            let candidate = Candidate {
                 household_id: &a.household_id,
                 priority: a.priority,
                 window_end: a.window_end,
-            })
-            .collect();
-        let sent = self.decide(&candidates, shard_of);
-        drop(candidates);
-        let suppressed = sent.iter().filter(|s| !**s).count();
-        let alerts = assessments
-            .into_iter()
-            .zip(sent)
-            .filter(|(_, sent)| *sent)
-            .map(|(a, _)| self.render(a, now_ms))
-            .collect();
-        GateOutcome { alerts, suppressed }
+            };
+            if self.judge(i, candidate, &shard_of) {
+                out.alerts.push(self.render(a, now_ms));
+            } else {
+                out.suppressed += 1;
+            }
+        }
+        out
     }
 
     /// Decides, in order, which candidates become alerts, and records the
@@ -214,31 +212,41 @@ impl AlertGate {
         candidates: &[Candidate<'_>],
         shard_of: impl Fn(&str) -> i32,
     ) -> Vec<bool> {
-        // hashed once for the look-ahead, the lookup and the update
-        self.hashes.clear();
-        let marks = &self.marks;
-        self.hashes
-            .extend(candidates.iter().map(|c| marks.hash(c.household_id)));
+        self.hash_all(candidates.iter().map(|c| c.household_id));
         let mut sent = Vec::with_capacity(candidates.len());
         for (i, c) in candidates.iter().enumerate() {
-            self.marks.prefetch_chunk(&self.hashes, i);
-            let hash = self.hashes[i];
-            let previous = self
-                .marks
-                .get_hashed(hash, c.household_id)
-                .and_then(|r| decode_mark(r.payload()));
-            let send = match previous {
-                None => true,
-                Some(m) => {
-                    m.count == 0
-                        || c.priority > m.priority
-                        || c.window_end - m.at >= self.cooldown_ms
-                }
-            };
-            sent.push(send);
-            if !send {
-                continue;
+            sent.push(self.judge(i, *c, &shard_of));
+        }
+        sent
+    }
+
+    /// Hashes each household of a batch once, for the look-ahead, the
+    /// lookup and the update of [`AlertGate::judge`].
+    fn hash_all<'a>(&mut self, households: impl Iterator<Item = &'a str>) {
+        self.hashes.clear();
+        let marks = &self.marks;
+        self.hashes.extend(households.map(|hh| marks.hash(hh)));
+    }
+
+    /// Judges `c`, the `i`th household given to [`AlertGate::hash_all`],
+    /// and records its mark when it is sent.
+    fn judge(&mut self, i: usize, c: Candidate<'_>, shard_of: &impl Fn(&str) -> i32) -> bool {
+        self.marks.prefetch_chunk(&self.hashes, i);
+        let hash = match self.hashes.get(i) {
+            Some(&hash) => hash,
+            None => self.marks.hash(c.household_id),
+        };
+        let previous = self
+            .marks
+            .get_hashed(hash, c.household_id)
+            .and_then(|r| decode_mark(r.payload()));
+        let send = match previous {
+            None => true,
+            Some(m) => {
+                m.count == 0 || c.priority > m.priority || c.window_end - m.at >= self.cooldown_ms
             }
+        };
+        if send {
             let mark = AlertMark {
                 priority: c.priority,
                 at: c.window_end,
@@ -249,7 +257,7 @@ impl AlertGate {
             encode_mark(&mark, &mut self.encoded);
             self.marks.put_payload(hash, c.household_id, &self.encoded);
         }
-        sent
+        send
     }
 
     /// The alert of an assessment that [`AlertGate::decide`] sent; `now_ms`
