@@ -245,11 +245,7 @@ impl Scorer {
     /// any reason: the caller renders only the households it keeps (the
     /// alert cooldown holds back about a third of them).
     pub async fn score(&self, signals: RecordBatch) -> Result<Scored<'_>, ScoreError> {
-        let mut scored = Scored {
-            scorer: self,
-            batches: Vec::new(),
-            households: Vec::new(),
-        };
+        let mut scored = Scored::new(self);
         if signals.num_rows() == 0 {
             return Ok(scored);
         }
@@ -388,7 +384,16 @@ pub struct Scored<'s> {
     households: Vec<HouseholdRows>,
 }
 
-impl Scored<'_> {
+impl<'s> Scored<'s> {
+    /// A result of `scorer` with no household yet.
+    fn new(scorer: &'s Scorer) -> Self {
+        Scored {
+            scorer,
+            batches: Vec::new(),
+            households: Vec::new(),
+        }
+    }
+
     /// Number of households that reach a priority.
     pub fn len(&self) -> usize {
         self.households.len()

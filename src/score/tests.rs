@@ -256,11 +256,7 @@ fn a_household_split_over_two_result_batches_is_one_assessment() {
     // fall, so one household's reasons may end in the next batch
     let spec = default_spec();
     let scorer = Scorer::new(&spec);
-    let mut scored = Scored {
-        scorer: &scorer,
-        batches: Vec::new(),
-        households: Vec::new(),
-    };
+    let mut scored = Scored::new(&scorer);
     let first = result_batch(&[
         (Some("hh-1"), "P3", H, "premium", 3),
         (Some("hh-2"), "P2", U, "gas", 3),
@@ -298,11 +294,7 @@ fn a_household_split_over_two_result_batches_is_one_assessment() {
 fn a_priority_outside_the_contract_is_an_error_naming_the_column() {
     let spec = default_spec();
     let scorer = Scorer::new(&spec);
-    let mut scored = Scored {
-        scorer: &scorer,
-        batches: Vec::new(),
-        households: Vec::new(),
-    };
+    let mut scored = Scored::new(&scorer);
     let batch = result_batch(&[(Some("hh-1"), "P4", H, "premium", 3)]);
     let columns = scorer.columns(&batch).expect("contract columns");
     let err = scored.index(columns).map(|_| ()).unwrap_err();
