@@ -16,7 +16,9 @@ pub mod table;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{
+    Array, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use datafusion::physical_plan::execution_plan::reset_plan_states;
@@ -311,46 +313,65 @@ impl Scorer {
         cast(col, ty).map_err(|e| self.contract(name, &format!("cannot be read as {ty}: {e}")))
     }
 
-    /// The result's columns as the contract types them.
+    /// The result's columns as the contract types them, each downcast once
+    /// for every household read from the batch.
     fn columns(&self, batch: &RecordBatch) -> Result<ResultColumns, ScoreError> {
-        let utf8 = DataType::Utf8;
+        let text = |name| -> Result<StringArray, ScoreError> {
+            Ok(self
+                .column(batch, name, &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
+        };
+        let int = |name| -> Result<Int64Array, ScoreError> {
+            Ok(self
+                .column(batch, name, &DataType::Int64)?
+                .as_primitive::<Int64Type>()
+                .clone())
+        };
         Ok(ResultColumns {
-            household: self.column(batch, "household_id", &utf8)?,
-            dong: self.column(batch, "dong_code", &utf8)?,
-            priority: self.column(batch, "priority", &utf8)?,
-            score: self.column(batch, "score", &DataType::Float64)?,
-            window_end: self.column(batch, "window_end", &DataType::Int64)?,
-            feed: self.column(batch, "feed", &utf8)?,
-            category: self.column(batch, "category", &utf8)?,
-            subject: self.column(batch, "subject", &utf8)?,
-            kind: self.column(batch, "kind", &utf8)?,
-            months: self.column(batch, "months_overdue", &DataType::Int64)?,
-            amount: self.column(batch, "amount_krw", &DataType::Int64)?,
-            disconnected: self.column(batch, "disconnected", &DataType::Boolean)?,
-            occurred_on: self.column(batch, "occurred_on", &DataType::Date32)?,
-            observed_at: self.column(batch, "observed_at", &DataType::Int64)?,
-            rows: batch.num_rows(),
+            household: text("household_id")?,
+            dong: text("dong_code")?,
+            priority: text("priority")?,
+            score: self
+                .column(batch, "score", &DataType::Float64)?
+                .as_primitive::<Float64Type>()
+                .clone(),
+            window_end: int("window_end")?,
+            feed: text("feed")?,
+            category: text("category")?,
+            subject: text("subject")?,
+            kind: text("kind")?,
+            months: int("months_overdue")?,
+            amount: int("amount_krw")?,
+            disconnected: self
+                .column(batch, "disconnected", &DataType::Boolean)?
+                .as_boolean()
+                .clone(),
+            occurred_on: self
+                .column(batch, "occurred_on", &DataType::Date32)?
+                .as_primitive::<Date32Type>()
+                .clone(),
+            observed_at: int("observed_at")?,
         })
     }
 }
 
 /// One result batch's columns, cast to the types of the output contract.
 struct ResultColumns {
-    household: Arc<dyn Array>,
-    dong: Arc<dyn Array>,
-    priority: Arc<dyn Array>,
-    score: Arc<dyn Array>,
-    window_end: Arc<dyn Array>,
-    feed: Arc<dyn Array>,
-    category: Arc<dyn Array>,
-    subject: Arc<dyn Array>,
-    kind: Arc<dyn Array>,
-    months: Arc<dyn Array>,
-    amount: Arc<dyn Array>,
-    disconnected: Arc<dyn Array>,
-    occurred_on: Arc<dyn Array>,
-    observed_at: Arc<dyn Array>,
-    rows: usize,
+    household: StringArray,
+    dong: StringArray,
+    priority: StringArray,
+    score: Float64Array,
+    window_end: Int64Array,
+    feed: StringArray,
+    category: StringArray,
+    subject: StringArray,
+    kind: StringArray,
+    months: Int64Array,
+    amount: Int64Array,
+    disconnected: BooleanArray,
+    occurred_on: Date32Array,
+    observed_at: Int64Array,
 }
 
 /// Where one household's rows lie in a [`Scored`] result: from `first` to
@@ -409,9 +430,9 @@ impl<'s> Scored<'s> {
         self.households.iter().map(|h| {
             let (c, row) = (&self.batches[h.first.0 as usize], h.first.1 as usize);
             Candidate {
-                household_id: c.household.as_string::<i32>().value(row),
+                household_id: c.household.value(row),
                 priority: h.priority,
-                window_end: c.window_end.as_primitive::<Int64Type>().value(row),
+                window_end: c.window_end.value(row),
             }
         })
     }
@@ -424,15 +445,9 @@ impl<'s> Scored<'s> {
         self.batches.push(columns);
         let batches = &self.batches;
         let c = &batches[b as usize];
-        let household = c.household.as_string::<i32>();
-        let priority = c.priority.as_string::<i32>();
-        let id_at = |(b, row): (u32, u32)| {
-            batches[b as usize]
-                .household
-                .as_string::<i32>()
-                .value(row as usize)
-        };
-        for row in 0..c.rows {
+        let (household, priority) = (&c.household, &c.priority);
+        let id_at = |(b, row): (u32, u32)| batches[b as usize].household.value(row as usize);
+        for row in 0..household.len() {
             if household.is_null(row) || priority.is_null(row) {
                 continue;
             }
@@ -473,23 +488,22 @@ impl<'s> Scored<'s> {
             let to = if b == h.last.0 {
                 h.last.1 as usize + 1
             } else {
-                c.rows
+                c.household.len()
             };
-            let household = c.household.as_string::<i32>();
-            let priority = c.priority.as_string::<i32>();
-            let (feed, category, subject, kind) = (
-                c.feed.as_string::<i32>(),
-                c.category.as_string::<i32>(),
-                c.subject.as_string::<i32>(),
-                c.kind.as_string::<i32>(),
-            );
-            let (months, amount, observed_at) = (
-                c.months.as_primitive::<Int64Type>(),
-                c.amount.as_primitive::<Int64Type>(),
-                c.observed_at.as_primitive::<Int64Type>(),
-            );
-            let disconnected = c.disconnected.as_boolean();
-            let occurred_on = c.occurred_on.as_primitive::<Date32Type>();
+            let ResultColumns {
+                household,
+                priority,
+                feed,
+                category,
+                subject,
+                kind,
+                months,
+                amount,
+                disconnected,
+                occurred_on,
+                observed_at,
+                ..
+            } = c;
             for row in from..to {
                 if household.is_null(row) || priority.is_null(row) {
                     continue;
@@ -497,10 +511,10 @@ impl<'s> Scored<'s> {
                 let t = observed_at.value(row);
                 let a = a.get_or_insert_with(|| Assessment {
                     household_id: household.value(row).to_string(),
-                    dong_code: c.dong.as_string::<i32>().value(row).to_string(),
+                    dong_code: c.dong.value(row).to_string(),
                     priority: h.priority,
-                    score: c.score.as_primitive::<Float64Type>().value(row),
-                    window_end: c.window_end.as_primitive::<Int64Type>().value(row),
+                    score: c.score.value(row),
+                    window_end: c.window_end.value(row),
                     categories: Vec::with_capacity(
                         (h.reasons as usize).min(scorer.categories.len()),
                     ),
