@@ -180,6 +180,7 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// `x` rounded to `places` decimal places, for the printed figures.
 fn round_to(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
@@ -343,7 +344,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
         "bytes_per_household": rss / households.max(1) as u64,
         "anonymous_bytes_per_household": anonymous / households.max(1) as u64,
         "state_bytes_per_household": state / households.max(1) as u64,
-        "build_seconds": (build_s * 10.0).round() / 10.0,
+        "build_seconds": round_to(build_s, 1),
         "target_bytes_per_household": 120,
     }));
 
@@ -366,7 +367,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
         "mix": mix.name(),
         "households_in_state": engine.households(),
         "households_listed": manifest.households,
-        "seconds": (lists_s * 100.0).round() / 100.0,
+        "seconds": round_to(lists_s, 2),
         "target_seconds_for_23m": 10,
     }));
 }
@@ -405,11 +406,11 @@ async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
         "bench": "checkpoint",
         "households": restored.households(),
         "snapshot_bytes": bytes,
-        "loop_pause_seconds": (pause_s * 1000.0).round() / 1000.0,
-        "of_which_evict_seconds": (evict_s * 1000.0).round() / 1000.0,
-        "of_which_copy_seconds": (copy_s * 1000.0).round() / 1000.0,
-        "write_seconds": (write_s * 100.0).round() / 100.0,
-        "restart_restore_seconds": (restore_s * 100.0).round() / 100.0,
+        "loop_pause_seconds": round_to(pause_s, 3),
+        "of_which_evict_seconds": round_to(evict_s, 3),
+        "of_which_copy_seconds": round_to(copy_s, 3),
+        "write_seconds": round_to(write_s, 2),
+        "restart_restore_seconds": round_to(restore_s, 2),
     }));
     drop(restored);
 }
@@ -565,8 +566,8 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
         "preload_per_s": (sent.total() as f64 / sent.seconds).round(),
         "consume_only_per_s": (n as f64 / consume_s).round(),
         "pipeline_per_s": (summary.messages as f64 / pipeline_s).round(),
-        "pipeline_startup_seconds": (startup_s * 100.0).round() / 100.0,
-        "ratio": ((summary.messages as f64 / pipeline_s) / (n as f64 / consume_s) * 1000.0).round() / 1000.0,
+        "pipeline_startup_seconds": round_to(startup_s, 2),
+        "ratio": round_to((summary.messages as f64 / pipeline_s) / (n as f64 / consume_s), 3),
         "alerts": summary.alerts,
         "target_ratio": 0.9,
     }));
