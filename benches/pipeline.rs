@@ -12,11 +12,12 @@
 
 use std::time::Instant;
 
-use sagak::engine::{Engine, InputMessage};
+use sagak::base::message::InputMessage;
+use sagak::definition::PipelineSpec;
+use sagak::engine::Engine;
 use sagak::generate::{generate, GeneratorConfig};
 use sagak::lists::DailyLists;
 use sagak::metrics::Metrics;
-use sagak::pipeline::PipelineSpec;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -399,7 +400,9 @@ async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
         .sum();
     let started = Instant::now();
     let mut restored = Engine::new(spec, Metrics::new(spec));
-    store.restore_all(&mut restored).expect("load");
+    store
+        .each_newest(|s| restored.restore_shard(&s.state))
+        .expect("load");
     let restore_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     emit(json!({
@@ -422,7 +425,7 @@ async fn create_topics(spec: &PipelineSpec, settings: &sagak::config::Settings) 
     let mut all = topics.clone();
     all.push(settings.topics.alerts.clone());
     all.push(settings.topics.dlq.clone());
-    sagak::source::kafka::create_topics(&settings.kafka, &all)
+    sagak::kafka::create_topics(&settings.kafka, &all)
         .await
         .expect("topics");
     topics
@@ -552,7 +555,7 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     };
-    let summary = sagak::run::run(&settings, spec, ops.clone(), done)
+    let summary = sagak::drivers::kafka::run(&settings, spec, ops.clone(), done)
         .await
         .expect("pipeline");
     let startup_s = first_at
@@ -621,7 +624,7 @@ async fn latency(
     let run_spec = spec.clone();
     let run_ops = ops.clone();
     let pipeline = tokio::spawn(async move {
-        sagak::run::run(&run_settings, &run_spec, run_ops, async {
+        sagak::drivers::kafka::run(&run_settings, &run_spec, run_ops, async {
             let _ = stopped.await;
         })
         .await
@@ -661,7 +664,7 @@ async fn latency(
     loop {
         match tokio::time::timeout(std::time::Duration::from_millis(200), alerts.recv()).await {
             Ok(Ok(m)) => {
-                let at = sagak::run::wall_clock_ms();
+                let at = sagak::base::clock::wall_clock_ms();
                 if let Some(hh) = m
                     .payload()
                     .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())

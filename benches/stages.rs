@@ -20,14 +20,14 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sagak::alert::{Alert, AlertGate, AlertReason, PipelineTag};
-use sagak::decode::Decoder;
+use sagak::definition::PipelineSpec;
 use sagak::generate::{generate, GeneratorConfig};
 use sagak::ops::{LiveView, TOP_PER_DONG};
-use sagak::pipeline::PipelineSpec;
-use sagak::score::Priority;
-use sagak::score::Scorer;
-use sagak::window::HouseholdWindows;
+use sagak::stages::alert::{Alert, AlertGate, AlertReason, PipelineTag};
+use sagak::stages::decode::Decoder;
+use sagak::stages::score::Priority;
+use sagak::stages::score::Scorer;
+use sagak::stages::window::HouseholdWindows;
 
 /// The allocator of the `sagak` binary (src/main.rs), so the figures are
 /// the binary's.
@@ -93,7 +93,7 @@ fn steady_table(spec: &PipelineSpec) -> RecordBatch {
         .collect();
     let mut windows = HouseholdWindows::new(spec);
     let mut decoder = Decoder::new(spec);
-    let mut table = RecordBatch::new_empty(sagak::signal::signal_table_schema());
+    let mut table = RecordBatch::new_empty(sagak::stages::signal::signal_table_schema());
     for batch in msgs.chunks(BATCH) {
         table = windows
             .process_batch(&decode_all(&mut decoder, batch), &[])
@@ -133,7 +133,7 @@ fn stages(c: &mut Criterion) {
     // assessments made from one `signals` table
     let score = |signals: &RecordBatch| {
         runtime
-            .block_on(scorer.process_batch(signals.clone()))
+            .block_on(scorer.assess(signals.clone()))
             .expect("scoring runs")
             .len()
     };
@@ -154,7 +154,7 @@ fn stages(c: &mut Criterion) {
     group.throughput(Throughput::Elements(msgs.len() as u64));
 
     let assessments = runtime
-        .block_on(scorer.process_batch(table.clone()))
+        .block_on(scorer.assess(table.clone()))
         .expect("scoring runs");
     group.bench_function("alert", |b| {
         b.iter_batched(

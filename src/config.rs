@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{PipelineError, PipelineSpec};
+use crate::definition::{PipelineError, PipelineSpec};
 
 /// A setting that stops sagak at start-up.
 #[derive(Debug, thiserror::Error)]

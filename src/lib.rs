@@ -7,38 +7,40 @@
 //! DataFusion SQL from `pipelines/`, and sends prioritized, explained alerts
 //! to the queue of the dong welfare office that serves each household.
 //!
-//! The data path, one module per stage:
+//! The data path, one folder per part:
 //!
 //! ```text
-//! source::kafka -> decode -> window -> score -> alert -> sink::kafka
-//!                    |         |
-//!                    +---------+--> dead-letter topic (reject)
+//! kafka::source -> stages::decode -> stages::window -> stages::score -> stages::alert -> kafka::sink
+//! (embedded::source)     |                 |                                      (embedded::sink)
+//!                        +-----------------+--> dead letters (decode::Reject)
 //! ```
 //!
-//! [`engine::Engine`] wires the stages for one micro-batch and knows nothing
-//! about Kafka; [`run`] drives it from Kafka with at-least-once delivery and
-//! [`checkpoint`] makes its state survive a restart.
+//! * [`stages`]: the stages and the contract their state follows
+//!   ([`stages::StatefulStage`]); they know nothing of I/O.
+//! * [`engine`]: wires the stages for one micro-batch, lane by lane.
+//! * [`drivers`]: the loops that feed the engine: [`drivers::kafka`]
+//!   (`sagak run`) and [`drivers::demo`] (`sagak demo`), both on one
+//!   [`drivers::DriverCore`].
+//! * [`kafka`] and [`embedded`]: where messages come from and go to.
+//! * [`checkpoint`]: snapshots that carry the state over a restart;
+//!   [`lists`]: the daily lists; [`ops`]: metrics, health and the dashboard.
+//! * [`definition`]: the pipeline an operator edits (`pipelines/<name>/`);
+//!   [`config`]: the settings of one deployment (`sagak.toml`).
+//! * [`base`]: what all of them share.
 
-pub mod alert;
+pub mod base;
 pub mod checkpoint;
-pub mod civil;
 pub mod config;
-pub mod decode;
-pub mod demo;
+pub mod definition;
+pub mod drivers;
+pub mod embedded;
 pub mod engine;
 pub mod generate;
-pub mod hash;
-pub mod keyed;
+pub mod kafka;
 pub mod lists;
 pub mod metrics;
 pub mod ops;
-pub mod pipeline;
-pub mod run;
-pub mod score;
-pub mod signal;
-pub mod sink;
-pub mod source;
-pub mod window;
+pub mod stages;
 
-#[cfg(test)]
-mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

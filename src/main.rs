@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Every micro-batch allocates and frees its assessments, reasons and
 /// alerts by the thousand; glibc's malloc took about a fifth of a lane's
-/// time over them, mimalloc about a third of that (README, Benchmarks).
+/// time over them, mimalloc about a third of that (benches/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -185,7 +185,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let cfg = sagak::demo::DemoConfig {
+            let cfg = sagak::drivers::demo::DemoConfig {
                 generator: synth.config(),
                 out_dir: out,
                 batch_minutes: 60,
@@ -196,7 +196,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
             ops.health.set_ready();
             ops.metrics.ready.set(1);
-            let summary = runtime.block_on(sagak::demo::run_demo(&spec, &cfg, &ops))?;
+            let summary = runtime.block_on(sagak::drivers::demo::run_demo(&spec, &cfg, &ops))?;
             print!("{}", summary.render());
             if server.is_some() {
                 println!("\nstill serving the dashboard and /metrics; Ctrl-C to stop");
@@ -255,7 +255,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     &settings.engine.state_dir,
                     settings.engine.keep_checkpoints,
                 )?;
-                if store.restore_all(&mut engine)? == 0 {
+                if store.each_newest(|snapshot| engine.restore_shard(&snapshot.state))? == 0 {
                     anyhow::bail!(
                         "no state snapshot in {}: run `sagak run` first, or point engine.state_dir at its state",
                         settings.engine.state_dir.display()
@@ -282,7 +282,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 let token = Some(settings.http.token.clone());
                 let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), token, "kafka"));
                 let server = start_http(&settings, ops.clone()).await?;
-                sagak::run::run(&settings, &spec, ops, shutdown_signal()).await?;
+                sagak::drivers::kafka::run(&settings, &spec, ops, shutdown_signal()).await?;
                 if let Some(server) = server {
                     server.abort();
                 }

@@ -6,8 +6,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::decode::RejectClass;
-use crate::pipeline::PipelineSpec;
+use crate::definition::PipelineSpec;
+use crate::stages::decode::RejectClass;
 
 /// Every metric sagak exports, registered in one registry.
 #[derive(Clone)]

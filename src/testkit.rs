@@ -1,6 +1,8 @@
-//! Helpers shared by the unit tests: the default pipeline and signal JSON.
+//! Test support shared by the unit tests and the integration tests (behind
+//! the `testkit` feature): the default pipeline, signal JSON and a small
+//! generated city.
 
-use crate::pipeline::PipelineSpec;
+use crate::definition::PipelineSpec;
 
 /// 2026-11-18T11:06:40Z, the wall clock of the unit tests.
 pub const NOW: i64 = 1_795_000_000_000;
@@ -58,8 +60,8 @@ pub fn input(
     feed: &str,
     household: &str,
     json: String,
-) -> crate::engine::InputMessage {
-    crate::engine::InputMessage {
+) -> crate::base::message::InputMessage {
+    crate::base::message::InputMessage {
         feed: spec.feed_index(feed).map(|f| f as u16),
         topic: String::new(),
         partition: 0,
@@ -72,7 +74,7 @@ pub fn input(
 
 /// A small generated city (malformed, late and re-sent messages included),
 /// keyed and partitioned as producers must.
-pub fn city() -> Vec<crate::engine::InputMessage> {
+pub fn city() -> Vec<crate::base::message::InputMessage> {
     use crate::generate::{generate, GeneratorConfig};
     let spec = default_spec();
     generate(&GeneratorConfig {

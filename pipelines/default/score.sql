@@ -42,7 +42,7 @@ household AS (
            -- (cheaper than COUNT(DISTINCT) or a second aggregation joined back);
            -- the terms count with CAST(boolean AS BIGINT), 1 or 0, rather than
            -- CASE WHEN ... THEN 1 ELSE 0, which DataFusion evaluates branch by
-           -- branch (stages/score_steady 1.72 against 1.79-1.82 ms)
+           -- branch
              MAX(CAST(l.qualifies AND l.category = 'utility' AS BIGINT))
            + MAX(CAST(l.qualifies AND l.category = 'employment' AS BIGINT))
            + MAX(CAST(l.qualifies AND l.category = 'health' AS BIGINT)) AS categories,

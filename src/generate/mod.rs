@@ -27,8 +27,8 @@ use std::fmt::Write;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 
-use crate::decode::RejectClass;
-use crate::pipeline::DAY_MS;
+use crate::definition::DAY_MS;
+use crate::stages::decode::RejectClass;
 use rng::SplitMix64;
 
 /// The dongs of Dongducheon-si with a rough share of households each.
@@ -95,14 +95,14 @@ impl GeneratedMessage {
     /// a hash of the key (co-partitioned, as the input contract requires).
     pub fn into_input(
         self,
-        spec: &crate::pipeline::PipelineSpec,
+        spec: &crate::definition::PipelineSpec,
         offset: i64,
         partitions: u64,
-    ) -> crate::engine::InputMessage {
+    ) -> crate::base::message::InputMessage {
         let partition = self.key.as_deref().map_or(0, |k| {
-            (crate::hash::fnv1a64(&[k]) % partitions.max(1)) as i32
+            (crate::base::hash::fnv1a64(&[k]) % partitions.max(1)) as i32
         });
-        crate::engine::InputMessage {
+        crate::base::message::InputMessage {
             feed: spec.feed_index(self.feed).map(|f| f as u16),
             topic: self.feed.to_string(),
             partition,

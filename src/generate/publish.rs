@@ -13,7 +13,7 @@ use rdkafka::util::Timeout;
 
 use super::{Expect, GeneratedMessage};
 use crate::config::KafkaSettings;
-use crate::source::kafka::client_config;
+use crate::kafka::client_config;
 
 /// What was sent.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::decode::Decoder;
+use crate::stages::decode::Decoder;
 use crate::testkit::default_spec;
 
 fn small() -> GeneratorConfig {

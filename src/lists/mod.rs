@@ -32,9 +32,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::alert::AlertMark;
-use crate::pipeline::{Dong, PipelineSpec};
-use crate::score::Assessment;
+use crate::definition::{Dong, PipelineSpec};
+use crate::stages::alert::AlertMark;
+use crate::stages::score::Assessment;
 
 pub use write::{ListFile, Manifest};
 
@@ -65,7 +65,7 @@ pub enum ListError {
     Parquet(#[from] parquet::errors::ParquetError),
     /// Scoring the state failed.
     #[error(transparent)]
-    Score(#[from] crate::score::ScoreError),
+    Score(#[from] crate::stages::score::ScoreError),
     /// The SQL output breaks the contract.
     #[error("the lists SQL must return column `{0}`")]
     Contract(String),
@@ -339,7 +339,7 @@ impl DailyLists {
             out,
             self.list_day_at(cutoff_ms),
             &ranked,
-            crate::run::wall_clock_ms(),
+            crate::base::clock::wall_clock_ms(),
         )?;
         // Where a slow morning went, for whoever is on call.
         tracing::info!(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::score::{Priority, Reason};
+use crate::stages::score::{Priority, Reason};
 use crate::testkit::default_spec;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -203,7 +203,9 @@ fn restored(
         .write_state("default", 0, &state, shards, &[])
         .unwrap();
     let mut after = crate::engine::Engine::new(spec, crate::metrics::Metrics::new(spec));
-    store.restore_all(&mut after).unwrap();
+    store
+        .each_newest(|s| after.restore_shard(&s.state))
+        .unwrap();
     after
 }
 

@@ -187,7 +187,7 @@ pub(super) fn write_day(
     };
     let writers = threads.min(targets.len());
     let mut written: Vec<(usize, Result<ListFile, ListError>)> =
-        crate::engine::each_lane(0..writers, writers > 1, work)
+        crate::base::lanes::each_lane(0..writers, writers > 1, work)
             .into_iter()
             .flatten()
             .collect();
@@ -200,7 +200,7 @@ pub(super) fn write_day(
     let manifest = Manifest {
         date: date.to_string(),
         pipeline: lists.pipeline.clone(),
-        written_at: crate::alert::rfc3339(now_ms),
+        written_at: crate::stages::alert::rfc3339(now_ms),
         households: total,
         lists: files,
         dir: final_dir.clone(),

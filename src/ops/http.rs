@@ -352,7 +352,7 @@ pub fn dashboard_data(state: &OpsState) -> Value {
     json!({
         "mode": state.mode,
         "ready": state.health.status().is_ok(),
-        "now": crate::run::wall_clock_ms(),
+        "now": crate::base::clock::wall_clock_ms(),
         "feeds": feeds,
         "lag_by_topic": lag_by_topic,
         "rejected": by_label(state, "sagak_signals_rejected_total", "reason"),

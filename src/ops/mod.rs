@@ -16,9 +16,9 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::alert::Alert;
+use crate::definition::{Dong, PipelineSpec};
 use crate::metrics::Metrics;
-use crate::pipeline::{Dong, PipelineSpec};
+use crate::stages::alert::Alert;
 
 /// Households shown per dong on the dashboard.
 pub const TOP_PER_DONG: usize = 10;
@@ -133,7 +133,7 @@ impl LiveView {
                     score: a.score,
                     reasons_ko: a.reasons.iter().map(|r| r.detail_ko.clone()).collect(),
                     reasons: a.reasons.iter().map(|r| r.detail.clone()).collect(),
-                    emitted_at: crate::alert::rfc3339(a.emitted_at),
+                    emitted_at: crate::stages::alert::rfc3339(a.emitted_at),
                 },
             );
             seat.insert(a.household_id.clone(), a.dong_code.clone());
@@ -189,8 +189,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::alert::{AlertReason, PipelineTag};
-    use crate::score::Priority;
+    use crate::stages::alert::{AlertReason, PipelineTag};
+    use crate::stages::score::Priority;
 
     fn alert(hh: &str, dong: &str, priority: Priority, score: f64) -> Alert {
         Alert {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sagak::demo::{run_demo, DemoConfig};
+use sagak::drivers::demo::{run_demo, DemoConfig};
 use sagak::generate::{generate, Expect, GeneratorConfig};
 use sagak::metrics::Metrics;
 

@@ -420,7 +420,7 @@ async fn when_the_output_broker_is_down_consumption_pauses_instead_of_buffering(
         s.settings.topics.alerts.clone(),
         s.settings.topics.dlq.clone(),
     ];
-    sagak::source::kafka::create_topics(&out_kafka, &out_topics)
+    sagak::kafka::create_topics(&out_kafka, &out_topics)
         .await
         .expect("output topics");
     s.settings.kafka.create_topics = false;

@@ -6,6 +6,7 @@
 mod cli;
 mod demo;
 mod faults;
+mod house;
 mod kafka_pipeline;
 mod ops;
 mod support;

@@ -15,10 +15,10 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use sagak::config::Settings;
+use sagak::definition::PipelineSpec;
+use sagak::drivers::kafka::RunSummary;
 use sagak::metrics::Metrics;
 use sagak::ops::OpsState;
-use sagak::pipeline::PipelineSpec;
-use sagak::run::RunSummary;
 use std::sync::Arc;
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
@@ -129,11 +129,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// The default pipeline.
-pub fn default_spec() -> PipelineSpec {
-    PipelineSpec::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/default"))
-        .expect("default pipeline")
-}
+pub use sagak::testkit::{default_spec, health, utility};
 
 /// Topics and settings of one test.
 pub struct Scenario {
@@ -176,7 +172,7 @@ impl Scenario {
         let mut topics = settings.input_topics(&spec);
         topics.push(settings.topics.alerts.clone());
         topics.push(settings.topics.dlq.clone());
-        sagak::source::kafka::create_topics(&settings.kafka, &topics)
+        sagak::kafka::create_topics(&settings.kafka, &topics)
             .await
             .expect("topics created");
         Scenario {
@@ -205,7 +201,7 @@ impl Scenario {
         let metrics = ops.metrics.clone();
         let task_ops = ops.clone();
         let task = tokio::spawn(async move {
-            sagak::run::run(&settings, &spec, task_ops, async {
+            sagak::drivers::kafka::run(&settings, &spec, task_ops, async {
                 let _ = stopped.await;
             })
             .await
@@ -455,32 +451,7 @@ pub fn days_ago(days: i64) -> String {
         .to_string()
 }
 
-/// A utility-arrears signal.
-pub fn utility(
-    event_id: &str,
-    household: &str,
-    day: &str,
-    utility: &str,
-    months: i64,
-    disconnected: bool,
-) -> String {
-    format!(
-        r#"{{"event_id":"{event_id}","household_id":"{household}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"kepco","utility":"{utility}","months_overdue":{months},"amount_krw":{},"disconnected":{disconnected}}}"#,
-        months * 61_000
-    )
-}
-
-/// A health-insurance signal.
-pub fn health(event_id: &str, household: &str, day: &str, months: i64) -> String {
-    format!(
-        r#"{{"event_id":"{event_id}","household_id":"{household}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"nhis","months_overdue":{months},"amount_krw":{}}}"#,
-        months * 246_000
-    )
-}
-
-/// A job-loss signal.
+/// A job-loss signal in dong 4125052000, the dong of the other test signals.
 pub fn job_loss(event_id: &str, household: &str, day: &str) -> String {
-    format!(
-        r#"{{"event_id":"{event_id}","household_id":"{household}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"moel","person_id":"p-{household}","kind":"job_loss","occurred_on":"{day}"}}"#
-    )
+    sagak::testkit::job_loss(event_id, household, day, "4125052000")
 }

@@ -1,0 +1,55 @@
+//! Stable FNV-1a hashes for ids and checksums that must not change between
+//! Rust versions or runs (std's hashers give no such promise).
+
+/// FNV-1a over `parts` separated by the unit separator 0x1f, for one width.
+macro_rules! fnv1a {
+    ($parts:expr, $ty:ty, $offset:expr, $prime:expr) => {{
+        let mut h: $ty = $offset;
+        for (i, part) in $parts.iter().enumerate() {
+            if i > 0 {
+                h ^= 0x1f;
+                h = h.wrapping_mul($prime);
+            }
+            for &b in part.iter() {
+                h ^= <$ty>::from(b);
+                h = h.wrapping_mul($prime);
+            }
+        }
+        h
+    }};
+}
+
+/// FNV-1a, 128 bit, over `parts` separated by the unit separator 0x1f.
+///
+/// ```
+/// let a = sagak::base::hash::fnv1a128(&[b"hh-1", b"P1"]);
+/// assert_eq!(a, sagak::base::hash::fnv1a128(&[b"hh-1", b"P1"]));
+/// assert_ne!(a, sagak::base::hash::fnv1a128(&[b"hh-1P1"]));
+/// ```
+pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
+    fnv1a!(
+        parts,
+        u128,
+        0x6c62272e07bb014262b821756295c58d,
+        0x0000000001000000000000000000013B
+    )
+}
+
+/// FNV-1a, 64 bit, over `parts` separated by the unit separator 0x1f. Used
+/// where a stored hash stands in for a long id (a signal's event id).
+///
+/// ```
+/// assert_ne!(sagak::base::hash::fnv1a64(&[b"u-1"]), sagak::base::hash::fnv1a64(&[b"u-2"]));
+/// ```
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    fnv1a!(parts, u64, 0xcbf29ce484222325, 0x100000001b3)
+}
+
+/// Hasher for the in-memory maps keyed by household id: foldhash, seeded
+/// per process (so crafted ids cannot aim at one bucket), several times
+/// faster than std's SipHash on short keys. Only for maps, never for
+/// anything persisted.
+pub type FastState = foldhash::fast::RandomState;
+
+/// A map keyed by household id, as held by the window and alert stages.
+pub type HouseholdMap<V> = std::collections::HashMap<Box<str>, V, FastState>;

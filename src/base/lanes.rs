@@ -1,0 +1,75 @@
+//! Work spread over lanes, one per core: households are split by a hash of
+//! their id, each lane owns its part and shares nothing, so the lanes of a
+//! batch (or of a pass over the whole state) run in parallel.
+
+use futures::future::BoxFuture;
+
+/// Runs `job` on each of `lanes` and returns the results in lane order: on
+/// scoped threads (the first on the calling thread) when `parallel`,
+/// otherwise one after the other; a panic on a lane is raised here. The
+/// synchronous twin of [`on_lanes`], for passes over the whole state (copy,
+/// eviction, restore) and for the daily lists' writers.
+pub fn each_lane<L: Send, T: Send>(
+    lanes: impl Iterator<Item = L>,
+    parallel: bool,
+    job: impl Fn(L) -> T + Sync,
+) -> Vec<T> {
+    if !parallel {
+        return lanes.map(job).collect();
+    }
+    let job = &job;
+    std::thread::scope(|scope| {
+        let mut lanes = lanes;
+        let first = lanes.next();
+        let others: Vec<_> = lanes.map(|lane| scope.spawn(move || job(lane))).collect();
+        let mut out: Vec<T> = first.map(job).into_iter().collect();
+        for thread in others {
+            match thread.join() {
+                Ok(v) => out.push(v),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+/// Runs one job per lane and returns their results in lane order: on
+/// scoped threads (the first on the calling thread) when `parallel`,
+/// otherwise one after the other.
+pub async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: bool) -> Vec<T> {
+    if !parallel || jobs.len() < 2 {
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(job.await);
+        }
+        return out;
+    }
+    // The jobs are CPU work on data the lanes own; a lane's query runs one
+    // partition and spawns nothing, so each thread drives its job itself.
+    // `unconstrained`: tokio's cooperative budget is only refilled by its own
+    // scheduler, so under this executor an exhausted budget would spin.
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let drive = |job| futures::executor::block_on(tokio::task::unconstrained(job));
+    std::thread::scope(|scope| {
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next();
+        let others: Vec<_> = jobs
+            .map(|job| {
+                let runtime = runtime.clone();
+                scope.spawn(move || {
+                    let _entered = runtime.as_ref().map(|r| r.enter());
+                    drive(job)
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(others.len() + 1);
+        out.extend(first.map(drive));
+        for thread in others {
+            match thread.join() {
+                Ok(v) => out.push(v),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}

@@ -1,0 +1,20 @@
+//! One raw input message as every driver hands it to the engine.
+
+/// One raw input message: what a source read, before it is decoded.
+#[derive(Debug, Clone)]
+pub struct InputMessage {
+    /// Feed index, or `None` when no feed reads the topic.
+    pub feed: Option<u16>,
+    /// Source topic (for the dead-letter headers).
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Message key.
+    pub key: Option<Vec<u8>>,
+    /// Message value.
+    pub payload: Option<Vec<u8>>,
+    /// Broker timestamp (ms), if any.
+    pub timestamp_ms: Option<i64>,
+}

@@ -1,0 +1,11 @@
+//! What every part of sagak shares, low in the tree so nothing above it
+//! forms a cycle: the raw input message, the clock, the lanes, stable hashes,
+//! compact household-keyed records, calendar arithmetic and identifier rules.
+
+pub mod civil;
+pub mod clock;
+pub mod hash;
+pub mod ids;
+pub mod keyed;
+pub mod lanes;
+pub mod message;

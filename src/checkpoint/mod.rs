@@ -1,0 +1,811 @@
+//! Snapshots of the engine state and the input offsets they correspond to.
+//!
+//! A snapshot is written to a temporary file, synced, then renamed, so a
+//! crash leaves either the old or the new file, never half of one. Each file
+//! starts with a header line carrying the format version, the body length
+//! and a checksum; a file that fails either check is skipped with a loud log
+//! line and the previous one is used. The newest `keep` files are kept.
+//!
+//! State is sharded by input partition (co-partitioned topics keep every
+//! signal of a household on one partition number):
+//! each shard has its own directory `partition-NNNNN` under
+//! `engine.state_dir`, so when the consumer group moves a partition to
+//! another instance, that instance loads the shard's newest snapshot and
+//! seeks to its offsets. Instances of one group therefore share the state
+//! directory (a network or cloud file system mount).
+//!
+//! Format 3 stores the stages' household and alert records exactly as they
+//! are held in memory ([`crate::base::keyed::Record`]), after a short JSON head
+//! (offsets, newest event times, and the [`RecordDictionary`] that says
+//! what the records' numbers stand for). Taking one is a copy of bytes, not
+//! a decode of every household, so the run loop pauses only for the copy
+//! and a [`BackgroundWrite`] puts it on disk while consuming goes on.
+//! Format 2 (the whole state as JSON) is still read, so an upgrade keeps
+//! its state: [`legacy`] converts it to records as it is loaded, so nothing
+//! past this module knows it.
+
+mod legacy;
+#[cfg(test)]
+pub(crate) use legacy::file as format_2_file;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::base::hash::fnv1a128;
+use crate::base::keyed::Record;
+use crate::stages::window::RecordDictionary;
+use crate::stages::StatePart;
+
+/// Version of the snapshot format written by this build. Version 1 kept one
+/// file for all partitions; version 2 one JSON file per partition; version
+/// 3 keeps the records as held in memory.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The JSON format, still read.
+const JSON_FORMAT: u32 = 2;
+
+const MAGIC: &str = "sagak-checkpoint";
+
+/// Why snapshots could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The state directory could not be used.
+    #[error(
+        "cannot use state directory {dir}: {error}. Check `engine.state_dir` and its permissions"
+    )]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The state could not be encoded.
+    #[error("cannot encode the state snapshot: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The thread writing a snapshot could not start or stopped abnormally.
+    #[error("the state snapshot writer {0}; the previous snapshot stays the newest: check memory and `engine.state_dir`, then restart sagak, which resumes from that snapshot")]
+    Writer(&'static str),
+    /// A snapshot from another format version.
+    #[error("snapshot {path} has format version {found}, this sagak reads versions {JSON_FORMAT} and {FORMAT_VERSION}: start the sagak version that wrote it, or move the state directory away to start empty (alerts already sent are then re-sent once)")]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+}
+
+/// Next offset to read of one input partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to consume.
+    pub next_offset: i64,
+}
+
+/// Records of one stage part, copied for a snapshot
+/// ([`Record::as_bytes`], one after another, in parts of a fixed size).
+#[derive(Debug, Default)]
+pub struct PartRecords {
+    /// The copied bytes, in parts.
+    pub chunks: Vec<Vec<u8>>,
+    /// How many records the parts hold.
+    pub count: usize,
+}
+
+impl PartRecords {
+    /// Appends one record's bytes, in parts of `chunk` bytes: a part never
+    /// grows, since a part that doubled would be copied each time (or
+    /// remapped), inside the run loop's pause.
+    pub fn push(&mut self, bytes: &[u8], chunk: usize) {
+        match self.chunks.last_mut() {
+            Some(last) if last.capacity() - last.len() >= bytes.len() => {
+                last.extend_from_slice(bytes)
+            }
+            _ => {
+                let mut fresh = Vec::with_capacity(chunk.max(bytes.len()));
+                fresh.extend_from_slice(bytes);
+                self.chunks.push(fresh);
+            }
+        }
+        self.count += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+}
+
+/// One shard's records, copied from the stateful stages for a snapshot:
+/// one [`PartRecords`] per [`StatePart`].
+#[derive(Debug, Default)]
+pub struct ShardRecords {
+    /// Records per part, indexed by [`StatePart::index`].
+    pub parts: [PartRecords; StatePart::ALL.len()],
+}
+
+impl ShardRecords {
+    /// Appends one record of `part` (see [`PartRecords::push`]).
+    pub fn push(&mut self, part: StatePart, bytes: &[u8], chunk: usize) {
+        self.parts[part.index()].push(bytes, chunk);
+    }
+
+    /// Takes over another copy's parts (of another lane).
+    pub fn append(&mut self, other: ShardRecords) {
+        for (mine, theirs) in self.parts.iter_mut().zip(other.parts) {
+            mine.chunks.extend(theirs.chunks);
+            mine.count += theirs.count;
+        }
+    }
+
+    /// The records of `part`.
+    pub fn part(&self, part: StatePart) -> &PartRecords {
+        &self.parts[part.index()]
+    }
+}
+
+/// The engine's state, copied for a snapshot (see
+/// [`crate::engine::Engine::encode_state`]):
+/// what the run loop hands to the thread that writes it.
+#[derive(Debug, Default)]
+pub struct EncodedState {
+    /// Records per shard.
+    pub shards: BTreeMap<i32, ShardRecords>,
+    /// What the household records' numbers stand for.
+    pub dictionary: RecordDictionary,
+    /// Newest event time per feed.
+    pub feed_newest: Vec<Option<i64>>,
+    /// Fingerprint of the scoring SQL that decided the alert marks, when
+    /// they cover every household at a priority (see
+    /// [`crate::engine::Engine::list_candidates`]).
+    pub scoring: Option<u64>,
+}
+
+/// The JSON head of a format-3 snapshot, before its records.
+#[derive(Debug, Serialize, Deserialize)]
+struct Head {
+    pipeline: String,
+    created_at_ms: i64,
+    shard: i32,
+    offsets: Vec<PartitionOffset>,
+    feed_newest: Vec<Option<i64>>,
+    dictionary: RecordDictionary,
+    households: usize,
+    marks: usize,
+    /// See [`EncodedState::scoring`]; absent in snapshots of sagak before it.
+    #[serde(default)]
+    scoring: Option<u64>,
+}
+
+/// A snapshot read back from disk.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Pipeline name it was taken from.
+    pub pipeline: String,
+    /// Wall clock when taken.
+    pub created_at_ms: i64,
+    /// The shard it holds.
+    pub shard: i32,
+    /// Input offsets the state corresponds to.
+    pub offsets: Vec<PartitionOffset>,
+    /// The shard's state.
+    pub state: StoredRecords,
+}
+
+/// One shard's records as read from a snapshot, checked: every record is
+/// whole and the counts match the head.
+#[derive(Debug)]
+pub struct StoredRecords {
+    /// What the household records' numbers stand for.
+    pub dictionary: RecordDictionary,
+    /// True when the records number feeds by their position in the
+    /// pipeline that reads them (format 2 did not name its feeds, and was
+    /// always read that way); `dictionary.feeds` is then empty.
+    pub feeds_by_position: bool,
+    /// Newest event time per feed of the dictionary.
+    pub feed_newest: Vec<Option<i64>>,
+    /// See [`EncodedState::scoring`].
+    pub scoring: Option<u64>,
+    counts: [usize; StatePart::ALL.len()],
+    /// The whole file (or the converted records); the ranges are the
+    /// record sections of each part.
+    file: Vec<u8>,
+    sections: [Range<usize>; StatePart::ALL.len()],
+}
+
+impl StoredRecords {
+    /// How many records of `part` there are.
+    pub fn count(&self, part: StatePart) -> usize {
+        self.counts[part.index()]
+    }
+
+    /// The records of `part`: id and payload.
+    pub fn records(&self, part: StatePart) -> impl Iterator<Item = (&str, &[u8])> {
+        parse_all(&self.file[self.sections[part.index()].clone()])
+    }
+}
+
+fn parse_all(mut bytes: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    std::iter::from_fn(move || Record::parse(&mut bytes))
+}
+
+/// Whole records in `bytes`; `None` when they do not end exactly at its end.
+fn count_records(mut bytes: &[u8]) -> Option<usize> {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        Record::parse(&mut bytes)?;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Snapshot files of one shard, in one directory.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    keep: usize,
+}
+
+impl CheckpointStore {
+    /// Opens (creating) `dir`, keeping the newest `keep` snapshots.
+    pub fn open(dir: &Path, keep: usize) -> Result<Self, CheckpointError> {
+        fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+        Ok(CheckpointStore {
+            dir: dir.to_path_buf(),
+            keep: keep.max(1),
+        })
+    }
+
+    fn io(&self, error: std::io::Error) -> CheckpointError {
+        CheckpointError::Io {
+            dir: self.dir.clone(),
+            error,
+        }
+    }
+
+    /// Snapshot files, oldest first.
+    fn files(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
+            let path = entry.map_err(|e| self.io(e))?.path();
+            let seq = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("checkpoint-"))
+                .and_then(|n| n.strip_suffix(".snap").or_else(|| n.strip_suffix(".json")))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                files.push((seq, path));
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Writes one shard's snapshot atomically and prunes old ones. Returns
+    /// the file written.
+    fn write(&self, head: &Head, records: &ShardRecords) -> Result<PathBuf, CheckpointError> {
+        let head = serde_json::to_vec(head)?;
+        let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes();
+        let lengths: Vec<[u8; 8]> = records
+            .parts
+            .iter()
+            .map(|p| (p.len() as u64).to_le_bytes())
+            .collect();
+        // the body in the order it is written, as borrowed pieces: the head,
+        // then each part's length and records
+        let mut body: Vec<&[u8]> = vec![&head_len[..], &head];
+        for (part, len) in records.parts.iter().zip(&lengths) {
+            body.push(len);
+            body.extend(part.chunks.iter().map(Vec::as_slice));
+        }
+        let mut sum = twox_hash::XxHash3_128::new();
+        for piece in &body {
+            sum.write(piece);
+        }
+        let len: usize = body.iter().map(|p| p.len()).sum();
+        let header = format!(
+            "{MAGIC} v{FORMAT_VERSION} len={len} xxh3={:032x}\n",
+            sum.finish_128()
+        );
+
+        let files = self.files()?;
+        let seq = files.last().map_or(1, |(s, _)| s + 1);
+        let path = self.dir.join(format!("checkpoint-{seq:012}.snap"));
+        let tmp = self.dir.join(format!(".checkpoint-{seq:012}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut f = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+            f.write_all(header.as_bytes())?;
+            for piece in &body {
+                f.write_all(piece)?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // make the rename itself durable
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| self.io(e))?;
+        let files = self.files()?;
+        if files.len() > self.keep {
+            for (_, old) in &files[..files.len() - self.keep] {
+                let _ = fs::remove_file(old);
+            }
+        }
+        Ok(path)
+    }
+
+    /// The newest snapshot that passes its checks, or `None` when there is
+    /// none. A damaged file is logged and skipped; a file of another format
+    /// version stops the start with [`CheckpointError::Incompatible`].
+    pub fn load_newest(&self) -> Result<Option<Snapshot>, CheckpointError> {
+        for (_, path) in self.files()?.into_iter().rev() {
+            match read_snapshot(&path) {
+                Ok(s) => return Ok(Some(s)),
+                Err(Damage::Version(found)) => {
+                    return Err(CheckpointError::Incompatible { path, found })
+                }
+                Err(Damage::Corrupt(why)) => {
+                    tracing::error!(file = %path.display(), %why, "state snapshot is damaged; falling back to the previous one");
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The snapshot directories of every shard under `engine.state_dir`.
+#[derive(Debug, Clone)]
+pub struct ShardedStore {
+    root: PathBuf,
+    keep: usize,
+}
+
+impl ShardedStore {
+    /// Opens (creating) `root`, keeping the newest `keep` snapshots per
+    /// shard. A directory still in the one-file layout of format version 1
+    /// is refused with [`CheckpointError::Incompatible`].
+    pub fn open(root: &Path, keep: usize) -> Result<Self, CheckpointError> {
+        let legacy = CheckpointStore::open(root, keep)?;
+        if let Some((_, path)) = legacy.files()?.pop() {
+            return Err(CheckpointError::Incompatible { path, found: 1 });
+        }
+        Ok(ShardedStore {
+            root: root.to_path_buf(),
+            keep,
+        })
+    }
+
+    /// The store of one shard.
+    pub fn shard(&self, shard: i32) -> Result<CheckpointStore, CheckpointError> {
+        CheckpointStore::open(&self.root.join(format!("partition-{shard:05}")), self.keep)
+    }
+
+    /// Shards that have a directory, in order.
+    pub fn shards(&self) -> Result<Vec<i32>, CheckpointError> {
+        let io = |error| CheckpointError::Io {
+            dir: self.root.clone(),
+            error,
+        };
+        let mut shards = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            if let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("partition-"))
+                .and_then(|n| n.parse::<i32>().ok())
+            {
+                shards.push(n);
+            }
+        }
+        shards.sort_unstable();
+        Ok(shards)
+    }
+
+    /// Writes one snapshot of each of `shards` from `state`, each with the
+    /// offsets of its own partitions (a shard without state gets an empty
+    /// snapshot, so that its offsets are kept). Returns the files written.
+    pub fn write_state(
+        &self,
+        pipeline: &str,
+        now_ms: i64,
+        state: &EncodedState,
+        shards: impl IntoIterator<Item = i32>,
+        offsets: &[PartitionOffset],
+    ) -> Result<Vec<PathBuf>, CheckpointError> {
+        let empty = ShardRecords::default();
+        let mut files = Vec::new();
+        for shard in shards {
+            let records = state.shards.get(&shard).unwrap_or(&empty);
+            let head = Head {
+                pipeline: pipeline.to_string(),
+                created_at_ms: now_ms,
+                shard,
+                offsets: offsets
+                    .iter()
+                    .filter(|o| o.partition == shard)
+                    .cloned()
+                    .collect(),
+                feed_newest: state.feed_newest.clone(),
+                dictionary: state.dictionary.clone(),
+                households: records.part(StatePart::Households).count,
+                marks: records.part(StatePart::Marks).count,
+                scoring: state.scoring,
+            };
+            files.push(self.shard(shard)?.write(&head, records)?);
+        }
+        Ok(files)
+    }
+
+    /// Hands the newest good snapshot of every shard to `take`, one shard's
+    /// file in memory at a time (for offline use such as `sagak lists`).
+    /// Returns how many shards had one.
+    pub fn each_newest(&self, mut take: impl FnMut(Snapshot)) -> Result<usize, CheckpointError> {
+        let mut found = 0;
+        for shard in self.shards()? {
+            if let Some(snapshot) = self.shard(shard)?.load_newest()? {
+                take(snapshot);
+                found += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest good snapshot of every shard.
+    pub fn load_all(&self) -> Result<Vec<Snapshot>, CheckpointError> {
+        let mut all = Vec::new();
+        for shard in self.shards()? {
+            all.extend(self.shard(shard)?.load_newest()?);
+        }
+        Ok(all)
+    }
+}
+
+enum Damage {
+    Version(u32),
+    Corrupt(String),
+}
+
+fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
+    let bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| Damage::Corrupt("no header line".into()))?;
+    let header = std::str::from_utf8(&bytes[..nl])
+        .map_err(|_| Damage::Corrupt("header is not text".into()))?
+        .to_string();
+    let mut parts = header.split(' ');
+    if parts.next() != Some(MAGIC) {
+        return Err(Damage::Corrupt("not a sagak checkpoint".into()));
+    }
+    let version = parts
+        .next()
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| Damage::Corrupt("no format version".into()))?;
+    if version != FORMAT_VERSION && version != JSON_FORMAT {
+        return Err(Damage::Version(version));
+    }
+    let body = &bytes[nl + 1..];
+    let len = parts
+        .next()
+        .and_then(|l| l.strip_prefix("len="))
+        .and_then(|l| l.parse::<usize>().ok());
+    if len != Some(body.len()) {
+        return Err(Damage::Corrupt(format!(
+            "length {} does not match the header (partial write?)",
+            body.len()
+        )));
+    }
+    let sum = parts.next();
+    let good = match version {
+        JSON_FORMAT => {
+            sum.and_then(|s| s.strip_prefix("fnv128="))
+                == Some(format!("{:032x}", fnv1a128(&[body])).as_str())
+        }
+        _ => {
+            sum.and_then(|s| s.strip_prefix("xxh3="))
+                == Some(format!("{:032x}", twox_hash::XxHash3_128::oneshot(body)).as_str())
+        }
+    };
+    if !good {
+        return Err(Damage::Corrupt("checksum mismatch".into()));
+    }
+    if version == JSON_FORMAT {
+        return legacy::read(body).map_err(|e| Damage::Corrupt(e.to_string()));
+    }
+    let start = nl + 1;
+    read_records(bytes, start)
+        .ok_or_else(|| Damage::Corrupt("records do not match the head".into()))
+}
+
+/// A format-3 body: `[head length, u32 LE][head JSON][households length,
+/// u64 LE][household records][marks length, u64 LE][mark records]`.
+/// The file's bytes are kept whole (a multi-gigabyte body is not moved);
+/// the body starts at `start`.
+fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
+    let section = |at: usize, width: usize| -> Option<Range<usize>> {
+        // written with `to_le_bytes` of a u32 (width 4) or u64 (width 8)
+        let mut le = [0u8; 8];
+        le[..width].copy_from_slice(file.get(at..at + width)?);
+        let len = u64::from_le_bytes(le);
+        let start = at + width;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        (end <= file.len()).then_some(start..end)
+    };
+    let head_at = section(start, 4)?;
+    let head: Head = serde_json::from_slice(&file[head_at.clone()]).ok()?;
+    let households = section(head_at.end, 8)?;
+    let marks = section(households.end, 8)?;
+    let whole = marks.end == file.len()
+        && count_records(&file[households.clone()]) == Some(head.households)
+        && count_records(&file[marks.clone()]) == Some(head.marks);
+    whole.then_some(Snapshot {
+        pipeline: head.pipeline,
+        created_at_ms: head.created_at_ms,
+        shard: head.shard,
+        offsets: head.offsets,
+        state: StoredRecords {
+            dictionary: head.dictionary,
+            feeds_by_position: false,
+            feed_newest: head.feed_newest,
+            scoring: head.scoring,
+            counts: [head.households, head.marks],
+            file,
+            sections: [households, marks],
+        },
+    })
+}
+
+/// A snapshot being written on a thread of its own, so that the run loop
+/// goes on consuming while the state reaches the disk. Its offsets are
+/// committed once it is durable ([`BackgroundWrite::finish`]).
+pub struct BackgroundWrite {
+    thread: std::thread::JoinHandle<Result<Duration, CheckpointError>>,
+    offsets: Vec<PartitionOffset>,
+}
+
+impl BackgroundWrite {
+    /// Starts writing `state` for `shards` (see [`ShardedStore::write_state`]).
+    pub fn start(
+        store: ShardedStore,
+        pipeline: String,
+        now_ms: i64,
+        state: EncodedState,
+        shards: Vec<i32>,
+        offsets: Vec<PartitionOffset>,
+    ) -> Result<Self, CheckpointError> {
+        let own = offsets.clone();
+        let thread = std::thread::Builder::new()
+            .name("sagak-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                store.write_state(&pipeline, now_ms, &state, shards, &own)?;
+                Ok(started.elapsed())
+            })
+            .map_err(|_| CheckpointError::Writer("thread could not start"))?;
+        Ok(BackgroundWrite { thread, offsets })
+    }
+
+    /// True once the write is done (or failed); [`Self::finish`] then does
+    /// not wait.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the write. Returns the offsets the snapshot holds, to
+    /// commit, and how long the write took.
+    pub fn finish(self) -> Result<(Vec<PartitionOffset>, Duration), CheckpointError> {
+        let took = self
+            .thread
+            .join()
+            .map_err(|_| CheckpointError::Writer("stopped abnormally"))??;
+        Ok((self.offsets, took))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard state holding one household record and one mark record
+    /// (the store does not read payloads; the stages do).
+    fn state(household: &str) -> EncodedState {
+        let mut records = ShardRecords::default();
+        let signals = Record::new(household, b"signals");
+        records.push(StatePart::Households, signals.as_bytes(), 64);
+        // a part that starts empty is still read through
+        records.parts[StatePart::Marks.index()]
+            .chunks
+            .push(Vec::new());
+        records.push(
+            StatePart::Marks,
+            Record::new(household, b"mark").as_bytes(),
+            1,
+        );
+        EncodedState {
+            shards: BTreeMap::from([(3, records)]),
+            dictionary: RecordDictionary {
+                feeds: vec!["job-loss".into()],
+                symbols: vec!["premium".into()],
+            },
+            feed_newest: vec![Some(7)],
+            scoring: Some(42),
+        }
+    }
+
+    fn write(store: &CheckpointStore, household: &str, offsets: &[PartitionOffset]) -> PathBuf {
+        let state = state(household);
+        let head = Head {
+            pipeline: "default".into(),
+            created_at_ms: 1,
+            shard: 3,
+            offsets: offsets.to_vec(),
+            feed_newest: state.feed_newest.clone(),
+            dictionary: state.dictionary.clone(),
+            households: 1,
+            marks: 1,
+            scoring: state.scoring,
+        };
+        store.write(&head, &state.shards[&3]).unwrap()
+    }
+
+    fn households(snapshot: &Snapshot) -> Vec<String> {
+        snapshot
+            .state
+            .records(StatePart::Households)
+            .map(|(id, _)| id.into())
+            .collect()
+    }
+
+    #[test]
+    fn newest_snapshot_round_trips_and_old_ones_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 2).unwrap();
+        let offsets = vec![PartitionOffset {
+            topic: "signals.job-loss".into(),
+            partition: 3,
+            next_offset: 42,
+        }];
+        for hh in ["hh-1", "hh-2", "hh-3"] {
+            write(&store, hh, &offsets);
+        }
+        assert_eq!(store.files().unwrap().len(), 2);
+        let snap = store.load_newest().unwrap().unwrap();
+        assert_eq!((&snap.offsets, snap.shard), (&offsets, 3));
+        assert_eq!(households(&snap), ["hh-3"]);
+        let stored = &snap.state;
+        assert_eq!(
+            stored.records(StatePart::Households).next(),
+            Some(("hh-3", &b"signals"[..]))
+        );
+        assert_eq!(
+            stored.records(StatePart::Marks).collect::<Vec<_>>(),
+            [("hh-3", &b"mark"[..])]
+        );
+        assert!(!stored.feeds_by_position);
+        assert_eq!(stored.dictionary, state("x").dictionary);
+        assert_eq!(stored.feed_newest, [Some(7)]);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 5).unwrap();
+        write(&store, "hh-1", &[]);
+        let newest = write(&store, "hh-2", &[]);
+        let good = fs::read(&newest).unwrap();
+        // cut short (a partial write), and one byte of a record changed
+        let mut cut = good.clone();
+        cut.truncate(good.len() - 3);
+        let mut flipped = good.clone();
+        let at = good.len() - 10;
+        flipped[at] ^= 0x20;
+        for damaged in [cut, flipped] {
+            fs::write(&newest, damaged).unwrap();
+            let snap = store.load_newest().unwrap().unwrap();
+            assert_eq!(households(&snap), ["hh-1"]);
+        }
+    }
+
+    #[test]
+    fn another_format_version_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 5).unwrap();
+        let path = write(&store, "hh-1", &[]);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b" v3 ").unwrap();
+        bytes[at + 2] = b'9';
+        fs::write(&path, bytes).unwrap();
+        let err = store.load_newest().unwrap_err().to_string();
+        assert!(err.contains("format version 9"), "{err}");
+    }
+
+    #[test]
+    fn a_json_snapshot_of_format_2_still_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 5).unwrap();
+        let signal = crate::stages::window::LiveSignal {
+            observed_at: 5,
+            event_key: 9,
+            dong: 4_125_052_000,
+            amount_krw: 1_000,
+            months_overdue: crate::stages::window::NONE_I64,
+            subject: "premium".into(),
+            kind: None,
+            occurred_on: crate::stages::window::NONE_I32,
+            feed: 2,
+            disconnected: crate::stages::window::NONE_U8,
+        };
+        let mark = crate::stages::alert::AlertMark {
+            priority: crate::stages::score::Priority::P2,
+            at: 5,
+            count: 1,
+            shard: 3,
+        };
+        let held = [
+            ("hh-9".to_string(), 3, vec![signal]),
+            // a household left with no signals is not restored
+            ("hh-8".to_string(), 3, Vec::new()),
+        ];
+        let offsets = vec![PartitionOffset {
+            topic: "signals.job-loss".into(),
+            partition: 3,
+            next_offset: 42,
+        }];
+        let file = legacy::file(3, offsets, &held, &[("hh-9".into(), mark)], vec![Some(7)]);
+        fs::write(dir.path().join("checkpoint-000000000001.json"), file).unwrap();
+        let snap = store.load_newest().unwrap().unwrap();
+        assert_eq!(households(&snap), ["hh-9"]);
+        assert_eq!(snap.offsets[0].next_offset, 42);
+        let stored = &snap.state;
+        assert!(
+            stored.feeds_by_position,
+            "format 2 numbered feeds by position"
+        );
+        assert_eq!(stored.feed_newest, [Some(7)]);
+        assert_eq!(stored.scoring, None);
+        assert_eq!(stored.count(StatePart::Marks), 1);
+        // the next snapshot is format 3 and newer
+        write(&store, "hh-10", &[]);
+        assert_eq!(
+            households(&store.load_newest().unwrap().unwrap()),
+            ["hh-10"]
+        );
+    }
+
+    #[test]
+    fn each_shard_has_its_own_directory_and_the_old_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sharded = ShardedStore::open(dir.path(), 2).unwrap();
+        let files = sharded
+            .write_state("default", 1, &state("hh-3"), [3, 11], &[])
+            .unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(sharded.shards().unwrap(), vec![3, 11]);
+        let all = sharded.load_all().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(households(&all[0]), ["hh-3"]);
+        // a shard without state still records its offsets, with no households
+        assert_eq!(
+            (all[1].shard, all[1].state.count(StatePart::Households)),
+            (11, 0)
+        );
+
+        // a version-1 directory had its snapshot files at the top
+        fs::write(dir.path().join("checkpoint-000000000001.json"), "x").unwrap();
+        let err = ShardedStore::open(dir.path(), 2).unwrap_err().to_string();
+        assert!(err.contains("format version 1"), "{err}");
+    }
+}

@@ -1,0 +1,600 @@
+//! The pipeline definition an operator edits: `pipelines/<name>/pipeline.toml`
+//! and the SQL file it names.
+//!
+//! A [`PipelineSpec`] says which feeds exist, how each feed's fields are
+//! validated and which column of the signal table they fill, the window,
+//! lateness and cooldown, and the scoring SQL with its parameters filled in.
+//! The engine reads only this; nothing in it is specific to one feed.
+//!
+//! ```no_run
+//! let spec = sagak::definition::PipelineSpec::load("pipelines/default".as_ref()).unwrap();
+//! assert_eq!(spec.feeds.len(), 3);
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds in one day, for the day-based settings of a pipeline.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Most fields (common + feed) a feed may declare: the decoder keeps one
+/// slot per field on the stack for every message.
+pub const MAX_FIELDS: usize = 24;
+
+/// Why a pipeline definition could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The file could not be read.
+    #[error("cannot read pipeline file {path}: {error}. Check `pipeline.dir` in sagak.toml points at a folder holding pipeline.toml")]
+    Read {
+        /// The file that failed.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The TOML does not parse or has wrong or unknown keys.
+    #[error("{path} is not a valid pipeline: {message}")]
+    Parse {
+        /// The file that failed.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A key parses but its value cannot work.
+    #[error("{path}: `{key}` {problem}")]
+    Invalid {
+        /// The file that failed.
+        path: PathBuf,
+        /// Dotted key of the bad value.
+        key: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+/// Column of the signal table a feed field can fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Column {
+    /// What a later signal supersedes (one utility, one person's job...).
+    Subject,
+    /// A kind within the feed (job_loss, business_closure...).
+    Kind,
+    /// Months a bill or premium is overdue.
+    MonthsOverdue,
+    /// Amount overdue in KRW.
+    AmountKrw,
+    /// Supply cut off or limited.
+    Disconnected,
+    /// A calendar date the agency reports (not the event time).
+    OccurredOn,
+}
+
+/// Type and constraints of one feed field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Free text, 1-256 characters.
+    String,
+    /// A pseudonymous id: 1-64 characters of `[A-Za-z0-9_-]`, never a
+    /// resident registration number.
+    Id,
+    /// One of `values`.
+    Enum,
+    /// A JSON integer within `min`..=`max`.
+    Int,
+    /// A JSON boolean.
+    Bool,
+    /// A `YYYY-MM-DD` date.
+    Date,
+}
+
+/// One field of a feed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// How the value is validated.
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// Allowed values of an enum field.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Smallest allowed integer.
+    pub min: Option<i64>,
+    /// Largest allowed integer.
+    pub max: Option<i64>,
+    /// Column of the signal table the value fills; none = validated only.
+    pub column: Option<Column>,
+    /// A message without the field is rejected (default true).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One agency feed: a topic, its fields and how its reasons read.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSpec {
+    /// Short name, used in metrics, reasons and the `feed` column.
+    pub name: String,
+    /// Default input topic (sagak.toml `topics.inputs.<name>` overrides it).
+    pub topic: String,
+    /// Crisis category this feed's signals count towards.
+    pub category: String,
+    /// Constant subject for feeds without a subject field.
+    pub subject: Option<String>,
+    /// English reason template.
+    pub reason: String,
+    /// Korean reason template.
+    pub reason_ko: String,
+    /// Korean words for subject and kind values in `reason_ko`
+    /// (e.g. electricity = "전기"); values without one are shown as sent.
+    #[serde(default)]
+    pub labels_ko: BTreeMap<String, String>,
+    /// The feed's own fields, by JSON name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldSpec>,
+}
+
+/// Window settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Length of a household's window in days.
+    pub length_days: u32,
+    /// Watermark lag behind the newest event time of a feed, in days.
+    pub allowed_lateness_days: u32,
+    /// How far ahead of the wall clock an event time may be, in hours.
+    pub max_future_hours: u32,
+    /// Bound on live signals kept per household.
+    pub max_signals_per_household: usize,
+}
+
+impl WindowSpec {
+    /// Window length in milliseconds.
+    pub fn length_ms(&self) -> i64 {
+        i64::from(self.length_days) * DAY_MS
+    }
+    /// Allowed lateness in milliseconds.
+    pub fn lateness_ms(&self) -> i64 {
+        i64::from(self.allowed_lateness_days) * DAY_MS
+    }
+}
+
+/// Alert emission settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSpec {
+    /// No repeat at the same or a lower priority within this many days.
+    pub cooldown_days: u32,
+}
+
+/// Daily list settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSpec {
+    /// Hour of the daily cut-off, local time.
+    pub cutoff_hour: u32,
+    /// UTC offset of local time in hours (Asia/Seoul: 9).
+    pub utc_offset_hours: i32,
+}
+
+impl Default for ListSpec {
+    fn default() -> Self {
+        ListSpec {
+            cutoff_hour: 6,
+            utc_offset_hours: 9,
+        }
+    }
+}
+
+/// A dong this deployment serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Dong {
+    /// 10-digit administrative code.
+    pub dong_code: String,
+    /// Korean name.
+    pub name_ko: String,
+    /// English name.
+    pub name_en: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineFile {
+    name: String,
+    version: String,
+    score_sql: String,
+    dongs: Option<String>,
+    lists_sql: Option<String>,
+    #[serde(default)]
+    lists: ListSpec,
+    window: WindowSpec,
+    alerts: AlertSpec,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+    feeds: Vec<FeedSpec>,
+}
+
+/// A loaded and checked pipeline definition.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Pipeline name, sent in every alert.
+    pub name: String,
+    /// Pipeline version, sent in every alert.
+    pub version: String,
+    /// Window settings.
+    pub window: WindowSpec,
+    /// Alert settings.
+    pub alerts: AlertSpec,
+    /// The feeds; a feed's index here is its id in the engine.
+    pub feeds: Vec<FeedSpec>,
+    /// The scoring SQL with every `${param}` filled in.
+    pub score_sql: String,
+    /// The list-ranking SQL with every `${param}` filled in, if the
+    /// pipeline makes daily lists.
+    pub lists_sql: Option<String>,
+    /// Daily list settings.
+    pub lists: ListSpec,
+    /// Dongs served by this deployment.
+    pub dongs: Vec<Dong>,
+    params: BTreeMap<String, toml::Value>,
+}
+
+impl PipelineSpec {
+    /// Reads `pipeline.toml` and its SQL from `dir` and checks them.
+    pub fn load(dir: &Path) -> Result<Self, PipelineError> {
+        let path = dir.join("pipeline.toml");
+        let text = read(&path)?;
+        let file: PipelineFile = toml::from_str(&text).map_err(|e| PipelineError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let sql_path = dir.join(&file.score_sql);
+        let sql = read(&sql_path)?;
+        let lists_sql = file
+            .lists_sql
+            .as_ref()
+            .map(|f| read(&dir.join(f)))
+            .transpose()?;
+        // Relative names in the file are relative to its folder.
+        let dongs = match &file.dongs {
+            Some(f) => read_dongs(&dir.join(f))?,
+            None => Vec::new(),
+        };
+        let mut spec = Self::from_parts(file, &sql, &path)?;
+        spec.dongs = dongs;
+        if let Some(text) = lists_sql {
+            spec.lists_sql = Some(fill_params(&text, &spec.params).map_err(|name| PipelineError::Invalid {
+                path: path.clone(),
+                key: format!("params.{name}"),
+                problem: format!("is used as ${{{name}}} in the lists SQL but not set: add it under [params]"),
+            })?);
+        }
+        Ok(spec)
+    }
+
+    fn from_parts(file: PipelineFile, sql: &str, path: &Path) -> Result<Self, PipelineError> {
+        let invalid = |key: String, problem: String| PipelineError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            problem,
+        };
+        if file.window.length_days == 0 {
+            return Err(invalid(
+                "window.length_days".into(),
+                "must be at least 1 (days)".into(),
+            ));
+        }
+        if file.window.max_signals_per_household == 0 {
+            return Err(invalid(
+                "window.max_signals_per_household".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if file.feeds.is_empty() {
+            return Err(invalid(
+                "feeds".into(),
+                "is empty: add at least one [[feeds]] table".into(),
+            ));
+        }
+        for (i, feed) in file.feeds.iter().enumerate() {
+            check_feed(i, feed, &file.feeds).map_err(|(k, p)| invalid(k, p))?;
+        }
+        let mut params = file.params.clone();
+        params.insert(
+            "window_days".into(),
+            toml::Value::Integer(i64::from(file.window.length_days)),
+        );
+        // As a duration: a timestamp minus an INTERVAL goes through calendar
+        // arithmetic per row, a timestamp minus a duration is one subtraction.
+        params.insert(
+            "window_ms".into(),
+            toml::Value::Integer(i64::from(file.window.length_days) * DAY_MS),
+        );
+        let score_sql = fill_params(sql, &params).map_err(|name| {
+            invalid(
+                format!("params.{name}"),
+                format!(
+                    "is used as ${{{name}}} in {} but not set: add it under [params]",
+                    file.score_sql
+                ),
+            )
+        })?;
+        if file.lists.cutoff_hour > 23 || file.lists.utc_offset_hours.abs() > 14 {
+            return Err(invalid(
+                "lists".into(),
+                "cutoff_hour must be 0-23 and utc_offset_hours -14..14".into(),
+            ));
+        }
+        Ok(PipelineSpec {
+            name: file.name,
+            version: file.version,
+            window: file.window,
+            alerts: file.alerts,
+            feeds: file.feeds,
+            score_sql,
+            lists_sql: None,
+            lists: file.lists,
+            dongs: Vec::new(),
+            params,
+        })
+    }
+
+    /// The default pipeline as shipped in `pipelines/default`, compiled into
+    /// the binary, for running from a folder that does not hold it.
+    pub fn embedded_default() -> Result<Self, PipelineError> {
+        let path = PathBuf::from("(built-in) pipelines/default/pipeline.toml");
+        let text = include_str!("../../pipelines/default/pipeline.toml");
+        let file: PipelineFile = toml::from_str(text).map_err(|e| PipelineError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut spec = Self::from_parts(
+            file,
+            include_str!("../../pipelines/default/score.sql"),
+            &path,
+        )?;
+        spec.dongs = parse_dongs(include_str!("../../pipelines/default/dongs.csv"), &path)?;
+        spec.lists_sql = Some(
+            fill_params(
+                include_str!("../../pipelines/default/lists.sql"),
+                &spec.params,
+            )
+            .map_err(|name| PipelineError::Invalid {
+                path: path.clone(),
+                key: format!("params.{name}"),
+                problem: "is not set".into(),
+            })?,
+        );
+        Ok(spec)
+    }
+
+    /// Index of the feed called `name`.
+    pub fn feed_index(&self, name: &str) -> Option<usize> {
+        self.feeds.iter().position(|f| f.name == name)
+    }
+}
+
+/// Reads the served-dong table: a CSV with header `dong_code,name_ko,name_en`.
+fn read_dongs(path: &Path) -> Result<Vec<Dong>, PipelineError> {
+    parse_dongs(&read(path)?, path)
+}
+
+fn parse_dongs(text: &str, path: &Path) -> Result<Vec<Dong>, PipelineError> {
+    let invalid = |line: usize, problem: String| PipelineError::Invalid {
+        path: path.to_path_buf(),
+        key: format!("line {line}"),
+        problem,
+    };
+    let mut dongs = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [code, ko, en] = cols[..] else {
+            return Err(invalid(i + 1, "must be dong_code,name_ko,name_en".into()));
+        };
+        if !crate::base::ids::is_dong_code(code) {
+            return Err(invalid(
+                i + 1,
+                format!("dong code {code:?} is not 10 digits"),
+            ));
+        }
+        dongs.push(Dong {
+            dong_code: code.into(),
+            name_ko: ko.into(),
+            name_en: en.into(),
+        });
+    }
+    Ok(dongs)
+}
+
+fn read(path: &Path) -> Result<String, PipelineError> {
+    std::fs::read_to_string(path).map_err(|error| PipelineError::Read {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// The common fields every signal carries; a feed may not redefine them.
+pub const COMMON_FIELDS: [&str; 5] = [
+    "event_id",
+    "household_id",
+    "dong_code",
+    "observed_at",
+    "source",
+];
+
+fn check_feed(i: usize, feed: &FeedSpec, all: &[FeedSpec]) -> Result<(), (String, String)> {
+    let at = |k: &str| format!("feeds[{i}] ({}).{k}", feed.name);
+    if feed.name.is_empty()
+        || !feed
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err((
+            at("name"),
+            "must be non-empty ASCII letters, digits, '-' or '_'".into(),
+        ));
+    }
+    if all[..i].iter().any(|f| f.name == feed.name) {
+        return Err((
+            at("name"),
+            "is used by an earlier feed: feed names must be unique".into(),
+        ));
+    }
+    if all[..i].iter().any(|f| f.topic == feed.topic) {
+        return Err((
+            at("topic"),
+            "is used by an earlier feed: one topic per feed".into(),
+        ));
+    }
+    if feed.category.is_empty() {
+        return Err((at("category"), "must name a crisis category".into()));
+    }
+    if feed.fields.len() + COMMON_FIELDS.len() > MAX_FIELDS {
+        return Err((
+            at("fields"),
+            format!("has more than {} fields", MAX_FIELDS - COMMON_FIELDS.len()),
+        ));
+    }
+    let mut filled: Vec<Column> = Vec::new();
+    for (name, field) in &feed.fields {
+        let key = at(&format!("fields.{name}"));
+        if COMMON_FIELDS.contains(&name.as_str()) {
+            return Err((
+                key,
+                "is a common field of every signal; remove it from the feed".into(),
+            ));
+        }
+        if field.ty == FieldType::Enum && field.values.is_empty() {
+            return Err((key, "is an enum without `values`".into()));
+        }
+        if let (Some(min), Some(max)) = (field.min, field.max) {
+            if min > max {
+                return Err((key, format!("has min {min} above max {max}")));
+            }
+        }
+        if let Some(col) = field.column {
+            let fits = match col {
+                Column::Subject | Column::Kind => matches!(
+                    field.ty,
+                    FieldType::String | FieldType::Id | FieldType::Enum
+                ),
+                Column::MonthsOverdue | Column::AmountKrw => field.ty == FieldType::Int,
+                Column::Disconnected => field.ty == FieldType::Bool,
+                Column::OccurredOn => field.ty == FieldType::Date,
+            };
+            if !fits {
+                return Err((
+                    key,
+                    format!("of type {:?} cannot fill column {col:?}", field.ty),
+                ));
+            }
+            if filled.contains(&col) {
+                return Err((
+                    key,
+                    format!("fills column {col:?}, which another field of the feed fills already"),
+                ));
+            }
+            filled.push(col);
+        }
+    }
+    let has_subject_field = filled.contains(&Column::Subject);
+    if has_subject_field == feed.subject.is_some() {
+        return Err((at("subject"), "set either a constant `subject` or one field with column = \"subject\", not both or neither".into()));
+    }
+    Ok(())
+}
+
+/// Replaces every `${name}` in `sql`; returns the first unknown name as error.
+fn fill_params(sql: &str, params: &BTreeMap<String, toml::Value>) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(after.chars().take(20).collect());
+        };
+        let name = &after[..end];
+        let value = params.get(name).ok_or_else(|| name.to_string())?;
+        match value {
+            toml::Value::String(s) => out.push_str(s),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default")
+    }
+
+    #[test]
+    fn default_pipeline_loads_with_every_param_filled() {
+        let spec = PipelineSpec::load(&default_dir()).expect("default pipeline loads");
+        assert_eq!(spec.feeds.len(), 3);
+        assert_eq!(spec.dongs.len(), 8);
+        assert_eq!(spec.dongs[1].name_ko, "생연2동");
+        assert!(spec.lists_sql.as_deref().is_some_and(|s| !s.contains("${")));
+        let embedded = PipelineSpec::embedded_default().expect("built-in copy loads");
+        assert_eq!(embedded.score_sql, spec.score_sql);
+        assert_eq!(embedded.dongs, spec.dongs);
+        assert!(
+            !spec.score_sql.contains("${"),
+            "unfilled placeholder in SQL"
+        );
+        assert!(spec
+            .score_sql
+            .contains("arrow_cast(7776000000, 'Duration(Millisecond)')"));
+    }
+
+    #[test]
+    fn missing_param_names_the_key() {
+        let params = BTreeMap::new();
+        assert_eq!(
+            fill_params("x >= ${health_min_months}", &params),
+            Err("health_min_months".to_string())
+        );
+    }
+
+    #[test]
+    fn feed_with_two_subjects_is_refused_with_its_key() {
+        let text = r#"
+            name = "t"
+            version = "1"
+            score_sql = "score.sql"
+            window = { length_days = 90, allowed_lateness_days = 7, max_future_hours = 24, max_signals_per_household = 8 }
+            alerts = { cooldown_days = 30 }
+            [[feeds]]
+            name = "rent"
+            topic = "signals.rent"
+            category = "housing"
+            subject = "lh"
+            reason = "rent"
+            reason_ko = "rent"
+            fields = { unit = { type = "id", column = "subject" } }
+        "#;
+        let file: PipelineFile = toml::from_str(text).unwrap();
+        let err = PipelineSpec::from_parts(file, "select 1", Path::new("p.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.toml: `feeds[0] (rent).subject` set either a constant `subject` or one field with column = \"subject\", not both or neither"
+        );
+    }
+}

@@ -1,0 +1,523 @@
+//! `sagak run`: drives the engine from Kafka, through the [`DriverCore`].
+//!
+//! Delivery guarantee (at least once):
+//! 1. Messages are collected into a micro-batch while the consumer has more
+//!    ready, up to `engine.max_batch` messages and at most
+//!    `engine.flush_interval_ms` after the first one. A batch goes as soon as
+//!    the consumer holds nothing more, so at low rates a signal does not wait
+//!    for the interval, and under load batches fill up.
+//! 2. The batch is processed; its alerts and dead letters are sent with the
+//!    idempotent producer and the batch is done only when the broker has
+//!    acknowledged every one of them (retried until it does).
+//! 3. Every `engine.checkpoint_interval_ms` (and on shutdown) the engine
+//!    state and the offsets of all done batches are copied (the loop pauses
+//!    only for the copy) and written to a snapshot on a thread of its own;
+//!    only once it is durable are those offsets committed to the consumer
+//!    group. A revoke waits for the snapshot being written, so the
+//!    partitions' next owner reads it.
+//!
+//! So a committed offset always has its effects durable: alerts acknowledged
+//! and state snapshotted. After a crash the newest snapshot is restored and
+//! consumption resumes from its offsets; input after it is replayed, which
+//! may re-send an alert with the same `alert_id` but never loses one.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+
+use super::{DriverCore, DriverError, ListSchedule, OnListFailure};
+use crate::base::clock::{wall_clock_ms, WallClock};
+use crate::base::message::InputMessage;
+use crate::checkpoint::{
+    BackgroundWrite, CheckpointError, EncodedState, PartitionOffset, ShardedStore,
+};
+use crate::config::Settings;
+use crate::definition::PipelineSpec;
+use crate::engine::{BatchResult, Engine, Outputs};
+use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::ownership::{Ownership, Writing};
+use crate::kafka::sink::KafkaSink;
+use crate::kafka::source::{self as source, SourceConsumer, TopicFeeds};
+use crate::lists::DailyLists;
+use crate::metrics::Metrics;
+use crate::ops::OpsState;
+use crate::stages::score::ScoreError;
+
+/// Why the pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Kafka client could not be created or used.
+    #[error("Kafka: {0}. Check `kafka.brokers` and the librdkafka properties in sagak.toml")]
+    Kafka(#[from] KafkaError),
+    /// State snapshots failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The scoring SQL failed.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+    /// The daily lists failed where they may not (never under `run`'s
+    /// policy, which logs and counts a failed list instead).
+    #[error(transparent)]
+    Lists(#[from] crate::lists::ListError),
+}
+
+impl From<DriverError<Infallible>> for RunError {
+    fn from(e: DriverError<Infallible>) -> Self {
+        match e {
+            DriverError::Score(e) => RunError::Score(e),
+            DriverError::Lists(e) => RunError::Lists(e),
+            DriverError::Outputs(never) => match never {},
+        }
+    }
+}
+
+/// Counts of one run, returned on a clean shutdown.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Alerts sent.
+    pub alerts: u64,
+    /// Messages sent to the dead-letter topic.
+    pub rejected: u64,
+    /// Snapshots written.
+    pub checkpoints: u64,
+}
+
+/// The Kafka driver's outputs: the idempotent producer, then the offsets
+/// of the delivered batch marked as processed.
+struct KafkaOutputs<'a> {
+    sink: &'a KafkaSink,
+    ownership: &'a Ownership,
+    metrics: &'a Metrics,
+}
+
+impl Outputs for KafkaOutputs<'_> {
+    type Error = Infallible;
+
+    /// Returns once the broker has acknowledged every alert and dead letter
+    /// (the sink retries until it does).
+    async fn deliver(
+        &mut self,
+        result: &BatchResult,
+        batch: &[InputMessage],
+    ) -> Result<(), Infallible> {
+        self.sink
+            .deliver(&result.alerts, &result.rejects, batch)
+            .await;
+        if !result.alerts.is_empty() {
+            // Latency of an alert: from the broker timestamp of the
+            // household's newest message in the batch to now, when the
+            // broker has acked it.
+            let acked = wall_clock_ms();
+            let mut newest: std::collections::HashMap<&[u8], i64> = Default::default();
+            for m in batch {
+                if let (Some(k), Some(t)) = (m.key.as_deref(), m.timestamp_ms) {
+                    let e = newest.entry(k).or_insert(t);
+                    *e = (*e).max(t);
+                }
+            }
+            for a in &result.alerts {
+                if let Some(t) = newest.get(a.household_id.as_bytes()) {
+                    self.metrics
+                        .event_to_alert
+                        .observe((acked - t).max(0) as f64 / 1000.0);
+                }
+            }
+        }
+        self.ownership.advance(batch);
+        Ok(())
+    }
+}
+
+/// Runs the pipeline until `shutdown` resolves, then finishes the batch in
+/// flight, writes a final snapshot, commits and returns.
+pub async fn run(
+    settings: &Settings,
+    spec: &PipelineSpec,
+    ops: Arc<OpsState>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, RunError> {
+    let metrics = ops.metrics.clone();
+    let engine = Engine::new(spec, metrics.clone());
+    engine.start().await?;
+    let inputs = settings.input_topics(spec);
+    if settings.kafka.create_topics {
+        let mut all = inputs.clone();
+        all.push(settings.topics.alerts.clone());
+        all.push(settings.topics.dlq.clone());
+        crate::kafka::create_topics(&settings.kafka, &all).await?;
+    }
+
+    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)?;
+    let ownership = Arc::new(Ownership::new(store.clone()));
+    let consumer = source::consumer(
+        &settings.kafka,
+        metrics.consumer_lag.clone(),
+        ownership.clone(),
+    )?;
+    if settings.kafka.static_assignment {
+        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &ownership))?;
+    } else {
+        let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs)?;
+    }
+    let sink = KafkaSink::new(
+        &settings.kafka,
+        &settings.topics.alerts,
+        &settings.topics.dlq,
+        metrics.clone(),
+    )?;
+    sink.connect(Duration::from_secs(5)).await;
+    let feeds = TopicFeeds::new(&inputs);
+    tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
+
+    let mut core = DriverCore::new(engine, WallClock, &ops, settings.engine.max_batch);
+    if settings.lists.enabled {
+        match DailyLists::new(spec) {
+            Ok(lists) => {
+                let schedule = ListSchedule::new(
+                    lists,
+                    settings.lists.out_dir.clone(),
+                    wall_clock_ms(),
+                    OnListFailure::LogAndContinue,
+                );
+                core = core.with_lists(schedule);
+            }
+            Err(e) => tracing::warn!(error = %e, "daily lists are off"),
+        }
+    }
+    let mut out = KafkaOutputs {
+        sink: &sink,
+        ownership: &ownership,
+        metrics: &metrics,
+    };
+
+    let flush_every = Duration::from_millis(settings.engine.flush_interval_ms);
+    let checkpoint_every = Duration::from_millis(settings.engine.checkpoint_interval_ms);
+    let mut next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
+    let mut observe_tick = tokio::time::interval(Duration::from_secs(1));
+    observe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch_deadline: Option<tokio::time::Instant> = None;
+    let mut checkpoints = 0;
+    let mut dirty = false;
+    let mut generation = 0;
+    let ctx = Checkpointing {
+        store: &store,
+        metrics: &metrics,
+        ownership: &ownership,
+        consumer: &consumer,
+        pipeline: &spec.name,
+    };
+    tokio::pin!(shutdown);
+
+    // A message the consumer already held, taken while filling the batch.
+    let mut ready: Option<Event> = None;
+    loop {
+        let deadline = batch_deadline;
+        let cutoff_in = core
+            .next_cutoff_ms()
+            .map(|c| Duration::from_millis((c - wall_clock_ms()).max(0) as u64));
+        let event = if let Some(event) = ready.take() {
+            event
+        } else {
+            tokio::select! {
+            biased;
+            _ = &mut shutdown => Event::Shutdown,
+            _ = async { tokio::time::sleep(cutoff_in.unwrap_or_default()).await }, if cutoff_in.is_some() => Event::Tick,
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => Event::BatchDue,
+            _ = observe_tick.tick() => Event::Observe,
+            _ = tokio::time::sleep_until(next_checkpoint) => Event::Checkpoint,
+            received = consumer.recv() => Event::Received(received.map(|m| feeds.input(&m))),
+            }
+        };
+        // A rebalance callback ran inside some poll of `recv()`: move state
+        // before anything else touches the engine.
+        if ownership.generation() != generation {
+            generation = ownership.generation();
+            apply_handover(core.engine_mut(), &ownership)?;
+            core.discard_buffer();
+            batch_deadline = None;
+        }
+        // The batch in flight is processed first when it is full or due;
+        // the timer flushes it itself before a cut-off's lists.
+        let mut flush_now = false;
+        let mut tick = false;
+        match event {
+            Event::Shutdown => break,
+            Event::Tick => tick = true,
+            Event::BatchDue => flush_now = true,
+            Event::Observe => {
+                observe_consumer(&consumer, &ops);
+                tick = true;
+            }
+            Event::Checkpoint => {
+                let mut wait = checkpoint_every;
+                if let Some(paused) = ctx.tick(core.engine_mut(), dirty)? {
+                    checkpoints += 1;
+                    dirty = false;
+                    wait = spaced(checkpoint_every, paused);
+                }
+                next_checkpoint = tokio::time::Instant::now() + wait;
+            }
+            Event::Received(Ok(m)) => {
+                if ops.health.status().is_err() {
+                    ops.health.set_ready();
+                    metrics.ready.set(1);
+                }
+                let full = core.push(m);
+                if batch_deadline.is_none() {
+                    batch_deadline = Some(tokio::time::Instant::now() + flush_every);
+                }
+                // Messages taken below come back here without passing the
+                // select, so the interval is checked here too.
+                flush_now =
+                    full || batch_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                if !flush_now {
+                    // Natural batching: the batch grows only by what the
+                    // consumer already holds; once it holds nothing more,
+                    // waiting for the interval would only add latency.
+                    match consumer.recv().now_or_never() {
+                        Some(next) => ready = Some(Event::Received(next.map(|m| feeds.input(&m)))),
+                        None => flush_now = true,
+                    }
+                }
+            }
+            Event::Received(Err(e)) => {
+                metrics.kafka_errors.inc();
+                ops.health
+                    .set_not_ready(&format!("Kafka consumer error: {e}"));
+                metrics.ready.set(0);
+                tracing::warn!(error = %e, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        if flush_now && core.flush(&mut out).await? > 0 {
+            batch_deadline = None;
+            dirty = true;
+        }
+        if tick {
+            let buffered = core.buffered();
+            if core.tick(&mut out).await? > 0 && buffered > 0 {
+                batch_deadline = None;
+                dirty = true;
+            }
+        }
+    }
+
+    tracing::info!("shutting down: finishing the batch in flight");
+    core.flush(&mut out).await?;
+    ctx.finish(core.engine_mut())?;
+    checkpoints += 1;
+    sink.flush(Duration::from_secs(10));
+    let counts = core.counts();
+    let summary = RunSummary {
+        messages: counts.messages,
+        alerts: counts.alerts,
+        rejected: counts.rejected,
+        checkpoints,
+    };
+    tracing::info!(?summary, "sagak stopped");
+    Ok(summary)
+}
+
+/// Static assignment: every partition of the input topics, each starting
+/// where its shard's snapshot ends (see [`Ownership::on_assign`]).
+fn assign_all(
+    consumer: &SourceConsumer,
+    inputs: &[String],
+    ownership: &Ownership,
+) -> Result<(), KafkaError> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in inputs {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
+        }
+    }
+    ownership.on_assign(&mut tpl);
+    consumer.assign(&tpl)
+}
+
+/// Applies a rebalance's hand-over: drops the shards that moved away and
+/// restores the ones that arrived. The caller discards buffered input,
+/// which the consumer fetches again from the positions the state ends at.
+fn apply_handover(engine: &mut Engine, ownership: &Ownership) -> Result<(), RunError> {
+    let handover = ownership.take_handover()?;
+    for shard in handover.dropped {
+        let households = engine.drop_shard(shard);
+        tracing::info!(
+            partition = shard,
+            households,
+            "partition moved away; its state was dropped"
+        );
+    }
+    for snapshot in handover.restore {
+        engine.restore_shard(&snapshot.state);
+    }
+    Ok(())
+}
+
+/// Readiness: partitions assigned and a broker reachable.
+fn observe_consumer(consumer: &SourceConsumer, ops: &OpsState) {
+    let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+    let problem = if assigned == 0 {
+        Some("no partitions assigned yet (joining the consumer group)")
+    } else if !consumer.context().broker_up() {
+        Some("no broker reachable (librdkafka reports every broker down)")
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => {
+            ops.health.set_not_ready(reason);
+            ops.metrics.ready.set(0);
+        }
+        None => {
+            ops.health.set_ready();
+            ops.metrics.ready.set(1);
+        }
+    }
+}
+
+/// What a checkpoint writes to and commits with.
+struct Checkpointing<'a> {
+    store: &'a ShardedStore,
+    metrics: &'a Metrics,
+    ownership: &'a Ownership,
+    consumer: &'a SourceConsumer,
+    pipeline: &'a str,
+}
+
+/// One event of the run loop.
+enum Event {
+    Shutdown,
+    /// The timer: once a second, and at a list cut-off.
+    Tick,
+    BatchDue,
+    Observe,
+    Checkpoint,
+    Received(Result<InputMessage, KafkaError>),
+}
+
+impl Checkpointing<'_> {
+    /// A checkpoint tick: commits the offsets of the snapshot that finished
+    /// since the last tick, then, when the state changed, copies it (the
+    /// only pause of the loop) and starts writing the copy beside the loop.
+    /// A tick that finds the previous snapshot still being written is
+    /// skipped. Returns how long the loop paused when a snapshot was
+    /// started.
+    fn tick(&self, engine: &mut Engine, dirty: bool) -> Result<Option<Duration>, RunError> {
+        match self.ownership.poll_write(false) {
+            Writing::Busy => {
+                self.metrics.checkpoints_skipped.inc();
+                tracing::debug!(
+                    "the previous state snapshot is still being written; checkpoint skipped"
+                );
+                return Ok(None);
+            }
+            Writing::Done(done) => {
+                let (offsets, took) = done?;
+                self.metrics
+                    .checkpoint_write_seconds
+                    .observe(took.as_secs_f64());
+                self.commit(&offsets, CommitMode::Async);
+            }
+            Writing::Idle => {}
+        }
+        if !dirty {
+            return Ok(None);
+        }
+        let paused = Instant::now();
+        let (state, owned, offsets) = self.copy(engine);
+        let write = BackgroundWrite::start(
+            self.store.clone(),
+            self.pipeline.to_string(),
+            wall_clock_ms(),
+            state,
+            owned.into_iter().collect(),
+            offsets,
+        )?;
+        self.ownership.start_write(write);
+        let paused = paused.elapsed();
+        self.metrics
+            .checkpoint_pause_seconds
+            .observe(paused.as_secs_f64());
+        Ok(Some(paused))
+    }
+
+    /// On shutdown: waits for the snapshot being written, writes the final
+    /// one in place and commits its offsets before returning.
+    fn finish(&self, engine: &mut Engine) -> Result<(), RunError> {
+        if let Writing::Done(done) = self.ownership.poll_write(true) {
+            // its offsets are older than the final snapshot's
+            done?;
+        }
+        let (state, owned, offsets) = self.copy(engine);
+        self.store
+            .write_state(self.pipeline, wall_clock_ms(), &state, owned, &offsets)?;
+        self.commit(&offsets, CommitMode::Sync);
+        Ok(())
+    }
+
+    /// Evicts expired state and copies what is left, with the shards owned
+    /// and their partitions' offsets.
+    fn copy(&self, engine: &mut Engine) -> (EncodedState, BTreeSet<i32>, Vec<PartitionOffset>) {
+        engine.on_watermark();
+        let (owned, offsets) = self.ownership.owned();
+        (engine.encode_state(), owned, offsets)
+    }
+
+    fn commit(&self, offsets: &[PartitionOffset], mode: CommitMode) {
+        if let Err(e) = OffsetTracker::from_snapshot(offsets).commit(self.consumer, mode) {
+            // The snapshots hold the offsets; the next commit catches up.
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+    }
+}
+
+/// Checkpoint pauses are kept to this share of the loop's time at most.
+const PAUSE_SHARE: u32 = 20;
+
+/// The wait until the next checkpoint after one that paused the loop for
+/// `paused`: the configured interval, stretched when needed so that pauses
+/// take at most 1/[`PAUSE_SHARE`] of the time. A national state (23M
+/// households) pauses the loop for seconds; at the default 10 s interval it
+/// would otherwise spend a third of its time copying.
+fn spaced(interval: Duration, paused: Duration) -> Duration {
+    let wait = interval.max(paused * PAUSE_SHARE);
+    if wait > interval {
+        tracing::info!(
+            paused_ms = paused.as_millis() as u64,
+            next_in_s = wait.as_secs(),
+            "the state is large: checkpoints are spaced so their pauses stay under 5% of the time (raise engine.checkpoint_interval_ms to space them yourself)"
+        );
+    }
+    wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_of_a_large_state_are_spaced_so_their_pauses_stay_under_5_percent() {
+        let interval = Duration::from_secs(10);
+        // 1M households: the configured interval holds
+        assert_eq!(spaced(interval, Duration::from_millis(170)), interval);
+        // a 6.1 s pause (23M households before prefetching): every 122 s
+        assert_eq!(
+            spaced(interval, Duration::from_millis(6_100)),
+            Duration::from_secs(122)
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The loops that feed the engine, and the core they share.
+//!
+//! A driver owns where messages come from and go to: [`kafka`] (`sagak
+//! run`) reads the signal topics and commits offsets behind snapshots;
+//! [`demo`] (`sagak demo`) replays a generated city in simulated time. Both
+//! hand their messages to one [`DriverCore`], which does the rest the same
+//! way for both: batching, running the engine, delivering a batch's results
+//! through [`Outputs`], the live view, and the daily lists at each cut-off
+//! of the driver's [`Clock`]. A third driver (replay from files, say) is a
+//! source, an [`Outputs`] and a loop that calls the core.
+
+pub mod demo;
+pub mod kafka;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::base::clock::Clock;
+use crate::base::message::InputMessage;
+use crate::definition::DAY_MS;
+use crate::engine::{Engine, Outputs};
+use crate::lists::{DailyLists, ListError, Manifest};
+use crate::ops::OpsState;
+use crate::stages::score::ScoreError;
+
+/// Why a driver's core stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError<E: std::error::Error + 'static> {
+    /// The scoring SQL failed.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+    /// The daily lists failed (only under [`OnListFailure::Stop`]).
+    #[error(transparent)]
+    Lists(ListError),
+    /// The outputs could not take a batch's results.
+    #[error(transparent)]
+    Outputs(E),
+}
+
+/// What the core does when the daily lists of a cut-off fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnListFailure {
+    /// Count it, log what to do, and go on alerting (`sagak run`: a failed
+    /// list must not stop the alerts; `sagak lists --date` can redo it).
+    LogAndContinue,
+    /// Stop the driver with the error (the demo, which exists to show them).
+    Stop,
+}
+
+/// The daily lists a core writes, and when the next ones are due.
+pub struct ListSchedule {
+    lists: DailyLists,
+    out_dir: PathBuf,
+    next_cutoff_ms: i64,
+    /// Households on the last list written, once one was (before that,
+    /// read back from the previous day's files).
+    previous: Option<HashSet<String>>,
+    on_failure: OnListFailure,
+}
+
+impl ListSchedule {
+    /// Lists under `out_dir`, the first at the first cut-off after
+    /// `start_ms`.
+    pub fn new(
+        lists: DailyLists,
+        out_dir: PathBuf,
+        start_ms: i64,
+        on_failure: OnListFailure,
+    ) -> Self {
+        let next_cutoff_ms = lists.cutoff_ms(lists.list_day_at(start_ms)) + DAY_MS;
+        ListSchedule {
+            lists,
+            out_dir,
+            next_cutoff_ms,
+            previous: None,
+            on_failure,
+        }
+    }
+}
+
+/// Counts of a driver's run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CoreCounts {
+    /// Messages taken in.
+    pub messages: u64,
+    /// Alerts delivered.
+    pub alerts: u64,
+    /// Messages delivered as dead letters.
+    pub rejected: u64,
+    /// Signals stored in the window state.
+    pub accepted: u64,
+    /// Re-sent events counted once.
+    pub duplicates: u64,
+    /// Days of lists written.
+    pub list_days: u64,
+}
+
+/// What every driver shares: the engine, the batch being filled, the
+/// clock, the live view and the daily lists.
+pub struct DriverCore<'o, C: Clock> {
+    engine: Engine,
+    clock: C,
+    ops: &'o OpsState,
+    buffer: Vec<InputMessage>,
+    max_batch: usize,
+    lists: Option<ListSchedule>,
+    /// Evict after each cut-off's lists (drivers without checkpoints,
+    /// which is where `sagak run` evicts).
+    evict_at_cutoff: bool,
+    counts: CoreCounts,
+    last_list: Option<Manifest>,
+}
+
+impl<'o, C: Clock> DriverCore<'o, C> {
+    /// A core around `engine` on `clock`, reporting to `ops`, cutting
+    /// batches at `max_batch` messages.
+    pub fn new(engine: Engine, clock: C, ops: &'o OpsState, max_batch: usize) -> Self {
+        DriverCore {
+            engine,
+            clock,
+            ops,
+            buffer: Vec::with_capacity(max_batch.min(1 << 16)),
+            max_batch: max_batch.max(1),
+            lists: None,
+            evict_at_cutoff: false,
+            counts: CoreCounts::default(),
+            last_list: None,
+        }
+    }
+
+    /// Writes the daily lists on `schedule`.
+    pub fn with_lists(mut self, schedule: ListSchedule) -> Self {
+        self.lists = Some(schedule);
+        self
+    }
+
+    /// Evicts expired state after each cut-off's lists.
+    pub fn evicting_at_cutoffs(mut self) -> Self {
+        self.evict_at_cutoff = true;
+        self
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, for what only a driver does (checkpoints, hand-overs).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The clock the core runs on.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Counts so far.
+    pub fn counts(&self) -> CoreCounts {
+        self.counts
+    }
+
+    /// The manifest of the last lists written.
+    pub fn last_list(&self) -> Option<&Manifest> {
+        self.last_list.as_ref()
+    }
+
+    /// Adds a message to the batch being filled; true once it is full.
+    pub fn push(&mut self, m: InputMessage) -> bool {
+        self.buffer.push(m);
+        self.counts.messages += 1;
+        self.buffer.len() >= self.max_batch
+    }
+
+    /// Messages waiting in the batch.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Drops the batch being filled (a rebalance: the consumer fetches it
+    /// again from where the state ends).
+    pub fn discard_buffer(&mut self) {
+        self.buffer.clear();
+    }
+
+    /// Runs the batch being filled through the engine at the clock's time
+    /// and hands its results to `out`; done once `out` has taken them.
+    /// Returns how many messages the batch held.
+    pub async fn flush<O: Outputs>(&mut self, out: &mut O) -> Result<usize, DriverError<O::Error>> {
+        if self.buffer.is_empty() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let result = self
+            .engine
+            .process_batch(&self.buffer, self.clock.now_ms())
+            .await?;
+        out.deliver(&result, &self.buffer)
+            .await
+            .map_err(DriverError::Outputs)?;
+        if !result.alerts.is_empty() {
+            self.ops.live.record(&result.alerts);
+        }
+        self.counts.alerts += result.alerts.len() as u64;
+        self.counts.rejected += result.rejects.len() as u64;
+        self.counts.accepted += result.accepted as u64;
+        self.counts.duplicates += result.duplicates as u64;
+        let n = self.buffer.len();
+        tracing::debug!(
+            messages = n,
+            alerts = result.alerts.len(),
+            rejected = result.rejects.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "batch done"
+        );
+        self.buffer.clear();
+        Ok(n)
+    }
+
+    /// When the next daily lists are due, on the core's clock.
+    pub fn next_cutoff_ms(&self) -> Option<i64> {
+        self.lists.as_ref().map(|l| l.next_cutoff_ms)
+    }
+
+    /// The timer: the driver calls it at least once a second when no input
+    /// arrives, and whenever its clock moves. Lists whose cut-off the clock
+    /// has reached are made, after the batch in flight is flushed so that
+    /// they include it. Returns how many days of lists it made.
+    pub async fn tick<O: Outputs>(&mut self, out: &mut O) -> Result<usize, DriverError<O::Error>> {
+        let now = self.clock.now_ms();
+        let mut made = 0;
+        while self.next_cutoff_ms().is_some_and(|c| c <= now) {
+            self.flush(out).await?;
+            self.lists_at_next_cutoff().await?;
+            made += 1;
+        }
+        Ok(made)
+    }
+
+    /// Makes the lists of the next cut-off now, whatever the clock says
+    /// (the demo's last day), and moves the schedule on by a day.
+    pub async fn lists_at_next_cutoff<E: std::error::Error + 'static>(
+        &mut self,
+    ) -> Result<(), DriverError<E>> {
+        let Some(schedule) = self.lists.as_mut() else {
+            return Ok(());
+        };
+        let cutoff = schedule.next_cutoff_ms;
+        schedule.next_cutoff_ms += DAY_MS;
+        let metrics = &self.ops.metrics;
+        let started = std::time::Instant::now();
+        let lists = &schedule.lists;
+        let previous = match schedule.previous.take() {
+            Some(p) => p,
+            None => lists.households_on(
+                &schedule.out_dir,
+                lists.list_day_at(cutoff) - chrono::Duration::days(1),
+            ),
+        };
+        let made = lists
+            .make_day(&mut self.engine, &schedule.out_dir, cutoff, &previous)
+            .await;
+        metrics
+            .lists_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let result = match made {
+            Ok((manifest, on_list)) => {
+                metrics.lists_households.set(manifest.households as i64);
+                metrics
+                    .lists_written_at
+                    .set(crate::base::clock::wall_clock_ms() / 1000);
+                tracing::debug!(
+                    date = %manifest.date,
+                    households = manifest.households,
+                    dir = %manifest.dir.display(),
+                    "daily lists written"
+                );
+                schedule.previous = Some(on_list);
+                self.counts.list_days += 1;
+                self.last_list = Some(manifest);
+                Ok(())
+            }
+            Err(e) => {
+                metrics.lists_failures.inc();
+                schedule.previous = Some(previous);
+                match schedule.on_failure {
+                    OnListFailure::Stop => Err(DriverError::Lists(e)),
+                    OnListFailure::LogAndContinue => {
+                        tracing::error!(error = %e, "daily lists failed; run `sagak lists --date` to retry");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        if self.evict_at_cutoff {
+            self.engine.on_watermark();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

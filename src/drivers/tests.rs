@@ -1,0 +1,166 @@
+//! The driver core on a simulated clock: batches, lists at the cut-off, the
+//! metrics the on-call reads.
+
+use std::convert::Infallible;
+
+use super::*;
+use crate::base::clock::SimulatedClock;
+use crate::engine::BatchResult;
+use crate::metrics::Metrics;
+use crate::testkit::{default_spec, health, input, job_loss, NOW};
+
+/// Outputs that keep what they were given.
+#[derive(Default)]
+struct Kept {
+    alerts: Vec<String>,
+    batches: usize,
+}
+
+impl Outputs for Kept {
+    type Error = Infallible;
+
+    async fn deliver(
+        &mut self,
+        result: &BatchResult,
+        _: &[InputMessage],
+    ) -> Result<(), Infallible> {
+        self.batches += 1;
+        self.alerts
+            .extend(result.alerts.iter().map(|a| a.household_id.clone()));
+        Ok(())
+    }
+}
+
+fn three_households(spec: &crate::definition::PipelineSpec) -> Vec<InputMessage> {
+    vec![
+        input(
+            spec,
+            "health-insurance",
+            "hh-1",
+            health("h1", "hh-1", "2026-11-01", 5),
+        ),
+        input(
+            spec,
+            "job-loss",
+            "hh-2",
+            job_loss("j2", "hh-2", "2026-11-02", "4125052000"),
+        ),
+        input(
+            spec,
+            "health-insurance",
+            "hh-3",
+            health("h3", "hh-3", "2026-11-03", 1),
+        ),
+    ]
+}
+
+/// What the on-call sees of a morning's lists: how long they took, how
+/// many households were listed and when, and a failure counted while the
+/// core goes on.
+#[tokio::test]
+async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
+    let spec = default_spec();
+    let metrics = Metrics::new(&spec);
+    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = SimulatedClock::at(NOW);
+    let lists = DailyLists::new(&spec).expect("lists");
+    let schedule = ListSchedule::new(
+        lists,
+        dir.path().to_path_buf(),
+        NOW,
+        OnListFailure::LogAndContinue,
+    );
+    let engine = Engine::new(&spec, metrics.clone());
+    let mut core = DriverCore::new(engine, clock.clone(), &ops, 100).with_lists(schedule);
+    let mut out = Kept::default();
+    for m in three_households(&spec) {
+        core.push(m);
+    }
+    let cutoff = core.next_cutoff_ms().expect("lists are on");
+    assert!(cutoff > NOW && cutoff - NOW <= DAY_MS);
+
+    // before the cut-off the timer does nothing, not even flush
+    clock.set(cutoff - 1);
+    assert_eq!(core.tick(&mut out).await.expect("tick"), 0);
+    assert_eq!((out.batches, core.buffered()), (0, 3));
+
+    // at the cut-off the batch in flight goes first, so the list has it
+    clock.set(cutoff);
+    assert_eq!(core.tick(&mut out).await.expect("tick"), 1);
+    assert_eq!((out.batches, core.buffered()), (1, 0));
+    // hh-3's one month of arrears reaches no priority
+    assert_eq!(metrics.lists_households.get(), 2);
+    assert_eq!(core.last_list().map(|m| m.households), Some(2));
+    assert!(metrics.lists_written_at.get() * 1000 > NOW);
+    assert_eq!(metrics.lists_seconds.get_sample_count(), 1);
+    assert_eq!(metrics.lists_failures.get(), 0);
+    assert_eq!(core.next_cutoff_ms(), Some(cutoff + DAY_MS));
+
+    // an output path that is a file, not a folder: counted, and the core goes on
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, b"x").expect("file");
+    let lists = DailyLists::new(&spec).expect("lists");
+    let schedule = ListSchedule::new(lists, blocked, NOW, OnListFailure::LogAndContinue);
+    let engine = Engine::new(&spec, metrics.clone());
+    let mut core = DriverCore::new(engine, clock.clone(), &ops, 100).with_lists(schedule);
+    metrics.lists_written_at.set(0);
+    clock.set(cutoff + 2 * DAY_MS);
+    assert_eq!(
+        core.tick(&mut out)
+            .await
+            .expect("a failed list does not stop it"),
+        3
+    );
+    assert_eq!(metrics.lists_failures.get(), 3);
+    assert_eq!(metrics.lists_written_at.get(), 0);
+    assert_eq!(metrics.lists_seconds.get_sample_count(), 4);
+}
+
+/// A driver that must stop on a failed list (the demo) gets the error.
+#[tokio::test]
+async fn a_failed_list_stops_a_core_that_is_told_to_stop() {
+    let spec = default_spec();
+    let metrics = Metrics::new(&spec);
+    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, b"x").expect("file");
+    let clock = SimulatedClock::at(NOW);
+    let schedule = ListSchedule::new(
+        DailyLists::new(&spec).expect("lists"),
+        blocked,
+        NOW,
+        OnListFailure::Stop,
+    );
+    let engine = Engine::new(&spec, metrics.clone());
+    let mut core = DriverCore::new(engine, clock.clone(), &ops, 100).with_lists(schedule);
+    clock.set(NOW + DAY_MS);
+    let err = core.tick(&mut Kept::default()).await.expect_err("stops");
+    assert!(matches!(err, DriverError::Lists(_)), "{err}");
+}
+
+/// A full batch says so, and what the engine sends reaches the outputs
+/// and the live view, stamped with the core's clock.
+#[tokio::test]
+async fn a_batch_is_cut_at_its_size_and_delivered_at_the_clocks_time() {
+    let spec = default_spec();
+    let metrics = Metrics::new(&spec);
+    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let clock = SimulatedClock::at(NOW);
+    let engine = Engine::new(&spec, metrics);
+    let mut core = DriverCore::new(engine, clock.clone(), &ops, 2);
+    let mut msgs = three_households(&spec).into_iter();
+    assert!(!core.push(msgs.next().expect("one")));
+    assert!(core.push(msgs.next().expect("two")), "the second fills it");
+    let mut out = Kept::default();
+    assert_eq!(core.flush(&mut out).await.expect("flush"), 2);
+    assert_eq!(out.alerts, ["hh-1", "hh-2"]);
+    assert_eq!(core.counts().alerts, 2);
+    assert_eq!(core.counts().messages, 2);
+    let board = ops.live.snapshot();
+    assert!(board.values().flatten().any(|h| h.household_id == "hh-1"));
+    // an empty batch delivers nothing
+    assert_eq!(core.flush(&mut out).await.expect("flush"), 0);
+    assert_eq!(out.batches, 1);
+}

@@ -1,3 +1,0 @@
-//! Where alerts and rejects go.
-
-pub mod kafka;

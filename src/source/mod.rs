@@ -1,4 +1,0 @@
-//! Where input comes from.
-
-pub mod kafka;
-pub mod ownership;

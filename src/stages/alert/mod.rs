@@ -1,0 +1,648 @@
+//! The alert stage: decides which assessments become alerts on the dong
+//! office queue, and renders them.
+//!
+//! A household is alerted when it first reaches a priority or escalates
+//! (P3 -> P2 -> P1). At the same or a lower priority it is not alerted again
+//! within the cooldown (event time), so a dong office is not asked twice
+//! about the same crisis. The alert id is a hash of household, priority and
+//! the start of the evidence, so a replay after a crash yields the same ids
+//! and consumers can deduplicate.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::base::civil::{date_bytes, put_digits};
+use crate::base::keyed::{varint, Record, Records};
+use crate::definition::{PipelineSpec, DAY_MS};
+use crate::stages::score::{Assessment, Candidate, Priority};
+use crate::stages::{Restore, Restored, StatePart, StatefulStage, Watermark};
+
+/// Name and version of the pipeline that produced an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineTag {
+    /// Pipeline name.
+    pub name: String,
+    /// Pipeline version.
+    pub version: String,
+}
+
+/// One reason in an alert.
+///
+/// Feed and category names are shared, not copied, and times are kept as
+/// milliseconds until the alert is serialized: an alert has several
+/// reasons, and each string of its own is an allocation and a free.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertReason {
+    /// Feed that reported the signal.
+    #[serde(serialize_with = "shared")]
+    pub signal: Arc<str>,
+    /// Its crisis category.
+    #[serde(serialize_with = "shared")]
+    pub category: Arc<str>,
+    /// What happened, in English.
+    pub detail: String,
+    /// What happened, in Korean.
+    pub detail_ko: String,
+    /// When it was observed, ms since the epoch (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub observed_at: i64,
+}
+
+/// The JSON value sent to `dong-office.alerts` (key: `dong_code`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// Deterministic id: same household, window start and priority, same id.
+    pub alert_id: String,
+    /// Pseudonymous household id.
+    pub household_id: String,
+    /// Dong office that serves the household now.
+    pub dong_code: String,
+    /// "P1", "P2" or "P3".
+    pub priority: Priority,
+    /// Orders households inside a priority.
+    pub score: f64,
+    /// Why, one entry per qualifying signal.
+    pub reasons: Vec<AlertReason>,
+    /// Distinct categories: utility, employment, health.
+    #[serde(serialize_with = "shared_each")]
+    pub categories: Vec<Arc<str>>,
+    /// Event time of the oldest reason, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub first_signal_at: i64,
+    /// Event time of the newest reason, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub last_signal_at: i64,
+    /// Wall-clock time the alert was decided, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub emitted_at: i64,
+    /// Pipeline that produced it.
+    #[serde(serialize_with = "shared")]
+    pub pipeline: Arc<PipelineTag>,
+}
+
+/// Last alert sent for a household.
+///
+/// Every household whose assessment reached a priority has a mark, sent or
+/// held back by the cooldown, for as long as its signals are live: the daily
+/// lists re-score only the marked households. A mark with `count` 0 was
+/// never an alert: it was added by [`AlertGate::index_priority`] for a
+/// household found at a priority by a full re-scoring of the state, and it
+/// holds no alert back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertMark {
+    /// Priority of the last alert.
+    pub priority: Priority,
+    /// Event time (window end) at which it was sent.
+    pub at: i64,
+    /// Alerts sent for this household so far (0: never alerted).
+    pub count: u32,
+    /// State shard of the household (see [`crate::stages::window::Household`]).
+    pub shard: i32,
+}
+
+/// What one batch of assessments produced.
+#[derive(Debug, Default)]
+pub struct GateOutcome {
+    /// Alerts to send.
+    pub alerts: Vec<Alert>,
+    /// Assessments not sent because of the cooldown.
+    pub suppressed: usize,
+}
+
+/// The alert stage.
+pub struct AlertGate {
+    cooldown_ms: i64,
+    window_ms: i64,
+    tag: Arc<PipelineTag>,
+    /// One record per household alerted within the cooldown (see
+    /// [`encode_mark`]).
+    marks: Records,
+    encoded: Vec<u8>,
+    /// The store hash of each assessment's household (reused).
+    hashes: Vec<u64>,
+}
+
+/// A mark as a record payload: `[priority][count][shard][at]`, varints
+/// after the first byte; about 10 bytes where the struct takes 24.
+fn encode_mark(m: &AlertMark, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(m.priority as u8);
+    varint::put_u64(out, u64::from(m.count));
+    varint::put_i64(out, i64::from(m.shard));
+    varint::put_i64(out, m.at);
+}
+
+fn decode_mark(payload: &[u8]) -> Option<AlertMark> {
+    let (&priority, mut input) = payload.split_first()?;
+    let priority = match priority {
+        3 => Priority::P1,
+        2 => Priority::P2,
+        1 => Priority::P3,
+        _ => return None,
+    };
+    Some(AlertMark {
+        priority,
+        count: varint::get_u64(&mut input)? as u32,
+        shard: varint::get_i64(&mut input)? as i32,
+        at: varint::get_i64(&mut input)?,
+    })
+}
+
+impl AlertGate {
+    /// A gate with the cooldown of `spec`.
+    pub fn new(spec: &PipelineSpec) -> Self {
+        AlertGate {
+            cooldown_ms: i64::from(spec.alerts.cooldown_days) * DAY_MS,
+            window_ms: spec.window.length_ms(),
+            tag: Arc::new(PipelineTag {
+                name: spec.name.clone(),
+                version: spec.version.clone(),
+            }),
+            marks: Records::default(),
+            encoded: Vec::new(),
+            hashes: Vec::new(),
+        }
+    }
+
+    /// Decides which assessments become alerts and renders them: the
+    /// engine's path ([`AlertGate::decide`], then [`AlertGate::render`] for
+    /// each one sent) for a caller that holds rendered assessments (tests,
+    /// benchmarks). `now_ms` is written as `emitted_at`; `shard_of` names
+    /// the state shard of a household so its mark moves with its partition.
+    pub fn process_batch(
+        &mut self,
+        assessments: Vec<Assessment>,
+        now_ms: i64,
+        shard_of: impl Fn(&str) -> i32,
+    ) -> GateOutcome {
+        let candidates: Vec<Candidate<'_>> = assessments
+            .iter()
+            .map(|a| Candidate {
+                household_id: &a.household_id,
+                priority: a.priority,
+                window_end: a.window_end,
+            })
+            .collect();
+        let sent = self.decide(&candidates, shard_of);
+        let mut out = GateOutcome::default();
+        for (a, send) in assessments.into_iter().zip(sent) {
+            if send {
+                out.alerts.push(self.render(a, now_ms));
+            } else {
+                out.suppressed += 1;
+            }
+        }
+        out
+    }
+
+    /// Decides, in order, which candidates become alerts, and records the
+    /// mark of each one that does: a candidate is sent when its household
+    /// has no mark, escalates, or is past the cooldown. `shard_of` names
+    /// the state shard of a household so its mark moves with its partition.
+    /// [`AlertGate::render`] then makes the alert of each one sent, so a
+    /// caller renders reasons only for those.
+    pub fn decide(
+        &mut self,
+        candidates: &[Candidate<'_>],
+        shard_of: impl Fn(&str) -> i32,
+    ) -> Vec<bool> {
+        self.hash_all(candidates.iter().map(|c| c.household_id));
+        let mut sent = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
+            sent.push(self.judge(i, *c, &shard_of));
+        }
+        sent
+    }
+
+    /// Hashes each household of a batch once, for the look-ahead, the
+    /// lookup and the update of [`AlertGate::judge`].
+    fn hash_all<'a>(&mut self, households: impl Iterator<Item = &'a str>) {
+        self.hashes.clear();
+        let marks = &self.marks;
+        self.hashes.extend(households.map(|hh| marks.hash(hh)));
+    }
+
+    /// Judges `c`, the `i`th household given to [`AlertGate::hash_all`],
+    /// and records its mark when it is sent.
+    fn judge(&mut self, i: usize, c: Candidate<'_>, shard_of: &impl Fn(&str) -> i32) -> bool {
+        self.marks.prefetch_chunk(&self.hashes, i);
+        let hash = match self.hashes.get(i) {
+            Some(&hash) => hash,
+            None => self.marks.hash(c.household_id),
+        };
+        let previous = self
+            .marks
+            .get_hashed(hash, c.household_id)
+            .and_then(|r| decode_mark(r.payload()));
+        let send = match previous {
+            None => true,
+            Some(m) => {
+                m.count == 0 || c.priority > m.priority || c.window_end - m.at >= self.cooldown_ms
+            }
+        };
+        if send {
+            let mark = AlertMark {
+                priority: c.priority,
+                at: c.window_end,
+                count: previous.map_or(0, |m| m.count) + 1,
+                // a household keeps its shard, so only a first mark asks
+                shard: previous.map_or_else(|| shard_of(c.household_id), |m| m.shard),
+            };
+            encode_mark(&mark, &mut self.encoded);
+            self.marks.put_payload(hash, c.household_id, &self.encoded);
+        }
+        send
+    }
+
+    /// The alert of an assessment that [`AlertGate::decide`] sent; `now_ms`
+    /// is the wall clock written as `emitted_at`.
+    pub fn render(&self, a: Assessment, now_ms: i64) -> Alert {
+        Alert {
+            alert_id: alert_id(&a.household_id, a.priority, a.first_signal_at),
+            priority: a.priority,
+            score: a.score,
+            reasons: a
+                .reasons
+                .into_iter()
+                .map(|r| AlertReason {
+                    signal: r.signal,
+                    category: r.category,
+                    detail: r.detail,
+                    detail_ko: r.detail_ko,
+                    observed_at: r.observed_at,
+                })
+                .collect(),
+            categories: a.categories,
+            first_signal_at: a.first_signal_at,
+            last_signal_at: a.last_signal_at,
+            emitted_at: now_ms,
+            pipeline: Arc::clone(&self.tag),
+            household_id: a.household_id,
+            dong_code: a.dong_code,
+        }
+    }
+
+    /// Last alert sent for `household_id`.
+    pub fn mark(&self, household_id: &str) -> Option<AlertMark> {
+        self.marks
+            .get(household_id)
+            .and_then(|r| decode_mark(r.payload()))
+    }
+
+    /// Ids of the marked households: every household whose last assessment
+    /// reached a priority (and some whose later ones did not).
+    pub fn marked(&self) -> impl Iterator<Item = &str> {
+        self.marks.iter().map(Record::id)
+    }
+
+    /// Marks a household found at `priority` by a re-scoring outside the
+    /// stream (the daily lists after a change of the scoring SQL), with
+    /// `at` its window end, unless it already has a mark. The mark holds no
+    /// alert back; it only puts the household among [`Self::marked`].
+    pub fn index_priority(&mut self, household_id: &str, priority: Priority, at: i64, shard: i32) {
+        let hash = self.marks.hash(household_id);
+        if self.marks.get_hashed(hash, household_id).is_some() {
+            return;
+        }
+        let mark = AlertMark {
+            priority,
+            at,
+            count: 0,
+            shard,
+        };
+        encode_mark(&mark, &mut self.encoded);
+        self.marks.put_payload(hash, household_id, &self.encoded);
+    }
+
+    /// The marks held, household by household, readable.
+    pub fn held(&self) -> impl Iterator<Item = (&str, AlertMark)> {
+        self.marks
+            .iter()
+            .filter_map(|r| decode_mark(r.payload()).map(|m| (r.id(), m)))
+    }
+}
+
+impl StatefulStage for AlertGate {
+    const PART: StatePart = StatePart::Marks;
+
+    /// Forgets households whose cooldown ended so long ago that no signal the
+    /// window stage can still accept falls within it. Returns how many.
+    fn on_watermark(&mut self, watermark: &Watermark) -> usize {
+        let Some(low) = watermark.low() else { return 0 };
+        let horizon = low - self.window_ms - self.cooldown_ms;
+        let before = self.marks.len();
+        self.marks
+            .retain(|r| decode_mark(r.payload()).is_some_and(|m| m.at >= horizon));
+        before - self.marks.len()
+    }
+
+    fn records(&self) -> impl Iterator<Item = (i32, &Record)> + '_ {
+        self.marks
+            .iter()
+            .map(|r| (decode_mark(r.payload()).map_or(0, |m| m.shard), r))
+    }
+
+    /// Holds one mark's record; one that is not a mark is counted as
+    /// unreadable and not held.
+    fn restore_record(&mut self, held: Record, _: &Restore<'_>) -> Restored {
+        if decode_mark(held.payload()).is_some() {
+            self.marks.put(held);
+            return Restored::default();
+        }
+        Restored {
+            dropped_signals: 0,
+            unreadable: 1,
+        }
+    }
+
+    fn drop_shard(&mut self, shard: i32) -> usize {
+        let before = self.marks.len();
+        self.marks
+            .retain(|r| decode_mark(r.payload()).is_some_and(|m| m.shard != shard));
+        before - self.marks.len()
+    }
+
+    fn reserve(&mut self, more: usize) {
+        self.marks.reserve(more);
+    }
+
+    fn len(&self) -> usize {
+        self.marks.len()
+    }
+}
+
+/// The record of one mark (snapshots of an older format are converted to
+/// it as they are loaded).
+pub fn mark_record(household_id: &str, mark: &AlertMark) -> Record {
+    let mut encoded = Vec::new();
+    encode_mark(mark, &mut encoded);
+    Record::new(household_id, &encoded)
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T06:00:00.000Z`.
+///
+/// Every alert carries several of these; written digit by digit they cost a
+/// tenth of chrono's formatter, which goes through `fmt` item by item.
+/// Years outside 0000-9999 (never valid input) fall back to chrono.
+pub fn rfc3339(ms: i64) -> String {
+    match rfc3339_bytes(ms) {
+        Some(out) => String::from_utf8_lossy(&out).into_owned(),
+        None => chrono_rfc3339(ms),
+    }
+}
+
+fn chrono_rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// [`rfc3339`] on the stack; `None` for a year outside 0000-9999.
+fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
+    let days = ms.div_euclid(crate::definition::DAY_MS);
+    let in_day = ms.rem_euclid(crate::definition::DAY_MS);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    out[..10].copy_from_slice(&date_bytes(days)?);
+    put_digits(&mut out[11..13], in_day / 3_600_000);
+    put_digits(&mut out[14..16], in_day / 60_000 % 60);
+    put_digits(&mut out[17..19], in_day / 1000 % 60);
+    put_digits(&mut out[20..23], in_day % 1000);
+    Some(out)
+}
+
+/// Serializes what an `Arc` shares (serde's own impl needs its `rc`
+/// feature, which would rebuild every crate that uses serde).
+fn shared<T: Serialize + ?Sized, S: Serializer>(v: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+    (**v).serialize(s)
+}
+
+/// [`shared`] for each item of a list.
+fn shared_each<S: Serializer>(v: &[Arc<str>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|c| &**c))
+}
+
+/// Serializes ms since the epoch as [`rfc3339`] text, without a string of
+/// its own.
+fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match rfc3339_bytes(*ms) {
+        // ASCII digits and separators only
+        Some(out) => s.serialize_str(std::str::from_utf8(&out).unwrap_or_default()),
+        None => s.serialize_str(&chrono_rfc3339(*ms)),
+    }
+}
+
+/// The deterministic alert id: a stable hash of household id, priority and
+/// the event time of the first reason.
+pub fn alert_id(household_id: &str, priority: Priority, first_signal_at: i64) -> String {
+    let h = crate::base::hash::fnv1a128(&[
+        household_id.as_bytes(),
+        priority.as_str().as_bytes(),
+        &first_signal_at.to_le_bytes(),
+    ]);
+    // by hand: the formatter's padded hex is a fifth of the gate's time
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(3 + 32);
+    id.push_str("al-");
+    for byte in h.to_be_bytes() {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::default_spec;
+
+    fn assessment(hh: &str, p: Priority, day: i64) -> Assessment {
+        let t = 1_790_000_000_000 + day * DAY_MS;
+        Assessment {
+            household_id: hh.into(),
+            dong_code: "4125052000".into(),
+            priority: p,
+            score: 100.0,
+            window_end: t,
+            categories: vec!["health".into()],
+            reasons: Vec::new(),
+            first_signal_at: t - 5 * DAY_MS,
+            last_signal_at: t,
+        }
+    }
+
+    #[test]
+    fn decide_marks_only_the_candidates_it_sends() {
+        let mut g = AlertGate::new(&default_spec());
+        let t = 1_790_000_000_000;
+        let c = |hh, priority, day: i64| Candidate {
+            household_id: hh,
+            priority,
+            window_end: t + day * DAY_MS,
+        };
+        let first = g.decide(
+            &[c("hh-1", Priority::P3, 0), c("hh-2", Priority::P2, 0)],
+            |_| 7,
+        );
+        assert_eq!(first, [true, true]);
+        // in one batch, the second look at a household sees the first's mark
+        let second = g.decide(
+            &[
+                c("hh-1", Priority::P3, 1),
+                c("hh-2", Priority::P1, 1),
+                c("hh-2", Priority::P1, 2),
+            ],
+            |_| 9,
+        );
+        assert_eq!(second, [false, true, false]);
+        let hh1 = g.mark("hh-1").expect("marked when sent");
+        assert_eq!(
+            (hh1.priority, hh1.count, hh1.at, hh1.shard),
+            (Priority::P3, 1, t, 7)
+        );
+        let hh2 = g.mark("hh-2").expect("marked when sent");
+        // a held-back candidate leaves the mark as the last alert set it
+        assert_eq!(
+            (hh2.priority, hh2.count, hh2.at),
+            (Priority::P1, 2, t + DAY_MS)
+        );
+        assert_eq!(hh2.shard, 7, "a household keeps its shard");
+    }
+
+    #[test]
+    fn escalation_emits_and_same_priority_repeats_do_not() {
+        let mut g = AlertGate::new(&default_spec());
+        let now = 1_800_000_000_000;
+        assert_eq!(
+            g.process_batch(vec![assessment("hh-1", Priority::P3, 0)], now, |_| 0)
+                .alerts
+                .len(),
+            1
+        );
+        let repeat = g.process_batch(vec![assessment("hh-1", Priority::P3, 2)], now, |_| 0);
+        assert_eq!((repeat.alerts.len(), repeat.suppressed), (0, 1));
+        let up = g.process_batch(vec![assessment("hh-1", Priority::P2, 3)], now, |_| 0);
+        assert_eq!(up.alerts.len(), 1);
+        assert_eq!(up.alerts[0].priority, Priority::P2);
+        let down = g.process_batch(vec![assessment("hh-1", Priority::P3, 4)], now, |_| 0);
+        assert_eq!(
+            down.suppressed, 1,
+            "a lower priority within the cooldown is not sent"
+        );
+        let p1 = g.process_batch(vec![assessment("hh-1", Priority::P1, 5)], now, |_| 0);
+        assert_eq!(p1.alerts.len(), 1);
+        assert_eq!(g.mark("hh-1").map(|m| m.count), Some(3));
+    }
+
+    #[test]
+    fn after_the_cooldown_the_same_priority_is_sent_again() {
+        let mut g = AlertGate::new(&default_spec());
+        g.process_batch(vec![assessment("hh-1", Priority::P2, 0)], 0, |_| 0);
+        assert_eq!(
+            g.process_batch(vec![assessment("hh-1", Priority::P2, 29)], 0, |_| 0)
+                .alerts
+                .len(),
+            0
+        );
+        assert_eq!(
+            g.process_batch(vec![assessment("hh-1", Priority::P2, 30)], 0, |_| 0)
+                .alerts
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        let chrono = |ms: i64| {
+            DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .to_rfc3339_opts(SecondsFormat::Millis, true)
+        };
+        // leap days, century rules, before 1970, the last millisecond of a year
+        let mut cases = vec![
+            0,
+            -1,
+            951_782_400_000,
+            951_868_799_999,
+            4_107_542_400_000,
+            -2_203_891_200_001,
+            1_798_761_599_999,
+            253_402_300_799_999,
+            -62_167_219_200_000,
+        ];
+        // and a spread over four centuries
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x.rem_euclid(12_600_000_000_000) - 3_000_000_000_000);
+        }
+        for ms in cases {
+            assert_eq!(rfc3339(ms), chrono(ms), "{ms}");
+        }
+        assert_eq!(rfc3339(i64::MAX / 1000), chrono(i64::MAX / 1000));
+    }
+
+    #[test]
+    fn alert_ids_are_deterministic_and_distinct() {
+        let a = alert_id("hh-1", Priority::P1, 1000);
+        assert_eq!(a, alert_id("hh-1", Priority::P1, 1000));
+        assert_eq!(a.len(), 35);
+        // the id's spelling is part of the contract: consumers deduplicate
+        // by it across restarts and upgrades
+        let hash = crate::base::hash::fnv1a128(&[b"hh-1", b"P1", &1000_i64.to_le_bytes()]);
+        assert_eq!(a, format!("al-{hash:032x}"));
+        assert_ne!(a, alert_id("hh-1", Priority::P2, 1000));
+        assert_ne!(a, alert_id("hh-2", Priority::P1, 1000));
+        assert_ne!(a, alert_id("hh-1", Priority::P1, 1001));
+    }
+
+    #[test]
+    fn alert_json_follows_the_wire_contract() {
+        let mut g = AlertGate::new(&default_spec());
+        let mut a = assessment("hh-1", Priority::P1, 0);
+        a.reasons.push(crate::stages::score::Reason {
+            signal: "health-insurance".into(),
+            category: "health".into(),
+            detail: "premium arrears 3 months".into(),
+            detail_ko: "건강보험료 3개월 체납".into(),
+            observed_at: a.first_signal_at,
+        });
+        let out = g.process_batch(vec![a], 1_800_000_000_000, |_| 0);
+        let v = serde_json::to_value(&out.alerts[0]).unwrap();
+        for key in [
+            "alert_id",
+            "household_id",
+            "dong_code",
+            "priority",
+            "score",
+            "reasons",
+            "categories",
+            "first_signal_at",
+            "last_signal_at",
+            "emitted_at",
+            "pipeline",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["priority"], "P1");
+        assert_eq!(v["pipeline"]["name"], "default");
+        assert_eq!(v["emitted_at"], "2027-01-15T08:00:00.000Z");
+        assert_eq!(v["first_signal_at"], "2026-09-16T14:13:20.000Z");
+        assert_eq!(v["last_signal_at"], "2026-09-21T14:13:20.000Z");
+        assert_eq!(v["categories"], serde_json::json!(["health"]));
+        assert_eq!(
+            v["reasons"][0],
+            serde_json::json!({
+                "signal": "health-insurance",
+                "category": "health",
+                "detail": "premium arrears 3 months",
+                "detail_ko": "건강보험료 3개월 체납",
+                "observed_at": "2026-09-16T14:13:20.000Z",
+            })
+        );
+    }
+}
