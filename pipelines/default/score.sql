@@ -3,11 +3,11 @@
 -- Input: table `signals`, every live signal of the households touched by one
 -- micro-batch (columns: household_id, dong_code, feed, category, subject, kind,
 -- months_overdue, amount_krw, disconnected, occurred_on, observed_at,
--- window_end, current_dong, event_key). `window_end` is the household's newest
+-- window_end, current_dong, event_key, newest_event_key). `window_end` is the household's newest
 -- observed_at and `current_dong` the dong_code of that newest signal (of two
 -- at the same time, the one with the larger event_key), the same on each of
 -- its rows: its window ends there, and a household that moved is served by
--- its new dong.
+-- its new dong. `newest_event_key` is the event_key of that newest signal.
 -- The window stage has already applied supersession: of the signals of one
 -- household, feed and subject only the newest (by event time) is live.
 -- Rows arrive sorted by household_id, observed_at, feed, subject, and
@@ -18,8 +18,10 @@
 -- of every household that reaches a priority, columns
 --   household_id, dong_code, priority ('P1'|'P2'|'P3'), score, window_end,
 --   feed, category, subject, kind, months_overdue, amount_krw, disconnected,
---   occurred_on, observed_at
--- ordered by household_id. Each $-brace placeholder is filled from [params]
+--   occurred_on, observed_at, event_key, newest_event_key
+-- ordered by household_id, then the reasons in the order the alert lists them.
+-- The reasons' event keys in that order and newest_event_key identify the
+-- alert decision (its alert_id): pass them through unchanged. Each $-brace placeholder is filled from [params]
 -- in pipeline.toml.
 WITH live AS (
     -- the window of a household ends at its newest signal
@@ -72,7 +74,7 @@ assessed AS (
 )
 SELECT a.household_id, l.current_dong AS dong_code, a.priority, a.score, a.window_end,
        l.feed, l.category, l.subject, l.kind, l.months_overdue, l.amount_krw,
-       l.disconnected, l.occurred_on, l.observed_at
+       l.disconnected, l.occurred_on, l.observed_at, l.event_key, l.newest_event_key
 FROM assessed a
 JOIN live l ON l.household_id = a.household_id AND l.qualifies
 ORDER BY a.household_id, l.observed_at, l.feed, l.subject

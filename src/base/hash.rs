@@ -35,6 +35,56 @@ pub fn fnv1a128(parts: &[&[u8]]) -> u128 {
     )
 }
 
+/// FNV-1a, 128 bit, fed piece by piece: `Fnv128::new().part(a).part(b)`
+/// equals [`fnv1a128`] of `[a, b]`, for values read one at a time.
+///
+/// ```
+/// use sagak::base::hash::{fnv1a128, Fnv128};
+/// assert_eq!(Fnv128::new().part(b"a").part(b"bc").finish(), fnv1a128(&[b"a", b"bc"]));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv128 {
+    h: u128,
+    parts: usize,
+}
+
+impl Default for Fnv128 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fnv128 {
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+
+    /// The hash of nothing yet.
+    pub fn new() -> Self {
+        Fnv128 {
+            h: 0x6c62272e07bb014262b821756295c58d,
+            parts: 0,
+        }
+    }
+
+    /// Adds one part (after a unit separator when it is not the first).
+    pub fn part(mut self, bytes: &[u8]) -> Self {
+        if self.parts > 0 {
+            self.h ^= 0x1f;
+            self.h = self.h.wrapping_mul(Self::PRIME);
+        }
+        for &b in bytes {
+            self.h ^= u128::from(b);
+            self.h = self.h.wrapping_mul(Self::PRIME);
+        }
+        self.parts += 1;
+        self
+    }
+
+    /// The hash.
+    pub fn finish(self) -> u128 {
+        self.h
+    }
+}
+
 /// FNV-1a, 64 bit, over `parts` separated by the unit separator 0x1f. Used
 /// where a stored hash stands in for a long id (a signal's event id).
 ///

@@ -19,6 +19,15 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds in one day, for the day-based settings of a pipeline.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// True for a category name the published alert schema accepts:
+/// `^[a-z][a-z0-9_]{0,31}$`.
+pub fn is_category_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Most fields (common + feed) a feed may declare: the decoder keeps one
 /// slot per field on the stack for every message.
 pub const MAX_FIELDS: usize = 24;
@@ -457,8 +466,14 @@ fn check_feed(i: usize, feed: &FeedSpec, all: &[FeedSpec]) -> Result<(), (String
             "is used by an earlier feed: one topic per feed".into(),
         ));
     }
-    if feed.category.is_empty() {
-        return Err((at("category"), "must name a crisis category".into()));
+    if !is_category_name(&feed.category) {
+        return Err((
+            at("category"),
+            format!(
+                "is {:?}: a category is 1-32 characters of a-z, 0-9 and _, starting with a letter (the published alert schema accepts exactly those)",
+                feed.category
+            ),
+        ));
     }
     if feed.fields.len() + COMMON_FIELDS.len() > MAX_FIELDS {
         return Err((
@@ -570,6 +585,43 @@ mod tests {
         assert_eq!(
             fill_params("x >= ${health_min_months}", &params),
             Err("health_min_months".to_string())
+        );
+    }
+
+    #[test]
+    fn a_category_the_alert_schema_would_refuse_is_refused_at_load() {
+        for good in ["housing", "utility", "rent_2"] {
+            assert!(is_category_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Housing",
+            "2rent",
+            "rent-arrears",
+            "주거",
+            &"a".repeat(33),
+        ] {
+            assert!(!is_category_name(bad), "{bad}");
+        }
+        let text = r#"
+            name = "t"
+            version = "1"
+            score_sql = "score.sql"
+            window = { length_days = 90, allowed_lateness_days = 7, max_future_hours = 24, max_signals_per_household = 8 }
+            alerts = { cooldown_days = 30 }
+            [[feeds]]
+            name = "rent"
+            topic = "signals.rent"
+            category = "Rent-Arrears"
+            subject = "lh"
+            reason = "rent"
+            reason_ko = "rent"
+        "#;
+        let file: PipelineFile = toml::from_str(text).unwrap();
+        let err = PipelineSpec::from_parts(file, "select 1", Path::new("p.toml")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("p.toml: `feeds[0] (rent).category` is \"Rent-Arrears\": a category is 1-32 characters"),
+            "{err}"
         );
     }
 

@@ -25,6 +25,7 @@ fn assessment(hh: &str, dong: &str, p: Priority, score: f64, days_ago: i64) -> A
         }],
         first_signal_at: t - 10 * DAY,
         last_signal_at: t,
+        evidence: 0,
     }
 }
 

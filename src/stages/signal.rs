@@ -110,6 +110,10 @@ pub fn signal_table_schema() -> SchemaRef {
                 // 64-bit hash of the event id: breaks ties between signals
                 // with the same event time, deterministically
                 Field::new("event_key", DataType::UInt64, false),
+                // the event_key of the household's newest live signal (the
+                // one its window ends at), on each of its rows: with the
+                // reasons' event keys it identifies an alert decision
+                Field::new("newest_event_key", DataType::UInt64, false),
             ]))
         })
         .clone()

@@ -119,6 +119,12 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
     }
     let emitted: BTreeMap<String, usize> = summary.alerts_by_priority.clone();
     assert_eq!(per_priority, emitted);
+
+    // one alert per id: a consumer that deduplicates by alert_id loses none
+    let all = alerts.lines().map(|l| serde_json::from_str(l).unwrap());
+    let (ids, repeats) = crate::support::each_id_names_one_alert(all);
+    assert_eq!(repeats, 0, "the demo never replays, so no id repeats");
+    assert_eq!(ids, alerts.lines().count());
 }
 
 #[test]

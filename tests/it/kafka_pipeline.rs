@@ -383,5 +383,8 @@ async fn after_a_crash_the_replay_resends_only_identical_alert_ids() {
         .map(|a| a["alert_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(p2_ids.len(), 1, "a replay produces the same alert_id");
+    // and every repeated id repeats the same alert
+    let (_, repeats) = each_id_names_one_alert(seen.iter().map(Received::json));
+    assert!(repeats >= 1, "the replay re-sent the P2");
     second.stop().await;
 }

@@ -455,3 +455,29 @@ pub fn days_ago(days: i64) -> String {
 pub fn job_loss(event_id: &str, household: &str, day: &str) -> String {
     sagak::testkit::job_loss(event_id, household, day, "4125052000")
 }
+
+/// Checks that every `alert_id` names one alert: alerts that share an id
+/// are equal in every field but `emitted_at`. Returns the distinct ids and
+/// how many alerts repeated one.
+pub fn each_id_names_one_alert(
+    alerts: impl IntoIterator<Item = serde_json::Value>,
+) -> (usize, usize) {
+    let mut by_id: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut repeats = 0;
+    for mut a in alerts {
+        let id = a["alert_id"].as_str().expect("an alert_id").to_string();
+        if let Some(fields) = a.as_object_mut() {
+            fields.remove("emitted_at");
+        }
+        match by_id.get(&id) {
+            Some(first) => {
+                assert_eq!(first, &a, "two different alerts share the id {id}");
+                repeats += 1;
+            }
+            None => {
+                by_id.insert(id, a);
+            }
+        }
+    }
+    (by_id.len(), repeats)
+}

@@ -4,9 +4,10 @@
 //! A household is alerted when it first reaches a priority or escalates
 //! (P3 -> P2 -> P1). At the same or a lower priority it is not alerted again
 //! within the cooldown (event time), so a dong office is not asked twice
-//! about the same crisis. The alert id is a hash of household, priority and
-//! the start of the evidence, so a replay after a crash yields the same ids
-//! and consumers can deduplicate.
+//! about the same crisis. The alert id names one alert decision: a hash of
+//! the household, the priority and the evidence (the event keys of the
+//! reasons in order and of the household's newest live signal), so a replay
+//! after a crash yields the same ids, and any other alert another id.
 
 use std::sync::Arc;
 
@@ -53,7 +54,8 @@ pub struct AlertReason {
 /// The JSON value sent to `dong-office.alerts` (key: `dong_code`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
-    /// Deterministic id: same household, window start and priority, same id.
+    /// Names this alert decision: the same household, priority and evidence
+    /// (see [`alert_id`]) give the same id, anything else another one.
     pub alert_id: String,
     /// Pseudonymous household id.
     pub household_id: String,
@@ -260,7 +262,7 @@ impl AlertGate {
     /// is the wall clock written as `emitted_at`.
     pub fn render(&self, a: Assessment, now_ms: i64) -> Alert {
         Alert {
-            alert_id: alert_id(&a.household_id, a.priority, a.first_signal_at),
+            alert_id: alert_id(&a.household_id, a.priority, a.evidence),
             priority: a.priority,
             score: a.score,
             reasons: a
@@ -433,13 +435,15 @@ fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
-/// The deterministic alert id: a stable hash of household id, priority and
-/// the event time of the first reason.
-pub fn alert_id(household_id: &str, priority: Priority, first_signal_at: i64) -> String {
+/// The alert id of a decision: `al-` and 32 hex digits of the FNV-1a 128
+/// hash of the household id, the priority and `evidence` (see
+/// [`Assessment::evidence`]). Equal ids mean equal alerts apart from
+/// `emitted_at`.
+pub fn alert_id(household_id: &str, priority: Priority, evidence: u128) -> String {
     let h = crate::base::hash::fnv1a128(&[
         household_id.as_bytes(),
         priority.as_str().as_bytes(),
-        &first_signal_at.to_le_bytes(),
+        &evidence.to_le_bytes(),
     ]);
     // by hand: the formatter's padded hex is a fifth of the gate's time
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -469,6 +473,7 @@ mod tests {
             reasons: Vec::new(),
             first_signal_at: t - 5 * DAY_MS,
             last_signal_at: t,
+            evidence: u128::from(t as u64),
         }
     }
 
@@ -593,7 +598,7 @@ mod tests {
         assert_eq!(a.len(), 35);
         // the id's spelling is part of the contract: consumers deduplicate
         // by it across restarts and upgrades
-        let hash = crate::base::hash::fnv1a128(&[b"hh-1", b"P1", &1000_i64.to_le_bytes()]);
+        let hash = crate::base::hash::fnv1a128(&[b"hh-1", b"P1", &1000_u128.to_le_bytes()]);
         assert_eq!(a, format!("al-{hash:032x}"));
         assert_ne!(a, alert_id("hh-1", Priority::P2, 1000));
         assert_ne!(a, alert_id("hh-2", Priority::P1, 1000));

@@ -18,10 +18,13 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    UInt64Array,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, UInt64Type};
 use datafusion::physical_plan::execution_plan::reset_plan_states;
+
+use crate::base::hash::Fnv128;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
@@ -127,6 +130,10 @@ pub struct Assessment {
     pub first_signal_at: i64,
     /// Event time of the newest reason.
     pub last_signal_at: i64,
+    /// What the decision rests on: a hash of the reasons' event keys in
+    /// order and of the event key of the household's newest live signal.
+    /// With the household and the priority it makes the alert id.
+    pub evidence: u128,
 }
 
 struct FeedText {
@@ -288,6 +295,8 @@ impl Scorer {
             "disconnected",
             "occurred_on",
             "observed_at",
+            "event_key",
+            "newest_event_key",
         ] {
             if schema.field_with_name(column).is_err() {
                 return Err(self.contract(column, "missing from the SELECT list"));
@@ -325,6 +334,12 @@ impl Scorer {
                 .as_string::<i32>()
                 .clone())
         };
+        let key = |name| -> Result<UInt64Array, ScoreError> {
+            Ok(self
+                .column(batch, name, &DataType::UInt64)?
+                .as_primitive::<UInt64Type>()
+                .clone())
+        };
         let int = |name| -> Result<Int64Array, ScoreError> {
             Ok(self
                 .column(batch, name, &DataType::Int64)?
@@ -355,6 +370,8 @@ impl Scorer {
                 .as_primitive::<Date32Type>()
                 .clone(),
             observed_at: int("observed_at")?,
+            event_key: key("event_key")?,
+            newest_event_key: key("newest_event_key")?,
         })
     }
 }
@@ -375,6 +392,8 @@ struct ResultColumns {
     disconnected: BooleanArray,
     occurred_on: Date32Array,
     observed_at: Int64Array,
+    event_key: UInt64Array,
+    newest_event_key: UInt64Array,
 }
 
 /// Where one household's rows lie in a [`Scored`] result: from `first` to
@@ -481,6 +500,8 @@ impl<'s> Scored<'s> {
         let h = *self.households.get(i)?;
         let scorer = self.scorer;
         let mut a: Option<Assessment> = None;
+        let mut evidence = Fnv128::new();
+        let mut newest_key = 0u64;
         for b in h.first.0..=h.last.0 {
             let c = self.batches.get(b as usize)?;
             let from = if b == h.first.0 {
@@ -524,7 +545,10 @@ impl<'s> Scored<'s> {
                     reasons: Vec::with_capacity(h.reasons as usize),
                     first_signal_at: t,
                     last_signal_at: t,
+                    evidence: 0,
                 });
+                evidence = evidence.part(&c.event_key.value(row).to_le_bytes());
+                newest_key = c.newest_event_key.value(row);
                 let values = ReasonValues {
                     subject: subject.value(row),
                     kind: kind.is_valid(row).then(|| kind.value(row)),
@@ -561,6 +585,9 @@ impl<'s> Scored<'s> {
                     observed_at: t,
                 });
             }
+        }
+        if let Some(a) = a.as_mut() {
+            a.evidence = evidence.part(&newest_key.to_le_bytes()).finish();
         }
         a
     }

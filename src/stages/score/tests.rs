@@ -246,6 +246,16 @@ fn result_batch(rows: &[ResultRow<'_>]) -> RecordBatch {
             Arc::new(Date32Array::from(vec![None; rows.len()])) as ArrayRef,
         ),
         ("observed_at", ints(NOW)),
+        (
+            "event_key",
+            Arc::new(UInt64Array::from(
+                (0..rows.len() as u64).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "newest_event_key",
+            Arc::new(UInt64Array::from(vec![7u64; rows.len()])) as ArrayRef,
+        ),
     ])
     .expect("a batch of the output contract")
 }
@@ -299,4 +309,33 @@ fn a_priority_outside_the_contract_is_an_error_naming_the_column() {
     let columns = scorer.columns(&batch).expect("contract columns");
     let err = scored.index(columns).map(|_| ()).unwrap_err();
     assert!(err.to_string().contains("priority"), "{err}");
+}
+
+/// The evidence names the decision: the same signals give the same
+/// evidence in any run, and a newer signal gives another even when the
+/// reasons stay the same (an alert sent then is another alert).
+#[tokio::test]
+async fn the_evidence_follows_the_reasons_and_the_newest_signal() {
+    let first: &[(&str, String)] = &[(H, health("h1", "hh-1", "2026-10-01", 5))];
+    let once = assess(&[first]).await;
+    let again = assess(&[first]).await;
+    assert_eq!(once.len(), 1);
+    assert_eq!(
+        once[0].evidence, again[0].evidence,
+        "a replay gives the same"
+    );
+
+    // a paid-off gas bill: newer, not a reason; the reasons are unchanged
+    let paid: &[(&str, String)] = &[(U, utility("u1", "hh-1", "2026-10-05", "gas", 0, false))];
+    let later = assess(&[first, paid]).await;
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].reasons, once[0].reasons);
+    assert_ne!(later[0].evidence, once[0].evidence);
+
+    // another reason: another evidence
+    let worse: &[(&str, String)] = &[(J, job_loss("j1", "hh-1", "2026-10-05", "4125052000"))];
+    let two = assess(&[first, worse]).await;
+    assert_eq!(two[0].reasons.len(), 2);
+    assert_ne!(two[0].evidence, once[0].evidence);
+    assert_ne!(two[0].evidence, later[0].evidence);
 }

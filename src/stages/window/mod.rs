@@ -628,6 +628,7 @@ struct SignalTable<'f> {
     window_end: TimestampMillisecondBuilder,
     current_dong: StringBuilder,
     event_key: UInt64Builder,
+    newest_event_key: UInt64Builder,
     dong_text: String,
     current_dong_text: String,
     rows: usize,
@@ -679,6 +680,7 @@ impl<'f> SignalTable<'f> {
             window_end: TimestampMillisecondBuilder::with_capacity(rows),
             current_dong: StringBuilder::with_capacity(rows, dongs),
             event_key: UInt64Builder::with_capacity(rows),
+            newest_event_key: UInt64Builder::with_capacity(rows),
             dong_text: String::with_capacity(DONG_DIGITS),
             current_dong_text: String::with_capacity(DONG_DIGITS),
             rows: 0,
@@ -700,6 +702,7 @@ impl<'f> SignalTable<'f> {
             return;
         };
         let window_end = newest.observed_at;
+        let newest_event_key = newest.event_key;
         self.current_dong_text.clear();
         push_dong(&mut self.current_dong_text, newest.dong);
         // a household's signals nearly always share its current dong
@@ -726,6 +729,7 @@ impl<'f> SignalTable<'f> {
             self.window_end.append_value(window_end);
             self.current_dong.append_value(&self.current_dong_text);
             self.event_key.append_value(s.event_key);
+            self.newest_event_key.append_value(newest_event_key);
             self.rows += 1;
         }
     }
@@ -747,6 +751,7 @@ impl<'f> SignalTable<'f> {
             Arc::new(self.window_end.finish().with_timezone("UTC")),
             Arc::new(self.current_dong.finish()),
             Arc::new(self.event_key.finish()),
+            Arc::new(self.newest_event_key.finish()),
         ];
         RecordBatch::try_new(signal_table_schema(), columns)
             .expect("signal table matches its schema")
