@@ -388,3 +388,138 @@ async fn after_a_crash_the_replay_resends_only_identical_alert_ids() {
     assert!(repeats >= 1, "the replay re-sent the P2");
     second.stop().await;
 }
+
+/// A fourth feed, public-rental rent arrears in a new category `housing`,
+/// added by configuration and a schema only (the generator knows three
+/// feeds, so the test writes its signals): it runs end to end, three
+/// categories of the four make P1, and its alerts validate against the
+/// published alert schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_feed_added_by_configuration_runs_end_to_end_within_the_published_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["pipeline.toml", "score.sql", "lists.sql", "dongs.csv"] {
+        std::fs::copy(root.join("pipelines/default").join(f), dir.path().join(f)).unwrap();
+    }
+    // the recipe of pipelines/README.md: a [[feeds]] entry ...
+    let mut toml = std::fs::read_to_string(dir.path().join("pipeline.toml")).unwrap();
+    toml.push_str(
+        r#"
+[[feeds]]
+name = "rent-arrears"
+topic = "signals.rent-arrears"
+category = "housing"
+subject = "lh"
+reason = "public rental rent {months_overdue} months overdue ({amount_krw} KRW)"
+reason_ko = "공공임대 임대료 {months_overdue}개월 체납 ({amount_krw}원)"
+
+[feeds.fields]
+months_overdue = { type = "int", min = 0, max = 600, column = "months_overdue" }
+amount_krw = { type = "int", min = 0, max = 100000000000, column = "amount_krw" }
+"#,
+    );
+    std::fs::write(dir.path().join("pipeline.toml"), toml).unwrap();
+    // ... and the two places of score.sql that name the categories
+    let sql = std::fs::read_to_string(dir.path().join("score.sql")).unwrap();
+    let which = "           OR (s.category = 'health' AND COALESCE(s.months_overdue, 0) >= ${health_min_months})";
+    let count =
+        "           + MAX(CAST(l.qualifies AND l.category = 'health' AS BIGINT)) AS categories,";
+    assert!(
+        sql.contains(which) && sql.contains(count),
+        "score.sql changed: update the recipe"
+    );
+    let sql = sql
+        .replace(
+            which,
+            &format!("{which}\n           OR (s.category = 'housing' AND COALESCE(s.months_overdue, 0) >= 2)"),
+        )
+        .replace(
+            count,
+            "           + MAX(CAST(l.qualifies AND l.category = 'health' AS BIGINT))\n           + MAX(CAST(l.qualifies AND l.category = 'housing' AS BIGINT)) AS categories,",
+        );
+    std::fs::write(dir.path().join("score.sql"), sql).unwrap();
+    // the feed's schema, as an agency would get it
+    let feed_schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["event_id", "household_id", "dong_code", "observed_at", "source", "months_overdue", "amount_krw"],
+        "properties": {
+            "months_overdue": {"type": "integer", "minimum": 0},
+            "amount_krw": {"type": "integer", "minimum": 0}
+        }
+    });
+    let feed_schema = jsonschema::validator_for(&feed_schema).unwrap();
+
+    let s = Scenario::with_pipeline("fourth", broker(), dir.path()).await;
+    assert_eq!(s.spec.feeds.len(), 4);
+    let p = Producer::new();
+    let day = days_ago(6);
+    let rent = |id: &str, hh: &str, months: i64| {
+        format!(
+            r#"{{"event_id":"{id}","household_id":"{hh}","dong_code":"4125052000","observed_at":"{day}T09:00:00+09:00","source":"lh","months_overdue":{months},"amount_krw":{}}}"#,
+            months * 310_000
+        )
+    };
+    for (id, hh, months) in [("r-1", "hh-rent", 3), ("r-2", "hh-rent-p1", 4)] {
+        let value = rent(id, hh, months);
+        let json: serde_json::Value = serde_json::from_str(&value).unwrap();
+        assert!(
+            feed_schema.is_valid(&json),
+            "the test's signal follows its schema"
+        );
+        p.signal(&s.topic("rent-arrears"), &value).await;
+    }
+    p.signal(
+        &s.topic("health-insurance"),
+        &health("h-1", "hh-rent", &day, 5),
+    )
+    .await;
+    p.signal(
+        &s.topic("health-insurance"),
+        &health("h-2", "hh-rent-p1", &day, 5),
+    )
+    .await;
+    p.signal(&s.topic("job-loss"), &job_loss("j-2", "hh-rent-p1", &day))
+        .await;
+    let pipeline = s.start();
+
+    let mut alerts = s.alerts();
+    let seen = alerts
+        .wait_for("P2 for hh-rent and P1 for hh-rent-p1", |seen| {
+            priorities_of(seen, "hh-rent").contains(&"P2".into())
+                && priorities_of(seen, "hh-rent-p1").contains(&"P1".into())
+        })
+        .await;
+    let root_schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/alert.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let alert_schema = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&root_schema)
+        .unwrap();
+    let mut housing = 0;
+    for a in seen.iter().map(Received::json) {
+        if let Err(e) = alert_schema.validate(&a) {
+            panic!("alert breaks schemas/alert.schema.json: {e}\n{a}");
+        }
+        housing += usize::from(
+            a["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "housing"),
+        );
+    }
+    assert!(housing >= 2, "the housing alerts were checked");
+    let p1 = alerts_of(seen, "hh-rent-p1")
+        .into_iter()
+        .find(|a| a["priority"] == "P1")
+        .unwrap();
+    assert!(p1["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["detail"] == "public rental rent 4 months overdue (1,240,000 KRW)"));
+    pipeline.stop().await;
+}

@@ -148,27 +148,32 @@ impl Scenario {
     /// Fresh topics, group and state directory on the broker at `addr`;
     /// topics are created.
     pub async fn on(name: &str, addr: &str) -> Scenario {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+        Scenario::with_pipeline(name, addr, &dir).await
+    }
+
+    /// Fresh topics (one per feed of the pipeline in `dir`), group and state
+    /// directory on the broker at `addr`; topics are created.
+    pub async fn with_pipeline(name: &str, addr: &str, dir: &std::path::Path) -> Scenario {
         let id = unique(name);
+        let spec = PipelineSpec::load(dir).expect("the test pipeline loads");
         let mut settings = Settings::default();
         settings.kafka.brokers = addr.to_string();
         settings.kafka.group_id = format!("{id}.sagak");
         settings.kafka.create_topics = true;
         settings.kafka.partitions = 4;
-        for feed in ["utility-arrears", "job-loss", "health-insurance"] {
-            settings
-                .topics
-                .inputs
-                .insert(feed.into(), format!("{id}.signals.{feed}"));
+        for feed in &spec.feeds {
+            let topic = format!("{id}.signals.{}", feed.name);
+            settings.topics.inputs.insert(feed.name.clone(), topic);
         }
         settings.topics.alerts = format!("{id}.dong-office.alerts");
         settings.topics.dlq = format!("{id}.signals.dlq");
-        settings.pipeline.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+        settings.pipeline.dir = dir.to_path_buf();
         settings.engine.flush_interval_ms = 50;
         settings.engine.checkpoint_interval_ms = 300;
         let state_dir = tempfile::tempdir().expect("temp dir");
         settings.engine.state_dir = state_dir.path().to_path_buf();
         settings.validate().expect("test settings are valid");
-        let spec = default_spec();
         let mut topics = settings.input_topics(&spec);
         topics.push(settings.topics.alerts.clone());
         topics.push(settings.topics.dlq.clone());
