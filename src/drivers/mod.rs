@@ -130,6 +130,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
 
     /// Writes the daily lists on `schedule`.
     pub fn with_lists(mut self, schedule: ListSchedule) -> Self {
+        self.engine.hold_for_cutoff(Some(schedule.next_cutoff_ms));
         self.lists = Some(schedule);
         self
     }
@@ -247,6 +248,9 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         };
         let cutoff = schedule.next_cutoff_ms;
         schedule.next_cutoff_ms += DAY_MS;
+        // what the day after counts stays; what only this day counted may go
+        // once its list is made
+        let held_next = schedule.next_cutoff_ms;
         let metrics = &self.ops.metrics;
         let started = std::time::Instant::now();
         let lists = &schedule.lists;
@@ -292,6 +296,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 }
             }
         };
+        self.engine.hold_for_cutoff(Some(held_next));
         if self.evict_at_cutoff {
             self.engine.on_watermark();
         }

@@ -132,9 +132,14 @@ impl Lane {
         Ok(out)
     }
 
-    /// Scores the given households of this lane, reasons and all.
-    pub(crate) async fn assess(&self, households: &[&str]) -> Result<Vec<Assessment>, ScoreError> {
-        let table = self.windows.table_of(households.iter().copied());
+    /// Scores the given households of this lane, reasons and all, as of
+    /// `as_of` when given (see [`HouseholdWindows::table_of`]).
+    pub(crate) async fn assess(
+        &self,
+        households: &[&str],
+        as_of: Option<i64>,
+    ) -> Result<Vec<Assessment>, ScoreError> {
+        let table = self.windows.table_of(households.iter().copied(), as_of);
         self.scorer.assess(table).await
     }
 }

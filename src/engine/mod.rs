@@ -79,6 +79,10 @@ pub struct Engine {
     /// Fingerprint of the scoring SQL, kept in snapshots so a restart can
     /// tell whether the alert marks were decided by the same scoring.
     scoring: u64,
+    /// Length of the window (event time).
+    window_ms: i64,
+    /// See [`Engine::hold_for_cutoff`].
+    held_from: Option<i64>,
     /// Whether every household at a priority has an alert mark, so the
     /// daily lists need score only the marked ones. True from an empty
     /// state; false after restoring marks decided by another scoring, until
@@ -120,6 +124,8 @@ impl Engine {
             shards: Vec::new(),
             scoring: crate::base::hash::fnv1a64(&[spec.score_sql.as_bytes()]),
             marks_cover_priorities: true,
+            window_ms: spec.window.length_ms(),
+            held_from: None,
         }
     }
 
@@ -247,11 +253,19 @@ impl Engine {
         self.lanes[0].windows.watermark()
     }
 
+    /// Keeps what the daily list of the cut-off `next_cutoff_ms` counts
+    /// from eviction (every signal of its window, and the marks of their
+    /// households), so that eviction never changes a list.
+    pub fn hold_for_cutoff(&mut self, next_cutoff_ms: Option<i64>) {
+        self.held_from = next_cutoff_ms.map(|c| c - self.window_ms);
+    }
+
     /// Evicts, in every stateful stage, the state the watermark has passed.
     /// Returns how many items each part evicted (signals of the window
     /// stage, marks of the alert gate), in [`StatePart::ALL`] order.
     pub fn on_watermark(&mut self) -> [usize; StatePart::ALL.len()] {
-        let watermark = self.watermark().clone();
+        let mut watermark = self.watermark().clone();
+        watermark.hold_from(self.held_from);
         let evict = |lane: &mut Lane| {
             let mut evicted = [0; StatePart::ALL.len()];
             each_stage!(mut lane, s => evicted[part_of(s).index()] += s.on_watermark(&watermark));
@@ -276,10 +290,16 @@ impl Engine {
         self.lanes.iter().flat_map(|l| l.windows.household_ids())
     }
 
-    /// Scores the given households (for the daily lists, which go through
-    /// the state in chunks so the signal table of a whole country is never
-    /// built at once). Each lane scores its own, in parallel.
-    pub async fn assess(&self, households: &[&str]) -> Result<Vec<Assessment>, ScoreError> {
+    /// Scores the given households as of the cut-off `as_of_ms`: exactly
+    /// their signals within the window that ends there (for the daily
+    /// lists, which go through the state in chunks so the signal table of a
+    /// whole country is never built at once). Each lane scores its own, in
+    /// parallel.
+    pub async fn assess(
+        &self,
+        households: &[&str],
+        as_of_ms: i64,
+    ) -> Result<Vec<Assessment>, ScoreError> {
         let mut parts: Vec<Vec<&str>> = vec![Vec::new(); self.lanes.len()];
         for &h in households {
             parts[self.lane_of(h.as_bytes())].push(h);
@@ -288,7 +308,7 @@ impl Engine {
             .lanes
             .iter()
             .zip(&parts)
-            .map(|(lane, part)| lane.assess(part).boxed())
+            .map(|(lane, part)| lane.assess(part, Some(as_of_ms)).boxed())
             .collect();
         let mut out = Vec::with_capacity(households.len());
         for part in on_lanes(jobs, households.len() >= PARALLEL_FROM).await {

@@ -311,7 +311,7 @@ impl DailyLists {
         let mut unmarked = Vec::new();
         let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
         for chunk in ids.chunks(CHUNK) {
-            let assessments = engine.assess(chunk).await?;
+            let assessments = engine.assess(chunk, cutoff_ms).await?;
             if !marked_only {
                 unmarked.extend(
                     assessments

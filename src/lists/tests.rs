@@ -405,3 +405,68 @@ async fn a_marked_household_no_longer_at_a_priority_is_not_listed() {
     assert_eq!(manifest.households, 0);
     assert!(on_list.is_empty());
 }
+
+/// The list of a day counts exactly the signals of the window that ends at
+/// its cut-off, whatever eviction has dropped: one 91 days old no longer
+/// counts, even while it is still held because the household's own window
+/// (ending at its newest signal) still reaches it.
+#[tokio::test]
+async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
+    use crate::testkit::{health, input, job_loss, NOW};
+    let spec = default_spec();
+    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let lists = DailyLists::new(&spec).unwrap();
+    let date = lists.list_day_at(NOW);
+    let cutoff = lists.cutoff_ms(date);
+    // 09:00 Korea time, so "92 days before the list day" is 91 days and 21
+    // hours before its 06:00 cut-off: outside the 90-day window
+    let day = |before: i64| (date - chrono::Duration::days(before)).to_string();
+    let batch = vec![
+        input(
+            &spec,
+            "health-insurance",
+            "hh-old",
+            health("h1", "hh-old", &day(92), 5),
+        ),
+        input(
+            &spec,
+            "health-insurance",
+            "hh-both",
+            health("h2", "hh-both", &day(92), 5),
+        ),
+        input(
+            &spec,
+            "job-loss",
+            "hh-both",
+            job_loss("j2", "hh-both", &day(10), "4125052000"),
+        ),
+    ];
+    let result = engine.process_batch(&batch, NOW).await.unwrap();
+    // in the stream, hh-both's window ends at its job loss and holds both
+    let streamed: Vec<_> = result
+        .alerts
+        .iter()
+        .map(|a| (a.household_id.as_str(), a.priority))
+        .collect();
+    assert_eq!(
+        streamed,
+        [("hh-both", Priority::P2), ("hh-old", Priority::P3)]
+    );
+    assert_eq!(engine.households(), 2, "nothing evicted yet");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, on_list) = lists
+        .make_day(&mut engine, dir.path(), cutoff, &HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(on_list, HashSet::from(["hh-both".to_string()]));
+    assert_eq!(manifest.households, 1);
+    let file = dir.path().join(format!("lists/{date}/4125052000.csv"));
+    let text = String::from_utf8(std::fs::read(file).unwrap()[3..].to_vec()).unwrap();
+    let row = split_csv(text.split("\r\n").nth(1).unwrap());
+    assert_eq!(
+        (row[1].as_str(), row[2].as_str()),
+        ("hh-both", "P3"),
+        "listed at the priority its 10-day-old job loss gives alone"
+    );
+}

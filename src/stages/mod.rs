@@ -44,6 +44,9 @@ impl StatePart {
 pub struct Watermark {
     feed_newest: Vec<Option<i64>>,
     lateness_ms: i64,
+    /// No signal observed at or after this time may be evicted: the next
+    /// daily list counts it.
+    held_from: Option<i64>,
 }
 
 impl Watermark {
@@ -52,6 +55,7 @@ impl Watermark {
         Watermark {
             feed_newest: vec![None; feeds],
             lateness_ms,
+            held_from: None,
         }
     }
 
@@ -76,6 +80,26 @@ impl Watermark {
         (0..self.feed_newest.len())
             .filter_map(|f| self.of_feed(f))
             .min()
+    }
+
+    /// Holds every signal observed at or after `from` (and what it needs)
+    /// from eviction; `None` holds nothing beyond the watermark.
+    pub fn hold_from(&mut self, from: Option<i64>) {
+        self.held_from = from;
+    }
+
+    /// Before this event time, state that needs only event time `span`
+    /// back from a signal may go: the low watermark minus `span`, and never
+    /// past what the next daily list counts (see [`Watermark::hold_from`]).
+    /// `None` while no feed has sent anything.
+    pub fn horizon(&self, span_ms: i64, window_ms: i64) -> Option<i64> {
+        let by_time = self.low()? - span_ms;
+        // the list counts signals from its hold on; what they need goes
+        // back `span - window` further
+        Some(match self.held_from {
+            Some(from) => by_time.min(from - (span_ms - window_ms)),
+            None => by_time,
+        })
     }
 
     /// Moves `feed`'s newest event time forward to `t` (never back).

@@ -332,8 +332,10 @@ impl StatefulStage for AlertGate {
     /// Forgets households whose cooldown ended so long ago that no signal the
     /// window stage can still accept falls within it. Returns how many.
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
-        let Some(low) = watermark.low() else { return 0 };
-        let horizon = low - self.window_ms - self.cooldown_ms;
+        let span = self.window_ms + self.cooldown_ms;
+        let Some(horizon) = watermark.horizon(span, self.window_ms) else {
+            return 0;
+        };
         let before = self.marks.len();
         self.marks
             .retain(|r| decode_mark(r.payload()).is_some_and(|m| m.at >= horizon));

@@ -377,7 +377,7 @@ impl HouseholdWindows {
                 continue;
             }
             // sorts the signals first, so the record keeps them in order
-            table.append(hh, &mut open.signals, &texts);
+            table.append(hh, &mut open.signals, &texts, None);
             record::encode(open.shard, &open.signals, &texts, &mut self.encoded);
             self.households.put_payload(open.hash, hh, &self.encoded);
         }
@@ -387,8 +387,17 @@ impl HouseholdWindows {
         outcome
     }
 
-    /// The `signals` table (all live signals) of the given households.
-    pub fn table_of<'a>(&self, households: impl Iterator<Item = &'a str>) -> RecordBatch {
+    /// The `signals` table of the given households: all their live signals,
+    /// or with `as_of` a cut-off time, exactly those observed within the
+    /// window that ends at it (`as_of - window <= observed_at <= as_of`),
+    /// each household's window ending at the cut-off and its dong the one of
+    /// its newest signal counted. The daily list of a day is scored so,
+    /// whatever eviction has or has not dropped yet.
+    pub fn table_of<'a>(
+        &self,
+        households: impl Iterator<Item = &'a str>,
+        as_of: Option<i64>,
+    ) -> RecordBatch {
         // grown as it goes: counting first would decode each record twice,
         // and the lists ask for up to 100,000 households a lane at a time
         let mut table = SignalTable::new(
@@ -410,7 +419,11 @@ impl HouseholdWindows {
                 scratch: &mut scratch,
             };
             record::decode(r.payload(), &mut texts, &mut slots);
-            table.append(hh, &mut slots, &texts);
+            if let Some(cutoff) = as_of {
+                let from = cutoff - self.length_ms;
+                slots.retain(|s| (from..=cutoff).contains(&s.observed_at));
+            }
+            table.append(hh, &mut slots, &texts, as_of);
         }
         table.finish()
     }
@@ -478,10 +491,9 @@ impl StatefulStage for HouseholdWindows {
     /// Evicts signals older than the low watermark minus the window, and
     /// households left with none. Returns the number of signals evicted.
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
-        let Some(low) = watermark.low() else {
+        let Some(horizon) = watermark.horizon(self.length_ms, self.length_ms) else {
             return 0;
         };
-        let horizon = low - self.length_ms;
         // the oldest time leads each record, so most households are kept
         // without decoding them
         let expiring = self
@@ -689,7 +701,15 @@ impl<'f> SignalTable<'f> {
 
     /// Appends the rows of household `hh`, after sorting its `signals` into
     /// the rest of [`crate::stages::signal::SIGNAL_TABLE_ORDER`].
-    fn append(&mut self, hh: &str, signals: &mut [Slot], texts: &Texts<'_>) {
+    /// `window_end`: where the household's window ends, when not at its
+    /// newest signal (a list's cut-off).
+    fn append(
+        &mut self,
+        hh: &str,
+        signals: &mut [Slot],
+        texts: &Texts<'_>,
+        window_end: Option<i64>,
+    ) {
         let feed_name = |s: &Slot| self.feed_names.get(usize::from(s.feed)).map_or("", |f| f);
         // a stable sort of a handful of signals, usually in order already
         signals.sort_by(|a, b| {
@@ -701,7 +721,7 @@ impl<'f> SignalTable<'f> {
         let Some(newest) = signals.iter().max_by_key(|s| (s.observed_at, s.event_key)) else {
             return;
         };
-        let window_end = newest.observed_at;
+        let window_end = window_end.unwrap_or(newest.observed_at);
         let newest_event_key = newest.event_key;
         self.current_dong_text.clear();
         push_dong(&mut self.current_dong_text, newest.dong);

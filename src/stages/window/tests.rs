@@ -561,7 +561,7 @@ fn tables_come_in_the_order_the_scorer_declares() {
 
     let mut asked: Vec<&str> = ids.iter().map(String::as_str).collect();
     asked.reverse();
-    let keys = order_keys(&w.table_of(asked.into_iter()));
+    let keys = order_keys(&w.table_of(asked.into_iter(), None));
     assert_eq!(keys.len(), 4 * ids.len());
     assert_eq!(keys, sorted, "a table of households asked for by id");
 }
