@@ -401,7 +401,7 @@ async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
     let started = Instant::now();
     let mut restored = Engine::new(spec, Metrics::new(spec));
     store
-        .each_newest(|s| restored.restore_shard(&s.state))
+        .each_newest(|s| restored.restore_shard(&s))
         .expect("load");
     let restore_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);

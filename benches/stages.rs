@@ -96,7 +96,7 @@ fn steady_table(spec: &PipelineSpec) -> RecordBatch {
     let mut table = RecordBatch::new_empty(sagak::stages::signal::signal_table_schema());
     for batch in msgs.chunks(BATCH) {
         table = windows
-            .process_batch(&decode_all(&mut decoder, batch), &[])
+            .process_batch(&decode_all(&mut decoder, batch), &[], &[])
             .table;
     }
     table
@@ -121,13 +121,13 @@ fn stages(c: &mut Criterion) {
     group.bench_function("window", |b| {
         b.iter_batched(
             || HouseholdWindows::new(&spec),
-            |mut windows| black_box(windows.process_batch(&decoded, &[]).table.num_rows()),
+            |mut windows| black_box(windows.process_batch(&decoded, &[], &[]).table.num_rows()),
             BatchSize::LargeInput,
         )
     });
 
     let table = HouseholdWindows::new(&spec)
-        .process_batch(&decoded, &[])
+        .process_batch(&decoded, &[], &[])
         .table;
     let scorer = Scorer::new(&spec);
     // assessments made from one `signals` table

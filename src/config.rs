@@ -131,6 +131,10 @@ pub struct EngineSettings {
     pub state_dir: PathBuf,
     /// Snapshots kept (the newest good one is used on start).
     pub keep_checkpoints: usize,
+    /// A feed that has sent nothing on an input partition for this long,
+    /// while the consumer is at the end of that partition, no longer holds
+    /// back eviction there (see README, "Event time").
+    pub idle_partition_ms: u64,
 }
 
 impl Default for EngineSettings {
@@ -141,6 +145,7 @@ impl Default for EngineSettings {
             checkpoint_interval_ms: 10_000,
             state_dir: PathBuf::from("sagak-state"),
             keep_checkpoints: 3,
+            idle_partition_ms: 60_000,
         }
     }
 }

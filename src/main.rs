@@ -255,7 +255,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     &settings.engine.state_dir,
                     settings.engine.keep_checkpoints,
                 )?;
-                if store.each_newest(|snapshot| engine.restore_shard(&snapshot.state))? == 0 {
+                if store.each_newest(|snapshot| engine.restore_shard(&snapshot))? == 0 {
                     anyhow::bail!(
                         "no state snapshot in {}: run `sagak run` first, or point engine.state_dir at its state",
                         settings.engine.state_dir.display()

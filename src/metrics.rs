@@ -123,8 +123,8 @@ impl Metrics {
         let households = gauge("sagak_households_tracked", "Households with live signals.");
         let watermark = gauge_vec(
             "sagak_watermark_timestamp_seconds",
-            "Watermark per feed (event time), seconds since the epoch.",
-            &["feed"],
+            "Watermark per feed and input partition (event time), seconds since the epoch.",
+            &["feed", "partition"],
         );
         for f in &spec.feeds {
             received.with_label_values(&[f.name.as_str()]);

@@ -162,8 +162,8 @@ pub struct EncodedState {
     pub shards: BTreeMap<i32, ShardRecords>,
     /// What the household records' numbers stand for.
     pub dictionary: RecordDictionary,
-    /// Newest event time per feed.
-    pub feed_newest: Vec<Option<i64>>,
+    /// Newest event time per feed, for each partition that saw a signal.
+    pub partition_newest: BTreeMap<i32, Vec<Option<i64>>>,
     /// Fingerprint of the scoring SQL that decided the alert marks, when
     /// they cover every household at a priority (see
     /// [`crate::engine::Engine::list_candidates`]).
@@ -211,7 +211,9 @@ pub struct StoredRecords {
     /// pipeline that reads them (format 2 did not name its feeds, and was
     /// always read that way); `dictionary.feeds` is then empty.
     pub feeds_by_position: bool,
-    /// Newest event time per feed of the dictionary.
+    /// Newest event time per feed of the dictionary, on the shard's own
+    /// partition (snapshots before per-partition event time: over all
+    /// partitions, which is never earlier).
     pub feed_newest: Vec<Option<i64>>,
     /// See [`EncodedState::scoring`].
     pub scoring: Option<u64>,
@@ -436,7 +438,12 @@ impl ShardedStore {
                     .filter(|o| o.partition == shard)
                     .cloned()
                     .collect(),
-                feed_newest: state.feed_newest.clone(),
+                // the shard's own partition: event time is kept per partition
+                feed_newest: state
+                    .partition_newest
+                    .get(&shard)
+                    .cloned()
+                    .unwrap_or_default(),
                 dictionary: state.dictionary.clone(),
                 households: records.part(StatePart::Households).count,
                 marks: records.part(StatePart::Marks).count,
@@ -640,7 +647,7 @@ mod tests {
                 feeds: vec!["job-loss".into()],
                 symbols: vec!["premium".into()],
             },
-            feed_newest: vec![Some(7)],
+            partition_newest: BTreeMap::from([(3, vec![Some(7)])]),
             scoring: Some(42),
         }
     }
@@ -652,7 +659,7 @@ mod tests {
             created_at_ms: 1,
             shard: 3,
             offsets: offsets.to_vec(),
-            feed_newest: state.feed_newest.clone(),
+            feed_newest: state.partition_newest[&3].clone(),
             dictionary: state.dictionary.clone(),
             households: 1,
             marks: 1,

@@ -201,6 +201,7 @@ pub async fn run(
     };
 
     let flush_every = Duration::from_millis(settings.engine.flush_interval_ms);
+    let idle_ms = i64::try_from(settings.engine.idle_partition_ms).unwrap_or(i64::MAX);
     let checkpoint_every = Duration::from_millis(settings.engine.checkpoint_interval_ms);
     let mut next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
     let mut observe_tick = tokio::time::interval(Duration::from_secs(1));
@@ -256,6 +257,13 @@ pub async fn run(
             Event::BatchDue => flush_now = true,
             Event::Observe => {
                 observe_consumer(&consumer, &ops);
+                let context = consumer.context();
+                core.engine_mut()
+                    .advance_idle(wall_clock_ms(), idle_ms, |feed, partition| {
+                        inputs
+                            .get(usize::from(feed))
+                            .is_some_and(|topic| context.at_end(topic, partition))
+                    });
                 tick = true;
             }
             Event::Checkpoint => {
@@ -362,7 +370,7 @@ fn apply_handover(engine: &mut Engine, ownership: &Ownership) -> Result<(), RunE
         );
     }
     for snapshot in handover.restore {
-        engine.restore_shard(&snapshot.state);
+        engine.restore_shard(&snapshot);
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! One lane of the engine: its own decode, window, score and alert stages
 //! for the households whose id hashes to it.
 
+use arrow::record_batch::RecordBatch;
+
 use crate::base::hash::fnv1a64;
 use crate::base::keyed::prefetch_bytes;
 use crate::base::message::InputMessage;
@@ -55,6 +57,8 @@ pub(crate) struct Lane {
     pub(crate) gate: AlertGate,
     /// Batch indices of the messages routed to this lane (reused).
     pub(crate) msgs: Vec<u32>,
+    /// The decoded rows of the batch in flight, between the two phases.
+    decoded: Option<RecordBatch>,
 }
 
 /// What one lane did with its part of a micro-batch.
@@ -76,17 +80,14 @@ impl Lane {
             scorer: Scorer::new(spec),
             gate: AlertGate::new(spec),
             msgs: Vec::new(),
+            decoded: None,
         }
     }
 
-    /// decode -> window -> score -> alert for this lane's messages.
-    pub(crate) async fn process(
-        &mut self,
-        msgs: &[InputMessage],
-        shards: &[i32],
-        now_ms: i64,
-    ) -> Result<LaneOutcome, ScoreError> {
-        let mut out = LaneOutcome::default();
+    /// decode for this lane's messages: the rejects, and the decoded rows
+    /// kept for [`Lane::process`].
+    pub(crate) fn decode(&mut self, msgs: &[InputMessage], now_ms: i64) -> Vec<(usize, Reject)> {
+        let mut rejects = Vec::new();
         for (k, &i) in self.msgs.iter().enumerate() {
             // Payloads lie wherever the consumer put them, each a cache miss
             // that parsing would otherwise wait on; ask for them early.
@@ -104,11 +105,31 @@ impl Lane {
                 self.decoder
                     .decode(i, feed, m.key.as_deref(), m.payload.as_deref(), now_ms)
             {
-                out.rejects.push((i as usize, reject));
+                rejects.push((i as usize, reject));
             }
         }
-        let decoded = self.decoder.finish();
-        let window = self.windows.process_batch(&decoded, shards);
+        self.decoded = Some(self.decoder.finish());
+        rejects
+    }
+
+    /// The decoded rows of the batch in flight (after [`Lane::decode`]).
+    pub(crate) fn decoded(&self) -> Option<&RecordBatch> {
+        self.decoded.as_ref()
+    }
+
+    /// window -> score -> alert for the rows [`Lane::decode`] kept, with the
+    /// engine's verdict on lateness per message.
+    pub(crate) async fn process(
+        &mut self,
+        shards: &[i32],
+        late: &[bool],
+        now_ms: i64,
+    ) -> Result<LaneOutcome, ScoreError> {
+        let mut out = LaneOutcome::default();
+        let Some(decoded) = self.decoded.take() else {
+            return Ok(out);
+        };
+        let window = self.windows.process_batch(&decoded, shards, late);
         out.accepted = window.accepted;
         out.duplicates = window.duplicates;
         out.dropped_over_cap = window.dropped_over_cap;

@@ -1,8 +1,8 @@
 //! Kafka input: the consumer, its statistics and rebalance callbacks, and
 //! the conversion of its messages into [`InputMessage`]s.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,6 +28,9 @@ pub struct SourceContext {
     lag: IntGaugeVec,
     broker_up: AtomicBool,
     ownership: Arc<Ownership>,
+    /// Partitions whose every message the consumer has handed over, as of
+    /// librdkafka's last statistics.
+    at_end: Mutex<HashSet<(String, i32)>>,
 }
 
 impl SourceContext {
@@ -35,14 +38,31 @@ impl SourceContext {
     pub fn broker_up(&self) -> bool {
         self.broker_up.load(Ordering::Relaxed)
     }
+
+    /// True when librdkafka's last statistics saw the consumer at the end of
+    /// `topic`'s `partition`: nothing left to fetch and nothing fetched
+    /// waiting to be handed over.
+    pub fn at_end(&self, topic: &str, partition: i32) -> bool {
+        self.at_end
+            .lock()
+            .is_ok_and(|set| set.contains(&(topic.to_string(), partition)))
+    }
 }
 
 impl ClientContext for SourceContext {
     fn stats(&self, stats: Statistics) {
         let up = stats.brokers.values().any(|b| b.state == "UP");
         self.broker_up.store(up, Ordering::Relaxed);
+        let mut at_end = HashSet::new();
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
+                if *partition >= 0
+                    && p.hi_offset >= 0
+                    && p.next_offset >= p.hi_offset
+                    && p.fetchq_cnt == 0
+                {
+                    at_end.insert((topic.clone(), *partition));
+                }
                 // -1 is librdkafka's internal UA partition; lag -1 = unknown
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     self.lag
@@ -50,6 +70,9 @@ impl ClientContext for SourceContext {
                         .set(p.consumer_lag);
                 }
             }
+        }
+        if let Ok(mut set) = self.at_end.lock() {
+            *set = at_end;
         }
     }
 }
@@ -115,6 +138,7 @@ pub fn consumer(
         lag,
         broker_up: AtomicBool::new(true),
         ownership,
+        at_end: Mutex::new(HashSet::new()),
     })
 }
 

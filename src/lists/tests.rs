@@ -204,9 +204,7 @@ fn restored(
         .write_state("default", 0, &state, shards, &[])
         .unwrap();
     let mut after = crate::engine::Engine::new(spec, crate::metrics::Metrics::new(spec));
-    store
-        .each_newest(|s| after.restore_shard(&s.state))
-        .unwrap();
+    store.each_newest(|s| after.restore_shard(&s)).unwrap();
     after
 }
 

@@ -292,7 +292,14 @@ fn by_label(state: &OpsState, name: &str, label: &str) -> BTreeMap<String, f64> 
 /// The dashboard's data: everything comes from the metrics and the board.
 pub fn dashboard_data(state: &OpsState) -> Value {
     let received = by_label(state, "sagak_signals_received_total", "feed");
-    let watermark = by_label(state, "sagak_watermark_timestamp_seconds", "feed");
+    // a feed is as far as its laggard partition
+    let mut watermark: BTreeMap<String, f64> = BTreeMap::new();
+    for (labels, v) in samples(state, "sagak_watermark_timestamp_seconds") {
+        if let Some(feed) = labels.get("feed") {
+            let w = watermark.entry(feed.clone()).or_insert(v);
+            *w = w.min(v);
+        }
+    }
     let lag_by_topic = by_label(state, "sagak_consumer_lag_messages", "topic");
     let feeds: Vec<Value> = state
         .feeds

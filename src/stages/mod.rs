@@ -38,11 +38,19 @@ impl StatePart {
 }
 
 /// Event time as the stages see it between batches: the newest event time
-/// seen on each feed, and the allowed lateness that turns it into a
-/// watermark. The engine gives every lane the same one after each batch.
+/// seen on each feed of each input partition, and the allowed lateness that
+/// turns it into a watermark. The engine gives every lane the same one
+/// after each batch.
+///
+/// Time is kept per partition (as Kafka Streams keeps stream time per task,
+/// and Flink's Kafka source watermarks per partition): a consumer that reads
+/// one partition ahead of another during a catch-up must not make the
+/// signals of the lagging partition look late.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watermark {
-    feed_newest: Vec<Option<i64>>,
+    /// Newest event time per partition, then per feed.
+    newest: Vec<Vec<Option<i64>>>,
+    feeds: usize,
     lateness_ms: i64,
     /// No signal observed at or after this time may be evicted: the next
     /// daily list counts it.
@@ -53,33 +61,111 @@ impl Watermark {
     /// No event time yet on any of `feeds` feeds.
     pub fn new(feeds: usize, lateness_ms: i64) -> Self {
         Watermark {
-            feed_newest: vec![None; feeds],
+            newest: Vec::new(),
+            feeds,
             lateness_ms,
             held_from: None,
         }
     }
 
-    /// Newest event time seen per feed (index = feed).
-    pub fn feed_newest(&self) -> &[Option<i64>] {
-        &self.feed_newest
+    /// The allowed lateness.
+    pub fn lateness_ms(&self) -> i64 {
+        self.lateness_ms
     }
 
-    /// Watermark of `feed`: its newest event time minus the allowed
-    /// lateness; `None` before the feed's first signal.
-    pub fn of_feed(&self, feed: usize) -> Option<i64> {
-        self.feed_newest
+    fn on(&self, partition: i32) -> &[Option<i64>] {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.newest.get(p))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Newest event time seen per feed (index = feed) on `partition`.
+    pub fn newest_on(&self, partition: i32) -> Vec<Option<i64>> {
+        let mut out = self.on(partition).to_vec();
+        out.resize(self.feeds, None);
+        out
+    }
+
+    /// Partitions that have seen a signal, in order.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.newest
+            .iter()
+            .enumerate()
+            .filter(|(_, feeds)| feeds.iter().any(Option::is_some))
+            .map(|(p, _)| p as i32)
+    }
+
+    /// Watermark of `feed` on `partition`: its newest event time there minus
+    /// the allowed lateness; `None` before the first signal.
+    pub fn of(&self, feed: usize, partition: i32) -> Option<i64> {
+        self.on(partition)
             .get(feed)
             .copied()
             .flatten()
             .map(|t| t - self.lateness_ms)
     }
 
-    /// The lowest watermark over the feeds that have sent anything: what
-    /// eviction may rely on.
-    pub fn low(&self) -> Option<i64> {
-        (0..self.feed_newest.len())
-            .filter_map(|f| self.of_feed(f))
-            .min()
+    /// The lowest watermark on `partition` over the feeds that have sent
+    /// anything there: what eviction of its households may rely on.
+    pub fn low(&self, partition: i32) -> Option<i64> {
+        (0..self.feeds).filter_map(|f| self.of(f, partition)).min()
+    }
+
+    /// The newest event time on `partition` over its feeds.
+    pub fn newest(&self, partition: i32) -> Option<i64> {
+        self.on(partition).iter().flatten().copied().max()
+    }
+
+    /// Moves `feed`'s newest event time on `partition` forward to `t`
+    /// (never back).
+    pub fn raise(&mut self, feed: usize, partition: i32, t: i64) {
+        if feed >= self.feeds {
+            return;
+        }
+        let p = usize::try_from(partition).unwrap_or(0);
+        if self.newest.len() <= p {
+            self.newest.resize_with(p + 1, Vec::new);
+        }
+        let slots = &mut self.newest[p];
+        if slots.len() < self.feeds {
+            slots.resize(self.feeds, None);
+        }
+        let slot = &mut slots[feed];
+        *slot = Some(slot.map_or(t, |n| n.max(t)));
+    }
+
+    /// Judges one signal in its partition's order: late when it is older
+    /// than the watermark of its feed on its partition minus `window_ms`
+    /// (false, and nothing changes); otherwise it raises that watermark
+    /// (true). Decided in each partition's own order, the verdicts do not
+    /// depend on how partitions interleave or where batches are cut.
+    pub fn admit(&mut self, feed: usize, partition: i32, t: i64, window_ms: i64) -> bool {
+        if self
+            .of(feed, partition)
+            .is_some_and(|wm| t < wm - window_ms)
+        {
+            return false;
+        }
+        self.raise(feed, partition, t);
+        true
+    }
+
+    /// Raises each feed on `partition` to at least `newest` (index = feed),
+    /// as a snapshot of that partition saw it.
+    pub fn raise_on(&mut self, partition: i32, newest: &[Option<i64>]) {
+        for (feed, t) in newest.iter().enumerate() {
+            if let Some(t) = *t {
+                self.raise(feed, partition, t);
+            }
+        }
+    }
+
+    /// Raises every feed and partition to at least what `other` saw.
+    pub fn raise_all(&mut self, other: &Watermark) {
+        for (p, feeds) in other.newest.iter().enumerate() {
+            self.raise_on(p as i32, feeds);
+        }
     }
 
     /// Holds every signal observed at or after `from` (and what it needs)
@@ -88,35 +174,9 @@ impl Watermark {
         self.held_from = from;
     }
 
-    /// Before this event time, state that needs only event time `span`
-    /// back from a signal may go: the low watermark minus `span`, and never
-    /// past what the next daily list counts (see [`Watermark::hold_from`]).
-    /// `None` while no feed has sent anything.
-    pub fn horizon(&self, span_ms: i64, window_ms: i64) -> Option<i64> {
-        let by_time = self.low()? - span_ms;
-        // the list counts signals from its hold on; what they need goes
-        // back `span - window` further
-        Some(match self.held_from {
-            Some(from) => by_time.min(from - (span_ms - window_ms)),
-            None => by_time,
-        })
-    }
-
-    /// Moves `feed`'s newest event time forward to `t` (never back).
-    pub fn raise(&mut self, feed: usize, t: i64) {
-        if let Some(slot) = self.feed_newest.get_mut(feed) {
-            *slot = Some(slot.map_or(t, |n| n.max(t)));
-        }
-    }
-
-    /// Raises each feed to at least the newest time in `newest` (index =
-    /// feed), as another lane or a snapshot saw it.
-    pub fn raise_all(&mut self, newest: &[Option<i64>]) {
-        for (feed, t) in newest.iter().enumerate() {
-            if let Some(t) = *t {
-                self.raise(feed, t);
-            }
-        }
+    /// See [`Watermark::hold_from`].
+    pub fn held_from(&self) -> Option<i64> {
+        self.held_from
     }
 }
 

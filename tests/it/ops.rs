@@ -350,7 +350,10 @@ fn the_grafana_dashboard_and_scrape_config_use_only_exported_metrics() {
         .consumer_lag
         .with_label_values(&["signals.job-loss", "0"])
         .set(0);
-    metrics.watermark.with_label_values(&["job-loss"]).set(0);
+    metrics
+        .watermark
+        .with_label_values(&["job-loss", "0"])
+        .set(0);
     metrics
         .alerts
         .with_label_values(&["P1", "4125052000"])

@@ -332,13 +332,19 @@ impl StatefulStage for AlertGate {
     /// Forgets households whose cooldown ended so long ago that no signal the
     /// window stage can still accept falls within it. Returns how many.
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
-        let span = self.window_ms + self.cooldown_ms;
-        let Some(horizon) = watermark.horizon(span, self.window_ms) else {
-            return 0;
+        // a later assessment's window ends at or after the oldest signal that
+        // can still be accepted on the household's partition, `low - window`;
+        // a mark older than that by the cooldown holds nothing back, unless
+        // the next daily list needs it (its count, and that it is marked)
+        let held = watermark.held_from().map(|from| from - self.cooldown_ms);
+        let horizon = |shard: i32| {
+            let by_time = watermark.low(shard)? - self.window_ms - self.cooldown_ms;
+            Some(held.map_or(by_time, |h| by_time.min(h)))
         };
         let before = self.marks.len();
-        self.marks
-            .retain(|r| decode_mark(r.payload()).is_some_and(|m| m.at >= horizon));
+        self.marks.retain(|r| {
+            decode_mark(r.payload()).is_some_and(|m| horizon(m.shard).is_none_or(|h| m.at >= h))
+        });
         before - self.marks.len()
     }
 

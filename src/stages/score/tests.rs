@@ -21,7 +21,7 @@ async fn assess(batches: &[&[(&str, String)]]) -> Vec<Assessment> {
             d.decode(i as u32, f, Some(hh.as_bytes()), Some(json.as_bytes()), NOW)
                 .expect("valid");
         }
-        let out = windows.process_batch(&d.finish(), &[]);
+        let out = windows.process_batch(&d.finish(), &[], &[]);
         last = scorer.assess(out.table).await.expect("scoring runs");
     }
     last

@@ -119,7 +119,6 @@ pub struct HouseholdWindows {
     symbols: Symbols,
     /// One record per household with live signals (see [`record`]).
     households: Records,
-    watermark: Watermark,
     /// Reused from batch to batch so the hot path does not allocate:
     /// the households a batch opened, their free text, and the encoder's
     /// output.
@@ -161,23 +160,11 @@ impl HouseholdWindows {
                 .collect(),
             symbols: Symbols::of(spec),
             households: Records::default(),
-            watermark: Watermark::new(spec.feeds.len(), spec.window.lateness_ms()),
             open: Vec::new(),
             scratch: String::new(),
             encoded: Vec::new(),
             hashes: Vec::new(),
         }
-    }
-
-    /// Event time as this stage has seen it (see [`Watermark`]).
-    pub fn watermark(&self) -> &Watermark {
-        &self.watermark
-    }
-
-    /// Raises the newest event time of each feed to at least the
-    /// watermark's (the window stages of one engine share their event time).
-    pub fn raise_watermark(&mut self, watermark: &Watermark) {
-        self.watermark.raise_all(watermark.feed_newest());
     }
 
     /// Ids of every household with live signals.
@@ -196,8 +183,16 @@ impl HouseholdWindows {
     /// Applies one decoded micro-batch (schema: `decoded_schema`).
     /// `shards[i]` is the shard (input partition) of message `i` of the
     /// batch; a message without an entry belongs to shard 0, which is what
-    /// embedded use without Kafka wants.
-    pub fn process_batch(&mut self, decoded: &RecordBatch, shards: &[i32]) -> WindowOutcome {
+    /// embedded use without Kafka wants. `late[i]` is true when message `i`
+    /// is late: the engine judges lateness over the whole batch in each
+    /// partition's order ([`Watermark::admit`]), before the batch is split
+    /// over lanes; a message without an entry is not late.
+    pub fn process_batch(
+        &mut self,
+        decoded: &RecordBatch,
+        shards: &[i32],
+        late: &[bool],
+    ) -> WindowOutcome {
         let msg_index = decoded
             .column(decoded::MSG_INDEX)
             .as_primitive::<UInt32Type>();
@@ -245,14 +240,16 @@ impl HouseholdWindows {
             self.households.prefetch_chunk(&self.hashes, row);
             let f = usize::from(feed.value(row));
             let t = observed_at.value(row);
-            if let Some(wm) = self.watermark.of_feed(f) {
-                if t < wm - self.length_ms {
+            let index = msg_index.value(row);
+            let partition = shards.get(index as usize).copied().unwrap_or(0);
+            {
+                if late.get(index as usize).copied().unwrap_or(false) {
                     outcome.late.push((
                         msg_index.value(row),
                         Reject::new(
                             RejectClass::LateEvent,
                             format!(
-                                "late: observed_at is more than {} days before the {} feed's watermark ({} days of lateness allowed)",
+                                "late: observed_at is more than {} days before the watermark of the {} feed on partition {partition} ({} days of lateness allowed)",
                                 self.length_ms / crate::definition::DAY_MS,
                                 self.feed_names[f],
                                 self.lateness_ms / crate::definition::DAY_MS
@@ -263,7 +260,6 @@ impl HouseholdWindows {
                 }
             }
             let hh = household.value(row);
-            let index = msg_index.value(row);
             let hash = self.hashes[row];
             let open = match opened.find(hash, |&(id, _)| id == hh) {
                 Some(&(_, i)) => &mut self.open[i],
@@ -335,7 +331,6 @@ impl HouseholdWindows {
                 },
             };
             outcome.accepted += 1;
-            self.watermark.raise(f, t);
             match same_subject {
                 // an older notice arriving late changes nothing
                 Some(i) if !signal.supersedes(&signals[i]) => continue,
@@ -459,13 +454,18 @@ impl HouseholdWindows {
         })
     }
 
-    /// Raises the newest event times to a snapshot's (see
-    /// [`Self::restore_record`] for `translation`).
-    pub fn restore_newest(&mut self, newest: &[Option<i64>], translation: Option<&Translation>) {
+    /// A snapshot's newest event times per feed as this pipeline numbers
+    /// its feeds (translated like the records when the snapshot was written
+    /// under another pipeline definition).
+    pub fn translate_newest(
+        &self,
+        newest: &[Option<i64>],
+        translation: Option<&Translation>,
+    ) -> Vec<Option<i64>> {
         let Some(t) = translation else {
-            return self.watermark.raise_all(newest);
+            return newest.to_vec();
         };
-        let mut here = vec![None; self.watermark.feed_newest().len()];
+        let mut here = vec![None; self.feed_names.len()];
         for (old, t_newest) in newest.iter().enumerate() {
             if let Some(Some(feed)) = t.feeds.get(old) {
                 if let Some(slot) = here.get_mut(usize::from(*feed)) {
@@ -473,7 +473,7 @@ impl HouseholdWindows {
                 }
             }
         }
-        self.watermark.raise_all(&here);
+        here
     }
 
     /// The households held, readable one by one.
@@ -488,17 +488,28 @@ impl HouseholdWindows {
 impl StatefulStage for HouseholdWindows {
     const PART: StatePart = StatePart::Households;
 
-    /// Evicts signals older than the low watermark minus the window, and
+    /// Evicts the signals no assessment and no coming list can count, and
     /// households left with none. Returns the number of signals evicted.
+    ///
+    /// A signal of household `h` on partition `p` goes once it is older
+    /// than `max(window_end(h) - L, low(p) - 2L)`, and than the window of the
+    /// next daily list (`L` the window, `low(p)` the lowest watermark on
+    /// the partition): every later assessment ends its window at or after
+    /// `h`'s newest signal, and at or after the oldest signal that can
+    /// still be accepted, `low(p) - L`. So eviction never changes an
+    /// assessment or a list.
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
-        let Some(horizon) = watermark.horizon(self.length_ms, self.length_ms) else {
-            return 0;
-        };
-        // the oldest time leads each record, so most households are kept
-        // without decoding them
-        let expiring = self
-            .households
-            .take_if(|r| record::header(r.payload()).is_none_or(|(_, oldest)| oldest < horizon));
+        let window = self.length_ms;
+        let held = watermark.held_from();
+        let cap = |t: i64| held.map_or(t, |from| t.min(from));
+        // at most this: no household's window ends after the partition's
+        // newest signal, so a record whose oldest signal is later is kept
+        // without decoding it
+        let bound = |shard: i32| watermark.newest(shard).map(|n| cap(n - window));
+        let expiring = self.households.take_if(|r| {
+            record::header(r.payload())
+                .is_none_or(|(shard, oldest)| bound(shard).is_some_and(|b| oldest < b))
+        });
         let mut evicted = 0;
         let mut slots = Vec::new();
         for r in expiring {
@@ -509,8 +520,17 @@ impl StatefulStage for HouseholdWindows {
                 scratch: &mut self.scratch,
             };
             let shard = record::decode(r.payload(), &mut texts, &mut slots);
+            let window_end = slots.iter().map(|s| s.observed_at).max();
+            let by_watermark = watermark.low(shard).map(|low| low - 2 * window);
+            let horizon = match (window_end, by_watermark) {
+                (Some(end), Some(w)) => Some(cap((end - window).max(w))),
+                (Some(end), None) => Some(cap(end - window)),
+                _ => None,
+            };
             let before = slots.len();
-            slots.retain(|s| s.observed_at >= horizon);
+            if let Some(horizon) = horizon {
+                slots.retain(|s| s.observed_at >= horizon);
+            }
             evicted += before - slots.len();
             if !slots.is_empty() {
                 record::encode(shard, &slots, &texts, &mut self.encoded);

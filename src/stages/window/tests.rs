@@ -14,8 +14,71 @@ fn batch(spec: &PipelineSpec, msgs: &[(&str, &str, String)]) -> RecordBatch {
     d.finish()
 }
 
+/// The window stage as the engine drives it: lateness judged in each
+/// partition's order ([`Watermark::admit`]) against the event time kept
+/// here, as the engine keeps it.
+struct Judged {
+    w: HouseholdWindows,
+    wm: Watermark,
+    window_ms: i64,
+}
+
+impl Judged {
+    fn new(spec: &PipelineSpec) -> Self {
+        Judged {
+            w: HouseholdWindows::new(spec),
+            wm: Watermark::new(spec.feeds.len(), spec.window.lateness_ms()),
+            window_ms: spec.window.length_ms(),
+        }
+    }
+
+    /// One batch, its rows judged in order (one decoder: message order).
+    fn process_batch(&mut self, decoded: &RecordBatch, shards: &[i32]) -> WindowOutcome {
+        let index = decoded
+            .column(decoded::MSG_INDEX)
+            .as_primitive::<UInt32Type>();
+        let feed = decoded.column(decoded::FEED).as_primitive::<UInt16Type>();
+        let t = decoded
+            .column(decoded::OBSERVED_AT)
+            .as_primitive::<TimestampMillisecondType>();
+        let mut late = vec![false; index.values().iter().max().map_or(0, |&m| m as usize + 1)];
+        for row in 0..decoded.num_rows() {
+            let i = index.value(row) as usize;
+            let partition = shards.get(i).copied().unwrap_or(0);
+            late[i] = !self.wm.admit(
+                usize::from(feed.value(row)),
+                partition,
+                t.value(row),
+                self.window_ms,
+            );
+        }
+        self.w.process_batch(decoded, shards, &late)
+    }
+
+    fn watermark(&self) -> &Watermark {
+        &self.wm
+    }
+
+    fn evict(&mut self) -> usize {
+        self.w.on_watermark(&self.wm)
+    }
+}
+
+impl std::ops::Deref for Judged {
+    type Target = HouseholdWindows;
+    fn deref(&self) -> &HouseholdWindows {
+        &self.w
+    }
+}
+
+impl std::ops::DerefMut for Judged {
+    fn deref_mut(&mut self) -> &mut HouseholdWindows {
+        &mut self.w
+    }
+}
+
 /// Applies a batch whose messages all come from partition 0.
-fn apply(w: &mut HouseholdWindows, decoded: &RecordBatch) -> WindowOutcome {
+fn apply(w: &mut Judged, decoded: &RecordBatch) -> WindowOutcome {
     w.process_batch(decoded, &[])
 }
 
@@ -34,7 +97,7 @@ fn households_in(table: &RecordBatch) -> Vec<String> {
 #[test]
 fn resent_event_counts_once() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     let h = health("h-1", "hh-1", "2026-11-01", 4);
     let out = apply(
         &mut w,
@@ -59,7 +122,7 @@ fn resent_event_counts_once() {
 #[test]
 fn table_holds_every_live_signal_of_touched_households_only() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     apply(
         &mut w,
         &batch(
@@ -108,7 +171,7 @@ fn table_holds_every_live_signal_of_touched_households_only() {
 #[test]
 fn signal_older_than_watermark_minus_window_is_late() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     apply(
         &mut w,
         &batch(
@@ -160,27 +223,21 @@ fn signal_older_than_watermark_minus_window_is_late() {
 }
 
 #[test]
-fn watermark_evicts_state_older_than_the_window() {
+fn watermark_evicts_state_no_later_signal_can_count() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
-    apply(
-        &mut w,
-        &batch(
-            &spec,
-            &[
-                (
-                    "health-insurance",
-                    "hh-old",
-                    health("h-1", "hh-old", "2026-05-01", 4),
-                ),
-                (
-                    "health-insurance",
-                    "hh-new",
-                    health("h-2", "hh-new", "2026-05-01", 4),
-                ),
-            ],
-        ),
-    );
+    let mut w = Judged::new(&spec);
+    let h =
+        |e: &str, hh: &str, day: &str| ("health-insurance", hh.to_string(), health(e, hh, day, 4));
+    let msgs = [
+        h("h-1", "hh-old", "2026-03-01"),
+        h("h-2", "hh-keep", "2026-05-01"),
+        h("h-3", "hh-new", "2026-05-01"),
+    ];
+    let msgs: Vec<(&str, &str, String)> = msgs
+        .iter()
+        .map(|(f, hh, j)| (*f, hh.as_str(), j.clone()))
+        .collect();
+    apply(&mut w, &batch(&spec, &msgs));
     apply(
         &mut w,
         &batch(
@@ -188,25 +245,45 @@ fn watermark_evicts_state_older_than_the_window() {
             &[(
                 "health-insurance",
                 "hh-new",
-                health("h-3", "hh-new", "2026-11-01", 4),
+                health("h-4", "hh-new", "2026-11-01", 4),
             )],
         ),
     );
-    assert_eq!(w.len(), 2);
-    let evicted = w.on_watermark(&w.watermark().clone());
+    assert_eq!(w.len(), 3);
+    // the watermark is 2026-10-25 (7 days of lateness): a signal as old as
+    // 2026-07-27 is still accepted, and its window reaches back to 04-28
+    let evicted = w.evict();
     assert_eq!(
         evicted, 1,
-        "hh-old's May signal falls before 2026-10-25 - 90 days (hh-new's May notice \
-         was already replaced by its November one)"
+        "only hh-old's March signal is out of every window still to come (hh-new's May \
+         notice was already replaced by its November one)"
     );
-    assert_eq!(w.len(), 1);
+    assert_eq!(w.len(), 2);
     assert_eq!(w.shard_of("hh-old"), None);
+    // the May signal kept is counted by a signal accepted late
+    let late = apply(
+        &mut w,
+        &batch(
+            &spec,
+            &[(
+                "job-loss",
+                "hh-keep",
+                job_loss("j-1", "hh-keep", "2026-07-28", "4125052000"),
+            )],
+        ),
+    );
+    assert!(late.late.is_empty(), "within the window of the watermark");
+    assert_eq!(
+        late.table.num_rows(),
+        2,
+        "the May premium arrears and the job loss"
+    );
 }
 
 #[test]
 fn a_flooded_household_keeps_its_newest_signals() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     let max = spec.window.max_signals_per_household;
     // a different household member each time: nothing supersedes anything
     let msgs: Vec<_> = (0..max + 5)
@@ -229,7 +306,7 @@ fn a_flooded_household_keeps_its_newest_signals() {
 #[test]
 fn a_shard_can_be_dropped_and_restored_without_touching_the_others() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     let msgs = [
         (
             "health-insurance",
@@ -254,18 +331,11 @@ fn a_shard_can_be_dropped_and_restored_without_touching_the_others() {
     assert_eq!(w.drop_shard(1), 1);
     assert_eq!((w.shard_of("hh-a"), w.len()), (None, 1));
 
-    let mut other = HouseholdWindows::new(&spec);
+    let mut other = Judged::new(&spec);
     for r in moved {
         other.restore_record(r, &Restore::default());
     }
-    other.restore_newest(w.watermark().feed_newest(), None);
     assert_eq!(other.shard_of("hh-a"), Some(1));
-    let feed = spec.feed_index("health-insurance").unwrap();
-    assert_eq!(
-        other.watermark().of_feed(feed),
-        w.watermark().of_feed(feed),
-        "the watermark travels with the shard"
-    );
     // a later signal of the moved household finds its history on the new owner
     let out = other.process_batch(
         &batch(
@@ -284,7 +354,7 @@ fn a_shard_can_be_dropped_and_restored_without_touching_the_others() {
 #[test]
 fn a_newer_signal_on_the_same_subject_replaces_the_older_one() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     let first = apply(
         &mut w,
         &batch(
@@ -333,7 +403,7 @@ fn a_newer_signal_on_the_same_subject_replaces_the_older_one() {
 #[test]
 fn records_written_under_another_pipeline_definition_are_translated() {
     let before = default_spec();
-    let mut w = HouseholdWindows::new(&before);
+    let mut w = Judged::new(&before);
     apply(
         &mut w,
         &batch(
@@ -369,7 +439,7 @@ fn records_written_under_another_pipeline_definition_are_translated() {
     let mut after = before.clone();
     after.feeds.retain(|f| f.name != "health-insurance");
     after.feeds.reverse();
-    let mut moved = HouseholdWindows::new(&after);
+    let mut moved = Judged::new(&after);
     let t = moved.translation(&w.dictionary());
     assert!(t.is_some());
     let mut dropped = 0;
@@ -379,7 +449,7 @@ fn records_written_under_another_pipeline_definition_are_translated() {
     for (_, r) in w.records() {
         dropped += moved.restore_record(r.clone(), &restore).dropped_signals;
     }
-    moved.restore_newest(w.watermark().feed_newest(), t.as_ref());
+    let newest_moved = moved.translate_newest(&w.watermark().newest_on(0), t.as_ref());
 
     assert_eq!(dropped, 2, "both health-insurance signals");
     assert_eq!(moved.len(), 1, "hh-2 had nothing else");
@@ -405,16 +475,16 @@ fn records_written_under_another_pipeline_definition_are_translated() {
             before.feed_index(name).unwrap(),
             after.feed_index(name).unwrap(),
         );
-        let newest = w.watermark().feed_newest();
+        let newest = w.watermark().newest_on(0);
         assert!(newest[old].is_some());
-        assert_eq!(moved.watermark().feed_newest()[new], newest[old], "{name}");
+        assert_eq!(newest_moved[new], newest[old], "{name}");
     }
 }
 
 #[test]
 fn every_row_names_the_dong_of_the_households_newest_signal() {
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     let out = apply(
         &mut w,
         &batch(
@@ -507,7 +577,7 @@ fn tables_come_in_the_order_the_scorer_declares() {
         "order_keys below reads these columns"
     );
     let spec = default_spec();
-    let mut w = HouseholdWindows::new(&spec);
+    let mut w = Judged::new(&spec);
     // ids that agree in their first 16 bytes and differ in length, arriving
     // in no order, each with signals on one day (ties in event time) sent
     // newest feed name and subject first
@@ -564,4 +634,59 @@ fn tables_come_in_the_order_the_scorer_declares() {
     let keys = order_keys(&w.table_of(asked.into_iter(), None));
     assert_eq!(keys.len(), 4 * ids.len());
     assert_eq!(keys, sorted, "a table of households asked for by id");
+}
+
+/// Event time is kept per partition: while a catch-up reads partition 1
+/// far ahead of partition 2, the older signals of partition 2 are not late;
+/// a signal older than its own partition's watermark minus the window is.
+#[test]
+fn lateness_follows_the_signals_own_partition() {
+    let spec = default_spec();
+    let mut w = Judged::new(&spec);
+    // partition 1 has reached November
+    w.process_batch(
+        &batch(
+            &spec,
+            &[(
+                "health-insurance",
+                "hh-ahead",
+                health("h-1", "hh-ahead", "2026-11-01", 4),
+            )],
+        ),
+        &[1],
+    );
+    // partition 2 still delivers May: accepted
+    let lagging = w.process_batch(
+        &batch(
+            &spec,
+            &[(
+                "health-insurance",
+                "hh-behind",
+                health("h-2", "hh-behind", "2026-05-01", 4),
+            )],
+        ),
+        &[2],
+    );
+    assert!(lagging.late.is_empty(), "{:?}", lagging.late);
+    assert_eq!(lagging.accepted, 1);
+    // on partition 1 itself, May is more than 97 days behind: late
+    let late = w.process_batch(
+        &batch(
+            &spec,
+            &[(
+                "health-insurance",
+                "hh-ahead2",
+                health("h-3", "hh-ahead2", "2026-05-01", 4),
+            )],
+        ),
+        &[1],
+    );
+    assert_eq!(late.late.len(), 1);
+    assert!(
+        late.late[0].1.reason.contains("on partition 1"),
+        "{}",
+        late.late[0].1.reason
+    );
+    let feed = spec.feed_index("health-insurance").unwrap();
+    assert!(w.watermark().of(feed, 2) < w.watermark().of(feed, 1));
 }
