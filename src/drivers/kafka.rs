@@ -32,7 +32,7 @@ use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 
-use super::{DriverCore, DriverError, ListSchedule, OnListFailure};
+use super::{DriverCore, DriverError, ListSchedule, OnListFailure, SharedLists};
 use crate::base::clock::{wall_clock_ms, WallClock};
 use crate::base::message::InputMessage;
 use crate::checkpoint::{
@@ -183,12 +183,22 @@ pub async fn run(
     if settings.lists.enabled {
         match DailyLists::new(spec) {
             Ok(lists) => {
+                // instances of one group share the partitions: each writes
+                // the parts of its own, and the last one in assembles the day
+                let partitions =
+                    tokio::task::block_in_place(|| partition_count(&consumer, &inputs))?;
+                let owner = ownership.clone();
+                let shared = SharedLists {
+                    partitions,
+                    owned: Box::new(move || owner.owned().0.into_iter().collect()),
+                };
                 let schedule = ListSchedule::new(
                     lists,
                     settings.lists.out_dir.clone(),
                     wall_clock_ms(),
                     OnListFailure::LogAndContinue,
-                );
+                )
+                .shared(shared);
                 core = core.with_lists(schedule);
             }
             Err(e) => tracing::warn!(error = %e, "daily lists are off"),
@@ -334,6 +344,21 @@ pub async fn run(
     };
     tracing::info!(?summary, "sagak stopped");
     Ok(summary)
+}
+
+/// Partitions of the input topics (co-partitioned: the first one's count).
+fn partition_count(consumer: &SourceConsumer, inputs: &[String]) -> Result<usize, KafkaError> {
+    let Some(topic) = inputs.first() else {
+        return Ok(1);
+    };
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.partitions().len())
+        .max()
+        .unwrap_or(1)
+        .max(1))
 }
 
 /// Static assignment: every partition of the input topics, each starting

@@ -47,6 +47,15 @@ pub enum OnListFailure {
     Stop,
 }
 
+/// The partitions of the instances that share the work, for lists made of
+/// parts (see [`crate::lists::DailyLists::write_parts`]).
+pub struct SharedLists {
+    /// Partitions of the input topics.
+    pub partitions: usize,
+    /// The partitions this instance owns now.
+    pub owned: Box<dyn Fn() -> Vec<i32> + Send + Sync>,
+}
+
 /// The daily lists a core writes, and when the next ones are due.
 pub struct ListSchedule {
     lists: DailyLists,
@@ -56,6 +65,10 @@ pub struct ListSchedule {
     /// read back from the previous day's files).
     previous: Option<HashSet<String>>,
     on_failure: OnListFailure,
+    /// Set when several instances may share the partitions.
+    shared: Option<SharedLists>,
+    /// A day whose parts were written but not all found yet.
+    pending: Option<chrono::NaiveDate>,
 }
 
 impl ListSchedule {
@@ -74,7 +87,18 @@ impl ListSchedule {
             next_cutoff_ms,
             previous: None,
             on_failure,
+            shared: None,
+            pending: None,
         }
+    }
+
+    /// Lists made of one part per partition, so that instances sharing the
+    /// partitions write one complete list per dong: each writes the parts
+    /// of the partitions it owns, and whichever finds every part in
+    /// assembles the day.
+    pub fn shared(mut self, shared: SharedLists) -> Self {
+        self.shared = Some(shared);
+        self
     }
 }
 
@@ -230,10 +254,42 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     pub async fn tick<O: Outputs>(&mut self, out: &mut O) -> Result<usize, DriverError<O::Error>> {
         let now = self.clock.now_ms();
         let mut made = 0;
+        // a shared day whose last part another instance wrote after this one
+        // looked: the parts are all in now, or soon
+        if let Some(schedule) = self.lists.as_mut() {
+            if schedule.pending.is_some() {
+                match Self::assemble_pending(schedule).await {
+                    Ok(Some((manifest, _))) => self.last_list = Some(manifest),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "assembling the shared daily lists failed; run `sagak lists --date` to retry")
+                    }
+                }
+            }
+        }
         while self.next_cutoff_ms().is_some_and(|c| c <= now) {
             self.flush(out).await?;
             self.lists_at_next_cutoff().await?;
             made += 1;
+        }
+        Ok(made)
+    }
+
+    /// Assembles the pending day of shared lists if every part is in.
+    async fn assemble_pending(
+        schedule: &mut ListSchedule,
+    ) -> Result<Option<(Manifest, HashSet<String>)>, ListError> {
+        let (Some(day), Some(shared)) = (schedule.pending, &schedule.shared) else {
+            return Ok(None);
+        };
+        let now = crate::base::clock::wall_clock_ms();
+        let made = schedule
+            .lists
+            .assemble(&schedule.out_dir, day, shared.partitions, now)
+            .await?;
+        if made.is_some() {
+            schedule.pending = None;
+            schedule.lists.prune_parts(&schedule.out_dir, day);
         }
         Ok(made)
     }
@@ -254,21 +310,46 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         let metrics = &self.ops.metrics;
         let started = std::time::Instant::now();
         let lists = &schedule.lists;
-        let previous = match schedule.previous.take() {
-            Some(p) => p,
-            None => lists.households_on(
-                &schedule.out_dir,
-                lists.list_day_at(cutoff) - chrono::Duration::days(1),
-            ),
+        let day = lists.list_day_at(cutoff);
+        let made = match &schedule.shared {
+            // the previous day's lists are on the shared folder, whoever wrote them
+            Some(shared) => {
+                let previous =
+                    lists.households_on(&schedule.out_dir, day - chrono::Duration::days(1));
+                let owned = (shared.owned)();
+                let parts = lists
+                    .write_parts(
+                        &mut self.engine,
+                        &schedule.out_dir,
+                        cutoff,
+                        &owned,
+                        &previous,
+                    )
+                    .await;
+                schedule.pending = Some(day);
+                match parts {
+                    Ok(()) => Self::assemble_pending(schedule).await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                let previous = match schedule.previous.take() {
+                    Some(p) => p,
+                    None => lists.households_on(&schedule.out_dir, day - chrono::Duration::days(1)),
+                };
+                lists
+                    .make_day(&mut self.engine, &schedule.out_dir, cutoff, &previous)
+                    .await
+                    .map(Some)
+            }
         };
-        let made = lists
-            .make_day(&mut self.engine, &schedule.out_dir, cutoff, &previous)
-            .await;
         metrics
             .lists_seconds
             .observe(started.elapsed().as_secs_f64());
         let result = match made {
-            Ok((manifest, on_list)) => {
+            // parts written; another instance's part is still to come
+            Ok(None) => Ok(()),
+            Ok(Some((manifest, on_list))) => {
                 metrics.lists_households.set(manifest.households as i64);
                 metrics
                     .lists_written_at
@@ -286,7 +367,6 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             }
             Err(e) => {
                 metrics.lists_failures.inc();
-                schedule.previous = Some(previous);
                 match schedule.on_failure {
                     OnListFailure::Stop => Err(DriverError::Lists(e)),
                     OnListFailure::LogAndContinue => {

@@ -164,3 +164,114 @@ async fn a_batch_is_cut_at_its_size_and_delivered_at_the_clocks_time() {
     assert_eq!(core.flush(&mut out).await.expect("flush"), 0);
     assert_eq!(out.batches, 1);
 }
+
+/// Two instances sharing the partitions of one group, each holding its own
+/// half of the state, write one complete list per dong between them: the
+/// same files, byte for byte, as one instance that holds everything.
+#[tokio::test]
+async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong() {
+    let spec = default_spec();
+    let msgs = crate::testkit::city();
+    let last = msgs
+        .iter()
+        .filter_map(|m| m.timestamp_ms)
+        .max()
+        .unwrap_or(0);
+    let shared_dir = tempfile::tempdir().expect("temp dir");
+    let alone_dir = tempfile::tempdir().expect("temp dir");
+    let metrics = Metrics::new(&spec);
+    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let clock = SimulatedClock::at(last);
+    let core = |owned: Option<Vec<i32>>, dir: &std::path::Path| {
+        let mut schedule = ListSchedule::new(
+            DailyLists::new(&spec).expect("lists"),
+            dir.to_path_buf(),
+            last,
+            OnListFailure::Stop,
+        );
+        if let Some(owned) = owned {
+            schedule = schedule.shared(SharedLists {
+                partitions: 4,
+                owned: Box::new(move || owned.clone()),
+            });
+        }
+        DriverCore::new(
+            Engine::new(&spec, metrics.clone()),
+            clock.clone(),
+            &ops,
+            1_000,
+        )
+        .with_lists(schedule)
+    };
+    let mut first = core(Some(vec![0, 1]), shared_dir.path());
+    let mut second = core(Some(vec![2, 3]), shared_dir.path());
+    let mut alone = core(None, alone_dir.path());
+    let mut out = Kept::default();
+    // the same batches, split by partition: a household's signals meet in
+    // the same batch either way, so its alerts (and their count on the
+    // list) are the same too
+    for batch in msgs.chunks(1_000) {
+        for m in batch {
+            let instance = if m.partition < 2 {
+                &mut first
+            } else {
+                &mut second
+            };
+            instance.push(m.clone());
+            alone.push(m.clone());
+        }
+        for core in [&mut first, &mut second, &mut alone] {
+            core.flush(&mut out).await.expect("flush");
+        }
+    }
+    clock.set(alone.next_cutoff_ms().expect("lists on"));
+    assert_eq!(alone.tick(&mut out).await.expect("lists"), 1);
+    let day = alone.last_list().expect("a list").date.clone();
+
+    // the first instance's parts alone make no day
+    first.tick(&mut out).await.expect("parts");
+    assert!(first.last_list().is_none());
+    let lists_of = |dir: &std::path::Path| dir.join("lists").join(&day);
+    assert!(
+        !lists_of(shared_dir.path()).exists(),
+        "half a day is never shown"
+    );
+    // the second instance's parts complete it
+    second.tick(&mut out).await.expect("parts and the day");
+    let manifest = second.last_list().expect("assembled").clone();
+    let expected = alone.last_list().expect("alone").clone();
+    assert!(expected.households > 10, "{} listed", expected.households);
+    assert_eq!(manifest.households, expected.households);
+    let files = |dir: std::path::PathBuf| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the day's folder")
+            .flatten()
+            .filter(|e| e.file_name() != "manifest.json")
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).expect("file"),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let (shared, one) = (
+        files(lists_of(shared_dir.path())),
+        files(lists_of(alone_dir.path())),
+    );
+    assert_eq!(shared.len(), one.len());
+    for ((name, a), (_, b)) in shared.iter().zip(&one) {
+        assert!(
+            a == b,
+            "{name} differs between the shared and the single instance"
+        );
+    }
+    // the first instance finds the day complete on its next tick
+    first.tick(&mut out).await.expect("retry");
+    assert_eq!(
+        first.last_list().map(|m| m.households),
+        Some(expected.households)
+    );
+}

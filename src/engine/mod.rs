@@ -461,6 +461,19 @@ impl Engine {
         self.marks_cover_priorities = true;
     }
 
+    /// Whether the alert marks cover every household at a priority (see
+    /// [`Engine::list_candidates`]).
+    pub fn marks_cover_priorities(&self) -> bool {
+        self.marks_cover_priorities
+    }
+
+    /// The state shard (input partition) of a household with live signals.
+    pub fn shard_of(&self, household_id: &str) -> Option<i32> {
+        self.lanes[self.lane_of(household_id.as_bytes())]
+            .windows
+            .shard_of(household_id)
+    }
+
     /// The last alert sent for a household.
     pub fn alert_mark(&self, household_id: &str) -> Option<crate::stages::alert::AlertMark> {
         self.lanes[self.lane_of(household_id.as_bytes())]

@@ -18,6 +18,7 @@
 //! lists/2026-11-22/manifest.json
 //! ```
 
+mod parts;
 mod write;
 
 use std::collections::HashSet;
@@ -293,7 +294,8 @@ impl DailyLists {
     /// writes the lists of the day whose cut-off is `cutoff_ms`. `previous`
     /// holds the households on the previous list (for "new since the
     /// previous list"). Returns the manifest and the households now on the
-    /// lists.
+    /// lists. (Instances that share the partitions write parts and
+    /// assemble the day instead: [`DailyLists::write_parts`].)
     pub async fn make_day(
         &self,
         engine: &mut crate::engine::Engine,
@@ -301,37 +303,14 @@ impl DailyLists {
         cutoff_ms: i64,
         previous: &HashSet<String>,
     ) -> Result<(Manifest, HashSet<String>), ListError> {
-        // Chunks keep at most one chunk's assessments (with their rendered
-        // reasons) in memory; only the compact candidate rows accumulate.
-        const CHUNK: usize = 100_000;
         let started = std::time::Instant::now();
         let (ids, marked_only) = engine.list_candidates();
         let scored_households = ids.len();
-        // after a change of scoring: what it finds at a priority unmarked
-        let mut unmarked = Vec::new();
-        let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
-        for chunk in ids.chunks(CHUNK) {
-            let assessments = engine.assess(chunk, cutoff_ms).await?;
-            if !marked_only {
-                unmarked.extend(
-                    assessments
-                        .iter()
-                        .filter(|a| engine.alert_mark(&a.household_id).is_none())
-                        .map(|a| (a.household_id.clone(), a.priority, a.window_end)),
-                );
-            }
-            candidates.push(self.candidates(
-                &assessments,
-                |h| engine.alert_mark(h),
-                previous,
-                cutoff_ms,
-            )?);
-        }
-        drop(ids);
-        if !marked_only {
-            engine.index_priorities(&unmarked);
-        }
-        drop(unmarked);
+        let ids: Vec<String> = ids.into_iter().map(String::from).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let candidates = self
+            .candidates_of(engine, &ids, cutoff_ms, previous)
+            .await?;
         let scored = started.elapsed();
         let ranked = self.rank(candidates).await?;
         let ranked_at = started.elapsed();
@@ -351,19 +330,47 @@ impl DailyLists {
             write_ms = (started.elapsed() - ranked_at).as_millis() as u64,
             "daily lists made"
         );
-        let mut on_list = HashSet::new();
-        for batch in &ranked {
-            if let Some(col) = batch.column_by_name("household_id") {
-                let col = arrow::compute::cast(col, &DataType::Utf8)?;
-                on_list.extend(
-                    arrow::array::AsArray::as_string::<i32>(&col)
+        let on_list = households_of(&ranked)?;
+        Ok((manifest, on_list))
+    }
+
+    /// The candidate rows of `ids` as of the cut-off `cutoff_ms`, scored
+    /// in chunks so at most one chunk's assessments (with their rendered
+    /// reasons) are in memory; only the compact candidate rows accumulate.
+    /// After a change of scoring, what it finds at a priority unmarked is
+    /// marked (see [`crate::engine::Engine::index_priorities`]).
+    pub(crate) async fn candidates_of(
+        &self,
+        engine: &mut crate::engine::Engine,
+        ids: &[&str],
+        cutoff_ms: i64,
+        previous: &HashSet<String>,
+    ) -> Result<Vec<RecordBatch>, ListError> {
+        const CHUNK: usize = 100_000;
+        let marked_only = engine.marks_cover_priorities();
+        let mut unmarked = Vec::new();
+        let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
+        for chunk in ids.chunks(CHUNK) {
+            let assessments = engine.assess(chunk, cutoff_ms).await?;
+            if !marked_only {
+                unmarked.extend(
+                    assessments
                         .iter()
-                        .flatten()
-                        .map(String::from),
+                        .filter(|a| engine.alert_mark(&a.household_id).is_none())
+                        .map(|a| (a.household_id.clone(), a.priority, a.window_end)),
                 );
             }
+            candidates.push(self.candidates(
+                &assessments,
+                |h| engine.alert_mark(h),
+                previous,
+                cutoff_ms,
+            )?);
         }
-        Ok((manifest, on_list))
+        if !marked_only {
+            engine.index_priorities(&unmarked);
+        }
+        Ok(candidates)
     }
 
     /// Households on the lists written for `date`, read back from its
@@ -371,6 +378,23 @@ impl DailyLists {
     pub fn households_on(&self, out: &Path, date: NaiveDate) -> HashSet<String> {
         write::households_on(out, date)
     }
+}
+
+/// The households on ranked lists.
+fn households_of(ranked: &[RecordBatch]) -> Result<HashSet<String>, ListError> {
+    let mut on_list = HashSet::new();
+    for batch in ranked {
+        if let Some(col) = batch.column_by_name("household_id") {
+            let col = arrow::compute::cast(col, &DataType::Utf8)?;
+            on_list.extend(
+                arrow::array::AsArray::as_string::<i32>(&col)
+                    .iter()
+                    .flatten()
+                    .map(String::from),
+            );
+        }
+    }
+    Ok(on_list)
 }
 
 #[cfg(test)]

@@ -1,0 +1,131 @@
+//! One day's lists when several instances share the input partitions: each
+//! writes the candidates of the partitions it owns as one part per
+//! partition, and the day is assembled (ranked and written atomically) by
+//! whichever instance finds every partition's part in, so every household
+//! is on its dong's list exactly once, however the partitions are shared.
+//!
+//! Parts live beside the days, in `lists/.parts/<date>/partition-NNNNN.parquet`,
+//! on the same shared folder as the lists. A part is written to a temporary
+//! file and renamed, so a reader never sees half of one; a partition whose
+//! part is written twice (it moved between two instances at the cut-off)
+//! counts once.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+
+use super::{candidates_schema, DailyLists, ListError, Manifest};
+use crate::engine::Engine;
+
+/// The folder of one day's parts.
+fn parts_dir(out: &Path, date: NaiveDate) -> PathBuf {
+    out.join("lists").join(".parts").join(date.to_string())
+}
+
+fn part_name(partition: i32) -> String {
+    format!("partition-{partition:05}.parquet")
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ListError + '_ {
+    move |error| ListError::Io {
+        dir: path.to_path_buf(),
+        error,
+    }
+}
+
+impl DailyLists {
+    /// Writes the candidates of day `cutoff_ms` of each partition in
+    /// `owned` (a partition with none gets an empty part) from `engine`,
+    /// which holds the state of those partitions.
+    pub async fn write_parts(
+        &self,
+        engine: &mut Engine,
+        out: &Path,
+        cutoff_ms: i64,
+        owned: &[i32],
+        previous: &HashSet<String>,
+    ) -> Result<(), ListError> {
+        let date = self.list_day_at(cutoff_ms);
+        let dir = parts_dir(out, date);
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let (ids, _) = engine.list_candidates();
+        let ids: Vec<String> = ids.into_iter().map(String::from).collect();
+        for &partition in owned {
+            let mine: Vec<&str> = ids
+                .iter()
+                .map(String::as_str)
+                .filter(|id| engine.shard_of(id) == Some(partition))
+                .collect();
+            let batches = self
+                .candidates_of(engine, &mine, cutoff_ms, previous)
+                .await?;
+            let tmp = dir.join(format!(
+                ".{}.{}.tmp",
+                part_name(partition),
+                std::process::id()
+            ));
+            let file = fs::File::create(&tmp).map_err(io(&dir))?;
+            let mut writer = ArrowWriter::try_new(file, candidates_schema(), None)?;
+            for batch in &batches {
+                writer.write(batch)?;
+            }
+            writer.close()?;
+            fs::rename(&tmp, dir.join(part_name(partition))).map_err(io(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Assembles day `date` from its parts once all `partitions` have one:
+    /// ranks every partition's candidates together and writes the day.
+    /// `None` while a part is missing (another instance has not written
+    /// it yet). Returns the manifest and the households on the lists.
+    pub async fn assemble(
+        &self,
+        out: &Path,
+        date: NaiveDate,
+        partitions: usize,
+        now_ms: i64,
+    ) -> Result<Option<(Manifest, HashSet<String>)>, ListError> {
+        let dir = parts_dir(out, date);
+        let mut candidates = Vec::new();
+        for partition in 0..partitions {
+            let path = dir.join(part_name(partition as i32));
+            let Ok(file) = fs::File::open(&path) else {
+                return Ok(None);
+            };
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+            for batch in reader {
+                candidates.push(batch?);
+            }
+        }
+        if candidates.is_empty() {
+            candidates.push(RecordBatch::new_empty(candidates_schema()));
+        }
+        let ranked = self.rank(candidates).await?;
+        let manifest = self.write(out, date, &ranked, now_ms)?;
+        let on_list = super::households_of(&ranked)?;
+        Ok(Some((manifest, on_list)))
+    }
+
+    /// Removes the parts of days before `date` (their days are written).
+    pub fn prune_parts(&self, out: &Path, date: NaiveDate) {
+        let Ok(days) = fs::read_dir(out.join("lists").join(".parts")) else {
+            return;
+        };
+        for day in days.flatten() {
+            let older = day
+                .file_name()
+                .to_str()
+                .and_then(|d| d.parse::<NaiveDate>().ok())
+                .is_some_and(|d| d < date);
+            if older {
+                let _ = fs::remove_dir_all(day.path());
+            }
+        }
+    }
+}
