@@ -21,7 +21,7 @@
 //! a decode of every household, so the run loop pauses only for the copy
 //! and a [`BackgroundWrite`] puts it on disk while consuming goes on.
 //! Format 2 (the whole state as JSON) is still read, so an upgrade keeps
-//! its state: [`legacy`] converts it to records as it is loaded, so nothing
+//! its state: `legacy.rs` converts it to records as it is loaded, so nothing
 //! past this module knows it.
 
 mod legacy;

@@ -100,7 +100,7 @@ pub struct AlertMark {
     pub at: i64,
     /// Alerts sent for this household so far (0: never alerted).
     pub count: u32,
-    /// State shard of the household (see [`crate::stages::window::Household`]).
+    /// State shard of the household: the input partition its signals arrive on.
     pub shard: i32,
 }
 
