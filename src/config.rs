@@ -208,12 +208,46 @@ pub struct Settings {
     pub lists: ListSettings,
     /// Operations endpoints.
     pub http: HttpSettings,
+    /// Log output.
+    pub log: LogSettings,
+}
+
+/// How log lines are written (to stderr, one line per event; never a
+/// household id or a message value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text for a person; colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for Loki, Elasticsearch and the like.
+    Json,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` (default) or `json`; by environment: SAGAK__LOG__FORMAT=json.
+    pub format: LogFormat,
 }
 
 impl Settings {
     /// Loads defaults, then `file` (if given; it must exist), then
     /// `SAGAK__…` environment variables, and checks the result.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// [`Settings::load`] with `env` in place of the process environment.
+    ///
+    /// Values are taken as written: an id or a secret that looks like a
+    /// number or a boolean (`0123`, `1e3`, `true`) stays that text; keys of
+    /// a number or boolean type are still parsed and checked.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             if !path.exists() {
@@ -231,7 +265,7 @@ impl Settings {
             config::Environment::with_prefix("SAGAK")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .source(env),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         for map in [
@@ -381,6 +415,44 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids and secrets stay exactly as written, in the file and in the
+    /// environment, while typed keys are still parsed.
+    #[test]
+    fn strings_stay_as_written_and_typed_keys_are_still_parsed() {
+        for value in ["0123", "1e3", "true", "bW9uZXk+c2VjcmV0/Zm9v=="] {
+            let env = std::collections::HashMap::from([
+                ("SAGAK__KAFKA__GROUP_ID".to_string(), value.to_string()),
+                (
+                    "SAGAK__KAFKA__PROPERTIES__SASL_PASSWORD".to_string(),
+                    value.to_string(),
+                ),
+                ("SAGAK__ENGINE__MAX_BATCH".to_string(), "2500".to_string()),
+                ("SAGAK__LISTS__ENABLED".to_string(), "false".to_string()),
+            ]);
+            let s = Settings::load_from(None, Some(env)).expect("loads");
+            assert_eq!(s.kafka.group_id, value, "environment");
+            assert_eq!(s.kafka.properties["sasl.password"], value, "environment");
+            assert_eq!(s.engine.max_batch, 2500);
+            assert!(!s.lists.enabled);
+
+            let toml = format!(
+                "[kafka]\ngroup_id = \"{value}\"\n[kafka.properties]\n\"sasl.password\" = \"{value}\"\n"
+            );
+            let s = load_toml(&toml).expect("loads");
+            assert_eq!(s.kafka.group_id, value, "file");
+            assert_eq!(s.kafka.properties["sasl.password"], value, "file");
+        }
+        // a typed key that does not parse names itself
+        let env = std::collections::HashMap::from([(
+            "SAGAK__ENGINE__MAX_BATCH".to_string(),
+            "lots".to_string(),
+        )]);
+        let err = Settings::load_from(None, Some(env))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_batch"), "{err}");
+    }
 
     fn load_toml(text: &str) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use sagak::config::Settings;
+use sagak::config::{LogFormat, Settings};
 use sagak::metrics::Metrics;
 use sagak::ops::OpsState;
 use std::sync::Arc;
@@ -119,14 +119,50 @@ enum Command {
     CheckConfig,
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,librdkafka=warn".into()),
-        )
+/// Exit status of a failure before the first message was consumed
+/// (settings, pipeline definition, TLS files, a port that cannot be bound):
+/// EX_CONFIG, so a supervisor can tell a bad deploy from a crash.
+const EX_CONFIG: u8 = 78;
+
+/// A failure while starting, for [`exit_code`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Startup(String);
+
+/// [`EX_CONFIG`] when the failure came before the first message, else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let at_start = e.chain().any(|cause| {
+        cause.is::<Startup>()
+            || cause.is::<sagak::config::ConfigError>()
+            || cause.is::<sagak::definition::PipelineError>()
+            || matches!(
+                cause.downcast_ref::<sagak::drivers::kafka::RunError>(),
+                Some(sagak::drivers::kafka::RunError::Startup(_))
+            )
+    });
+    if at_start {
+        EX_CONFIG
+    } else {
+        1
+    }
+}
+
+/// Logs to stderr in the configured format; colours only on a terminal.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,librdkafka=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,13 +178,14 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("sagak: {msg}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
+    init_logging(settings.log.format);
     let spec = settings.pipeline()?;
     match cli.command {
         Command::CheckConfig => {
@@ -170,8 +207,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(sagak::engine::Engine::new(&spec, Metrics::new(&spec)).start())?;
+            runtime
+                .block_on(sagak::engine::Engine::new(&spec, Metrics::new(&spec)).start())
+                .map_err(|e| Startup(e.to_string()))?;
             println!("# scoring SQL plans and returns every column of the contract: OK");
+            sagak::kafka::check_clients(&settings.kafka).map_err(|e| {
+                Startup(format!(
+                    "librdkafka refuses the Kafka settings: {e}. Fix that key under [kafka.properties], [kafka.consumer] or [kafka.producer]"
+                ))
+            })?;
+            println!("# librdkafka accepts the consumer and producer settings: OK");
             Ok(())
         }
         Command::Demo { synth, out, serve } => {
@@ -302,11 +347,11 @@ async fn start_http(
     }
     let listener = tokio::net::TcpListener::bind(&settings.http.listen)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on http.listen = {}; pick a free address",
+        .map_err(|e| {
+            Startup(format!(
+                "cannot listen on http.listen = {}: {e}; pick a free address",
                 settings.http.listen
-            )
+            ))
         })?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, dashboard = ops.token.is_some(), "serving /metrics, /healthz, /readyz and /dashboard");

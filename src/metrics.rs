@@ -69,6 +69,11 @@ impl Metrics {
     /// reject classes) created at zero so dashboards see them from the start.
     pub fn new(spec: &PipelineSpec) -> Self {
         let registry = Registry::new();
+        // the process itself, for the on-call: resident memory, open files,
+        // CPU seconds, start time (Linux; elsewhere the collector is empty)
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
             registry
@@ -236,5 +241,36 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the on-call reads of the process itself, beside the pipeline's.
+    #[test]
+    fn the_process_reports_its_memory_files_cpu_and_start() {
+        let spec = crate::testkit::default_spec();
+        let text = Metrics::new(&spec).render();
+        for name in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_cpu_seconds_total",
+            "process_start_time_seconds",
+        ] {
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse::<f64>()))
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+                .expect("a number");
+            // CPU time counts whole seconds: a young test process has none
+            let least = if name == "process_cpu_seconds_total" {
+                0.0
+            } else {
+                1.0
+            };
+            assert!(value >= least, "{name} = {value}");
+        }
     }
 }

@@ -66,6 +66,17 @@ pub enum RunError {
     /// policy, which logs and counts a failed list instead).
     #[error(transparent)]
     Lists(#[from] crate::lists::ListError),
+    /// Starting failed, before any message was consumed: a bad deployment
+    /// (settings, brokers, TLS files, state folder), not a crash.
+    #[error("{0}")]
+    Startup(Box<RunError>),
+}
+
+impl RunError {
+    /// `e`, marked as a failure to start.
+    fn startup(e: impl Into<RunError>) -> RunError {
+        RunError::Startup(Box::new(e.into()))
+    }
 }
 
 impl From<DriverError<Infallible>> for RunError {
@@ -147,34 +158,40 @@ pub async fn run(
 ) -> Result<RunSummary, RunError> {
     let metrics = ops.metrics.clone();
     let engine = Engine::new(spec, metrics.clone());
-    engine.start().await?;
+    engine.start().await.map_err(RunError::startup)?;
     let inputs = settings.input_topics(spec);
     if settings.kafka.create_topics {
         let mut all = inputs.clone();
         all.push(settings.topics.alerts.clone());
         all.push(settings.topics.dlq.clone());
-        crate::kafka::create_topics(&settings.kafka, &all).await?;
+        crate::kafka::create_topics(&settings.kafka, &all)
+            .await
+            .map_err(RunError::startup)?;
     }
 
-    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)?;
+    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)
+        .map_err(RunError::startup)?;
     let ownership = Arc::new(Ownership::new(store.clone()));
     let consumer = source::consumer(
         &settings.kafka,
         metrics.consumer_lag.clone(),
         ownership.clone(),
-    )?;
+    )
+    .map_err(RunError::startup)?;
     if settings.kafka.static_assignment {
-        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &ownership))?;
+        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &ownership))
+            .map_err(RunError::startup)?;
     } else {
         let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        consumer.subscribe(&topic_refs)?;
+        consumer.subscribe(&topic_refs).map_err(RunError::startup)?;
     }
     let sink = KafkaSink::new(
         &settings.kafka,
         &settings.topics.alerts,
         &settings.topics.dlq,
         metrics.clone(),
-    )?;
+    )
+    .map_err(RunError::startup)?;
     sink.connect(Duration::from_secs(5)).await;
     let feeds = TopicFeeds::new(&inputs);
     tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
@@ -186,7 +203,8 @@ pub async fn run(
                 // instances of one group share the partitions: each writes
                 // the parts of its own, and the last one in assembles the day
                 let partitions =
-                    tokio::task::block_in_place(|| partition_count(&consumer, &inputs))?;
+                    tokio::task::block_in_place(|| partition_count(&consumer, &inputs))
+                        .map_err(RunError::startup)?;
                 let owner = ownership.clone();
                 let shared = SharedLists {
                     partitions,

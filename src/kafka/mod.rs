@@ -21,6 +21,18 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::KafkaSettings;
 
+/// Builds the consumer and the producer exactly as `sagak run` does, so a
+/// property librdkafka refuses (a misspelt key, a value it does not know, a
+/// protocol this build lacks) stops `sagak check-config` with librdkafka's
+/// message, which names the property. Connects to nothing.
+pub fn check_clients(kafka: &KafkaSettings) -> Result<(), KafkaError> {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::BaseProducer;
+    let _: BaseConsumer = source::consumer_config(kafka).create()?;
+    let _: BaseProducer = sink::producer_config(kafka).create()?;
+    Ok(())
+}
+
 /// librdkafka configuration shared by consumer, producer and admin client.
 pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) -> ClientConfig {
     let mut cfg = ClientConfig::new();

@@ -36,6 +36,20 @@ pub mod headers {
     pub const REDACTED: &str = "sagak.redacted";
 }
 
+/// The producer's librdkafka configuration, exactly as [`KafkaSink::new`]
+/// uses it (and `sagak check-config` checks it).
+pub fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "none");
+    for (k, v) in client_config(kafka, &kafka.producer).config_map() {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
 /// Sends alerts and dead letters.
 pub struct KafkaSink {
     producer: FutureProducer,
@@ -59,16 +73,8 @@ impl KafkaSink {
         dlq_topic: &str,
         metrics: Metrics,
     ) -> Result<Self, KafkaError> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("compression.type", "none");
-        for (k, v) in client_config(kafka, &kafka.producer).config_map() {
-            cfg.set(k, v);
-        }
         Ok(KafkaSink {
-            producer: cfg.create()?,
+            producer: producer_config(kafka).create()?,
             alerts_topic: alerts_topic.into(),
             dlq_topic: dlq_topic.into(),
             metrics,

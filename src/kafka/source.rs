@@ -120,6 +120,17 @@ pub fn consumer(
     lag: IntGaugeVec,
     ownership: Arc<Ownership>,
 ) -> Result<SourceConsumer, KafkaError> {
+    consumer_config(kafka).create_with_context(SourceContext {
+        lag,
+        broker_up: AtomicBool::new(true),
+        ownership,
+        at_end: Mutex::new(HashSet::new()),
+    })
+}
+
+/// The consumer's librdkafka configuration, exactly as [`consumer`] uses it
+/// (and `sagak check-config` checks it).
+pub fn consumer_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("group.id", &kafka.group_id)
         .set("statistics.interval.ms", "5000")
@@ -134,12 +145,7 @@ pub fn consumer(
     for (k, v) in client_config(kafka, &kafka.consumer).config_map() {
         cfg.set(k, v);
     }
-    cfg.create_with_context(SourceContext {
-        lag,
-        broker_up: AtomicBool::new(true),
-        ownership,
-        at_end: Mutex::new(HashSet::new()),
-    })
+    cfg
 }
 
 /// Maps topics to feed indexes.

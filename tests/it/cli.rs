@@ -3,6 +3,12 @@
 use std::process::Command;
 
 fn sagak(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let (code, out, err) = sagak_status(args, env);
+    (code == Some(0), out, err)
+}
+
+/// Exit code, stdout and stderr of one run.
+fn sagak_status(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sagak"));
     cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -12,7 +18,7 @@ fn sagak(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     }
     let out = cmd.output().expect("sagak runs");
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -64,4 +70,68 @@ fn a_broken_pipeline_stops_at_start_up() {
     );
     assert!(!ok);
     assert!(err.contains("must return column `dong_code`"), "{err}");
+}
+
+/// A failure before the first message is a bad deploy, not a crash: exit
+/// 78 (EX_CONFIG), so systemd's RestartPreventExitStatus and Kubernetes
+/// can tell them apart; librdkafka's refusal of a property is caught by
+/// check-config, naming it.
+#[test]
+fn a_bad_configuration_exits_78_and_check_config_asks_librdkafka() {
+    let (code, _, err) = sagak_status(
+        &["check-config"],
+        &[("SAGAK__KAFKA__PROPERTIES__FETCH_WAIT_MAX_MS", "soon")],
+    );
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("fetch.wait.max.ms"), "{err}");
+    for args in [
+        &["run", "--config", "no-such-sagak.toml"][..],
+        &[
+            "lists",
+            "--date",
+            "2026-11-22",
+            "--config",
+            "no-such-sagak.toml",
+        ][..],
+    ] {
+        let (code, _, err) = sagak_status(args, &[]);
+        assert_eq!(code, Some(78), "{args:?}: {err}");
+    }
+    let (code, _, err) = sagak_status(&["run"], &[("SAGAK__ENGINE__MAX_BATCH", "0")]);
+    assert_eq!(code, Some(78), "{err}");
+}
+
+/// Logs as JSON lines when asked, and never with colour escapes when
+/// stderr is not a terminal.
+#[test]
+fn logs_are_json_lines_when_asked_and_plain_text_otherwise() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let args = ["demo", "--households", "300", "--days", "3", "--out", dir];
+    for format in ["json", "text"] {
+        let (ok, _, err) = sagak(
+            &args,
+            &[("SAGAK__LOG__FORMAT", format), ("RUST_LOG", "debug")],
+        );
+        assert!(ok, "{err}");
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("simulating"))
+            .collect();
+        assert!(!lines.is_empty(), "the demo logs at debug level");
+        assert!(
+            !err.contains('\u{1b}'),
+            "no ANSI escapes off a terminal: {err}"
+        );
+        if format == "json" {
+            for line in &lines {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                assert!(
+                    v["level"].is_string() && v["timestamp"].is_string(),
+                    "{line}"
+                );
+            }
+        }
+    }
 }
