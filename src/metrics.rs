@@ -44,6 +44,14 @@ pub struct Metrics {
     /// Checkpoint ticks skipped because the previous snapshot was still
     /// being written (raise `engine.checkpoint_interval_ms` if this grows).
     pub checkpoints_skipped: IntCounter,
+    /// When a state snapshot last reached the disk (seconds since the
+    /// epoch): checkpoints that stopped working show as this falling behind.
+    pub checkpoint_written_at: IntGauge,
+    /// When each feed last sent a message (seconds since the epoch).
+    pub feed_received_at: IntGaugeVec,
+    /// The longest quiet spell that is normal for each feed, from the
+    /// pipeline definition (`expected_gap`).
+    pub feed_expected_gap: IntGaugeVec,
     /// Time to make the daily lists at a cut-off. The run loop waits for
     /// them, so this is also how long consumption paused.
     pub lists_seconds: Histogram,
@@ -134,6 +142,23 @@ impl Metrics {
         for f in &spec.feeds {
             received.with_label_values(&[f.name.as_str()]);
         }
+        let feed_received_at = gauge_vec(
+            "sagak_feed_last_received_timestamp_seconds",
+            "When each feed last sent a message, seconds since the epoch (by the driver's clock).",
+            &["feed"],
+        );
+        let feed_expected_gap = gauge_vec(
+            "sagak_feed_expected_gap_seconds",
+            "The longest quiet spell that is normal for each feed (expected_gap in the pipeline definition).",
+            &["feed"],
+        );
+        for f in &spec.feeds {
+            if let Some(gap) = f.expected_gap {
+                feed_expected_gap
+                    .with_label_values(&[f.name.as_str()])
+                    .set(i64::try_from(gap.as_secs()).unwrap_or(i64::MAX));
+            }
+        }
         let consumer_lag = gauge_vec(
             "sagak_consumer_lag_messages",
             "Messages not yet consumed, per input topic and partition.",
@@ -204,6 +229,12 @@ impl Metrics {
                 "sagak_checkpoints_skipped_total",
                 "Checkpoint ticks skipped because the previous snapshot was still being written.",
             ),
+            checkpoint_written_at: gauge(
+                "sagak_checkpoint_written_timestamp_seconds",
+                "When a state snapshot last reached the disk, seconds since the epoch.",
+            ),
+            feed_received_at,
+            feed_expected_gap,
             lists_seconds: histogram(
                 "sagak_daily_lists_seconds",
                 "Time to make the daily lists at a cut-off; consumption waits for them.",

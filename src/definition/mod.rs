@@ -125,6 +125,28 @@ fn yes() -> bool {
     true
 }
 
+/// A duration written as text for people (`"35d"`, `"36h"`, `"90m"`).
+mod gap {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(|d| humantime::format_duration(d).to_string())
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => humantime::parse_duration(&text).map(Some).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration ({e}); write it like \"35d\" or \"36h\""
+                ))
+            }),
+        }
+    }
+}
+
 /// One agency feed: a topic, its fields and how its reasons read.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +170,12 @@ pub struct FeedSpec {
     /// The feed's own fields, by JSON name.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// The longest quiet spell that is normal for this feed (`"35d"` for
+    /// an agency that sends monthly batches, `"2d"` for a daily one):
+    /// exported as `sagak_feed_expected_gap_seconds`, so an alert fires
+    /// when the feed has been silent for longer. `None`: no such alert.
+    #[serde(default, with = "gap")]
+    pub expected_gap: Option<std::time::Duration>,
 }
 
 /// Window settings.

@@ -220,12 +220,22 @@ pub async fn run_demo(
         return Ok(summary);
     };
     let clock = SimulatedClock::at(first);
-    let schedule = ListSchedule::new(lists, cfg.out_dir.clone(), first, OnListFailure::Stop);
+    let schedule =
+        ListSchedule::new(lists, cfg.out_dir.clone(), first, OnListFailure::Stop).quiet();
     // batches are cut by simulated time, never by count
     let mut core = DriverCore::new(engine, clock.clone(), ops, usize::MAX)
         .with_lists(schedule)
         .evicting_at_cutoffs();
     let step = cfg.batch_minutes.max(1) * 60_000;
+    // on a terminal only (indicatif draws nothing elsewhere): day, signals, alerts
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some(u64::from(cfg.generator.days)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("day {pos}/{len} {wide_bar} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     while let Some(window_start) = source.next_arrival_ms() {
         // lists are made from the state as it stands at each cut-off
         clock.set(window_start);
@@ -238,7 +248,14 @@ pub async fn run_demo(
         }
         clock.set(now);
         core.flush(&mut out).await?;
+        let counts = core.counts();
+        progress.set_position(((now - first) / DAY_MS) as u64);
+        progress.set_message(format!(
+            "{} signals, {} alerts",
+            counts.messages, counts.alerts
+        ));
     }
+    progress.finish_and_clear();
     core.lists_at_next_cutoff::<SinkError>().await?;
     out.sink.flush()?;
 

@@ -481,6 +481,9 @@ impl Checkpointing<'_> {
                 self.metrics
                     .checkpoint_write_seconds
                     .observe(took.as_secs_f64());
+                self.metrics
+                    .checkpoint_written_at
+                    .set(wall_clock_ms() / 1000);
                 self.commit(&offsets, CommitMode::Async);
             }
             Writing::Idle => {}
@@ -516,6 +519,9 @@ impl Checkpointing<'_> {
         let (state, owned, offsets) = self.copy(engine);
         self.store
             .write_state(self.pipeline, wall_clock_ms(), &state, owned, &offsets)?;
+        self.metrics
+            .checkpoint_written_at
+            .set(wall_clock_ms() / 1000);
         self.commit(&offsets, CommitMode::Sync);
         Ok(())
     }

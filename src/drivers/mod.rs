@@ -69,6 +69,8 @@ pub struct ListSchedule {
     shared: Option<SharedLists>,
     /// A day whose parts were written but not all found yet.
     pending: Option<chrono::NaiveDate>,
+    /// Log each day at debug level instead of info (a demo writes 180).
+    quiet: bool,
 }
 
 impl ListSchedule {
@@ -89,7 +91,14 @@ impl ListSchedule {
             on_failure,
             shared: None,
             pending: None,
+            quiet: false,
         }
+    }
+
+    /// Logs each day's lists at debug level, not info.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
     }
 
     /// Lists made of one part per partition, so that instances sharing the
@@ -354,12 +363,17 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 metrics
                     .lists_written_at
                     .set(crate::base::clock::wall_clock_ms() / 1000);
-                tracing::debug!(
-                    date = %manifest.date,
-                    households = manifest.households,
-                    dir = %manifest.dir.display(),
-                    "daily lists written"
-                );
+                if schedule.quiet {
+                    tracing::debug!(date = %manifest.date, households = manifest.households, "daily lists written");
+                } else {
+                    tracing::info!(
+                        date = %manifest.date,
+                        households = manifest.households,
+                        dir = %manifest.dir.display(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "daily lists written"
+                    );
+                }
                 schedule.previous = Some(on_list);
                 self.counts.list_days += 1;
                 self.last_list = Some(manifest);

@@ -75,6 +75,8 @@ pub struct Engine {
     /// `sagak_signals_received_total` of each feed, looked up once: a
     /// labelled lookup takes a lock, too dear for every message.
     received: Vec<prometheus::IntCounter>,
+    /// `sagak_feed_last_received_timestamp_seconds` of each feed.
+    received_at: Vec<prometheus::IntGauge>,
     /// Messages of the batch in flight per feed (reused).
     received_in_batch: Vec<u64>,
     /// Shard of each message of the batch in flight (reused).
@@ -132,6 +134,15 @@ impl Engine {
                 .feeds
                 .iter()
                 .map(|f| metrics.received.with_label_values(&[f.name.as_str()]))
+                .collect(),
+            received_at: spec
+                .feeds
+                .iter()
+                .map(|f| {
+                    metrics
+                        .feed_received_at
+                        .with_label_values(&[f.name.as_str()])
+                })
                 .collect(),
             received_in_batch: vec![0; spec.feeds.len()],
             metrics,
@@ -203,7 +214,17 @@ impl Engine {
             let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
             self.lanes[lane].msgs.push(i as u32);
         }
-        for (counter, n) in self.received.iter().zip(&mut self.received_in_batch) {
+        for (f, (counter, n)) in self
+            .received
+            .iter()
+            .zip(&mut self.received_in_batch)
+            .enumerate()
+        {
+            if *n > 0 {
+                if let Some(at) = self.received_at.get(f) {
+                    at.set(now_ms / 1000);
+                }
+            }
             counter.inc_by(std::mem::take(n));
         }
         self.shards.clear();

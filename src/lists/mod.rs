@@ -320,8 +320,9 @@ impl DailyLists {
             &ranked,
             crate::base::clock::wall_clock_ms(),
         )?;
-        // Where a slow morning went, for whoever is on call.
-        tracing::info!(
+        // Where a slow morning went, for whoever is on call (the driver logs
+        // the day itself).
+        tracing::debug!(
             households = manifest.households,
             scored_households,
             marked_only,

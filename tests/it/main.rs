@@ -5,6 +5,7 @@
 
 mod cli;
 mod demo;
+mod deploy;
 mod faults;
 mod house;
 mod kafka_pipeline;

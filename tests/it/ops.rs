@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,41 +12,6 @@ use sagak::metrics::Metrics;
 use sagak::ops::OpsState;
 
 use crate::support::*;
-
-/// Installs a Debian package when its binary is missing (the test setup the
-/// README promises); fails with a clear message when that is impossible.
-fn ensure_tool(binary: &str, package: &str) -> PathBuf {
-    let find = || {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {binary}")])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-    };
-    // apt holds one lock: tests that install run one at a time.
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = find() {
-        return p;
-    }
-    let sudo = if unsafe_is_root() { "" } else { "sudo " };
-    let script = format!(
-        "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq --no-install-recommends {package}"
-    );
-    let status = Command::new("sh").args(["-c", &script]).status();
-    find().unwrap_or_else(|| {
-        panic!("{binary} is missing and `{script}` did not install it ({status:?})")
-    })
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
 
 /// A plain HTTP GET: (status, body).
 fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {

@@ -486,3 +486,40 @@ pub fn each_id_names_one_alert(
     }
     (by_id.len(), repeats)
 }
+
+/// Installs a Debian package when its binary is missing (the test setup the
+/// README promises); fails with a clear message when that is impossible.
+pub fn ensure_tool(binary: &str, package: &str) -> PathBuf {
+    use std::process::Command;
+    let find = || {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {binary}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+    };
+    // apt holds one lock: tests that install run one at a time.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = find() {
+        return p;
+    }
+    let sudo = if unsafe_is_root() { "" } else { "sudo " };
+    let script = format!(
+        "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq --no-install-recommends {package}"
+    );
+    let status = Command::new("sh").args(["-c", &script]).status();
+    find().unwrap_or_else(|| {
+        panic!("{binary} is missing and `{script}` did not install it ({status:?})")
+    })
+}
+
+/// True when the tests run as root (no sudo needed for apt).
+fn unsafe_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
