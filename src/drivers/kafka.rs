@@ -66,6 +66,9 @@ pub enum RunError {
     /// policy, which logs and counts a failed list instead).
     #[error(transparent)]
     Lists(#[from] crate::lists::ListError),
+    /// The brokers refused sagak's TLS or SASL settings.
+    #[error(transparent)]
+    Refused(#[from] crate::kafka::Refused),
     /// Starting failed, before any message was consumed: a bad deployment
     /// (settings, brokers, TLS files, state folder), not a crash.
     #[error("{0}")]
@@ -160,6 +163,10 @@ pub async fn run(
     let engine = Engine::new(spec, metrics.clone());
     engine.start().await.map_err(RunError::startup)?;
     let inputs = settings.input_topics(spec);
+    // wrong TLS or SASL settings stop the start, named; a broker that is
+    // just not up yet is waited for as before
+    tokio::task::block_in_place(|| crate::kafka::probe(&settings.kafka, Duration::from_secs(10)))
+        .map_err(RunError::startup)?;
     if settings.kafka.create_topics {
         let mut all = inputs.clone();
         all.push(settings.topics.alerts.clone());

@@ -33,6 +33,89 @@ pub fn check_clients(kafka: &KafkaSettings) -> Result<(), KafkaError> {
     Ok(())
 }
 
+/// Why the brokers refused sagak at start-up: its TLS or SASL settings do
+/// not match the cluster's (a certificate from another CA, a wrong
+/// password). A broker that is merely down is not this: sagak waits for it.
+#[derive(Debug, thiserror::Error)]
+#[error("the brokers refused the connection: {reason}. Check `ssl.ca.location` (the CA that signed the brokers' certificates), the client certificate and the SASL settings under [kafka.properties]")]
+pub struct Refused {
+    /// librdkafka's own words.
+    pub reason: String,
+}
+
+/// Collects librdkafka's TLS and authentication errors while probing.
+#[derive(Default)]
+struct ProbeContext {
+    refusal: std::sync::Mutex<Option<String>>,
+}
+
+impl ProbeContext {
+    fn note(&self, reason: &str) {
+        if let Ok(mut r) = self.refusal.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+    }
+}
+
+/// Words of librdkafka's that mean the settings, not the network, failed.
+const REFUSALS: [&str; 3] = [
+    "SSL handshake failed",
+    "certificate verify failed",
+    "SASL authentication",
+];
+
+impl rdkafka::client::ClientContext for ProbeContext {
+    // librdkafka logs a failed handshake from its own threads as it happens
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, message: &str) {
+        if REFUSALS.iter().any(|words| message.contains(words)) {
+            self.note(message);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        // a failed certificate check arrives as a transport error whose
+        // reason names TLS; a bad password as an authentication error
+        let refused = matches!(
+            error.rdkafka_error_code(),
+            Some(Code::SSL | Code::Authentication)
+        ) || REFUSALS.iter().any(|words| reason.contains(words));
+        if refused {
+            self.note(reason);
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ProbeContext {}
+
+/// Asks the brokers for their metadata with the consumer's settings, for
+/// up to `timeout`, and reports a TLS or authentication refusal (the
+/// settings are wrong: `sagak run` stops with exit 78). Brokers that do
+/// not answer at all are not an error here.
+pub fn probe(kafka: &KafkaSettings, timeout: Duration) -> Result<(), Refused> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let context = ProbeContext::default();
+    let created: Result<BaseConsumer<ProbeContext>, _> =
+        source::consumer_config(kafka).create_with_context(context);
+    let Ok(consumer) = created else {
+        // check-config reports settings librdkafka refuses; `run` does too
+        return Ok(());
+    };
+    let answered = consumer.fetch_metadata(None, timeout).is_ok();
+    // error events are served by polling
+    let _ = consumer.poll(Duration::from_millis(100));
+    let refusal = consumer
+        .context()
+        .refusal
+        .lock()
+        .ok()
+        .and_then(|mut r| r.take());
+    match refusal {
+        Some(reason) if !answered => Err(Refused { reason }),
+        _ => Ok(()),
+    }
+}
+
 /// librdkafka configuration shared by consumer, producer and admin client.
 pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) -> ClientConfig {
     let mut cfg = ClientConfig::new();

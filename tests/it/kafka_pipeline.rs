@@ -686,3 +686,32 @@ async fn a_backlog_read_partition_by_partition_loses_nothing_as_late() {
         hb.len()
     );
 }
+
+/// Agencies write with whatever codec their client defaults to: a signal
+/// compressed with each of gzip, snappy, lz4 and zstd reaches sagak through
+/// the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_compressed_with_every_codec_are_read() {
+    let s = Scenario::new("codecs").await;
+    let pipeline = s.start();
+    let day = days_ago(5);
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        let p = Producer::with(broker(), &[("compression.type", codec)]);
+        let hh = format!("hh-{codec}");
+        p.signal(
+            &s.topic("health-insurance"),
+            &health(&format!("h-{codec}"), &hh, &day, 4),
+        )
+        .await;
+    }
+    let mut alerts = s.alerts();
+    alerts
+        .wait_for("an alert for each codec's household", |seen| {
+            codecs
+                .iter()
+                .all(|c| !alerts_of(seen, &format!("hh-{c}")).is_empty())
+        })
+        .await;
+    pipeline.stop().await;
+}

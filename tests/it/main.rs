@@ -11,3 +11,4 @@ mod house;
 mod kafka_pipeline;
 mod ops;
 mod support;
+mod tls;

@@ -40,6 +40,12 @@ impl TestBroker {
     /// (`memory://tansu/`, or `sqlite://FILE` relative to the working
     /// directory, which keeps topics and offsets across a restart).
     pub fn start(port: u16, storage: &str) -> TestBroker {
+        TestBroker::advertising(port, storage, None)
+    }
+
+    /// [`TestBroker::start`], telling clients to connect to
+    /// `127.0.0.1:advertised` instead (a TLS terminator in front of it).
+    pub fn advertising(port: u16, storage: &str, advertised: Option<u16>) -> TestBroker {
         let port = if port == 0 {
             TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -49,6 +55,8 @@ impl TestBroker {
             port
         };
         let url = url::Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
+        let public = url::Url::parse(&format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port)))
+            .expect("valid url");
         let storage = url::Url::parse(storage).expect("valid storage url");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -60,7 +68,7 @@ impl TestBroker {
                 .node_id(111)
                 .cluster_id("sagak-tests")
                 .incarnation_id(uuid::Uuid::new_v4())
-                .advertised_listener(url.clone())
+                .advertised_listener(public)
                 .listener(url)
                 .storage(storage)
                 .silent(true)
@@ -152,13 +160,35 @@ impl Scenario {
         Scenario::with_pipeline(name, addr, &dir).await
     }
 
+    /// [`Scenario::on`] with librdkafka `properties` for sagak's clients
+    /// (TLS, say), used from the topics' creation on.
+    pub async fn with_properties(name: &str, addr: &str, properties: &[(&str, &str)]) -> Scenario {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+        Scenario::build(name, addr, &dir, properties).await
+    }
+
     /// Fresh topics (one per feed of the pipeline in `dir`), group and state
     /// directory on the broker at `addr`; topics are created.
     pub async fn with_pipeline(name: &str, addr: &str, dir: &std::path::Path) -> Scenario {
+        Scenario::build(name, addr, dir, &[]).await
+    }
+
+    async fn build(
+        name: &str,
+        addr: &str,
+        dir: &std::path::Path,
+        properties: &[(&str, &str)],
+    ) -> Scenario {
         let id = unique(name);
         let spec = PipelineSpec::load(dir).expect("the test pipeline loads");
         let mut settings = Settings::default();
         settings.kafka.brokers = addr.to_string();
+        for (k, v) in properties {
+            settings
+                .kafka
+                .properties
+                .insert(k.to_string(), v.to_string());
+        }
         settings.kafka.group_id = format!("{id}.sagak");
         settings.kafka.create_topics = true;
         settings.kafka.partitions = 4;
@@ -301,13 +331,17 @@ impl Producer {
 
     /// A producer to the broker at `addr`.
     pub fn to(addr: &str) -> Producer {
-        Producer(
-            ClientConfig::new()
-                .set("bootstrap.servers", addr)
-                .set("linger.ms", "0")
-                .create()
-                .expect("producer"),
-        )
+        Producer::with(addr, &[])
+    }
+
+    /// A producer to the broker at `addr` with librdkafka `properties`.
+    pub fn with(addr: &str, properties: &[(&str, &str)]) -> Producer {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", addr).set("linger.ms", "0");
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
+        Producer(config.create().expect("producer"))
     }
 
     /// Sends `value` with `key` to `topic`.
@@ -363,13 +397,21 @@ impl Collector {
     }
 
     fn new(topic: &str, addr: &str) -> Collector {
-        let consumer: StreamConsumer = ClientConfig::new()
+        Collector::with(topic, addr, &[])
+    }
+
+    /// [`Collector::on`] with librdkafka `properties` (TLS, say).
+    pub fn with(topic: &str, addr: &str, properties: &[(&str, &str)]) -> Collector {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", addr)
             .set("group.id", unique("collector"))
             .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("collector consumer");
+            .set("enable.auto.commit", "false");
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
+        let consumer: StreamConsumer = config.create().expect("collector consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
         Collector {
             consumer,
@@ -522,4 +564,145 @@ fn unsafe_is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// A test certificate authority and a server certificate for 127.0.0.1
+/// it signed, made with the openssl command: (ca.pem, server.pem,
+/// server.key) in `dir`.
+pub fn test_ca(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = ensure_tool("openssl", "openssl");
+    let at = |f: &str| dir.join(format!("{name}-{f}"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (ca_key, ca, key, csr, cert, ext) = (
+        at("ca.key"),
+        at("ca.pem"),
+        at("server.key"),
+        at("server.csr"),
+        at("server.pem"),
+        at("ext.cnf"),
+    );
+    let p = |p: &PathBuf| p.to_str().expect("utf-8 path").to_string();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name} test CA"),
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+    ]);
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").expect("ext file");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    (ca, cert, key)
+}
+
+/// A TLS terminator in front of a plain listener, on its own runtime and
+/// thread: what a city's TLS-fronted Kafka looks like to sagak (tansu's own
+/// TLS listener is not wired up in 0.6.0).
+pub struct TlsFront {
+    pub port: u16,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        // dropped inside an async test: stop without waiting for its tasks
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl TlsFront {
+    /// Accepts TLS on a free port with `cert` and `key` (PEM) and forwards
+    /// each connection to `backend`.
+    pub fn start(backend: String, cert: &std::path::Path, key: &std::path::Path) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("certificate file")
+            .collect::<Result<_, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key file");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        listener.set_nonblocking(true).expect("non-blocking");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("TLS runtime");
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            while let Ok((client, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    // a client that refuses our certificate just goes away
+                    let Ok(mut tls) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                });
+            }
+        });
+        TlsFront {
+            port,
+            runtime: Some(runtime),
+        }
+    }
 }
