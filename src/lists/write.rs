@@ -107,8 +107,17 @@ pub(super) fn write_day(
 ) -> Result<Manifest, ListError> {
     let root = out.join("lists");
     let final_dir = root.join(date.to_string());
-    let tmp_dir = root.join(format!(".{date}.tmp"));
-    let _ = fs::remove_dir_all(&tmp_dir);
+    // one temporary folder per writer: instances sharing the partitions may
+    // assemble the same day at once
+    let writer = format!(
+        "{}.{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let tmp_dir = root.join(format!(".{date}.{writer}.tmp"));
+    remove_abandoned(&root);
     fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
 
     let all = match ranked.first() {
@@ -209,7 +218,13 @@ pub(super) fn write_day(
     fs::write(tmp_dir.join("manifest.json"), json).map_err(io(&tmp_dir))?;
     // Swap the finished day in at once: readers never see half a day.
     let _ = fs::remove_dir_all(&final_dir);
-    fs::rename(&tmp_dir, &final_dir).map_err(io(&root))?;
+    if let Err(e) = fs::rename(&tmp_dir, &final_dir) {
+        // another instance swapped in the same day (the same parts) first
+        let _ = fs::remove_dir_all(&tmp_dir);
+        if !final_dir.join("manifest.json").exists() {
+            return Err(io(&root)(e));
+        }
+    }
     Ok(manifest)
 }
 
@@ -337,6 +352,28 @@ fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntr
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.finish(name).map_err(io(dir))
+}
+
+/// Removes temporary day folders older than an hour: a writer that died
+/// before swapping its day in left them.
+fn remove_abandoned(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > hour);
+        if name.starts_with('.') && name.ends_with(".tmp") && old {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 pub(super) fn households_on(out: &Path, date: NaiveDate) -> HashSet<String> {
