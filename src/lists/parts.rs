@@ -53,14 +53,17 @@ impl DailyLists {
         let date = self.list_day_at(cutoff_ms);
         let dir = parts_dir(out, date);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // the candidates grouped by partition in one pass over them
         let (ids, _) = engine.list_candidates();
-        let ids: Vec<String> = ids.into_iter().map(String::from).collect();
-        for &partition in owned {
-            let mine: Vec<&str> = ids
-                .iter()
-                .map(String::as_str)
-                .filter(|id| engine.shard_of(id) == Some(partition))
-                .collect();
+        let mut by_partition: std::collections::BTreeMap<i32, Vec<String>> =
+            owned.iter().map(|&p| (p, Vec::new())).collect();
+        for id in ids {
+            if let Some(part) = engine.shard_of(id).and_then(|p| by_partition.get_mut(&p)) {
+                part.push(id.to_string());
+            }
+        }
+        for (&partition, ids) in &by_partition {
+            let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
             let batches = self
                 .candidates_of(engine, &mine, cutoff_ms, previous)
                 .await?;
