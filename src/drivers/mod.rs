@@ -268,7 +268,15 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         if let Some(schedule) = self.lists.as_mut() {
             if schedule.pending.is_some() {
                 match Self::assemble_pending(schedule).await {
-                    Ok(Some((manifest, _))) => self.last_list = Some(manifest),
+                    Ok(Some((manifest, _))) => {
+                        let metrics = &self.ops.metrics;
+                        metrics.lists_households.set(manifest.households as i64);
+                        metrics
+                            .lists_written_at
+                            .set(crate::base::clock::wall_clock_ms() / 1000);
+                        self.counts.list_days += 1;
+                        self.last_list = Some(manifest);
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "assembling the shared daily lists failed; run `sagak lists --date` to retry")

@@ -268,10 +268,17 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
             "{name} differs between the shared and the single instance"
         );
     }
-    // the first instance finds the day complete on its next tick
+    // the first instance finds the day complete on its next tick, and
+    // leaves the day the second one wrote as it is
     first.tick(&mut out).await.expect("retry");
     assert_eq!(
         first.last_list().map(|m| m.households),
         Some(expected.households)
     );
+    assert_eq!(
+        first.last_list().map(|m| m.written_at.clone()),
+        Some(manifest.written_at.clone()),
+        "not written a second time"
+    );
+    assert_eq!(ops.metrics.lists_households.get() as usize, expected.households);
 }

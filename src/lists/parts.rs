@@ -95,10 +95,30 @@ impl DailyLists {
         now_ms: i64,
     ) -> Result<Option<(Manifest, HashSet<String>)>, ListError> {
         let dir = parts_dir(out, date);
-        let mut candidates = Vec::new();
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut parts = Vec::with_capacity(partitions);
         for partition in 0..partitions {
             let path = dir.join(part_name(partition as i32));
-            let Ok(file) = fs::File::open(&path) else {
+            let Some(at) = modified(&path) else {
+                return Ok(None);
+            };
+            parts.push((path, at));
+        }
+        // another instance assembled the day from these very parts already
+        let day = out.join("lists").join(date.to_string());
+        let manifest_path = day.join("manifest.json");
+        if let Some(written) = modified(&manifest_path) {
+            if parts.iter().all(|(_, at)| *at <= written) {
+                let text = fs::read(&manifest_path).map_err(io(&day))?;
+                if let Ok(mut manifest) = serde_json::from_slice::<Manifest>(&text) {
+                    manifest.dir = day;
+                    return Ok(Some((manifest, self.households_on(out, date))));
+                }
+            }
+        }
+        let mut candidates = Vec::new();
+        for (path, _) in &parts {
+            let Ok(file) = fs::File::open(path) else {
                 return Ok(None);
             };
             let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
