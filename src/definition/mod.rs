@@ -616,6 +616,30 @@ mod tests {
         );
     }
 
+    /// Why a pipeline of one rent feed in `category` (with `extra` lines
+    /// for the feed) is refused.
+    fn refusal_of_rent_feed(category: &str, extra: &str) -> PipelineError {
+        let text = format!(
+            r#"
+            name = "t"
+            version = "1"
+            score_sql = "score.sql"
+            window = {{ length_days = 90, allowed_lateness_days = 7, max_future_hours = 24, max_signals_per_household = 8 }}
+            alerts = {{ cooldown_days = 30 }}
+            [[feeds]]
+            name = "rent"
+            topic = "signals.rent"
+            category = "{category}"
+            subject = "lh"
+            reason = "rent"
+            reason_ko = "rent"
+            {extra}
+        "#
+        );
+        let file: PipelineFile = toml::from_str(&text).unwrap();
+        PipelineSpec::from_parts(file, "select 1", Path::new("p.toml")).unwrap_err()
+    }
+
     #[test]
     fn a_category_the_alert_schema_would_refuse_is_refused_at_load() {
         for good in ["housing", "utility", "rent_2"] {
@@ -631,22 +655,7 @@ mod tests {
         ] {
             assert!(!is_category_name(bad), "{bad}");
         }
-        let text = r#"
-            name = "t"
-            version = "1"
-            score_sql = "score.sql"
-            window = { length_days = 90, allowed_lateness_days = 7, max_future_hours = 24, max_signals_per_household = 8 }
-            alerts = { cooldown_days = 30 }
-            [[feeds]]
-            name = "rent"
-            topic = "signals.rent"
-            category = "Rent-Arrears"
-            subject = "lh"
-            reason = "rent"
-            reason_ko = "rent"
-        "#;
-        let file: PipelineFile = toml::from_str(text).unwrap();
-        let err = PipelineSpec::from_parts(file, "select 1", Path::new("p.toml")).unwrap_err();
+        let err = refusal_of_rent_feed("Rent-Arrears", "");
         assert!(
             err.to_string().starts_with("p.toml: `feeds[0] (rent).category` is \"Rent-Arrears\": a category is 1-32 characters"),
             "{err}"
@@ -655,23 +664,10 @@ mod tests {
 
     #[test]
     fn feed_with_two_subjects_is_refused_with_its_key() {
-        let text = r#"
-            name = "t"
-            version = "1"
-            score_sql = "score.sql"
-            window = { length_days = 90, allowed_lateness_days = 7, max_future_hours = 24, max_signals_per_household = 8 }
-            alerts = { cooldown_days = 30 }
-            [[feeds]]
-            name = "rent"
-            topic = "signals.rent"
-            category = "housing"
-            subject = "lh"
-            reason = "rent"
-            reason_ko = "rent"
-            fields = { unit = { type = "id", column = "subject" } }
-        "#;
-        let file: PipelineFile = toml::from_str(text).unwrap();
-        let err = PipelineSpec::from_parts(file, "select 1", Path::new("p.toml")).unwrap_err();
+        let err = refusal_of_rent_feed(
+            "housing",
+            r#"fields = { unit = { type = "id", column = "subject" } }"#,
+        );
         assert_eq!(
             err.to_string(),
             "p.toml: `feeds[0] (rent).subject` set either a constant `subject` or one field with column = \"subject\", not both or neither"

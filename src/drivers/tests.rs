@@ -280,5 +280,8 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
         Some(manifest.written_at.clone()),
         "not written a second time"
     );
-    assert_eq!(ops.metrics.lists_households.get() as usize, expected.households);
+    assert_eq!(
+        ops.metrics.lists_households.get() as usize,
+        expected.households
+    );
 }
