@@ -174,19 +174,9 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         self
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// The engine, for what only a driver does (checkpoints, hand-overs).
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
-    }
-
-    /// The clock the core runs on.
-    pub fn clock(&self) -> &C {
-        &self.clock
     }
 
     /// Counts so far.

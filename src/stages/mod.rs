@@ -161,13 +161,6 @@ impl Watermark {
         }
     }
 
-    /// Raises every feed and partition to at least what `other` saw.
-    pub fn raise_all(&mut self, other: &Watermark) {
-        for (p, feeds) in other.newest.iter().enumerate() {
-            self.raise_on(p as i32, feeds);
-        }
-    }
-
     /// Holds every signal observed at or after `from` (and what it needs)
     /// from eviction; `None` holds nothing beyond the watermark.
     pub fn hold_from(&mut self, from: Option<i64>) {
