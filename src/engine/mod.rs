@@ -86,8 +86,6 @@ pub struct Engine {
     scoring: u64,
     /// Length of the window (event time).
     window_ms: i64,
-    /// See [`Engine::hold_for_cutoff`].
-    held_from: Option<i64>,
     /// Wall clock of the last message per input partition, then feed; the
     /// start of the engine where none came (see [`Engine::advance_idle`]).
     last_seen: Vec<Vec<i64>>,
@@ -151,7 +149,6 @@ impl Engine {
             scoring: crate::base::hash::fnv1a64(&[spec.score_sql.as_bytes()]),
             marks_cover_priorities: true,
             window_ms: spec.window.length_ms(),
-            held_from: None,
             last_seen: Vec::new(),
             started_ms: None,
             watermark: Watermark::new(spec.feeds.len(), spec.window.lateness_ms()),
@@ -354,7 +351,7 @@ impl Engine {
         at_end: impl Fn(u16, i32) -> bool,
     ) -> usize {
         let started = *self.started_ms.get_or_insert(now_ms);
-        let watermark = self.watermark().clone();
+        let watermark = &self.watermark;
         let lateness = watermark.lateness_ms();
         let mut raised = Vec::new();
         for p in watermark.partitions() {
@@ -395,23 +392,23 @@ impl Engine {
     /// from eviction (every signal of its window, and the marks of their
     /// households), so that eviction never changes a list.
     pub fn hold_for_cutoff(&mut self, next_cutoff_ms: Option<i64>) {
-        self.held_from = next_cutoff_ms.map(|c| c - self.window_ms);
+        self.watermark
+            .hold_from(next_cutoff_ms.map(|c| c - self.window_ms));
     }
 
     /// Evicts, in every stateful stage, the state the watermark has passed.
     /// Returns how many items each part evicted (signals of the window
     /// stage, marks of the alert gate), in [`StatePart::ALL`] order.
     pub fn on_watermark(&mut self) -> [usize; StatePart::ALL.len()] {
-        let mut watermark = self.watermark().clone();
-        watermark.hold_from(self.held_from);
-        let evict = |lane: &mut Lane| {
-            let mut evicted = [0; StatePart::ALL.len()];
-            each_stage!(mut lane, s => evicted[part_of(s).index()] += s.on_watermark(&watermark));
-            evicted
-        };
         // a pass over a large state is worth a thread per lane (it is part
         // of the checkpoint's pause of the loop)
         let parallel = self.households() >= PARALLEL_STATE;
+        let watermark = &self.watermark;
+        let evict = |lane: &mut Lane| {
+            let mut evicted = [0; StatePart::ALL.len()];
+            each_stage!(mut lane, s => evicted[part_of(s).index()] += s.on_watermark(watermark));
+            evicted
+        };
         let per_lane = each_lane(self.lanes.iter_mut(), parallel, evict);
         self.metrics.households.set(self.households() as i64);
         let mut total = [0; StatePart::ALL.len()];
