@@ -31,8 +31,6 @@ use crate::stages::decode::{Reject, RejectClass};
 use crate::stages::score::{Assessment, ScoreError};
 use crate::stages::signal::decoded;
 use crate::stages::{Restore, Restored, StatePart, StatefulStage, Watermark};
-use arrow::array::AsArray;
-use arrow::datatypes::{TimestampMillisecondType, UInt16Type, UInt32Type};
 use lane::{each_stage, lane_index, Lane};
 
 /// What one micro-batch produced.
@@ -305,16 +303,9 @@ impl Engine {
             let Some(decoded) = lane.decoded() else {
                 continue;
             };
-            let index = decoded
-                .column(decoded::MSG_INDEX)
-                .as_primitive::<UInt32Type>();
-            let feed = decoded.column(decoded::FEED).as_primitive::<UInt16Type>();
-            let observed_at = decoded
-                .column(decoded::OBSERVED_AT)
-                .as_primitive::<TimestampMillisecondType>();
-            for row in 0..decoded.num_rows() {
-                if let Some(slot) = self.rows.get_mut(index.value(row) as usize) {
-                    *slot = Some((feed.value(row), observed_at.value(row)));
+            for (index, feed, t) in decoded::timed(decoded) {
+                if let Some(slot) = self.rows.get_mut(index as usize) {
+                    *slot = Some((feed, t));
                 }
             }
         }

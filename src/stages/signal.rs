@@ -49,6 +49,22 @@ pub mod decoded {
     pub const DISCONNECTED: usize = 11;
     /// `occurred_on`.
     pub const OCCURRED_ON: usize = 12;
+
+    /// Each row's message index, feed and event time, in row order: what
+    /// lateness is judged by.
+    pub fn timed(
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> impl Iterator<Item = (u32, u16, i64)> + '_ {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{TimestampMillisecondType, UInt16Type, UInt32Type};
+        let index = batch.column(MSG_INDEX).as_primitive::<UInt32Type>();
+        let feed = batch.column(FEED).as_primitive::<UInt16Type>();
+        let observed_at = batch
+            .column(OBSERVED_AT)
+            .as_primitive::<TimestampMillisecondType>();
+        (0..batch.num_rows())
+            .map(move |row| (index.value(row), feed.value(row), observed_at.value(row)))
+    }
 }
 
 /// Schema of a decoded micro-batch (output of `decode`, input of `window`).

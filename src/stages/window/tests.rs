@@ -34,23 +34,13 @@ impl Judged {
 
     /// One batch, its rows judged in order (one decoder: message order).
     fn process_batch(&mut self, decoded: &RecordBatch, shards: &[i32]) -> WindowOutcome {
-        let index = decoded
-            .column(decoded::MSG_INDEX)
-            .as_primitive::<UInt32Type>();
-        let feed = decoded.column(decoded::FEED).as_primitive::<UInt16Type>();
-        let t = decoded
-            .column(decoded::OBSERVED_AT)
-            .as_primitive::<TimestampMillisecondType>();
-        let mut late = vec![false; index.values().iter().max().map_or(0, |&m| m as usize + 1)];
-        for row in 0..decoded.num_rows() {
-            let i = index.value(row) as usize;
-            let partition = shards.get(i).copied().unwrap_or(0);
-            late[i] = !self.wm.admit(
-                usize::from(feed.value(row)),
-                partition,
-                t.value(row),
-                self.window_ms,
-            );
+        let rows: Vec<(u32, u16, i64)> = decoded::timed(decoded).collect();
+        let mut late = vec![false; rows.iter().map(|r| r.0 as usize + 1).max().unwrap_or(0)];
+        for (i, feed, t) in rows {
+            let partition = shards.get(i as usize).copied().unwrap_or(0);
+            late[i as usize] = !self
+                .wm
+                .admit(usize::from(feed), partition, t, self.window_ms);
         }
         self.w.process_batch(decoded, shards, &late)
     }
