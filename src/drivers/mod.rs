@@ -258,15 +258,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         if let Some(schedule) = self.lists.as_mut() {
             if schedule.pending.is_some() {
                 match Self::assemble_pending(schedule).await {
-                    Ok(Some((manifest, _))) => {
-                        let metrics = &self.ops.metrics;
-                        metrics.lists_households.set(manifest.households as i64);
-                        metrics
-                            .lists_written_at
-                            .set(crate::base::clock::wall_clock_ms() / 1000);
-                        self.counts.list_days += 1;
-                        self.last_list = Some(manifest);
-                    }
+                    Ok(Some((manifest, _))) => self.listed(manifest),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "assembling the shared daily lists failed; run `sagak lists --date` to retry")
@@ -280,6 +272,18 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             made += 1;
         }
         Ok(made)
+    }
+
+    /// Counts a day of lists written (by this instance or, for shared
+    /// lists, another) where the metrics and the summary show it.
+    fn listed(&mut self, manifest: Manifest) {
+        let metrics = &self.ops.metrics;
+        metrics.lists_households.set(manifest.households as i64);
+        metrics
+            .lists_written_at
+            .set(crate::base::clock::wall_clock_ms() / 1000);
+        self.counts.list_days += 1;
+        self.last_list = Some(manifest);
     }
 
     /// Assembles the pending day of shared lists if every part is in.
@@ -318,11 +322,15 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         let started = std::time::Instant::now();
         let lists = &schedule.lists;
         let day = lists.list_day_at(cutoff);
+        // the previous day's households: kept from the last list, or read
+        // back from its files (always, when instances share the partitions:
+        // the last list may be another instance's)
+        let previous = match (schedule.previous.take(), &schedule.shared) {
+            (Some(p), None) => p,
+            _ => lists.households_on(&schedule.out_dir, day - chrono::Duration::days(1)),
+        };
         let made = match &schedule.shared {
-            // the previous day's lists are on the shared folder, whoever wrote them
             Some(shared) => {
-                let previous =
-                    lists.households_on(&schedule.out_dir, day - chrono::Duration::days(1));
                 let owned = (shared.owned)();
                 let parts = lists
                     .write_parts(
@@ -339,16 +347,10 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                     Err(e) => Err(e),
                 }
             }
-            None => {
-                let previous = match schedule.previous.take() {
-                    Some(p) => p,
-                    None => lists.households_on(&schedule.out_dir, day - chrono::Duration::days(1)),
-                };
-                lists
-                    .make_day(&mut self.engine, &schedule.out_dir, cutoff, &previous)
-                    .await
-                    .map(Some)
-            }
+            None => lists
+                .make_day(&mut self.engine, &schedule.out_dir, cutoff, &previous)
+                .await
+                .map(Some),
         };
         metrics
             .lists_seconds
@@ -357,10 +359,6 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             // parts written; another instance's part is still to come
             Ok(None) => Ok(()),
             Ok(Some((manifest, on_list))) => {
-                metrics.lists_households.set(manifest.households as i64);
-                metrics
-                    .lists_written_at
-                    .set(crate::base::clock::wall_clock_ms() / 1000);
                 if schedule.quiet {
                     tracing::debug!(date = %manifest.date, households = manifest.households, "daily lists written");
                 } else {
@@ -373,8 +371,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                     );
                 }
                 schedule.previous = Some(on_list);
-                self.counts.list_days += 1;
-                self.last_list = Some(manifest);
+                self.listed(manifest);
                 Ok(())
             }
             Err(e) => {
