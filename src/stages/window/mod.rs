@@ -520,15 +520,12 @@ impl StatefulStage for HouseholdWindows {
                 scratch: &mut self.scratch,
             };
             let shard = record::decode(r.payload(), &mut texts, &mut slots);
-            let window_end = slots.iter().map(|s| s.observed_at).max();
-            let by_watermark = watermark.low(shard).map(|low| low - 2 * window);
-            let horizon = match (window_end, by_watermark) {
-                (Some(end), Some(w)) => Some(cap((end - window).max(w))),
-                (Some(end), None) => Some(cap(end - window)),
-                _ => None,
-            };
+            let by_watermark = watermark
+                .low(shard)
+                .map_or(i64::MIN, |low| low - 2 * window);
             let before = slots.len();
-            if let Some(horizon) = horizon {
+            if let Some(end) = slots.iter().map(|s| s.observed_at).max() {
+                let horizon = cap((end - window).max(by_watermark));
                 slots.retain(|s| s.observed_at >= horizon);
             }
             evicted += before - slots.len();
