@@ -54,6 +54,19 @@ fn three_households(spec: &crate::definition::PipelineSpec) -> Vec<InputMessage>
     ]
 }
 
+/// A core on `clock` of batches of 100, its lists under `dir` from `NOW`.
+fn listing_core<'o>(
+    spec: &crate::definition::PipelineSpec,
+    ops: &'o OpsState,
+    clock: &SimulatedClock,
+    dir: std::path::PathBuf,
+    on_failure: OnListFailure,
+) -> DriverCore<'o, SimulatedClock> {
+    let schedule = ListSchedule::new(DailyLists::new(spec).expect("lists"), dir, NOW, on_failure);
+    let engine = Engine::new(spec, ops.metrics.clone());
+    DriverCore::new(engine, clock.clone(), ops, 100).with_lists(schedule)
+}
+
 /// What the on-call sees of a morning's lists: how long they took, how
 /// many households were listed and when, and a failure counted while the
 /// core goes on.
@@ -64,15 +77,13 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     let ops = OpsState::new(&spec, metrics.clone(), None, "test");
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = SimulatedClock::at(NOW);
-    let lists = DailyLists::new(&spec).expect("lists");
-    let schedule = ListSchedule::new(
-        lists,
+    let mut core = listing_core(
+        &spec,
+        &ops,
+        &clock,
         dir.path().to_path_buf(),
-        NOW,
         OnListFailure::LogAndContinue,
     );
-    let engine = Engine::new(&spec, metrics.clone());
-    let mut core = DriverCore::new(engine, clock.clone(), &ops, 100).with_lists(schedule);
     let mut out = Kept::default();
     for m in three_households(&spec) {
         core.push(m);
@@ -100,10 +111,7 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     // an output path that is a file, not a folder: counted, and the core goes on
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").expect("file");
-    let lists = DailyLists::new(&spec).expect("lists");
-    let schedule = ListSchedule::new(lists, blocked, NOW, OnListFailure::LogAndContinue);
-    let engine = Engine::new(&spec, metrics.clone());
-    let mut core = DriverCore::new(engine, clock.clone(), &ops, 100).with_lists(schedule);
+    let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::LogAndContinue);
     metrics.lists_written_at.set(0);
     clock.set(cutoff + 2 * DAY_MS);
     assert_eq!(
@@ -127,14 +135,7 @@ async fn a_failed_list_stops_a_core_that_is_told_to_stop() {
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").expect("file");
     let clock = SimulatedClock::at(NOW);
-    let schedule = ListSchedule::new(
-        DailyLists::new(&spec).expect("lists"),
-        blocked,
-        NOW,
-        OnListFailure::Stop,
-    );
-    let engine = Engine::new(&spec, metrics.clone());
-    let mut core = DriverCore::new(engine, clock.clone(), &ops, 100).with_lists(schedule);
+    let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::Stop);
     clock.set(NOW + DAY_MS);
     let err = core.tick(&mut Kept::default()).await.expect_err("stops");
     assert!(matches!(err, DriverError::Lists(_)), "{err}");

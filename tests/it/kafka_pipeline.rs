@@ -13,18 +13,7 @@ async fn three_categories_give_p1_and_a_single_weak_signal_gives_nothing() {
     let s = Scenario::new("p1").await;
     let p = Producer::new();
     let day = days_ago(10);
-    p.signal(
-        &s.topic("utility-arrears"),
-        &utility("u-1", "hh-crisis", &day, "water", 3, false),
-    )
-    .await;
-    p.signal(&s.topic("job-loss"), &job_loss("j-1", "hh-crisis", &day))
-        .await;
-    p.signal(
-        &s.topic("health-insurance"),
-        &health("h-1", "hh-crisis", &day, 5),
-    )
-    .await;
+    p.crisis(&s, "hh-crisis", &day).await;
     p.signal(
         &s.topic("utility-arrears"),
         &utility("u-2", "hh-weak", &day, "gas", 1, false),

@@ -357,6 +357,20 @@ impl Producer {
             .expect("broker acknowledged the test message");
     }
 
+    /// Sends water arrears, a job loss and premium arrears of `household`
+    /// observed on `day`: three categories, a P1.
+    pub async fn crisis(&self, s: &Scenario, household: &str, day: &str) {
+        let water = utility("u-1", household, day, "water", 3, false);
+        self.signal(&s.topic("utility-arrears"), &water).await;
+        self.signal(&s.topic("job-loss"), &job_loss("j-1", household, day))
+            .await;
+        self.signal(
+            &s.topic("health-insurance"),
+            &health("h-1", household, day, 5),
+        )
+        .await;
+    }
+
     /// Sends a signal keyed by its household id.
     pub async fn signal(&self, topic: &str, json: &str) {
         let v: serde_json::Value = serde_json::from_str(json).expect("test signal is JSON");

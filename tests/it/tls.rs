@@ -29,19 +29,7 @@ async fn sagak_works_through_tls_and_refuses_a_certificate_of_another_ca() {
 
     let s = Scenario::with_properties("tls", &addr, &tls).await;
     let p = Producer::with(&addr, &tls);
-    let day = days_ago(4);
-    p.signal(
-        &s.topic("utility-arrears"),
-        &utility("u-1", "hh-tls", &day, "water", 3, false),
-    )
-    .await;
-    p.signal(&s.topic("job-loss"), &job_loss("j-1", "hh-tls", &day))
-        .await;
-    p.signal(
-        &s.topic("health-insurance"),
-        &health("h-1", "hh-tls", &day, 5),
-    )
-    .await;
+    p.crisis(&s, "hh-tls", &days_ago(4)).await;
     let pipeline = s.start();
     let mut alerts = Collector::with(&s.settings.topics.alerts, &addr, &tls);
     alerts
