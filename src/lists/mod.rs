@@ -72,6 +72,10 @@ pub enum ListError {
     Contract(String),
 }
 
+/// Households found at a priority without an alert mark: id, priority and
+/// window end.
+pub(crate) type Unmarked = Vec<(String, crate::stages::score::Priority, i64)>;
+
 /// Schema of the `candidates` table the lists SQL reads.
 pub fn candidates_schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
@@ -306,11 +310,13 @@ impl DailyLists {
         let started = std::time::Instant::now();
         let (ids, marked_only) = engine.list_candidates();
         let scored_households = ids.len();
-        let ids: Vec<String> = ids.into_iter().map(String::from).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let candidates = self
+        let (candidates, unmarked) = self
             .candidates_of(engine, &ids, cutoff_ms, previous)
             .await?;
+        drop(ids);
+        if let Some(unmarked) = unmarked {
+            engine.index_priorities(&unmarked);
+        }
         let scored = started.elapsed();
         let ranked = self.rank(candidates).await?;
         let ranked_at = started.elapsed();
@@ -338,15 +344,17 @@ impl DailyLists {
     /// The candidate rows of `ids` as of the cut-off `cutoff_ms`, scored
     /// in chunks so at most one chunk's assessments (with their rendered
     /// reasons) are in memory; only the compact candidate rows accumulate.
-    /// After a change of scoring, what it finds at a priority unmarked is
-    /// marked (see [`crate::engine::Engine::index_priorities`]).
+    /// While the marks do not cover every household at a priority (after a
+    /// change of scoring), it also returns the households it found at one
+    /// without a mark, for [`crate::engine::Engine::index_priorities`] once
+    /// every candidate is scored.
     pub(crate) async fn candidates_of(
         &self,
-        engine: &mut crate::engine::Engine,
+        engine: &crate::engine::Engine,
         ids: &[&str],
         cutoff_ms: i64,
         previous: &HashSet<String>,
-    ) -> Result<Vec<RecordBatch>, ListError> {
+    ) -> Result<(Vec<RecordBatch>, Option<Unmarked>), ListError> {
         const CHUNK: usize = 100_000;
         let marked_only = engine.marks_cover_priorities();
         let mut unmarked = Vec::new();
@@ -368,10 +376,7 @@ impl DailyLists {
                 cutoff_ms,
             )?);
         }
-        if !marked_only {
-            engine.index_priorities(&unmarked);
-        }
-        Ok(candidates)
+        Ok((candidates, (!marked_only).then_some(unmarked)))
     }
 
     /// Households on the lists written for `date`, read back from its

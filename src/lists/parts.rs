@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
-use super::{candidates_schema, DailyLists, ListError, Manifest};
+use super::{candidates_schema, DailyLists, ListError, Manifest, Unmarked};
 use crate::engine::Engine;
 
 /// The folder of one day's parts.
@@ -62,11 +62,15 @@ impl DailyLists {
                 part.push(id.to_string());
             }
         }
+        let mut found: Vec<Unmarked> = Vec::new();
         for (&partition, ids) in &by_partition {
             let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let batches = self
+            let (batches, unmarked) = self
                 .candidates_of(engine, &mine, cutoff_ms, previous)
                 .await?;
+            // marked only once every partition is scored: marking sooner
+            // would stop the next partitions from looking for them
+            found.extend(unmarked);
             let tmp = dir.join(format!(
                 ".{}.{}.tmp",
                 part_name(partition),
@@ -79,6 +83,9 @@ impl DailyLists {
             }
             writer.close()?;
             fs::rename(&tmp, dir.join(part_name(partition))).map_err(io(&dir))?;
+        }
+        if !found.is_empty() {
+            engine.index_priorities(&found.concat());
         }
         Ok(())
     }

@@ -468,3 +468,69 @@ async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
         "listed at the priority its 10-day-old job loss gives alone"
     );
 }
+
+/// After a change of scoring, lists made of parts mark what the new
+/// scoring finds in every partition, as a whole day made at once does, so
+/// the next day's lists (from the marks alone) miss no partition.
+#[tokio::test]
+async fn parts_after_a_change_of_scoring_mark_every_partition() {
+    let spec = default_spec();
+    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let msgs = crate::testkit::city();
+    for batch in msgs.chunks(1_000) {
+        let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
+        engine.process_batch(batch, now).await.unwrap();
+    }
+    let last = msgs.iter().filter_map(|m| m.timestamp_ms).max().unwrap();
+    let lists = DailyLists::new(&spec).unwrap();
+    let cutoff = lists.cutoff_ms(lists.list_day_at(last));
+    let dir = tempfile::tempdir().unwrap();
+
+    // a looser health threshold finds households no alert marked
+    let mut looser = default_spec();
+    let strict = "s.category = 'health' AND COALESCE(s.months_overdue, 0) >= 3";
+    assert!(looser.score_sql.contains(strict));
+    looser.score_sql = looser.score_sql.replace(
+        strict,
+        "s.category = 'health' AND COALESCE(s.months_overdue, 0) >= 1",
+    );
+    let mut whole = restored(&engine, &looser, &dir.path().join("a"), |s| s);
+    lists
+        .make_day(
+            &mut whole,
+            &dir.path().join("whole"),
+            cutoff,
+            &HashSet::new(),
+        )
+        .await
+        .unwrap();
+    let before = engine.list_candidates().0.len();
+    let mut parted = restored(&engine, &looser, &dir.path().join("b"), |s| s);
+    assert!(
+        !parted.list_candidates().1,
+        "unknown scoring: every household"
+    );
+    lists
+        .write_parts(
+            &mut parted,
+            &dir.path().join("parts"),
+            cutoff,
+            &[0, 1, 2, 3],
+            &HashSet::new(),
+        )
+        .await
+        .unwrap();
+    let (marked, marked_only) = parted.list_candidates();
+    assert!(marked_only);
+    let mut marked: Vec<&str> = marked;
+    marked.sort_unstable();
+    let (expected, _) = whole.list_candidates();
+    let mut expected: Vec<&str> = expected;
+    expected.sort_unstable();
+    assert!(
+        expected.len() > before,
+        "the looser scoring marks more: {} against {before}",
+        expected.len()
+    );
+    assert_eq!(marked, expected);
+}
