@@ -75,6 +75,9 @@ pub struct Engine {
     received: Vec<prometheus::IntCounter>,
     /// `sagak_feed_last_received_timestamp_seconds` of each feed.
     received_at: Vec<prometheus::IntGauge>,
+    /// `sagak_watermark_timestamp_seconds` per input partition, then feed,
+    /// looked up on a partition's first batch.
+    watermark_gauges: Vec<Vec<Option<prometheus::IntGauge>>>,
     /// Messages of the batch in flight per feed (reused).
     received_in_batch: Vec<u64>,
     /// Shard of each message of the batch in flight (reused).
@@ -140,6 +143,7 @@ impl Engine {
                         .with_label_values(&[f.name.as_str()])
                 })
                 .collect(),
+            watermark_gauges: Vec::new(),
             received_in_batch: vec![0; spec.feeds.len()],
             metrics,
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
@@ -274,14 +278,25 @@ impl Engine {
             m.alerts.with_label_values(&[priority, dong]).inc_by(n);
         }
         m.households.set(self.households() as i64);
-        for (f, name) in self.feed_names.iter().enumerate() {
-            let watermark = &self.watermark;
-            for p in watermark.partitions() {
-                if let Some(wm) = watermark.of(f, p) {
-                    m.watermark
-                        .with_label_values(&[name.as_str(), &p.to_string()])
-                        .set(wm / 1000);
-                }
+        for p in self.watermark.partitions() {
+            let index = p as usize;
+            if self.watermark_gauges.len() <= index {
+                self.watermark_gauges.resize_with(index + 1, Vec::new);
+            }
+            let gauges = &mut self.watermark_gauges[index];
+            gauges.resize(self.feed_names.len(), None);
+            for (f, gauge) in gauges.iter_mut().enumerate() {
+                let Some(wm) = self.watermark.of(f, p) else {
+                    continue;
+                };
+                // a series appears once its feed has a watermark there, and
+                // is looked up once: a labelled lookup takes a lock
+                gauge
+                    .get_or_insert_with(|| {
+                        m.watermark
+                            .with_label_values(&[self.feed_names[f].as_str(), &p.to_string()])
+                    })
+                    .set(wm / 1000);
             }
         }
         m.batch_size.observe(msgs.len() as f64);
