@@ -193,6 +193,7 @@ fn live_board(c: &mut Criterion) {
         last_signal_at: NOW,
         emitted_at: NOW,
         pipeline: Arc::clone(&tag),
+        case: Default::default(),
     };
     let full: Vec<Alert> = (0..DONGS * TOP_PER_DONG)
         .map(|n| alert(n, (n % 97) as f64))

@@ -83,6 +83,11 @@ pub struct TopicSettings {
     pub alerts: String,
     /// Where rejected input goes.
     pub dlq: String,
+    /// Outcomes the dong offices record (key: household id; partitioned
+    /// like the signal topics).
+    pub outcomes: String,
+    /// Escalations to the city team (key: dong code).
+    pub escalations: String,
     /// Input topic per feed name; a feed not listed reads the topic its
     /// pipeline definition names.
     pub inputs: BTreeMap<String, String>,
@@ -93,6 +98,8 @@ impl Default for TopicSettings {
         TopicSettings {
             alerts: "dong-office.alerts".into(),
             dlq: "signals.dlq".into(),
+            outcomes: "dong-office.outcomes".into(),
+            escalations: "city.escalations".into(),
             inputs: BTreeMap::new(),
         }
     }
@@ -340,6 +347,33 @@ impl Settings {
         if self.topics.alerts == self.topics.dlq {
             return invalid("topics.dlq", "must differ from topics.alerts");
         }
+        for (key, topic) in [
+            ("topics.outcomes", &self.topics.outcomes),
+            ("topics.escalations", &self.topics.escalations),
+        ] {
+            if topic.is_empty() {
+                return invalid(key, "must name a topic");
+            }
+        }
+        let outputs = [
+            &self.topics.alerts,
+            &self.topics.dlq,
+            &self.topics.escalations,
+        ];
+        if outputs.contains(&&self.topics.outcomes) {
+            return invalid(
+                "topics.outcomes",
+                "must differ from topics.alerts, topics.escalations and topics.dlq (sagak reads it)",
+            );
+        }
+        if self.topics.escalations == self.topics.alerts
+            || self.topics.escalations == self.topics.dlq
+        {
+            return invalid(
+                "topics.escalations",
+                "must differ from topics.alerts and topics.dlq",
+            );
+        }
         if self.engine.flush_interval_ms == 0 || self.engine.flush_interval_ms > 60_000 {
             return invalid(
                 "engine.flush_interval_ms",
@@ -397,7 +431,8 @@ impl Settings {
         Ok(spec)
     }
 
-    /// Input topic of each feed of `spec`, in feed order.
+    /// Input topic of each feed of `spec`, in feed order, then the
+    /// outcomes topic (whose messages carry [`PipelineSpec::outcome_feed`]).
     pub fn input_topics(&self, spec: &PipelineSpec) -> Vec<String> {
         spec.feeds
             .iter()
@@ -408,6 +443,7 @@ impl Settings {
                     .cloned()
                     .unwrap_or_else(|| f.topic.clone())
             })
+            .chain([self.topics.outcomes.clone()])
             .collect()
     }
 }

@@ -204,6 +204,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     feed.name, topic, feed.category
                 );
             }
+            println!(
+                "#   outcomes from {}, escalations to {}",
+                settings.topics.outcomes, settings.topics.escalations
+            );
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -70,6 +70,18 @@ pub struct Metrics {
     pub event_to_alert: Histogram,
     /// 1 while ready (see `/readyz`).
     pub ready: IntGauge,
+    /// Outcomes recorded per kind.
+    pub outcomes: IntCounterVec,
+    /// Escalations to the city team per reason.
+    pub escalations: IntCounterVec,
+    /// Alerts waiting for a first contact, per dong, priority and status.
+    pub open_alerts: IntGaugeVec,
+    /// Alerts past their due time without a first contact, per dong.
+    pub overdue_alerts: IntGaugeVec,
+    /// From an alert's `emitted_at` to its first contact, per priority.
+    pub first_contact: prometheus::HistogramVec,
+    /// Signals of households recorded deceased: counted, never alerted.
+    pub deceased_signals: IntCounter,
 }
 
 impl Metrics {
@@ -183,7 +195,59 @@ impl Metrics {
         for c in RejectClass::ALL {
             rejected.with_label_values(&[c.as_str()]);
         }
+        let outcomes = counter_vec(
+            "sagak_outcomes_total",
+            "Outcomes recorded by the dong offices, per kind (re-sends counted once).",
+            &["kind"],
+        );
+        for k in crate::stages::case::outcome::OutcomeKind::ALL {
+            outcomes.with_label_values(&[k.as_str()]);
+        }
+        let escalations = counter_vec(
+            "sagak_escalations_total",
+            "Escalations sent to the city team, per reason.",
+            &["reason"],
+        );
+        for r in crate::stages::case::escalation::EscalationReason::ALL {
+            escalations.with_label_values(&[r.as_str()]);
+        }
+        let first_contact = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "sagak_alert_first_contact_seconds",
+                "From an alert's emitted_at to the recorded_at of its first contact, per priority.",
+            )
+            .buckets(
+                [
+                    0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 14.0, 21.0, 30.0, 60.0,
+                ]
+                .iter()
+                .map(|d| d * 86_400.0)
+                .collect(),
+            ),
+            &["priority"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(first_contact.clone()))
+            .expect("metric registered once");
         Metrics {
+            outcomes,
+            escalations,
+            open_alerts: gauge_vec(
+                "sagak_open_alerts",
+                "Alerts waiting for a first contact, per dong, priority and household status.",
+                &["dong", "priority", "status"],
+            ),
+            overdue_alerts: gauge_vec(
+                "sagak_overdue_alerts",
+                "Alerts past their due time without a first contact, per dong.",
+                &["dong"],
+            ),
+            first_contact,
+            deceased_signals: counter(
+                "sagak_signals_deceased_total",
+                "Signals of households recorded deceased: counted, never alerted.",
+            ),
             received,
             rejected,
             duplicates: counter(

@@ -279,6 +279,16 @@ impl Records {
         }
     }
 
+    /// Removes and returns the record of household `id`.
+    pub fn remove(&mut self, id: &str) -> Option<Record> {
+        let hash = self.hash(id);
+        let held = self
+            .table
+            .find_entry(hash, |r| r.id_bytes() == id.as_bytes())
+            .ok()?;
+        Some(held.remove().0)
+    }
+
     /// Number of households held.
     pub fn len(&self) -> usize {
         self.table.len()

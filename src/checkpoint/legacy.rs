@@ -118,7 +118,7 @@ pub(super) fn read(body: &[u8]) -> Result<Snapshot, serde_json::Error> {
     let mut counts = [0; StatePart::ALL.len()];
     counts[StatePart::Households.index()] = households;
     counts[StatePart::Marks.index()] = marks;
-    let mut sections = [0..0, 0..0];
+    let mut sections = [0..0, 0..0, end..end];
     sections[StatePart::Households.index()] = 0..split;
     sections[StatePart::Marks.index()] = split..end;
     Ok(Snapshot {

@@ -181,6 +181,10 @@ struct Head {
     dictionary: RecordDictionary,
     households: usize,
     marks: usize,
+    /// Case records; absent (and no section) in snapshots of sagak before
+    /// the case stage.
+    #[serde(default)]
+    cases: usize,
     /// See [`EncodedState::scoring`]; absent in snapshots of sagak before it.
     #[serde(default)]
     scoring: Option<u64>,
@@ -447,6 +451,7 @@ impl ShardedStore {
                 dictionary: state.dictionary.clone(),
                 households: records.part(StatePart::Households).count,
                 marks: records.part(StatePart::Marks).count,
+                cases: records.part(StatePart::Cases).count,
                 scoring: state.scoring,
             };
             files.push(self.shard(shard)?.write(&head, records)?);
@@ -537,8 +542,9 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
         .ok_or_else(|| Damage::Corrupt("records do not match the head".into()))
 }
 
-/// A format-3 body: `[head length, u32 LE][head JSON][households length,
-/// u64 LE][household records][marks length, u64 LE][mark records]`.
+/// A format-3 body: `[head length, u32 LE][head JSON]`, then for each part
+/// (households, marks, cases) `[length, u64 LE][records]`; snapshots from
+/// before the case stage end after the marks.
 /// The file's bytes are kept whole (a multi-gigabyte body is not moved);
 /// the body starts at `start`.
 fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
@@ -555,9 +561,16 @@ fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
     let head: Head = serde_json::from_slice(&file[head_at.clone()]).ok()?;
     let households = section(head_at.end, 8)?;
     let marks = section(households.end, 8)?;
-    let whole = marks.end == file.len()
+    // snapshots from before the case stage end after the marks
+    let cases = if marks.end == file.len() {
+        marks.end..marks.end
+    } else {
+        section(marks.end, 8)?
+    };
+    let whole = cases.end == file.len()
         && count_records(&file[households.clone()]) == Some(head.households)
-        && count_records(&file[marks.clone()]) == Some(head.marks);
+        && count_records(&file[marks.clone()]) == Some(head.marks)
+        && count_records(&file[cases.clone()]) == Some(head.cases);
     whole.then_some(Snapshot {
         pipeline: head.pipeline,
         created_at_ms: head.created_at_ms,
@@ -568,9 +581,9 @@ fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
             feeds_by_position: false,
             feed_newest: head.feed_newest,
             scoring: head.scoring,
-            counts: [head.households, head.marks],
+            counts: [head.households, head.marks, head.cases],
             file,
-            sections: [households, marks],
+            sections: [households, marks, cases],
         },
     })
 }
@@ -663,6 +676,7 @@ mod tests {
             dictionary: state.dictionary.clone(),
             households: 1,
             marks: 1,
+            cases: 0,
             scoring: state.scoring,
         };
         store.write(&head, &state.shards[&3]).unwrap()

@@ -147,6 +147,86 @@ mod gap {
     }
 }
 
+/// A required duration written as text for people (`"3d"`, `"5s"`).
+mod span {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        humantime::format_duration(*v).to_string().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write it like \"3d\" or \"36h\""
+            ))
+        })
+    }
+}
+
+/// How the outcomes the dong offices record change what sagak sends next
+/// (`[outcomes]` in `pipeline.toml`; see `pipelines/README.md`). Every
+/// span is a duration such as `"3d"` or `"5s"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutcomeSpec {
+    /// Code of the city team: its outcomes are accepted for any household,
+    /// and only it may withdraw a `deceased`.
+    pub city_code: String,
+    /// Time for a first contact after a P1 alert (driver's clock).
+    #[serde(with = "span")]
+    pub due_p1: std::time::Duration,
+    /// Time for a first contact after a P2 alert.
+    #[serde(with = "span")]
+    pub due_p2: std::time::Duration,
+    /// Time for a first contact after a P3 alert.
+    #[serde(with = "span")]
+    pub due_p3: std::time::Duration,
+    /// How long `declined`, `not_applicable`/`no_need` and
+    /// `support_linked` hold back the same or a lower priority (event time).
+    #[serde(with = "span")]
+    pub hold: std::time::Duration,
+    /// Failed contact attempts that make a household unreachable.
+    pub unreachable_attempts: u32,
+    /// A span of failed attempts that makes it unreachable too.
+    #[serde(with = "span")]
+    pub unreachable_after: std::time::Duration,
+    /// Alerts without engagement within `repeat_within` that escalate as
+    /// repeatedly flagged.
+    pub repeat_alerts: u32,
+    /// See `repeat_alerts`.
+    #[serde(with = "span")]
+    pub repeat_within: std::time::Duration,
+    /// How long a household's case history (and a deceased household's
+    /// tombstone) is kept after its last alert or outcome.
+    #[serde(with = "span")]
+    pub retention: std::time::Duration,
+    /// Korean labels of outcome kinds and their values (`counselled =
+    /// "상담 완료"`), shown on lists and in alerts.
+    pub labels_ko: BTreeMap<String, String>,
+}
+
+impl Default for OutcomeSpec {
+    fn default() -> Self {
+        let days = |d: u64| std::time::Duration::from_secs(d * 86_400);
+        OutcomeSpec {
+            city_code: "4125000000".into(),
+            due_p1: days(3),
+            due_p2: days(7),
+            due_p3: days(14),
+            hold: days(90),
+            unreachable_attempts: 3,
+            unreachable_after: days(14),
+            repeat_alerts: 3,
+            repeat_within: days(365),
+            retention: days(365),
+            labels_ko: BTreeMap::new(),
+        }
+    }
+}
+
 /// One agency feed: a topic, its fields and how its reasons read.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -254,6 +334,8 @@ struct PipelineFile {
     window: WindowSpec,
     alerts: AlertSpec,
     #[serde(default)]
+    outcomes: OutcomeSpec,
+    #[serde(default)]
     params: BTreeMap<String, toml::Value>,
     feeds: Vec<FeedSpec>,
 }
@@ -269,6 +351,8 @@ pub struct PipelineSpec {
     pub window: WindowSpec,
     /// Alert settings.
     pub alerts: AlertSpec,
+    /// How outcomes from the offices change what is sent.
+    pub outcomes: OutcomeSpec,
     /// The feeds; a feed's index here is its id in the engine.
     pub feeds: Vec<FeedSpec>,
     /// The scoring SQL with every `${param}` filled in.
@@ -363,6 +447,18 @@ impl PipelineSpec {
                 ),
             )
         })?;
+        if !crate::base::ids::is_dong_code(&file.outcomes.city_code) {
+            return Err(invalid(
+                "outcomes.city_code".into(),
+                "must be the 10-digit code of the city team (e.g. 4125000000)".into(),
+            ));
+        }
+        if file.outcomes.unreachable_attempts == 0 || file.outcomes.repeat_alerts == 0 {
+            return Err(invalid(
+                "outcomes".into(),
+                "unreachable_attempts and repeat_alerts must be at least 1".into(),
+            ));
+        }
         if file.lists.cutoff_hour > 23 || file.lists.utc_offset_hours.abs() > 14 {
             return Err(invalid(
                 "lists".into(),
@@ -374,6 +470,7 @@ impl PipelineSpec {
             version: file.version,
             window: file.window,
             alerts: file.alerts,
+            outcomes: file.outcomes,
             feeds: file.feeds,
             score_sql,
             lists_sql: None,
@@ -410,6 +507,24 @@ impl PipelineSpec {
             })?,
         );
         Ok(spec)
+    }
+
+    /// The feed index the drivers give messages of the outcomes topic: one
+    /// past the last feed.
+    pub fn outcome_feed(&self) -> u16 {
+        self.feeds.len() as u16
+    }
+
+    /// Distinct categories of the feeds, in feed order (an alert's
+    /// categories as a bit set index this).
+    pub fn categories(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in &self.feeds {
+            if !out.contains(&f.category) {
+                out.push(f.category.clone());
+            }
+        }
+        out
     }
 
     /// Index of the feed called `name`.

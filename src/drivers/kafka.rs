@@ -69,6 +69,11 @@ pub enum RunError {
     /// The brokers refused sagak's TLS or SASL settings.
     #[error(transparent)]
     Refused(#[from] crate::kafka::Refused),
+    /// The input topics (signal topics and the outcomes topic) do not have
+    /// the same number of partitions, so a household's signals and outcomes
+    /// would not meet in one shard.
+    #[error("the input topics must have the same number of partitions (a household's signals and outcomes share a partition number): {0}. Recreate or repartition the topics that differ")]
+    NotCopartitioned(String),
     /// Starting failed, before any message was consumed: a bad deployment
     /// (settings, brokers, TLS files, state folder), not a crash.
     #[error("{0}")]
@@ -124,7 +129,7 @@ impl Outputs for KafkaOutputs<'_> {
         batch: &[InputMessage],
     ) -> Result<(), Infallible> {
         self.sink
-            .deliver(&result.alerts, &result.rejects, batch)
+            .deliver(&result.alerts, &result.escalations, &result.rejects, batch)
             .await;
         if !result.alerts.is_empty() {
             // Latency of an alert: from the broker timestamp of the
@@ -170,6 +175,7 @@ pub async fn run(
     if settings.kafka.create_topics {
         let mut all = inputs.clone();
         all.push(settings.topics.alerts.clone());
+        all.push(settings.topics.escalations.clone());
         all.push(settings.topics.dlq.clone());
         crate::kafka::create_topics(&settings.kafka, &all)
             .await
@@ -194,12 +200,16 @@ pub async fn run(
     }
     let sink = KafkaSink::new(
         &settings.kafka,
-        &settings.topics.alerts,
-        &settings.topics.dlq,
+        crate::kafka::sink::SinkTopics {
+            alerts: settings.topics.alerts.clone(),
+            escalations: settings.topics.escalations.clone(),
+            dlq: settings.topics.dlq.clone(),
+        },
         metrics.clone(),
     )
     .map_err(RunError::startup)?;
     sink.connect(Duration::from_secs(5)).await;
+    tokio::task::block_in_place(|| copartitioned(&consumer, &inputs)).map_err(RunError::startup)?;
     let feeds = TopicFeeds::new(&inputs);
     tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
 
@@ -369,6 +379,25 @@ pub async fn run(
     };
     tracing::info!(?summary, "sagak stopped");
     Ok(summary)
+}
+
+/// Checks that every input topic that exists has the same partition count.
+fn copartitioned(consumer: &SourceConsumer, inputs: &[String]) -> Result<(), RunError> {
+    let mut counts = Vec::new();
+    for topic in inputs {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for t in metadata.topics() {
+            // a topic not created yet has none; the consumer waits for it
+            if !t.partitions().is_empty() {
+                counts.push(format!("{} has {}", t.name(), t.partitions().len()));
+            }
+        }
+    }
+    let first = counts.first().and_then(|c| c.rsplit(' ').next());
+    if counts.iter().any(|c| c.rsplit(' ').next() != first) {
+        return Err(RunError::NotCopartitioned(counts.join(", ")));
+    }
+    Ok(())
 }
 
 /// Partitions of the input topics (co-partitioned: the first one's count).

@@ -126,6 +126,10 @@ pub struct CoreCounts {
     pub duplicates: u64,
     /// Days of lists written.
     pub list_days: u64,
+    /// Escalations delivered to the city team.
+    pub escalations: u64,
+    /// Outcomes recorded.
+    pub outcomes: u64,
 }
 
 /// What every driver shares: the engine, the batch being filled, the
@@ -142,7 +146,13 @@ pub struct DriverCore<'o, C: Clock> {
     evict_at_cutoff: bool,
     counts: CoreCounts,
     last_list: Option<Manifest>,
+    /// When the open-alert gauges were last set (core's clock).
+    cases_observed_ms: Option<i64>,
 }
+
+/// How often the gauges of open and overdue alerts are recomputed (a pass
+/// over the case records), on the core's clock.
+const OBSERVE_CASES_MS: i64 = 30_000;
 
 impl<'o, C: Clock> DriverCore<'o, C> {
     /// A core around `engine` on `clock`, reporting to `ops`, cutting
@@ -158,6 +168,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             evict_at_cutoff: false,
             counts: CoreCounts::default(),
             last_list: None,
+            cases_observed_ms: None,
         }
     }
 
@@ -229,6 +240,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         self.counts.rejected += result.rejects.len() as u64;
         self.counts.accepted += result.accepted as u64;
         self.counts.duplicates += result.duplicates as u64;
+        self.counts.escalations += result.escalations.len() as u64;
+        self.counts.outcomes += result.outcomes as u64;
         let n = self.buffer.len();
         tracing::debug!(
             messages = n,
@@ -271,7 +284,38 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.lists_at_next_cutoff().await?;
             made += 1;
         }
+        self.escalate(out).await?;
+        if self
+            .cases_observed_ms
+            .is_none_or(|at| now - at >= OBSERVE_CASES_MS)
+        {
+            self.engine.observe_cases(now);
+            self.cases_observed_ms = Some(now);
+        }
         Ok(made)
+    }
+
+    /// Delivers the `overdue` escalations the clock has reached (each
+    /// once; the state remembers it was sent). Returns how many.
+    pub async fn escalate<O: Outputs>(
+        &mut self,
+        out: &mut O,
+    ) -> Result<usize, DriverError<O::Error>> {
+        let escalations = self.engine.overdue(self.clock.now_ms());
+        if escalations.is_empty() {
+            return Ok(0);
+        }
+        let n = escalations.len();
+        let result = crate::engine::BatchResult {
+            escalations,
+            ..Default::default()
+        };
+        out.deliver(&result, &[])
+            .await
+            .map_err(DriverError::Outputs)?;
+        self.counts.escalations += n as u64;
+        tracing::info!(escalations = n, "overdue alerts escalated to the city team");
+        Ok(n)
     }
 
     /// Counts a day of lists written (by this instance or, for shared

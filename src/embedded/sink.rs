@@ -1,6 +1,8 @@
 //! NDJSON files as the sink of a run without a broker: `alerts.ndjson`
 //! holds every alert as it would be sent to `dong-office.alerts`,
-//! `dead-letters.ndjson` every rejected message with its class and reason.
+//! `escalations.ndjson` every escalation as it would be sent to
+//! `city.escalations`, `dead-letters.ndjson` every rejected message with
+//! its class and reason.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -26,10 +28,13 @@ pub struct NdjsonSink {
     alerts_path: PathBuf,
     dead_letters: BufWriter<fs::File>,
     dead_letters_path: PathBuf,
+    escalations: BufWriter<fs::File>,
+    escalations_path: PathBuf,
 }
 
 impl NdjsonSink {
-    /// Creates (truncating) `alerts.ndjson` and `dead-letters.ndjson` in `dir`.
+    /// Creates (truncating) `alerts.ndjson`, `escalations.ndjson` and
+    /// `dead-letters.ndjson` in `dir`.
     pub fn create(dir: &Path) -> Result<Self, SinkError> {
         let open = |name: &str| {
             let path = dir.join(name);
@@ -39,11 +44,14 @@ impl NdjsonSink {
         };
         let (alerts, alerts_path) = open("alerts.ndjson")?;
         let (dead_letters, dead_letters_path) = open("dead-letters.ndjson")?;
+        let (escalations, escalations_path) = open("escalations.ndjson")?;
         Ok(NdjsonSink {
             alerts,
             alerts_path,
             dead_letters,
             dead_letters_path,
+            escalations,
+            escalations_path,
         })
     }
 
@@ -51,6 +59,10 @@ impl NdjsonSink {
     pub fn flush(&mut self) -> Result<(), SinkError> {
         self.alerts.flush().map_err(|error| SinkError {
             path: self.alerts_path.clone(),
+            error,
+        })?;
+        self.escalations.flush().map_err(|error| SinkError {
+            path: self.escalations_path.clone(),
             error,
         })?;
         self.dead_letters.flush().map_err(|error| SinkError {
@@ -76,6 +88,10 @@ impl NdjsonSink {
             serde_json::to_writer(&mut self.alerts, a)?;
             writeln!(self.alerts)?;
         }
+        for e in &result.escalations {
+            serde_json::to_writer(&mut self.escalations, e)?;
+            writeln!(self.escalations)?;
+        }
         Ok(())
     }
 }
@@ -89,7 +105,7 @@ impl Outputs for NdjsonSink {
         batch: &[InputMessage],
     ) -> Result<(), SinkError> {
         self.write(result, batch).map_err(|error| SinkError {
-            // both files are written by one call; the error names the folder's alerts file
+            // the files are written by one call; the error names the folder's alerts file
             path: self.alerts_path.clone(),
             error,
         })

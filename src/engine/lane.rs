@@ -8,6 +8,9 @@ use crate::base::keyed::prefetch_bytes;
 use crate::base::message::InputMessage;
 use crate::definition::PipelineSpec;
 use crate::stages::alert::{Alert, AlertGate};
+use crate::stages::case::escalation::Escalation;
+use crate::stages::case::outcome::{self, Outcome, OutcomeKind};
+use crate::stages::case::{CaseBook, Verdict};
 use crate::stages::decode::{Decoder, Reject};
 use crate::stages::score::{Assessment, ScoreError, Scorer};
 use crate::stages::window::HouseholdWindows;
@@ -27,6 +30,10 @@ macro_rules! each_stage {
             let $s = &mut $lane.gate;
             $body;
         }
+        {
+            let $s = &mut $lane.cases;
+            $body;
+        }
     }};
     ($lane:expr, $s:ident => $body:expr) => {{
         {
@@ -35,6 +42,10 @@ macro_rules! each_stage {
         }
         {
             let $s = &$lane.gate;
+            $body;
+        }
+        {
+            let $s = &$lane.cases;
             $body;
         }
     }};
@@ -55,8 +66,14 @@ pub(crate) struct Lane {
     pub(crate) windows: HouseholdWindows,
     pub(crate) scorer: Scorer,
     pub(crate) gate: AlertGate,
+    pub(crate) cases: CaseBook,
     /// Batch indices of the messages routed to this lane (reused).
     pub(crate) msgs: Vec<u32>,
+    /// The outcomes of the batch in flight, decoded, by batch index.
+    outcomes: Vec<(u32, Outcome)>,
+    /// The feed index of the outcomes topic.
+    outcome_feed: u16,
+    max_future_ms: i64,
     /// The decoded rows of the batch in flight, between the two phases.
     decoded: Option<RecordBatch>,
 }
@@ -70,16 +87,30 @@ pub(crate) struct LaneOutcome {
     pub(crate) duplicates: usize,
     pub(crate) suppressed: usize,
     pub(crate) dropped_over_cap: usize,
+    pub(crate) escalations: Vec<Escalation>,
+    /// Outcomes recorded (not counting re-sends).
+    pub(crate) outcomes: Vec<OutcomeKind>,
+    /// Time from alert to first contact, seconds, per priority answered.
+    pub(crate) first_contacts: Vec<(crate::stages::score::Priority, f64)>,
+    /// Assessments held back by an outcome, or quiet while in case.
+    pub(crate) held: usize,
+    /// Assessments of households recorded deceased (signals dropped).
+    pub(crate) deceased: usize,
 }
 
 impl Lane {
     pub(crate) fn new(spec: &PipelineSpec) -> Self {
+        let gate = AlertGate::new(spec);
         Lane {
             decoder: Decoder::new(spec),
             windows: HouseholdWindows::new(spec),
             scorer: Scorer::new(spec),
-            gate: AlertGate::new(spec),
+            cases: CaseBook::new(spec, std::sync::Arc::clone(gate.tag())),
+            gate,
             msgs: Vec::new(),
+            outcomes: Vec::new(),
+            outcome_feed: spec.outcome_feed(),
+            max_future_ms: i64::from(spec.window.max_future_hours) * 3_600_000,
             decoded: None,
         }
     }
@@ -101,6 +132,19 @@ impl Lane {
             }
             let m = &msgs[i as usize];
             let Some(feed) = m.feed else { continue };
+            if feed == self.outcome_feed {
+                let decoded = outcome::decode(
+                    m.key.as_deref(),
+                    m.payload.as_deref(),
+                    now_ms,
+                    self.max_future_ms,
+                );
+                match decoded {
+                    Ok(o) => self.outcomes.push((i, o)),
+                    Err(reject) => rejects.push((i as usize, reject)),
+                }
+                continue;
+            }
             if let Err(reject) =
                 self.decoder
                     .decode(i, feed, m.key.as_deref(), m.payload.as_deref(), now_ms)
@@ -126,6 +170,19 @@ impl Lane {
         now_ms: i64,
     ) -> Result<LaneOutcome, ScoreError> {
         let mut out = LaneOutcome::default();
+        // an office's answer counts for the signals of the same batch
+        for (i, o) in std::mem::take(&mut self.outcomes) {
+            let shard = shards.get(i as usize).copied().unwrap_or_default();
+            match self.cases.apply(&o, shard, now_ms) {
+                Ok(applied) if applied.duplicate => out.duplicates += 1,
+                Ok(applied) => {
+                    out.outcomes.push(o.said.kind());
+                    out.escalations.extend(applied.escalations);
+                    out.first_contacts.extend(applied.first_contacts);
+                }
+                Err(reject) => out.rejects.push((i as usize, reject)),
+            }
+        }
         let Some(decoded) = self.decoded.take() else {
             return Ok(out);
         };
@@ -136,18 +193,97 @@ impl Lane {
         out.rejects
             .extend(window.late.into_iter().map(|(i, r)| (i as usize, r)));
         let scored = self.scorer.score(window.table).await?;
-        let candidates: Vec<_> = scored.candidates().collect();
+        let mut candidates: Vec<_> = scored.candidates().collect();
+        // the households with a case record are judged by it first (the
+        // others, most of them, go straight to the cooldown)
+        let mut judged: Vec<(usize, Verdict, Assessment)> = Vec::new();
+        for (i, c) in candidates.iter_mut().enumerate() {
+            if !self.cases.has(c.household_id) {
+                continue;
+            }
+            let Some(a) = scored.assessment(i) else {
+                continue;
+            };
+            let categories = self.cases.category_set(a.categories.iter().map(|c| &**c));
+            let verdict = self.cases.judge(
+                &a.household_id,
+                a.priority,
+                categories,
+                &a.dong_code,
+                a.window_end,
+            );
+            if let Verdict::Gate(p) = verdict {
+                c.priority = p;
+            }
+            judged.push((i, verdict, a));
+        }
+        let verdict_of = |i: usize| {
+            judged
+                .binary_search_by_key(&i, |j| j.0)
+                .ok()
+                .map(|k| judged[k].1)
+        };
+        let gated: Vec<usize> = (0..candidates.len())
+            .filter(|&i| verdict_of(i).is_none_or(|v| matches!(v, Verdict::Gate(_))))
+            .collect();
         let windows = &self.windows;
-        let sent = self
-            .gate
-            .decide(&candidates, |hh| windows.shard_of(hh).unwrap_or_default());
+        let sent = if gated.len() == candidates.len() {
+            self.gate
+                .decide(&candidates, |hh| windows.shard_of(hh).unwrap_or_default())
+        } else {
+            let picked: Vec<_> = gated.iter().map(|&i| candidates[i]).collect();
+            self.gate
+                .decide(&picked, |hh| windows.shard_of(hh).unwrap_or_default())
+        };
+        let mut judged: Vec<(usize, Verdict, Option<Assessment>)> = judged
+            .into_iter()
+            .map(|(i, v, a)| (i, v, Some(a)))
+            .collect();
         // reasons are rendered only for the alerts sent: the cooldown holds
         // back about a third of the assessments
-        for (i, send) in sent.into_iter().enumerate() {
+        for (&i, send) in gated.iter().zip(sent) {
             if !send {
                 out.suppressed += 1;
-            } else if let Some(a) = scored.assessment(i) {
-                out.alerts.push(self.gate.render(a, now_ms));
+                continue;
+            }
+            let early = judged
+                .binary_search_by_key(&i, |j| j.0)
+                .ok()
+                .and_then(|k| judged[k].2.take());
+            let Some(mut a) = early.or_else(|| scored.assessment(i)) else {
+                continue;
+            };
+            let scored_priority = a.priority;
+            a.priority = candidates[i].priority;
+            let shard = self.windows.shard_of(&a.household_id).unwrap_or_default();
+            let mut alert = self.gate.render(a, now_ms);
+            if let Some(e) = self.cases.on_sent(&mut alert, scored_priority, shard) {
+                out.escalations.push(e);
+            }
+            out.alerts.push(alert);
+        }
+        for (_, verdict, a) in judged {
+            let Some(a) = a else { continue };
+            let shard = self.windows.shard_of(&a.household_id).unwrap_or_default();
+            match verdict {
+                Verdict::Gate(_) => {}
+                Verdict::Drop => {
+                    self.windows.forget(&a.household_id);
+                    out.deceased += 1;
+                }
+                Verdict::Hold | Verdict::Quiet => {
+                    // still among the households the daily lists look at
+                    self.gate
+                        .index_priority(&a.household_id, a.priority, a.window_end, shard);
+                    out.held += 1;
+                }
+                Verdict::CaseUpdate => {
+                    self.gate
+                        .index_priority(&a.household_id, a.priority, a.window_end, shard);
+                    let mut alert = self.gate.render(a, now_ms);
+                    self.cases.on_case_update(&mut alert, shard);
+                    out.alerts.push(alert);
+                }
             }
         }
         Ok(out)

@@ -1,5 +1,5 @@
-//! Kafka output: alerts to the dong-office topic, rejects to the dead-letter
-//! topic, with the idempotent producer, waiting for the broker's
+//! Kafka output: alerts to the dong-office topic, escalations to the city
+//! team's topic, rejects to the dead-letter topic, with the idempotent producer, waiting for the broker's
 //! acknowledgement of every message before the batch counts as done.
 
 use std::time::Duration;
@@ -17,6 +17,7 @@ use crate::config::KafkaSettings;
 use crate::kafka::client_config;
 use crate::metrics::Metrics;
 use crate::stages::alert::Alert;
+use crate::stages::case::escalation::Escalation;
 use crate::stages::decode::Reject;
 
 /// Dead-letter header names.
@@ -50,11 +51,21 @@ pub fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
     cfg
 }
 
-/// Sends alerts and dead letters.
+/// The topics a [`KafkaSink`] writes to.
+#[derive(Debug, Clone)]
+pub struct SinkTopics {
+    /// Alerts (key: dong code).
+    pub alerts: String,
+    /// Escalations to the city team (key: dong code).
+    pub escalations: String,
+    /// Dead letters.
+    pub dlq: String,
+}
+
+/// Sends alerts, escalations and dead letters.
 pub struct KafkaSink {
     producer: FutureProducer,
-    alerts_topic: String,
-    dlq_topic: String,
+    topics: SinkTopics,
     metrics: Metrics,
 }
 
@@ -69,14 +80,12 @@ impl KafkaSink {
     /// The idempotent producer for `kafka`, writing to the given topics.
     pub fn new(
         kafka: &KafkaSettings,
-        alerts_topic: &str,
-        dlq_topic: &str,
+        topics: SinkTopics,
         metrics: Metrics,
     ) -> Result<Self, KafkaError> {
         Ok(KafkaSink {
             producer: producer_config(kafka).create()?,
-            alerts_topic: alerts_topic.into(),
-            dlq_topic: dlq_topic.into(),
+            topics,
             metrics,
         })
     }
@@ -88,14 +97,27 @@ impl KafkaSink {
     pub async fn deliver(
         &self,
         alerts: &[Alert],
+        escalations: &[Escalation],
         rejects: &[(usize, Reject)],
         msgs: &[InputMessage],
     ) {
-        let mut out: Vec<Outgoing> = Vec::with_capacity(alerts.len() + rejects.len());
+        let mut out: Vec<Outgoing> =
+            Vec::with_capacity(alerts.len() + escalations.len() + rejects.len());
+        for e in escalations {
+            match serde_json::to_vec(e) {
+                Ok(payload) => out.push(Outgoing {
+                    topic: self.topics.escalations.clone(),
+                    key: Some(e.dong_code.as_bytes().to_vec()),
+                    payload,
+                    headers: Vec::new(),
+                }),
+                Err(e) => tracing::error!(error = %e, "cannot encode an escalation; this is a bug"),
+            }
+        }
         for a in alerts {
             match serde_json::to_vec(a) {
                 Ok(payload) => out.push(Outgoing {
-                    topic: self.alerts_topic.clone(),
+                    topic: self.topics.alerts.clone(),
                     key: Some(a.dong_code.as_bytes().to_vec()),
                     payload,
                     headers: Vec::new(),
@@ -162,7 +184,7 @@ impl KafkaSink {
             headers.push((headers::REDACTED, "rrn".to_string()));
         }
         Outgoing {
-            topic: self.dlq_topic.clone(),
+            topic: self.topics.dlq.clone(),
             key: red_key.or_else(|| m.key.clone()),
             payload: red_payload.unwrap_or(payload),
             headers,
@@ -176,7 +198,11 @@ impl KafkaSink {
     pub async fn connect(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
         let producer = self.producer.clone();
-        let topics = [self.alerts_topic.clone(), self.dlq_topic.clone()];
+        let topics = [
+            self.topics.alerts.clone(),
+            self.topics.escalations.clone(),
+            self.topics.dlq.clone(),
+        ];
         // a metadata request blocks its thread
         let asked = tokio::task::spawn_blocking(move || {
             for topic in &topics {

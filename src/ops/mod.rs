@@ -214,6 +214,7 @@ mod tests {
                 name: "default".into(),
                 version: "1".into(),
             }),
+            case: Default::default(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! The stages of the data path, decode -> window -> score -> alert, and the
 //! contract their state follows.
 //!
+//! Beside them, the case stage ([`case`]) keeps what the dong offices did
+//! about each household, which the alert stage's decisions depend on.
+//!
 //! Each stage is a plain struct with an inherent `process_batch` (their
 //! inputs differ, and scoring is async). The stages that keep state between
 //! batches (the window and the alert gate) also implement
@@ -11,6 +14,7 @@
 //! between them.
 
 pub mod alert;
+pub mod case;
 pub mod decode;
 pub mod score;
 pub mod signal;
@@ -25,11 +29,13 @@ pub enum StatePart {
     Households,
     /// The alert gate: one mark per household at a priority.
     Marks,
+    /// The case stage: one record per household alerted or with an outcome.
+    Cases,
 }
 
 impl StatePart {
     /// Every part, in the order a snapshot stores them.
-    pub const ALL: [StatePart; 2] = [StatePart::Households, StatePart::Marks];
+    pub const ALL: [StatePart; 3] = [StatePart::Households, StatePart::Marks, StatePart::Cases];
 
     /// Position of the part in [`StatePart::ALL`].
     pub fn index(self) -> usize {

@@ -198,6 +198,8 @@ impl Scenario {
         }
         settings.topics.alerts = format!("{id}.dong-office.alerts");
         settings.topics.dlq = format!("{id}.signals.dlq");
+        settings.topics.outcomes = format!("{id}.dong-office.outcomes");
+        settings.topics.escalations = format!("{id}.city.escalations");
         settings.pipeline.dir = dir.to_path_buf();
         settings.engine.flush_interval_ms = 50;
         settings.engine.checkpoint_interval_ms = 300;
@@ -206,6 +208,7 @@ impl Scenario {
         settings.validate().expect("test settings are valid");
         let mut topics = settings.input_topics(&spec);
         topics.push(settings.topics.alerts.clone());
+        topics.push(settings.topics.escalations.clone());
         topics.push(settings.topics.dlq.clone());
         sagak::kafka::create_topics(&settings.kafka, &topics)
             .await
@@ -518,7 +521,8 @@ pub fn job_loss(event_id: &str, household: &str, day: &str) -> String {
 }
 
 /// Checks that every `alert_id` names one alert: alerts that share an id
-/// are equal in every field but `emitted_at`. Returns the distinct ids and
+/// are equal in every field but `emitted_at` (and `due_at`, counted from
+/// it, when the state that kept the first one was lost). Returns the distinct ids and
 /// how many alerts repeated one.
 pub fn each_id_names_one_alert(
     alerts: impl IntoIterator<Item = serde_json::Value>,
@@ -529,6 +533,7 @@ pub fn each_id_names_one_alert(
         let id = a["alert_id"].as_str().expect("an alert_id").to_string();
         if let Some(fields) = a.as_object_mut() {
             fields.remove("emitted_at");
+            fields.remove("due_at");
         }
         match by_id.get(&id) {
             Some(first) => {

@@ -51,6 +51,105 @@ pub struct AlertReason {
     pub observed_at: i64,
 }
 
+/// What an alert is to the office (`type`; a consumer reads a missing one
+/// as `alert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertType {
+    /// A household to contact.
+    #[default]
+    Alert,
+    /// News of a household in case management: its priority or its set of
+    /// categories changed.
+    CaseUpdate,
+}
+
+/// The household's status when an alert is sent (`status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// No outcome recorded yet.
+    #[default]
+    New,
+    /// A contact was recorded.
+    Contacted,
+    /// Cannot be found: a residence check (소재파악) is needed.
+    Unreachable,
+    /// An outcome holds back alerts at this priority (declined, no need,
+    /// support linked); this one is sent for a higher priority or a new
+    /// category.
+    Held,
+    /// In integrated case management.
+    InCase,
+    /// Its case was closed.
+    Closed,
+}
+
+impl CaseStatus {
+    /// Every status.
+    pub const ALL: [CaseStatus; 6] = [
+        CaseStatus::New,
+        CaseStatus::Contacted,
+        CaseStatus::Unreachable,
+        CaseStatus::Held,
+        CaseStatus::InCase,
+        CaseStatus::Closed,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::New => "new",
+            CaseStatus::Contacted => "contacted",
+            CaseStatus::Unreachable => "unreachable",
+            CaseStatus::Held => "held",
+            CaseStatus::InCase => "in_case",
+            CaseStatus::Closed => "closed",
+        }
+    }
+}
+
+/// The household's newest outcome, as an alert carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastOutcome {
+    /// Its `kind` on the wire (`counselled`, ...), with its value after a
+    /// slash where it has one (`contact_attempted/no_answer`).
+    pub kind: String,
+    /// Korean label, from the pipeline definition.
+    pub label: String,
+    /// Local date it was recorded, `YYYY-MM-DD`.
+    pub date: String,
+}
+
+/// What the case state adds to an alert (see `schemas/alert.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct CaseContext {
+    /// `alert` or `case_update`.
+    #[serde(rename = "type")]
+    pub kind: AlertType,
+    /// Status of the household when sent.
+    pub status: CaseStatus,
+    /// When a first contact is due (absent for a case update), ms (RFC 3339
+    /// on the wire).
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub due_at: Option<i64>,
+    /// Alerts sent for the household before this one (within the kept
+    /// history).
+    pub times_flagged_before: u32,
+    /// Its newest outcome.
+    pub last_outcome: Option<LastOutcome>,
+    /// Its case was closed before: this is a crisis again.
+    pub reopened: bool,
+    /// How often its case was closed.
+    pub times_closed: u32,
+    /// Support was linked before and its hold has passed.
+    pub recurrence: bool,
+    /// The priority the scoring gave, when a rule raised it (an
+    /// unreachable household is sent one priority higher).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scored_priority: Option<Priority>,
+}
+
 /// The JSON value sent to `dong-office.alerts` (key: `dong_code`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
@@ -82,6 +181,9 @@ pub struct Alert {
     /// Pipeline that produced it.
     #[serde(serialize_with = "shared")]
     pub pipeline: Arc<PipelineTag>,
+    /// What the case state says of the household.
+    #[serde(flatten)]
+    pub case: CaseContext,
 }
 
 /// Last alert sent for a household.
@@ -283,7 +385,13 @@ impl AlertGate {
             pipeline: Arc::clone(&self.tag),
             household_id: a.household_id,
             dong_code: a.dong_code,
+            case: CaseContext::default(),
         }
+    }
+
+    /// The pipeline's name and version, as alerts carry them.
+    pub fn tag(&self) -> &Arc<PipelineTag> {
+        &self.tag
     }
 
     /// Last alert sent for `household_id`.
@@ -424,7 +532,10 @@ fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
 
 /// Serializes what an `Arc` shares (serde's own impl needs its `rc`
 /// feature, which would rebuild every crate that uses serde).
-fn shared<T: Serialize + ?Sized, S: Serializer>(v: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn shared<T: Serialize + ?Sized, S: Serializer>(
+    v: &Arc<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     (**v).serialize(s)
 }
 
@@ -435,7 +546,7 @@ fn shared_each<S: Serializer>(v: &[Arc<str>], s: S) -> Result<S::Ok, S::Error> {
 
 /// Serializes ms since the epoch as [`rfc3339`] text, without a string of
 /// its own.
-fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     match rfc3339_bytes(*ms) {
         // ASCII digits and separators only
         Some(out) => s.serialize_str(std::str::from_utf8(&out).unwrap_or_default()),
@@ -443,20 +554,45 @@ fn as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// [`as_rfc3339`] of a time that may be absent (`null`).
+pub(crate) fn opt_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => as_rfc3339(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// The alert id of a decision: `al-` and 32 hex digits of the FNV-1a 128
 /// hash of the household id, the priority and `evidence` (see
 /// [`Assessment::evidence`]). Equal ids mean equal alerts apart from
-/// `emitted_at`.
+/// `emitted_at` (and `due_at`, counted from it).
 pub fn alert_id(household_id: &str, priority: Priority, evidence: u128) -> String {
     let h = crate::base::hash::fnv1a128(&[
         household_id.as_bytes(),
         priority.as_str().as_bytes(),
         &evidence.to_le_bytes(),
     ]);
+    hex_id("al-", h)
+}
+
+/// The id of a case update: as [`alert_id`], with the type in the hash, so
+/// that it never equals an alert's.
+pub fn case_update_id(household_id: &str, priority: Priority, evidence: u128) -> String {
+    let h = crate::base::hash::fnv1a128(&[
+        household_id.as_bytes(),
+        priority.as_str().as_bytes(),
+        &evidence.to_le_bytes(),
+        b"case_update",
+    ]);
+    hex_id("al-", h)
+}
+
+/// `prefix` and the 32 hex digits of `h`.
+pub fn hex_id(prefix: &str, h: u128) -> String {
     // by hand: the formatter's padded hex is a fifth of the gate's time
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(3 + 32);
-    id.push_str("al-");
+    let mut id = String::with_capacity(prefix.len() + 32);
+    id.push_str(prefix);
     for byte in h.to_be_bytes() {
         id.push(char::from(HEX[usize::from(byte >> 4)]));
         id.push(char::from(HEX[usize::from(byte & 0xf)]));

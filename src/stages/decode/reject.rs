@@ -33,11 +33,17 @@ pub enum RejectClass {
     LateEvent,
     /// The message came from a topic no feed reads (configuration error).
     UnknownTopic,
+    /// An outcome names an alert not in the household's kept history.
+    UnknownAlert,
+    /// An outcome comes from an office that does not serve the household.
+    WrongOffice,
+    /// A `withdrawn` outcome names an outcome not held for the household.
+    UnknownOutcome,
 }
 
 impl RejectClass {
     /// Every class, for pre-registering metrics and documenting.
-    pub const ALL: [RejectClass; 13] = [
+    pub const ALL: [RejectClass; 16] = [
         RejectClass::NotUtf8,
         RejectClass::NotJson,
         RejectClass::MissingField,
@@ -51,6 +57,9 @@ impl RejectClass {
         RejectClass::FutureEvent,
         RejectClass::LateEvent,
         RejectClass::UnknownTopic,
+        RejectClass::UnknownAlert,
+        RejectClass::WrongOffice,
+        RejectClass::UnknownOutcome,
     ];
 
     /// The stable name used in headers and metric labels.
@@ -69,6 +78,9 @@ impl RejectClass {
             RejectClass::FutureEvent => "future_event",
             RejectClass::LateEvent => "late",
             RejectClass::UnknownTopic => "unknown_topic",
+            RejectClass::UnknownAlert => "unknown_alert",
+            RejectClass::WrongOffice => "wrong_office",
+            RejectClass::UnknownOutcome => "unknown_outcome",
         }
     }
 }

@@ -91,6 +91,24 @@ impl Priority {
 
     /// All priorities, most urgent first.
     pub const ALL: [Priority; 3] = [Priority::P1, Priority::P2, Priority::P3];
+
+    /// The priority of a code ([`Priority`] `as u8`).
+    pub fn from_code(code: u8) -> Option<Priority> {
+        match code {
+            3 => Some(Priority::P1),
+            2 => Some(Priority::P2),
+            1 => Some(Priority::P3),
+            _ => None,
+        }
+    }
+
+    /// One step more urgent (P1 stays P1).
+    pub fn raised(self) -> Priority {
+        match self {
+            Priority::P3 => Priority::P2,
+            _ => Priority::P1,
+        }
+    }
 }
 
 /// One reason of an assessment: a qualifying signal, explained.

@@ -180,6 +180,12 @@ impl HouseholdWindows {
             .map(|(shard, _)| shard)
     }
 
+    /// Forgets a household's live signals (a household recorded deceased).
+    /// Returns whether it had any.
+    pub fn forget(&mut self, household_id: &str) -> bool {
+        self.households.remove(household_id).is_some()
+    }
+
     /// Applies one decoded micro-batch (schema: `decoded_schema`).
     /// `shards[i]` is the shard (input partition) of message `i` of the
     /// batch; a message without an entry belongs to shard 0, which is what

@@ -1,0 +1,93 @@
+//! What goes to the city team (`city.escalations`, key: dong code): an
+//! alert nobody contacted in time, a household nobody can find, a
+//! household flagged again and again without being reached.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::stages::alert::{as_rfc3339, hex_id, shared, PipelineTag};
+use crate::stages::score::Priority;
+
+/// Why a household goes to the city team (`reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// An alert passed its due time without a first contact.
+    Overdue,
+    /// The household cannot be found: a residence check is needed.
+    Unreachable,
+    /// Flagged again and again without counselling, support or a case.
+    RepeatedlyFlagged,
+}
+
+impl EscalationReason {
+    /// Every reason.
+    pub const ALL: [EscalationReason; 3] = [
+        EscalationReason::Overdue,
+        EscalationReason::Unreachable,
+        EscalationReason::RepeatedlyFlagged,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationReason::Overdue => "overdue",
+            EscalationReason::Unreachable => "unreachable",
+            EscalationReason::RepeatedlyFlagged => "repeatedly_flagged",
+        }
+    }
+}
+
+/// One outcome as an escalation lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeSoFar {
+    /// Its `kind`, with its value after a slash where it has one.
+    pub kind: String,
+    /// Korean label.
+    pub label: String,
+    /// When it was recorded, ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub recorded_at: i64,
+}
+
+/// The JSON value sent to `city.escalations` (key: `dong_code`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Escalation {
+    /// `es-` and 32 hex digits: the same escalation (reason, household and
+    /// what it is about) always has the same id, so a consumer that sees
+    /// it twice after a restart keeps one.
+    pub escalation_id: String,
+    /// Why.
+    pub reason: EscalationReason,
+    /// Pseudonymous household id.
+    pub household_id: String,
+    /// The dong office serving it.
+    pub dong_code: String,
+    /// The alerts concerned, oldest first.
+    pub alert_ids: Vec<String>,
+    /// Priority of its newest alert.
+    pub priority: Option<Priority>,
+    /// Since when: the due time passed, the first failed attempt, or the
+    /// first of the repeated alerts' window ends; ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub since: i64,
+    /// Alerts sent for the household so far.
+    pub times_flagged: u32,
+    /// Every outcome recorded for it so far (withdrawn ones left out).
+    pub outcomes: Vec<OutcomeSoFar>,
+    /// When it was decided (driver's clock), ms (RFC 3339 on the wire).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub emitted_at: i64,
+    /// Pipeline that produced it.
+    #[serde(serialize_with = "shared")]
+    pub pipeline: Arc<PipelineTag>,
+}
+
+/// The id of an escalation: what it is about, hashed (`about` is the alert
+/// concerned, or the first failed attempt of an unreachable spell).
+pub fn escalation_id(reason: EscalationReason, household_id: &str, about: &[u8]) -> String {
+    let h =
+        crate::base::hash::fnv1a128(&[reason.as_str().as_bytes(), household_id.as_bytes(), about]);
+    hex_id("es-", h)
+}

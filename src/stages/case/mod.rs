@@ -1,0 +1,839 @@
+//! The case stage: what the dong offices did about each household (the
+//! outcomes they record), and what that changes: which assessments still
+//! become alerts, what an alert says of the household, and which
+//! households go to the city team ([`escalation`]).
+//!
+//! One record per household that was alerted or has an outcome
+//! ([`record::CaseRecord`]). The rules come from `[outcomes]` of the
+//! pipeline definition: due times on the driver's clock, holds in event
+//! time like the cooldown.
+
+pub mod escalation;
+pub mod outcome;
+pub mod record;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::base::civil::date_bytes;
+use crate::base::keyed::{Record, Records};
+use crate::definition::{PipelineSpec, DAY_MS};
+use crate::stages::alert::{Alert, AlertType, CaseStatus, LastOutcome, PipelineTag};
+use crate::stages::decode::{Reject, RejectClass};
+use crate::stages::score::Priority;
+use crate::stages::{Restore, Restored, StatePart, StatefulStage, Watermark};
+use escalation::{escalation_id, Escalation, EscalationReason, OutcomeSoFar};
+use outcome::{CloseReason, ContactResult, NotApplicableReason, Outcome, OutcomeKind, Said, Track};
+use record::{CaseRecord, CaseView, FoldRules, HeldOutcome, KeptAlert};
+
+/// Outcomes kept per household at most (the oldest go first).
+const MAX_OUTCOMES: usize = 64;
+
+/// What the case state says of one assessment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Through the cooldown as usual, at this priority (raised by one for
+    /// an unreachable household).
+    Gate(Priority),
+    /// Held back by an outcome (declined, no need, support linked, moved).
+    Hold,
+    /// Recorded deceased: its signals are dropped, nothing is sent.
+    Drop,
+    /// In case management and its priority or categories changed: a case
+    /// update goes to the office.
+    CaseUpdate,
+    /// In case management, nothing new.
+    Quiet,
+}
+
+/// What recording one outcome did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The outcome was held already (a re-send): nothing changed.
+    pub duplicate: bool,
+    /// Escalations it caused (unreachable; overdue for a contact that came
+    /// after its due time).
+    pub escalations: Vec<Escalation>,
+    /// Alerts it answered as their first contact: priority, and seconds
+    /// from the alert's `emitted_at` to the contact's `recorded_at`.
+    pub first_contacts: Vec<(Priority, f64)>,
+}
+
+/// A household's case as a daily list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListCase {
+    /// Status at the cut-off.
+    pub status: CaseStatus,
+    /// Korean label and local date of the newest outcome.
+    pub last_outcome: Option<(String, String)>,
+    /// When a first contact is due for its oldest open alert, ms.
+    pub due_at: Option<i64>,
+    /// That due time has passed without a contact.
+    pub overdue: bool,
+    /// In case management since, ms.
+    pub case_opened_at: Option<i64>,
+    /// Priority and categories when the case opened, to tell whether its
+    /// situation worsened.
+    pub opened_with: Option<(Priority, u8)>,
+}
+
+/// Alerts waiting for a first contact (see [`CaseBook::open_counts`]).
+#[derive(Debug, Default)]
+pub struct OpenCounts {
+    /// Per dong, priority and household status.
+    pub open: BTreeMap<(String, Priority, CaseStatus), i64>,
+    /// Past their due time, per dong.
+    pub overdue: BTreeMap<String, i64>,
+}
+
+struct Rules {
+    fold: FoldRules,
+    /// Due time per priority (P3, P2, P1 by code - 1), ms.
+    due_ms: [i64; 3],
+    hold_ms: i64,
+    repeat_alerts: u32,
+    repeat_within_ms: i64,
+    retention_ms: i64,
+    city: u64,
+    labels: BTreeMap<String, String>,
+    utc_offset_ms: i64,
+}
+
+impl Rules {
+    fn due(&self, p: Priority) -> i64 {
+        self.due_ms[usize::from(p as u8 - 1)]
+    }
+}
+
+/// The case stage.
+pub struct CaseBook {
+    rules: Rules,
+    categories: Vec<String>,
+    tag: Arc<PipelineTag>,
+    records: Records,
+    encoded: Vec<u8>,
+    /// No open alert is due before this (driver's clock); `i64::MIN`: not
+    /// known, look.
+    next_due: i64,
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn dong_number(code: &str) -> u64 {
+    code.parse().unwrap_or(0)
+}
+
+fn dong_text(code: u64) -> String {
+    format!("{code:010}")
+}
+
+/// 32 bits of the hash of an outcome id (0 is kept for "none").
+fn outcome_key(id: &str) -> u32 {
+    (crate::base::hash::fnv1a64(&[id.as_bytes()]) as u32).max(1)
+}
+
+impl CaseBook {
+    /// A case stage with the `[outcomes]` rules of `spec`; `tag` names the
+    /// pipeline in escalations.
+    pub fn new(spec: &PipelineSpec, tag: Arc<PipelineTag>) -> Self {
+        let o = &spec.outcomes;
+        CaseBook {
+            rules: Rules {
+                fold: FoldRules {
+                    attempts: o.unreachable_attempts,
+                    after_ms: ms(o.unreachable_after),
+                },
+                due_ms: [ms(o.due_p3), ms(o.due_p2), ms(o.due_p1)],
+                hold_ms: ms(o.hold),
+                repeat_alerts: o.repeat_alerts,
+                repeat_within_ms: ms(o.repeat_within),
+                retention_ms: ms(o.retention),
+                city: dong_number(&o.city_code),
+                labels: o.labels_ko.clone(),
+                utc_offset_ms: i64::from(spec.lists.utc_offset_hours) * 3_600_000,
+            },
+            categories: spec.categories(),
+            tag,
+            records: Records::default(),
+            encoded: Vec::new(),
+            next_due: i64::MIN,
+        }
+    }
+
+    /// The bit set of `names` over the pipeline's categories.
+    pub fn category_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u8 {
+        names
+            .into_iter()
+            .filter_map(|n| self.categories.iter().position(|c| c == n))
+            .fold(0u8, |set, i| set | 1u8.checked_shl(i as u32).unwrap_or(0))
+    }
+
+    /// Whether the household has a case record (was alerted or has an
+    /// outcome): only those need a [`CaseBook::judge`].
+    pub fn has(&self, household_id: &str) -> bool {
+        self.records.get(household_id).is_some()
+    }
+
+    /// The record of a household.
+    pub fn record(&self, household_id: &str) -> Option<CaseRecord> {
+        self.records
+            .get(household_id)
+            .and_then(|r| CaseRecord::decode(r.payload()))
+    }
+
+    fn view(&self, r: &CaseRecord) -> CaseView {
+        r.view(self.rules.fold)
+    }
+
+    fn put(&mut self, household_id: &str, r: &CaseRecord) {
+        r.encode(&mut self.encoded);
+        let hash = self.records.hash(household_id);
+        self.records.put_payload(hash, household_id, &self.encoded);
+    }
+
+    /// Records one outcome (of input partition `shard`), or says why it
+    /// cannot be: `wrong_office` from an office that never served the
+    /// household, `unknown_alert` for an alert not in its kept history, a
+    /// withdrawal of an outcome it does not hold. `now_ms` is the driver's
+    /// clock, written in the escalations it causes.
+    pub fn apply(&mut self, o: &Outcome, shard: i32, now_ms: i64) -> Result<Applied, Reject> {
+        let id = outcome_key(&o.outcome_id);
+        let office = dong_number(&o.dong_code);
+        let known = self.record(&o.household_id);
+        let fresh = known.is_none();
+        let mut r = known.unwrap_or_else(|| CaseRecord::new(shard, office));
+        if r.has_outcome(id) {
+            return Ok(Applied {
+                duplicate: true,
+                ..Applied::default()
+            });
+        }
+        let from_city = office == self.rules.city;
+        if !fresh && !from_city && !r.served_by(office) {
+            return Err(Reject::new(
+                RejectClass::WrongOffice,
+                "the outcome comes from a dong office that does not serve this household (nor did for any alert kept); record it from the household's current dong or the city team",
+            ));
+        }
+        if let Some(alert) = o.alert_id {
+            if !r.alerts.iter().any(|a| a.id == alert) {
+                return Err(Reject::new(
+                    RejectClass::UnknownAlert,
+                    "alert_id names no alert in the household's kept history; send the alert_id of an alert sagak sent for this household, or leave it out",
+                ));
+            }
+        }
+        let mut target = 0;
+        if let Said::Withdrawn(withdraws) = &o.said {
+            target = outcome_key(withdraws);
+            let Some(t) = r.outcomes.iter().find(|h| h.id == target) else {
+                return Err(Reject::new(
+                    RejectClass::UnknownOutcome,
+                    "withdraws names no outcome held for this household; send the outcome_id of the outcome to withdraw",
+                ));
+            };
+            let deceased = (t.kind == OutcomeKind::NotApplicable
+                && t.detail == NotApplicableReason::Deceased.code())
+                || (t.kind == OutcomeKind::CaseClosed && t.detail == CloseReason::Deceased.code());
+            if deceased && !from_city {
+                return Err(Reject::new(
+                    RejectClass::WrongOffice,
+                    "only the city team may withdraw a deceased; ask it to send the withdrawal",
+                ));
+            }
+        }
+        let (priority, categories) = r
+            .last_alert()
+            .map_or((Priority::P1, u8::MAX), |a| (a.priority, a.categories));
+        let recorded_at = o.recorded_at.div_euclid(1000) * 1000;
+        r.outcomes.push(HeldOutcome {
+            id,
+            kind: o.said.kind(),
+            detail: o.said.detail(),
+            priority,
+            categories,
+            recorded_at,
+            target,
+        });
+        if r.outcomes.len() > MAX_OUTCOMES {
+            r.outcomes.remove(0);
+        }
+        let mut applied = Applied::default();
+        let contact = matches!(o.said, Said::Contact(..) | Said::Counselled);
+        if contact {
+            // one contact answers every alert sent before it (or the one it names)
+            let mut late = Vec::new();
+            for a in &mut r.alerts {
+                let Some(emitted) = a.open_since else {
+                    continue;
+                };
+                if o.recorded_at < emitted && o.alert_id != Some(a.id) {
+                    continue;
+                }
+                a.open_since = None;
+                applied
+                    .first_contacts
+                    .push((a.priority, (o.recorded_at - emitted).max(0) as f64 / 1000.0));
+                let due = emitted + self.rules.due(a.priority);
+                if o.recorded_at > due && !a.overdue_sent {
+                    a.overdue_sent = true;
+                    late.push((a.id, a.priority, due));
+                }
+            }
+            for (alert, p, due) in late {
+                let e = self.escalation(
+                    &o.household_id,
+                    &r,
+                    EscalationReason::Overdue,
+                    &alert.to_le_bytes(),
+                    vec![alert],
+                    Some(p),
+                    due,
+                    now_ms,
+                );
+                applied.escalations.push(e);
+            }
+        }
+        match &o.said {
+            Said::NotApplicable(NotApplicableReason::MovedOut)
+            | Said::CaseClosed(CloseReason::MovedOut) => r.moved_from = r.dong,
+            Said::CaseOpened(_) => {
+                let last = r.last_alert().map(|a| (a.priority, a.categories));
+                r.baseline = last;
+                r.opened_with = last;
+            }
+            Said::Withdrawn(_) => {
+                // a withdrawn move lets the old dong's alerts through again
+                if let Some(t) = r.outcomes.iter().find(|h| h.id == target) {
+                    let moved = t.detail
+                        == if t.kind == OutcomeKind::CaseClosed {
+                            CloseReason::MovedOut.code()
+                        } else {
+                            NotApplicableReason::MovedOut.code()
+                        };
+                    if moved
+                        && matches!(t.kind, OutcomeKind::CaseClosed | OutcomeKind::NotApplicable)
+                    {
+                        r.moved_from = 0;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let view = self.view(&r);
+        if let Some((since, first)) = view.unreachable {
+            if r.unreachable_sent != first {
+                r.unreachable_sent = first;
+                let alerts = r.alerts.iter().map(|a| a.id).collect();
+                let priority = r.last_alert().map(|a| a.priority);
+                let e = self.escalation(
+                    &o.household_id,
+                    &r,
+                    EscalationReason::Unreachable,
+                    &first.to_le_bytes(),
+                    alerts,
+                    priority,
+                    since,
+                    now_ms,
+                );
+                applied.escalations.push(e);
+            }
+        }
+        self.put(&o.household_id, &r);
+        Ok(applied)
+    }
+
+    /// What the case state says of an assessment of `household_id` at
+    /// `priority` with the categories `categories` (a bit set, see
+    /// [`CaseBook::category_set`]), from `dong`, whose window ends at
+    /// `window_end`.
+    pub fn judge(
+        &self,
+        household_id: &str,
+        priority: Priority,
+        categories: u8,
+        dong: &str,
+        window_end: i64,
+    ) -> Verdict {
+        let Some(r) = self.record(household_id) else {
+            return Verdict::Gate(priority);
+        };
+        let view = self.view(&r);
+        if view.deceased_at.is_some() {
+            return Verdict::Drop;
+        }
+        if view.in_case.is_some() {
+            return if r.baseline == Some((priority, categories)) {
+                Verdict::Quiet
+            } else {
+                Verdict::CaseUpdate
+            };
+        }
+        if r.moved_from != 0 && dong_number(dong) == r.moved_from {
+            return Verdict::Hold;
+        }
+        let priority = if view.unreachable.is_some() {
+            priority.raised()
+        } else {
+            priority
+        };
+        if self.held(&view, priority, categories, window_end) {
+            return Verdict::Hold;
+        }
+        Verdict::Gate(priority)
+    }
+
+    /// Whether an outcome holds back an assessment: one at the same or a
+    /// lower priority, with no new category, whose window ends within the
+    /// hold after the outcome was recorded.
+    fn held(&self, view: &CaseView, priority: Priority, categories: u8, window_end: i64) -> bool {
+        view.holds.iter().any(|&(at, p, cats)| {
+            priority <= p && categories & !cats == 0 && window_end < at + self.rules.hold_ms
+        })
+    }
+
+    /// Fills in what the case state says of an alert about to be sent
+    /// (`scored` is the priority the scoring gave), and keeps it in the
+    /// household's history. Returns the `repeatedly_flagged` escalation it
+    /// causes, if any. A replayed alert (same id) is not kept twice.
+    pub fn on_sent(
+        &mut self,
+        alert: &mut Alert,
+        scored: Priority,
+        shard: i32,
+    ) -> Option<Escalation> {
+        let dong = dong_number(&alert.dong_code);
+        let mut r = self
+            .record(&alert.household_id)
+            .unwrap_or_else(|| CaseRecord::new(shard, dong));
+        let view = self.view(&r);
+        let categories = self.category_set(alert.categories.iter().map(|c| &**c));
+        let due = alert.emitted_at + self.rules.due(alert.priority);
+        alert.case = crate::stages::alert::CaseContext {
+            kind: AlertType::Alert,
+            status: self.status(&view, &r, alert.last_signal_at),
+            due_at: Some(due),
+            times_flagged_before: r.flagged,
+            last_outcome: self.last_outcome(&view),
+            reopened: view.closed > 0,
+            times_closed: view.closed,
+            recurrence: view.supported,
+            scored_priority: (scored != alert.priority).then_some(scored),
+        };
+        let id = crate::stages::case::outcome::parse_alert_id(&alert.alert_id).unwrap_or(0);
+        if let Some(kept) = r.alerts.iter().find(|a| a.id == id) {
+            // the same alert again (a replay after a restart): it keeps
+            // the due time it was first given
+            alert.case.due_at = kept.open_since.map(|e| e + self.rules.due(kept.priority));
+            alert.case.times_flagged_before = r.flagged.saturating_sub(1);
+            return None;
+        }
+        if r.dong != dong {
+            let old = r.dong;
+            for a in &mut r.alerts {
+                a.dong.get_or_insert(old);
+            }
+            r.dong = dong;
+        }
+        if r.moved_from != 0 && r.moved_from != dong {
+            r.moved_from = 0;
+        }
+        let day = alert.last_signal_at.div_euclid(DAY_MS) as i32;
+        r.alerts.push(KeptAlert {
+            id,
+            day,
+            priority: alert.priority,
+            categories,
+            dong: None,
+            open_since: Some(alert.emitted_at),
+            overdue_sent: false,
+        });
+        r.flagged += 1;
+        // keep the alerts within the repeat span, and every one still open
+        let within = self.rules.repeat_within_ms;
+        r.alerts
+            .retain(|a| a.open_since.is_some() || i64::from(day - a.day) * DAY_MS <= within);
+        self.next_due = if self.next_due == i64::MIN {
+            i64::MIN
+        } else {
+            self.next_due.min(due)
+        };
+        let escalation = self.repeated(&alert.household_id, &mut r, &view, alert.emitted_at);
+        self.put(&alert.household_id, &r);
+        escalation
+    }
+
+    /// The `repeatedly_flagged` escalation a newly kept alert makes, if the
+    /// last `repeat_alerts` alerts fall within the span with no engagement
+    /// since the first of them.
+    fn repeated(
+        &self,
+        household_id: &str,
+        r: &mut CaseRecord,
+        view: &CaseView,
+        now_ms: i64,
+    ) -> Option<Escalation> {
+        let n = self.rules.repeat_alerts as usize;
+        let newest = r.alerts.last()?.day;
+        let within: Vec<&KeptAlert> = r
+            .alerts
+            .iter()
+            .filter(|a| i64::from(newest - a.day) * DAY_MS <= self.rules.repeat_within_ms)
+            .collect();
+        if within.len() < n || r.flagged - r.repeat_at < self.rules.repeat_alerts {
+            return None;
+        }
+        let counted = &within[within.len() - n..];
+        let first = i64::from(counted[0].day) * DAY_MS;
+        if view.engaged_at.is_some_and(|at| at >= first) {
+            return None;
+        }
+        let ids: Vec<u128> = counted.iter().map(|a| a.id).collect();
+        let last = ids[ids.len() - 1];
+        let priority = r.last_alert().map(|a| a.priority);
+        r.repeat_at = r.flagged;
+        Some(self.escalation(
+            household_id,
+            r,
+            EscalationReason::RepeatedlyFlagged,
+            &last.to_le_bytes(),
+            ids,
+            priority,
+            first,
+            now_ms,
+        ))
+    }
+
+    /// Fills in a case update for a household in case management and makes
+    /// what it says the office's new baseline.
+    pub fn on_case_update(&mut self, alert: &mut Alert, shard: i32) {
+        let dong = dong_number(&alert.dong_code);
+        let mut r = self
+            .record(&alert.household_id)
+            .unwrap_or_else(|| CaseRecord::new(shard, dong));
+        let view = self.view(&r);
+        let categories = self.category_set(alert.categories.iter().map(|c| &**c));
+        alert.case = crate::stages::alert::CaseContext {
+            kind: AlertType::CaseUpdate,
+            status: CaseStatus::InCase,
+            due_at: None,
+            times_flagged_before: r.flagged,
+            last_outcome: self.last_outcome(&view),
+            reopened: false,
+            times_closed: view.closed,
+            recurrence: view.supported,
+            scored_priority: None,
+        };
+        alert.alert_id = crate::stages::alert::case_update_id(
+            &alert.household_id,
+            alert.priority,
+            crate::stages::case::outcome::parse_alert_id(&alert.alert_id).unwrap_or(0),
+        );
+        r.baseline = Some((alert.priority, categories));
+        self.put(&alert.household_id, &r);
+    }
+
+    /// The household's status at `at` (event time, for holds).
+    fn status(&self, view: &CaseView, r: &CaseRecord, at: i64) -> CaseStatus {
+        if view.in_case.is_some() {
+            CaseStatus::InCase
+        } else if view.unreachable.is_some() {
+            CaseStatus::Unreachable
+        } else if view
+            .last
+            .is_some_and(|(k, ..)| k == OutcomeKind::CaseClosed)
+        {
+            CaseStatus::Closed
+        } else if r.moved_from != 0
+            || view
+                .holds
+                .iter()
+                .any(|&(held_at, ..)| at < held_at + self.rules.hold_ms)
+        {
+            // held at this priority, or held below it and sent past it
+            CaseStatus::Held
+        } else if view.contact_at.is_some() {
+            CaseStatus::Contacted
+        } else {
+            CaseStatus::New
+        }
+    }
+
+    /// The wire name of an outcome with its value (`contact_attempted/no_answer`).
+    pub fn kind_text(kind: OutcomeKind, detail: u8) -> String {
+        let value = match kind {
+            OutcomeKind::ContactAttempted => ContactResult::from_code(detail).map(|v| v.as_str()),
+            OutcomeKind::CaseOpened => Track::from_code(detail).map(|v| v.as_str()),
+            OutcomeKind::NotApplicable => {
+                NotApplicableReason::from_code(detail).map(|v| v.as_str())
+            }
+            OutcomeKind::CaseClosed => CloseReason::from_code(detail).map(|v| v.as_str()),
+            _ => None,
+        };
+        match value {
+            Some(v) => format!("{}/{v}", kind.as_str()),
+            None => kind.as_str().to_string(),
+        }
+    }
+
+    /// The Korean label of an outcome with its value (`연락 시도 (응답 없음)`).
+    fn label(&self, kind: OutcomeKind, detail: u8) -> String {
+        let text = Self::kind_text(kind, detail);
+        let mut parts = text.split('/');
+        let word = |name: &str| {
+            self.rules
+                .labels
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_string())
+        };
+        let head = word(parts.next().unwrap_or_default());
+        match parts.next() {
+            Some(value) => format!("{head} ({})", word(value)),
+            None => head,
+        }
+    }
+
+    /// The Korean label of a status (`소재파악 필요`).
+    pub fn status_label(&self, status: CaseStatus) -> String {
+        self.rules
+            .labels
+            .get(status.as_str())
+            .cloned()
+            .unwrap_or_else(|| status.as_str().to_string())
+    }
+
+    fn local_date(&self, ms: i64) -> String {
+        let days = (ms + self.rules.utc_offset_ms).div_euclid(DAY_MS);
+        date_bytes(days)
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn last_outcome(&self, view: &CaseView) -> Option<LastOutcome> {
+        view.last.map(|(kind, detail, at)| LastOutcome {
+            kind: Self::kind_text(kind, detail),
+            label: self.label(kind, detail),
+            date: self.local_date(at),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn escalation(
+        &self,
+        household_id: &str,
+        r: &CaseRecord,
+        reason: EscalationReason,
+        about: &[u8],
+        alerts: Vec<u128>,
+        priority: Option<Priority>,
+        since: i64,
+        now_ms: i64,
+    ) -> Escalation {
+        let withdrawn: Vec<u32> = r
+            .outcomes
+            .iter()
+            .filter(|o| o.kind == OutcomeKind::Withdrawn)
+            .map(|o| o.target)
+            .collect();
+        let mut outcomes: Vec<&HeldOutcome> = r
+            .outcomes
+            .iter()
+            .filter(|o| o.kind != OutcomeKind::Withdrawn && !withdrawn.contains(&o.id))
+            .collect();
+        outcomes.sort_by_key(|o| (o.recorded_at, o.id));
+        Escalation {
+            escalation_id: escalation_id(reason, household_id, about),
+            reason,
+            household_id: household_id.to_string(),
+            dong_code: dong_text(r.dong),
+            alert_ids: alerts
+                .into_iter()
+                .map(|a| crate::stages::alert::hex_id("al-", a))
+                .collect(),
+            priority,
+            since,
+            times_flagged: r.flagged,
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| OutcomeSoFar {
+                    kind: Self::kind_text(o.kind, o.detail),
+                    label: self.label(o.kind, o.detail),
+                    recorded_at: o.recorded_at,
+                })
+                .collect(),
+            emitted_at: now_ms,
+            pipeline: Arc::clone(&self.tag),
+        }
+    }
+
+    /// The `overdue` escalations due by `now_ms` (driver's clock): one per
+    /// alert past its due time without a first contact, once.
+    pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
+        if self.next_due != i64::MIN && now_ms < self.next_due {
+            return Vec::new();
+        }
+        // (alert, priority, due time) of each alert due now
+        type Due = (u128, Priority, i64);
+        let mut found: Vec<(String, CaseRecord, Vec<Due>)> = Vec::new();
+        let mut next = i64::MAX;
+        for held in self.records.iter() {
+            let Some(r) = CaseRecord::decode(held.payload()) else {
+                continue;
+            };
+            let mut due_now = Vec::new();
+            for a in &r.alerts {
+                let (Some(emitted), false) = (a.open_since, a.overdue_sent) else {
+                    continue;
+                };
+                let due = emitted + self.rules.due(a.priority);
+                if now_ms > due {
+                    due_now.push((a.id, a.priority, due));
+                } else {
+                    next = next.min(due);
+                }
+            }
+            if !due_now.is_empty() {
+                found.push((held.id().to_string(), r, due_now));
+            }
+        }
+        let mut out = Vec::new();
+        for (household, mut r, due_now) in found {
+            for &(id, p, due) in &due_now {
+                if let Some(a) = r.alerts.iter_mut().find(|a| a.id == id) {
+                    a.overdue_sent = true;
+                }
+                out.push(self.escalation(
+                    &household,
+                    &r,
+                    EscalationReason::Overdue,
+                    &id.to_le_bytes(),
+                    vec![id],
+                    Some(p),
+                    due,
+                    now_ms,
+                ));
+            }
+            self.put(&household, &r);
+        }
+        self.next_due = next;
+        out
+    }
+
+    /// The case of a household as the daily list of `as_of_ms` shows it.
+    pub fn list_case(&self, household_id: &str, as_of_ms: i64) -> Option<ListCase> {
+        let r = self.record(household_id)?;
+        let view = self.view(&r);
+        let open = r
+            .alerts
+            .iter()
+            .filter_map(|a| a.open_since.map(|e| e + self.rules.due(a.priority)))
+            .min();
+        Some(ListCase {
+            status: self.status(&view, &r, as_of_ms),
+            last_outcome: view
+                .last
+                .map(|(k, d, at)| (self.label(k, d), self.local_date(at))),
+            due_at: open,
+            overdue: open.is_some_and(|due| as_of_ms > due),
+            case_opened_at: view.in_case,
+            opened_with: r.opened_with,
+        })
+    }
+
+    /// Households in case management, with the shard each belongs to.
+    pub fn in_case(&self) -> impl Iterator<Item = &str> {
+        self.records.iter().filter_map(move |held| {
+            let r = CaseRecord::decode(held.payload())?;
+            self.view(&r).in_case.map(|_| held.id())
+        })
+    }
+
+    /// Open alerts per dong, priority and status, and overdue alerts per
+    /// dong at `now_ms`: what the operations metrics show.
+    pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
+        let mut counts = OpenCounts::default();
+        let OpenCounts { open, overdue } = &mut counts;
+        for held in self.records.iter() {
+            let Some(r) = CaseRecord::decode(held.payload()) else {
+                continue;
+            };
+            let view = self.view(&r);
+            for a in &r.alerts {
+                let Some(emitted) = a.open_since else {
+                    continue;
+                };
+                let dong = dong_text(a.dong.unwrap_or(r.dong));
+                let status = self.status(&view, &r, now_ms);
+                *open.entry((dong.clone(), a.priority, status)).or_insert(0) += 1;
+                if now_ms > emitted + self.rules.due(a.priority) {
+                    *overdue.entry(dong).or_insert(0) += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+impl StatefulStage for CaseBook {
+    const PART: StatePart = StatePart::Cases;
+
+    /// Forgets households nothing happened to for the retention span of
+    /// event time (their partition's low watermark), unless they are in
+    /// case management or still wait for a first contact.
+    fn on_watermark(&mut self, watermark: &Watermark) -> usize {
+        let retention = self.rules.retention_ms;
+        let fold = self.rules.fold;
+        let before = self.records.len();
+        self.records.retain(|held| {
+            let Some(r) = CaseRecord::decode(held.payload()) else {
+                return false;
+            };
+            let Some(low) = watermark.low(r.shard) else {
+                return true;
+            };
+            r.last_activity() >= low - retention
+                || r.alerts.iter().any(|a| a.open_since.is_some())
+                || r.view(fold).in_case.is_some()
+        });
+        before - self.records.len()
+    }
+
+    fn records(&self) -> impl Iterator<Item = (i32, &Record)> + '_ {
+        self.records
+            .iter()
+            .map(|r| (record::shard(r.payload()).unwrap_or(0), r))
+    }
+
+    fn restore_record(&mut self, held: Record, _: &Restore<'_>) -> Restored {
+        if CaseRecord::decode(held.payload()).is_some() {
+            self.records.put(held);
+            self.next_due = i64::MIN;
+            return Restored::default();
+        }
+        Restored {
+            dropped_signals: 0,
+            unreadable: 1,
+        }
+    }
+
+    fn drop_shard(&mut self, shard: i32) -> usize {
+        let before = self.records.len();
+        self.records
+            .retain(|r| record::shard(r.payload()).is_some_and(|s| s != shard));
+        before - self.records.len()
+    }
+
+    fn reserve(&mut self, more: usize) {
+        self.records.reserve(more);
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,378 @@
+//! One household's case state as a compact record, and what its outcomes
+//! add up to ([`CaseRecord::view`]).
+//!
+//! The record keeps facts, not conclusions: the alerts sent (the last ones
+//! within the repeat span, and every one still waiting for a first contact)
+//! and the outcomes recorded. Status, holds and unreachability are folded
+//! from them on each look, so a `withdrawn` outcome undoes exactly what the
+//! mistaken one did, and a re-sent outcome (same id) changes nothing.
+
+use crate::base::keyed::varint;
+use crate::definition::DAY_MS;
+use crate::stages::case::outcome::{CloseReason, ContactResult, NotApplicableReason, OutcomeKind};
+use crate::stages::score::Priority;
+
+/// An alert kept in a household's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptAlert {
+    /// The hash its alert id spells.
+    pub id: u128,
+    /// Day (since the epoch) its window ended.
+    pub day: i32,
+    /// Priority sent.
+    pub priority: Priority,
+    /// Its categories as a bit set over the pipeline's categories.
+    pub categories: u8,
+    /// Its dong, when not the household's current one.
+    pub dong: Option<u64>,
+    /// `emitted_at` (driver's clock) while no contact has answered it.
+    pub open_since: Option<i64>,
+    /// Whether its `overdue` escalation was sent.
+    pub overdue_sent: bool,
+}
+
+/// An outcome kept in a household's history: what its effects need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldOutcome {
+    /// 32 bits of the hash of its `outcome_id`.
+    pub id: u32,
+    /// Its kind.
+    pub kind: OutcomeKind,
+    /// Its value's code (result, reason or track; 0 where none).
+    pub detail: u8,
+    /// Priority of the household's last alert when it was recorded (what a
+    /// hold holds back).
+    pub priority: Priority,
+    /// Categories of that alert (a new category still alerts).
+    pub categories: u8,
+    /// `recorded_at`, ms.
+    pub recorded_at: i64,
+    /// For `withdrawn`: the id of the outcome it withdraws.
+    pub target: u32,
+}
+
+/// One household's case state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// State shard: the input partition of the household.
+    pub shard: i32,
+    /// Dong code of the household now (of its newest alert, or of the
+    /// office that recorded its first outcome).
+    pub dong: u64,
+    /// Alerts sent for it so far.
+    pub flagged: u32,
+    /// `flagged` when its last `repeatedly_flagged` escalation went.
+    pub repeat_at: u32,
+    /// Id of the first failed attempt of the unreachable spell that was
+    /// escalated (0: none).
+    pub unreachable_sent: u32,
+    /// The dong it moved out of, whose alerts are held until a signal
+    /// shows another dong (0: none).
+    pub moved_from: u64,
+    /// While in case management: the priority and categories the office
+    /// last heard of (a change sends a case update).
+    pub baseline: Option<(Priority, u8)>,
+    /// The priority and categories when the case opened.
+    pub opened_with: Option<(Priority, u8)>,
+    /// Alerts kept, oldest first.
+    pub alerts: Vec<KeptAlert>,
+    /// Outcomes kept, in the order they arrived.
+    pub outcomes: Vec<HeldOutcome>,
+}
+
+/// What a household's outcomes add up to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseView {
+    /// Recorded deceased, at.
+    pub deceased_at: Option<i64>,
+    /// In case management since.
+    pub in_case: Option<i64>,
+    /// Times its case was closed.
+    pub closed: u32,
+    /// The newest outcome (kind, detail, recorded_at).
+    pub last: Option<(OutcomeKind, u8, i64)>,
+    /// The newest contact: an attempt of any result, or counselling.
+    pub contact_at: Option<i64>,
+    /// Whether support was ever linked.
+    pub supported: bool,
+    /// Holds: (recorded_at, priority, categories) of each outcome that
+    /// holds back the same or a lower priority.
+    pub holds: Vec<(i64, Priority, u8)>,
+    /// Unreachable since (the first failed attempt after the last contact
+    /// that reached someone) and that attempt's id.
+    pub unreachable: Option<(i64, u32)>,
+    /// Newest counselling, support or case opening (engagement).
+    pub engaged_at: Option<i64>,
+}
+
+/// The rules a view is folded with (from `[outcomes]`).
+#[derive(Debug, Clone, Copy)]
+pub struct FoldRules {
+    /// Failed attempts that make a household unreachable.
+    pub attempts: u32,
+    /// A span of failed attempts that does too, ms.
+    pub after_ms: i64,
+}
+
+impl CaseRecord {
+    /// A new record for a household of `dong` on `shard`.
+    pub fn new(shard: i32, dong: u64) -> Self {
+        CaseRecord {
+            shard,
+            dong,
+            ..Default::default()
+        }
+    }
+
+    /// Whether an outcome of id `id` is held.
+    pub fn has_outcome(&self, id: u32) -> bool {
+        self.outcomes.iter().any(|o| o.id == id)
+    }
+
+    /// The newest alert.
+    pub fn last_alert(&self) -> Option<&KeptAlert> {
+        self.alerts.last()
+    }
+
+    /// Whether `dong` served the household: now or for a kept alert.
+    pub fn served_by(&self, dong: u64) -> bool {
+        self.dong == dong || self.alerts.iter().any(|a| a.dong == Some(dong))
+    }
+
+    /// Folds the outcomes (in `recorded_at` order, withdrawn ones and
+    /// their withdrawals left out) into what they add up to.
+    pub fn view(&self, rules: FoldRules) -> CaseView {
+        let withdrawn: Vec<u32> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.kind == OutcomeKind::Withdrawn)
+            .map(|o| o.target)
+            .collect();
+        let mut live: Vec<&HeldOutcome> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.kind != OutcomeKind::Withdrawn && !withdrawn.contains(&o.id))
+            .collect();
+        live.sort_by_key(|o| (o.recorded_at, o.id));
+        let mut v = CaseView::default();
+        // the failed attempts since the last contact that reached someone
+        let mut failed: Option<(i64, u32, u32, i64, bool)> = None;
+        for o in live {
+            let at = o.recorded_at;
+            v.last = Some((o.kind, o.detail, at));
+            let hold = |v: &mut CaseView| v.holds.push((at, o.priority, o.categories));
+            match o.kind {
+                OutcomeKind::ContactAttempted => {
+                    v.contact_at = Some(at);
+                    match ContactResult::from_code(o.detail) {
+                        Some(ContactResult::Reached) => failed = None,
+                        Some(ContactResult::Refused) => {
+                            failed = None;
+                            hold(&mut v);
+                        }
+                        Some(r) => {
+                            let (since, id, n, _, there) =
+                                failed.unwrap_or((at, o.id, 0, at, false));
+                            failed = Some((since, id, n + 1, at, there || r.not_there()));
+                        }
+                        None => {}
+                    }
+                }
+                OutcomeKind::Counselled => {
+                    v.contact_at = Some(at);
+                    v.engaged_at = Some(at);
+                    failed = None;
+                }
+                OutcomeKind::SupportLinked => {
+                    v.supported = true;
+                    v.engaged_at = Some(at);
+                    hold(&mut v);
+                }
+                OutcomeKind::CaseOpened => {
+                    v.in_case = Some(at);
+                    v.engaged_at = Some(at);
+                }
+                OutcomeKind::Declined => hold(&mut v),
+                OutcomeKind::NotApplicable => match NotApplicableReason::from_code(o.detail) {
+                    Some(NotApplicableReason::Deceased) => v.deceased_at = Some(at),
+                    Some(NotApplicableReason::NoNeed | NotApplicableReason::AlreadyRecipient) => {
+                        hold(&mut v)
+                    }
+                    _ => {}
+                },
+                OutcomeKind::CaseClosed => {
+                    v.in_case = None;
+                    v.closed += 1;
+                    match CloseReason::from_code(o.detail) {
+                        Some(CloseReason::Deceased) => v.deceased_at = Some(at),
+                        Some(CloseReason::Declined) => hold(&mut v),
+                        _ => {}
+                    }
+                }
+                OutcomeKind::Withdrawn => {}
+            }
+        }
+        if let Some((since, id, n, last, not_there)) = failed {
+            if not_there || n >= rules.attempts || last - since >= rules.after_ms {
+                v.unreachable = Some((since, id));
+            }
+        }
+        v
+    }
+
+    /// Encodes the record: `[shard][dong][flagged][presence]` then the
+    /// optional fields the presence bits name, the alerts and the
+    /// outcomes; varints throughout.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        varint::put_i64(out, i64::from(self.shard));
+        varint::put_u64(out, self.dong);
+        varint::put_u64(out, u64::from(self.flagged));
+        let presence = u8::from(self.repeat_at != 0)
+            | u8::from(self.unreachable_sent != 0) << 1
+            | u8::from(self.moved_from != 0) << 2
+            | u8::from(self.baseline.is_some()) << 3
+            | u8::from(self.opened_with.is_some()) << 4;
+        out.push(presence);
+        if self.repeat_at != 0 {
+            varint::put_u64(out, u64::from(self.repeat_at));
+        }
+        if self.unreachable_sent != 0 {
+            out.extend_from_slice(&self.unreachable_sent.to_le_bytes());
+        }
+        if self.moved_from != 0 {
+            varint::put_u64(out, self.moved_from);
+        }
+        for (p, c) in [self.baseline, self.opened_with].into_iter().flatten() {
+            out.push(p as u8);
+            out.push(c);
+        }
+        varint::put_u64(out, self.alerts.len() as u64);
+        for a in &self.alerts {
+            out.extend_from_slice(&a.id.to_le_bytes());
+            varint::put_i64(out, i64::from(a.day));
+            let flags = a.priority as u8
+                | u8::from(a.dong.is_some()) << 2
+                | u8::from(a.open_since.is_some()) << 3
+                | u8::from(a.overdue_sent) << 4;
+            out.push(flags);
+            out.push(a.categories);
+            if let Some(d) = a.dong {
+                varint::put_u64(out, d);
+            }
+            if let Some(t) = a.open_since {
+                varint::put_i64(out, t);
+            }
+        }
+        varint::put_u64(out, self.outcomes.len() as u64);
+        for o in &self.outcomes {
+            out.extend_from_slice(&o.id.to_le_bytes());
+            out.push(o.kind.code() << 4 | (o.detail & 0xf));
+            out.push(o.priority as u8);
+            out.push(o.categories);
+            // to the second: a record counts offices' clicks, not events
+            varint::put_i64(out, o.recorded_at.div_euclid(1000));
+            if o.kind == OutcomeKind::Withdrawn {
+                out.extend_from_slice(&o.target.to_le_bytes());
+            }
+        }
+    }
+
+    /// Reads a record [`CaseRecord::encode`] wrote; `None` if it is not one.
+    pub fn decode(payload: &[u8]) -> Option<CaseRecord> {
+        let mut input = payload;
+        let i = &mut input;
+        let mut r = CaseRecord {
+            shard: varint::get_i64(i)? as i32,
+            dong: varint::get_u64(i)?,
+            flagged: varint::get_u64(i)? as u32,
+            ..Default::default()
+        };
+        let presence = take(i, 1)?[0];
+        if presence & 1 != 0 {
+            r.repeat_at = varint::get_u64(i)? as u32;
+        }
+        if presence & 2 != 0 {
+            r.unreachable_sent = u32::from_le_bytes(take(i, 4)?.try_into().ok()?);
+        }
+        if presence & 4 != 0 {
+            r.moved_from = varint::get_u64(i)?;
+        }
+        if presence & 8 != 0 {
+            let b = take(i, 2)?;
+            r.baseline = Some((Priority::from_code(b[0])?, b[1]));
+        }
+        if presence & 16 != 0 {
+            let b = take(i, 2)?;
+            r.opened_with = Some((Priority::from_code(b[0])?, b[1]));
+        }
+        let alerts = varint::get_u64(i)? as usize;
+        r.alerts.reserve(alerts.min(64));
+        for _ in 0..alerts {
+            let id = u128::from_le_bytes(take(i, 16)?.try_into().ok()?);
+            let day = varint::get_i64(i)? as i32;
+            let b = take(i, 2)?;
+            let (flags, categories) = (b[0], b[1]);
+            let dong = if flags & 4 != 0 {
+                Some(varint::get_u64(i)?)
+            } else {
+                None
+            };
+            let open_since = if flags & 8 != 0 {
+                Some(varint::get_i64(i)?)
+            } else {
+                None
+            };
+            r.alerts.push(KeptAlert {
+                id,
+                day,
+                priority: Priority::from_code(flags & 3)?,
+                categories,
+                dong,
+                open_since,
+                overdue_sent: flags & 16 != 0,
+            });
+        }
+        let outcomes = varint::get_u64(i)? as usize;
+        r.outcomes.reserve(outcomes.min(64));
+        for _ in 0..outcomes {
+            let id = u32::from_le_bytes(take(i, 4)?.try_into().ok()?);
+            let b = take(i, 3)?;
+            let kind = OutcomeKind::from_code(b[0] >> 4)?;
+            let recorded_at = varint::get_i64(i)?.checked_mul(1000)?;
+            let target = if kind == OutcomeKind::Withdrawn {
+                u32::from_le_bytes(take(i, 4)?.try_into().ok()?)
+            } else {
+                0
+            };
+            r.outcomes.push(HeldOutcome {
+                id,
+                kind,
+                detail: b[0] & 0xf,
+                priority: Priority::from_code(b[1])?,
+                categories: b[2],
+                recorded_at,
+                target,
+            });
+        }
+        input.is_empty().then_some(r)
+    }
+
+    /// The newest time anything happened to the household: an alert's
+    /// window end or an outcome, ms.
+    pub fn last_activity(&self) -> i64 {
+        let alerts = self.alerts.iter().map(|a| i64::from(a.day) * DAY_MS);
+        let outcomes = self.outcomes.iter().map(|o| o.recorded_at);
+        alerts.chain(outcomes).max().unwrap_or(i64::MIN)
+    }
+}
+
+/// The shard of an encoded record, read without decoding the rest.
+pub fn shard(payload: &[u8]) -> Option<i32> {
+    let mut input = payload;
+    varint::get_i64(&mut input).map(|s| s as i32)
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    varint::get_bytes(input, n)
+}
