@@ -162,7 +162,7 @@ impl Lane {
     }
 
     /// window -> score -> alert for the rows [`Lane::decode`] kept, with the
-    /// engine's verdict on lateness per message.
+    /// engine's verdict on lateness per message; then the outcomes it kept.
     pub(crate) async fn process(
         &mut self,
         shards: &[i32],
@@ -170,7 +170,18 @@ impl Lane {
         now_ms: i64,
     ) -> Result<LaneOutcome, ScoreError> {
         let mut out = LaneOutcome::default();
-        // an office's answer counts for the signals of the same batch
+        if let Some(decoded) = self.decoded.take() {
+            self.signals(decoded, shards, late, now_ms, &mut out)
+                .await?;
+        }
+        // outcomes after the signals: an outcome that names an alert of this
+        // batch finds it (as a replay after a crash reads them together)
+        self.outcomes(shards, now_ms, &mut out);
+        Ok(out)
+    }
+
+    /// Records the outcomes [`Lane::decode`] kept.
+    fn outcomes(&mut self, shards: &[i32], now_ms: i64, out: &mut LaneOutcome) {
         for (i, o) in std::mem::take(&mut self.outcomes) {
             let shard = shards.get(i as usize).copied().unwrap_or_default();
             match self.cases.apply(&o, shard, now_ms) {
@@ -183,9 +194,17 @@ impl Lane {
                 Err(reject) => out.rejects.push((i as usize, reject)),
             }
         }
-        let Some(decoded) = self.decoded.take() else {
-            return Ok(out);
-        };
+    }
+
+    /// window -> score -> alert for the decoded signals of a batch.
+    async fn signals(
+        &mut self,
+        decoded: RecordBatch,
+        shards: &[i32],
+        late: &[bool],
+        now_ms: i64,
+        out: &mut LaneOutcome,
+    ) -> Result<(), ScoreError> {
         let window = self.windows.process_batch(&decoded, shards, late);
         out.accepted = window.accepted;
         out.duplicates = window.duplicates;
@@ -286,7 +305,7 @@ impl Lane {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Scores the given households of this lane, reasons and all, as of

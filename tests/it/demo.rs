@@ -7,7 +7,7 @@ use sagak::drivers::demo::{run_demo, DemoConfig};
 use sagak::generate::{generate, Expect, GeneratorConfig};
 use sagak::metrics::Metrics;
 
-use crate::support::default_spec;
+use crate::support::{default_spec, schema};
 
 fn short_city() -> GeneratorConfig {
     GeneratorConfig {
@@ -19,16 +19,6 @@ fn short_city() -> GeneratorConfig {
         crisis_share: 0.04,
         ..GeneratorConfig::default()
     }
-}
-
-fn schema(path: &str) -> jsonschema::Validator {
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&value)
-        .unwrap_or_else(|e| panic!("{path} is a valid JSON Schema: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,5 +10,6 @@ mod faults;
 mod house;
 mod kafka_pipeline;
 mod ops;
+mod outcomes;
 mod support;
 mod tls;

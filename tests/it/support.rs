@@ -258,6 +258,19 @@ impl Scenario {
         Collector::new(&self.settings.topics.alerts, &self.settings.kafka.brokers)
     }
 
+    /// A consumer of the escalations topic from its beginning.
+    pub fn escalations(&self) -> Collector {
+        Collector::new(
+            &self.settings.topics.escalations,
+            &self.settings.kafka.brokers,
+        )
+    }
+
+    /// The outcomes topic.
+    pub fn outcomes_topic(&self) -> String {
+        self.settings.topics.outcomes.clone()
+    }
+
     /// A consumer of the dead-letter topic from its beginning.
     pub fn dead_letters(&self) -> Collector {
         Collector::new(&self.settings.topics.dlq, &self.settings.kafka.brokers)
@@ -724,4 +737,16 @@ impl TlsFront {
             runtime: Some(runtime),
         }
     }
+}
+
+/// The published JSON Schema at `path` (from the repository root), with
+/// formats checked.
+pub fn schema(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&value)
+        .unwrap_or_else(|e| panic!("{path} is a valid JSON Schema: {e}"))
 }

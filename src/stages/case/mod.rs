@@ -129,6 +129,12 @@ fn dong_text(code: u64) -> String {
     format!("{code:010}")
 }
 
+/// Whether a contact recorded at `recorded_at` answers an alert whose
+/// newest signal was on `day`: it came after the signals.
+fn answers(recorded_at: i64, day: i32) -> bool {
+    recorded_at >= i64::from(day) * DAY_MS
+}
+
 /// 32 bits of the hash of an outcome id (0 is kept for "none").
 fn outcome_key(id: &str) -> u32 {
     (crate::base::hash::fnv1a64(&[id.as_bytes()]) as u32).max(1)
@@ -263,13 +269,16 @@ impl CaseBook {
         let mut applied = Applied::default();
         let contact = matches!(o.said, Said::Contact(..) | Said::Counselled);
         if contact {
-            // one contact answers every alert sent before it (or the one it names)
+            // one contact answers every open alert whose signals it came
+            // after (event time, so a replay after a crash decides the same
+            // whichever of the alert and the contact it reads first), and
+            // the alert it names
             let mut late = Vec::new();
             for a in &mut r.alerts {
                 let Some(emitted) = a.open_since else {
                     continue;
                 };
-                if o.recorded_at < emitted && o.alert_id != Some(a.id) {
+                if !answers(o.recorded_at, a.day) && o.alert_id != Some(a.id) {
                     continue;
                 }
                 a.open_since = None;
@@ -441,13 +450,16 @@ impl CaseBook {
             r.moved_from = 0;
         }
         let day = alert.last_signal_at.div_euclid(DAY_MS) as i32;
+        // a contact already recorded after its signals answers it (the
+        // contact was read first, as a replay may)
+        let answered = view.contact_at.is_some_and(|at| answers(at, day));
         r.alerts.push(KeptAlert {
             id,
             day,
             priority: alert.priority,
             categories,
             dong: None,
-            open_since: Some(alert.emitted_at),
+            open_since: (!answered).then_some(alert.emitted_at),
             overdue_sent: false,
         });
         r.flagged += 1;

@@ -634,3 +634,29 @@ fn outcomes_are_decoded_with_the_classes_of_signals() {
     let got = decode(Some(b"hh-1"), Some(long.as_bytes()), now, 86_400_000).unwrap_err();
     assert_eq!(got.class, RejectClass::OutOfRange);
 }
+
+#[test]
+fn a_contact_read_before_the_alert_it_answers_still_answers_it() {
+    // a replay after a crash may read the outcomes topic ahead of the signals
+    let mut d = desk();
+    d.alert("hh-1", Priority::P2, 0, T0);
+    d.record(attempt(
+        "o1",
+        "hh-1",
+        ContactResult::Reached,
+        T0 + 2 * DAY_MS,
+    ))
+    .unwrap();
+    let mut fresh = desk();
+    fresh
+        .record(outcome(
+            "walk-in",
+            "hh-1",
+            Said::Counselled,
+            T0 + 2 * DAY_MS,
+        ))
+        .unwrap();
+    fresh.alert("hh-1", Priority::P2, 1, T0 + 3 * DAY_MS);
+    assert!(fresh.cases.overdue(T0 + 30 * DAY_MS).is_empty());
+    assert!(d.cases.overdue(T0 + 30 * DAY_MS).is_empty());
+}
