@@ -353,7 +353,9 @@ async fn each_bad_outcome_goes_to_the_dead_letters_with_its_class() {
         .await;
     let other_dong =
         outcome("bad-office", "hh-walkin", counselled, None).replace("4125052000", "4125053000");
-    let cases: Vec<(&str, Vec<u8>, Option<&[u8]>)> = vec![
+    // (class, value, key)
+    type Bad<'a> = (&'a str, Vec<u8>, Option<&'a [u8]>);
+    let cases: Vec<Bad> = vec![
         ("not_json", b"{oops".to_vec(), Some(b"hh-1")),
         (
             "missing_field",
