@@ -4,13 +4,17 @@
 -- Input: table `candidates`, one row per household currently at a priority
 -- (columns household_id, dong_code, priority, score, categories, reasons_ko,
 -- reasons_en, first_signal_at, last_signal_at, first_signal_date,
--- last_signal_date, times_alerted_before, on_previous_list, list_at), and
--- table `dongs` (dong_code, name_ko, name_en): the dongs this deployment
--- serves.
+-- last_signal_date, times_alerted_before, on_previous_list, list_at, and from
+-- the case state status, status_ko, last_outcome, last_outcome_date, due_date,
+-- overdue, in_case, case_opened_date, case_age_days, worsened), and table
+-- `dongs` (dong_code, name_ko, name_en): the dongs this deployment serves.
 --
 -- Output contract, read by the engine: list_dong (a served dong code, or
 -- 'unassigned' for a valid code no served dong has: never dropped), name_ko,
--- name_en, rank and the candidate columns, ordered by list_dong then rank.
+-- name_en, rank, in_case (true: the row goes to the dong's cases list, ranked
+-- apart), escalation ('overdue' or 'unreachable': the row also goes to the city
+-- team's escalations list; NULL otherwise) and the candidate columns, ordered by
+-- list_dong, in_case, rank. Overdue and unreachable households come first.
 WITH current AS (
     SELECT c.*
     FROM candidates c
@@ -26,12 +30,18 @@ placed AS (
     LEFT JOIN dongs d ON d.dong_code = cur.dong_code
 )
 SELECT list_dong, name_ko, name_en,
-       ROW_NUMBER() OVER (PARTITION BY list_dong
-                          ORDER BY priority ASC, score DESC, first_signal_at ASC, household_id ASC) AS rank,
+       ROW_NUMBER() OVER (PARTITION BY list_dong, in_case
+                          ORDER BY CASE WHEN overdue OR status = 'unreachable' THEN 0 ELSE 1 END,
+                                   priority ASC, score DESC, first_signal_at ASC, household_id ASC) AS rank,
        household_id, dong_code, priority, score, categories, reasons_ko, reasons_en,
        first_signal_date, last_signal_date,
        CAST((CAST(list_at AS BIGINT) - CAST(first_signal_at AS BIGINT)) / 86400000 AS BIGINT) AS days_since_first_signal,
        NOT on_previous_list AS new_since_previous_list,
-       times_alerted_before
+       times_alerted_before,
+       status, status_ko, last_outcome, last_outcome_date, due_date, overdue,
+       in_case, case_opened_date, case_age_days, worsened,
+       CASE WHEN in_case THEN NULL
+            WHEN status = 'unreachable' THEN 'unreachable'
+            WHEN overdue THEN 'overdue' END AS escalation
 FROM placed
-ORDER BY list_dong, rank
+ORDER BY list_dong, in_case, rank

@@ -16,6 +16,7 @@ use super::{DriverCore, DriverError, ListSchedule, OnListFailure};
 use crate::base::clock::SimulatedClock;
 use crate::base::message::InputMessage;
 use crate::definition::{PipelineSpec, DAY_MS};
+use crate::embedded::offices::{suwon_signals, SimulatedOffices, SUWON_HOUSEHOLD};
 use crate::embedded::sink::{NdjsonSink, SinkError};
 use crate::embedded::source::GeneratedSource;
 use crate::engine::{BatchResult, Engine, Outputs};
@@ -85,6 +86,29 @@ pub struct Detection {
     pub p90_days_to_first_alert: Option<f64>,
 }
 
+/// The loop closed: how fast the simulated offices answered, and what
+/// went to the city team.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FollowUp {
+    /// Outcomes recorded, per kind.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Days from alert to first contact per priority: (median, p90).
+    pub days_to_first_contact: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    /// Alerts sent that no contact answered by the end.
+    pub never_contacted: usize,
+    /// Escalations to the city team, per reason.
+    pub escalations: BTreeMap<String, usize>,
+    /// Households whose alert said their case had been closed before.
+    pub reopened_households: usize,
+    /// Case updates sent to offices for households in case management.
+    pub case_updates: usize,
+    /// The simulated day on which the household planted like the Suwon
+    /// family reached the city team, and why.
+    pub planted_household_escalated: Option<(u32, String)>,
+    /// Alerts sent for it.
+    pub planted_household_alerts: usize,
+}
+
 /// What a demo run did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct DemoSummary {
@@ -114,6 +138,8 @@ pub struct DemoSummary {
     pub last_list_date: String,
     /// Planted crises found.
     pub detection: Detection,
+    /// What the simulated offices did, and what reached the city team.
+    pub follow_up: FollowUp,
     /// Output directory.
     pub out_dir: String,
 }
@@ -137,6 +163,12 @@ struct DemoOutputs {
     first_alert: HashMap<String, (i64, Priority)>,
     best: HashMap<String, Priority>,
     p1_at: HashMap<String, i64>,
+    offices: SimulatedOffices,
+    escalations: BTreeMap<String, usize>,
+    reopened: std::collections::HashSet<String>,
+    case_updates: usize,
+    planted_escalated: Option<(i64, String)>,
+    planted_alerts: usize,
 }
 
 impl DemoOutputs {
@@ -178,8 +210,28 @@ impl Outputs for DemoOutputs {
                 .or_default() += 1;
         }
         for a in &result.alerts {
+            if a.case.kind == crate::stages::alert::AlertType::CaseUpdate {
+                self.case_updates += 1;
+                continue;
+            }
             self.record_alert(a);
+            if a.case.reopened {
+                self.reopened.insert(a.household_id.clone());
+            }
+            if a.household_id == SUWON_HOUSEHOLD {
+                self.planted_alerts += 1;
+            }
         }
+        for e in &result.escalations {
+            *self
+                .escalations
+                .entry(e.reason.as_str().to_string())
+                .or_default() += 1;
+            if e.household_id == SUWON_HOUSEHOLD && self.planted_escalated.is_none() {
+                self.planted_escalated = Some((e.emitted_at, e.reason.as_str().to_string()));
+            }
+        }
+        self.offices.on_alerts(&result.alerts);
         self.sink.deliver(result, batch).await
     }
 }
@@ -194,7 +246,14 @@ pub async fn run_demo(
         dir: cfg.out_dir.clone(),
         error,
     })?;
-    let generated = generate(&cfg.generator);
+    let mut generated = generate(&cfg.generator);
+    if let Some(start) = generated.messages.first().map(|m| m.arrival_ms) {
+        generated
+            .messages
+            .extend(suwon_signals(start, cfg.generator.days));
+        // stable: the generator's own order stays as it was
+        generated.messages.sort_by_key(|m| m.arrival_ms);
+    }
     let engine = Engine::new(spec, ops.metrics.clone());
     engine.start().await?;
     let lists = DailyLists::new(spec)?;
@@ -206,6 +265,12 @@ pub async fn run_demo(
         first_alert: HashMap::new(),
         best: HashMap::new(),
         p1_at: HashMap::new(),
+        offices: SimulatedOffices::new(spec, cfg.generator.seed),
+        escalations: BTreeMap::new(),
+        reopened: Default::default(),
+        case_updates: 0,
+        planted_escalated: None,
+        planted_alerts: 0,
     };
     let mut summary = DemoSummary {
         households: cfg.generator.households,
@@ -245,6 +310,10 @@ pub async fn run_demo(
         while let Some(m) = source.next_before(window_end) {
             now = m.timestamp_ms.unwrap_or(now);
             core.push(m);
+        }
+        // what the offices recorded meanwhile
+        while let Some(o) = out.offices.next_before(window_end) {
+            core.push(o);
         }
         clock.set(now);
         core.flush(&mut out).await?;
@@ -295,6 +364,7 @@ pub async fn run_demo(
     d.p90_days_to_first_alert = p90;
     d.median_days_to_p1 = median_and_p90(to_p1).0;
     summary.detection = d;
+    summary.follow_up = follow_up(&mut out, first);
     let io = |error| DemoError::Io {
         dir: cfg.out_dir.clone(),
         error,
@@ -302,6 +372,37 @@ pub async fn run_demo(
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| io(e.into()))?;
     fs::write(cfg.out_dir.join("summary.json"), json).map_err(io)?;
     Ok(summary)
+}
+
+/// What the demo's offices and the city team saw.
+fn follow_up(out: &mut DemoOutputs, first_ms: i64) -> FollowUp {
+    let mut per_priority: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut never = 0;
+    for (p, sent, contact) in out.offices.log.first_contact.values() {
+        match contact {
+            Some(at) => per_priority
+                .entry(p.as_str().to_string())
+                .or_default()
+                .push((at - sent) as f64 / DAY_MS as f64),
+            None => never += 1,
+        }
+    }
+    FollowUp {
+        outcomes: std::mem::take(&mut out.offices.log.outcomes),
+        days_to_first_contact: per_priority
+            .into_iter()
+            .map(|(p, v)| (p, median_and_p90(v)))
+            .collect(),
+        never_contacted: never,
+        escalations: std::mem::take(&mut out.escalations),
+        reopened_households: out.reopened.len(),
+        case_updates: out.case_updates,
+        planted_household_escalated: out
+            .planted_escalated
+            .clone()
+            .map(|(at, why)| (((at - first_ms) / DAY_MS) as u32, why)),
+        planted_household_alerts: out.planted_alerts,
+    }
 }
 
 impl DemoSummary {
@@ -369,11 +470,47 @@ impl DemoSummary {
             days(d.p90_days_to_first_alert),
             days(d.median_days_to_p1)
         ));
+        let f = &self.follow_up;
+        line(String::new());
+        let outcomes: usize = f.outcomes.values().sum();
+        line(format!("outcomes from the offices {outcomes} (simulated)"));
+        for (kind, n) in &f.outcomes {
+            line(format!("  {kind:<20}{n}"));
+        }
+        line("days from alert to first contact".to_string());
+        for (p, (median, p90)) in &f.days_to_first_contact {
+            line(format!(
+                "  {p:<4}median {}, p90 {}",
+                days(*median),
+                days(*p90)
+            ));
+        }
+        line(format!(
+            "  never contacted     {} alerts",
+            f.never_contacted
+        ));
+        line("escalations to the city team".to_string());
+        for reason in ["overdue", "unreachable", "repeatedly_flagged"] {
+            let n = f.escalations.get(reason).copied().unwrap_or(0);
+            line(format!("  {reason:<20}{n}"));
+        }
+        line(format!(
+            "reopened cases        {} households; case updates sent {}",
+            f.reopened_households, f.case_updates
+        ));
+        line(format!(
+            "planted household     {SUWON_HOUSEHOLD} (registered in one dong, living elsewhere): {} alerts; {}",
+            f.planted_household_alerts,
+            match &f.planted_household_escalated {
+                Some((day, why)) => format!("reached the city team on day {day} ({why})"),
+                None => "never reached the city team".into(),
+            }
+        ));
         line(String::new());
         line("This is a regression check of the engine on synthetic data the generator planted, not a".into());
         line("claim about accuracy on real households.".into());
         line(format!(
-            "outputs: {}/ (alerts.ndjson, dead-letters.ndjson, lists/, summary.json)",
+            "outputs: {}/ (alerts.ndjson, escalations.ndjson, dead-letters.ndjson, lists/, summary.json)",
             self.out_dir
         ));
         s

@@ -94,7 +94,28 @@ pub fn candidates_schema() -> SchemaRef {
         Field::new("times_alerted_before", DataType::Int64, false),
         Field::new("on_previous_list", DataType::Boolean, false),
         Field::new("list_at", ts, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("status_ko", DataType::Utf8, false),
+        Field::new("last_outcome", DataType::Utf8, true),
+        Field::new("last_outcome_date", DataType::Utf8, true),
+        Field::new("due_date", DataType::Date32, true),
+        Field::new("overdue", DataType::Boolean, false),
+        Field::new("in_case", DataType::Boolean, false),
+        Field::new("case_opened_date", DataType::Date32, true),
+        Field::new("case_age_days", DataType::Int64, true),
+        Field::new("worsened", DataType::Boolean, false),
     ]))
+}
+
+/// What the case state adds to a candidate row (see
+/// [`crate::stages::case::ListCase`]); a household without a case record
+/// has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseColumns {
+    /// Its case as the case stage sees it at the cut-off.
+    pub case: Option<crate::stages::case::ListCase>,
+    /// Its priority or categories are worse than when its case opened.
+    pub worsened: bool,
 }
 
 /// Makes the daily lists of one pipeline.
@@ -105,6 +126,8 @@ pub struct DailyLists {
     offset: FixedOffset,
     cutoff_hour: u32,
     pipeline: String,
+    /// The Korean label of status `new`.
+    status_new: String,
 }
 
 impl DailyLists {
@@ -146,6 +169,12 @@ impl DailyLists {
             offset,
             cutoff_hour: spec.lists.cutoff_hour,
             pipeline: spec.name.clone(),
+            status_new: spec
+                .outcomes
+                .labels_ko
+                .get("new")
+                .cloned()
+                .unwrap_or_else(|| "new".into()),
         })
     }
 
@@ -185,6 +214,7 @@ impl DailyLists {
         &self,
         assessments: &[Assessment],
         mark: impl Fn(&str) -> Option<AlertMark>,
+        case: impl Fn(&Assessment) -> CaseColumns,
         previous: &HashSet<String>,
         list_at_ms: i64,
     ) -> Result<RecordBatch, ListError> {
@@ -203,7 +233,55 @@ impl DailyLists {
         let mut alerted = Int64Builder::with_capacity(n);
         let mut on_previous = BooleanBuilder::with_capacity(n);
         let mut list_at = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut status = StringBuilder::with_capacity(n, n * 4);
+        let mut status_ko = StringBuilder::with_capacity(n, n * 6);
+        let mut last_outcome = StringBuilder::new();
+        let mut last_outcome_date = StringBuilder::new();
+        let mut due_date = Date32Builder::with_capacity(n);
+        let mut overdue = BooleanBuilder::with_capacity(n);
+        let mut in_case = BooleanBuilder::with_capacity(n);
+        let mut opened = Date32Builder::with_capacity(n);
+        let mut case_age = Int64Builder::with_capacity(n);
+        let mut worsened = BooleanBuilder::with_capacity(n);
+        let new_label = self.status_new.as_str();
         for a in assessments {
+            let c = case(a);
+            match &c.case {
+                Some(k) => {
+                    status.append_value(k.status.as_str());
+                    status_ko.append_value(&k.status_ko);
+                    match &k.last_outcome {
+                        Some((label, date)) => {
+                            last_outcome.append_value(label);
+                            last_outcome_date.append_value(date);
+                        }
+                        None => {
+                            last_outcome.append_null();
+                            last_outcome_date.append_null();
+                        }
+                    }
+                    due_date.append_option(k.due_at.map(|t| self.local_date(t)));
+                    overdue.append_value(k.overdue);
+                    in_case.append_value(k.case_opened_at.is_some());
+                    opened.append_option(k.case_opened_at.map(|t| self.local_date(t)));
+                    case_age.append_option(
+                        k.case_opened_at
+                            .map(|t| (list_at_ms - t).div_euclid(crate::definition::DAY_MS)),
+                    );
+                }
+                None => {
+                    status.append_value("new");
+                    status_ko.append_value(new_label);
+                    last_outcome.append_null();
+                    last_outcome_date.append_null();
+                    due_date.append_null();
+                    overdue.append_value(false);
+                    in_case.append_value(false);
+                    opened.append_null();
+                    case_age.append_null();
+                }
+            }
+            worsened.append_value(c.worsened);
             household.append_value(&a.household_id);
             dong.append_value(&a.dong_code);
             priority.append_value(a.priority.as_str());
@@ -246,6 +324,16 @@ impl DailyLists {
             Arc::new(alerted.finish()),
             Arc::new(on_previous.finish()),
             Arc::new(list_at.finish()),
+            Arc::new(status.finish()),
+            Arc::new(status_ko.finish()),
+            Arc::new(last_outcome.finish()),
+            Arc::new(last_outcome_date.finish()),
+            Arc::new(due_date.finish()),
+            Arc::new(overdue.finish()),
+            Arc::new(in_case.finish()),
+            Arc::new(opened.finish()),
+            Arc::new(case_age.finish()),
+            Arc::new(worsened.finish()),
         ];
         Ok(RecordBatch::try_new(candidates_schema(), columns)?)
     }
@@ -369,9 +457,21 @@ impl DailyLists {
                         .map(|a| (a.household_id.clone(), a.priority, a.window_end)),
                 );
             }
+            let case = |a: &Assessment| {
+                let case = engine.list_case(&a.household_id, cutoff_ms);
+                let worsened = case
+                    .as_ref()
+                    .and_then(|c| c.case_opened_at.and(c.opened_with))
+                    .is_some_and(|(p, cats)| {
+                        let now = engine.category_set(a.categories.iter().map(|c| &**c));
+                        a.priority > p || now & !cats != 0
+                    });
+                CaseColumns { case, worsened }
+            };
             candidates.push(self.candidates(
                 &assessments,
                 |h| engine.alert_mark(h),
+                case,
                 previous,
                 cutoff_ms,
             )?);

@@ -30,10 +30,18 @@ fn assessment(hh: &str, dong: &str, p: Priority, score: f64, days_ago: i64) -> A
 }
 
 async fn make(assessments: &[Assessment], previous: &[&str]) -> (tempfile::TempDir, Manifest) {
+    make_with(assessments, previous, |_| CaseColumns::default()).await
+}
+
+async fn make_with(
+    assessments: &[Assessment],
+    previous: &[&str],
+    case: impl Fn(&Assessment) -> CaseColumns,
+) -> (tempfile::TempDir, Manifest) {
     let lists = DailyLists::new(&default_spec()).unwrap();
     let previous: HashSet<String> = previous.iter().map(|s| s.to_string()).collect();
     let candidates = lists
-        .candidates(assessments, |_| None, &previous, CUTOFF)
+        .candidates(assessments, |_| None, case, &previous, CUTOFF)
         .unwrap();
     let ranked = lists.rank(vec![candidates]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -90,11 +98,16 @@ async fn each_dong_gets_a_ranked_list_with_korean_reasons() {
     let ranks: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(ranks, vec!["1", "2", "3", "4"]);
     assert_eq!(
-        rows[0][5], "건강보험료 5개월 체납 (1,230,000원), \"독촉\"",
+        rows[0][10], "건강보험료 5개월 체납 (1,230,000원), \"독촉\"",
         "Korean text and quotes round-trip"
     );
-    assert_eq!(rows[0][7], "2026-11-10", "first signal date in local time");
-    assert_eq!(rows[0][9], "12", "days since the first signal");
+    assert_eq!(rows[0][12], "2026-11-10", "first signal date in local time");
+    assert_eq!(rows[0][14], "12", "days since the first signal");
+    assert_eq!(
+        (rows[0][4].as_str(), rows[0][5].as_str()),
+        ("신규", "N"),
+        "status, overdue"
+    );
     let l = manifest
         .lists
         .iter()
@@ -121,11 +134,108 @@ async fn unserved_dongs_go_to_the_unassigned_list_and_stale_households_drop_off(
     let (_, rows) = csv_rows(dir.path(), "unassigned.csv");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][1], "hh-elsewhere");
-    assert_eq!(rows[0][12], "4163051000");
+    assert_eq!(rows[0][17], "4163051000");
     assert_eq!(
         manifest.households, 1,
         "a household whose evidence left the window is not listed"
     );
+}
+
+/// Overdue and unreachable households lead their dong's list and are on
+/// the city team's escalations list; households in case management are on
+/// their dong's cases list instead.
+#[tokio::test]
+async fn overdue_and_unreachable_come_first_and_cases_have_their_own_list() {
+    use crate::stages::alert::CaseStatus;
+    use crate::stages::case::ListCase;
+    let a = [
+        assessment("hh-top", "4125052000", Priority::P1, 300.0, 1),
+        assessment("hh-overdue", "4125052000", Priority::P3, 100.0, 1),
+        assessment("hh-gone", "4125052000", Priority::P3, 90.0, 1),
+        assessment("hh-case", "4125052000", Priority::P1, 310.0, 1),
+    ];
+    let case = |a: &Assessment| {
+        let base = ListCase {
+            status: CaseStatus::Contacted,
+            status_ko: "연락됨".into(),
+            last_outcome: Some(("연락 시도 (응답 없음)".into(), "2026-11-20".into())),
+            due_at: None,
+            overdue: false,
+            case_opened_at: None,
+            opened_with: None,
+        };
+        let case = match a.household_id.as_str() {
+            "hh-overdue" => Some(ListCase {
+                status: CaseStatus::New,
+                status_ko: "신규".into(),
+                last_outcome: None,
+                due_at: Some(CUTOFF - 2 * DAY),
+                overdue: true,
+                ..base
+            }),
+            "hh-gone" => Some(ListCase {
+                status: CaseStatus::Unreachable,
+                status_ko: "소재파악 필요".into(),
+                ..base
+            }),
+            "hh-case" => Some(ListCase {
+                status: CaseStatus::InCase,
+                status_ko: "사례관리 중".into(),
+                case_opened_at: Some(CUTOFF - 30 * DAY),
+                opened_with: Some((Priority::P2, 1)),
+                ..base
+            }),
+            _ => None,
+        };
+        CaseColumns {
+            worsened: a.household_id == "hh-case",
+            case,
+        }
+    };
+    let (dir, manifest) = make_with(&a, &[], case).await;
+    let (_, rows) = csv_rows(dir.path(), "4125052000.csv");
+    let order: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(order, ["hh-overdue", "hh-gone", "hh-top"], "cases apart");
+    assert_eq!(
+        (rows[0][5].as_str(), rows[0][6].as_str()),
+        ("Y", "2026-11-20")
+    );
+    assert_eq!(rows[1][4], "소재파악 필요");
+    assert_eq!(rows[1][7], "연락 시도 (응답 없음)");
+    let (header, cases) = csv_rows(dir.path(), "4125052000.cases.csv");
+    assert!(header.contains("사례관리경과일"), "{header}");
+    assert_eq!(cases.len(), 1);
+    assert_eq!(
+        (
+            cases[0][1].as_str(),
+            cases[0][5].as_str(),
+            cases[0][6].as_str()
+        ),
+        ("hh-case", "30", "Y"),
+        "case age and worsened"
+    );
+    let (_, escalated) = csv_rows(dir.path(), "escalations.csv");
+    let reasons: Vec<(&str, &str)> = escalated
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [("hh-overdue", "overdue"), ("hh-gone", "unreachable")]
+    );
+    assert_eq!(
+        manifest.households, 3,
+        "cases are not counted as candidates"
+    );
+    assert_eq!(
+        manifest.cases.iter().map(|l| l.households).sum::<usize>(),
+        1
+    );
+    assert_eq!(manifest.escalations.as_ref().map(|l| l.households), Some(2));
+    assert!(manifest
+        .cases
+        .iter()
+        .any(|l| l.csv.file == "4125052000.cases.csv"));
 }
 
 #[tokio::test]
@@ -136,8 +246,8 @@ async fn new_since_the_previous_list_is_marked() {
     ];
     let (dir, manifest) = make(&a, &["hh-old"]).await;
     let (_, rows) = csv_rows(dir.path(), "4125052000.csv");
-    assert_eq!((rows[0][1].as_str(), rows[0][10].as_str()), ("hh-old", "N"));
-    assert_eq!((rows[1][1].as_str(), rows[1][10].as_str()), ("hh-new", "Y"));
+    assert_eq!((rows[0][1].as_str(), rows[0][15].as_str()), ("hh-old", "N"));
+    assert_eq!((rows[1][1].as_str(), rows[1][15].as_str()), ("hh-new", "Y"));
     assert_eq!(manifest.lists.iter().map(|l| l.new).sum::<usize>(), 1);
 }
 

@@ -16,13 +16,18 @@ use sha2::{Digest, Sha256};
 
 use super::{DailyLists, ListError};
 
-/// Columns of a list file, in order: (SQL column, CSV header in Korean and
-/// English). The Parquet file has the SQL column names.
-const COLUMNS: [(&str, &str); 13] = [
+/// Columns of a dong's list file, in order: (SQL column, CSV header in
+/// Korean and English). The Parquet file has every column of the SQL.
+const COLUMNS: &[(&str, &str)] = &[
     ("rank", "순위 rank"),
     ("household_id", "가구ID household_id"),
     ("priority", "우선순위 priority"),
     ("score", "점수 score"),
+    ("status_ko", "상태 status"),
+    ("overdue", "기한초과 overdue"),
+    ("due_date", "연락기한 due_date"),
+    ("last_outcome", "최근조치 last_outcome"),
+    ("last_outcome_date", "최근조치일 last_outcome_date"),
     ("categories", "위기유형 categories"),
     ("reasons_ko", "사유"),
     ("reasons_en", "reasons"),
@@ -36,6 +41,44 @@ const COLUMNS: [(&str, &str); 13] = [
     ("times_alerted_before", "기존알림횟수 times_alerted_before"),
     ("dong_code", "행정동코드 dong_code"),
 ];
+
+/// Columns of a dong's cases file (households in case management).
+const CASE_COLUMNS: &[(&str, &str)] = &[
+    ("rank", "순위 rank"),
+    ("household_id", "가구ID household_id"),
+    ("priority", "우선순위 priority"),
+    ("score", "점수 score"),
+    ("case_opened_date", "사례관리시작일 case_opened_date"),
+    ("case_age_days", "사례관리경과일 case_age_days"),
+    ("worsened", "악화 worsened"),
+    ("last_outcome", "최근조치 last_outcome"),
+    ("last_outcome_date", "최근조치일 last_outcome_date"),
+    ("categories", "위기유형 categories"),
+    ("reasons_ko", "사유"),
+    ("reasons_en", "reasons"),
+    ("dong_code", "행정동코드 dong_code"),
+];
+
+/// Columns of the city team's escalations file.
+const ESCALATION_COLUMNS: &[(&str, &str)] = &[
+    ("list_dong", "담당동 list_dong"),
+    ("household_id", "가구ID household_id"),
+    ("escalation", "사유 escalation"),
+    ("priority", "우선순위 priority"),
+    ("status_ko", "상태 status"),
+    ("due_date", "연락기한 due_date"),
+    ("last_outcome", "최근조치 last_outcome"),
+    ("last_outcome_date", "최근조치일 last_outcome_date"),
+    ("reasons_ko", "사유"),
+    (
+        "days_since_first_signal",
+        "최초신호후경과일 days_since_first_signal",
+    ),
+    ("dong_code", "행정동코드 dong_code"),
+];
+
+/// Boolean columns written as Y/N in the CSV files, as offices write them.
+const YES_NO: [&str; 3] = ["new_since_previous_list", "overdue", "worsened"];
 
 /// One file written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +129,14 @@ pub struct Manifest {
     pub households: usize,
     /// Every list, served dongs first, `unassigned` last.
     pub lists: Vec<ListFile>,
+    /// Each list's households in case management (`<dong>.cases.csv`), in
+    /// the order of `lists`; not counted in `households`.
+    #[serde(default)]
+    pub cases: Vec<ListFile>,
+    /// The city team's overdue and unreachable households of every list
+    /// (`escalations.csv`); they are on their dong's list too.
+    #[serde(default)]
+    pub escalations: Option<ListFile>,
     /// Folder of the day.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -141,30 +192,62 @@ pub(super) fn write_day(
         "미배정 (시 통합조사팀)".into(),
         "unassigned (city team)".into(),
     ));
+    let in_case = all
+        .column_by_name("in_case")
+        .map(|c| c.as_boolean().clone());
+    let escalation = all
+        .column_by_name("escalation")
+        .and_then(|c| cast(c, &DataType::Utf8).ok());
+    let escalation = escalation.as_ref().map(|c| c.as_string::<i32>());
 
-    // One pass over the rows groups them by list, in their ranked order.
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); targets.len()];
+    // One pass over the rows groups them by file, in their ranked order:
+    // each target's list, then each target's cases, then the escalations.
+    let lists_n = targets.len();
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); 2 * lists_n + 1];
     let index: std::collections::HashMap<&str, usize> = targets
         .iter()
         .enumerate()
         .map(|(i, (code, _, _))| (code.as_str(), i))
         .collect();
     for (row, dong) in list_dong.iter().enumerate() {
-        if let Some(&i) = dong.and_then(|d| index.get(d)) {
-            rows[i].push(row as u32);
+        let Some(&i) = dong.and_then(|d| index.get(d)) else {
+            continue;
+        };
+        let case = in_case.as_ref().is_some_and(|c| c.value(row));
+        rows[if case { lists_n + i } else { i }].push(row as u32);
+        if escalation.is_some_and(|e| e.is_valid(row)) {
+            rows[2 * lists_n].push(row as u32);
         }
     }
     // The files of different lists are independent: one thread per core
-    // takes the next list until none is left.
+    // takes the next file until none is left.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let write_one = |i: usize| -> Result<ListFile, ListError> {
-        let (code, name_ko, name_en) = &targets[i];
+        let (stem, name_ko, name_en, columns) = if i < lists_n {
+            let (code, ko, en) = &targets[i];
+            (code.clone(), ko.clone(), en.clone(), COLUMNS)
+        } else if i < 2 * lists_n {
+            let (code, ko, en) = &targets[i - lists_n];
+            (
+                format!("{code}.cases"),
+                format!("{ko} 사례관리"),
+                format!("{en}, case management"),
+                CASE_COLUMNS,
+            )
+        } else {
+            (
+                "escalations".to_string(),
+                "시 통합조사팀 확인 필요 (기한초과·소재파악)".to_string(),
+                "city team: overdue and unreachable".to_string(),
+                ESCALATION_COLUMNS,
+            )
+        };
         let take = arrow::array::UInt32Array::from_iter_values(rows[i].iter().copied());
         let batch = arrow::compute::take_record_batch(&all, &take)?;
-        let csv_name = format!("{code}.csv");
-        let parquet_name = format!("{code}.parquet");
-        let csv = write_csv(&tmp_dir, &csv_name, &batch)?;
+        let csv_name = format!("{stem}.csv");
+        let parquet_name = format!("{stem}.parquet");
+        let csv = write_csv(&tmp_dir, &csv_name, &batch, columns)?;
         let parquet = write_parquet(&tmp_dir, &parquet_name, &batch)?;
         let count = |p: &str| count_eq(&batch, "priority", p);
         let new = batch
@@ -172,9 +255,9 @@ pub(super) fn write_day(
             .map(|c| c.as_boolean().true_count())
             .unwrap_or(0);
         Ok(ListFile {
-            list: code.clone(),
-            name_ko: name_ko.clone(),
-            name_en: name_en.clone(),
+            list: stem,
+            name_ko,
+            name_en,
             households: batch.num_rows(),
             p1: count("P1"),
             p2: count("P2"),
@@ -188,13 +271,13 @@ pub(super) fn write_day(
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if i >= targets.len() {
+            if i >= rows.len() {
                 return done;
             }
             done.push((i, write_one(i)));
         }
     };
-    let writers = threads.min(targets.len());
+    let writers = threads.min(rows.len());
     let mut written: Vec<(usize, Result<ListFile, ListError>)> =
         crate::base::lanes::each_lane(0..writers, writers > 1, work)
             .into_iter()
@@ -205,6 +288,8 @@ pub(super) fn write_day(
     for (_, file) in written {
         files.push(file?);
     }
+    let escalations = files.pop();
+    let cases = files.split_off(lists_n);
     let total = files.iter().map(|f| f.households).sum();
     let manifest = Manifest {
         date: date.to_string(),
@@ -212,6 +297,8 @@ pub(super) fn write_day(
         written_at: crate::stages::alert::rfc3339(now_ms),
         households: total,
         lists: files,
+        cases,
+        escalations,
         dir: final_dir.clone(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(&tmp_dir)(e.into()))?;
@@ -295,13 +382,18 @@ fn csv_field(out: &mut String, value: &str) {
 
 /// Writes `batch` as the CSV file `name` in `dir`, row by row through a
 /// buffer (a large dong's list is hundreds of megabytes at national scale).
-fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, ListError> {
+fn write_csv(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    columns_of: &[(&str, &str)],
+) -> Result<FileEntry, ListError> {
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
         HashedFile::create(&dir.join(name)).map_err(io(dir))?,
     );
     let mut line = String::from("\u{feff}");
-    for (i, (_, header)) in COLUMNS.iter().enumerate() {
+    for (i, (_, header)) in columns_of.iter().enumerate() {
         if i > 0 {
             line.push(',');
         }
@@ -310,7 +402,7 @@ fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, L
     line.push_str("\r\n");
     out.write_all(line.as_bytes()).map_err(io(dir))?;
     line.clear();
-    let columns: Vec<Option<arrow::array::ArrayRef>> = COLUMNS
+    let columns: Vec<Option<arrow::array::ArrayRef>> = columns_of
         .iter()
         .map(|(name, _)| {
             batch
@@ -328,9 +420,9 @@ fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, L
                 if col.is_valid(row) {
                     let v = col.value(row);
                     // Excel reads "true"/"false" fine, but Y/N is what offices use.
-                    let v = match (COLUMNS[i].0, v) {
-                        ("new_since_previous_list", "true") => "Y",
-                        ("new_since_previous_list", "false") => "N",
+                    let v = match v {
+                        "true" if YES_NO.contains(&columns_of[i].0) => "Y",
+                        "false" if YES_NO.contains(&columns_of[i].0) => "N",
                         _ => v,
                     };
                     csv_field(&mut line, v);
@@ -384,7 +476,15 @@ pub(super) fn households_on(out: &Path, date: NaiveDate) -> HashSet<String> {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
+        // the dongs' lists only: not their cases, nor the escalations
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.ends_with(".parquet")
+            || name.ends_with(".cases.parquet")
+            || name == "escalations.parquet"
+        {
             continue;
         }
         let Ok(file) = fs::File::open(&path) else {

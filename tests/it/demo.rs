@@ -35,7 +35,14 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
     let summary = run_demo(&spec, &cfg, &ops).await.expect("demo runs");
 
     let total: usize = summary.signals_in.values().sum();
-    assert_eq!(total, generated.messages.len(), "every message went in");
+    let start = generated.messages.first().map_or(0, |m| m.arrival_ms);
+    let planted_like_suwon =
+        sagak::embedded::offices::suwon_signals(start, cfg.generator.days).len();
+    assert_eq!(
+        total,
+        generated.messages.len() + planted_like_suwon,
+        "every message went in, and the household planted like the Suwon case"
+    );
     let rejected: usize = summary.rejected.values().sum();
     assert_eq!(
         summary.accepted + summary.duplicates + rejected,
@@ -85,9 +92,50 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
         "a list every simulated day: {}",
         summary.list_days
     );
+    // the offices answered, and what nobody acted on reached the city team
+    let f = &summary.follow_up;
+    for kind in [
+        "contact_attempted",
+        "counselled",
+        "case_opened",
+        "case_closed",
+    ] {
+        assert!(
+            f.outcomes.get(kind).copied().unwrap_or(0) > 0,
+            "{kind}: {f:?}"
+        );
+    }
+    for reason in ["overdue", "unreachable", "repeatedly_flagged"] {
+        assert!(
+            f.escalations.get(reason).copied().unwrap_or(0) > 0,
+            "{reason}: {f:?}"
+        );
+    }
+    let (p1_median, _) = f.days_to_first_contact["P1"];
+    let (p3_median, _) = f.days_to_first_contact["P3"];
+    assert!(p1_median < p3_median, "P1 is answered sooner: {f:?}");
+    let (day, _) = f
+        .planted_household_escalated
+        .clone()
+        .expect("the planted household reached the city team");
+    assert!(day < 60, "within two months, not thirteen: day {day}");
     let text = summary.render();
     assert!(text.contains("not a\nclaim about accuracy"), "{text}");
-    for f in ["alerts.ndjson", "dead-letters.ndjson", "summary.json"] {
+    assert!(text.contains("reached the city team on day"), "{text}");
+    let escalation_schema = schema("schemas/escalation.schema.json");
+    let escalations = std::fs::read_to_string(out.path().join("escalations.ndjson")).unwrap();
+    for line in escalations.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Err(e) = escalation_schema.validate(&v) {
+            panic!("escalation breaks schemas/escalation.schema.json: {e}\n{line}");
+        }
+    }
+    for f in [
+        "alerts.ndjson",
+        "escalations.ndjson",
+        "dead-letters.ndjson",
+        "summary.json",
+    ] {
         assert!(out.path().join(f).exists(), "{f}");
     }
     let manifest = out
@@ -103,9 +151,12 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
         if let Err(e) = alert_schema.validate(&v) {
             panic!("alert breaks schemas/alert.schema.json: {e}\n{line}");
         }
-        *per_priority
-            .entry(v["priority"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
+        // the summary counts case updates apart
+        if v["type"] == "alert" {
+            *per_priority
+                .entry(v["priority"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
     }
     let emitted: BTreeMap<String, usize> = summary.alerts_by_priority.clone();
     assert_eq!(per_priority, emitted);

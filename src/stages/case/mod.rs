@@ -64,6 +64,8 @@ pub struct Applied {
 pub struct ListCase {
     /// Status at the cut-off.
     pub status: CaseStatus,
+    /// Its Korean label (`소재파악 필요`).
+    pub status_ko: String,
     /// Korean label and local date of the newest outcome.
     pub last_outcome: Option<(String, String)>,
     /// When a first contact is due for its oldest open alert, ms.
@@ -743,8 +745,10 @@ impl CaseBook {
             .iter()
             .filter_map(|a| a.open_since.map(|e| e + self.rules.due(a.priority)))
             .min();
+        let status = self.status(&view, &r, as_of_ms);
         Some(ListCase {
-            status: self.status(&view, &r, as_of_ms),
+            status,
+            status_ko: self.status_label(status),
             last_outcome: view
                 .last
                 .map(|(k, d, at)| (self.label(k, d), self.local_date(at))),

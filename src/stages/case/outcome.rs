@@ -312,7 +312,10 @@ pub fn decode(
     // the note included, before any message could echo it
     for (name, v) in &fields {
         if let Value::String(s) = v {
-            if ids::contains_rrn(s.as_bytes()) {
+            // an alert id is sagak's own hash, whose hex digits may run 13
+            // decimals long: it is checked for its shape, not for an RRN
+            let own_id = name == "alert_id" && parse_alert_id(s).is_some();
+            if !own_id && ids::contains_rrn(s.as_bytes()) {
                 return Err(rrn(name));
             }
         }

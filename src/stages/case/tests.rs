@@ -598,6 +598,12 @@ fn outcomes_are_decoded_with_the_classes_of_signals() {
         "channel":"visit","result":"moved","note":"neighbour says they left in spring",
         "alert_id":"al-0123456789abcdef0123456789abcdef"}"#;
     let o = decode(Some(b"hh-1"), Some(ok), now, 86_400_000).expect("valid");
+    // an alert id whose hex digits run 13 decimals long is still an alert id
+    let digits = String::from_utf8_lossy(ok).replace(
+        "al-0123456789abcdef0123456789abcdef",
+        "al-0123456789012345abcdefabcdefabcd",
+    );
+    assert!(decode(Some(b"hh-1"), Some(digits.as_bytes()), now, 86_400_000).is_ok());
     assert_eq!(o.said, Said::Contact(Channel::Visit, ContactResult::Moved));
     assert_eq!(o.alert_id, Some(0x0123456789abcdef0123456789abcdef));
     let linked = br#"{"outcome_id":"o-2","household_id":"hh-1","dong_code":"4125052000",

@@ -1,0 +1,264 @@
+//! The dong offices of the demo, simulated: each alert is answered (or
+//! not) after a seeded, realistic delay, and the outcomes go back into the
+//! pipeline as messages of the outcomes topic, as an office's system would
+//! send them.
+//!
+//! Most alerts get a contact within days, some only after their due time,
+//! a share never; some households cannot be found; some enter case
+//! management and are closed weeks later. One planted household is like
+//! the Suwon family of 2022: premium arrears notified every month,
+//! registered in one dong while living elsewhere, every attempt failing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::base::message::InputMessage;
+use crate::definition::{PipelineSpec, DAY_MS};
+use crate::generate::rng::SplitMix64;
+use crate::generate::{Expect, GeneratedMessage};
+use crate::stages::alert::{rfc3339, Alert, AlertType};
+use crate::stages::score::Priority;
+
+/// The household planted like the Suwon case.
+pub const SUWON_HOUSEHOLD: &str = "hh-suwon-2022";
+/// The dong it is registered in (it lives elsewhere).
+pub const SUWON_DONG: &str = "4125052000";
+
+/// Share of alerts no office ever answers.
+const NEVER_ANSWERED: f64 = 0.12;
+/// Share of households nobody can reach.
+const UNREACHABLE: f64 = 0.04;
+
+/// What the simulated offices did, for the demo's summary.
+#[derive(Debug, Default, Clone)]
+pub struct OfficeLog {
+    /// Per alert: its priority, when it was sent, and when its first
+    /// contact was recorded (once that outcome was handed to the pipeline).
+    pub first_contact: HashMap<String, (Priority, i64, Option<i64>)>,
+    /// Outcomes handed to the pipeline, per kind.
+    pub outcomes: BTreeMap<String, usize>,
+}
+
+/// The simulated offices.
+pub struct SimulatedOffices {
+    rng: SplitMix64,
+    /// Outcomes waiting for their time: (recorded at, sequence) -> message
+    /// and the alert whose first contact it is, if it is one.
+    pending: BTreeMap<(i64, u64), (InputMessage, Option<String>, &'static str)>,
+    seq: u64,
+    feed: u16,
+    topic: String,
+    /// Households already answered with a case (no second one is opened).
+    in_case: HashMap<String, bool>,
+    /// What they did.
+    pub log: OfficeLog,
+}
+
+impl SimulatedOffices {
+    /// Offices for `spec`'s outcomes topic, seeded.
+    pub fn new(spec: &PipelineSpec, seed: u64) -> Self {
+        SimulatedOffices {
+            rng: SplitMix64::new(seed ^ 0x6f66_6669_6365_7321),
+            pending: BTreeMap::new(),
+            seq: 0,
+            feed: spec.outcome_feed(),
+            topic: "dong-office.outcomes".into(),
+            in_case: HashMap::new(),
+            log: OfficeLog::default(),
+        }
+    }
+
+    /// Whether nobody can reach `household` (a seeded share, and the
+    /// planted one).
+    fn unreachable(household: &str) -> bool {
+        household == SUWON_HOUSEHOLD
+            || (crate::base::hash::fnv1a64(&[household.as_bytes(), b"reach"]) % 10_000)
+                < (UNREACHABLE * 10_000.0) as u64
+    }
+
+    fn days(&mut self, from: f64, to: f64) -> i64 {
+        let unit = self.rng.below(1_000_000) as f64 / 1_000_000.0;
+        ((from + (to - from) * unit) * DAY_MS as f64) as i64
+    }
+
+    fn schedule(
+        &mut self,
+        a: &Alert,
+        at: i64,
+        fields: String,
+        first_of: Option<&str>,
+        kind: &'static str,
+    ) {
+        self.seq += 1;
+        let value = format!(
+            r#"{{"outcome_id":"demo-{seq}","household_id":"{hh}","dong_code":"{dong}","alert_id":"{alert}","recorded_at":"{at}","staff_id":"demo-staff-{staff}",{fields}}}"#,
+            seq = self.seq,
+            hh = a.household_id,
+            dong = a.dong_code,
+            alert = a.alert_id,
+            at = rfc3339(at),
+            staff = self.rng.below(40),
+        );
+        let message = InputMessage {
+            feed: Some(self.feed),
+            topic: self.topic.clone(),
+            partition: 0,
+            offset: self.seq as i64,
+            key: Some(a.household_id.as_bytes().to_vec()),
+            payload: Some(value.into_bytes()),
+            timestamp_ms: Some(at),
+        };
+        self.pending
+            .insert((at, self.seq), (message, first_of.map(String::from), kind));
+    }
+
+    /// Decides what the offices will do about the alerts just sent.
+    pub fn on_alerts(&mut self, alerts: &[Alert]) {
+        for a in alerts {
+            if a.case.kind == AlertType::CaseUpdate {
+                continue;
+            }
+            self.log
+                .first_contact
+                .insert(a.alert_id.clone(), (a.priority, a.emitted_at, None));
+            let hh = a.household_id.as_str();
+            if hh != SUWON_HOUSEHOLD && self.rng.chance(NEVER_ANSWERED) {
+                continue;
+            }
+            // the first attempt: P1 within days, P3 within weeks; some late
+            let (lo, hi) = match a.priority {
+                Priority::P1 => (0.2, 4.0),
+                Priority::P2 => (0.5, 9.0),
+                Priority::P3 => (1.0, 18.0),
+            };
+            let mut at = a.emitted_at + self.days(lo, hi);
+            let attempt = |result: &str| {
+                format!(r#""kind":"contact_attempted","channel":"phone","result":"{result}""#)
+            };
+            if Self::unreachable(hh) {
+                // every attempt fails; the last visit finds another family
+                // at the registered address
+                for (n, result) in ["no_answer", "no_answer", "address_mismatch"]
+                    .iter()
+                    .enumerate()
+                {
+                    let first = (n == 0).then_some(a.alert_id.as_str());
+                    self.schedule(a, at, attempt(result), first, "contact_attempted");
+                    at += self.days(1.0, 4.0);
+                }
+                continue;
+            }
+            if self.rng.chance(0.2) {
+                self.schedule(
+                    a,
+                    at,
+                    attempt("no_answer"),
+                    Some(&a.alert_id),
+                    "contact_attempted",
+                );
+                at += self.days(0.5, 3.0);
+                self.schedule(a, at, attempt("reached"), None, "contact_attempted");
+            } else {
+                self.schedule(
+                    a,
+                    at,
+                    attempt("reached"),
+                    Some(&a.alert_id),
+                    "contact_attempted",
+                );
+            }
+            at += self.days(0.0, 2.0);
+            let roll = self.rng.below(100);
+            let in_case = self.in_case.get(hh).copied().unwrap_or(false);
+            match roll {
+                0..35 => self.schedule(a, at, r#""kind":"counselled""#.into(), None, "counselled"),
+                35..55 => self.schedule(
+                    a,
+                    at,
+                    r#""kind":"support_linked","services":["emergency_welfare","energy"]"#.into(),
+                    None,
+                    "support_linked",
+                ),
+                55..67 if !in_case => {
+                    self.in_case.insert(hh.to_string(), true);
+                    self.schedule(
+                        a,
+                        at,
+                        r#""kind":"case_opened","track":"case_management""#.into(),
+                        None,
+                        "case_opened",
+                    );
+                    let closed = at + self.days(20.0, 60.0);
+                    self.schedule(
+                        a,
+                        closed,
+                        r#""kind":"case_closed","reason":"goal_met""#.into(),
+                        None,
+                        "case_closed",
+                    );
+                }
+                67..77 => self.schedule(a, at, r#""kind":"declined""#.into(), None, "declined"),
+                77..85 => self.schedule(
+                    a,
+                    at,
+                    r#""kind":"not_applicable","reason":"no_need""#.into(),
+                    None,
+                    "not_applicable",
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next outcome recorded before `until_ms`, if any.
+    pub fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
+        let (&(at, seq), _) = self.pending.first_key_value()?;
+        if at >= until_ms {
+            return None;
+        }
+        let (message, first_of, kind) = self.pending.remove(&(at, seq))?;
+        if let Some(alert) = first_of {
+            if let Some(entry) = self.log.first_contact.get_mut(&alert) {
+                entry.2 = Some(at);
+            }
+        }
+        *self.log.outcomes.entry(kind.to_string()).or_default() += 1;
+        // once in case management, a case closed makes it a candidate again
+        if kind == "case_closed" {
+            if let Some(hh) = std::str::from_utf8(message.key.as_deref().unwrap_or_default())
+                .ok()
+                .map(String::from)
+            {
+                self.in_case.insert(hh, false);
+            }
+        }
+        Some(message)
+    }
+}
+
+/// The planted household's signals: premium arrears notified every month
+/// from `start_ms`, one month more each time, registered in
+/// [`SUWON_DONG`].
+pub fn suwon_signals(start_ms: i64, days: u32) -> Vec<GeneratedMessage> {
+    let mut out = Vec::new();
+    let mut month = 0;
+    let mut at = start_ms + 10 * DAY_MS;
+    while at < start_ms + i64::from(days) * DAY_MS {
+        let months = 3 + month;
+        let observed = rfc3339(at);
+        let payload = format!(
+            r#"{{"event_id":"suwon-nhis-{month}","household_id":"{SUWON_HOUSEHOLD}","dong_code":"{SUWON_DONG}","observed_at":"{observed}","source":"nhis","months_overdue":{months},"amount_krw":{}}}"#,
+            months * 91_000
+        );
+        out.push(GeneratedMessage {
+            feed: "health-insurance",
+            key: Some(SUWON_HOUSEHOLD.as_bytes().to_vec()),
+            payload: payload.into_bytes(),
+            // the insurer's monthly batch reaches the broker the next morning
+            arrival_ms: at + DAY_MS / 2,
+            expect: Expect::Valid,
+        });
+        month += 1;
+        at += 30 * DAY_MS;
+    }
+    out
+}
