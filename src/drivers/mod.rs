@@ -152,7 +152,7 @@ pub struct DriverCore<'o, C: Clock> {
 
 /// How often the gauges of open and overdue alerts are recomputed (a pass
 /// over the case records), on the core's clock.
-const OBSERVE_CASES_MS: i64 = 30_000;
+const OBSERVE_CASES_MS: i64 = 10_000;
 
 impl<'o, C: Clock> DriverCore<'o, C> {
     /// A core around `engine` on `clock`, reporting to `ops`, cutting
@@ -236,6 +236,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         if !result.alerts.is_empty() {
             self.ops.live.record(&result.alerts);
         }
+        self.ops.live.record_follow_up(&result);
         self.counts.alerts += result.alerts.len() as u64;
         self.counts.rejected += result.rejects.len() as u64;
         self.counts.accepted += result.accepted as u64;
@@ -289,7 +290,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             .cases_observed_ms
             .is_none_or(|at| now - at >= OBSERVE_CASES_MS)
         {
-            self.engine.observe_cases(now);
+            let counts = self.engine.observe_cases(now);
+            self.ops.live.set_cases(&counts);
             self.cases_observed_ms = Some(now);
         }
         Ok(made)
@@ -313,6 +315,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         out.deliver(&result, &[])
             .await
             .map_err(DriverError::Outputs)?;
+        self.ops.live.record_follow_up(&result);
         self.counts.escalations += n as u64;
         tracing::info!(escalations = n, "overdue alerts escalated to the city team");
         Ok(n)

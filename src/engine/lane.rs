@@ -90,8 +90,8 @@ pub(crate) struct LaneOutcome {
     pub(crate) escalations: Vec<Escalation>,
     /// Outcomes recorded (not counting re-sends).
     pub(crate) outcomes: Vec<OutcomeKind>,
-    /// Time from alert to first contact, seconds, per priority answered.
-    pub(crate) first_contacts: Vec<(crate::stages::score::Priority, f64)>,
+    /// Alerts answered by their first contact.
+    pub(crate) first_contacts: Vec<crate::stages::case::FirstContact>,
     /// Assessments held back by an outcome, or quiet while in case.
     pub(crate) held: usize,
     /// Assessments of households recorded deceased (signals dropped).

@@ -28,7 +28,7 @@ use crate::definition::PipelineSpec;
 use crate::metrics::Metrics;
 use crate::stages::alert::Alert;
 use crate::stages::case::escalation::Escalation;
-use crate::stages::case::ListCase;
+use crate::stages::case::{FirstContact, ListCase, OpenCounts};
 use crate::stages::decode::{Reject, RejectClass};
 use crate::stages::score::{Assessment, ScoreError};
 use crate::stages::signal::decoded;
@@ -54,6 +54,8 @@ pub struct BatchResult {
     pub escalations: Vec<Escalation>,
     /// Outcomes recorded (re-sends not counted).
     pub outcomes: usize,
+    /// Alerts answered by their first contact.
+    pub first_contacts: Vec<FirstContact>,
 }
 
 /// Where a driver sends what a micro-batch produced: alerts to the dong
@@ -268,11 +270,12 @@ impl Engine {
             for kind in lane.outcomes {
                 m.outcomes.with_label_values(&[kind.as_str()]).inc();
             }
-            for (p, seconds) in lane.first_contacts {
+            for c in &lane.first_contacts {
                 m.first_contact
-                    .with_label_values(&[p.as_str()])
-                    .observe(seconds);
+                    .with_label_values(&[c.priority.as_str()])
+                    .observe(c.seconds);
             }
+            result.first_contacts.extend(lane.first_contacts);
             m.deceased_signals.inc_by(lane.deceased as u64);
         }
         result
@@ -470,13 +473,24 @@ impl Engine {
     }
 
     /// Sets the gauges of open and overdue alerts per dong (and priority
-    /// and status) as of `now_ms`: a pass over the case records.
-    pub fn observe_cases(&self, now_ms: i64) {
+    /// and status) as of `now_ms`: a pass over the case records. Returns
+    /// the counts, summed over the lanes.
+    pub fn observe_cases(&self, now_ms: i64) -> OpenCounts {
         let m = &self.metrics;
         m.open_alerts.reset();
         m.overdue_alerts.reset();
+        let mut total = OpenCounts::default();
         for lane in &self.lanes {
             let counts = lane.cases.open_counts(now_ms);
+            for (dong, n) in counts.unreachable {
+                *total.unreachable.entry(dong).or_insert(0) += n;
+            }
+            for (key, n) in &counts.open {
+                *total.open.entry(key.clone()).or_insert(0) += n;
+            }
+            for (dong, n) in &counts.overdue {
+                *total.overdue.entry(dong.clone()).or_insert(0) += n;
+            }
             for ((dong, p, status), n) in counts.open {
                 m.open_alerts
                     .with_label_values(&[dong.as_str(), p.as_str(), status.as_str()])
@@ -486,6 +500,7 @@ impl Engine {
                 m.overdue_alerts.with_label_values(&[dong.as_str()]).add(n);
             }
         }
+        total
     }
 
     /// The case of a household as the daily list of `as_of_ms` shows it.

@@ -333,8 +333,9 @@ pub fn dashboard_data(state: &OpsState) -> Value {
         })
         .collect();
     let board = state.live.snapshot();
+    let (follow_up, escalations) = state.live.follow_up();
     let mut dong_codes: Vec<String> = state.dongs.iter().map(|d| d.dong_code.clone()).collect();
-    for code in alerts.keys().chain(board.keys()) {
+    for code in alerts.keys().chain(board.keys()).chain(follow_up.keys()) {
         if !dong_codes.contains(code) {
             dong_codes.push(code.clone());
         }
@@ -352,6 +353,7 @@ pub fn dashboard_data(state: &OpsState) -> Value {
                 "name_en": en,
                 "alerts": alerts.get(code).cloned().unwrap_or_default(),
                 "top": board.get(code).cloned().unwrap_or_default(),
+                "follow_up": follow_up.get(code).cloned().unwrap_or_default(),
             })
         })
         .collect();
@@ -366,6 +368,8 @@ pub fn dashboard_data(state: &OpsState) -> Value {
         "households_tracked": single("sagak_households_tracked"),
         "duplicates": single("sagak_signals_duplicate_total"),
         "suppressed": single("sagak_alerts_suppressed_total"),
+        "escalated": by_label(state, "sagak_escalations_total", "reason"),
+        "escalations": escalations,
         "dongs": dongs,
     })
 }

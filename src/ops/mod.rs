@@ -79,10 +79,60 @@ pub struct TopHousehold {
     pub emitted_at: String,
 }
 
-/// The latest alerted households per dong, updated once per batch.
+/// Escalations kept for the city team's queue on the dashboard.
+pub const ESCALATIONS_SHOWN: usize = 200;
+
+/// The latest alerted households per dong, updated once per batch, and
+/// what the follow-up looks like per dong.
 #[derive(Debug, Default)]
 pub struct LiveView {
     board: Mutex<Board>,
+    follow_up: Mutex<FollowUpBoard>,
+}
+
+/// One escalation on the city team's queue.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueuedEscalation {
+    /// Its id.
+    pub escalation_id: String,
+    /// `overdue`, `unreachable` or `repeatedly_flagged`.
+    pub reason: String,
+    /// Pseudonymous household id.
+    pub household_id: String,
+    /// Dong serving it.
+    pub dong_code: String,
+    /// Priority of its newest alert.
+    pub priority: Option<String>,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// When it was sent (RFC 3339).
+    pub emitted_at: String,
+}
+
+/// Follow-up per dong, as the dashboard shows it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DongFollowUp {
+    /// Alerts waiting for a first contact.
+    pub open: i64,
+    /// Of which past their due time.
+    pub overdue: i64,
+    /// Households that cannot be found.
+    pub unreachable: i64,
+    /// Median days from alert to first contact, this month (UTC).
+    pub median_days_to_first_contact: Option<f64>,
+    /// Share of this month's first contacts made in time.
+    pub contacted_in_time: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct FollowUpBoard {
+    /// Newest first.
+    escalations: std::collections::VecDeque<QueuedEscalation>,
+    /// Per dong: the month (`YYYY-MM`) and its first contacts (days, in time).
+    contacts: HashMap<String, (String, Vec<(f64, bool)>)>,
+    /// Per dong: open, overdue and unreachable, from the last pass over the
+    /// case records.
+    counts: BTreeMap<String, (i64, i64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +198,81 @@ impl LiveView {
     /// The board, per dong code.
     pub fn snapshot(&self) -> BTreeMap<String, Vec<TopHousehold>> {
         self.board.lock().map(|b| b.top.clone()).unwrap_or_default()
+    }
+
+    /// Takes in a batch's escalations and first contacts.
+    pub fn record_follow_up(&self, result: &crate::engine::BatchResult) {
+        if result.escalations.is_empty() && result.first_contacts.is_empty() {
+            return;
+        }
+        let Ok(mut f) = self.follow_up.lock() else {
+            return;
+        };
+        for e in &result.escalations {
+            f.escalations.push_front(QueuedEscalation {
+                escalation_id: e.escalation_id.clone(),
+                reason: e.reason.as_str().into(),
+                household_id: e.household_id.clone(),
+                dong_code: e.dong_code.clone(),
+                priority: e.priority.map(|p| p.as_str().to_string()),
+                since: crate::stages::alert::rfc3339(e.since),
+                emitted_at: crate::stages::alert::rfc3339(e.emitted_at),
+            });
+        }
+        f.escalations.truncate(ESCALATIONS_SHOWN);
+        for c in &result.first_contacts {
+            let month = crate::stages::alert::rfc3339(c.recorded_at)[..7].to_string();
+            let entry = f.contacts.entry(c.dong.clone()).or_default();
+            // a new month starts its count afresh (and an old contact read
+            // late does not reset it)
+            if month > entry.0 {
+                *entry = (month.clone(), Vec::new());
+            }
+            if month == entry.0 {
+                entry.1.push((c.seconds / 86_400.0, c.in_time));
+            }
+        }
+    }
+
+    /// Takes in the counts of a pass over the case records.
+    pub fn set_cases(&self, counts: &crate::stages::case::OpenCounts) {
+        let Ok(mut f) = self.follow_up.lock() else {
+            return;
+        };
+        f.counts.clear();
+        for ((dong, _, _), n) in &counts.open {
+            f.counts.entry(dong.clone()).or_default().0 += n;
+        }
+        for (dong, n) in &counts.overdue {
+            f.counts.entry(dong.clone()).or_default().1 += n;
+        }
+        for (dong, n) in &counts.unreachable {
+            f.counts.entry(dong.clone()).or_default().2 += n;
+        }
+    }
+
+    /// Follow-up per dong code, and the city team's queue (newest first).
+    pub fn follow_up(&self) -> (BTreeMap<String, DongFollowUp>, Vec<QueuedEscalation>) {
+        let Ok(f) = self.follow_up.lock() else {
+            return Default::default();
+        };
+        let mut per_dong: BTreeMap<String, DongFollowUp> = BTreeMap::new();
+        for (dong, &(open, overdue, unreachable)) in &f.counts {
+            let d = per_dong.entry(dong.clone()).or_default();
+            (d.open, d.overdue, d.unreachable) = (open, overdue, unreachable);
+        }
+        for (dong, (_, contacts)) in &f.contacts {
+            if contacts.is_empty() {
+                continue;
+            }
+            let d = per_dong.entry(dong.clone()).or_default();
+            let mut days: Vec<f64> = contacts.iter().map(|c| c.0).collect();
+            days.sort_by(f64::total_cmp);
+            d.median_days_to_first_contact = Some(days[days.len() / 2]);
+            let in_time = contacts.iter().filter(|c| c.1).count();
+            d.contacted_in_time = Some(in_time as f64 / contacts.len() as f64);
+        }
+        (per_dong, f.escalations.iter().cloned().collect())
     }
 }
 

@@ -240,6 +240,20 @@ async fn the_dashboard_shows_live_numbers_in_headless_chromium_and_needs_the_tok
     pipeline
         .wait_metric("sagak_signals_received_total{feed=\"job-loss\"}", 3.0)
         .await;
+    // the offices answer: one visit reaches hh-dash, one finds an empty house
+    let now = chrono::Utc::now().to_rfc3339();
+    for (id, hh, result) in [
+        ("o-1", "hh-dash", "reached"),
+        ("o-2", "hh-other-0", "empty_house"),
+    ] {
+        let outcome = format!(
+            r#"{{"outcome_id":"{id}","household_id":"{hh}","dong_code":"4125052000","recorded_at":"{now}","staff_id":"st-1","kind":"contact_attempted","channel":"visit","result":"{result}"}}"#
+        );
+        p.signal(&s.outcomes_topic(), &outcome).await;
+    }
+    pipeline
+        .wait_metric("sagak_escalations_total{reason=\"unreachable\"}", 1.0)
+        .await;
 
     let url = format!("http://{addr}/dashboard?token={TOKEN}");
     let dom = tokio::task::spawn_blocking({
@@ -264,6 +278,14 @@ async fn the_dashboard_shows_live_numbers_in_headless_chromium_and_needs_the_tok
     assert!(
         dom.contains(r#"<span id="error"></span>"#),
         "no fetch error: {dom}"
+    );
+    assert!(
+        dom.contains("<td>소재파악 필요 unreachable</td><td>hh-other-0</td>"),
+        "the city team's queue: {dom}"
+    );
+    assert!(
+        dom.contains(r#"<td class="num">100%</td>"#),
+        "both first contacts in time: {dom}"
     );
 
     let shot = std::env::temp_dir().join(format!("sagak-dashboard-{}.png", std::process::id()));

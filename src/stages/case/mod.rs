@@ -54,9 +54,23 @@ pub struct Applied {
     /// Escalations it caused (unreachable; overdue for a contact that came
     /// after its due time).
     pub escalations: Vec<Escalation>,
-    /// Alerts it answered as their first contact: priority, and seconds
-    /// from the alert's `emitted_at` to the contact's `recorded_at`.
-    pub first_contacts: Vec<(Priority, f64)>,
+    /// Alerts it answered as their first contact.
+    pub first_contacts: Vec<FirstContact>,
+}
+
+/// An alert's first contact, for the operations view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstContact {
+    /// The alert's dong.
+    pub dong: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Seconds from its `emitted_at` to the contact's `recorded_at`.
+    pub seconds: f64,
+    /// Recorded at or before the alert's due time.
+    pub in_time: bool,
+    /// `recorded_at`, ms.
+    pub recorded_at: i64,
 }
 
 /// A household's case as a daily list shows it.
@@ -86,6 +100,8 @@ pub struct OpenCounts {
     pub open: BTreeMap<(String, Priority, CaseStatus), i64>,
     /// Past their due time, per dong.
     pub overdue: BTreeMap<String, i64>,
+    /// Households that cannot be found, per dong.
+    pub unreachable: BTreeMap<String, i64>,
 }
 
 struct Rules {
@@ -284,10 +300,14 @@ impl CaseBook {
                     continue;
                 }
                 a.open_since = None;
-                applied
-                    .first_contacts
-                    .push((a.priority, (o.recorded_at - emitted).max(0) as f64 / 1000.0));
                 let due = emitted + self.rules.due(a.priority);
+                applied.first_contacts.push(FirstContact {
+                    dong: dong_text(a.dong.unwrap_or(r.dong)),
+                    priority: a.priority,
+                    seconds: (o.recorded_at - emitted).max(0) as f64 / 1000.0,
+                    in_time: o.recorded_at <= due,
+                    recorded_at: o.recorded_at,
+                });
                 if o.recorded_at > due && !a.overdue_sent {
                     a.overdue_sent = true;
                     late.push((a.id, a.priority, due));
@@ -771,12 +791,19 @@ impl CaseBook {
     /// dong at `now_ms`: what the operations metrics show.
     pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
         let mut counts = OpenCounts::default();
-        let OpenCounts { open, overdue } = &mut counts;
+        let OpenCounts {
+            open,
+            overdue,
+            unreachable,
+        } = &mut counts;
         for held in self.records.iter() {
             let Some(r) = CaseRecord::decode(held.payload()) else {
                 continue;
             };
             let view = self.view(&r);
+            if view.unreachable.is_some() && view.in_case.is_none() {
+                *unreachable.entry(dong_text(r.dong)).or_insert(0) += 1;
+            }
             for a in &r.alerts {
                 let Some(emitted) = a.open_since else {
                     continue;
