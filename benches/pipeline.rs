@@ -156,6 +156,58 @@ async fn engine_pass(spec: &PipelineSpec, msgs: &[InputMessage]) -> (f64, f64, u
     (wall, cpu_seconds() - cpu_before, alerts, suppressed)
 }
 
+/// The signals of `msgs` with one outcome per alert a first pass sent,
+/// each placed one batch after the batch that sent the alert (as an office
+/// answering soon after): contacts, counselling, support, cases, holds.
+async fn with_outcomes(spec: &PipelineSpec, msgs: &[InputMessage]) -> (Vec<InputMessage>, usize) {
+    let mut engine = Engine::new(spec, Metrics::new(spec));
+    let mut answers: Vec<Vec<InputMessage>> = Vec::new();
+    let feed = spec.outcome_feed();
+    let kinds = [
+        r#""kind":"contact_attempted","channel":"phone","result":"reached""#,
+        r#""kind":"contact_attempted","channel":"visit","result":"no_answer""#,
+        r#""kind":"counselled""#,
+        r#""kind":"support_linked","services":["energy"]"#,
+        r#""kind":"case_opened","track":"case_management""#,
+        r#""kind":"declined""#,
+    ];
+    let mut n = 0usize;
+    for batch in msgs.chunks(10_000) {
+        let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
+        let result = engine.process_batch(batch, now).await.expect("batch");
+        let mut these = Vec::with_capacity(result.alerts.len());
+        for a in &result.alerts {
+            n += 1;
+            let value = format!(
+                r#"{{"outcome_id":"b-{n}","household_id":"{}","dong_code":"{}","alert_id":"{}","recorded_at":"{}","staff_id":"bench",{}}}"#,
+                a.household_id,
+                a.dong_code,
+                a.alert_id,
+                sagak::stages::alert::rfc3339(now + 3_600_000),
+                kinds[n % kinds.len()]
+            );
+            these.push(InputMessage {
+                feed: Some(feed),
+                topic: "dong-office.outcomes".into(),
+                partition: 0,
+                offset: n as i64,
+                key: Some(a.household_id.as_bytes().to_vec()),
+                payload: Some(value.into_bytes()),
+                timestamp_ms: Some(now + 3_600_000),
+            });
+        }
+        answers.push(these);
+    }
+    let mut mixed = Vec::with_capacity(msgs.len() + n);
+    for (i, batch) in msgs.chunks(10_000).enumerate() {
+        mixed.extend(batch.iter().cloned());
+        if i > 0 {
+            mixed.extend(answers[i - 1].iter().cloned());
+        }
+    }
+    (mixed, n)
+}
+
 /// One pass of the parse-only loop over `msgs`: (seconds, messages parsed).
 fn parse_pass(msgs: &[InputMessage]) -> (f64, usize) {
     let started = Instant::now();
@@ -202,16 +254,23 @@ async fn engine_throughput(spec: &PipelineSpec, households: usize, rounds: usize
         .map(|m| m.payload.as_ref().map_or(0, Vec::len))
         .sum();
     let n = msgs.len().max(1) as f64;
+    let (mixed, outcomes) = with_outcomes(spec, &msgs).await;
     let (mut rates, mut cpus, mut parse_rates, mut ratios) = (vec![], vec![], vec![], vec![]);
+    let (mut mixed_rates, mut mixed_ratios) = (vec![], vec![]);
     let (mut alerts, mut suppressed, mut parsed) = (0, 0, 0);
     for _ in 0..rounds.max(1) {
         let (wall, cpu, a, s) = engine_pass(spec, &msgs).await;
         let (parse_s, p) = parse_pass(&msgs);
+        // the same signals with one outcome per alert mixed in, counted as
+        // signals per second (the outcomes ride along)
+        let (mixed_wall, ..) = engine_pass(spec, &mixed).await;
         (alerts, suppressed, parsed) = (a, s, p);
         rates.push(n / wall);
         cpus.push(cpu * 1e6 / n);
         parse_rates.push(n / parse_s);
         ratios.push(parse_s / wall);
+        mixed_rates.push(n / mixed_wall);
+        mixed_ratios.push(wall / mixed_wall);
     }
     let range = |v: &[f64], places| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -237,6 +296,16 @@ async fn engine_throughput(spec: &PipelineSpec, households: usize, rounds: usize
         "ratio_per_round": ratios.iter().map(|r| round_to(*r, 3)).collect::<Vec<_>>(),
         "target_signals_per_s": 2_000_000,
         "target_ratio": 0.5,
+    }));
+    emit(json!({
+        "bench": "engine_with_outcomes",
+        "signals": msgs.len(),
+        "outcomes_mixed_in": outcomes,
+        "signals_per_s": median(&mixed_rates).round(),
+        "signals_per_s_range": range(&mixed_rates, 0),
+        "ratio_to_signals_only": round_to(median(&mixed_ratios), 3),
+        "ratio_per_round": mixed_ratios.iter().map(|r| round_to(*r, 3)).collect::<Vec<_>>(),
+        "target_ratio": 0.9,
     }));
 }
 
@@ -348,6 +417,55 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
         "build_seconds": round_to(build_s, 1),
         "target_bytes_per_household": 120,
     }));
+
+    // The case state: what the alerted households' kept history costs, and
+    // what an open case with its outcome adds.
+    let (alerted, history_bytes) = engine.case_state_bytes();
+    // of which the kept alerts themselves (the rest is the household's id,
+    // the record's header, its shard and dong)
+    let (mut with_alerts, mut without) = (0usize, 0usize);
+    let mut encoded = Vec::new();
+    let opened: Vec<InputMessage> = (0..households)
+        .filter_map(|n| {
+            let hh = format!("kr-{n:09}");
+            let mut record = engine.case_record(&hh)?;
+            record.encode(&mut encoded);
+            with_alerts += encoded.len();
+            record.alerts.clear();
+            record.encode(&mut encoded);
+            without += encoded.len();
+            let value = format!(
+                r#"{{"outcome_id":"c-{n}","household_id":"{hh}","dong_code":"{}","recorded_at":"2026-11-18T10:00:00+09:00","staff_id":"bench","kind":"case_opened","track":"case_management"}}"#,
+                dongs[n % dongs.len()]
+            );
+            Some(InputMessage {
+                feed: Some(spec.outcome_feed()),
+                topic: String::new(),
+                partition: 0,
+                offset: 0,
+                key: Some(hh.into_bytes()),
+                payload: Some(value.into_bytes()),
+                timestamp_ms: Some(now),
+            })
+        })
+        .collect();
+    for batch in opened.chunks(chunk) {
+        engine.process_batch(batch, now).await.expect("outcomes");
+    }
+    let (_, with_cases) = engine.case_state_bytes();
+    emit(json!({
+        "bench": "case_state_bytes",
+        "mix": mix.name(),
+        "alerted_households": alerted,
+        "record_bytes_per_alerted_household": history_bytes / alerted.max(1),
+        "alert_history_bytes_per_alerted_household": (with_alerts - without) / alerted.max(1),
+        "open_cases": opened.len(),
+        "bytes_per_open_case_with_its_outcome": with_cases.saturating_sub(history_bytes) / opened.len().max(1),
+        "measure": "record allocation (length, id, payload) + 8 B table slot; the allocator's size classes come on top",
+        "target_history_bytes": 24,
+        "target_case_bytes": 64 + 12,
+    }));
+    drop(opened);
 
     // Restart cost: copy the state, write it, read it back into a new
     // engine (beside the live one: about twice the state's memory, plus one

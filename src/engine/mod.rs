@@ -515,6 +515,24 @@ impl Engine {
         self.lanes[0].cases.category_set(names)
     }
 
+    /// Case records held, and their bytes as held: each record's
+    /// allocation (length, id and payload) and its table slot (8 bytes);
+    /// for the memory benchmark.
+    pub fn case_state_bytes(&self) -> (usize, usize) {
+        use crate::stages::StatefulStage;
+        let mut records = 0;
+        let mut bytes = 0;
+        for lane in &self.lanes {
+            records += lane.cases.len();
+            bytes += lane
+                .cases
+                .records()
+                .map(|(_, r)| r.as_bytes().len() + 8)
+                .sum::<usize>();
+        }
+        (records, bytes)
+    }
+
     /// Households in case management.
     pub fn in_case(&self) -> Vec<&str> {
         self.lanes.iter().flat_map(|l| l.cases.in_case()).collect()

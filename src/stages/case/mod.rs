@@ -441,7 +441,9 @@ impl CaseBook {
             .unwrap_or_else(|| CaseRecord::new(shard, dong));
         let view = self.view(&r);
         let categories = self.category_set(alert.categories.iter().map(|c| &**c));
-        let due = alert.emitted_at + self.rules.due(alert.priority);
+        // kept to the second, as the record keeps it
+        let emitted = alert.emitted_at.div_euclid(1000) * 1000;
+        let due = emitted + self.rules.due(alert.priority);
         alert.case = crate::stages::alert::CaseContext {
             kind: AlertType::Alert,
             status: self.status(&view, &r, alert.last_signal_at),
@@ -481,7 +483,7 @@ impl CaseBook {
             priority: alert.priority,
             categories,
             dong: None,
-            open_since: (!answered).then_some(alert.emitted_at),
+            open_since: (!answered).then_some(emitted),
             overdue_sent: false,
         });
         r.flagged += 1;

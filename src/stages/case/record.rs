@@ -25,7 +25,8 @@ pub struct KeptAlert {
     pub categories: u8,
     /// Its dong, when not the household's current one.
     pub dong: Option<u64>,
-    /// `emitted_at` (driver's clock) while no contact has answered it.
+    /// `emitted_at` (driver's clock, to the second) while no contact has
+    /// answered it.
     pub open_since: Option<i64>,
     /// Whether its `overdue` escalation was sent.
     pub overdue_sent: bool,
@@ -261,7 +262,9 @@ impl CaseRecord {
                 varint::put_u64(out, d);
             }
             if let Some(t) = a.open_since {
-                varint::put_i64(out, t);
+                // seconds after the start of its window's last day: a few
+                // bytes, where the time itself takes six
+                varint::put_i64(out, t.div_euclid(1000) - i64::from(a.day) * 86_400);
             }
         }
         varint::put_u64(out, self.outcomes.len() as u64);
@@ -319,7 +322,8 @@ impl CaseRecord {
                 None
             };
             let open_since = if flags & 8 != 0 {
-                Some(varint::get_i64(i)?)
+                let after = varint::get_i64(i)?;
+                Some((i64::from(day) * 86_400 + after).checked_mul(1000)?)
             } else {
                 None
             };
