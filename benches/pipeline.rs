@@ -134,6 +134,7 @@ fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
             topic: m.topic.as_str().to_owned(),
             key: m.key.as_deref().map(<[u8]>::to_vec),
             payload: m.payload.as_deref().map(<[u8]>::to_vec),
+            source_file: None,
             ..*m
         })
         .collect()
@@ -194,6 +195,7 @@ async fn with_outcomes(spec: &PipelineSpec, msgs: &[InputMessage]) -> (Vec<Input
                 key: Some(a.household_id.as_bytes().to_vec()),
                 payload: Some(value.into_bytes()),
                 timestamp_ms: Some(now + 3_600_000),
+                source_file: None,
             });
         }
         answers.push(these);
@@ -394,6 +396,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
                     key: Some(hh.as_bytes().to_vec()),
                     payload: Some(json.into_bytes()),
                     timestamp_ms: Some(now),
+                    source_file: None,
                 });
             }
         }
@@ -446,6 +449,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
                 key: Some(hh.into_bytes()),
                 payload: Some(value.into_bytes()),
                 timestamp_ms: Some(now),
+                source_file: None,
             })
         })
         .collect();

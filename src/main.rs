@@ -63,6 +63,41 @@ impl SynthArgs {
     }
 }
 
+/// The files a replay reads.
+#[derive(clap::Args, Clone)]
+struct ReplayArgs {
+    /// NDJSON or Parquet files, or folders of them; a file's feed is its
+    /// name (health-insurance.ndjson) unless --feed says it.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// The feed of every input file.
+    #[arg(long)]
+    feed: Option<String>,
+    /// Outcome files (NDJSON, dong-office.outcomes values).
+    #[arg(long, num_args = 1..)]
+    outcomes: Vec<PathBuf>,
+    /// Write only these days' lists (YYYY-MM-DD, comma-separated); every
+    /// day when absent.
+    #[arg(long, value_delimiter = ',')]
+    dates: Vec<chrono::NaiveDate>,
+}
+
+impl ReplayArgs {
+    fn config(&self, out: PathBuf) -> sagak::drivers::replay::ReplayConfig {
+        use std::io::IsTerminal;
+        sagak::drivers::replay::ReplayConfig {
+            inputs: self.input.clone(),
+            feed: self.feed.clone(),
+            outcomes: self.outcomes.clone(),
+            out_dir: out,
+            dates: self.dates.clone(),
+            batch_minutes: 60,
+            backfill: None,
+            progress: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Target {
     /// The signal topics of the configured Kafka cluster.
@@ -86,6 +121,10 @@ enum Command {
         /// the run and keep serving after it until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// Leave the offices out: no outcomes, no planted Suwon household
+        /// (what `generate --to ndjson --with-arrival` files replay as).
+        #[arg(long)]
+        without_offices: bool,
     },
     /// Generate synthetic signals to Kafka (keyed by household) or NDJSON.
     Generate {
@@ -99,6 +138,44 @@ enum Command {
         rate: Option<u64>,
         /// Folder for NDJSON files.
         #[arg(long, default_value = "sagak-out/generated")]
+        out: PathBuf,
+        /// NDJSON with each message's arrival time (`{"ts","key","value"}`
+        /// lines, bad input included), for `sagak replay`.
+        #[arg(long)]
+        with_arrival: bool,
+    },
+    /// Replay signal files (NDJSON or Parquet, one file per feed) through
+    /// the engine: alerts, dead letters, daily lists and a summary; with
+    /// --snapshots, a backfill that `sagak run` starts from.
+    Replay {
+        #[command(flatten)]
+        files: ReplayArgs,
+        /// Where the outputs go.
+        #[arg(long, default_value = "sagak-out/replay")]
+        out: PathBuf,
+        /// Backfill: write the final state as snapshots into this folder
+        /// (engine.state_dir of the deployment). No alert is published.
+        #[arg(long)]
+        snapshots: Option<PathBuf>,
+        /// Backfill: partitions of the deployment's input topics.
+        #[arg(long, default_value_t = 0)]
+        partitions: i32,
+        /// Backfill: where each input partition starts, topic:partition:offset
+        /// (comma-separated); others start at their earliest retained offset.
+        #[arg(long, value_delimiter = ',')]
+        offsets: Vec<String>,
+    },
+    /// Replay the same files under two pipeline definitions and report what
+    /// changes: alerts per priority and dong, households gained and lost per
+    /// list day, priority moves, and the households that differ.
+    Compare {
+        /// Two pipeline folders: the current one, then the candidate.
+        #[arg(long = "pipeline", num_args = 1, required = true)]
+        pipelines: Vec<PathBuf>,
+        #[command(flatten)]
+        files: ReplayArgs,
+        /// Where the two replays and the comparison go.
+        #[arg(long, default_value = "sagak-out/compare")]
         out: PathBuf,
     },
     /// Write the daily candidate lists of one day from the pipeline's state
@@ -223,7 +300,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             println!("# librdkafka accepts the consumer and producer settings: OK");
             Ok(())
         }
-        Command::Demo { synth, out, serve } => {
+        Command::Demo {
+            synth,
+            out,
+            serve,
+            without_offices,
+        } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -238,6 +320,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 generator: synth.config(),
                 out_dir: out,
                 batch_minutes: 60,
+                offices: !without_offices,
             };
             eprintln!(
                 "simulating {} households over {} days (seed {})...",
@@ -258,9 +341,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             to,
             rate,
             out,
+            with_arrival,
         } => {
             let generated = sagak::generate::generate(&synth.config());
             let sent = match to {
+                Target::Ndjson if with_arrival => {
+                    sagak::generate::publish::to_ndjson_with_arrival(&out, &generated.messages)
+                        .with_context(|| format!("writing NDJSON under {}", out.display()))?
+                }
                 Target::Ndjson => sagak::generate::publish::to_ndjson(&out, &generated.messages)
                     .with_context(|| format!("writing NDJSON under {}", out.display()))?,
                 Target::Kafka => {
@@ -291,6 +379,59 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if let Target::Ndjson = to {
                 println!("written to {}", out.display());
             }
+            Ok(())
+        }
+        Command::Replay {
+            files,
+            out,
+            snapshots,
+            partitions,
+            offsets,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let mut cfg = files.config(out);
+            if let Some(state_dir) = snapshots {
+                cfg.backfill = Some(sagak::drivers::replay::Backfill {
+                    state_dir,
+                    partitions,
+                    offsets: sagak::drivers::replay::parse_offsets(&offsets)?,
+                });
+            }
+            let ops = OpsState::new(&spec, Metrics::new(&spec), None, "replay");
+            let summary = runtime
+                .block_on(sagak::drivers::replay::run_replay(&spec, &cfg, &ops))
+                .context("replaying")?;
+            print!("{}", summary.render());
+            Ok(())
+        }
+        Command::Compare {
+            pipelines,
+            files,
+            out,
+        } => {
+            let [a, b] = pipelines.as_slice() else {
+                anyhow::bail!(
+                    "compare needs exactly two --pipeline folders (the current one, then the candidate); got {}",
+                    pipelines.len()
+                );
+            };
+            let specs = [
+                sagak::definition::PipelineSpec::load(a)?,
+                sagak::definition::PipelineSpec::load(b)?,
+            ];
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime
+                .block_on(sagak::drivers::compare::run_compare(
+                    &specs,
+                    &files.config(out.clone()),
+                    &out,
+                ))
+                .context("comparing")?;
+            print!("{}", report.render());
             Ok(())
         }
         Command::Lists { date, out } => {

@@ -69,6 +69,7 @@ pub fn input(
         key: Some(household.as_bytes().to_vec()),
         payload: Some(json.into_bytes()),
         timestamp_ms: Some(NOW),
+        source_file: None,
     }
 }
 

@@ -103,3 +103,69 @@ pub type FastState = foldhash::fast::RandomState;
 
 /// A map keyed by household id, as held by the window and alert stages.
 pub type HouseholdMap<V> = std::collections::HashMap<Box<str>, V, FastState>;
+
+/// Kafka's murmur2 (32 bit, seed 0x9747b28c), as the Java client's default
+/// partitioner and librdkafka's `murmur2_random` hash a message key: the
+/// partition of a key is `(murmur2(key) & 0x7fffffff) % partitions`.
+///
+/// ```
+/// // a case of Kafka's own tests
+/// assert_eq!(sagak::base::hash::murmur2(b"21") as i32, -973932308);
+/// ```
+pub fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod murmur_tests {
+    use super::murmur2;
+
+    /// The cases of Kafka's `UtilsTest.testMurmur2`.
+    #[test]
+    fn murmur2_matches_kafka() {
+        for (key, want) in [
+            (&b"21"[..], -973932308),
+            (b"foobar", -790332482),
+            (b"a-little-bit-long-string", -985981536),
+            (b"a-little-bit-longer-string", -1486304829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
+            (b"abc", 479470107),
+        ] {
+            assert_eq!(
+                murmur2(key) as i32,
+                want,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! One raw input message as every driver hands it to the engine.
 
 /// One raw input message: what a source read, before it is decoded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct InputMessage {
     /// Feed index, or `None` when no feed reads the topic.
     pub feed: Option<u16>,
@@ -17,4 +17,6 @@ pub struct InputMessage {
     pub payload: Option<Vec<u8>>,
     /// Broker timestamp (ms), if any.
     pub timestamp_ms: Option<i64>,
+    /// The file it was read from (a replay); its line is `offset`.
+    pub source_file: Option<std::sync::Arc<str>>,
 }

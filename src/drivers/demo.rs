@@ -19,6 +19,7 @@ use crate::definition::{PipelineSpec, DAY_MS};
 use crate::embedded::offices::{suwon_signals, SimulatedOffices, SUWON_HOUSEHOLD};
 use crate::embedded::sink::{NdjsonSink, SinkError};
 use crate::embedded::source::GeneratedSource;
+use crate::embedded::TimedSource;
 use crate::engine::{BatchResult, Engine, Outputs};
 use crate::generate::{generate, GeneratorConfig};
 use crate::lists::DailyLists;
@@ -67,6 +68,9 @@ pub struct DemoConfig {
     pub out_dir: PathBuf,
     /// Simulated minutes per micro-batch.
     pub batch_minutes: i64,
+    /// Simulate the offices (their outcomes, and the household planted like
+    /// the Suwon case); without them the demo is a replay of the generator.
+    pub offices: bool,
 }
 
 /// How the planted crises fared.
@@ -164,6 +168,7 @@ struct DemoOutputs {
     best: HashMap<String, Priority>,
     p1_at: HashMap<String, i64>,
     offices: SimulatedOffices,
+    simulate_offices: bool,
     escalations: BTreeMap<String, usize>,
     reopened: std::collections::HashSet<String>,
     case_updates: usize,
@@ -231,7 +236,9 @@ impl Outputs for DemoOutputs {
                 self.planted_escalated = Some((e.emitted_at, e.reason.as_str().to_string()));
             }
         }
-        self.offices.on_alerts(&result.alerts);
+        if self.simulate_offices {
+            self.offices.on_alerts(&result.alerts);
+        }
         self.sink.deliver(result, batch).await
     }
 }
@@ -247,7 +254,8 @@ pub async fn run_demo(
         error,
     })?;
     let mut generated = generate(&cfg.generator);
-    if let Some(start) = generated.messages.first().map(|m| m.arrival_ms) {
+    let planted_start = generated.messages.first().map(|m| m.arrival_ms);
+    if let Some(start) = planted_start.filter(|_| cfg.offices) {
         generated
             .messages
             .extend(suwon_signals(start, cfg.generator.days));
@@ -266,6 +274,7 @@ pub async fn run_demo(
         best: HashMap::new(),
         p1_at: HashMap::new(),
         offices: SimulatedOffices::new(spec, cfg.generator.seed),
+        simulate_offices: cfg.offices,
         escalations: BTreeMap::new(),
         reopened: Default::default(),
         case_updates: 0,
@@ -301,29 +310,30 @@ pub async fn run_demo(
         indicatif::ProgressStyle::with_template("day {pos}/{len} {wide_bar} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    while let Some(window_start) = source.next_arrival_ms() {
-        // lists are made from the state as it stands at each cut-off
-        clock.set(window_start);
-        core.tick(&mut out).await?;
-        let window_end = (window_start + step).min(core.next_cutoff_ms().unwrap_or(i64::MAX));
-        let mut now = window_start;
-        while let Some(m) = source.next_before(window_end) {
-            now = m.timestamp_ms.unwrap_or(now);
-            core.push(m);
-        }
+    super::replay::drive(
+        &mut core,
+        &clock,
+        &mut source,
+        &mut out,
+        step,
         // what the offices recorded meanwhile
-        while let Some(o) = out.offices.next_before(window_end) {
-            core.push(o);
-        }
-        clock.set(now);
-        core.flush(&mut out).await?;
-        let counts = core.counts();
-        progress.set_position(((now - first) / DAY_MS) as u64);
-        progress.set_message(format!(
-            "{} signals, {} alerts",
-            counts.messages, counts.alerts
-        ));
-    }
+        |out, until| {
+            let mut recorded = Vec::new();
+            while let Some(o) = out.offices.next_before(until) {
+                recorded.push(o);
+            }
+            recorded
+        },
+        |core, now| {
+            let counts = core.counts();
+            progress.set_position(((now - first) / DAY_MS) as u64);
+            progress.set_message(format!(
+                "{} signals, {} alerts",
+                counts.messages, counts.alerts
+            ));
+        },
+    )
+    .await?;
     progress.finish_and_clear();
     core.lists_at_next_cutoff::<SinkError>().await?;
     out.sink.flush()?;

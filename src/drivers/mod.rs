@@ -9,8 +9,10 @@
 //! of the driver's [`Clock`]. A third driver (replay from files, say) is a
 //! source, an [`Outputs`] and a loop that calls the core.
 
+pub mod compare;
 pub mod demo;
 pub mod kafka;
+pub mod replay;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -71,6 +73,8 @@ pub struct ListSchedule {
     pending: Option<chrono::NaiveDate>,
     /// Log each day at debug level instead of info (a demo writes 180).
     quiet: bool,
+    /// Only these days' lists are written (a replay's `--dates`).
+    only: Option<Vec<chrono::NaiveDate>>,
 }
 
 impl ListSchedule {
@@ -92,7 +96,14 @@ impl ListSchedule {
             shared: None,
             pending: None,
             quiet: false,
+            only: None,
         }
+    }
+
+    /// Writes only the lists of `dates`; the other cut-offs pass.
+    pub fn only(mut self, dates: Vec<chrono::NaiveDate>) -> Self {
+        self.only = Some(dates);
+        self
     }
 
     /// Logs each day's lists at debug level, not info.
@@ -317,7 +328,11 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             .map_err(DriverError::Outputs)?;
         self.ops.live.record_follow_up(&result);
         self.counts.escalations += n as u64;
-        tracing::info!(escalations = n, "overdue alerts escalated to the city team");
+        if self.lists.as_ref().is_some_and(|l| l.quiet) {
+            tracing::debug!(escalations = n, "overdue alerts escalated to the city team");
+        } else {
+            tracing::info!(escalations = n, "overdue alerts escalated to the city team");
+        }
         Ok(n)
     }
 
@@ -369,6 +384,17 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         let started = std::time::Instant::now();
         let lists = &schedule.lists;
         let day = lists.list_day_at(cutoff);
+        if schedule
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&day))
+        {
+            self.engine.hold_for_cutoff(Some(held_next));
+            if self.evict_at_cutoff {
+                self.engine.on_watermark();
+            }
+            return Ok(());
+        }
         // the previous day's households: kept from the last list, or read
         // back from its files (always, when instances share the partitions:
         // the last list may be another instance's)

@@ -1,8 +1,22 @@
 //! Sources and sinks that need no broker, for the drivers that run without
-//! one (`sagak demo`): the generator's messages as a source in simulated
-//! time, the dong offices simulated as a source of outcomes, and NDJSON
-//! files as the sink of alerts, escalations and dead letters.
+//! one (`sagak demo`, `sagak replay`): the generator's messages in
+//! simulated time, signal files, the dong offices simulated as a source of
+//! outcomes, and NDJSON files as the sink of alerts, escalations and dead
+//! letters.
 
+pub mod files;
 pub mod offices;
 pub mod sink;
 pub mod source;
+
+use crate::base::message::InputMessage;
+
+/// A source whose messages come in time order: the replay loop takes what
+/// arrives before each step's end, then moves its clock on.
+pub trait TimedSource {
+    /// When the next message arrives, if any is left.
+    fn next_arrival_ms(&self) -> Option<i64>;
+
+    /// The next message if it arrives before `until_ms`.
+    fn next_before(&mut self, until_ms: i64) -> Option<InputMessage>;
+}

@@ -106,6 +106,7 @@ impl SimulatedOffices {
             key: Some(a.household_id.as_bytes().to_vec()),
             payload: Some(value.into_bytes()),
             timestamp_ms: Some(at),
+            source_file: None,
         };
         self.pending
             .insert((at, self.seq), (message, first_of.map(String::from), kind));

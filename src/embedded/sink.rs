@@ -75,13 +75,19 @@ impl NdjsonSink {
         for (i, reject) in &result.rejects {
             let Some(m) = batch.get(*i) else { continue };
             // the message itself stays out: an RRN in it must never be stored
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "class": reject.class.as_str(),
                 "reason": reject.reason,
                 "topic": m.topic,
                 "offset": m.offset,
                 "redacted": reject.class == RejectClass::ResidentRegistrationNumber,
             });
+            // a replayed file's line, as the headers sagak.source.file and
+            // sagak.source.line name it
+            if let Some(file) = &m.source_file {
+                line["sagak.source.file"] = serde_json::Value::from(&**file);
+                line["sagak.source.line"] = serde_json::Value::from(m.offset);
+            }
             writeln!(self.dead_letters, "{line}")?;
         }
         for a in &result.alerts {

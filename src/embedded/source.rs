@@ -37,14 +37,14 @@ impl<'g> GeneratedSource<'g> {
             rejects_planted: BTreeMap::new(),
         }
     }
+}
 
-    /// When the next message arrives, if any is left.
-    pub fn next_arrival_ms(&self) -> Option<i64> {
+impl super::TimedSource for GeneratedSource<'_> {
+    fn next_arrival_ms(&self) -> Option<i64> {
         self.messages.get(self.next).map(|m| m.arrival_ms)
     }
 
-    /// The next message if it arrives before `until_ms`.
-    pub fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
+    fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
         let m = self.messages.get(self.next)?;
         if m.arrival_ms >= until_ms {
             return None;
@@ -72,6 +72,7 @@ impl<'g> GeneratedSource<'g> {
             key: m.key.clone(),
             payload: Some(m.payload.clone()),
             timestamp_ms: Some(m.arrival_ms),
+            source_file: None,
         })
     }
 }

@@ -110,6 +110,7 @@ impl GeneratedMessage {
             key: self.key,
             payload: Some(self.payload),
             timestamp_ms: Some(self.arrival_ms),
+            source_file: None,
         }
     }
 }

@@ -175,6 +175,7 @@ impl TopicFeeds {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             timestamp_ms: m.timestamp().to_millis(),
+            source_file: None,
         }
     }
 }

@@ -29,6 +29,7 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
         generator: short_city(),
         out_dir: out.path().to_path_buf(),
         batch_minutes: 720,
+        offices: true,
     };
     let generated = generate(&cfg.generator);
     let ops = sagak::ops::OpsState::new(&spec, Metrics::new(&spec), None, "demo");

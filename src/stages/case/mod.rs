@@ -436,14 +436,41 @@ impl CaseBook {
         shard: i32,
     ) -> Option<Escalation> {
         let dong = dong_number(&alert.dong_code);
-        let mut r = self
-            .record(&alert.household_id)
-            .unwrap_or_else(|| CaseRecord::new(shard, dong));
-        let view = self.view(&r);
         let categories = self.category_set(alert.categories.iter().map(|c| &**c));
         // kept to the second, as the record keeps it
         let emitted = alert.emitted_at.div_euclid(1000) * 1000;
         let due = emitted + self.rules.due(alert.priority);
+        let id = crate::stages::case::outcome::parse_alert_id(&alert.alert_id).unwrap_or(0);
+        let hash = self.records.hash(&alert.household_id);
+        let held = self
+            .records
+            .get_hashed(hash, &alert.household_id)
+            .and_then(|r| CaseRecord::decode(r.payload()));
+        let Some(mut r) = held else {
+            // most alerted households have no history: nothing to fold
+            let mut r = CaseRecord::new(shard, dong);
+            r.flagged = 1;
+            r.alerts.push(KeptAlert {
+                id,
+                day: alert.last_signal_at.div_euclid(DAY_MS) as i32,
+                priority: alert.priority,
+                categories,
+                dong: None,
+                open_since: Some(emitted),
+                overdue_sent: false,
+            });
+            alert.case = crate::stages::alert::CaseContext {
+                due_at: Some(due),
+                scored_priority: (scored != alert.priority).then_some(scored),
+                ..Default::default()
+            };
+            self.note_due(due);
+            r.encode(&mut self.encoded);
+            self.records
+                .put_payload(hash, &alert.household_id, &self.encoded);
+            return None;
+        };
+        let view = self.view(&r);
         alert.case = crate::stages::alert::CaseContext {
             kind: AlertType::Alert,
             status: self.status(&view, &r, alert.last_signal_at),
@@ -455,7 +482,6 @@ impl CaseBook {
             recurrence: view.supported,
             scored_priority: (scored != alert.priority).then_some(scored),
         };
-        let id = crate::stages::case::outcome::parse_alert_id(&alert.alert_id).unwrap_or(0);
         if let Some(kept) = r.alerts.iter().find(|a| a.id == id) {
             // the same alert again (a replay after a restart): it keeps
             // the due time it was first given
@@ -491,14 +517,17 @@ impl CaseBook {
         let within = self.rules.repeat_within_ms;
         r.alerts
             .retain(|a| a.open_since.is_some() || i64::from(day - a.day) * DAY_MS <= within);
-        self.next_due = if self.next_due == i64::MIN {
-            i64::MIN
-        } else {
-            self.next_due.min(due)
-        };
+        self.note_due(due);
         let escalation = self.repeated(&alert.household_id, &mut r, &view, alert.emitted_at);
         self.put(&alert.household_id, &r);
         escalation
+    }
+
+    /// Remembers that an open alert is due at `due`.
+    fn note_due(&mut self, due: i64) {
+        if self.next_due != i64::MIN {
+            self.next_due = self.next_due.min(due);
+        }
     }
 
     /// The `repeatedly_flagged` escalation a newly kept alert makes, if the

@@ -1,0 +1,398 @@
+//! `sagak compare`: the same input replayed under two pipeline
+//! definitions, and what changes between them: what an operator reads
+//! before changing `score.sql` or `[params]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Float64Builder, RecordBatch, StringBuilder};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use serde::Serialize;
+
+use super::replay::{run_replay, ReplayConfig, ReplayError, ReplaySummary};
+use crate::definition::PipelineSpec;
+use crate::metrics::Metrics;
+use crate::ops::OpsState;
+
+/// A household on one day's list: its list, priority and score.
+type Listed = (String, String, f64);
+
+/// One household that differs between the two runs on one list day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    /// List day.
+    pub date: String,
+    /// Pseudonymous household id.
+    pub household_id: String,
+    /// `gained` (only under B), `lost` (only under A) or `moved` (another
+    /// priority).
+    pub change: String,
+    /// Its list under A and B.
+    pub list: (Option<String>, Option<String>),
+    /// Its priority under A and B.
+    pub priority: (Option<String>, Option<String>),
+    /// Its score under A and B.
+    pub score: (Option<f64>, Option<f64>),
+}
+
+/// What changes from pipeline A to pipeline B.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Comparison {
+    /// The two pipelines' names and versions.
+    pub pipelines: (String, String),
+    /// Alerts per priority under A and B.
+    pub alerts_by_priority: BTreeMap<String, (usize, usize)>,
+    /// Alerts per dong under A and B.
+    pub alerts_by_dong: BTreeMap<String, (usize, usize)>,
+    /// Per list day: households listed under A and B, gained, lost, moved.
+    pub per_day: BTreeMap<String, DayChange>,
+    /// Priority moves over every day (`P2 -> P1`: households-days).
+    pub priority_moves: BTreeMap<String, usize>,
+    /// Households that differ on some day.
+    pub households_differing: usize,
+    /// Where the replays and the difference files are.
+    pub out_dir: String,
+}
+
+/// One list day's change.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct DayChange {
+    /// Households listed under A.
+    pub a: usize,
+    /// Under B.
+    pub b: usize,
+    /// Only under B.
+    pub gained: usize,
+    /// Only under A.
+    pub lost: usize,
+    /// Under both, at another priority.
+    pub moved: usize,
+}
+
+fn io(dir: &Path) -> impl Fn(std::io::Error) -> ReplayError + '_ {
+    move |error| ReplayError::Io {
+        dir: dir.to_path_buf(),
+        error,
+    }
+}
+
+/// Replays `cfg`'s input under each of `specs` (into `out/a` and `out/b`)
+/// and writes what differs to `out/differences.{csv,parquet}` and
+/// `out/comparison.json`.
+pub async fn run_compare(
+    specs: &[PipelineSpec; 2],
+    cfg: &ReplayConfig,
+    out: &Path,
+) -> Result<Comparison, ReplayError> {
+    let mut runs: Vec<(ReplaySummary, PathBuf)> = Vec::new();
+    for (spec, name) in specs.iter().zip(["a", "b"]) {
+        let dir = out.join(name);
+        let _ = fs::remove_dir_all(&dir);
+        let ops = OpsState::new(spec, Metrics::new(spec), None, "replay");
+        let run = ReplayConfig {
+            out_dir: dir.clone(),
+            ..cfg.clone()
+        };
+        runs.push((run_replay(spec, &run, &ops).await?, dir));
+    }
+    let mut c = Comparison {
+        pipelines: (
+            format!("{} {}", specs[0].name, specs[0].version),
+            format!("{} {}", specs[1].name, specs[1].version),
+        ),
+        out_dir: out.display().to_string(),
+        ..Comparison::default()
+    };
+    let pair = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| {
+        let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        keys.into_iter()
+            .map(|k| {
+                let n = |m: &BTreeMap<String, usize>| m.get(k).copied().unwrap_or(0);
+                (k.clone(), (n(a), n(b)))
+            })
+            .collect()
+    };
+    c.alerts_by_priority = pair(&runs[0].0.alerts_by_priority, &runs[1].0.alerts_by_priority);
+    c.alerts_by_dong = pair(&runs[0].0.alerts_by_dong, &runs[1].0.alerts_by_dong);
+
+    let days_a = list_days(&runs[0].1)?;
+    let days_b = list_days(&runs[1].1)?;
+    let dates: BTreeSet<&String> = days_a.keys().chain(days_b.keys()).collect();
+    let empty = BTreeMap::new();
+    let mut differences = Vec::new();
+    let mut differing: BTreeSet<String> = BTreeSet::new();
+    for date in dates {
+        let a = days_a.get(date).unwrap_or(&empty);
+        let b = days_b.get(date).unwrap_or(&empty);
+        let mut day = DayChange {
+            a: a.len(),
+            b: b.len(),
+            ..DayChange::default()
+        };
+        let households: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for hh in households {
+            let (x, y) = (a.get(hh), b.get(hh));
+            let change = match (x, y) {
+                (None, Some(_)) => "gained",
+                (Some(_), None) => "lost",
+                (Some(x), Some(y)) if x.1 != y.1 => "moved",
+                _ => continue,
+            };
+            match change {
+                "gained" => day.gained += 1,
+                "lost" => day.lost += 1,
+                _ => {
+                    day.moved += 1;
+                    if let (Some(x), Some(y)) = (x, y) {
+                        *c.priority_moves
+                            .entry(format!("{} -> {}", x.1, y.1))
+                            .or_default() += 1;
+                    }
+                }
+            }
+            differing.insert(hh.clone());
+            differences.push(Difference {
+                date: date.clone(),
+                household_id: hh.clone(),
+                change: change.into(),
+                list: (x.map(|l| l.0.clone()), y.map(|l| l.0.clone())),
+                priority: (x.map(|l| l.1.clone()), y.map(|l| l.1.clone())),
+                score: (x.map(|l| l.2), y.map(|l| l.2)),
+            });
+        }
+        c.per_day.insert(date.clone(), day);
+    }
+    c.households_differing = differing.len();
+    write_differences(out, &differences)?;
+    let json = serde_json::to_vec_pretty(&c).map_err(|e| io(out)(e.into()))?;
+    fs::write(out.join("comparison.json"), json).map_err(io(out))?;
+    Ok(c)
+}
+
+/// Every list day a replay wrote: household -> (list, priority, score),
+/// read from the dongs' Parquet lists (not the cases, nor the
+/// escalations).
+fn list_days(run: &Path) -> Result<BTreeMap<String, BTreeMap<String, Listed>>, ReplayError> {
+    let root = run.join("lists");
+    let mut out = BTreeMap::new();
+    let Ok(days) = fs::read_dir(&root) else {
+        return Ok(out);
+    };
+    for day in days.flatten() {
+        let name = day.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !day.path().join("manifest.json").exists() {
+            continue;
+        }
+        let mut listed = BTreeMap::new();
+        for file in fs::read_dir(day.path()).map_err(io(&root))?.flatten() {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            if !file_name.ends_with(".parquet")
+                || file_name.ends_with(".cases.parquet")
+                || file_name == "escalations.parquet"
+            {
+                continue;
+            }
+            read_list(&file.path(), &mut listed)?;
+        }
+        out.insert(name, listed);
+    }
+    Ok(out)
+}
+
+fn read_list(path: &Path, into: &mut BTreeMap<String, Listed>) -> Result<(), ReplayError> {
+    let bad = |e: String| {
+        ReplayError::Files(crate::embedded::files::FileError::Parquet {
+            path: path.to_path_buf(),
+            error: e,
+        })
+    };
+    let f = fs::File::open(path).map_err(io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| cast(c, &DataType::Utf8).ok())
+        };
+        let (Some(hh), Some(list), Some(priority)) =
+            (text("household_id"), text("list_dong"), text("priority"))
+        else {
+            continue;
+        };
+        let score = batch
+            .column_by_name("score")
+            .and_then(|c| cast(c, &DataType::Float64).ok());
+        let (hh, list, priority) = (
+            hh.as_string::<i32>(),
+            list.as_string::<i32>(),
+            priority.as_string::<i32>(),
+        );
+        for row in 0..batch.num_rows() {
+            if hh.is_null(row) {
+                continue;
+            }
+            let s = score.as_ref().map_or(0.0, |s| {
+                s.as_primitive::<arrow::datatypes::Float64Type>().value(row)
+            });
+            into.insert(
+                hh.value(row).to_string(),
+                (
+                    list.value(row).to_string(),
+                    priority.value(row).to_string(),
+                    s,
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `differences.csv` (UTF-8 with BOM, for Excel) and `differences.parquet`.
+fn write_differences(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.2}"));
+    let mut csv = String::from(
+        "\u{feff}date,household_id,change,list_a,list_b,priority_a,priority_b,score_a,score_b\r\n",
+    );
+    for d in diffs {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\r\n",
+            d.date,
+            d.household_id,
+            d.change,
+            opt(&d.list.0),
+            opt(&d.list.1),
+            opt(&d.priority.0),
+            opt(&d.priority.1),
+            num(d.score.0),
+            num(d.score.1)
+        ));
+    }
+    fs::write(out.join("differences.csv"), csv).map_err(io(out))?;
+    let text = |f: &dyn Fn(&Difference) -> Option<String>| {
+        let mut b = StringBuilder::new();
+        for d in diffs {
+            b.append_option(f(d));
+        }
+        Arc::new(b.finish()) as Arc<dyn Array>
+    };
+    let float = |f: &dyn Fn(&Difference) -> Option<f64>| {
+        let mut b = Float64Builder::new();
+        for d in diffs {
+            b.append_option(f(d));
+        }
+        Arc::new(b.finish()) as Arc<dyn Array>
+    };
+    let columns = vec![
+        text(&|d| Some(d.date.clone())),
+        text(&|d| Some(d.household_id.clone())),
+        text(&|d| Some(d.change.clone())),
+        text(&|d| d.list.0.clone()),
+        text(&|d| d.list.1.clone()),
+        text(&|d| d.priority.0.clone()),
+        text(&|d| d.priority.1.clone()),
+        float(&|d| d.score.0),
+        float(&|d| d.score.1),
+    ];
+    let names = [
+        "date",
+        "household_id",
+        "change",
+        "list_a",
+        "list_b",
+        "priority_a",
+        "priority_b",
+        "score_a",
+        "score_b",
+    ];
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .zip(&columns)
+            .map(|(n, c)| {
+                Field::new(
+                    *n,
+                    c.data_type().clone(),
+                    *n != "date" && *n != "household_id" && *n != "change",
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let bad = |e: String| {
+        ReplayError::Files(crate::embedded::files::FileError::Parquet {
+            path: out.join("differences.parquet"),
+            error: e,
+        })
+    };
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| bad(e.to_string()))?;
+    let file = fs::File::create(out.join("differences.parquet")).map_err(io(out))?;
+    let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| bad(e.to_string()))?;
+    writer.write(&batch).map_err(|e| bad(e.to_string()))?;
+    writer.close().map_err(|e| bad(e.to_string()))?;
+    Ok(())
+}
+
+impl Comparison {
+    /// The comparison as an operator reads it.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut line = |l: String| {
+            s.push_str(&l);
+            s.push('\n');
+        };
+        line(format!(
+            "sagak compare: A = {}, B = {}",
+            self.pipelines.0, self.pipelines.1
+        ));
+        line("alerts per priority          A        B   change".into());
+        for (p, (a, b)) in &self.alerts_by_priority {
+            line(format!(
+                "  {p:<20}{a:>9}{b:>9}{:>+9}",
+                *b as i64 - *a as i64
+            ));
+        }
+        line("alerts per dong              A        B   change".into());
+        for (d, (a, b)) in &self.alerts_by_dong {
+            if a != b {
+                line(format!(
+                    "  {d:<20}{a:>9}{b:>9}{:>+9}",
+                    *b as i64 - *a as i64
+                ));
+            }
+        }
+        let days = self.per_day.len();
+        let sum = |f: fn(&DayChange) -> usize| self.per_day.values().map(f).sum::<usize>();
+        line(format!(
+            "daily lists over {days} days: {} household-days gained, {} lost, {} at another priority",
+            sum(|d| d.gained),
+            sum(|d| d.lost),
+            sum(|d| d.moved)
+        ));
+        if let Some((date, d)) = self.per_day.iter().next_back() {
+            line(format!(
+                "  last day {date}: {} listed under A, {} under B ({} gained, {} lost, {} moved)",
+                d.a, d.b, d.gained, d.lost, d.moved
+            ));
+        }
+        for (m, n) in &self.priority_moves {
+            line(format!("  {m:<12}{n} household-days"));
+        }
+        line(format!(
+            "households that differ on some day: {}",
+            self.households_differing
+        ));
+        line(format!(
+            "files: {0}/differences.csv and .parquet (one row per household and day), {0}/comparison.json, the two replays in {0}/a and {0}/b",
+            self.out_dir
+        ));
+        s
+    }
+}

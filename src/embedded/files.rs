@@ -1,0 +1,494 @@
+//! Signal files as a source: NDJSON (one JSON signal per line, or
+//! `{"ts","key","value"}` lines with an arrival time each) and Parquet with
+//! the signals' fields, merged in event-time order (stable for equal
+//! times), each message knowing its file and line.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Deserialize;
+
+use super::TimedSource;
+use crate::base::message::InputMessage;
+use crate::definition::PipelineSpec;
+
+/// Why the input files could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A Parquet file could not be decoded.
+    #[error("cannot read the Parquet file {path}: {error}. Files written by DuckDB or pandas (snappy, zstd or uncompressed) are read")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What parquet said.
+        error: String,
+    },
+    /// The feed of a file is not known.
+    #[error(
+        "{path}: no feed is called {feed:?}; name the file after a feed ({known}) or pass --feed"
+    )]
+    UnknownFeed {
+        /// The file.
+        path: PathBuf,
+        /// The name tried.
+        feed: String,
+        /// The pipeline's feeds.
+        known: String,
+    },
+    /// Nothing to read.
+    #[error("no input files: pass --input with NDJSON or Parquet files (or folders holding them)")]
+    NoInput,
+}
+
+/// One line to replay: when, which file and line, and its bytes.
+struct Line {
+    at: i64,
+    file: u32,
+    line: u32,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+/// An input file as read.
+struct Input {
+    path: Arc<str>,
+    feed: u16,
+    topic: String,
+}
+
+/// The fields a line is ordered by.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    household_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    observed_at: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    recorded_at: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A line written with its arrival: `{"ts": ms or RFC 3339, "key", "value"}`
+/// (`value_hex` for bytes that are not UTF-8).
+#[derive(Deserialize)]
+struct Arrival {
+    ts: serde_json::Value,
+    key: Option<String>,
+    #[serde(default)]
+    value: serde_json::Value,
+    value_hex: Option<String>,
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Signal (and outcome) files merged in time order.
+pub struct FileSource {
+    inputs: Vec<Input>,
+    lines: Vec<Line>,
+    next: usize,
+    /// Whether the lines carry arrival times (then the clock follows them).
+    pub with_arrival: bool,
+    /// Messages taken, per feed name.
+    pub signals_in: BTreeMap<String, usize>,
+    feed_names: Vec<String>,
+    /// Partitions to spread households over (murmur2 of the key, as
+    /// Kafka's default partitioner), or 1.
+    partitions: i32,
+}
+
+fn time_of(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+impl FileSource {
+    /// Reads `paths` (files, or folders whose `.ndjson`/`.parquet` files are
+    /// read). A file's feed is `feed` when given, else its name without the
+    /// extension (`health-insurance.ndjson`); `outcomes` files hold
+    /// outcomes. Lines are ordered by event time (`observed_at`;
+    /// `recorded_at` for outcomes), or by arrival when every file has `ts`.
+    pub fn open(
+        spec: &PipelineSpec,
+        paths: &[PathBuf],
+        feed: Option<&str>,
+        outcomes: &[PathBuf],
+    ) -> Result<Self, FileError> {
+        let mut files: Vec<(PathBuf, Option<u16>)> = Vec::new();
+        for p in paths {
+            for f in expand(p)? {
+                files.push((f, None));
+            }
+        }
+        for p in outcomes {
+            for f in expand(p)? {
+                files.push((f, Some(spec.outcome_feed())));
+            }
+        }
+        if files.is_empty() {
+            return Err(FileError::NoInput);
+        }
+        let known = || {
+            spec.feeds
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut source = FileSource {
+            inputs: Vec::new(),
+            lines: Vec::new(),
+            next: 0,
+            with_arrival: false,
+            signals_in: BTreeMap::new(),
+            feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
+            partitions: 1,
+        };
+        source.feed_names.push("outcomes".into());
+        let mut arrivals = 0;
+        for (path, fixed) in files {
+            let feed_index = match fixed {
+                Some(f) => f,
+                None => {
+                    let name = feed.map(String::from).unwrap_or_else(|| {
+                        path.file_stem()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    });
+                    spec.feed_index(&name)
+                        .ok_or_else(|| FileError::UnknownFeed {
+                            path: path.clone(),
+                            feed: name.clone(),
+                            known: known(),
+                        })? as u16
+                }
+            };
+            let topic = spec
+                .feeds
+                .get(usize::from(feed_index))
+                .map_or("dong-office.outcomes".to_string(), |f| f.topic.clone());
+            let file = source.inputs.len() as u32;
+            let parquet = path.extension().and_then(|e| e.to_str()) == Some("parquet");
+            let lines = if parquet {
+                read_parquet(&path, file)?
+            } else {
+                let (lines, timed) = read_ndjson(&path, file)?;
+                arrivals += usize::from(timed);
+                lines
+            };
+            source.lines.extend(lines);
+            source.inputs.push(Input {
+                path: Arc::from(path.display().to_string()),
+                feed: feed_index,
+                topic,
+            });
+        }
+        source.with_arrival = arrivals > 0 && arrivals == source.inputs.len();
+        // stable: equal times keep their file and line order
+        source.lines.sort_by_key(|l| (l.at, l.file, l.line));
+        Ok(source)
+    }
+
+    /// Spreads households over `partitions` by Kafka's default partitioner
+    /// (murmur2 of the key), as the producers of `sagak run`'s topics do.
+    pub fn partitioned(mut self, partitions: i32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// Lines to replay in all.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// True when there is nothing to replay.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The partition of a key, as librdkafka's `murmur2_random` partitioner
+    /// places it (and Java's default for keyed messages).
+    pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
+        (crate::base::hash::murmur2(key) & 0x7fff_ffff) as i32 % partitions.max(1)
+    }
+}
+
+impl TimedSource for FileSource {
+    fn next_arrival_ms(&self) -> Option<i64> {
+        self.lines.get(self.next).map(|l| l.at)
+    }
+
+    fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
+        let l = self.lines.get_mut(self.next)?;
+        if l.at >= until_ms {
+            return None;
+        }
+        self.next += 1;
+        let input = &self.inputs[l.file as usize];
+        if let Some(name) = self.feed_names.get(usize::from(input.feed)) {
+            *self.signals_in.entry(name.clone()).or_default() += 1;
+        }
+        let partition = match &l.key {
+            Some(k) if self.partitions > 1 => Self::partition_of(k, self.partitions),
+            _ => 0,
+        };
+        Some(InputMessage {
+            feed: Some(input.feed),
+            topic: input.topic.clone(),
+            partition,
+            offset: i64::from(l.line),
+            key: l.key.take(),
+            payload: Some(std::mem::take(&mut l.value)),
+            timestamp_ms: Some(l.at),
+            source_file: Some(Arc::clone(&input.path)),
+        })
+    }
+}
+
+/// The files of `path`: itself, or the `.ndjson`, `.jsonl` and `.parquet`
+/// files of a folder, in name order.
+fn expand(path: &Path) -> Result<Vec<PathBuf>, FileError> {
+    let io = |error| FileError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    if !path.is_dir() {
+        fs::metadata(path).map_err(io)?;
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for entry in fs::read_dir(path).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        // the generator's planted bad input is not a feed
+        if matches!(ext, "ndjson" | "jsonl" | "parquet") && name != "bad-input.ndjson" {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The lines of an NDJSON file, each with its time (a line whose time
+/// cannot be read takes the previous line's: the decoder says what is
+/// wrong with it), and whether the lines carry arrival times.
+fn read_ndjson(path: &Path, file: u32) -> Result<(Vec<Line>, bool), FileError> {
+    let bytes = fs::read(path).map_err(|error| FileError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mut out = Vec::new();
+    let mut last = i64::MIN;
+    let mut timed = None;
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        // a file is of one kind: its first line says which
+        let arrival = *timed.get_or_insert_with(|| serde_json::from_slice::<Arrival>(raw).is_ok());
+        let (at, key, value) = if arrival {
+            match serde_json::from_slice::<Arrival>(raw) {
+                Ok(a) => {
+                    let at = match &a.ts {
+                        serde_json::Value::Number(n) => n.as_i64(),
+                        serde_json::Value::String(s) => time_of(s),
+                        _ => None,
+                    };
+                    let value = match (a.value, a.value_hex) {
+                        (_, Some(hex)) => unhex(&hex),
+                        (serde_json::Value::String(s), None) => s.into_bytes(),
+                        (other, None) => other.to_string().into_bytes(),
+                    };
+                    (at, a.key.map(String::into_bytes), value)
+                }
+                Err(_) => (None, None, raw.to_vec()),
+            }
+        } else {
+            let head = serde_json::from_slice::<Head<'_>>(raw).ok();
+            let at = head.as_ref().and_then(|h| {
+                h.observed_at
+                    .as_deref()
+                    .or(h.recorded_at.as_deref())
+                    .and_then(time_of)
+            });
+            let key = head
+                .and_then(|h| h.household_id)
+                .map(|k| k.as_bytes().to_vec());
+            (at, key, raw.to_vec())
+        };
+        let at = at.unwrap_or(last);
+        last = at;
+        out.push(Line {
+            at,
+            file,
+            line: n as u32 + 1,
+            key,
+            value,
+        });
+    }
+    Ok((out, timed.unwrap_or(false)))
+}
+
+/// The rows of a Parquet file as JSON lines, ordered by `observed_at`.
+fn read_parquet(path: &Path, file: u32) -> Result<Vec<Line>, FileError> {
+    let bad = |error: String| FileError::Parquet {
+        path: path.to_path_buf(),
+        error,
+    };
+    let f = fs::File::open(path).map_err(|error| FileError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut row_no = 0u32;
+    let mut last = i64::MIN;
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        for row in 0..batch.num_rows() {
+            row_no += 1;
+            let (value, household, at) = row_json(&batch, row);
+            let at = at.unwrap_or(last);
+            last = at;
+            out.push(Line {
+                at,
+                file,
+                line: row_no,
+                key: household.map(String::into_bytes),
+                value: value.into_bytes(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One row as the JSON object a producer would send, with its household
+/// id and event time.
+fn row_json(batch: &RecordBatch, row: usize) -> (String, Option<String>, Option<i64>) {
+    let mut map = serde_json::Map::new();
+    let mut at = None;
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if column.is_null(row) {
+            continue;
+        }
+        let value = cell(column.as_ref(), row);
+        if field.name() == "observed_at" || field.name() == "recorded_at" {
+            at = match &value {
+                serde_json::Value::String(s) => time_of(s),
+                _ => None,
+            };
+        }
+        map.insert(field.name().clone(), value);
+    }
+    let household = map
+        .get("household_id")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    (serde_json::Value::Object(map).to_string(), household, at)
+}
+
+/// One cell as JSON: text, numbers and booleans as they are; timestamps as
+/// RFC 3339; dates as `YYYY-MM-DD`.
+fn cell(column: &dyn Array, row: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match column.data_type() {
+        DataType::Utf8 => Value::from(column.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Value::from(column.as_string::<i64>().value(row)),
+        DataType::Utf8View => Value::from(column.as_string_view().value(row)),
+        DataType::Boolean => Value::from(column.as_boolean().value(row)),
+        DataType::Int8 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::Int8Type>()
+                .value(row),
+        ),
+        DataType::Int16 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::Int16Type>()
+                .value(row),
+        ),
+        DataType::Int32 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .value(row),
+        ),
+        DataType::Int64 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(row),
+        ),
+        DataType::UInt32 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::UInt32Type>()
+                .value(row),
+        ),
+        DataType::UInt64 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(row),
+        ),
+        DataType::Float64 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(row),
+        ),
+        DataType::Float32 => Value::from(
+            column
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .value(row),
+        ),
+        DataType::Date32 => {
+            let days = column
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(row);
+            let date = crate::base::civil::date_bytes(i64::from(days))
+                .map(|d| String::from_utf8_lossy(&d).into_owned());
+            date.map_or(Value::Null, Value::from)
+        }
+        DataType::Timestamp(unit, _) => {
+            let raw = match unit {
+                TimeUnit::Second => column
+                    .as_primitive::<arrow::datatypes::TimestampSecondType>()
+                    .value(row)
+                    .saturating_mul(1000),
+                TimeUnit::Millisecond => column
+                    .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                    .value(row),
+                TimeUnit::Microsecond => {
+                    column
+                        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                        .value(row)
+                        / 1000
+                }
+                TimeUnit::Nanosecond => {
+                    column
+                        .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                        .value(row)
+                        / 1_000_000
+                }
+            };
+            Value::from(crate::stages::alert::rfc3339(raw))
+        }
+        _ => Value::Null,
+    }
+}
