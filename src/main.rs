@@ -160,6 +160,9 @@ enum Command {
         /// Backfill: partitions of the deployment's input topics.
         #[arg(long, default_value_t = 0)]
         partitions: i32,
+        /// Backfill: the partitioner of the agencies' producers.
+        #[arg(long, value_enum, default_value = "murmur2-random")]
+        partitioner: sagak::embedded::files::Partitioner,
         /// Backfill: where each input partition starts, topic:partition:offset
         /// (comma-separated); others start at their earliest retained offset.
         #[arg(long, value_delimiter = ',')]
@@ -386,6 +389,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             out,
             snapshots,
             partitions,
+            partitioner,
             offsets,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -396,6 +400,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 cfg.backfill = Some(sagak::drivers::replay::Backfill {
                     state_dir,
                     partitions,
+                    partitioner,
                     offsets: sagak::drivers::replay::parse_offsets(&offsets)?,
                 });
             }

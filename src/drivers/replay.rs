@@ -72,8 +72,10 @@ pub struct Backfill {
     /// `engine.state_dir` of the deployment.
     pub state_dir: PathBuf,
     /// Partitions of its input topics: each household goes to the shard
-    /// of its key's partition (Kafka's default partitioner).
+    /// of its key's partition.
     pub partitions: i32,
+    /// How the agencies' producers place keys.
+    pub partitioner: crate::embedded::files::Partitioner,
     /// Where each input partition starts; a partition not named starts at
     /// the committed or earliest retained offset, and the overlap with the
     /// files counts once (by event id).
@@ -229,7 +231,7 @@ pub async fn run_replay(
                     .into(),
             ));
         }
-        source = source.partitioned(b.partitions);
+        source = source.partitioned(b.partitions, b.partitioner);
     }
     let engine = Engine::new(spec, ops.metrics.clone());
     engine.start().await?;

@@ -107,9 +107,34 @@ pub struct FileSource {
     /// Messages taken, per feed name.
     pub signals_in: BTreeMap<String, usize>,
     feed_names: Vec<String>,
-    /// Partitions to spread households over (murmur2 of the key, as
-    /// Kafka's default partitioner), or 1.
+    /// Partitions to spread households over, or 1.
     partitions: i32,
+    /// How the producers place a key.
+    partitioner: Partitioner,
+}
+
+/// How the producers of the input topics place a keyed message, as
+/// librdkafka's `partitioner` property names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Partitioner {
+    /// murmur2 of the key (the Java client's default; librdkafka's
+    /// `murmur2_random`).
+    #[default]
+    Murmur2Random,
+    /// CRC-32 of the key (librdkafka's own default, `consistent_random`).
+    ConsistentRandom,
+}
+
+impl Partitioner {
+    /// The partition of `key` among `partitions`.
+    pub fn partition_of(self, key: &[u8], partitions: i32) -> i32 {
+        let n = partitions.max(1) as u32;
+        let h = match self {
+            Partitioner::Murmur2Random => crate::base::hash::murmur2(key) & 0x7fff_ffff,
+            Partitioner::ConsistentRandom => crc32fast::hash(key),
+        };
+        (h % n) as i32
+    }
 }
 
 fn time_of(text: &str) -> Option<i64> {
@@ -159,6 +184,7 @@ impl FileSource {
             signals_in: BTreeMap::new(),
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             partitions: 1,
+            partitioner: Partitioner::default(),
         };
         source.feed_names.push("outcomes".into());
         let mut arrivals = 0;
@@ -206,10 +232,11 @@ impl FileSource {
         Ok(source)
     }
 
-    /// Spreads households over `partitions` by Kafka's default partitioner
-    /// (murmur2 of the key), as the producers of `sagak run`'s topics do.
-    pub fn partitioned(mut self, partitions: i32) -> Self {
+    /// Spreads households over `partitions` as `partitioner` places their
+    /// keys, as the producers of `sagak run`'s topics do.
+    pub fn partitioned(mut self, partitions: i32, partitioner: Partitioner) -> Self {
         self.partitions = partitions.max(1);
+        self.partitioner = partitioner;
         self
     }
 
@@ -221,12 +248,6 @@ impl FileSource {
     /// True when there is nothing to replay.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
-    }
-
-    /// The partition of a key, as librdkafka's `murmur2_random` partitioner
-    /// places it (and Java's default for keyed messages).
-    pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
-        (crate::base::hash::murmur2(key) & 0x7fff_ffff) as i32 % partitions.max(1)
     }
 }
 
@@ -246,7 +267,7 @@ impl TimedSource for FileSource {
             *self.signals_in.entry(name.clone()).or_default() += 1;
         }
         let partition = match &l.key {
-            Some(k) if self.partitions > 1 => Self::partition_of(k, self.partitions),
+            Some(k) if self.partitions > 1 => self.partitioner.partition_of(k, self.partitions),
             _ => 0,
         };
         Some(InputMessage {

@@ -11,5 +11,6 @@ mod house;
 mod kafka_pipeline;
 mod ops;
 mod outcomes;
+mod replay;
 mod support;
 mod tls;

@@ -534,8 +534,9 @@ pub fn job_loss(event_id: &str, household: &str, day: &str) -> String {
 }
 
 /// Checks that every `alert_id` names one alert: alerts that share an id
-/// are equal in every field but `emitted_at` (and `due_at`, counted from
-/// it, when the state that kept the first one was lost). Returns the distinct ids and
+/// are equal in every field but `emitted_at` (and, when a crash lost the
+/// state that kept the first one, what the case state said: `due_at`,
+/// counted from `emitted_at`, and `times_flagged_before`). Returns the distinct ids and
 /// how many alerts repeated one.
 pub fn each_id_names_one_alert(
     alerts: impl IntoIterator<Item = serde_json::Value>,
@@ -547,6 +548,7 @@ pub fn each_id_names_one_alert(
         if let Some(fields) = a.as_object_mut() {
             fields.remove("emitted_at");
             fields.remove("due_at");
+            fields.remove("times_flagged_before");
         }
         match by_id.get(&id) {
             Some(first) => {

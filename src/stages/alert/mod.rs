@@ -565,7 +565,8 @@ pub(crate) fn opt_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok
 /// The alert id of a decision: `al-` and 32 hex digits of the FNV-1a 128
 /// hash of the household id, the priority and `evidence` (see
 /// [`Assessment::evidence`]). Equal ids mean equal alerts apart from
-/// `emitted_at` (and `due_at`, counted from it).
+/// `emitted_at` (and what the case state said when it was sent: `due_at`,
+/// `times_flagged_before`).
 pub fn alert_id(household_id: &str, priority: Priority, evidence: u128) -> String {
     let h = crate::base::hash::fnv1a128(&[
         household_id.as_bytes(),

@@ -1,0 +1,343 @@
+//! `sagak replay`, `sagak compare` and a backfill: a city's history from
+//! files, what a rule change would do, and a deployment that starts from it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sagak::drivers::demo::{run_demo, DemoConfig};
+use sagak::drivers::replay::{run_replay, Backfill, ReplayConfig};
+use sagak::embedded::files::Partitioner;
+use sagak::generate::{generate, GeneratorConfig};
+use sagak::metrics::Metrics;
+use sagak::ops::OpsState;
+
+use crate::support::*;
+
+fn city() -> GeneratorConfig {
+    GeneratorConfig {
+        households: 2_500,
+        days: 75,
+        seed: 31,
+        ..GeneratorConfig::default()
+    }
+}
+
+fn config(inputs: Vec<PathBuf>, out: &Path) -> ReplayConfig {
+    ReplayConfig {
+        inputs,
+        feed: None,
+        outcomes: Vec::new(),
+        out_dir: out.to_path_buf(),
+        dates: Vec::new(),
+        batch_minutes: 60,
+        backfill: None,
+        progress: false,
+    }
+}
+
+async fn replay(inputs: Vec<PathBuf>, out: &Path) -> sagak::drivers::replay::ReplaySummary {
+    let spec = default_spec();
+    let ops = OpsState::new(&spec, Metrics::new(&spec), None, "replay");
+    run_replay(&spec, &config(inputs, out), &ops)
+        .await
+        .expect("replay runs")
+}
+
+/// The alerts of a run, each as sorted JSON.
+fn alerts(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("alerts.ndjson"))
+        .expect("alerts.ndjson")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            v.to_string()
+        })
+        .collect()
+}
+
+/// Each NDJSON file of `from` as a Parquet file in `to`, compressed with
+/// `codec`, its columns typed by their JSON values (as DuckDB or pandas
+/// would write them).
+fn to_parquet(from: &Path, to: &Path, codec: parquet::basic::Compression) {
+    use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".ndjson") || name == "bad-input.ndjson" {
+            continue;
+        }
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for r in &rows {
+            for k in r.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for n in &names {
+            let first = rows.iter().find_map(|r| r.get(n).filter(|v| !v.is_null()));
+            match first {
+                Some(serde_json::Value::Number(_)) => {
+                    let mut b = Int64Builder::new();
+                    rows.iter()
+                        .for_each(|r| b.append_option(r.get(n).and_then(|v| v.as_i64())));
+                    fields.push(Field::new(n, DataType::Int64, true));
+                    columns.push(Arc::new(b.finish()));
+                }
+                Some(serde_json::Value::Bool(_)) => {
+                    let mut b = BooleanBuilder::new();
+                    rows.iter()
+                        .for_each(|r| b.append_option(r.get(n).and_then(|v| v.as_bool())));
+                    fields.push(Field::new(n, DataType::Boolean, true));
+                    columns.push(Arc::new(b.finish()));
+                }
+                _ => {
+                    let mut b = StringBuilder::new();
+                    rows.iter()
+                        .for_each(|r| b.append_option(r.get(n).and_then(|v| v.as_str())));
+                    fields.push(Field::new(n, DataType::Utf8, true));
+                    columns.push(Arc::new(b.finish()));
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let batch = arrow::array::RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(codec)
+            .build();
+        let out = std::fs::File::create(to.join(name.replace(".ndjson", ".parquet"))).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+}
+
+/// A replay of `generate --to ndjson --with-arrival` files is the demo
+/// without its offices on the same seed: the same alerts, escalations and
+/// lists. Plain NDJSON and Parquet (snappy, zstd) of the same signals
+/// replay alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_equals_the_demo_and_every_file_format_replays_alike() {
+    let cfg = city();
+    let generated = generate(&cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let arrival = dir.path().join("arrival");
+    sagak::generate::publish::to_ndjson_with_arrival(&arrival, &generated.messages).unwrap();
+    let replayed = dir.path().join("replayed");
+    let summary = replay(vec![arrival], &replayed).await;
+
+    let demo_out = dir.path().join("demo");
+    let spec = default_spec();
+    let ops = OpsState::new(&spec, Metrics::new(&spec), None, "demo");
+    let demo = DemoConfig {
+        generator: cfg.clone(),
+        out_dir: demo_out.clone(),
+        batch_minutes: 60,
+        offices: false,
+    };
+    let demo_summary = run_demo(&spec, &demo, &ops).await.expect("demo");
+    let ours = alerts(&replayed);
+    assert!(ours.len() > 50, "a city's alerts: {}", ours.len());
+    assert!(
+        ours == alerts(&demo_out),
+        "the replay alerted as the demo did"
+    );
+    assert_eq!(
+        std::fs::read(replayed.join("escalations.ndjson")).unwrap(),
+        std::fs::read(demo_out.join("escalations.ndjson")).unwrap()
+    );
+    assert_eq!(summary.rejected, demo_summary.rejected, "bad input alike");
+    assert_eq!(summary.list_days, demo_summary.list_days);
+    let last = &demo_summary.last_list_date;
+    for file in ["4125052000.csv", "unassigned.csv", "escalations.csv"] {
+        let at = |root: &Path| std::fs::read(root.join("lists").join(last).join(file)).unwrap();
+        assert_eq!(at(&replayed), at(&demo_out), "{file} of {last}");
+    }
+
+    // the same signals as plain NDJSON (event-time order) and as Parquet
+    let plain = dir.path().join("plain");
+    sagak::generate::publish::to_ndjson(&plain, &generated.messages).unwrap();
+    let from_ndjson = dir.path().join("from-ndjson");
+    let base = replay(vec![plain.clone()], &from_ndjson).await;
+    assert!(base.rejected.is_empty(), "{:?}", base.rejected);
+    for (codec, name) in [
+        (parquet::basic::Compression::SNAPPY, "snappy"),
+        (
+            parquet::basic::Compression::ZSTD(Default::default()),
+            "zstd",
+        ),
+    ] {
+        let files = dir.path().join(name);
+        to_parquet(&plain, &files, codec);
+        let out = dir.path().join(format!("from-{name}"));
+        let got = replay(vec![files], &out).await;
+        assert_eq!(got.accepted, base.accepted, "{name}");
+        assert!(
+            alerts(&out) == alerts(&from_ndjson),
+            "{name}: the same alerts"
+        );
+    }
+}
+
+/// A bad line goes to the dead letters with its file and line; the replay
+/// goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lines_are_dead_lettered_with_file_and_line_and_the_replay_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health-insurance.ndjson");
+    let lines = [
+        health("h-1", "hh-1", "2026-06-01", 4),
+        "{not json".to_string(),
+        health("h-2", "900101-1234567", "2026-06-02", 4),
+        health("h-3", "hh-3", "2026-06-03", 5),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = dir.path().join("out");
+    let summary = replay(vec![file.clone()], &out).await;
+    assert_eq!(summary.accepted, 2);
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(out.join("dead-letters.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, i64)> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["sagak.source.file"], file.display().to_string());
+            (
+                d["class"].as_str().unwrap().to_string(),
+                d["sagak.source.line"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("not_json".to_string(), 2),
+            ("resident_registration_number".to_string(), 3)
+        ]
+    );
+    let text = std::fs::read_to_string(out.join("dead-letters.ndjson")).unwrap();
+    assert!(!text.contains("1234567"), "no RRN is stored");
+    assert_eq!(alerts(&out).len(), 2, "both households alerted");
+}
+
+/// Raising the health threshold from 3 to 4 months: compare says which
+/// households leave which lists and which move down a priority; the same
+/// pipeline twice changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_reports_what_raising_a_threshold_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    sagak::generate::publish::to_ndjson(&plain, &generate(&city()).messages).unwrap();
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+    for f in ["pipeline.toml", "score.sql", "lists.sql", "dongs.csv"] {
+        std::fs::copy(root.join(f), candidate.join(f)).unwrap();
+    }
+    let toml = std::fs::read_to_string(candidate.join("pipeline.toml")).unwrap();
+    let raised = toml.replace("health_min_months = 3", "health_min_months = 4");
+    assert_ne!(raised, toml);
+    std::fs::write(candidate.join("pipeline.toml"), raised).unwrap();
+    let specs = [
+        sagak::definition::PipelineSpec::load(&root).unwrap(),
+        sagak::definition::PipelineSpec::load(&candidate).unwrap(),
+    ];
+    let out = dir.path().join("compare");
+    let cfg = config(vec![plain.clone()], &out);
+    let c = sagak::drivers::compare::run_compare(&specs, &cfg, &out)
+        .await
+        .expect("compare");
+    let lost: usize = c.per_day.values().map(|d| d.lost).sum();
+    let gained: usize = c.per_day.values().map(|d| d.gained).sum();
+    let moved: usize = c.per_day.values().map(|d| d.moved).sum();
+    assert!(lost + moved > 0, "a stricter threshold changes the lists");
+    assert_eq!(gained, 0, "and adds nobody");
+    for m in c.priority_moves.keys() {
+        assert!(
+            ["P1 -> P2", "P2 -> P3", "P1 -> P3"].contains(&m.as_str()),
+            "only down: {m}"
+        );
+    }
+    let p1 = c.alerts_by_priority["P1"];
+    assert!(p1.1 < p1.0, "fewer P1 alerts: {p1:?}");
+    let rows = std::fs::read_to_string(out.join("differences.csv")).unwrap();
+    assert_eq!(
+        rows.lines().count() - 1,
+        lost + moved,
+        "one row per household and day"
+    );
+    assert!(out.join("differences.parquet").exists());
+    assert!(c.render().contains("households that differ on some day"));
+
+    let same = [specs[0].clone(), specs[0].clone()];
+    let out = dir.path().join("same");
+    let c = sagak::drivers::compare::run_compare(&same, &config(vec![plain], &out), &out)
+        .await
+        .expect("compare");
+    assert_eq!(c.households_differing, 0);
+}
+
+/// A backfill from files is the state `sagak run` starts from: the
+/// households it holds escalate on their next signal, the overlap with
+/// the topics counts once, and nothing of the backfill is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_is_where_run_starts_and_publishes_nothing() {
+    let s = Scenario::new("backfill").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health-insurance.ndjson");
+    let early = health("h-1", "hh-back", &days_ago(20), 4);
+    std::fs::write(&file, format!("{early}\n")).unwrap();
+    let out = dir.path().join("out");
+    let spec = s.spec.clone();
+    let ops = OpsState::new(&spec, Metrics::new(&spec), None, "replay");
+    let mut cfg = config(vec![file], &out);
+    cfg.backfill = Some(Backfill {
+        state_dir: s.settings.engine.state_dir.clone(),
+        partitions: 4,
+        partitioner: Partitioner::Murmur2Random,
+        offsets: Vec::new(),
+    });
+    let summary = run_replay(&spec, &cfg, &ops).await.expect("backfill");
+    assert_eq!(summary.snapshots, 4, "one snapshot per partition");
+
+    // the agencies' producers use murmur2, as the backfill assumed
+    let p = Producer::with(broker(), &[("partitioner", "murmur2_random")]);
+    let mut alerts = s.alerts();
+    p.signal(&s.topic("health-insurance"), &early).await;
+    p.signal(
+        &s.topic("job-loss"),
+        &job_loss("j-1", "hh-back", &days_ago(5)),
+    )
+    .await;
+    let running = s.start();
+    let seen = alerts
+        .wait_for("the P2", |seen| {
+            alerts_of(seen, "hh-back")
+                .iter()
+                .any(|a| a["priority"] == "P2")
+        })
+        .await;
+    assert_eq!(
+        priorities_of(seen, "hh-back"),
+        [serde_json::json!("P2")],
+        "the backfilled P3 was never published"
+    );
+    running
+        .wait_metric("sagak_signals_duplicate_total", 1.0)
+        .await;
+    let seen = alerts.settle(Duration::from_secs(1)).await;
+    assert_eq!(alerts_of(seen, "hh-back").len(), 1);
+    running.stop().await;
+}
