@@ -48,18 +48,28 @@ struct SynthArgs {
     /// Share of households pushed into a multi-signal crisis.
     #[arg(long, default_value_t = 0.03)]
     crisis_share: f64,
+    /// No malformed, late or re-sent messages (a clean input, as the peer
+    /// benchmark needs).
+    #[arg(long)]
+    clean: bool,
 }
 
 impl SynthArgs {
     fn config(&self) -> sagak::generate::GeneratorConfig {
-        sagak::generate::GeneratorConfig {
+        let mut cfg = sagak::generate::GeneratorConfig {
             seed: self.seed,
             households: self.households,
             days: self.days,
             start: self.start,
             crisis_share: self.crisis_share,
             ..Default::default()
+        };
+        if self.clean {
+            cfg.malformed_share = 0.0;
+            cfg.late_share = 0.0;
+            cfg.duplicate_share = 0.0;
         }
+        cfg
     }
 }
 
@@ -80,6 +90,9 @@ struct ReplayArgs {
     /// day when absent.
     #[arg(long, value_delimiter = ',')]
     dates: Vec<chrono::NaiveDate>,
+    /// Write only the final day's lists (after the last input line).
+    #[arg(long)]
+    final_list: bool,
 }
 
 impl ReplayArgs {
@@ -91,6 +104,7 @@ impl ReplayArgs {
             outcomes: self.outcomes.clone(),
             out_dir: out,
             dates: self.dates.clone(),
+            final_list_only: self.final_list,
             batch_minutes: 60,
             backfill: None,
             progress: std::io::stderr().is_terminal(),

@@ -157,13 +157,14 @@ pub struct DriverCore<'o, C: Clock> {
     evict_at_cutoff: bool,
     counts: CoreCounts,
     last_list: Option<Manifest>,
-    /// When the open-alert gauges were last set (core's clock).
-    cases_observed_ms: Option<i64>,
+    /// When the open-alert gauges were last set.
+    cases_observed: Option<std::time::Instant>,
 }
 
 /// How often the gauges of open and overdue alerts are recomputed (a pass
-/// over the case records), on the core's clock.
-const OBSERVE_CASES_MS: i64 = 10_000;
+/// over the case records), in wall-clock time: a replay's simulated clock
+/// moves hours at a step.
+const OBSERVE_CASES: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'o, C: Clock> DriverCore<'o, C> {
     /// A core around `engine` on `clock`, reporting to `ops`, cutting
@@ -179,7 +180,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             evict_at_cutoff: false,
             counts: CoreCounts::default(),
             last_list: None,
-            cases_observed_ms: None,
+            cases_observed: None,
         }
     }
 
@@ -266,6 +267,14 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         Ok(n)
     }
 
+    /// Writes every day's lists from now on, whatever
+    /// [`ListSchedule::only`] said (a replay's final list).
+    pub fn list_every_day(&mut self) {
+        if let Some(schedule) = self.lists.as_mut() {
+            schedule.only = None;
+        }
+    }
+
     /// When the next daily lists are due, on the core's clock.
     pub fn next_cutoff_ms(&self) -> Option<i64> {
         self.lists.as_ref().map(|l| l.next_cutoff_ms)
@@ -298,12 +307,12 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         }
         self.escalate(out).await?;
         if self
-            .cases_observed_ms
-            .is_none_or(|at| now - at >= OBSERVE_CASES_MS)
+            .cases_observed
+            .is_none_or(|at| at.elapsed() >= OBSERVE_CASES)
         {
             let counts = self.engine.observe_cases(now);
             self.ops.live.set_cases(&counts);
-            self.cases_observed_ms = Some(now);
+            self.cases_observed = Some(std::time::Instant::now());
         }
         Ok(made)
     }

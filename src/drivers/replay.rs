@@ -95,6 +95,8 @@ pub struct ReplayConfig {
     pub out_dir: PathBuf,
     /// Only these days' lists (every day when empty).
     pub dates: Vec<chrono::NaiveDate>,
+    /// Only the final day's list (after the last input).
+    pub final_list_only: bool,
     /// Input time per micro-batch, minutes.
     pub batch_minutes: i64,
     /// Write the final state as snapshots.
@@ -255,7 +257,7 @@ pub async fn run_replay(
         OnListFailure::Stop,
     )
     .quiet();
-    if !cfg.dates.is_empty() {
+    if !cfg.dates.is_empty() || cfg.final_list_only {
         schedule = schedule.only(cfg.dates.clone());
     }
     let mut core = DriverCore::new(engine, clock.clone(), ops, usize::MAX)
@@ -296,6 +298,9 @@ pub async fn run_replay(
     )
     .await?;
     progress.finish_and_clear();
+    if cfg.final_list_only {
+        core.list_every_day();
+    }
     core.lists_at_next_cutoff::<SinkError>().await?;
     out.sink.flush()?;
 

@@ -30,6 +30,7 @@ fn config(inputs: Vec<PathBuf>, out: &Path) -> ReplayConfig {
         outcomes: Vec::new(),
         out_dir: out.to_path_buf(),
         dates: Vec::new(),
+        final_list_only: false,
         batch_minutes: 60,
         backfill: None,
         progress: false,

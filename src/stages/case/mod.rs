@@ -130,9 +130,10 @@ pub struct CaseBook {
     tag: Arc<PipelineTag>,
     records: Records,
     encoded: Vec<u8>,
-    /// No open alert is due before this (driver's clock); `i64::MIN`: not
-    /// known, look.
-    next_due: i64,
+    /// The due times of open alerts not yet escalated, earliest first,
+    /// with their households (rebuilt from the records on a restore): the
+    /// timer looks at the households whose time came, not at every one.
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, Box<str>)>>,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -182,7 +183,7 @@ impl CaseBook {
             tag,
             records: Records::default(),
             encoded: Vec::new(),
-            next_due: i64::MIN,
+            due: Default::default(),
         }
     }
 
@@ -464,7 +465,7 @@ impl CaseBook {
                 scored_priority: (scored != alert.priority).then_some(scored),
                 ..Default::default()
             };
-            self.note_due(due);
+            self.note_due(due, &alert.household_id);
             r.encode(&mut self.encoded);
             self.records
                 .put_payload(hash, &alert.household_id, &self.encoded);
@@ -517,17 +518,16 @@ impl CaseBook {
         let within = self.rules.repeat_within_ms;
         r.alerts
             .retain(|a| a.open_since.is_some() || i64::from(day - a.day) * DAY_MS <= within);
-        self.note_due(due);
+        self.note_due(due, &alert.household_id);
         let escalation = self.repeated(&alert.household_id, &mut r, &view, alert.emitted_at);
         self.put(&alert.household_id, &r);
         escalation
     }
 
-    /// Remembers that an open alert is due at `due`.
-    fn note_due(&mut self, due: i64) {
-        if self.next_due != i64::MIN {
-            self.next_due = self.next_due.min(due);
-        }
+    /// Remembers that an open alert of `household_id` is due at `due`.
+    fn note_due(&mut self, due: i64, household_id: &str) {
+        self.due
+            .push(std::cmp::Reverse((due, Box::from(household_id))));
     }
 
     /// The `repeatedly_flagged` escalation a newly kept alert makes, if the
@@ -737,39 +737,30 @@ impl CaseBook {
     /// The `overdue` escalations due by `now_ms` (driver's clock): one per
     /// alert past its due time without a first contact, once.
     pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
-        if self.next_due != i64::MIN && now_ms < self.next_due {
-            return Vec::new();
-        }
-        // (alert, priority, due time) of each alert due now
-        type Due = (u128, Priority, i64);
-        let mut found: Vec<(String, CaseRecord, Vec<Due>)> = Vec::new();
-        let mut next = i64::MAX;
-        for held in self.records.iter() {
-            let Some(r) = CaseRecord::decode(held.payload()) else {
+        let mut out = Vec::new();
+        while self.due.peek().is_some_and(|d| d.0 .0 < now_ms) {
+            let Some(std::cmp::Reverse((_, household))) = self.due.pop() else {
+                break;
+            };
+            // answered, escalated, evicted or moved away meanwhile: nothing
+            let Some(mut r) = self.record(&household) else {
                 continue;
             };
             let mut due_now = Vec::new();
-            for a in &r.alerts {
+            for a in &mut r.alerts {
                 let (Some(emitted), false) = (a.open_since, a.overdue_sent) else {
                     continue;
                 };
                 let due = emitted + self.rules.due(a.priority);
                 if now_ms > due {
-                    due_now.push((a.id, a.priority, due));
-                } else {
-                    next = next.min(due);
-                }
-            }
-            if !due_now.is_empty() {
-                found.push((held.id().to_string(), r, due_now));
-            }
-        }
-        let mut out = Vec::new();
-        for (household, mut r, due_now) in found {
-            for &(id, p, due) in &due_now {
-                if let Some(a) = r.alerts.iter_mut().find(|a| a.id == id) {
                     a.overdue_sent = true;
+                    due_now.push((a.id, a.priority, due));
                 }
+            }
+            if due_now.is_empty() {
+                continue;
+            }
+            for (id, p, due) in due_now {
                 out.push(self.escalation(
                     &household,
                     &r,
@@ -783,7 +774,6 @@ impl CaseBook {
             }
             self.put(&household, &r);
         }
-        self.next_due = next;
         out
     }
 
@@ -882,9 +872,14 @@ impl StatefulStage for CaseBook {
     }
 
     fn restore_record(&mut self, held: Record, _: &Restore<'_>) -> Restored {
-        if CaseRecord::decode(held.payload()).is_some() {
+        if let Some(r) = CaseRecord::decode(held.payload()) {
+            for a in &r.alerts {
+                if let (Some(emitted), false) = (a.open_since, a.overdue_sent) {
+                    let due = emitted + self.rules.due(a.priority);
+                    self.note_due(due, held.id());
+                }
+            }
             self.records.put(held);
-            self.next_due = i64::MIN;
             return Restored::default();
         }
         Restored {
