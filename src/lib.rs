@@ -6,22 +6,27 @@
 //! in an event-time window, evaluates the window and the score with
 //! DataFusion SQL from `pipelines/`, and sends prioritized, explained alerts
 //! to the queue of the dong welfare office that serves each household.
+//! The offices' outcomes come back (`dong-office.outcomes`) and change what
+//! is sent next; what nobody acts on goes to the city team.
 //!
 //! The data path, one folder per part:
 //!
 //! ```text
 //! kafka::source -> stages::decode -> stages::window -> stages::score -> stages::alert -> kafka::sink
-//! (embedded::source)     |                 |                                      (embedded::sink)
-//!                        +-----------------+--> dead letters (decode::Reject)
+//! (embedded::*)          |                 |                      stages::case ->+  (embedded::sink)
+//!                        +-----------------+--> dead letters (decode::Reject)   +-> escalations
 //! ```
 //!
 //! * [`stages`]: the stages and the contract their state follows
-//!   ([`stages::StatefulStage`]); they know nothing of I/O.
+//!   ([`stages::StatefulStage`]); they know nothing of I/O. The case stage
+//!   ([`stages::case`]) keeps what the offices did about each household.
 //! * [`engine`]: wires the stages for one micro-batch, lane by lane.
 //! * [`drivers`]: the loops that feed the engine: [`drivers::kafka`]
-//!   (`sagak run`) and [`drivers::demo`] (`sagak demo`), both on one
+//!   (`sagak run`), [`drivers::demo`] (`sagak demo`), [`drivers::replay`]
+//!   (`sagak replay`, and [`drivers::compare`] on it), all on one
 //!   [`drivers::DriverCore`].
-//! * [`kafka`] and [`embedded`]: where messages come from and go to.
+//! * [`kafka`] and [`embedded`]: where messages come from and go to (Kafka;
+//!   the generator, files, the simulated offices, NDJSON).
 //! * [`checkpoint`]: snapshots that carry the state over a restart;
 //!   [`lists`]: the daily lists; [`ops`]: metrics, health and the dashboard.
 //! * [`definition`]: the pipeline an operator edits (`pipelines/<name>/`);

@@ -215,26 +215,25 @@ impl Lane {
         let mut candidates: Vec<_> = scored.candidates().collect();
         // the households with a case record are judged by it first (the
         // others, most of them, go straight to the cooldown)
-        let mut judged: Vec<(usize, Verdict, Assessment)> = Vec::new();
+        // (reasons are rendered later, only for what is sent)
+        let mut judged: Vec<(usize, Verdict)> = Vec::new();
         for (i, c) in candidates.iter_mut().enumerate() {
-            if !self.cases.has(c.household_id) {
+            if !self.cases.needs_judging(c.household_id) {
                 continue;
             }
-            let Some(a) = scored.assessment(i) else {
+            let mut categories = 0u8;
+            let cases = &self.cases;
+            let dong = scored
+                .dong_and_categories(i, |name| categories |= cases.category_set([name]))
+                .unwrap_or_default();
+            let verdict = cases.judge(c.household_id, c.priority, categories, dong, c.window_end);
+            if verdict == Verdict::Gate(c.priority) {
                 continue;
-            };
-            let categories = self.cases.category_set(a.categories.iter().map(|c| &**c));
-            let verdict = self.cases.judge(
-                &a.household_id,
-                a.priority,
-                categories,
-                &a.dong_code,
-                a.window_end,
-            );
+            }
             if let Verdict::Gate(p) = verdict {
                 c.priority = p;
             }
-            judged.push((i, verdict, a));
+            judged.push((i, verdict));
         }
         let verdict_of = |i: usize| {
             judged
@@ -254,10 +253,6 @@ impl Lane {
             self.gate
                 .decide(&picked, |hh| windows.shard_of(hh).unwrap_or_default())
         };
-        let mut judged: Vec<(usize, Verdict, Option<Assessment>)> = judged
-            .into_iter()
-            .map(|(i, v, a)| (i, v, Some(a)))
-            .collect();
         // reasons are rendered only for the alerts sent: the cooldown holds
         // back about a third of the assessments
         for (&i, send) in gated.iter().zip(sent) {
@@ -265,11 +260,7 @@ impl Lane {
                 out.suppressed += 1;
                 continue;
             }
-            let early = judged
-                .binary_search_by_key(&i, |j| j.0)
-                .ok()
-                .and_then(|k| judged[k].2.take());
-            let Some(mut a) = early.or_else(|| scored.assessment(i)) else {
+            let Some(mut a) = scored.assessment(i) else {
                 continue;
             };
             let scored_priority = a.priority;
@@ -281,27 +272,29 @@ impl Lane {
             }
             out.alerts.push(alert);
         }
-        for (_, verdict, a) in judged {
-            let Some(a) = a else { continue };
-            let shard = self.windows.shard_of(&a.household_id).unwrap_or_default();
+        for (i, verdict) in judged {
+            let c = candidates[i];
+            let shard = self.windows.shard_of(c.household_id).unwrap_or_default();
             match verdict {
                 Verdict::Gate(_) => {}
                 Verdict::Drop => {
-                    self.windows.forget(&a.household_id);
+                    self.windows.forget(c.household_id);
                     out.deceased += 1;
                 }
                 Verdict::Hold | Verdict::Quiet => {
                     // still among the households the daily lists look at
                     self.gate
-                        .index_priority(&a.household_id, a.priority, a.window_end, shard);
+                        .index_priority(c.household_id, c.priority, c.window_end, shard);
                     out.held += 1;
                 }
                 Verdict::CaseUpdate => {
                     self.gate
-                        .index_priority(&a.household_id, a.priority, a.window_end, shard);
-                    let mut alert = self.gate.render(a, now_ms);
-                    self.cases.on_case_update(&mut alert, shard);
-                    out.alerts.push(alert);
+                        .index_priority(c.household_id, c.priority, c.window_end, shard);
+                    if let Some(a) = scored.assessment(i) {
+                        let mut alert = self.gate.render(a, now_ms);
+                        self.cases.on_case_update(&mut alert, shard);
+                        out.alerts.push(alert);
+                    }
                 }
             }
         }

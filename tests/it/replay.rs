@@ -290,6 +290,69 @@ async fn compare_reports_what_raising_a_threshold_would_do() {
     assert_eq!(c.households_differing, 0);
 }
 
+/// The hand-computed case: with the health threshold raised from 3 to 4
+/// months, a household with 3 months of premium arrears alone leaves the
+/// list, one with 3 months and a job loss drops from P2 to P3, one with 4
+/// months and one with water arrears stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_names_exactly_the_households_that_cross_a_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let health_file = dir.path().join("health-insurance.ndjson");
+    let lines = [
+        health("h-a", "hh-a", "2026-06-01", 3),
+        health("h-b", "hh-b", "2026-06-01", 4),
+        health("h-c", "hh-c", "2026-06-02", 3),
+    ];
+    std::fs::write(&health_file, lines.join("\n")).unwrap();
+    let jobs = dir.path().join("job-loss.ndjson");
+    std::fs::write(&jobs, job_loss("j-c", "hh-c", "2026-06-03")).unwrap();
+    let water = dir.path().join("utility-arrears.ndjson");
+    std::fs::write(
+        &water,
+        utility("u-d", "hh-d", "2026-06-04", "water", 3, false),
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+    let a = sagak::definition::PipelineSpec::load(&root).unwrap();
+    let mut b = a.clone();
+    b.score_sql = b.score_sql.replace(
+        "COALESCE(s.months_overdue, 0) >= 3)",
+        "COALESCE(s.months_overdue, 0) >= 4)",
+    );
+    assert_ne!(
+        a.score_sql, b.score_sql,
+        "the health threshold is in the SQL"
+    );
+    let out = dir.path().join("compare");
+    let mut cfg = config(vec![health_file, jobs, water], &out);
+    // the day after the last signal: the replay's final list
+    cfg.dates = vec!["2026-06-05".parse().unwrap()];
+    let c = sagak::drivers::compare::run_compare(&[a, b], &cfg, &out)
+        .await
+        .expect("compare");
+    let day = c.per_day["2026-06-05"];
+    assert_eq!((day.a, day.b), (4, 3));
+    assert_eq!((day.gained, day.lost, day.moved), (0, 1, 1));
+    assert_eq!(c.priority_moves, [("P2 -> P3".to_string(), 1)].into());
+    let rows: Vec<String> = std::fs::read_to_string(out.join("differences.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].starts_with("2026-06-05,hh-a,lost,4125052000,,P3,,"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].starts_with("2026-06-05,hh-c,moved,4125052000,4125052000,P2,P3,"),
+        "{}",
+        rows[1]
+    );
+}
+
 /// A backfill from files is the state `sagak run` starts from: the
 /// households it holds escalate on their next signal, the overlap with
 /// the topics counts once, and nothing of the backfill is published.

@@ -195,10 +195,13 @@ impl CaseBook {
             .fold(0u8, |set, i| set | 1u8.checked_shl(i as u32).unwrap_or(0))
     }
 
-    /// Whether the household has a case record (was alerted or has an
-    /// outcome): only those need a [`CaseBook::judge`].
-    pub fn has(&self, household_id: &str) -> bool {
-        self.records.get(household_id).is_some()
+    /// Whether an assessment of the household needs a [`CaseBook::judge`]:
+    /// it has an outcome, a move or a case (a household with nothing but
+    /// alerts, or none, goes straight to the cooldown).
+    pub fn needs_judging(&self, household_id: &str) -> bool {
+        self.records
+            .get(household_id)
+            .is_some_and(|h| !record::only_alerts(h.payload()))
     }
 
     /// The record of a household.
@@ -389,7 +392,12 @@ impl CaseBook {
         dong: &str,
         window_end: i64,
     ) -> Verdict {
-        let Some(r) = self.record(household_id) else {
+        let held = self.records.get(household_id);
+        if held.is_none_or(|h| record::only_alerts(h.payload())) {
+            // no outcome: nothing but the cooldown decides
+            return Verdict::Gate(priority);
+        }
+        let Some(r) = held.and_then(|h| CaseRecord::decode(h.payload())) else {
             return Verdict::Gate(priority);
         };
         let view = self.view(&r);

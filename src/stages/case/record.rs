@@ -233,7 +233,8 @@ impl CaseRecord {
             | u8::from(self.unreachable_sent != 0) << 1
             | u8::from(self.moved_from != 0) << 2
             | u8::from(self.baseline.is_some()) << 3
-            | u8::from(self.opened_with.is_some()) << 4;
+            | u8::from(self.opened_with.is_some()) << 4
+            | u8::from(!self.outcomes.is_empty()) << 5;
         out.push(presence);
         if self.repeat_at != 0 {
             varint::put_u64(out, u64::from(self.repeat_at));
@@ -369,6 +370,16 @@ impl CaseRecord {
         let outcomes = self.outcomes.iter().map(|o| o.recorded_at);
         alerts.chain(outcomes).max().unwrap_or(i64::MIN)
     }
+}
+
+/// Whether an encoded record holds nothing but alerts: no outcome, no
+/// move, no case (read from its header; most alerted households).
+pub fn only_alerts(payload: &[u8]) -> bool {
+    let mut input = payload;
+    let header = varint::get_i64(&mut input)
+        .and(varint::get_u64(&mut input))
+        .and(varint::get_u64(&mut input));
+    header.is_some() && input.first() == Some(&0)
 }
 
 /// The shard of an encoded record, read without decoding the rest.

@@ -513,6 +513,34 @@ impl<'s> Scored<'s> {
         Ok(())
     }
 
+    /// The dong of household `i` and each of its reasons' category, read in
+    /// place (no reason is rendered): what the case stage judges by.
+    pub fn dong_and_categories(&self, i: usize, mut category: impl FnMut(&str)) -> Option<&str> {
+        let h = *self.households.get(i)?;
+        let mut dong = None;
+        for b in h.first.0..=h.last.0 {
+            let c = self.batches.get(b as usize)?;
+            let from = if b == h.first.0 {
+                h.first.1 as usize
+            } else {
+                0
+            };
+            let to = if b == h.last.0 {
+                h.last.1 as usize + 1
+            } else {
+                c.household.len()
+            };
+            for row in from..to {
+                if c.household.is_null(row) || c.priority.is_null(row) {
+                    continue;
+                }
+                dong.get_or_insert_with(|| c.dong.value(row));
+                category(c.category.value(row));
+            }
+        }
+        dong
+    }
+
     /// Household `i` with its reasons rendered from the feeds' templates.
     pub fn assessment(&self, i: usize) -> Option<Assessment> {
         let h = *self.households.get(i)?;
