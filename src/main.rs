@@ -93,6 +93,11 @@ struct ReplayArgs {
     /// Write only the final day's lists (after the last input line).
     #[arg(long)]
     final_list: bool,
+    /// Input time per micro-batch, minutes (a batch also ends at each
+    /// daily cut-off, so the lists do not depend on it; alerts of a
+    /// household whose signals share a batch are decided together).
+    #[arg(long, default_value_t = 60)]
+    batch_minutes: i64,
 }
 
 impl ReplayArgs {
@@ -105,7 +110,7 @@ impl ReplayArgs {
             out_dir: out,
             dates: self.dates.clone(),
             final_list_only: self.final_list,
-            batch_minutes: 60,
+            batch_minutes: self.batch_minutes,
             backfill: None,
             progress: std::io::stderr().is_terminal(),
         }

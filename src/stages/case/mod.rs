@@ -134,6 +134,10 @@ pub struct CaseBook {
     /// with their households (rebuilt from the records on a restore): the
     /// timer looks at the households whose time came, not at every one.
     due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, Box<str>)>>,
+    /// No record's last activity is older than this (as of the last pass
+    /// of [`StatefulStage::on_watermark`]; records only get newer): while the
+    /// retention horizon has not passed it, nothing can expire.
+    oldest_activity: i64,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -184,6 +188,7 @@ impl CaseBook {
             records: Records::default(),
             encoded: Vec::new(),
             due: Default::default(),
+            oldest_activity: i64::MIN,
         }
     }
 
@@ -216,6 +221,8 @@ impl CaseBook {
     }
 
     fn put(&mut self, household_id: &str, r: &CaseRecord) {
+        // a backlog may bring an outcome older than every record held
+        self.oldest_activity = self.oldest_activity.min(r.last_activity());
         r.encode(&mut self.encoded);
         let hash = self.records.hash(household_id);
         self.records.put_payload(hash, household_id, &self.encoded);
@@ -474,6 +481,7 @@ impl CaseBook {
                 ..Default::default()
             };
             self.note_due(due, &alert.household_id);
+            self.oldest_activity = self.oldest_activity.min(r.last_activity());
             r.encode(&mut self.encoded);
             self.records
                 .put_payload(hash, &alert.household_id, &self.encoded);
@@ -858,18 +866,34 @@ impl StatefulStage for CaseBook {
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
         let retention = self.rules.retention_ms;
         let fold = self.rules.fold;
+        // the oldest horizon of any partition: before it passes the oldest
+        // activity, a pass over every record would keep them all
+        let horizon = watermark
+            .partitions()
+            .filter_map(|p| watermark.low(p))
+            .min()
+            .map(|low| low - retention);
+        if horizon.is_none_or(|h| h <= self.oldest_activity) {
+            return 0;
+        }
         let before = self.records.len();
+        let mut oldest = i64::MAX;
         self.records.retain(|held| {
             let Some(r) = CaseRecord::decode(held.payload()) else {
                 return false;
             };
-            let Some(low) = watermark.low(r.shard) else {
-                return true;
-            };
-            r.last_activity() >= low - retention
-                || r.alerts.iter().any(|a| a.open_since.is_some())
-                || r.view(fold).in_case.is_some()
+            let activity = r.last_activity();
+            let keep = watermark.low(r.shard).is_none_or(|low| {
+                activity >= low - retention
+                    || r.alerts.iter().any(|a| a.open_since.is_some())
+                    || r.view(fold).in_case.is_some()
+            });
+            if keep {
+                oldest = oldest.min(activity);
+            }
+            keep
         });
+        self.oldest_activity = oldest;
         before - self.records.len()
     }
 
@@ -887,6 +911,7 @@ impl StatefulStage for CaseBook {
                     self.note_due(due, held.id());
                 }
             }
+            self.oldest_activity = self.oldest_activity.min(r.last_activity());
             self.records.put(held);
             return Restored::default();
         }

@@ -666,3 +666,43 @@ fn a_contact_read_before_the_alert_it_answers_still_answers_it() {
     assert!(fresh.cases.overdue(T0 + 30 * DAY_MS).is_empty());
     assert!(d.cases.overdue(T0 + 30 * DAY_MS).is_empty());
 }
+
+#[test]
+fn case_records_go_when_their_retention_ends_unless_a_case_or_an_alert_is_open() {
+    let mut d = desk();
+    d.alert("hh-answered", Priority::P3, 0, T0);
+    d.record(attempt(
+        "o1",
+        "hh-answered",
+        ContactResult::Reached,
+        T0 + DAY_MS,
+    ))
+    .unwrap();
+    d.alert("hh-open", Priority::P3, 0, T0);
+    d.alert("hh-case", Priority::P3, 0, T0);
+    d.record(attempt(
+        "o2",
+        "hh-case",
+        ContactResult::Reached,
+        T0 + DAY_MS,
+    ))
+    .unwrap();
+    d.record(outcome(
+        "o3",
+        "hh-case",
+        Said::CaseOpened(Track::CaseManagement),
+        T0 + DAY_MS,
+    ))
+    .unwrap();
+    let mut wm = Watermark::new(1, 0);
+    wm.raise(0, 0, T0 + 300 * DAY_MS);
+    assert_eq!(d.cases.on_watermark(&wm), 0, "within the 365 days");
+    wm.raise(0, 0, T0 + 400 * DAY_MS);
+    assert_eq!(d.cases.on_watermark(&wm), 1);
+    assert!(d.cases.record("hh-answered").is_none(), "deleted");
+    assert!(
+        d.cases.record("hh-open").is_some(),
+        "still waits for a contact"
+    );
+    assert!(d.cases.record("hh-case").is_some(), "in case management");
+}
