@@ -283,16 +283,7 @@ pub fn decode(
     now_ms: i64,
     max_future_ms: i64,
 ) -> Result<Outcome, Reject> {
-    let payload = payload.unwrap_or_default();
-    let text = std::str::from_utf8(payload).map_err(|e| {
-        Reject::new(
-            RejectClass::NotUtf8,
-            format!(
-                "value is not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
-    })?;
+    let text = crate::stages::decode::utf8(payload.unwrap_or_default())?;
     if key.is_some_and(ids::contains_rrn) {
         return Err(rrn("the message key"));
     }

@@ -30,7 +30,7 @@ use std::borrow::Cow;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate};
 
-pub use reject::{Reject, RejectClass};
+pub use reject::{utf8, Reject, RejectClass};
 
 use crate::definition::{Column, FieldSpec, FieldType, PipelineSpec, COMMON_FIELDS, MAX_FIELDS};
 use crate::stages::signal::{DecodedBatchBuilder, DecodedRow, Measures};
@@ -97,16 +97,7 @@ impl Decoder {
                 "no feed of the pipeline reads this topic",
             )
         })?;
-        let payload = payload.unwrap_or_default();
-        let text = std::str::from_utf8(payload).map_err(|e| {
-            Reject::new(
-                RejectClass::NotUtf8,
-                format!(
-                    "value is not valid UTF-8 (invalid byte at offset {})",
-                    e.valid_up_to()
-                ),
-            )
-        })?;
+        let text = reject::utf8(payload.unwrap_or_default())?;
         let mut slots: [Option<Json<'_>>; MAX_FIELDS] = Default::default();
         json::read_object(text, &compiled.names, &mut slots)?;
 

@@ -112,3 +112,16 @@ impl Reject {
         }
     }
 }
+
+/// The value as text, or the `not_utf8` reject naming where it breaks.
+pub fn utf8(payload: &[u8]) -> Result<&str, Reject> {
+    std::str::from_utf8(payload).map_err(|e| {
+        Reject::new(
+            RejectClass::NotUtf8,
+            format!(
+                "value is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}

@@ -513,30 +513,37 @@ impl<'s> Scored<'s> {
         Ok(())
     }
 
-    /// The dong of household `i` and each of its reasons' category, read in
-    /// place (no reason is rendered): what the case stage judges by.
-    pub fn dong_and_categories(&self, i: usize, mut category: impl FnMut(&str)) -> Option<&str> {
+    /// The result rows of household `i` (batch columns and row), in order,
+    /// skipping the rows the contract ignores; `None` past the last one.
+    fn rows_of(&self, i: usize) -> Option<impl Iterator<Item = (&ResultColumns, usize)> + '_> {
         let h = *self.households.get(i)?;
-        let mut dong = None;
-        for b in h.first.0..=h.last.0 {
-            let c = self.batches.get(b as usize)?;
+        let rows = (h.first.0..=h.last.0).flat_map(move |b| {
+            let c = self.batches.get(b as usize);
             let from = if b == h.first.0 {
                 h.first.1 as usize
             } else {
                 0
             };
-            let to = if b == h.last.0 {
-                h.last.1 as usize + 1
-            } else {
-                c.household.len()
+            let to = match c {
+                Some(_) if b == h.last.0 => h.last.1 as usize + 1,
+                Some(c) => c.household.len(),
+                None => from,
             };
-            for row in from..to {
-                if c.household.is_null(row) || c.priority.is_null(row) {
-                    continue;
-                }
-                dong.get_or_insert_with(|| c.dong.value(row));
-                category(c.category.value(row));
-            }
+            (from..to).filter_map(move |row| {
+                let c = c?;
+                (!c.household.is_null(row) && !c.priority.is_null(row)).then_some((c, row))
+            })
+        });
+        Some(rows)
+    }
+
+    /// The dong of household `i` and each of its reasons' category, read in
+    /// place (no reason is rendered): what the case stage judges by.
+    pub fn dong_and_categories(&self, i: usize, mut category: impl FnMut(&str)) -> Option<&str> {
+        let mut dong = None;
+        for (c, row) in self.rows_of(i)? {
+            dong.get_or_insert_with(|| c.dong.value(row));
+            category(c.category.value(row));
         }
         dong
     }
@@ -548,21 +555,9 @@ impl<'s> Scored<'s> {
         let mut a: Option<Assessment> = None;
         let mut evidence = Fnv128::new();
         let mut newest_key = 0u64;
-        for b in h.first.0..=h.last.0 {
-            let c = self.batches.get(b as usize)?;
-            let from = if b == h.first.0 {
-                h.first.1 as usize
-            } else {
-                0
-            };
-            let to = if b == h.last.0 {
-                h.last.1 as usize + 1
-            } else {
-                c.household.len()
-            };
+        for (c, row) in self.rows_of(i)? {
             let ResultColumns {
                 household,
-                priority,
                 feed,
                 category,
                 subject,
@@ -574,63 +569,56 @@ impl<'s> Scored<'s> {
                 observed_at,
                 ..
             } = c;
-            for row in from..to {
-                if household.is_null(row) || priority.is_null(row) {
-                    continue;
-                }
-                let t = observed_at.value(row);
-                let a = a.get_or_insert_with(|| Assessment {
-                    household_id: household.value(row).to_string(),
-                    dong_code: c.dong.value(row).to_string(),
-                    priority: h.priority,
-                    score: c.score.value(row),
-                    window_end: c.window_end.value(row),
-                    categories: Vec::with_capacity(
-                        (h.reasons as usize).min(scorer.categories.len()),
-                    ),
-                    reasons: Vec::with_capacity(h.reasons as usize),
-                    first_signal_at: t,
-                    last_signal_at: t,
-                    evidence: 0,
-                });
-                evidence = evidence.part(&c.event_key.value(row).to_le_bytes());
-                newest_key = c.newest_event_key.value(row);
-                let values = ReasonValues {
-                    subject: subject.value(row),
-                    kind: kind.is_valid(row).then(|| kind.value(row)),
-                    months_overdue: months.is_valid(row).then(|| months.value(row)),
-                    amount_krw: amount.is_valid(row).then(|| amount.value(row)),
-                    disconnected: disconnected.is_valid(row).then(|| disconnected.value(row)),
-                    occurred_on: occurred_on.is_valid(row).then(|| occurred_on.value(row)),
-                    observed_at: t,
-                };
-                let feed_name = feed.value(row);
-                let (signal, detail, detail_ko) = match scorer.feeds.get(feed_name) {
-                    Some(text) => (
-                        Arc::clone(&text.name),
-                        text.reason.render(&values, &text.no_labels),
-                        text.reason_ko.render(&values, &text.labels_ko),
-                    ),
-                    None => (
-                        Arc::from(feed_name),
-                        feed_name.to_string(),
-                        feed_name.to_string(),
-                    ),
-                };
-                let cat = scorer.category(category.value(row));
-                if !a.categories.contains(&cat) {
-                    a.categories.push(Arc::clone(&cat));
-                }
-                a.first_signal_at = a.first_signal_at.min(t);
-                a.last_signal_at = a.last_signal_at.max(t);
-                a.reasons.push(Reason {
-                    signal,
-                    category: cat,
-                    detail,
-                    detail_ko,
-                    observed_at: t,
-                });
+            let t = observed_at.value(row);
+            let a = a.get_or_insert_with(|| Assessment {
+                household_id: household.value(row).to_string(),
+                dong_code: c.dong.value(row).to_string(),
+                priority: h.priority,
+                score: c.score.value(row),
+                window_end: c.window_end.value(row),
+                categories: Vec::with_capacity((h.reasons as usize).min(scorer.categories.len())),
+                reasons: Vec::with_capacity(h.reasons as usize),
+                first_signal_at: t,
+                last_signal_at: t,
+                evidence: 0,
+            });
+            evidence = evidence.part(&c.event_key.value(row).to_le_bytes());
+            newest_key = c.newest_event_key.value(row);
+            let values = ReasonValues {
+                subject: subject.value(row),
+                kind: kind.is_valid(row).then(|| kind.value(row)),
+                months_overdue: months.is_valid(row).then(|| months.value(row)),
+                amount_krw: amount.is_valid(row).then(|| amount.value(row)),
+                disconnected: disconnected.is_valid(row).then(|| disconnected.value(row)),
+                occurred_on: occurred_on.is_valid(row).then(|| occurred_on.value(row)),
+                observed_at: t,
+            };
+            let feed_name = feed.value(row);
+            let (signal, detail, detail_ko) = match scorer.feeds.get(feed_name) {
+                Some(text) => (
+                    Arc::clone(&text.name),
+                    text.reason.render(&values, &text.no_labels),
+                    text.reason_ko.render(&values, &text.labels_ko),
+                ),
+                None => (
+                    Arc::from(feed_name),
+                    feed_name.to_string(),
+                    feed_name.to_string(),
+                ),
+            };
+            let cat = scorer.category(category.value(row));
+            if !a.categories.contains(&cat) {
+                a.categories.push(Arc::clone(&cat));
             }
+            a.first_signal_at = a.first_signal_at.min(t);
+            a.last_signal_at = a.last_signal_at.max(t);
+            a.reasons.push(Reason {
+                signal,
+                category: cat,
+                detail,
+                detail_ko,
+                observed_at: t,
+            });
         }
         if let Some(a) = a.as_mut() {
             a.evidence = evidence.part(&newest_key.to_le_bytes()).finish();
