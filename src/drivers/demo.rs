@@ -161,28 +161,19 @@ fn median_and_p90(mut v: Vec<f64>) -> (Option<f64>, Option<f64>) {
 /// made of.
 struct DemoOutputs {
     sink: NdjsonSink,
-    rejected: BTreeMap<String, usize>,
-    alerts_by_priority: BTreeMap<String, usize>,
-    alerts_by_dong: BTreeMap<String, usize>,
+    tally: super::Tally,
     first_alert: HashMap<String, (i64, Priority)>,
     best: HashMap<String, Priority>,
     p1_at: HashMap<String, i64>,
     offices: SimulatedOffices,
     simulate_offices: bool,
-    escalations: BTreeMap<String, usize>,
     reopened: std::collections::HashSet<String>,
-    case_updates: usize,
     planted_escalated: Option<(i64, String)>,
     planted_alerts: usize,
 }
 
 impl DemoOutputs {
     fn record_alert(&mut self, a: &Alert) {
-        *self
-            .alerts_by_priority
-            .entry(a.priority.as_str().to_string())
-            .or_default() += 1;
-        *self.alerts_by_dong.entry(a.dong_code.clone()).or_default() += 1;
         // emitted_at is the simulated time of the batch
         self.first_alert
             .entry(a.household_id.clone())
@@ -208,15 +199,9 @@ impl Outputs for DemoOutputs {
         result: &BatchResult,
         batch: &[InputMessage],
     ) -> Result<(), SinkError> {
-        for (_, reject) in &result.rejects {
-            *self
-                .rejected
-                .entry(reject.class.as_str().to_string())
-                .or_default() += 1;
-        }
+        self.tally.count(result);
         for a in &result.alerts {
             if a.case.kind == crate::stages::alert::AlertType::CaseUpdate {
-                self.case_updates += 1;
                 continue;
             }
             self.record_alert(a);
@@ -228,10 +213,6 @@ impl Outputs for DemoOutputs {
             }
         }
         for e in &result.escalations {
-            *self
-                .escalations
-                .entry(e.reason.as_str().to_string())
-                .or_default() += 1;
             if e.household_id == SUWON_HOUSEHOLD && self.planted_escalated.is_none() {
                 self.planted_escalated = Some((e.emitted_at, e.reason.as_str().to_string()));
             }
@@ -267,17 +248,13 @@ pub async fn run_demo(
     let lists = DailyLists::new(spec)?;
     let mut out = DemoOutputs {
         sink: NdjsonSink::create(&cfg.out_dir)?,
-        rejected: BTreeMap::new(),
-        alerts_by_priority: BTreeMap::new(),
-        alerts_by_dong: BTreeMap::new(),
+        tally: super::Tally::default(),
         first_alert: HashMap::new(),
         best: HashMap::new(),
         p1_at: HashMap::new(),
         offices: SimulatedOffices::new(spec, cfg.generator.seed),
         simulate_offices: cfg.offices,
-        escalations: BTreeMap::new(),
         reopened: Default::default(),
-        case_updates: 0,
         planted_escalated: None,
         planted_alerts: 0,
     };
@@ -348,9 +325,9 @@ pub async fn run_demo(
         summary.last_list_households = last.households;
         summary.last_list_date = last.date.clone();
     }
-    summary.rejected = std::mem::take(&mut out.rejected);
-    summary.alerts_by_priority = std::mem::take(&mut out.alerts_by_priority);
-    summary.alerts_by_dong = std::mem::take(&mut out.alerts_by_dong);
+    summary.rejected = std::mem::take(&mut out.tally.rejected);
+    summary.alerts_by_priority = std::mem::take(&mut out.tally.alerts_by_priority);
+    summary.alerts_by_dong = std::mem::take(&mut out.tally.alerts_by_dong);
 
     let mut d = Detection {
         planted: generated.planted.len(),
@@ -404,9 +381,9 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64) -> FollowUp {
             .map(|(p, v)| (p, median_and_p90(v)))
             .collect(),
         never_contacted: never,
-        escalations: std::mem::take(&mut out.escalations),
+        escalations: std::mem::take(&mut out.tally.escalations),
         reopened_households: out.reopened.len(),
-        case_updates: out.case_updates,
+        case_updates: out.tally.case_updates,
         planted_household_escalated: out
             .planted_escalated
             .clone()

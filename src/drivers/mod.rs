@@ -25,6 +25,51 @@ use crate::lists::{DailyLists, ListError, Manifest};
 use crate::ops::OpsState;
 use crate::stages::score::ScoreError;
 
+/// What the batches of a run without a broker add up to, as the demo's
+/// and a replay's summaries print them.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Rejected, per reason class.
+    pub(crate) rejected: std::collections::BTreeMap<String, usize>,
+    /// Alerts per priority (case updates apart).
+    pub(crate) alerts_by_priority: std::collections::BTreeMap<String, usize>,
+    /// Alerts per dong.
+    pub(crate) alerts_by_dong: std::collections::BTreeMap<String, usize>,
+    /// Case updates.
+    pub(crate) case_updates: usize,
+    /// Escalations per reason.
+    pub(crate) escalations: std::collections::BTreeMap<String, usize>,
+}
+
+impl Tally {
+    /// Counts one batch's results.
+    pub(crate) fn count(&mut self, result: &crate::engine::BatchResult) {
+        for (_, r) in &result.rejects {
+            *self
+                .rejected
+                .entry(r.class.as_str().to_string())
+                .or_default() += 1;
+        }
+        for a in &result.alerts {
+            if a.case.kind == crate::stages::alert::AlertType::CaseUpdate {
+                self.case_updates += 1;
+                continue;
+            }
+            *self
+                .alerts_by_priority
+                .entry(a.priority.as_str().to_string())
+                .or_default() += 1;
+            *self.alerts_by_dong.entry(a.dong_code.clone()).or_default() += 1;
+        }
+        for e in &result.escalations {
+            *self
+                .escalations
+                .entry(e.reason.as_str().to_string())
+                .or_default() += 1;
+        }
+    }
+}
+
 /// Why a driver's core stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError<E: std::error::Error + 'static> {

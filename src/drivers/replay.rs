@@ -143,7 +143,7 @@ pub struct ReplaySummary {
 /// The replay's outputs: the NDJSON sink, and the tallies of its summary.
 struct ReplayOutputs {
     sink: NdjsonSink,
-    summary: ReplaySummary,
+    tally: super::Tally,
 }
 
 impl Outputs for ReplayOutputs {
@@ -154,25 +154,7 @@ impl Outputs for ReplayOutputs {
         result: &BatchResult,
         batch: &[InputMessage],
     ) -> Result<(), SinkError> {
-        let s = &mut self.summary;
-        for (_, r) in &result.rejects {
-            *s.rejected.entry(r.class.as_str().to_string()).or_default() += 1;
-        }
-        for a in &result.alerts {
-            if a.case.kind == crate::stages::alert::AlertType::CaseUpdate {
-                s.case_updates += 1;
-                continue;
-            }
-            *s.alerts_by_priority
-                .entry(a.priority.as_str().to_string())
-                .or_default() += 1;
-            *s.alerts_by_dong.entry(a.dong_code.clone()).or_default() += 1;
-        }
-        for e in &result.escalations {
-            *s.escalations
-                .entry(e.reason.as_str().to_string())
-                .or_default() += 1;
-        }
+        self.tally.count(result);
         self.sink.deliver(result, batch).await
     }
 }
@@ -239,15 +221,16 @@ pub async fn run_replay(
     engine.start().await?;
     let mut out = ReplayOutputs {
         sink: NdjsonSink::create(&cfg.out_dir)?,
-        summary: ReplaySummary {
-            out_dir: cfg.out_dir.display().to_string(),
-            ..ReplaySummary::default()
-        },
+        tally: super::Tally::default(),
+    };
+    let mut summary = ReplaySummary {
+        out_dir: cfg.out_dir.display().to_string(),
+        ..ReplaySummary::default()
     };
     let total = source.len() as u64;
     let Some(first) = source.next_arrival_ms() else {
         out.sink.flush()?;
-        return Ok(out.summary);
+        return Ok(summary);
     };
     let clock = SimulatedClock::at(first);
     let mut schedule = ListSchedule::new(
@@ -305,7 +288,12 @@ pub async fn run_replay(
     out.sink.flush()?;
 
     let counts = core.counts();
-    let mut summary = std::mem::take(&mut out.summary);
+    let tally = std::mem::take(&mut out.tally);
+    summary.rejected = tally.rejected;
+    summary.alerts_by_priority = tally.alerts_by_priority;
+    summary.alerts_by_dong = tally.alerts_by_dong;
+    summary.case_updates = tally.case_updates;
+    summary.escalations = tally.escalations;
     summary.messages_in = std::mem::take(&mut source.signals_in);
     summary.accepted = counts.accepted as usize;
     summary.duplicates = counts.duplicates as usize;

@@ -533,11 +533,6 @@ impl Engine {
         (records, bytes)
     }
 
-    /// Households in case management.
-    pub fn in_case(&self) -> Vec<&str> {
-        self.lanes.iter().flat_map(|l| l.cases.in_case()).collect()
-    }
-
     /// A household's case record (tests and tools).
     pub fn case_record(
         &self,

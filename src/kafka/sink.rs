@@ -37,6 +37,22 @@ pub mod headers {
     pub const REDACTED: &str = "sagak.redacted";
 }
 
+/// `value` as JSON to `topic`, keyed by `dong_code` (alerts, escalations).
+fn json_message(topic: &str, dong_code: &str, value: &impl serde::Serialize) -> Option<Outgoing> {
+    match serde_json::to_vec(value) {
+        Ok(payload) => Some(Outgoing {
+            topic: topic.to_string(),
+            key: Some(dong_code.as_bytes().to_vec()),
+            payload,
+            headers: Vec::new(),
+        }),
+        Err(e) => {
+            tracing::error!(topic, error = %e, "cannot encode a message as JSON; this is a bug");
+            None
+        }
+    }
+}
+
 /// The producer's librdkafka configuration, exactly as [`KafkaSink::new`]
 /// uses it (and `sagak check-config` checks it).
 pub fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
@@ -104,26 +120,10 @@ impl KafkaSink {
         let mut out: Vec<Outgoing> =
             Vec::with_capacity(alerts.len() + escalations.len() + rejects.len());
         for e in escalations {
-            match serde_json::to_vec(e) {
-                Ok(payload) => out.push(Outgoing {
-                    topic: self.topics.escalations.clone(),
-                    key: Some(e.dong_code.as_bytes().to_vec()),
-                    payload,
-                    headers: Vec::new(),
-                }),
-                Err(e) => tracing::error!(error = %e, "cannot encode an escalation; this is a bug"),
-            }
+            out.extend(json_message(&self.topics.escalations, &e.dong_code, e));
         }
         for a in alerts {
-            match serde_json::to_vec(a) {
-                Ok(payload) => out.push(Outgoing {
-                    topic: self.topics.alerts.clone(),
-                    key: Some(a.dong_code.as_bytes().to_vec()),
-                    payload,
-                    headers: Vec::new(),
-                }),
-                Err(e) => tracing::error!(error = %e, "cannot encode an alert; this is a bug"),
-            }
+            out.extend(json_message(&self.topics.alerts, &a.dong_code, a));
         }
         for (i, reject) in rejects {
             if let Some(m) = msgs.get(*i) {

@@ -713,18 +713,7 @@ impl CaseBook {
         since: i64,
         now_ms: i64,
     ) -> Escalation {
-        let withdrawn: Vec<u32> = r
-            .outcomes
-            .iter()
-            .filter(|o| o.kind == OutcomeKind::Withdrawn)
-            .map(|o| o.target)
-            .collect();
-        let mut outcomes: Vec<&HeldOutcome> = r
-            .outcomes
-            .iter()
-            .filter(|o| o.kind != OutcomeKind::Withdrawn && !withdrawn.contains(&o.id))
-            .collect();
-        outcomes.sort_by_key(|o| (o.recorded_at, o.id));
+        let outcomes = r.live_outcomes();
         Escalation {
             escalation_id: escalation_id(reason, household_id, about),
             reason,

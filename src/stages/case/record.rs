@@ -140,9 +140,9 @@ impl CaseRecord {
         self.dong == dong || self.alerts.iter().any(|a| a.dong == Some(dong))
     }
 
-    /// Folds the outcomes (in `recorded_at` order, withdrawn ones and
-    /// their withdrawals left out) into what they add up to.
-    pub fn view(&self, rules: FoldRules) -> CaseView {
+    /// The outcomes that count, in `recorded_at` order: withdrawn ones and
+    /// their withdrawals left out.
+    pub fn live_outcomes(&self) -> Vec<&HeldOutcome> {
         let withdrawn: Vec<u32> = self
             .outcomes
             .iter()
@@ -155,6 +155,12 @@ impl CaseRecord {
             .filter(|o| o.kind != OutcomeKind::Withdrawn && !withdrawn.contains(&o.id))
             .collect();
         live.sort_by_key(|o| (o.recorded_at, o.id));
+        live
+    }
+
+    /// Folds the [`CaseRecord::live_outcomes`] into what they add up to.
+    pub fn view(&self, rules: FoldRules) -> CaseView {
+        let live = self.live_outcomes();
         let mut v = CaseView::default();
         // the failed attempts since the last contact that reached someone
         let mut failed: Option<(i64, u32, u32, i64, bool)> = None;
