@@ -645,12 +645,7 @@ async fn kafka_mode(spec: &PipelineSpec, households: usize) {
     let consume_s = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
     drop(consumer);
 
-    let ops = Arc::new(sagak::ops::OpsState::new(
-        spec,
-        Metrics::new(spec),
-        None,
-        "kafka",
-    ));
+    let ops = Arc::new(sagak::ops::OpsState::new(spec, Metrics::new(spec), "kafka"));
     let watch = ops.clone();
     let started = Instant::now();
     let first_at = Arc::new(std::sync::OnceLock::new());
@@ -735,12 +730,7 @@ async fn latency(
         std::env::temp_dir().join(format!("sagak-bench-latency-{}", std::process::id()));
     let topics = create_topics(spec, &settings).await;
 
-    let ops = Arc::new(sagak::ops::OpsState::new(
-        spec,
-        Metrics::new(spec),
-        None,
-        "kafka",
-    ));
+    let ops = Arc::new(sagak::ops::OpsState::new(spec, Metrics::new(spec), "kafka"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run_settings = settings.clone();
     let run_spec = spec.clone();

@@ -180,13 +180,112 @@ impl Default for ListSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Serve `/metrics`, `/healthz`, `/readyz` and the dashboard.
+    /// Serve `/metrics`, `/healthz` and `/readyz`.
     pub enabled: bool,
     /// Address to listen on; `0.0.0.0:9464` for Prometheus on another host.
     pub listen: String,
-    /// Bearer token for the dashboard (it shows household ids); empty turns
-    /// the dashboard off. Set it by environment: SAGAK__HTTP__TOKEN.
+    /// No longer used: a set value stops start-up and says what replaced
+    /// it (per-person accounts on the web front).
     pub token: String,
+}
+
+/// The web front for dong offices and the city team (pages with household
+/// data, on their own listener).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Serve the pages.
+    pub enabled: bool,
+    /// Address to listen on; loopback unless TLS or a TLS proxy is set.
+    pub listen: String,
+    /// PEM certificate chain: the pages are served over TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Address of a TLS-terminating proxy in front (its `X-Forwarded-For`
+    /// is trusted and cookies are marked Secure).
+    pub trusted_proxy: Option<String>,
+    /// The accounts (`sagak users add`); written 0600.
+    pub users_file: PathBuf,
+    /// Daily audit files (`audit-YYYY-MM-DD.jsonl`).
+    pub audit_dir: PathBuf,
+    /// A session ends after this long without a request ("8h").
+    pub session_idle: String,
+    /// Failed logins per client address and minute before it must wait.
+    pub login_failures_per_minute: u32,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            enabled: true,
+            listen: "127.0.0.1:9465".into(),
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxy: None,
+            users_file: PathBuf::from("sagak-state/users.json"),
+            audit_dir: PathBuf::from("sagak-state/audit"),
+            session_idle: "8h".into(),
+            login_failures_per_minute: 5,
+        }
+    }
+}
+
+impl WebSettings {
+    /// The idle time after which a session ends.
+    pub fn idle(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.session_idle)
+            .unwrap_or(std::time::Duration::from_secs(8 * 3600))
+    }
+}
+
+/// How long data is kept (the law: social-security information at most
+/// five years; access logs at least two).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Household data on disk (daily lists, escalation lists, dead-letter
+    /// copies, snapshots): deleted this long after the day it describes.
+    /// At most 5 years ("5y", "1825d").
+    pub data: String,
+    /// Audit files: at least 2 years.
+    pub audit: String,
+    /// Group allowed to read files with household data (mode 0640); empty:
+    /// owner only (0600). A group name or a numeric gid.
+    pub group: String,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            data: "5y".into(),
+            audit: "2y".into(),
+            group: String::new(),
+        }
+    }
+}
+
+/// The legal bounds of [`RetentionSettings`].
+pub const MAX_DATA_RETENTION: &str = "5y";
+/// See [`MAX_DATA_RETENTION`].
+pub const MIN_AUDIT_RETENTION: &str = "2y";
+
+impl RetentionSettings {
+    /// Household data retention.
+    pub fn data_ms(&self) -> i64 {
+        duration_ms(&self.data)
+    }
+
+    /// Audit retention.
+    pub fn audit_ms(&self) -> i64 {
+        duration_ms(&self.audit)
+    }
+}
+
+fn duration_ms(text: &str) -> i64 {
+    humantime::parse_duration(text)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl Default for HttpSettings {
@@ -215,6 +314,10 @@ pub struct Settings {
     pub lists: ListSettings,
     /// Operations endpoints.
     pub http: HttpSettings,
+    /// Pages for dong offices and the city team.
+    pub web: WebSettings,
+    /// How long data is kept, and who may read its files.
+    pub retention: RetentionSettings,
     /// Log output.
     pub log: LogSettings,
 }
@@ -398,8 +501,96 @@ impl Settings {
                 "must be an address like 127.0.0.1:9464 or 0.0.0.0:9464",
             );
         }
+        if !self.http.token.is_empty() {
+            return invalid(
+                "http.token",
+                "is no longer used: one shared token is replaced by per-person accounts. Remove it, create accounts with `sagak users add --name NAME --role dong --dong CODE` (or --role city), and open the pages on web.listen",
+            );
+        }
+        self.validate_web()?;
+        self.validate_retention()?;
         if self.engine.keep_checkpoints == 0 {
             return invalid("engine.keep_checkpoints", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn validate_web(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                problem,
+            })
+        };
+        let w = &self.web;
+        if humantime::parse_duration(&w.session_idle).map_or(true, |d| d.is_zero()) {
+            return invalid(
+                "web.session_idle",
+                format!(
+                    "= {:?} is not a duration: write one like \"8h\" or \"30m\"",
+                    w.session_idle
+                ),
+            );
+        }
+        if w.tls_cert.is_some() != w.tls_key.is_some() {
+            return invalid(
+                "web.tls_cert",
+                "and web.tls_key go together: set both (PEM certificate chain and its private key) or neither".into(),
+            );
+        }
+        if let Some(proxy) = &w.trusted_proxy {
+            if proxy.parse::<std::net::IpAddr>().is_err() {
+                return invalid(
+                    "web.trusted_proxy",
+                    format!("= {proxy:?} must be the IP address of the TLS-terminating proxy, e.g. 10.0.0.5"),
+                );
+            }
+        }
+        if !w.enabled {
+            return Ok(());
+        }
+        let Ok(addr) = w.listen.parse::<std::net::SocketAddr>() else {
+            return invalid(
+                "web.listen",
+                "must be an address like 127.0.0.1:9465".into(),
+            );
+        };
+        if !addr.ip().is_loopback() && w.tls_cert.is_none() && w.trusted_proxy.is_none() {
+            return invalid(
+                "web.listen",
+                format!("= {addr} is not loopback, and the pages carry household data: set web.tls_cert and web.tls_key to serve TLS, or web.trusted_proxy to the address of the TLS-terminating proxy in front, or listen on 127.0.0.1"),
+            );
+        }
+        if w.login_failures_per_minute == 0 {
+            return invalid("web.login_failures_per_minute", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn validate_retention(&self) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        let bound = |text: &str| duration_ms(text);
+        for (key, value) in [("retention.data", &r.data), ("retention.audit", &r.audit)] {
+            if humantime::parse_duration(value).map_or(true, |d| d.is_zero()) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    problem: format!(
+                        "= {value:?} is not a duration: write one like \"5y\" or \"730d\""
+                    ),
+                });
+            }
+        }
+        if r.data_ms() > bound(MAX_DATA_RETENTION) {
+            return Err(ConfigError::Invalid {
+                key: "retention.data".into(),
+                problem: format!("= {:?} is longer than the law allows for social-security information (at most {MAX_DATA_RETENTION}): set 5y or less", r.data),
+            });
+        }
+        if r.audit_ms() < bound(MIN_AUDIT_RETENTION) {
+            return Err(ConfigError::Invalid {
+                key: "retention.audit".into(),
+                problem: format!("= {:?} is shorter than access logs must be kept (at least {MIN_AUDIT_RETENTION}): set 2y or more", r.audit),
+            });
         }
         Ok(())
     }
@@ -415,6 +606,18 @@ impl Settings {
             } else {
                 PipelineSpec::load(&self.pipeline.dir)?
             };
+        let kept = i64::try_from(spec.outcomes.retention.as_millis()).unwrap_or(i64::MAX);
+        if kept > self.retention.data_ms() {
+            return Err(ConfigError::Invalid {
+                key: "outcomes.retention".into(),
+                problem: format!(
+                    "of pipeline `{}` keeps case records {} after their last activity, longer than retention.data = {:?}: shorten it in pipeline.toml",
+                    spec.name,
+                    humantime::format_duration(spec.outcomes.retention),
+                    self.retention.data
+                ),
+            });
+        }
         for feed in self.topics.inputs.keys() {
             if spec.feed_index(feed).is_none() {
                 let known: Vec<&str> = spec.feeds.iter().map(|f| f.name.as_str()).collect();

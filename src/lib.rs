@@ -28,7 +28,10 @@
 //! * [`kafka`] and [`embedded`]: where messages come from and go to (Kafka;
 //!   the generator, files, the simulated offices, NDJSON).
 //! * [`checkpoint`]: snapshots that carry the state over a restart;
-//!   [`lists`]: the daily lists; [`ops`]: metrics, health and the dashboard.
+//!   [`lists`]: the daily lists; [`ops`]: metrics, health and the live
+//!   state the pages read; [`web`]: the offices' and the city's pages,
+//!   accounts and the audit log; [`retention`]: deleting what is past its
+//!   time.
 //! * [`definition`]: the pipeline an operator edits (`pipelines/<name>/`);
 //!   [`config`]: the settings of one deployment (`sagak.toml`).
 //! * [`base`]: what all of them share.
@@ -45,7 +48,9 @@ pub mod kafka;
 pub mod lists;
 pub mod metrics;
 pub mod ops;
+pub mod retention;
 pub mod stages;
+pub mod web;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -213,9 +213,59 @@ enum Command {
     /// Run the pipeline against the configured Kafka cluster until SIGINT or
     /// SIGTERM, then finish the batch in flight, checkpoint and exit 0.
     Run,
+    /// Per-person accounts of the web front (web.users_file).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+    /// Who saw a household, or what a person saw (web.audit_dir).
+    Audit {
+        /// Views and changes of this household.
+        #[arg(long)]
+        household: Option<String>,
+        /// What this person (account id) did.
+        #[arg(long)]
+        user: Option<String>,
+        /// From this day on (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// One JSON line per entry instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List what is past its retention (retention.data, retention.audit);
+    /// with --apply, delete it.
+    Retention {
+        /// Delete (without it, only list).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Print the effective settings and pipeline, or fail naming the key
     /// that is wrong.
     CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Create an account and print its token once.
+    Add {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// `dong` (one office) or `city` (every dong).
+        #[arg(long, value_enum)]
+        role: sagak::web::users::Role,
+        /// The office's 10-digit dong code (dong role).
+        #[arg(long)]
+        dong: Option<String>,
+    },
+    /// List the accounts (never their tokens).
+    List,
+    /// Revoke an account: its token no longer logs in and its sessions end.
+    Revoke {
+        /// The account id (`sagak users list`).
+        id: String,
+    },
 }
 
 /// Exit status of a failure before the first message was consumed
@@ -285,6 +335,11 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     init_logging(settings.log.format);
+    if !settings.retention.group.is_empty() {
+        let gid = sagak::base::files::resolve_group(&settings.retention.group)
+            .map_err(|e| Startup(format!("retention.group: {e}")))?;
+        sagak::base::files::set_reader_group(Some(gid));
+    }
     let spec = settings.pipeline()?;
     match cli.command {
         Command::CheckConfig => {
@@ -331,13 +386,67 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let token = Some(settings.http.token.clone());
-            let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), token, "demo"));
+            let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), "demo"));
             let server = if serve {
                 runtime.block_on(start_http(&settings, ops.clone()))?
             } else {
                 None
             };
+            let mut live = None;
+            if serve {
+                let (inbox, rx) = sagak::embedded::inbox::Inbox::new(
+                    spec.outcome_feed(),
+                    &settings.topics.outcomes,
+                );
+                // the demo's own accounts, beside its outputs: a real users file is never touched
+                std::fs::create_dir_all(&out)?;
+                let users_file = out.join("demo-users.json");
+                let _ = std::fs::remove_file(&users_file);
+                let mut accounts = Vec::new();
+                let (city, token) = sagak::web::users::add(
+                    &users_file,
+                    "시 통합사례관리팀 city team",
+                    sagak::web::users::Role::City,
+                    None,
+                )?;
+                accounts.push((city, token));
+                for d in &spec.dongs {
+                    let name = format!("{} 맞춤형복지팀", d.name_ko);
+                    accounts.push(sagak::web::users::add(
+                        &users_file,
+                        &name,
+                        sagak::web::users::Role::Dong,
+                        Some(&d.dong_code),
+                    )?);
+                }
+                let mut web_cfg = web_config(&settings);
+                web_cfg.users_file = users_file;
+                web_cfg.audit_dir = out.join("audit");
+                web_cfg.lists_dir = out.join("lists");
+                let web = runtime
+                    .block_on(sagak::web::start(
+                        web_cfg,
+                        &spec,
+                        ops.clone(),
+                        Arc::new(inbox),
+                    ))
+                    .map_err(|e| Startup(e.to_string()))?;
+                let addr = web.addr;
+                live = Some(sagak::drivers::demo::DemoLive {
+                    outcomes: rx,
+                    on_summary: Box::new(move |summary: &sagak::drivers::demo::DemoSummary| {
+                        print!("{}", summary.render());
+                        println!("\nthe offices' pages: http://{addr}/ (log in with a token below; each is shown once)");
+                        for (u, token) in &accounts {
+                            println!("  {:<11} {:<28} {}", u.id, u.name, token);
+                        }
+                        println!("the clock goes on at wall speed; Ctrl-C to stop");
+                    }),
+                    until: Box::pin(shutdown_signal()),
+                });
+                // its task serves until the process ends
+                drop(web);
+            }
             let cfg = sagak::drivers::demo::DemoConfig {
                 generator: synth.config(),
                 out_dir: out,
@@ -350,12 +459,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
             ops.health.set_ready();
             ops.metrics.ready.set(1);
-            let summary = runtime.block_on(sagak::drivers::demo::run_demo(&spec, &cfg, &ops))?;
-            print!("{}", summary.render());
-            if server.is_some() {
-                println!("\nstill serving the dashboard and /metrics; Ctrl-C to stop");
-                runtime.block_on(shutdown_signal());
+            let serving = live.is_some();
+            let summary =
+                runtime.block_on(sagak::drivers::demo::run_demo_live(&spec, &cfg, &ops, live))?;
+            if !serving {
+                print!("{}", summary.render());
             }
+            drop(server);
             Ok(())
         }
         Command::Generate {
@@ -423,7 +533,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     offsets: sagak::drivers::replay::parse_offsets(&offsets)?,
                 });
             }
-            let ops = OpsState::new(&spec, Metrics::new(&spec), None, "replay");
+            let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
             let summary = runtime
                 .block_on(sagak::drivers::replay::run_replay(&spec, &cfg, &ops))
                 .context("replaying")?;
@@ -493,15 +603,156 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let token = Some(settings.http.token.clone());
-                let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), token, "kafka"));
+                let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), "kafka"));
                 let server = start_http(&settings, ops.clone()).await?;
+                let web = if settings.web.enabled {
+                    let producer = sagak::kafka::outcomes::OutcomeProducer::new(&settings.kafka, &settings.topics.outcomes)
+                        .map_err(|e| Startup(format!("the outcomes producer: {e}")))?;
+                    Some(
+                        sagak::web::start(web_config(&settings), &spec, ops.clone(), Arc::new(producer))
+                            .await
+                            .map_err(|e| Startup(e.to_string()))?,
+                    )
+                } else {
+                    None
+                };
+                let rules = retention_rules(&settings);
+                let retention = tokio::spawn(async move {
+                    let mut daily = tokio::time::interval(std::time::Duration::from_secs(86_400));
+                    loop {
+                        daily.tick().await;
+                        match rules.apply(sagak::retention::today(), std::time::SystemTime::now()) {
+                            Ok(gone) => tracing::info!(deleted = gone.len(), "retention: deleted what is past its time"),
+                            Err(e) => tracing::error!(error = %e, "retention could not delete an expired file; run `sagak retention --apply` to retry"),
+                        }
+                    }
+                });
                 sagak::drivers::kafka::run(&settings, &spec, ops, shutdown_signal()).await?;
+                retention.abort();
+                if let Some(web) = web {
+                    web.abort();
+                }
                 if let Some(server) = server {
                     server.abort();
                 }
                 Ok(())
             })
+        }
+        Command::Users { action } => {
+            let path = &settings.web.users_file;
+            match action {
+                UsersAction::Add { name, role, dong } => {
+                    let (user, token) = sagak::web::users::add(path, &name, role, dong.as_deref())?;
+                    println!(
+                        "account {} ({}, {}{}) added to {}",
+                        user.id,
+                        user.name,
+                        user.role.as_str(),
+                        user.dong
+                            .as_deref()
+                            .map(|d| format!(" {d}"))
+                            .unwrap_or_default(),
+                        path.display()
+                    );
+                    println!("token (shown this once; give it to the person, who logs in with it on the web front):\n{token}");
+                }
+                UsersAction::List => {
+                    let users = sagak::web::users::load(path)?;
+                    println!(
+                        "{:<11} {:<5} {:<11} {:<21} {:<21} name",
+                        "id", "role", "dong", "created", "revoked"
+                    );
+                    for u in users {
+                        println!(
+                            "{:<11} {:<5} {:<11} {:<21} {:<21} {}",
+                            u.id,
+                            u.role.as_str(),
+                            u.dong.as_deref().unwrap_or("-"),
+                            u.created_at,
+                            u.revoked_at.as_deref().unwrap_or("-"),
+                            u.name
+                        );
+                    }
+                }
+                UsersAction::Revoke { id } => {
+                    let u = sagak::web::users::revoke(path, &id)?;
+                    println!("account {} ({}) revoked; a running server ends its sessions within seconds", u.id, u.name);
+                }
+            }
+            Ok(())
+        }
+        Command::Audit {
+            household,
+            user,
+            since,
+            json,
+        } => {
+            if household.is_none() && user.is_none() {
+                anyhow::bail!("say whose record you want: --household ID (who saw it) or --user ID [--since YYYY-MM-DD] (what they saw)");
+            }
+            let query = sagak::web::audit::AuditQuery {
+                household,
+                user,
+                since,
+            };
+            let entries = sagak::web::audit::search(&settings.web.audit_dir, &query)?;
+            for e in &entries {
+                if json {
+                    println!("{}", serde_json::to_string(e)?);
+                } else {
+                    let what = e
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| e.households.len().to_string() + " households");
+                    println!(
+                        "{}  {:<11} {:<4} {:<15} {:<22} {:<4} {}  {}",
+                        e.time, e.user, e.role, e.client, e.action, e.status, e.path, what
+                    );
+                }
+            }
+            if !json {
+                println!(
+                    "{} entries in {}",
+                    entries.len(),
+                    settings.web.audit_dir.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Retention { apply } => {
+            let rules = retention_rules(&settings);
+            let now = std::time::SystemTime::now();
+            let today = sagak::retention::today();
+            let listed = if apply {
+                rules.apply(today, now)?
+            } else {
+                rules.expired(today, now)
+            };
+            for e in &listed {
+                println!(
+                    "{}  {}  {}",
+                    if apply { "deleted" } else { "expired" },
+                    e.path.display(),
+                    e.why
+                );
+            }
+            println!(
+                "{} {} (retention.data {}, retention.audit {}){}",
+                listed.len(),
+                if apply {
+                    "deleted"
+                } else {
+                    "past their retention"
+                },
+                settings.retention.data,
+                settings.retention.audit,
+                if apply || listed.is_empty() {
+                    ""
+                } else {
+                    "; run with --apply to delete them"
+                }
+            );
+            Ok(())
         }
     }
 }
@@ -523,15 +774,38 @@ async fn start_http(
             ))
         })?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, dashboard = ops.token.is_some(), "serving /metrics, /healthz, /readyz and /dashboard");
-    if ops.token.is_none() {
-        tracing::warn!("the dashboard is off: set SAGAK__HTTP__TOKEN to turn it on");
-    }
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     Ok(Some(tokio::spawn(sagak::ops::http::serve(
         listener,
         ops,
         std::future::pending(),
     ))))
+}
+
+/// The web front's settings.
+fn web_config(settings: &Settings) -> sagak::web::WebConfig {
+    let w = &settings.web;
+    sagak::web::WebConfig {
+        listen: w.listen.clone(),
+        tls: w.tls_cert.clone().zip(w.tls_key.clone()),
+        trusted_proxy: w.trusted_proxy.as_deref().and_then(|p| p.parse().ok()),
+        users_file: w.users_file.clone(),
+        audit_dir: w.audit_dir.clone(),
+        lists_dir: settings.lists.out_dir.join("lists"),
+        idle: w.idle(),
+        login_failures_per_minute: w.login_failures_per_minute,
+    }
+}
+
+/// What retention deletes, from the settings.
+fn retention_rules(settings: &Settings) -> sagak::retention::RetentionRules {
+    sagak::retention::RetentionRules {
+        out_dir: settings.lists.out_dir.clone(),
+        state_dir: settings.engine.state_dir.clone(),
+        audit_dir: settings.web.audit_dir.clone(),
+        data_ms: settings.retention.data_ms(),
+        audit_ms: settings.retention.audit_ms(),
+    }
 }
 
 /// Settings with secrets masked, for printing.

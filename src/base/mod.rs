@@ -4,6 +4,7 @@
 
 pub mod civil;
 pub mod clock;
+pub mod files;
 pub mod hash;
 pub mod ids;
 pub mod keyed;

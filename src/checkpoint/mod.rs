@@ -331,7 +331,8 @@ impl CheckpointStore {
         let path = self.dir.join(format!("checkpoint-{seq:012}.snap"));
         let tmp = self.dir.join(format!(".checkpoint-{seq:012}.tmp"));
         let write = || -> std::io::Result<()> {
-            let mut f = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+            let mut f =
+                BufWriter::with_capacity(1 << 20, crate::base::files::create_private(&tmp)?);
             f.write_all(header.as_bytes())?;
             for piece in &body {
                 f.write_all(piece)?;

@@ -93,7 +93,7 @@ pub async fn run_compare(
     for (spec, name) in specs.iter().zip(["a", "b"]) {
         let dir = out.join(name);
         let _ = fs::remove_dir_all(&dir);
-        let ops = OpsState::new(spec, Metrics::new(spec), None, "replay");
+        let ops = OpsState::new(spec, Metrics::new(spec), "replay");
         let run = ReplayConfig {
             out_dir: dir.clone(),
             ..cfg.clone()

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{DriverCore, DriverError, ListSchedule, OnListFailure};
-use crate::base::clock::SimulatedClock;
+use crate::base::clock::{Clock, SimulatedClock};
 use crate::base::message::InputMessage;
 use crate::definition::{PipelineSpec, DAY_MS};
 use crate::embedded::offices::{suwon_signals, SimulatedOffices, SUWON_HOUSEHOLD};
@@ -224,11 +224,33 @@ impl Outputs for DemoOutputs {
     }
 }
 
+/// The demo after its simulation, for `demo --serve`: the clock goes on
+/// at wall speed from where the simulation ended, and the outcomes the
+/// offices record on the pages go into the engine.
+pub struct DemoLive {
+    /// Outcomes from the web front.
+    pub outcomes: tokio::sync::mpsc::Receiver<InputMessage>,
+    /// Called with the simulation's summary, before the demo goes on.
+    pub on_summary: Box<dyn FnOnce(&DemoSummary) + Send>,
+    /// Resolves when the demo should stop (Ctrl-C).
+    pub until: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
 /// Runs the demo and writes its outputs under `cfg.out_dir`.
 pub async fn run_demo(
     spec: &PipelineSpec,
     cfg: &DemoConfig,
     ops: &OpsState,
+) -> Result<DemoSummary, DemoError> {
+    run_demo_live(spec, cfg, ops, None).await
+}
+
+/// [`run_demo`], going on after the simulation while `live` says so.
+pub async fn run_demo_live(
+    spec: &PipelineSpec,
+    cfg: &DemoConfig,
+    ops: &OpsState,
+    live: Option<DemoLive>,
 ) -> Result<DemoSummary, DemoError> {
     fs::create_dir_all(&cfg.out_dir).map_err(|error| DemoError::Io {
         dir: cfg.out_dir.clone(),
@@ -358,6 +380,32 @@ pub async fn run_demo(
     };
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| io(e.into()))?;
     fs::write(cfg.out_dir.join("summary.json"), json).map_err(io)?;
+    if let Some(mut live) = live {
+        (live.on_summary)(&summary);
+        let ended = clock.now_ms();
+        let started = std::time::Instant::now();
+        core.rebuild_work();
+        loop {
+            let stop = tokio::select! {
+                _ = &mut live.until => true,
+                m = live.outcomes.recv() => match m {
+                    Some(m) => {
+                        core.push(m);
+                        false
+                    }
+                    None => true,
+                },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+            };
+            clock.set(ended + started.elapsed().as_millis() as i64);
+            core.flush(&mut out).await?;
+            core.tick(&mut out).await?;
+            out.sink.flush()?;
+            if stop {
+                break;
+            }
+        }
+    }
     Ok(summary)
 }
 

@@ -204,7 +204,14 @@ pub struct DriverCore<'o, C: Clock> {
     last_list: Option<Manifest>,
     /// When the open-alert gauges were last set.
     cases_observed: Option<std::time::Instant>,
+    /// When the work board was last rebuilt from every case record.
+    work_rebuilt: Option<std::time::Instant>,
+    outcome_feed: u16,
 }
+
+/// How often the web front's work board is rebuilt from every case record
+/// (between rebuilds, each batch updates the households it touched).
+const REBUILD_WORK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How often the gauges of open and overdue alerts are recomputed (a pass
 /// over the case records), in wall-clock time: a replay's simulated clock
@@ -215,6 +222,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// A core around `engine` on `clock`, reporting to `ops`, cutting
     /// batches at `max_batch` messages.
     pub fn new(engine: Engine, clock: C, ops: &'o OpsState, max_batch: usize) -> Self {
+        let outcome_feed = engine.outcome_feed();
         DriverCore {
             engine,
             clock,
@@ -226,7 +234,40 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             counts: CoreCounts::default(),
             last_list: None,
             cases_observed: None,
+            work_rebuilt: None,
+            outcome_feed,
         }
+    }
+
+    /// Updates the work board with what a batch touched.
+    fn update_work(&self, result: &crate::engine::BatchResult, batch: &[InputMessage]) {
+        let work = &self.ops.work;
+        if !work.enabled() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        work.set_now(now);
+        work.note_alerts(&result.alerts);
+        let mut touched: std::collections::HashSet<&str> = result
+            .alerts
+            .iter()
+            .map(|a| a.household_id.as_str())
+            .chain(result.escalations.iter().map(|e| e.household_id.as_str()))
+            .collect();
+        for m in batch.iter().filter(|m| m.feed == Some(self.outcome_feed)) {
+            if let Some(key) = m.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) {
+                touched.insert(key);
+            }
+        }
+        if touched.is_empty() {
+            return;
+        }
+        work.update(
+            touched
+                .into_iter()
+                .map(|h| (h.to_string(), self.engine.work_case(h, now)))
+                .collect(),
+        );
     }
 
     /// Writes the daily lists on `schedule`.
@@ -294,6 +335,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.ops.live.record(&result.alerts);
         }
         self.ops.live.record_follow_up(&result);
+        self.update_work(&result, &self.buffer);
         self.counts.alerts += result.alerts.len() as u64;
         self.counts.rejected += result.rejects.len() as u64;
         self.counts.accepted += result.accepted as u64;
@@ -359,7 +401,26 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.ops.live.set_cases(&counts);
             self.cases_observed = Some(std::time::Instant::now());
         }
+        if self.ops.work.enabled()
+            && self
+                .work_rebuilt
+                .is_none_or(|at| at.elapsed() >= REBUILD_WORK)
+        {
+            self.rebuild_work();
+        }
         Ok(made)
+    }
+
+    /// Rebuilds the work board from every case record (after a restore or
+    /// a hand-over, and now and then: retention and time move households
+    /// on and off it).
+    pub fn rebuild_work(&mut self) {
+        let now = self.clock.now_ms();
+        self.ops.work.set_now(now);
+        self.ops
+            .work
+            .replace(self.engine.work_cases(now, crate::ops::work::RECENT_MS));
+        self.work_rebuilt = Some(std::time::Instant::now());
     }
 
     /// Delivers the `overdue` escalations the clock has reached (each
@@ -381,6 +442,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             .await
             .map_err(DriverError::Outputs)?;
         self.ops.live.record_follow_up(&result);
+        self.update_work(&result, &[]);
         self.counts.escalations += n as u64;
         if self.lists.as_ref().is_some_and(|l| l.quiet) {
             tracing::debug!(escalations = n, "overdue alerts escalated to the city team");

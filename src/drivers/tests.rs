@@ -74,7 +74,7 @@ fn listing_core<'o>(
 async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     let spec = default_spec();
     let metrics = Metrics::new(&spec);
-    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let ops = OpsState::new(&spec, metrics.clone(), "test");
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = SimulatedClock::at(NOW);
     let mut core = listing_core(
@@ -130,7 +130,7 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
 async fn a_failed_list_stops_a_core_that_is_told_to_stop() {
     let spec = default_spec();
     let metrics = Metrics::new(&spec);
-    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let ops = OpsState::new(&spec, metrics.clone(), "test");
     let dir = tempfile::tempdir().expect("temp dir");
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").expect("file");
@@ -147,7 +147,7 @@ async fn a_failed_list_stops_a_core_that_is_told_to_stop() {
 async fn a_batch_is_cut_at_its_size_and_delivered_at_the_clocks_time() {
     let spec = default_spec();
     let metrics = Metrics::new(&spec);
-    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let ops = OpsState::new(&spec, metrics.clone(), "test");
     let clock = SimulatedClock::at(NOW);
     let engine = Engine::new(&spec, metrics);
     let mut core = DriverCore::new(engine, clock.clone(), &ops, 2);
@@ -181,7 +181,7 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
     let shared_dir = tempfile::tempdir().expect("temp dir");
     let alone_dir = tempfile::tempdir().expect("temp dir");
     let metrics = Metrics::new(&spec);
-    let ops = OpsState::new(&spec, metrics.clone(), None, "test");
+    let ops = OpsState::new(&spec, metrics.clone(), "test");
     let clock = SimulatedClock::at(last);
     let core = |owned: Option<Vec<i32>>, dir: &std::path::Path| {
         let mut schedule = ListSchedule::new(

@@ -5,6 +5,7 @@
 //! letters.
 
 pub mod files;
+pub mod inbox;
 pub mod offices;
 pub mod sink;
 pub mod source;

@@ -38,7 +38,7 @@ impl NdjsonSink {
     pub fn create(dir: &Path) -> Result<Self, SinkError> {
         let open = |name: &str| {
             let path = dir.join(name);
-            fs::File::create(&path)
+            crate::base::files::create_private(&path)
                 .map(|f| (BufWriter::new(f), path.clone()))
                 .map_err(|error| SinkError { path, error })
         };

@@ -72,7 +72,7 @@ pub(crate) struct Lane {
     /// The outcomes of the batch in flight, decoded, by batch index.
     outcomes: Vec<(u32, Outcome)>,
     /// The feed index of the outcomes topic.
-    outcome_feed: u16,
+    pub(crate) outcome_feed: u16,
     max_future_ms: i64,
     /// The decoded rows of the batch in flight, between the two phases.
     decoded: Option<RecordBatch>,

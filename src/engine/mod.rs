@@ -503,6 +503,35 @@ impl Engine {
         total
     }
 
+    /// The feed index of the offices' outcomes.
+    pub fn outcome_feed(&self) -> u16 {
+        self.lanes[0].outcome_feed
+    }
+
+    /// A household's case as the offices' work queue shows it.
+    pub fn work_case(
+        &self,
+        household_id: &str,
+        now_ms: i64,
+    ) -> Option<crate::stages::case::WorkCase> {
+        self.lanes[self.lane_of(household_id.as_bytes())]
+            .cases
+            .work_case(household_id, now_ms)
+    }
+
+    /// Every household worth a place in the work queue (see
+    /// [`crate::stages::case::CaseBook::work_cases`]).
+    pub fn work_cases(
+        &self,
+        now_ms: i64,
+        recent_ms: i64,
+    ) -> Vec<(String, crate::stages::case::WorkCase)> {
+        self.lanes
+            .iter()
+            .flat_map(|lane| lane.cases.work_cases(now_ms, recent_ms))
+            .collect()
+    }
+
     /// The case of a household as the daily list of `as_of_ms` shows it.
     pub fn list_case(&self, household_id: &str, as_of_ms: i64) -> Option<ListCase> {
         self.lanes[self.lane_of(household_id.as_bytes())]

@@ -7,6 +7,7 @@
 //!   hand-over on a rebalance; [`offsets`]: where each partition resumes.
 
 pub mod offsets;
+pub mod outcomes;
 pub mod ownership;
 pub mod sink;
 pub mod source;

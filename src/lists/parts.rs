@@ -76,7 +76,7 @@ impl DailyLists {
                 part_name(partition),
                 std::process::id()
             ));
-            let file = fs::File::create(&tmp).map_err(io(&dir))?;
+            let file = crate::base::files::create_private(&tmp).map_err(io(&dir))?;
             let mut writer = ArrowWriter::try_new(file, candidates_schema(), None)?;
             for batch in &batches {
                 writer.write(batch)?;

@@ -302,7 +302,8 @@ pub(super) fn write_day(
         dir: final_dir.clone(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(&tmp_dir)(e.into()))?;
-    fs::write(tmp_dir.join("manifest.json"), json).map_err(io(&tmp_dir))?;
+    crate::base::files::write_private(&tmp_dir.join("manifest.json"), &json)
+        .map_err(io(&tmp_dir))?;
     // Swap the finished day in at once: readers never see half a day.
     let _ = fs::remove_dir_all(&final_dir);
     if let Err(e) = fs::rename(&tmp_dir, &final_dir) {
@@ -339,7 +340,7 @@ struct HashedFile {
 impl HashedFile {
     fn create(path: &Path) -> std::io::Result<Self> {
         Ok(HashedFile {
-            file: fs::File::create(path)?,
+            file: crate::base::files::create_private(path)?,
             sha256: Sha256::new(),
             bytes: 0,
         })

@@ -4,11 +4,12 @@
 //! * `/healthz`: the process is alive (open).
 //! * `/readyz`: connected and assigned partitions, or the embedded source
 //!   running; 503 with a JSON reason otherwise (open).
-//! * `/dashboard` and `/api/dashboard`: the live page and its data. They
-//!   show household ids, so they need the bearer token (`http.token`), and
-//!   every access is logged.
+//!
+//! The pages with household data are the web front's (`crate::web`), on
+//! their own listener; this module keeps the live state both read.
 
 pub mod http;
+pub mod work;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +89,33 @@ pub const ESCALATIONS_SHOWN: usize = 200;
 pub struct LiveView {
     board: Mutex<Board>,
     follow_up: Mutex<FollowUpBoard>,
+    history: Mutex<History>,
+}
+
+/// Days of alerts kept for the city's chart.
+pub const HISTORY_DAYS: usize = 90;
+/// First contacts kept per priority for the city's chart.
+const CONTACTS_KEPT: usize = 10_000;
+/// Korea's offset from UTC: an alert's day is the offices' day.
+const KST_MS: i64 = 9 * 3_600_000;
+
+/// What the city's charts draw, since the process started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Alerts per local day (`YYYY-MM-DD`): P1, P2, P3.
+    pub alerts_per_day: BTreeMap<String, [u64; 3]>,
+    /// Days from alert to first contact, per priority (P1, P2, P3), the
+    /// newest kept.
+    pub first_contact_days: [std::collections::VecDeque<f64>; 3],
+}
+
+fn priority_slot(p: crate::stages::score::Priority) -> usize {
+    use crate::stages::score::Priority;
+    match p {
+        Priority::P1 => 0,
+        Priority::P2 => 1,
+        Priority::P3 => 2,
+    }
 }
 
 /// One escalation on the city team's queue.
@@ -158,6 +186,16 @@ impl LiveView {
         if alerts.is_empty() {
             return;
         }
+        if let Ok(mut h) = self.history.lock() {
+            for a in alerts {
+                let day = crate::stages::alert::rfc3339(a.emitted_at + KST_MS);
+                let day = day.get(..10).unwrap_or_default().to_string();
+                h.alerts_per_day.entry(day).or_default()[priority_slot(a.priority)] += 1;
+            }
+            while h.alerts_per_day.len() > HISTORY_DAYS {
+                h.alerts_per_day.pop_first();
+            }
+        }
         let Ok(mut board) = self.board.lock() else {
             return;
         };
@@ -220,6 +258,15 @@ impl LiveView {
             });
         }
         f.escalations.truncate(ESCALATIONS_SHOWN);
+        if let Ok(mut h) = self.history.lock() {
+            for c in &result.first_contacts {
+                let kept = &mut h.first_contact_days[priority_slot(c.priority)];
+                kept.push_back(c.seconds / 86_400.0);
+                if kept.len() > CONTACTS_KEPT {
+                    kept.pop_front();
+                }
+            }
+        }
         for c in &result.first_contacts {
             let month = crate::stages::alert::rfc3339(c.recorded_at)[..7].to_string();
             let entry = f.contacts.entry(c.dong.clone()).or_default();
@@ -249,6 +296,11 @@ impl LiveView {
         for (dong, n) in &counts.unreachable {
             f.counts.entry(dong.clone()).or_default().2 += n;
         }
+    }
+
+    /// What the city's charts draw.
+    pub fn history(&self) -> History {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Follow-up per dong code, and the city team's queue (newest first).
@@ -284,8 +336,10 @@ pub struct OpsState {
     pub health: Health,
     /// Dashboard board.
     pub live: LiveView,
-    /// Bearer token for the dashboard; `None` disables it.
-    pub token: Option<String>,
+    /// The offices' work queue (kept while a web front is attached).
+    pub work: work::WorkBoard,
+    /// Pipeline name, for the pages.
+    pub pipeline: String,
     /// Served dongs, for Korean names.
     pub dongs: Vec<Dong>,
     /// Feed names, in order.
@@ -296,12 +350,13 @@ pub struct OpsState {
 
 impl OpsState {
     /// State for `spec`, not ready yet.
-    pub fn new(spec: &PipelineSpec, metrics: Metrics, token: Option<String>, mode: &str) -> Self {
+    pub fn new(spec: &PipelineSpec, metrics: Metrics, mode: &str) -> Self {
         OpsState {
             metrics,
             health: Health::new("starting"),
             live: LiveView::default(),
-            token: token.filter(|t| !t.is_empty()),
+            work: work::WorkBoard::default(),
+            pipeline: spec.name.clone(),
             dongs: spec.dongs.clone(),
             feeds: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             mode: mode.into(),

@@ -32,7 +32,7 @@ async fn the_demo_finds_the_planted_crises_and_writes_every_output() {
         offices: true,
     };
     let generated = generate(&cfg.generator);
-    let ops = sagak::ops::OpsState::new(&spec, Metrics::new(&spec), None, "demo");
+    let ops = sagak::ops::OpsState::new(&spec, Metrics::new(&spec), "demo");
     let summary = run_demo(&spec, &cfg, &ops).await.expect("demo runs");
 
     let total: usize = summary.signals_in.values().sum();

@@ -14,3 +14,4 @@ mod outcomes;
 mod replay;
 mod support;
 mod tls;
+mod web;

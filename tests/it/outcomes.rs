@@ -7,31 +7,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// The default pipeline with its first-contact due times set to `due`
-/// (`"4s"`), so a test sees an alert go overdue.
-fn pipeline_due_in(due: &str) -> tempfile::TempDir {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    for f in ["pipeline.toml", "score.sql", "lists.sql", "dongs.csv"] {
-        std::fs::copy(root.join("pipelines/default").join(f), dir.path().join(f)).expect("copy");
-    }
-    let path = dir.path().join("pipeline.toml");
-    let toml = std::fs::read_to_string(&path).expect("read");
-    let mut edited = String::new();
-    for line in toml.lines() {
-        if line.starts_with("due_p") {
-            let key = line.split('=').next().unwrap_or_default().trim();
-            edited.push_str(&format!("{key} = \"{due}\"\n"));
-        } else {
-            edited.push_str(line);
-            edited.push('\n');
-        }
-    }
-    assert!(edited.contains(&format!("due_p2 = \"{due}\"")));
-    std::fs::write(&path, edited).expect("write");
-    dir
-}
-
 /// An outcome of `household` recorded now by dong 4125052000; `fields` is
 /// the kind and its values as JSON members.
 fn outcome(id: &str, household: &str, fields: &str, alert_id: Option<&str>) -> String {

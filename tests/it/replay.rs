@@ -39,7 +39,7 @@ fn config(inputs: Vec<PathBuf>, out: &Path) -> ReplayConfig {
 
 async fn replay(inputs: Vec<PathBuf>, out: &Path) -> sagak::drivers::replay::ReplaySummary {
     let spec = default_spec();
-    let ops = OpsState::new(&spec, Metrics::new(&spec), None, "replay");
+    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
     run_replay(&spec, &config(inputs, out), &ops)
         .await
         .expect("replay runs")
@@ -139,7 +139,7 @@ async fn a_replay_equals_the_demo_and_every_file_format_replays_alike() {
 
     let demo_out = dir.path().join("demo");
     let spec = default_spec();
-    let ops = OpsState::new(&spec, Metrics::new(&spec), None, "demo");
+    let ops = OpsState::new(&spec, Metrics::new(&spec), "demo");
     let demo = DemoConfig {
         generator: cfg.clone(),
         out_dir: demo_out.clone(),
@@ -365,7 +365,7 @@ async fn a_backfill_is_where_run_starts_and_publishes_nothing() {
     std::fs::write(&file, format!("{early}\n")).unwrap();
     let out = dir.path().join("out");
     let spec = s.spec.clone();
-    let ops = OpsState::new(&spec, Metrics::new(&spec), None, "replay");
+    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
     let mut cfg = config(vec![file], &out);
     cfg.backfill = Some(Backfill {
         state_dir: s.settings.engine.state_dir.clone(),

@@ -26,9 +26,6 @@ use tansu_storage::StorageContainer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Dashboard token of the test pipelines.
-pub const TOKEN: &str = "test-token-4125";
-
 /// A tansu broker running on its own runtime and thread.
 pub struct TestBroker {
     pub addr: String,
@@ -230,12 +227,7 @@ impl Scenario {
         let (stop, stopped) = oneshot::channel::<()>();
         let settings = self.settings.clone();
         let spec = self.spec.clone();
-        let ops = Arc::new(OpsState::new(
-            &spec,
-            Metrics::new(&spec),
-            Some(TOKEN.into()),
-            "kafka",
-        ));
+        let ops = Arc::new(OpsState::new(&spec, Metrics::new(&spec), "kafka"));
         let metrics = ops.metrics.clone();
         let task_ops = ops.clone();
         let task = tokio::spawn(async move {
@@ -751,4 +743,29 @@ pub fn schema(path: &str) -> jsonschema::Validator {
         .should_validate_formats(true)
         .build(&value)
         .unwrap_or_else(|e| panic!("{path} is a valid JSON Schema: {e}"))
+}
+
+/// The default pipeline with its first-contact due times set to `due`
+/// (`"4s"`), so a test sees an alert go overdue.
+pub fn pipeline_due_in(due: &str) -> tempfile::TempDir {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["pipeline.toml", "score.sql", "lists.sql", "dongs.csv"] {
+        std::fs::copy(root.join("pipelines/default").join(f), dir.path().join(f)).expect("copy");
+    }
+    let path = dir.path().join("pipeline.toml");
+    let toml = std::fs::read_to_string(&path).expect("read");
+    let mut edited = String::new();
+    for line in toml.lines() {
+        if line.starts_with("due_p") {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            edited.push_str(&format!("{key} = \"{due}\"\n"));
+        } else {
+            edited.push_str(line);
+            edited.push('\n');
+        }
+    }
+    assert!(edited.contains(&format!("due_p2 = \"{due}\"")));
+    std::fs::write(&path, edited).expect("write");
+    dir
 }

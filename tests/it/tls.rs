@@ -52,7 +52,6 @@ async fn sagak_works_through_tls_and_refuses_a_certificate_of_another_ca() {
         std::sync::Arc::new(sagak::ops::OpsState::new(
             &s.spec,
             sagak::metrics::Metrics::new(&s.spec),
-            None,
             "kafka",
         )),
         std::future::pending(),

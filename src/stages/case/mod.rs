@@ -93,6 +93,45 @@ pub struct ListCase {
     pub opened_with: Option<(Priority, u8)>,
 }
 
+/// An alert waiting for its first contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAlert {
+    /// Its id (`al-` and 32 hex digits).
+    pub alert_id: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// When it was sent (driver's clock), ms.
+    pub emitted_at: i64,
+    /// When a first contact is due, ms.
+    pub due_at: i64,
+}
+
+/// A household's case as the offices' work queue shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkCase {
+    /// The dong serving it now.
+    pub dong: String,
+    /// Dongs of its open alerts other than `dong` (it moved): they still
+    /// see it.
+    pub other_dongs: Vec<String>,
+    /// Its status.
+    pub status: CaseStatus,
+    /// The status's Korean label.
+    pub status_ko: String,
+    /// Priority of its newest alert.
+    pub priority: Option<Priority>,
+    /// Categories of its newest alert.
+    pub categories: Vec<String>,
+    /// Alerts waiting for a first contact, oldest first.
+    pub open_alerts: Vec<OpenAlert>,
+    /// The outcomes that count, oldest first.
+    pub outcomes: Vec<OutcomeSoFar>,
+    /// In case management since, ms.
+    pub in_case_since: Option<i64>,
+    /// Alerts sent for it so far.
+    pub times_flagged: u32,
+}
+
 /// Alerts waiting for a first contact (see [`CaseBook::open_counts`]).
 #[derive(Debug, Default)]
 pub struct OpenCounts {
@@ -803,6 +842,91 @@ impl CaseBook {
             case_opened_at: view.in_case,
             opened_with: r.opened_with,
         })
+    }
+
+    /// The case of a household as the offices' work queue shows it at
+    /// `now_ms`.
+    pub fn work_case(&self, household_id: &str, now_ms: i64) -> Option<WorkCase> {
+        let r = self.record(household_id)?;
+        Some(self.work_of(&r, now_ms))
+    }
+
+    /// Every household worth a place in the work queue at `now_ms`: an
+    /// alert waiting for a first contact, unreachable, in case management,
+    /// or any activity within `recent_ms`.
+    pub fn work_cases(&self, now_ms: i64, recent_ms: i64) -> Vec<(String, WorkCase)> {
+        let mut out = Vec::new();
+        for held in self.records.iter() {
+            let Some(r) = CaseRecord::decode(held.payload()) else {
+                continue;
+            };
+            let open = r.alerts.iter().any(|a| a.open_since.is_some());
+            if !open && r.last_activity() < now_ms - recent_ms {
+                let view = self.view(&r);
+                if view.in_case.is_none() && view.unreachable.is_none() {
+                    continue;
+                }
+            }
+            out.push((held.id().to_string(), self.work_of(&r, now_ms)));
+        }
+        out
+    }
+
+    fn work_of(&self, r: &CaseRecord, now_ms: i64) -> WorkCase {
+        let view = self.view(r);
+        let status = self.status(&view, r, now_ms);
+        let mut other_dongs: Vec<String> = r
+            .alerts
+            .iter()
+            .filter(|a| a.open_since.is_some())
+            .filter_map(|a| a.dong)
+            .filter(|&d| d != r.dong)
+            .map(dong_text)
+            .collect();
+        other_dongs.sort();
+        other_dongs.dedup();
+        let last = r.last_alert();
+        WorkCase {
+            dong: dong_text(r.dong),
+            other_dongs,
+            status,
+            status_ko: self.status_label(status),
+            priority: last.map(|a| a.priority),
+            categories: last
+                .map(|a| {
+                    self.categories
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| a.categories & (1 << i) != 0)
+                        .map(|(_, c)| c.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            open_alerts: r
+                .alerts
+                .iter()
+                .filter_map(|a| {
+                    let since = a.open_since?;
+                    Some(OpenAlert {
+                        alert_id: crate::stages::alert::hex_id("al-", a.id),
+                        priority: a.priority,
+                        emitted_at: since,
+                        due_at: since + self.rules.due(a.priority),
+                    })
+                })
+                .collect(),
+            outcomes: r
+                .live_outcomes()
+                .into_iter()
+                .map(|o| OutcomeSoFar {
+                    kind: Self::kind_text(o.kind, o.detail),
+                    label: self.label(o.kind, o.detail),
+                    recorded_at: o.recorded_at,
+                })
+                .collect(),
+            in_case_since: view.in_case,
+            times_flagged: r.flagged,
+        }
     }
 
     /// Households in case management, with the shard each belongs to.

@@ -1,0 +1,198 @@
+//! Deleting data whose retention has ended: daily lists and the city's
+//! escalation lists (by the day they describe), dead-letter and alert
+//! copies written to disk and old snapshots (by when they were written),
+//! and audit files (kept at least two years). The running pipeline does
+//! it once a day; `sagak retention --apply` does it on demand.
+//!
+//! Case records and the signals in the state go by the engine's own
+//! retention (`[outcomes] retention`, bounded by `retention.data`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::NaiveDate;
+
+/// Where the files with household data are, and how long they are kept.
+#[derive(Debug, Clone)]
+pub struct RetentionRules {
+    /// `lists.out_dir` (lists under `lists/<date>/`, copies at the top).
+    pub out_dir: PathBuf,
+    /// `engine.state_dir` (`partition-*/checkpoint-*`).
+    pub state_dir: PathBuf,
+    /// `web.audit_dir`.
+    pub audit_dir: PathBuf,
+    /// Household data, ms.
+    pub data_ms: i64,
+    /// Audit files, ms.
+    pub audit_ms: i64,
+}
+
+/// One file or folder past its retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// The path.
+    pub path: PathBuf,
+    /// What it is, and since when it is kept.
+    pub why: String,
+}
+
+fn day_dirs(dir: &Path) -> Vec<(NaiveDate, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(NaiveDate, PathBuf)> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let day = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+            Some((day, path))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn older_than(path: &Path, horizon: SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t < horizon)
+}
+
+fn ms_duration(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+impl RetentionRules {
+    /// What has expired as of `today` (the local date) and `now`.
+    pub fn expired(&self, today: NaiveDate, now: SystemTime) -> Vec<Expired> {
+        let mut out = Vec::new();
+        let data_days = self.data_ms / crate::definition::DAY_MS;
+        let last_kept = today - chrono::Duration::days(data_days);
+        let lists = self.out_dir.join("lists");
+        for dir in [lists.clone(), lists.join(".parts")] {
+            for (day, path) in day_dirs(&dir) {
+                if day < last_kept {
+                    out.push(Expired {
+                        path,
+                        why: format!(
+                            "lists of {day}: older than retention.data (kept from {last_kept})"
+                        ),
+                    });
+                }
+            }
+        }
+        let horizon = now
+            .checked_sub(ms_duration(self.data_ms))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        // copies the demo and replays write: alerts, escalations, dead letters
+        if let Ok(entries) = std::fs::read_dir(&self.out_dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                let copy = path.extension().is_some_and(|x| x == "ndjson");
+                if copy && older_than(&path, horizon) {
+                    out.push(Expired {
+                        path,
+                        why: "copy of alerts or dead letters older than retention.data".into(),
+                    });
+                }
+            }
+        }
+        // old snapshots; the newest of each partition is the live state
+        if let Ok(parts) = std::fs::read_dir(&self.state_dir) {
+            for part in parts.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+                let mut snaps: Vec<PathBuf> = std::fs::read_dir(&part)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.path())
+                            .filter(|p| {
+                                p.file_name()
+                                    .and_then(|n| n.to_str())
+                                    .is_some_and(|n| n.starts_with("checkpoint-"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                snaps.sort();
+                snaps.pop();
+                for path in snaps.into_iter().filter(|p| older_than(p, horizon)) {
+                    out.push(Expired {
+                        path,
+                        why: "snapshot older than retention.data (not its partition's newest)"
+                            .into(),
+                    });
+                }
+            }
+        }
+        let audit_days = self.audit_ms / crate::definition::DAY_MS;
+        let audit_kept = today - chrono::Duration::days(audit_days);
+        if let Ok(entries) = std::fs::read_dir(&self.audit_dir) {
+            for path in entries.flatten().map(|e| e.path()) {
+                if crate::web::audit::day_of(&path).is_some_and(|d| d < audit_kept) {
+                    out.push(Expired {
+                        path,
+                        why: format!(
+                            "audit file older than retention.audit (kept from {audit_kept})"
+                        ),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Deletes what has expired; returns what was deleted.
+    pub fn apply(&self, today: NaiveDate, now: SystemTime) -> std::io::Result<Vec<Expired>> {
+        let expired = self.expired(today, now);
+        for e in &expired {
+            if e.path.is_dir() {
+                std::fs::remove_dir_all(&e.path)?;
+            } else {
+                std::fs::remove_file(&e.path)?;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+/// The local date (KST) of now.
+pub fn today() -> NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_older_than_its_retention_goes_and_a_newer_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        for day in ["2026-11-01", "2026-11-20", "2026-11-30"] {
+            std::fs::create_dir_all(out.join("lists").join(day)).unwrap();
+            std::fs::write(out.join("lists").join(day).join("4125052000.csv"), "x").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("audit")).unwrap();
+        std::fs::write(dir.path().join("audit/audit-2024-01-01.jsonl"), "{}\n").unwrap();
+        std::fs::write(dir.path().join("audit/audit-2026-11-01.jsonl"), "{}\n").unwrap();
+        let rules = RetentionRules {
+            out_dir: out.clone(),
+            state_dir: dir.path().join("state"),
+            audit_dir: dir.path().join("audit"),
+            data_ms: 15 * crate::definition::DAY_MS,
+            audit_ms: 730 * crate::definition::DAY_MS,
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let gone = rules.apply(today, SystemTime::now()).unwrap();
+        let names: Vec<String> = gone
+            .iter()
+            .map(|e| e.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"2026-11-01".to_string()));
+        assert!(names.contains(&"audit-2024-01-01.jsonl".to_string()));
+        assert!(!out.join("lists/2026-11-01").exists());
+        assert!(out.join("lists/2026-11-20").exists());
+        assert!(out.join("lists/2026-11-30").exists());
+        assert!(dir.path().join("audit/audit-2026-11-01.jsonl").exists());
+    }
+}

@@ -1,0 +1,198 @@
+//! An outcome as a page's form or the JSON API gives it, made into the
+//! JSON value of the outcomes topic. The person's id and dong come from
+//! the session, never from the form; the result is checked by the same
+//! decoder the pipeline applies to the topic before anything is sent.
+
+use serde_json::{json, Map, Value};
+
+use crate::stages::case::outcome::OutcomeKind;
+
+/// Who records an outcome and when (from the session and the clock).
+pub struct Recorder<'a> {
+    /// The person's id (`staff_id`).
+    pub staff_id: &'a str,
+    /// Their office's dong code, or the city's code.
+    pub dong_code: &'a str,
+    /// `recorded_at`, ms.
+    pub now_ms: i64,
+    /// A fresh `outcome_id`.
+    pub outcome_id: String,
+}
+
+fn first<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, v)| k == name && !v.trim().is_empty())
+        .map(|(_, v)| v.trim())
+}
+
+/// The outcome's JSON from form fields (a field may repeat: `services`).
+pub fn outcome_value(
+    fields: &[(String, String)],
+    household_id: &str,
+    by: &Recorder<'_>,
+) -> Result<Value, String> {
+    let kind_text = first(fields, "kind").ok_or("kind is missing: choose what was done")?;
+    let kind = OutcomeKind::parse(kind_text)
+        .ok_or_else(|| format!("kind {kind_text:?} is not one of {}", OutcomeKind::names()))?;
+    let mut v = Map::new();
+    v.insert("outcome_id".into(), json!(by.outcome_id));
+    v.insert("household_id".into(), json!(household_id));
+    v.insert("dong_code".into(), json!(by.dong_code));
+    v.insert(
+        "recorded_at".into(),
+        json!(crate::stages::alert::rfc3339(by.now_ms)),
+    );
+    v.insert("staff_id".into(), json!(by.staff_id));
+    v.insert("kind".into(), json!(kind.as_str()));
+    if let Some(alert) = first(fields, "alert_id") {
+        v.insert("alert_id".into(), json!(alert));
+    }
+    let need = |name: &str, what: &str| {
+        first(fields, name)
+            .map(|x| json!(x))
+            .ok_or_else(|| format!("{name} is missing: {what}"))
+    };
+    match kind {
+        OutcomeKind::ContactAttempted => {
+            v.insert(
+                "channel".into(),
+                need("channel", "how (phone, visit, sms, letter)")?,
+            );
+            v.insert("result".into(), need("result", "what came of it")?);
+        }
+        OutcomeKind::SupportLinked => {
+            let services: Vec<&str> = fields
+                .iter()
+                .filter(|(k, x)| k == "services" && !x.trim().is_empty())
+                .map(|(_, x)| x.trim())
+                .collect();
+            if services.is_empty() {
+                return Err("services is missing: tick at least one service linked".into());
+            }
+            v.insert("services".into(), json!(services));
+        }
+        OutcomeKind::CaseOpened => {
+            v.insert(
+                "track".into(),
+                need("track", "case_management or service_linkage")?,
+            );
+        }
+        OutcomeKind::NotApplicable => {
+            let r = first(fields, "na_reason").or_else(|| first(fields, "reason"));
+            let r = r.ok_or("reason is missing: why the household is not a case")?;
+            v.insert("reason".into(), json!(r));
+        }
+        OutcomeKind::CaseClosed => {
+            let r = first(fields, "close_reason").or_else(|| first(fields, "reason"));
+            let r = r.ok_or("reason is missing: why the case closed")?;
+            v.insert("reason".into(), json!(r));
+        }
+        OutcomeKind::Withdrawn => {
+            v.insert(
+                "withdraws".into(),
+                need("withdraws", "the outcome_id of the mistaken outcome")?,
+            );
+        }
+        OutcomeKind::Counselled | OutcomeKind::Declined => {}
+    }
+    if let Some(note) = first(fields, "note") {
+        v.insert("note".into(), json!(note));
+    }
+    Ok(Value::Object(v))
+}
+
+/// Form fields from a JSON object (the API): strings as they are, arrays
+/// of strings as repeated fields.
+pub fn fields_of_json(value: &Value) -> Result<Vec<(String, String)>, String> {
+    let Value::Object(map) = value else {
+        return Err("the body must be one JSON object: {\"kind\": ..., ...}".into());
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        match v {
+            Value::String(s) => out.push((k.clone(), s.clone())),
+            Value::Array(items) => {
+                for i in items {
+                    let Value::String(s) = i else {
+                        return Err(format!("{k} must be an array of strings"));
+                    };
+                    out.push((k.clone(), s.clone()));
+                }
+            }
+            Value::Null => {}
+            _ => return Err(format!("{k} must be a string")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by() -> Recorder<'static> {
+        Recorder {
+            staff_id: "u-0000abcd",
+            dong_code: "4125052000",
+            now_ms: 1_790_000_000_000,
+            outcome_id: "oc-1".into(),
+        }
+    }
+
+    fn f(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_visit_that_reached_someone_is_a_valid_outcome() {
+        let v = outcome_value(
+            &f(&[
+                ("kind", "contact_attempted"),
+                ("channel", "visit"),
+                ("result", "reached"),
+                ("staff_id", "forged"),
+                ("dong_code", "9999999999"),
+            ]),
+            "hh-1",
+            &by(),
+        )
+        .unwrap();
+        assert_eq!(
+            v["staff_id"], "u-0000abcd",
+            "from the session, not the form"
+        );
+        assert_eq!(v["dong_code"], "4125052000");
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let decoded = crate::stages::case::outcome::decode(
+            Some(b"hh-1"),
+            Some(&bytes),
+            1_790_000_000_000,
+            3_600_000,
+        )
+        .unwrap();
+        assert_eq!(decoded.staff_id, "u-0000abcd");
+    }
+
+    #[test]
+    fn what_is_missing_is_named() {
+        let err = outcome_value(
+            &f(&[("kind", "contact_attempted"), ("channel", "visit")]),
+            "hh-1",
+            &by(),
+        )
+        .unwrap_err();
+        assert!(err.contains("result"), "{err}");
+        let err = outcome_value(&f(&[("kind", "support_linked")]), "hh-1", &by()).unwrap_err();
+        assert!(err.contains("services"), "{err}");
+        let err = outcome_value(&f(&[("kind", "visited")]), "hh-1", &by()).unwrap_err();
+        assert!(err.contains("contact_attempted"), "{err}");
+        let v = fields_of_json(&json!({"kind": "support_linked", "services": ["energy", "care"]}))
+            .unwrap();
+        let v = outcome_value(&v, "hh-1", &by()).unwrap();
+        assert_eq!(v["services"], json!(["energy", "care"]));
+    }
+}

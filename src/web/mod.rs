@@ -1,0 +1,211 @@
+//! The web front for dong offices and the city team: pages and a JSON API
+//! with household data, on their own listener (`web.listen`), behind
+//! per-person accounts, every view audited.
+//!
+//! * [`users`]: accounts and tokens; [`auth`]: sessions, login, CSRF.
+//! * [`audit`]: the audit log; [`pages`] and [`charts`]: what is drawn;
+//!   [`form`]: an outcome form as the outcomes topic's JSON.
+//!
+//! Single sign-on (GPKI, SAML, OIDC) would replace [`auth::login`]: the
+//! identity provider's assertion names the person, whose role and dong
+//! still come from the users file, and the session works as here.
+
+pub mod audit;
+pub mod auth;
+pub mod charts;
+pub mod form;
+pub mod pages;
+pub mod routes;
+pub mod users;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::definition::PipelineSpec;
+use crate::ops::OpsState;
+use audit::AuditLog;
+use users::Directory;
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What went wrong starting the web front.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The listener cannot be bound.
+    #[error("cannot listen on web.listen = {addr}: {error}; pick a free address")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        error: std::io::Error,
+    },
+    /// The certificate or key cannot be used.
+    #[error("web.tls_cert / web.tls_key: {0}")]
+    Tls(String),
+    /// The users file.
+    #[error(transparent)]
+    Users(#[from] users::UsersError),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+}
+
+/// Where an outcome recorded on a page goes: the outcomes topic in Kafka
+/// mode, the engine's input in the demo.
+pub trait OutcomePublisher: Send + Sync {
+    /// Publishes one outcome (key: household id; value: its JSON); done
+    /// once it is durably accepted.
+    fn publish<'a>(
+        &'a self,
+        household_id: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// What the web front is started with.
+pub struct WebConfig {
+    /// Listen address.
+    pub listen: String,
+    /// PEM certificate chain and key: serve TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Address of a TLS-terminating proxy in front.
+    pub trusted_proxy: Option<IpAddr>,
+    /// The users file.
+    pub users_file: PathBuf,
+    /// The audit folder.
+    pub audit_dir: PathBuf,
+    /// Where the daily lists are (`<out_dir>/lists/<date>/`).
+    pub lists_dir: PathBuf,
+    /// Session idle time.
+    pub idle: Duration,
+    /// Failed logins per address and minute.
+    pub login_failures_per_minute: u32,
+}
+
+/// Everything a request reads.
+pub struct WebState {
+    /// The pipeline's live state.
+    pub ops: Arc<OpsState>,
+    /// Accounts.
+    pub users: Directory,
+    /// Sessions and login limits.
+    pub auth: auth::Auth,
+    /// Audit log.
+    pub audit: AuditLog,
+    /// Outcomes recorded on the pages go here.
+    pub publisher: Arc<dyn OutcomePublisher>,
+    /// Daily lists folder.
+    pub lists_dir: PathBuf,
+    /// Cookies are marked Secure (TLS, or a TLS proxy in front).
+    pub secure: bool,
+    /// A proxy whose `X-Forwarded-For` is trusted.
+    pub trusted_proxy: Option<IpAddr>,
+    /// Served dongs (code, Korean and English names).
+    pub dongs: Vec<crate::definition::Dong>,
+    /// The city's code (outcomes the city records carry it).
+    pub city_code: String,
+    /// Korean labels of outcome kinds, values and statuses.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// How far ahead of the clock an outcome may be recorded, ms.
+    pub max_future_ms: i64,
+}
+
+impl WebState {
+    /// The Korean name of a dong code.
+    pub fn dong_name(&self, code: &str) -> (String, String) {
+        self.dongs
+            .iter()
+            .find(|d| d.dong_code == code)
+            .map(|d| (d.name_ko.clone(), d.name_en.clone()))
+            .unwrap_or_else(|| ("미배정".into(), "unassigned".into()))
+    }
+
+    /// A Korean label, or the name itself.
+    pub fn label(&self, name: &str) -> String {
+        self.labels
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+/// A running web front.
+pub struct WebServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state (the demo makes accounts through it).
+    pub state: Arc<WebState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebServer {
+    /// Stops serving.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the web front: binds, loads the accounts and opens the audit
+/// log (an error here stops start-up), then serves until aborted.
+pub async fn start(
+    cfg: WebConfig,
+    spec: &PipelineSpec,
+    ops: Arc<OpsState>,
+    publisher: Arc<dyn OutcomePublisher>,
+) -> Result<WebServer, WebError> {
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(routes::tls_acceptor(cert, key).map_err(WebError::Tls)?),
+        None => None,
+    };
+    let users = Directory::open(&cfg.users_file)?;
+    let audit = AuditLog::open(&cfg.audit_dir)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|error| WebError::Bind {
+            addr: cfg.listen.clone(),
+            error,
+        })?;
+    let addr = listener.local_addr().map_err(|error| WebError::Bind {
+        addr: cfg.listen.clone(),
+        error,
+    })?;
+    ops.work.enable();
+    let state = Arc::new(WebState {
+        ops,
+        users,
+        auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute),
+        audit,
+        publisher,
+        lists_dir: cfg.lists_dir,
+        secure: tls.is_some() || cfg.trusted_proxy.is_some(),
+        trusted_proxy: cfg.trusted_proxy,
+        dongs: spec.dongs.clone(),
+        city_code: spec.outcomes.city_code.clone(),
+        labels: spec.outcomes.labels_ko.clone(),
+        max_future_ms: i64::from(spec.window.max_future_hours) * 3_600_000,
+    });
+    if state.users.is_empty() {
+        tracing::warn!(file = %cfg.users_file.display(), "no accounts yet: nobody can log in; create one with `sagak users add`");
+    }
+    tracing::info!(%addr, tls = tls.is_some(), "serving the offices' and the city's pages");
+    let task = tokio::spawn(routes::serve(listener, tls, state.clone()));
+    Ok(WebServer { addr, state, task })
+}
