@@ -777,4 +777,69 @@ mod tests {
         assert!(err.contains("partition.assignment.strategy"), "{err}");
         assert!(err.contains("range,roundrobin"), "{err}");
     }
+
+    #[test]
+    fn the_shared_token_is_gone_and_says_what_replaced_it() {
+        let err = load_toml("[http]\ntoken = \"s3cret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`http.token`") && err.contains("sagak users add"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn household_pages_off_loopback_need_tls_or_a_tls_proxy() {
+        let err = load_toml("[web]\nlisten = \"0.0.0.0:9465\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`web.listen`")
+                && err.contains("web.tls_cert")
+                && err.contains("web.trusted_proxy"),
+            "{err}"
+        );
+        assert!(
+            load_toml("[web]\nlisten = \"0.0.0.0:9465\"\ntrusted_proxy = \"10.0.0.5\"\n").is_ok()
+        );
+        let err = load_toml("[web]\nlisten = \"0.0.0.0:9465\"\ntls_cert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("web.tls_key"), "{err}");
+        let err = load_toml("[web]\ntrusted_proxy = \"proxy.local\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IP address"), "{err}");
+    }
+
+    #[test]
+    fn retention_stays_within_the_law() {
+        let err = load_toml("[retention]\ndata = \"6y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`retention.data`") && err.contains("5y"),
+            "{err}"
+        );
+        let err = load_toml("[retention]\naudit = \"1y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`retention.audit`") && err.contains("2y"),
+            "{err}"
+        );
+        let err = load_toml("[retention]\ndata = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a duration"), "{err}");
+        let s = load_toml("[retention]\ndata = \"30d\"\naudit = \"3y\"\n").unwrap();
+        assert_eq!(s.retention.data_ms(), 30 * 86_400_000);
+        // the case records of the pipeline must not outlive retention.data
+        let mut s = Settings::default();
+        s.pipeline.dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/default"));
+        s.retention.data = "200d".into();
+        let err = s.pipeline().unwrap_err().to_string();
+        assert!(err.contains("outcomes.retention"), "{err}");
+    }
 }

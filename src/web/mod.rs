@@ -126,6 +126,49 @@ pub struct WebState {
     pub labels: std::collections::BTreeMap<String, String>,
     /// How far ahead of the clock an outcome may be recorded, ms.
     pub max_future_ms: i64,
+    /// Signals received per feed, sampled every few seconds (the feeds'
+    /// rates on the city page).
+    pub received: parking_lot::Mutex<
+        std::collections::VecDeque<(std::time::Instant, std::collections::BTreeMap<String, f64>)>,
+    >,
+}
+
+/// Samples of the received counters kept: a minute at one per 10 s.
+const RATE_SAMPLES: usize = 7;
+
+impl WebState {
+    /// Takes a sample of the signals received per feed.
+    pub fn sample_received(&self) {
+        let data = crate::ops::http::dashboard_data(&self.ops);
+        let counts = data["feeds"]
+            .as_array()
+            .map(|feeds| {
+                feeds
+                    .iter()
+                    .filter_map(|f| {
+                        Some((f["feed"].as_str()?.to_string(), f["received"].as_f64()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut r = self.received.lock();
+        r.push_back((std::time::Instant::now(), counts));
+        while r.len() > RATE_SAMPLES {
+            r.pop_front();
+        }
+    }
+
+    /// Signals per second of `feed` over the sampled span (none before two
+    /// samples).
+    pub fn rate(&self, feed: &str) -> Option<f64> {
+        let r = self.received.lock();
+        let (first, last) = (r.front()?, r.back()?);
+        let secs = last.0.duration_since(first.0).as_secs_f64();
+        if secs < 1.0 {
+            return None;
+        }
+        Some((last.1.get(feed)? - first.1.get(feed).copied().unwrap_or(0.0)).max(0.0) / secs)
+    }
 }
 
 impl WebState {
@@ -201,6 +244,7 @@ pub async fn start(
         city_code: spec.outcomes.city_code.clone(),
         labels: spec.outcomes.labels_ko.clone(),
         max_future_ms: i64::from(spec.window.max_future_hours) * 3_600_000,
+        received: parking_lot::Mutex::new(std::collections::VecDeque::new()),
     });
     if state.users.is_empty() {
         tracing::warn!(file = %cfg.users_file.display(), "no accounts yet: nobody can log in; create one with `sagak users add`");

@@ -415,18 +415,20 @@ pub fn city(st: &WebState, person: &Person, unassigned: &[Arc<WorkItem>], now: i
         body.push_str(r#"<tr><td colspan="4">없음 <span class="en">none</span></td></tr>"#);
     }
     body.push_str("</tbody></table>");
-    body.push_str(r#"<h2>피드 상태 <span class="en">Feeds' health</span></h2><table id="feeds"><thead><tr><th>피드 <span class="en">Feed</span></th><th>수신 <span class="en">Received</span></th><th>워터마크 <span class="en">Watermark</span></th></tr></thead><tbody>"#);
+    body.push_str(r#"<h2>피드 상태 <span class="en">Feeds' health</span></h2><table id="feeds"><thead><tr><th>피드 <span class="en">Feed</span></th><th>수신 <span class="en">Received</span></th><th>초당 <span class="en">Per second (last minute)</span></th><th>워터마크 <span class="en">Watermark</span></th></tr></thead><tbody>"#);
     if let Some(feeds) = data["feeds"].as_array() {
         for f in feeds {
             let wm = f["watermark"]
                 .as_f64()
                 .map(|s| local_time((s * 1000.0) as i64))
                 .unwrap_or_else(|| "-".into());
+            let feed = f["feed"].as_str().unwrap_or_default();
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{wm}</td></tr>",
-                esc(f["feed"].as_str().unwrap_or_default()),
-                f["received"].as_f64().unwrap_or(0.0)
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{wm}</td></tr>",
+                esc(feed),
+                f["received"].as_f64().unwrap_or(0.0),
+                st.rate(feed).map_or("-".into(), |r| format!("{r:.1}"))
             );
         }
     }

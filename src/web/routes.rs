@@ -906,6 +906,15 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Ends a task when the one that started it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Accepts connections until the task is aborted: each served by hyper's
 /// HTTP/1.1 with bounded headers and header time, over TLS when given.
 pub async fn serve(
@@ -916,10 +925,13 @@ pub async fn serve(
     // the users file is re-read every two seconds: a revoked person's
     // sessions end then
     let watcher = st.clone();
-    tokio::spawn(async move {
+    let _watching = AbortOnDrop(tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(2));
-        loop {
+        for round in 0u64.. {
             every.tick().await;
+            if round % 5 == 0 {
+                watcher.sample_received();
+            }
             match watcher.users.reload() {
                 Ok(true) => {
                     let ended = watcher
@@ -937,7 +949,7 @@ pub async fn serve(
                 }
             }
         }
-    });
+    }));
     let app = router(st);
     loop {
         let (stream, peer) = match listener.accept().await {

@@ -30,6 +30,20 @@ struct Front {
 
 impl Front {
     async fn start(s: &Scenario, pipeline: &RunningPipeline) -> Front {
+        let producer = sagak::kafka::outcomes::OutcomeProducer::new(
+            &s.settings.kafka,
+            &s.settings.topics.outcomes,
+        )
+        .unwrap();
+        Front::on(&s.spec, pipeline.ops.clone(), Arc::new(producer), None).await
+    }
+
+    async fn on(
+        spec: &sagak::definition::PipelineSpec,
+        ops: Arc<sagak::ops::OpsState>,
+        publisher: Arc<dyn sagak::web::OutcomePublisher>,
+        tls: Option<(PathBuf, PathBuf)>,
+    ) -> Front {
         let dir = tempfile::tempdir().unwrap();
         let users_file = dir.path().join("users.json");
         let dong = users::add(&users_file, "김생연", Role::Dong, Some(DONG)).unwrap();
@@ -45,7 +59,7 @@ impl Front {
         }
         let cfg = sagak::web::WebConfig {
             listen: "127.0.0.1:0".into(),
-            tls: None,
+            tls,
             trusted_proxy: None,
             users_file,
             audit_dir: dir.path().join("audit"),
@@ -53,12 +67,7 @@ impl Front {
             idle: Duration::from_secs(8 * 3600),
             login_failures_per_minute: 5,
         };
-        let producer = sagak::kafka::outcomes::OutcomeProducer::new(
-            &s.settings.kafka,
-            &s.settings.topics.outcomes,
-        )
-        .unwrap();
-        let server = sagak::web::start(cfg, &s.spec, pipeline.ops.clone(), Arc::new(producer))
+        let server = sagak::web::start(cfg, spec, ops, publisher)
             .await
             .expect("the web front starts");
         Front {
@@ -740,4 +749,89 @@ fn the_demo_makes_accounts_and_its_pages_take_an_outcome_after_the_simulation() 
     }
     let users = std::fs::read_to_string(out.path().join("demo-users.json")).unwrap();
     assert!(!users.contains(dong_token.as_str()), "only hashes are kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_session_cookie_is_secure_and_failed_logins_are_limited() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path(), "web");
+    let spec = sagak::definition::PipelineSpec::embedded_default().unwrap();
+    let ops = Arc::new(sagak::ops::OpsState::new(
+        &spec,
+        sagak::metrics::Metrics::new(&spec),
+        "demo",
+    ));
+    let (inbox, _rx) =
+        sagak::embedded::inbox::Inbox::new(spec.outcome_feed(), "dong-office.outcomes");
+    let front = Front::on(&spec, ops, Arc::new(inbox), Some((cert, key))).await;
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let post = |token: String| {
+        let connector = connector.clone();
+        let addr = front.addr;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = connector
+                .connect(name, tcp)
+                .await
+                .expect("TLS handshake with the test CA");
+            let body = format!("token={token}");
+            let req = format!("POST /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            tls.write_all(req.as_bytes()).await.unwrap();
+            let mut raw = Vec::new();
+            let _ = tls.read_to_end(&mut raw).await;
+            String::from_utf8_lossy(&raw).into_owned()
+        }
+    };
+    let ok = post(front.dong.1.clone()).await;
+    assert!(ok.starts_with("HTTP/1.1 303"), "{ok}");
+    let cookie = ok
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // plain HTTP on the TLS port gets nothing
+    let plain = blocking({
+        let addr = front.addr;
+        move || http(addr, "GET", "/login", &[], "").0
+    })
+    .await;
+    assert_ne!(plain, 200);
+    // five failures a minute from one address, then it must wait
+    for _ in 0..5 {
+        assert!(post("wrong".into()).await.starts_with("HTTP/1.1 401"));
+    }
+    let limited = post(front.dong.1.clone()).await;
+    assert!(
+        limited.starts_with("HTTP/1.1 429") && limited.to_lowercase().contains("retry-after"),
+        "{limited}"
+    );
+    let failures = sagak::web::audit::search(&front.audit_dir(), &Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "login_failed")
+        .count();
+    assert_eq!(failures, 5, "every failed login is audited");
+    front.server.abort();
 }
