@@ -136,8 +136,10 @@ enum Command {
         /// Where the outputs go.
         #[arg(long, default_value = "sagak-out")]
         out: PathBuf,
-        /// Serve /metrics and the dashboard (http.listen, http.token) during
-        /// the run and keep serving after it until Ctrl-C.
+        /// Serve /metrics (http.listen) and the offices' and city's pages
+        /// (web.listen) with one account per dong and one for the city,
+        /// whose tokens are printed; after the simulation the clock goes on
+        /// at wall speed until Ctrl-C.
         #[arg(long)]
         serve: bool,
         /// Leave the offices out: no outcomes, no planted Suwon household
