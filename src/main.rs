@@ -52,6 +52,11 @@ struct SynthArgs {
     /// benchmark needs).
     #[arg(long)]
     clean: bool,
+    /// Spread the households over N equal dongs with generated codes
+    /// (1100000000 + 100 i) instead of Dongducheon-si's eight; such
+    /// dongs are served only by a pipeline whose dongs.csv lists them.
+    #[arg(long, default_value_t = 0)]
+    dongs: usize,
 }
 
 impl SynthArgs {
@@ -62,6 +67,7 @@ impl SynthArgs {
             days: self.days,
             start: self.start,
             crisis_share: self.crisis_share,
+            dongs: self.dongs,
             ..Default::default()
         };
         if self.clean {

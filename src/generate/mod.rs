@@ -27,6 +27,8 @@ use std::fmt::Write;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 
+use std::sync::Arc;
+
 use crate::definition::DAY_MS;
 use crate::stages::decode::RejectClass;
 use rng::SplitMix64;
@@ -70,6 +72,15 @@ pub struct GeneratorConfig {
     pub late_share: f64,
     /// Re-sent copies per valid message.
     pub duplicate_share: f64,
+    /// Dongs the households live in: 0 for Dongducheon-si's eight (with
+    /// their shares), N for N dongs of equal size coded by
+    /// [`national_dong_code`] (a national deployment has about 3,500).
+    pub dongs: usize,
+}
+
+/// The code of dong `i` of a generated national deployment.
+pub fn national_dong_code(i: usize) -> String {
+    format!("{:010}", 1_100_000_000 + i * 100)
 }
 
 impl Default for GeneratorConfig {
@@ -85,6 +96,7 @@ impl Default for GeneratorConfig {
             malformed_share: 0.003,
             late_share: 0.002,
             duplicate_share: 0.01,
+            dongs: 0,
         }
     }
 }
@@ -164,16 +176,56 @@ const JOB_KINDS: [&str; 3] = ["job_loss", "insurance_lapse", "business_closure"]
 
 struct Household {
     id: String,
-    dong: &'static str,
-    moved_to: Option<(&'static str, i64)>,
+    dong: Arc<str>,
+    moved_to: Option<(Arc<str>, i64)>,
 }
 
 impl Household {
-    fn dong_at(&self, t: i64) -> &'static str {
-        match self.moved_to {
-            Some((d, at)) if t >= at => d,
-            _ => self.dong,
+    fn dong_at(&self, t: i64) -> &str {
+        match &self.moved_to {
+            Some((d, at)) if t >= *at => d,
+            _ => &self.dong,
         }
+    }
+}
+
+/// The dongs households are spread over, with their weights.
+struct Dongs(Vec<(Arc<str>, u32)>);
+
+impl Dongs {
+    fn of(cfg: &GeneratorConfig) -> Dongs {
+        if cfg.dongs == 0 {
+            Dongs(
+                DONGDUCHEON
+                    .iter()
+                    .map(|(c, w)| (Arc::from(*c), *w))
+                    .collect(),
+            )
+        } else {
+            Dongs(
+                (0..cfg.dongs)
+                    .map(|i| (Arc::from(national_dong_code(i)), 1))
+                    .collect(),
+            )
+        }
+    }
+
+    fn pick(&self, rng: &mut SplitMix64) -> Arc<str> {
+        let total: u32 = self.0.iter().map(|(_, w)| w).sum();
+        let mut x = rng.below(u64::from(total)) as u32;
+        for (code, w) in &self.0 {
+            if x < *w {
+                return code.clone();
+            }
+            x -= w;
+        }
+        self.0[0].0.clone()
+    }
+
+    /// Another dong than `dong`: the next one.
+    fn other(&self, dong: &str) -> Arc<str> {
+        let at = self.0.iter().position(|(c, _)| &**c == dong).unwrap_or(0);
+        self.0[(at + 1) % self.0.len()].0.clone()
     }
 }
 
@@ -350,18 +402,6 @@ impl Builder<'_> {
     }
 }
 
-fn pick_dong(rng: &mut SplitMix64) -> &'static str {
-    let total: u32 = DONGDUCHEON.iter().map(|(_, w)| w).sum();
-    let mut x = rng.below(u64::from(total)) as u32;
-    for (code, w) in DONGDUCHEON {
-        if x < w {
-            return code;
-        }
-        x -= w;
-    }
-    DONGDUCHEON[0].0
-}
-
 /// Generates the messages of `cfg`, in arrival order.
 pub fn generate(cfg: &GeneratorConfig) -> Generated {
     let kst = FixedOffset::east_opt(9 * 3600).expect("UTC+9 is a valid offset");
@@ -377,20 +417,19 @@ pub fn generate(cfg: &GeneratorConfig) -> Generated {
     let months = (cfg.days / 30).max(1);
     let mut planted = Vec::new();
     let mut id = String::new();
+    let dongs = Dongs::of(cfg);
     for n in 0..cfg.households {
         id.clear();
         let _ = write!(id, "dd-{n:06}");
-        let dong = if b.rng.chance(cfg.unserved_share) {
-            UNSERVED[b.rng.below(UNSERVED.len() as u64) as usize]
+        let dong: Arc<str> = if b.rng.chance(cfg.unserved_share) {
+            Arc::from(UNSERVED[b.rng.below(UNSERVED.len() as u64) as usize])
         } else {
-            pick_dong(&mut b.rng)
+            dongs.pick(&mut b.rng)
         };
         let moved_to = b.rng.chance(cfg.move_share).then(|| {
-            let mut to = pick_dong(&mut b.rng);
+            let mut to = dongs.pick(&mut b.rng);
             if to == dong {
-                to = DONGDUCHEON
-                    [(DONGDUCHEON.iter().position(|(c, _)| *c == to).unwrap_or(0) + 1) % 8]
-                    .0;
+                to = dongs.other(&to);
             }
             (to, start + b.rng.below(span as u64) as i64)
         });

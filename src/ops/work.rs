@@ -172,21 +172,25 @@ impl WorkBoard {
         }
     }
 
-    /// Replaces the whole board (a full pass over the case records).
+    /// Replaces the whole board (a full pass over the case records). The
+    /// new board is built beside the old one, under the read lock only, so
+    /// requests go on meanwhile; the write lock is held for the swap.
     pub fn replace(&self, cases: Vec<(String, WorkCase)>) {
-        let mut inner = self.inner.write();
-        let keep: HashSet<&str> = cases.iter().map(|(h, _)| h.as_str()).collect();
-        let alerts = std::mem::take(&mut inner.alerts)
-            .into_iter()
-            .filter(|(h, _)| keep.contains(h.as_str()))
-            .collect();
-        *inner = Inner {
-            alerts,
-            ..Inner::default()
-        };
-        for (household_id, case) in cases {
-            inner.put(household_id, case);
+        let mut fresh = Inner::default();
+        {
+            let old = self.inner.read();
+            for (household_id, _) in &cases {
+                if let Some(a) = old.alerts.get(household_id) {
+                    fresh.alerts.insert(household_id.clone(), a.clone());
+                }
+            }
         }
+        for (household_id, case) in cases {
+            fresh.put(household_id, case);
+        }
+        let old = std::mem::replace(&mut *self.inner.write(), fresh);
+        // the old board is freed after the lock is released
+        drop(old);
     }
 
     /// A household's entry.
