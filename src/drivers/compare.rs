@@ -276,7 +276,8 @@ fn write_differences(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError
             num(d.score.1)
         ));
     }
-    fs::write(out.join("differences.csv"), csv).map_err(io(out))?;
+    crate::base::files::write_private(&out.join("differences.csv"), csv.as_bytes())
+        .map_err(io(out))?;
     let text = |f: &dyn Fn(&Difference) -> Option<String>| {
         let mut b = StringBuilder::new();
         for d in diffs {
@@ -333,7 +334,8 @@ fn write_differences(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError
         })
     };
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| bad(e.to_string()))?;
-    let file = fs::File::create(out.join("differences.parquet")).map_err(io(out))?;
+    let file =
+        crate::base::files::create_private(&out.join("differences.parquet")).map_err(io(out))?;
     let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| bad(e.to_string()))?;
     writer.write(&batch).map_err(|e| bad(e.to_string()))?;
     writer.close().map_err(|e| bad(e.to_string()))?;

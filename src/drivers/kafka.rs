@@ -290,6 +290,10 @@ pub async fn run(
             generation = ownership.generation();
             apply_handover(core.engine_mut(), &ownership)?;
             core.discard_buffer();
+            // the pages show the households of the shards held now
+            if ops.work.enabled() {
+                core.rebuild_work();
+            }
             batch_deadline = None;
         }
         // The batch in flight is processed first when it is full or due;

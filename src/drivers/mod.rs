@@ -265,7 +265,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         work.update(
             touched
                 .into_iter()
-                .map(|h| (h.to_string(), self.engine.work_case(h, now)))
+                .map(|h| (h.to_string(), self.engine.case_payload(h)))
                 .collect(),
         );
     }
@@ -419,7 +419,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         self.ops.work.set_now(now);
         self.ops
             .work
-            .replace(self.engine.work_cases(now, crate::ops::work::RECENT_MS));
+            .replace(self.engine.work_payloads(now, crate::ops::work::RECENT_MS));
         self.work_rebuilt = Some(std::time::Instant::now());
     }
 

@@ -508,27 +508,25 @@ impl Engine {
         self.lanes[0].outcome_feed
     }
 
-    /// A household's case as the offices' work queue shows it.
-    pub fn work_case(
-        &self,
-        household_id: &str,
-        now_ms: i64,
-    ) -> Option<crate::stages::case::WorkCase> {
+    /// A household's case record as held (see
+    /// [`crate::stages::case::CaseBook::payload`]).
+    pub fn case_payload(&self, household_id: &str) -> Option<std::sync::Arc<[u8]>> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .cases
-            .work_case(household_id, now_ms)
+            .payload(household_id)
+            .map(std::sync::Arc::from)
     }
 
-    /// Every household worth a place in the work queue (see
-    /// [`crate::stages::case::CaseBook::work_cases`]).
-    pub fn work_cases(
+    /// Every record worth a place in the work queue (see
+    /// [`crate::stages::case::CaseBook::work_payloads`]).
+    pub fn work_payloads(
         &self,
         now_ms: i64,
         recent_ms: i64,
-    ) -> Vec<(String, crate::stages::case::WorkCase)> {
+    ) -> Vec<(String, std::sync::Arc<[u8]>)> {
         self.lanes
             .iter()
-            .flat_map(|lane| lane.cases.work_cases(now_ms, recent_ms))
+            .flat_map(|lane| lane.cases.work_payloads(now_ms, recent_ms))
             .collect()
     }
 

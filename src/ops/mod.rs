@@ -355,7 +355,7 @@ impl OpsState {
             metrics,
             health: Health::new("starting"),
             live: LiveView::default(),
-            work: work::WorkBoard::default(),
+            work: work::WorkBoard::new(spec),
             pipeline: spec.name.clone(),
             dongs: spec.dongs.clone(),
             feeds: spec.feeds.iter().map(|f| f.name.clone()).collect(),

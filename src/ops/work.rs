@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::stages::alert::{Alert, CaseStatus};
-use crate::stages::case::WorkCase;
+use crate::definition::PipelineSpec;
+use crate::stages::alert::{Alert, CaseStatus, PipelineTag};
+use crate::stages::case::{CaseBook, WorkCase};
 
 /// How long a household stays on the board after its last activity when
 /// nothing else keeps it there.
@@ -54,18 +55,22 @@ impl WorkItem {
     }
 }
 
+/// Reasons and score of a household's newest alert.
+type Reasons = (f64, Arc<[(String, String)]>);
+
 #[derive(Default)]
 struct Inner {
-    items: HashMap<String, Arc<WorkItem>>,
+    /// Each household's case record as the engine holds it, and the dongs
+    /// that see it.
+    records: HashMap<String, (Arc<[u8]>, Vec<String>)>,
     by_dong: HashMap<String, HashSet<String>>,
-    /// Reasons and score of the newest alert per household.
-    alerts: HashMap<String, (f64, Vec<(String, String)>)>,
+    alerts: HashMap<String, Reasons>,
 }
 
 impl Inner {
     fn unindex(&mut self, household_id: &str) {
-        if let Some(old) = self.items.remove(household_id) {
-            for d in std::iter::once(&old.case.dong).chain(&old.case.other_dongs) {
+        if let Some((_, dongs)) = self.records.remove(household_id) {
+            for d in &dongs {
                 if let Some(set) = self.by_dong.get_mut(d) {
                     set.remove(household_id);
                 }
@@ -73,38 +78,35 @@ impl Inner {
         }
     }
 
-    fn put(&mut self, household_id: String, case: WorkCase) {
-        self.unindex(&household_id);
-        for d in std::iter::once(&case.dong).chain(&case.other_dongs) {
-            self.by_dong
-                .entry(d.clone())
-                .or_default()
-                .insert(household_id.clone());
+    fn put(&mut self, household_id: String, record: Arc<[u8]>) {
+        let dongs = CaseBook::dongs_of(&record);
+        match self.records.get_mut(&household_id) {
+            // the usual change: same dongs, a new record
+            Some(held) if held.1 == dongs => held.0 = record,
+            _ => {
+                self.unindex(&household_id);
+                for d in &dongs {
+                    self.by_dong
+                        .entry(d.clone())
+                        .or_default()
+                        .insert(household_id.clone());
+                }
+                self.records.insert(household_id, (record, dongs));
+            }
         }
-        let (score, reasons) = self
-            .alerts
-            .get(&household_id)
-            .map(|(s, r)| (Some(*s), r.clone()))
-            .unwrap_or_default();
-        self.items.insert(
-            household_id.clone(),
-            Arc::new(WorkItem {
-                household_id,
-                case,
-                score,
-                reasons,
-            }),
-        );
     }
 }
 
-/// The board.
-#[derive(Default)]
+/// The board. It keeps the engine's compact records, a copy of a few
+/// dozen bytes per household, and renders them when a page asks: keeping
+/// it costs the pipeline a copy per touched household, not a rendering.
 pub struct WorkBoard {
     enabled: AtomicBool,
     /// The pipeline's clock (the demo's is simulated), ms.
     now_ms: AtomicI64,
     inner: RwLock<Inner>,
+    /// The case stage's rules, to render a record as the engine would.
+    rules: CaseBook,
 }
 
 /// Orders a queue: overdue first, then unreachable, then the most urgent
@@ -119,6 +121,20 @@ fn urgency(item: &WorkItem, now_ms: i64) -> (bool, bool, std::cmp::Reverse<u8>, 
 }
 
 impl WorkBoard {
+    /// An empty board rendering with the rules of `spec`.
+    pub fn new(spec: &PipelineSpec) -> Self {
+        let tag = Arc::new(PipelineTag {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+        });
+        WorkBoard {
+            enabled: AtomicBool::new(false),
+            now_ms: AtomicI64::new(0),
+            inner: RwLock::new(Inner::default()),
+            rules: CaseBook::new(spec, tag),
+        }
+    }
+
     /// Keeps the board from now on (a web front reads it); off, the driver
     /// spends nothing on it.
     pub fn enable(&self) {
@@ -145,25 +161,29 @@ impl WorkBoard {
 
     /// Keeps the reasons and scores of a batch's alerts.
     pub fn note_alerts(&self, alerts: &[Alert]) {
-        let mut inner = self.inner.write();
-        for a in alerts {
-            let reasons = a
-                .reasons
-                .iter()
-                .map(|r| (r.detail_ko.clone(), r.detail.clone()))
-                .collect();
-            inner
-                .alerts
-                .insert(a.household_id.clone(), (a.score, reasons));
+        if alerts.is_empty() {
+            return;
         }
+        let noted: Vec<(String, Reasons)> = alerts
+            .iter()
+            .map(|a| {
+                let reasons: Arc<[(String, String)]> = a
+                    .reasons
+                    .iter()
+                    .map(|r| (r.detail_ko.clone(), r.detail.clone()))
+                    .collect();
+                (a.household_id.clone(), (a.score, reasons))
+            })
+            .collect();
+        self.inner.write().alerts.extend(noted);
     }
 
-    /// Sets the cases of households that changed (`None`: no record).
-    pub fn update(&self, cases: Vec<(String, Option<WorkCase>)>) {
+    /// Sets the records of households that changed (`None`: none held).
+    pub fn update(&self, records: Vec<(String, Option<Arc<[u8]>>)>) {
         let mut inner = self.inner.write();
-        for (household_id, case) in cases {
-            match case {
-                Some(case) => inner.put(household_id, case),
+        for (household_id, record) in records {
+            match record {
+                Some(record) => inner.put(household_id, record),
                 None => {
                     inner.unindex(&household_id);
                     inner.alerts.remove(&household_id);
@@ -175,69 +195,110 @@ impl WorkBoard {
     /// Replaces the whole board (a full pass over the case records). The
     /// new board is built beside the old one, under the read lock only, so
     /// requests go on meanwhile; the write lock is held for the swap.
-    pub fn replace(&self, cases: Vec<(String, WorkCase)>) {
+    pub fn replace(&self, records: Vec<(String, Arc<[u8]>)>) {
         let mut fresh = Inner::default();
         {
             let old = self.inner.read();
-            for (household_id, _) in &cases {
+            for (household_id, _) in &records {
                 if let Some(a) = old.alerts.get(household_id) {
                     fresh.alerts.insert(household_id.clone(), a.clone());
                 }
             }
         }
-        for (household_id, case) in cases {
-            fresh.put(household_id, case);
+        for (household_id, record) in records {
+            fresh.put(household_id, record);
         }
         let old = std::mem::replace(&mut *self.inner.write(), fresh);
         // the old board is freed after the lock is released
         drop(old);
     }
 
+    fn render(
+        &self,
+        household_id: String,
+        record: &[u8],
+        reasons: Option<Reasons>,
+        now: i64,
+    ) -> Option<WorkItem> {
+        let case = self.rules.work_case(record, now)?;
+        let (score, reasons) = match reasons {
+            Some((s, r)) => (Some(s), r.to_vec()),
+            None => (None, Vec::new()),
+        };
+        Some(WorkItem {
+            household_id,
+            case,
+            score,
+            reasons,
+        })
+    }
+
     /// A household's entry.
     pub fn get(&self, household_id: &str) -> Option<Arc<WorkItem>> {
-        self.inner.read().items.get(household_id).cloned()
+        let (record, reasons) = {
+            let inner = self.inner.read();
+            let (record, _) = inner.records.get(household_id)?;
+            (record.clone(), inner.alerts.get(household_id).cloned())
+        };
+        self.render(household_id.to_string(), &record, reasons, self.now_ms())
+            .map(Arc::new)
+    }
+
+    /// Renders `households` (records copied under the read lock, rendered
+    /// after it), most urgent first.
+    fn rendered(&self, households: impl FnOnce(&Inner) -> Vec<String>) -> Vec<Arc<WorkItem>> {
+        let now = self.now_ms();
+        let held: Vec<(String, Arc<[u8]>, Option<Reasons>)> = {
+            let inner = self.inner.read();
+            households(&inner)
+                .into_iter()
+                .filter_map(|h| {
+                    let (record, _) = inner.records.get(&h)?;
+                    let reasons = inner.alerts.get(&h).cloned();
+                    Some((h, record.clone(), reasons))
+                })
+                .collect()
+        };
+        let mut items: Vec<Arc<WorkItem>> = held
+            .into_iter()
+            .filter_map(|(h, record, reasons)| self.render(h, &record, reasons, now).map(Arc::new))
+            .collect();
+        items.sort_by_cached_key(|i| (urgency(i, now), i.household_id.clone()));
+        items
     }
 
     /// Every entry `dong` may see, most urgent first.
     pub fn of_dong(&self, dong: &str) -> Vec<Arc<WorkItem>> {
-        let now = self.now_ms();
-        let mut items: Vec<Arc<WorkItem>> = {
-            let inner = self.inner.read();
+        self.rendered(|inner| {
             inner
                 .by_dong
                 .get(dong)
-                .map(|set| {
-                    set.iter()
-                        .filter_map(|h| inner.items.get(h).cloned())
-                        .collect()
-                })
+                .map(|set| set.iter().cloned().collect())
                 .unwrap_or_default()
-        };
-        items.sort_by_cached_key(|i| (urgency(i, now), i.household_id.clone()));
-        items
+        })
     }
 
     /// The entries whose dong is none of `served` (a code the city has not
     /// assigned to an office), most urgent first.
     pub fn unassigned(&self, served: &HashSet<&str>) -> Vec<Arc<WorkItem>> {
-        let now = self.now_ms();
-        let mut items: Vec<Arc<WorkItem>> = {
-            let inner = self.inner.read();
-            inner
+        let mut items = self.rendered(|inner| {
+            let mut ids: Vec<String> = inner
                 .by_dong
                 .iter()
                 .filter(|(d, _)| !served.contains(d.as_str()))
-                .flat_map(|(_, set)| set.iter().filter_map(|h| inner.items.get(h).cloned()))
-                .collect()
-        };
-        items.sort_by_cached_key(|i| (urgency(i, now), i.household_id.clone()));
-        items.dedup_by(|a, b| a.household_id == b.household_id);
+                .flat_map(|(_, set)| set.iter().cloned())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        });
+        items.retain(|i| !served.contains(i.case.dong.as_str()));
         items
     }
 
     /// Households on the board.
     pub fn len(&self) -> usize {
-        self.inner.read().items.len()
+        self.inner.read().records.len()
     }
 
     /// Whether the board is empty.
@@ -249,88 +310,97 @@ impl WorkBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::case::OpenAlert;
+    use crate::stages::case::outcome::{ContactResult, OutcomeKind};
+    use crate::stages::case::record::{CaseRecord, HeldOutcome, KeptAlert};
     use crate::stages::score::Priority;
 
-    fn case(dong: &str, status: CaseStatus, priority: Priority, due: Option<i64>) -> WorkCase {
-        WorkCase {
-            dong: dong.into(),
-            other_dongs: vec![],
-            status,
-            status_ko: String::new(),
-            priority: Some(priority),
-            categories: vec![],
-            open_alerts: due
-                .map(|d| OpenAlert {
-                    alert_id: "al-0".into(),
-                    priority,
-                    emitted_at: d - 1,
-                    due_at: d,
-                })
-                .into_iter()
-                .collect(),
-            outcomes: vec![],
-            in_case_since: None,
-            times_flagged: 1,
-        }
+    fn board() -> WorkBoard {
+        let spec = PipelineSpec::embedded_default().unwrap();
+        WorkBoard::new(&spec)
     }
+
+    /// A record of a household of `dong` with one open alert sent at
+    /// `sent` (P1 is due 3 days later), addressed to `to` if it moved.
+    fn record(dong: u64, priority: Priority, sent: i64, to: Option<u64>, failed: u32) -> Arc<[u8]> {
+        let mut r = CaseRecord::new(0, dong);
+        r.alerts.push(KeptAlert {
+            id: 7,
+            day: 1,
+            priority,
+            categories: 1,
+            dong: to,
+            open_since: Some(sent),
+            overdue_sent: false,
+        });
+        for i in 0..failed {
+            r.outcomes.push(HeldOutcome {
+                id: i + 1,
+                kind: OutcomeKind::ContactAttempted,
+                detail: ContactResult::NoAnswer.code(),
+                priority,
+                categories: 1,
+                recorded_at: sent + 1_000 * i64::from(i + 1),
+                target: 0,
+            });
+        }
+        let mut out = Vec::new();
+        r.encode(&mut out);
+        Arc::from(out)
+    }
+
+    const DAY: i64 = crate::definition::DAY_MS;
 
     #[test]
     fn a_dong_sees_its_own_households_overdue_and_unreachable_first() {
-        let board = WorkBoard::default();
-        board.set_now(1_000);
-        board.update(vec![
+        let b = board();
+        let now = 100 * DAY;
+        b.set_now(now);
+        b.update(vec![
             (
                 "hh-p1".into(),
-                Some(case(
-                    "4125052000",
-                    CaseStatus::New,
-                    Priority::P1,
-                    Some(5_000),
-                )),
+                Some(record(4125052000, Priority::P1, now - DAY, None, 0)),
             ),
             (
                 "hh-late".into(),
-                Some(case("4125052000", CaseStatus::New, Priority::P3, Some(500))),
+                Some(record(4125052000, Priority::P3, now - 20 * DAY, None, 0)),
             ),
             (
                 "hh-lost".into(),
-                Some(case(
-                    "4125052000",
-                    CaseStatus::Unreachable,
-                    Priority::P3,
-                    None,
-                )),
+                Some(record(4125052000, Priority::P3, now - DAY, None, 3)),
             ),
             (
                 "hh-else".into(),
-                Some(case("4125053500", CaseStatus::New, Priority::P1, Some(500))),
+                Some(record(4125053500, Priority::P1, now - 20 * DAY, None, 0)),
             ),
         ]);
-        let ids: Vec<String> = board
-            .of_dong("4125052000")
-            .iter()
-            .map(|i| i.household_id.clone())
-            .collect();
+        let queue = b.of_dong("4125052000");
+        let ids: Vec<&str> = queue.iter().map(|i| i.household_id.as_str()).collect();
         assert_eq!(ids, ["hh-late", "hh-lost", "hh-p1"]);
-        assert!(!board.get("hh-else").unwrap().visible_to("4125052000"));
+        assert!(queue[0].overdue(now));
+        assert_eq!(queue[1].case.status, CaseStatus::Unreachable);
+        assert!(!b.get("hh-else").unwrap().visible_to("4125052000"));
     }
 
     #[test]
     fn a_household_that_moved_stays_with_the_office_working_on_it() {
-        let board = WorkBoard::default();
-        let mut moved = case("4125053500", CaseStatus::New, Priority::P2, Some(9));
-        moved.other_dongs = vec!["4125052000".into()];
-        board.update(vec![("hh-m".into(), Some(moved.clone()))]);
-        assert_eq!(board.of_dong("4125052000").len(), 1);
-        assert_eq!(board.of_dong("4125053500").len(), 1);
-        // once its alert there is answered, the old office no longer sees it
-        moved.other_dongs.clear();
-        board.update(vec![("hh-m".into(), Some(moved))]);
-        assert!(board.of_dong("4125052000").is_empty());
+        let b = board();
+        let now = 100 * DAY;
+        b.set_now(now);
+        b.update(vec![(
+            "hh-m".into(),
+            Some(record(4125053500, Priority::P2, now, Some(4125052000), 0)),
+        )]);
+        assert_eq!(b.of_dong("4125052000").len(), 1);
+        assert_eq!(b.of_dong("4125053500").len(), 1);
+        // once its record no longer names the old office, it goes
+        b.update(vec![(
+            "hh-m".into(),
+            Some(record(4125053500, Priority::P2, now, None, 0)),
+        )]);
+        assert!(b.of_dong("4125052000").is_empty());
         let served = HashSet::from(["4125052000"]);
-        assert_eq!(board.unassigned(&served).len(), 1);
-        board.replace(vec![]);
-        assert!(board.is_empty());
+        assert_eq!(b.unassigned(&served).len(), 1);
+        b.replace(vec![]);
+        assert!(b.is_empty());
     }
 }

@@ -844,17 +844,20 @@ impl CaseBook {
         })
     }
 
-    /// The case of a household as the offices' work queue shows it at
-    /// `now_ms`.
-    pub fn work_case(&self, household_id: &str, now_ms: i64) -> Option<WorkCase> {
-        let r = self.record(household_id)?;
-        Some(self.work_of(&r, now_ms))
+    /// A household's case record as it is held (compact bytes): what the
+    /// web front keeps, rendered only when a page shows it.
+    pub fn payload(&self, household_id: &str) -> Option<&[u8]> {
+        self.records.get(household_id).map(|r| r.payload())
     }
 
-    /// Every household worth a place in the work queue at `now_ms`: an
-    /// alert waiting for a first contact, unreachable, in case management,
-    /// or any activity within `recent_ms`.
-    pub fn work_cases(&self, now_ms: i64, recent_ms: i64) -> Vec<(String, WorkCase)> {
+    /// The records worth a place in the work queue at `now_ms`: an alert
+    /// waiting for a first contact, unreachable, in case management, or
+    /// any activity within `recent_ms`.
+    pub fn work_payloads(
+        &self,
+        now_ms: i64,
+        recent_ms: i64,
+    ) -> Vec<(String, std::sync::Arc<[u8]>)> {
         let mut out = Vec::new();
         for held in self.records.iter() {
             let Some(r) = CaseRecord::decode(held.payload()) else {
@@ -867,9 +870,36 @@ impl CaseBook {
                     continue;
                 }
             }
-            out.push((held.id().to_string(), self.work_of(&r, now_ms)));
+            out.push((held.id().to_string(), std::sync::Arc::from(held.payload())));
         }
         out
+    }
+
+    /// The dongs that see a record: the one serving the household now,
+    /// then those its open alerts were addressed to.
+    pub fn dongs_of(payload: &[u8]) -> Vec<String> {
+        let Some(r) = CaseRecord::decode(payload) else {
+            return Vec::new();
+        };
+        let mut dongs = vec![dong_text(r.dong)];
+        for d in r
+            .alerts
+            .iter()
+            .filter(|a| a.open_since.is_some())
+            .filter_map(|a| a.dong)
+        {
+            let d = dong_text(d);
+            if !dongs.contains(&d) {
+                dongs.push(d);
+            }
+        }
+        dongs
+    }
+
+    /// The case a record's bytes hold, as the offices' work queue shows it
+    /// at `now_ms`.
+    pub fn work_case(&self, payload: &[u8], now_ms: i64) -> Option<WorkCase> {
+        CaseRecord::decode(payload).map(|r| self.work_of(&r, now_ms))
     }
 
     fn work_of(&self, r: &CaseRecord, now_ms: i64) -> WorkCase {

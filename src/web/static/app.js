@@ -36,6 +36,13 @@
         })
         .catch(function () {});
     };
-    setInterval(refresh, 2000);
+    // every 3 s for two minutes after the page opened (each look is an
+    // audited read of household data); reload the page to follow longer
+    var looks = 0;
+    var timer = setInterval(function () {
+      looks += 1;
+      if (looks > 40) { clearInterval(timer); return; }
+      refresh();
+    }, 3000);
   }
 })();
