@@ -483,15 +483,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             out,
             with_arrival,
         } => {
-            let generated = sagak::generate::generate(&synth.config());
-            let sent = match to {
+            let cfg = synth.config();
+            let (sent, planted) = match to {
                 Target::Ndjson if with_arrival => {
-                    sagak::generate::publish::to_ndjson_with_arrival(&out, &generated.messages)
-                        .with_context(|| format!("writing NDJSON under {}", out.display()))?
+                    let generated = sagak::generate::generate(&cfg);
+                    let sent =
+                        sagak::generate::publish::to_ndjson_with_arrival(&out, &generated.messages)
+                            .with_context(|| format!("writing NDJSON under {}", out.display()))?;
+                    (sent, generated.planted.len())
                 }
-                Target::Ndjson => sagak::generate::publish::to_ndjson(&out, &generated.messages)
+                // straight to disk: one household in memory at a time
+                Target::Ndjson => sagak::generate::publish::generate_to_ndjson(&out, &cfg)
                     .with_context(|| format!("writing NDJSON under {}", out.display()))?,
                 Target::Kafka => {
+                    let generated = sagak::generate::generate(&cfg);
                     let runtime = tokio::runtime::Builder::new_multi_thread()
                         .enable_all()
                         .build()?;
@@ -501,9 +506,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                             .map(|i| topics[i].clone())
                             .unwrap_or_else(|| feed.to_string())
                     };
-                    runtime
+                    let sent = runtime
                         .block_on(sagak::generate::publish::to_kafka(&settings.kafka, &generated.messages, topic_of, rate))
-                        .context("sending to Kafka; check kafka.brokers and that the signal topics exist")?
+                        .context("sending to Kafka; check kafka.brokers and that the signal topics exist")?;
+                    (sent, generated.planted.len())
                 }
             };
             println!(
@@ -511,7 +517,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 sent.total(),
                 sent.seconds,
                 sent.total() as f64 / sent.seconds.max(1e-9),
-                generated.planted.len()
+                planted
             );
             for (feed, n) in &sent.per_feed {
                 println!("  {feed:<20}{n}");

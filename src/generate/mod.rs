@@ -404,6 +404,21 @@ impl Builder<'_> {
 
 /// Generates the messages of `cfg`, in arrival order.
 pub fn generate(cfg: &GeneratorConfig) -> Generated {
+    let mut messages = Vec::new();
+    let planted = generate_each(cfg, |household| messages.append(household));
+    // stable: a household's messages keep the order they were made in
+    messages.sort_by_key(|m| m.arrival_ms);
+    Generated { messages, planted }
+}
+
+/// Generates the messages of `cfg` household by household, handing each
+/// household's messages (not in arrival order) to `each`, so a caller can
+/// write them out without holding the whole history; returns the planted
+/// crises. [`generate`] is this, collected and sorted by arrival.
+pub fn generate_each(
+    cfg: &GeneratorConfig,
+    mut each: impl FnMut(&mut Vec<GeneratedMessage>),
+) -> Vec<PlantedCrisis> {
     let kst = FixedOffset::east_opt(9 * 3600).expect("UTC+9 is a valid offset");
     let mut b = Builder {
         cfg,
@@ -526,11 +541,11 @@ pub fn generate(cfg: &GeneratorConfig) -> Generated {
                 first_signal_ms: t0,
             });
         }
+        b.out.retain(|m| m.arrival_ms < start + span);
+        each(&mut b.out);
+        b.out.clear();
     }
-    let mut messages = b.out;
-    messages.retain(|m| m.arrival_ms < start + span);
-    messages.sort_by_key(|m| m.arrival_ms);
-    Generated { messages, planted }
+    planted
 }
 
 #[cfg(test)]

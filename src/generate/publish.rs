@@ -74,26 +74,33 @@ pub async fn to_kafka(
     Ok(sent)
 }
 
-/// Writes the valid messages as `<dir>/<feed>.ndjson` (one JSON value per
-/// line, in arrival order; the key is the value's household_id) and the
-/// planted bad input as `<dir>/bad-input.ndjson` (`feed`, `key`, `value`
-/// as text, `expect`: the reject class).
-pub fn to_ndjson(dir: &Path, msgs: &[GeneratedMessage]) -> std::io::Result<Sent> {
-    let started = Instant::now();
-    fs::create_dir_all(dir)?;
-    let mut files: BTreeMap<&str, BufWriter<fs::File>> = BTreeMap::new();
-    let mut bad = BufWriter::new(fs::File::create(dir.join("bad-input.ndjson"))?);
-    let mut sent = Sent::default();
-    for m in msgs {
+/// The files of [`to_ndjson`]: one per feed, and `bad-input.ndjson`.
+struct NdjsonFiles {
+    dir: std::path::PathBuf,
+    files: BTreeMap<&'static str, BufWriter<fs::File>>,
+    bad: BufWriter<fs::File>,
+    sent: Sent,
+}
+
+impl NdjsonFiles {
+    fn create(dir: &Path) -> std::io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(NdjsonFiles {
+            dir: dir.into(),
+            files: BTreeMap::new(),
+            bad: BufWriter::new(fs::File::create(dir.join("bad-input.ndjson"))?),
+            sent: Sent::default(),
+        })
+    }
+
+    fn write(&mut self, m: &GeneratedMessage) -> std::io::Result<()> {
         match m.expect {
             Expect::Valid | Expect::Duplicate => {
-                if !files.contains_key(m.feed) {
-                    files.insert(
-                        m.feed,
-                        BufWriter::new(fs::File::create(dir.join(format!("{}.ndjson", m.feed)))?),
-                    );
+                if !self.files.contains_key(m.feed) {
+                    let f = fs::File::create(self.dir.join(format!("{}.ndjson", m.feed)))?;
+                    self.files.insert(m.feed, BufWriter::new(f));
                 }
-                if let Some(f) = files.get_mut(m.feed) {
+                if let Some(f) = self.files.get_mut(m.feed) {
                     f.write_all(&m.payload)?;
                     f.write_all(b"\n")?;
                 }
@@ -105,17 +112,61 @@ pub fn to_ndjson(dir: &Path, msgs: &[GeneratedMessage]) -> std::io::Result<Sent>
                     "value": String::from_utf8_lossy(&m.payload),
                     "expect": class.as_str(),
                 });
-                writeln!(bad, "{line}")?;
+                writeln!(self.bad, "{line}")?;
             }
         }
-        *sent.per_feed.entry(m.feed.to_string()).or_default() += 1;
+        *self.sent.per_feed.entry(m.feed.to_string()).or_default() += 1;
+        Ok(())
     }
-    for f in files.values_mut() {
-        f.flush()?;
+
+    fn finish(mut self, started: Instant) -> std::io::Result<Sent> {
+        for f in self.files.values_mut() {
+            f.flush()?;
+        }
+        self.bad.flush()?;
+        self.sent.seconds = started.elapsed().as_secs_f64();
+        Ok(self.sent)
     }
-    bad.flush()?;
-    sent.seconds = started.elapsed().as_secs_f64();
-    Ok(sent)
+}
+
+/// Writes the valid messages as `<dir>/<feed>.ndjson` (one JSON value per
+/// line, in arrival order; the key is the value's household_id) and the
+/// planted bad input as `<dir>/bad-input.ndjson` (`feed`, `key`, `value`
+/// as text, `expect`: the reject class).
+pub fn to_ndjson(dir: &Path, msgs: &[GeneratedMessage]) -> std::io::Result<Sent> {
+    let started = Instant::now();
+    let mut files = NdjsonFiles::create(dir)?;
+    for m in msgs {
+        files.write(m)?;
+    }
+    files.finish(started)
+}
+
+/// Generates `cfg` straight into the files of [`to_ndjson`], household by
+/// household: memory holds one household's messages, not the history (a
+/// replay merges the files in event-time order, whatever their order).
+pub fn generate_to_ndjson(
+    dir: &Path,
+    cfg: &super::GeneratorConfig,
+) -> std::io::Result<(Sent, usize)> {
+    let started = Instant::now();
+    let mut files = NdjsonFiles::create(dir)?;
+    let mut failed = None;
+    let planted = super::generate_each(cfg, |household| {
+        if failed.is_some() {
+            return;
+        }
+        for m in household.iter() {
+            if let Err(e) = files.write(m) {
+                failed = Some(e);
+                return;
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok((files.finish(started)?, planted.len()))
 }
 
 /// One line of [`to_ndjson_with_arrival`], its fields in this order.

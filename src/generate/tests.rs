@@ -88,3 +88,32 @@ fn every_message_decodes_as_the_generator_expects() {
         );
     }
 }
+
+#[test]
+fn written_straight_to_disk_the_files_hold_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (streamed, in_memory) = (dir.path().join("streamed"), dir.path().join("in-memory"));
+    let generated = generate(&small());
+    publish::to_ndjson(&in_memory, &generated.messages).unwrap();
+    let (sent, planted) = publish::generate_to_ndjson(&streamed, &small()).unwrap();
+    assert_eq!(planted, generated.planted.len());
+    assert_eq!(sent.total(), generated.messages.len());
+    for entry in std::fs::read_dir(&in_memory).unwrap() {
+        let name = entry.unwrap().file_name();
+        let lines = |dir: &std::path::Path| {
+            let mut l: Vec<String> = std::fs::read_to_string(dir.join(&name))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            l.sort();
+            l
+        };
+        let (a, b) = (lines(&in_memory), lines(&streamed));
+        assert!(!a.is_empty());
+        assert_eq!(
+            a, b,
+            "{name:?}: the same lines, in household order instead of arrival order"
+        );
+    }
+}

@@ -198,19 +198,45 @@ fn login_redirect() -> Response {
     Redirect::to("/login").into_response()
 }
 
-/// Who is asking, or the answer for a stranger.
-fn require(st: &WebState, headers: &HeaderMap, api: bool) -> Result<Person, Response> {
-    person(st, headers).ok_or_else(|| {
-        if api {
-            fail(
-                true,
-                StatusCode::UNAUTHORIZED,
-                "send Authorization: Bearer <your token>",
-            )
-        } else {
-            login_redirect()
-        }
-    })
+/// A known person's request: who, from where, and whether it is the
+/// JSON API (bearer token or `/api/`), whose refusals are JSON. A stranger
+/// is sent to the login page (401 for the API).
+struct Caller {
+    who: Person,
+    from: Client,
+    api: bool,
+}
+
+impl axum::extract::FromRequestParts<Arc<WebState>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<WebState>,
+    ) -> Result<Self, Response> {
+        let api = parts.uri.path().starts_with("/api/") || bearer(&parts.headers).is_some();
+        let Some(who) = person(st, &parts.headers) else {
+            return Err(if api {
+                fail(
+                    true,
+                    StatusCode::UNAUTHORIZED,
+                    "send Authorization: Bearer <your token>",
+                )
+            } else {
+                login_redirect()
+            });
+        };
+        let peer = parts
+            .extensions
+            .get::<Peer>()
+            .copied()
+            .unwrap_or(Peer(SocketAddr::from(([0, 0, 0, 0], 0))));
+        Ok(Caller {
+            who,
+            from: client(st, &peer, &parts.headers),
+            api,
+        })
+    }
 }
 
 async fn home(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Response {
@@ -409,17 +435,11 @@ fn household_json(i: &WorkItem, now: i64) -> Value {
 
 async fn queue(
     State(st): State<Arc<WebState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<DongQuery>,
     req_path: axum::http::Uri,
 ) -> Response {
-    let api = req_path.path().starts_with("/api/");
-    let who = match require(&st, &headers, api) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let from = client(&st, &peer, &headers);
+    let Caller { who, from, api } = caller;
     let dong = match queue_dong(&st, &who, q.dong.as_deref()) {
         Ok(d) => d,
         Err(_) => return denied(&st, &who, &from, req_path.path(), vec![], api),
@@ -483,17 +503,11 @@ fn visible(
 
 async fn household(
     State(st): State<Arc<WebState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    caller: Caller,
     UrlPath(id): UrlPath<String>,
     uri: axum::http::Uri,
 ) -> Response {
-    let api = uri.path().starts_with("/api/");
-    let who = match require(&st, &headers, api) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let from = client(&st, &peer, &headers);
+    let Caller { who, from, api } = caller;
     let item = match visible(&st, &who, &from, &id, uri.path(), api) {
         Ok(i) => i,
         Err(r) => return r,
@@ -523,18 +537,12 @@ async fn household(
 
 async fn record_outcome(
     State(st): State<Arc<WebState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    caller: Caller,
     UrlPath(id): UrlPath<String>,
     uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
-    let api = uri.path().starts_with("/api/");
-    let who = match require(&st, &headers, api) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let from = client(&st, &peer, &headers);
+    let Caller { who, from, api } = caller;
     let fields = if api {
         match serde_json::from_slice::<Value>(&body)
             .map_err(|e| format!("the body is not JSON: {e}"))
@@ -673,16 +681,8 @@ fn is_day(text: &str) -> bool {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
 }
 
-async fn lists(
-    State(st): State<Arc<WebState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-) -> Response {
-    let who = match require(&st, &headers, false) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let from = client(&st, &peer, &headers);
+async fn lists(State(st): State<Arc<WebState>>, caller: Caller) -> Response {
+    let Caller { who, from, .. } = caller;
     let mut days: Vec<String> = std::fs::read_dir(&st.lists_dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -705,17 +705,11 @@ async fn lists(
 
 async fn download(
     State(st): State<Arc<WebState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    caller: Caller,
     UrlPath((day, file)): UrlPath<(String, String)>,
     uri: axum::http::Uri,
 ) -> Response {
-    let api = bearer(&headers).is_some();
-    let who = match require(&st, &headers, api) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let from = client(&st, &peer, &headers);
+    let Caller { who, from, api } = caller;
     if !is_day(&day) || file.contains('/') || file.contains("..") {
         return fail(
             api,
@@ -777,18 +771,8 @@ async fn download(
     )
 }
 
-async fn city(
-    State(st): State<Arc<WebState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    let api = uri.path().starts_with("/api/");
-    let who = match require(&st, &headers, api) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let from = client(&st, &peer, &headers);
+async fn city(State(st): State<Arc<WebState>>, caller: Caller, uri: axum::http::Uri) -> Response {
+    let Caller { who, from, api } = caller;
     if who.user.role != Role::City {
         return denied(&st, &who, &from, uri.path(), vec![], api);
     }

@@ -740,6 +740,18 @@ impl CaseBook {
         })
     }
 
+    /// The outcomes that count, with their labels, oldest first.
+    fn outcomes_so_far(&self, r: &CaseRecord) -> Vec<OutcomeSoFar> {
+        r.live_outcomes()
+            .into_iter()
+            .map(|o| OutcomeSoFar {
+                kind: Self::kind_text(o.kind, o.detail),
+                label: self.label(o.kind, o.detail),
+                recorded_at: o.recorded_at,
+            })
+            .collect()
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn escalation(
         &self,
@@ -752,7 +764,6 @@ impl CaseBook {
         since: i64,
         now_ms: i64,
     ) -> Escalation {
-        let outcomes = r.live_outcomes();
         Escalation {
             escalation_id: escalation_id(reason, household_id, about),
             reason,
@@ -765,14 +776,7 @@ impl CaseBook {
             priority,
             since,
             times_flagged: r.flagged,
-            outcomes: outcomes
-                .into_iter()
-                .map(|o| OutcomeSoFar {
-                    kind: Self::kind_text(o.kind, o.detail),
-                    label: self.label(o.kind, o.detail),
-                    recorded_at: o.recorded_at,
-                })
-                .collect(),
+            outcomes: self.outcomes_so_far(r),
             emitted_at: now_ms,
             pipeline: Arc::clone(&self.tag),
         }
@@ -945,15 +949,7 @@ impl CaseBook {
                     })
                 })
                 .collect(),
-            outcomes: r
-                .live_outcomes()
-                .into_iter()
-                .map(|o| OutcomeSoFar {
-                    kind: Self::kind_text(o.kind, o.detail),
-                    label: self.label(o.kind, o.detail),
-                    recorded_at: o.recorded_at,
-                })
-                .collect(),
+            outcomes: self.outcomes_so_far(r),
             in_case_since: view.in_case,
             times_flagged: r.flagged,
         }
