@@ -630,6 +630,17 @@ async fn record_outcome(
     }
     if let Err(e) = st.publisher.publish(&id, bytes).await {
         tracing::error!(error = %e, "an outcome could not be published");
+        // the line above said it was taken: this one says it was not
+        let _ = audit(
+            &st,
+            Some(&who),
+            &from,
+            "record_outcome_failed",
+            uri.path(),
+            vec![id.clone()],
+            None,
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
         return fail(api, StatusCode::SERVICE_UNAVAILABLE, "the outcome could not be sent to the pipeline; nothing was recorded, try again in a moment");
     }
     if api {

@@ -181,7 +181,14 @@ fn the_container_file_builds_in_stages_and_runs_unprivileged_with_a_health_check
     );
     assert!(get("HEALTHCHECK").iter().any(|h| h.contains("/readyz")));
     assert!(get("VOLUME").iter().any(|v| v.contains("/var/lib/sagak")));
-    assert!(get("EXPOSE").contains(&"9464"));
+    let ports: Vec<&str> = get("EXPOSE")
+        .iter()
+        .flat_map(|e| e.split_whitespace())
+        .collect();
+    assert!(
+        ports.contains(&"9464") && ports.contains(&"9465"),
+        "metrics and the offices' pages: {ports:?}"
+    );
     assert!(
         get("ENV")
             .iter()
