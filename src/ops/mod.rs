@@ -338,8 +338,6 @@ pub struct OpsState {
     pub live: LiveView,
     /// The offices' work queue (kept while a web front is attached).
     pub work: work::WorkBoard,
-    /// Pipeline name, for the pages.
-    pub pipeline: String,
     /// Served dongs, for Korean names.
     pub dongs: Vec<Dong>,
     /// Feed names, in order.
@@ -356,7 +354,6 @@ impl OpsState {
             health: Health::new("starting"),
             live: LiveView::default(),
             work: work::WorkBoard::new(spec),
-            pipeline: spec.name.clone(),
             dongs: spec.dongs.clone(),
             feeds: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             mode: mode.into(),
