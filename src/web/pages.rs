@@ -10,7 +10,9 @@ pub use super::esc;
 use super::users::Role;
 use super::WebState;
 use crate::ops::work::WorkItem;
+use crate::ops::{DongFollowUp, QueuedEscalation};
 use crate::stages::alert::CaseStatus;
+use std::collections::BTreeMap;
 
 /// The page's style sheet.
 pub const APP_CSS: &str = include_str!("static/app.css");
@@ -315,10 +317,18 @@ pub fn lists(person: &Person, days: &[(String, Vec<String>)]) -> String {
 }
 
 /// The city team's page: every dong side by side, the escalations queue,
-/// the unassigned households, the feeds' health, and the charts.
-pub fn city(st: &WebState, person: &Person, unassigned: &[Arc<WorkItem>], now: i64) -> String {
+/// the unassigned households, the feeds' health, and the charts. The
+/// caller gives the escalations and unassigned households to show (and
+/// audits exactly those).
+pub fn city(
+    st: &WebState,
+    person: &Person,
+    follow_up: &BTreeMap<String, DongFollowUp>,
+    escalations: &[QueuedEscalation],
+    unassigned: &[Arc<WorkItem>],
+    now: i64,
+) -> String {
     let data = crate::ops::http::dashboard_data(&st.ops);
-    let (follow_up, escalations) = st.ops.live.follow_up();
     let history = st.ops.live.history();
     let mut body = String::new();
     body.push_str(r#"<h2>동별 현황 <span class="en">Dongs side by side</span></h2><table id="dongs"><thead><tr><th>동 <span class="en">Dong</span></th><th>연락 대기 <span class="en">Open</span></th><th>기한초과 <span class="en">Overdue</span></th><th>첫 연락까지(일, 중앙값) <span class="en">Days to first contact (median)</span></th><th>기한 내 <span class="en">In time</span></th><th>소재파악 필요 <span class="en">Unreachable</span></th></tr></thead><tbody>"#);
@@ -378,7 +388,7 @@ pub fn city(st: &WebState, person: &Person, unassigned: &[Arc<WorkItem>], now: i
         "",
     ));
     body.push_str(r#"<h2>시 에스컬레이션 <span class="en">Escalations queue</span></h2><table id="escalations"><thead><tr><th>사유 <span class="en">Reason</span></th><th>가구 <span class="en">Household</span></th><th>동 <span class="en">Dong</span></th><th>우선순위</th><th>부터 <span class="en">Since</span></th><th>보낸 시각 <span class="en">Sent</span></th></tr></thead><tbody>"#);
-    for e in escalations.iter().take(100) {
+    for e in escalations {
         let _ = write!(
             body,
             r#"<tr class="r-{r}"><td>{} <span class="en">{r}</span></td><td><a href="/households/{h}">{h}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
@@ -401,7 +411,7 @@ pub fn city(st: &WebState, person: &Person, unassigned: &[Arc<WorkItem>], now: i
     }
     body.push_str("</tbody></table>");
     body.push_str(r#"<h2>미배정 가구 <span class="en">Unassigned households</span></h2><table id="unassigned"><thead><tr><th>가구</th><th>행정동코드 <span class="en">Dong code</span></th><th>우선순위</th><th>상태</th></tr></thead><tbody>"#);
-    for i in unassigned.iter().take(200) {
+    for i in unassigned {
         let _ = write!(
             body,
             r#"<tr><td><a href="/households/{h}">{h}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,

@@ -782,6 +782,27 @@ async fn download(
     )
 }
 
+/// Escalations on the city page (the API gives every one kept).
+const ESCALATIONS_ON_PAGE: usize = 100;
+/// Unassigned households on the city page and in its API.
+const UNASSIGNED_SHOWN: usize = 200;
+
+/// Every `household_id` string anywhere in `v`.
+fn household_ids(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                match (k.as_str(), x) {
+                    ("household_id", Value::String(h)) => out.push(h.clone()),
+                    _ => household_ids(x, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| household_ids(x, out)),
+        _ => {}
+    }
+}
+
 async fn city(State(st): State<Arc<WebState>>, caller: Caller, uri: axum::http::Uri) -> Response {
     let Caller { who, from, api } = caller;
     if who.user.role != Role::City {
@@ -790,27 +811,28 @@ async fn city(State(st): State<Arc<WebState>>, caller: Caller, uri: axum::http::
     let now = st.ops.work.now_ms();
     let served: std::collections::HashSet<&str> =
         st.dongs.iter().map(|d| d.dong_code.as_str()).collect();
-    let unassigned = st.ops.work.unassigned(&served);
-    let (_, escalations) = st.ops.live.follow_up();
-    let mut shown: Vec<String> = escalations
-        .iter()
-        .take(100)
-        .map(|e| e.household_id.clone())
-        .collect();
-    shown.extend(unassigned.iter().take(200).map(|i| i.household_id.clone()));
+    let mut unassigned = st.ops.work.unassigned(&served);
+    unassigned.truncate(UNASSIGNED_SHOWN);
+    let (page, mut shown) = if api {
+        let mut data = crate::ops::http::dashboard_data(&st.ops);
+        data["unassigned"] = unassigned.iter().map(|i| household_json(i, now)).collect();
+        // every household the data names: escalations, boards, unassigned
+        let mut shown = Vec::new();
+        household_ids(&data, &mut shown);
+        (axum::Json(data).into_response(), shown)
+    } else {
+        let (follow_up, mut escalations) = st.ops.live.follow_up();
+        escalations.truncate(ESCALATIONS_ON_PAGE);
+        let shown = escalations
+            .iter()
+            .map(|e| e.household_id.clone())
+            .chain(unassigned.iter().map(|i| i.household_id.clone()))
+            .collect();
+        let page = pages::city(&st, &who, &follow_up, &escalations, &unassigned, now);
+        (html(page), shown)
+    };
     shown.sort();
     shown.dedup();
-    let page = if api {
-        let mut data = crate::ops::http::dashboard_data(&st.ops);
-        data["unassigned"] = unassigned
-            .iter()
-            .take(200)
-            .map(|i| household_json(i, now))
-            .collect();
-        axum::Json(data).into_response()
-    } else {
-        html(pages::city(&st, &who, &unassigned, now))
-    };
     audited(&st, &who, &from, "view_city", uri.path(), shown, None, page)
 }
 

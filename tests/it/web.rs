@@ -615,6 +615,37 @@ async fn another_dong_is_refused_and_audited_csrf_and_revocation_hold() {
         "{lines:#?}"
     );
 
+    // the city's JSON names households on its boards: each is audited
+    let city_token = front.city.1.clone();
+    let (status, _, body) = blocking(move || {
+        http(
+            addr,
+            "GET",
+            "/api/city",
+            &[("Authorization", &format!("Bearer {city_token}"))],
+            "",
+        )
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hh-mine"), "{body}");
+    let city_views: Vec<_> = sagak::web::audit::search(
+        &front.audit_dir(),
+        &sagak::web::audit::AuditQuery {
+            user: Some(front.city.0.id.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|e| e.action == "view_city")
+    .collect();
+    assert_eq!(city_views.len(), 1);
+    assert!(
+        city_views[0].households.iter().any(|h| h == "hh-mine"),
+        "{city_views:?}"
+    );
+
     // revoked: the token no longer logs in, and the session ends within seconds
     users::revoke(&front.dir.path().join("users.json"), &dong_user.id).unwrap();
     let token = front.dong.1.clone();
