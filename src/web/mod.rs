@@ -139,18 +139,22 @@ const RATE_SAMPLES: usize = 7;
 impl WebState {
     /// Takes a sample of the signals received per feed.
     pub fn sample_received(&self) {
-        let data = crate::ops::http::dashboard_data(&self.ops);
-        let counts = data["feeds"]
-            .as_array()
-            .map(|feeds| {
-                feeds
-                    .iter()
-                    .filter_map(|f| {
-                        Some((f["feed"].as_str()?.to_string(), f["received"].as_f64()?))
-                    })
-                    .collect()
+        // the counter itself: gathering every metric (tens of thousands of
+        // series at national scale) is the dashboard's work, not this one's
+        let counts = self
+            .ops
+            .feeds
+            .iter()
+            .map(|f| {
+                let n = self
+                    .ops
+                    .metrics
+                    .received
+                    .with_label_values(&[f.as_str()])
+                    .get();
+                (f.clone(), n as f64)
             })
-            .unwrap_or_default();
+            .collect();
         let mut r = self.received.lock();
         r.push_back((std::time::Instant::now(), counts));
         while r.len() > RATE_SAMPLES {
