@@ -282,6 +282,25 @@ impl RetentionSettings {
     }
 }
 
+/// A setting that cannot work: `key` and what is wrong with it.
+fn invalid<T>(key: &str, problem: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    })
+}
+
+/// `value` of `key` must be a duration longer than zero, like `example`.
+fn nonzero_duration(key: &str, value: &str, example: &str) -> Result<(), ConfigError> {
+    if humantime::parse_duration(value).map_or(true, |d| d.is_zero()) {
+        return invalid(
+            key,
+            format!("= {value:?} is not a duration: write one like {example}"),
+        );
+    }
+    Ok(())
+}
+
 fn duration_ms(text: &str) -> i64 {
     humantime::parse_duration(text)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -395,12 +414,6 @@ impl Settings {
 
     /// Checks values that deserialize but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, problem: &str| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                problem: problem.into(),
-            })
-        };
         if self.kafka.brokers.trim().is_empty() {
             return invalid("kafka.brokers", "is empty: set host:port of at least one broker, e.g. SAGAK__KAFKA__BROKERS=kafka1:9092");
         }
@@ -516,26 +529,12 @@ impl Settings {
     }
 
     fn validate_web(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, problem: String| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                problem,
-            })
-        };
         let w = &self.web;
-        if humantime::parse_duration(&w.session_idle).map_or(true, |d| d.is_zero()) {
-            return invalid(
-                "web.session_idle",
-                format!(
-                    "= {:?} is not a duration: write one like \"8h\" or \"30m\"",
-                    w.session_idle
-                ),
-            );
-        }
+        nonzero_duration("web.session_idle", &w.session_idle, "\"8h\" or \"30m\"")?;
         if w.tls_cert.is_some() != w.tls_key.is_some() {
             return invalid(
                 "web.tls_cert",
-                "and web.tls_key go together: set both (PEM certificate chain and its private key) or neither".into(),
+                "and web.tls_key go together: set both (PEM certificate chain and its private key) or neither"
             );
         }
         if let Some(proxy) = &w.trusted_proxy {
@@ -550,10 +549,7 @@ impl Settings {
             return Ok(());
         }
         let Ok(addr) = w.listen.parse::<std::net::SocketAddr>() else {
-            return invalid(
-                "web.listen",
-                "must be an address like 127.0.0.1:9465".into(),
-            );
+            return invalid("web.listen", "must be an address like 127.0.0.1:9465");
         };
         if !addr.ip().is_loopback() && w.tls_cert.is_none() && w.trusted_proxy.is_none() {
             return invalid(
@@ -562,35 +558,20 @@ impl Settings {
             );
         }
         if w.login_failures_per_minute == 0 {
-            return invalid("web.login_failures_per_minute", "must be at least 1".into());
+            return invalid("web.login_failures_per_minute", "must be at least 1");
         }
         Ok(())
     }
 
     fn validate_retention(&self) -> Result<(), ConfigError> {
         let r = &self.retention;
-        let bound = |text: &str| duration_ms(text);
-        for (key, value) in [("retention.data", &r.data), ("retention.audit", &r.audit)] {
-            if humantime::parse_duration(value).map_or(true, |d| d.is_zero()) {
-                return Err(ConfigError::Invalid {
-                    key: key.into(),
-                    problem: format!(
-                        "= {value:?} is not a duration: write one like \"5y\" or \"730d\""
-                    ),
-                });
-            }
+        nonzero_duration("retention.data", &r.data, "\"5y\" or \"1825d\"")?;
+        nonzero_duration("retention.audit", &r.audit, "\"2y\" or \"730d\"")?;
+        if r.data_ms() > duration_ms(MAX_DATA_RETENTION) {
+            return invalid("retention.data", format!("= {:?} is longer than the law allows for social-security information (at most {MAX_DATA_RETENTION}): set 5y or less", r.data));
         }
-        if r.data_ms() > bound(MAX_DATA_RETENTION) {
-            return Err(ConfigError::Invalid {
-                key: "retention.data".into(),
-                problem: format!("= {:?} is longer than the law allows for social-security information (at most {MAX_DATA_RETENTION}): set 5y or less", r.data),
-            });
-        }
-        if r.audit_ms() < bound(MIN_AUDIT_RETENTION) {
-            return Err(ConfigError::Invalid {
-                key: "retention.audit".into(),
-                problem: format!("= {:?} is shorter than access logs must be kept (at least {MIN_AUDIT_RETENTION}): set 2y or more", r.audit),
-            });
+        if r.audit_ms() < duration_ms(MIN_AUDIT_RETENTION) {
+            return invalid("retention.audit", format!("= {:?} is shorter than access logs must be kept (at least {MIN_AUDIT_RETENTION}): set 2y or more", r.audit));
         }
         Ok(())
     }

@@ -407,26 +407,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     &settings.topics.outcomes,
                 );
                 // the demo's own accounts, beside its outputs: a real users file is never touched
-                std::fs::create_dir_all(&out)?;
                 let users_file = out.join("demo-users.json");
-                let _ = std::fs::remove_file(&users_file);
-                let mut accounts = Vec::new();
-                let (city, token) = sagak::web::users::add(
-                    &users_file,
-                    "시 통합사례관리팀 city team",
-                    sagak::web::users::Role::City,
-                    None,
-                )?;
-                accounts.push((city, token));
-                for d in &spec.dongs {
-                    let name = format!("{} 맞춤형복지팀", d.name_ko);
-                    accounts.push(sagak::web::users::add(
-                        &users_file,
-                        &name,
-                        sagak::web::users::Role::Dong,
-                        Some(&d.dong_code),
-                    )?);
-                }
+                let accounts = sagak::web::users::demo_accounts(&users_file, &spec.dongs)?;
                 let mut web_cfg = web_config(&settings);
                 web_cfg.users_file = users_file;
                 web_cfg.audit_dir = out.join("audit");

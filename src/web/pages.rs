@@ -198,9 +198,10 @@ pub fn queue(
     layout("업무 목록 Work queue", person, &body)
 }
 
-fn options(st: &WebState, names: &[&str]) -> String {
+/// `<option>`s of wire names, each with its Korean label.
+fn options(st: &WebState, names: impl IntoIterator<Item = &'static str>) -> String {
     names
-        .iter()
+        .into_iter()
         .map(|n| format!(r#"<option value="{n}">{} {n}</option>"#, esc(&st.label(n))))
         .collect()
 }
@@ -214,7 +215,7 @@ pub fn household(
     notice: Option<&str>,
 ) -> String {
     use crate::stages::case::outcome::{
-        Channel, CloseReason, ContactResult, NotApplicableReason, Service, Track,
+        Channel, CloseReason, ContactResult, NotApplicableReason, OutcomeKind, Service, Track,
     };
     let c = &item.case;
     let (ko, en) = st.dong_name(&c.dong);
@@ -252,7 +253,6 @@ pub fn household(
     let Some(session) = &person.session else {
         return layout("가구 Household", person, &body);
     };
-    let names = |all: &[&'static str]| options(st, all);
     let alert = c
         .open_alerts
         .first()
@@ -272,16 +272,16 @@ pub fn household(
 <button type="submit" id="record">기록 Record</button></form>"#,
         id = esc(&item.household_id),
         csrf = esc(&session.csrf),
-        kinds = names(&["contact_attempted", "counselled", "support_linked", "case_opened", "not_applicable", "declined", "case_closed", "withdrawn"]),
-        channels = names(&Channel::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
-        results = names(&ContactResult::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
+        kinds = options(st, OutcomeKind::ALL.iter().map(|c| c.as_str())),
+        channels = options(st, Channel::ALL.iter().map(|c| c.as_str())),
+        results = options(st, ContactResult::ALL.iter().map(|c| c.as_str())),
         services = Service::ALL
             .iter()
             .map(|s| format!(r#"<label class="check"><input type="checkbox" name="services" value="{0}"> {1} {0}</label>"#, s.as_str(), esc(&st.label(s.as_str()))))
             .collect::<String>(),
-        tracks = names(&Track::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
-        na = names(&NotApplicableReason::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
-        close = names(&CloseReason::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
+        tracks = options(st, Track::ALL.iter().map(|c| c.as_str())),
+        na = options(st, NotApplicableReason::ALL.iter().map(|c| c.as_str())),
+        close = options(st, CloseReason::ALL.iter().map(|c| c.as_str())),
     );
     layout("가구 Household", person, &body)
 }

@@ -584,11 +584,8 @@ async fn record_outcome(
         Role::City => st.city_code.clone(),
         Role::Dong => who.user.dong.clone().unwrap_or_default(),
     };
-    let outcome_id = match super::users::random_bytes::<12>() {
-        Ok(b) => format!(
-            "oc-{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
+    let outcome_id = match super::users::random_bytes::<16>() {
+        Ok(b) => crate::stages::alert::hex_id("oc-", u128::from_be_bytes(b)),
         Err(e) => return fail(api, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let now = st.ops.work.now_ms();
@@ -681,11 +678,10 @@ fn may_download(who: &Person, file: &str) -> bool {
     if !list_file || file.contains('/') || file.starts_with('.') {
         return false;
     }
-    match (who.user.role, who.user.dong.as_deref()) {
-        (Role::City, _) => true,
-        (Role::Dong, Some(d)) => file.split('.').next() == Some(d),
-        _ => false,
-    }
+    // a list file is named after its dong (`4125052000.cases.csv`)
+    file.split('.')
+        .next()
+        .is_some_and(|list| who.sees_dong(list))
 }
 
 fn is_day(text: &str) -> bool {

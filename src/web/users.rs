@@ -213,6 +213,29 @@ pub fn add(
     Ok((user, token))
 }
 
+/// A fresh users file at `path` for the demo: the city team and one
+/// office per dong of `dongs`, with their tokens.
+pub fn demo_accounts(
+    path: &Path,
+    dongs: &[crate::definition::Dong],
+) -> Result<Vec<(User, String)>, UsersError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(UsersError::Io {
+                path: path.into(),
+                error: e,
+            })
+        }
+        _ => {}
+    }
+    let mut accounts = vec![add(path, "시 통합사례관리팀 city team", Role::City, None)?];
+    for d in dongs {
+        let name = format!("{} 맞춤형복지팀", d.name_ko);
+        accounts.push(add(path, &name, Role::Dong, Some(&d.dong_code))?);
+    }
+    Ok(accounts)
+}
+
 /// Revokes account `id` in `path`.
 pub fn revoke(path: &Path, id: &str) -> Result<User, UsersError> {
     let mut users = load(path)?;

@@ -886,18 +886,24 @@ impl CaseBook {
             return Vec::new();
         };
         let mut dongs = vec![dong_text(r.dong)];
-        for d in r
+        dongs.extend(Self::other_dongs(&r));
+        dongs
+    }
+
+    /// The dongs other than the household's own that its open alerts were
+    /// addressed to (it moved), in code order.
+    fn other_dongs(r: &CaseRecord) -> Vec<String> {
+        let mut other: Vec<String> = r
             .alerts
             .iter()
             .filter(|a| a.open_since.is_some())
             .filter_map(|a| a.dong)
-        {
-            let d = dong_text(d);
-            if !dongs.contains(&d) {
-                dongs.push(d);
-            }
-        }
-        dongs
+            .filter(|&d| d != r.dong)
+            .map(dong_text)
+            .collect();
+        other.sort();
+        other.dedup();
+        other
     }
 
     /// The case a record's bytes hold, as the offices' work queue shows it
@@ -909,20 +915,10 @@ impl CaseBook {
     fn work_of(&self, r: &CaseRecord, now_ms: i64) -> WorkCase {
         let view = self.view(r);
         let status = self.status(&view, r, now_ms);
-        let mut other_dongs: Vec<String> = r
-            .alerts
-            .iter()
-            .filter(|a| a.open_since.is_some())
-            .filter_map(|a| a.dong)
-            .filter(|&d| d != r.dong)
-            .map(dong_text)
-            .collect();
-        other_dongs.sort();
-        other_dongs.dedup();
         let last = r.last_alert();
         WorkCase {
             dong: dong_text(r.dong),
-            other_dongs,
+            other_dongs: Self::other_dongs(r),
             status,
             status_ko: self.status_label(status),
             priority: last.map(|a| a.priority),
