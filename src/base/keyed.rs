@@ -215,6 +215,14 @@ impl Records {
         self.table.find(hash, |r| r.id_bytes() == id.as_bytes())
     }
 
+    /// The records whose id has the [`Records::hash`] `hash` (almost always
+    /// one or none): for a stage that remembers households by their hash.
+    pub fn with_hash(&self, hash: u64) -> impl Iterator<Item = &Record> + '_ {
+        self.table
+            .iter_hash(hash)
+            .filter(move |r| self.hash(r.id()) == hash)
+    }
+
     /// For a stage working through a batch whose households hash to
     /// `hashes` ([`Records::hash`]), called before position `at`: at every
     /// [`PREFETCH_CHUNK`]-th position, asks the memory for the table slots

@@ -256,18 +256,17 @@ impl Lane {
         // reasons are rendered only for the alerts sent: the cooldown holds
         // back about a third of the assessments
         for (&i, send) in gated.iter().zip(sent) {
-            if !send {
+            let Some(shard) = send else {
                 out.suppressed += 1;
                 continue;
-            }
+            };
             let Some(mut a) = scored.assessment(i) else {
                 continue;
             };
             let scored_priority = a.priority;
             a.priority = candidates[i].priority;
-            let shard = self.windows.shard_of(&a.household_id).unwrap_or_default();
-            let mut alert = self.gate.render(a, now_ms);
-            if let Some(e) = self.cases.on_sent(&mut alert, scored_priority, shard) {
+            let (mut alert, id) = self.gate.render_hashed(a, now_ms);
+            if let Some(e) = self.cases.on_sent(&mut alert, id, scored_priority, shard) {
                 out.escalations.push(e);
             }
             out.alerts.push(alert);
@@ -291,8 +290,8 @@ impl Lane {
                     self.gate
                         .index_priority(c.household_id, c.priority, c.window_end, shard);
                     if let Some(a) = scored.assessment(i) {
-                        let mut alert = self.gate.render(a, now_ms);
-                        self.cases.on_case_update(&mut alert, shard);
+                        let (mut alert, id) = self.gate.render_hashed(a, now_ms);
+                        self.cases.on_case_update(&mut alert, id, shard);
                         out.alerts.push(alert);
                     }
                 }

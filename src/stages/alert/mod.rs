@@ -292,7 +292,7 @@ impl AlertGate {
         let sent = self.decide(&candidates, shard_of);
         let mut out = GateOutcome::default();
         for (a, send) in assessments.into_iter().zip(sent) {
-            if send {
+            if send.is_some() {
                 out.alerts.push(self.render(a, now_ms));
             } else {
                 out.suppressed += 1;
@@ -305,13 +305,14 @@ impl AlertGate {
     /// mark of each one that does: a candidate is sent when its household
     /// has no mark, escalates, or is past the cooldown. `shard_of` names
     /// the state shard of a household so its mark moves with its partition.
-    /// [`AlertGate::render`] then makes the alert of each one sent, so a
-    /// caller renders reasons only for those.
+    /// Returns, per candidate, the shard of its household when it is sent
+    /// (`None`: held back). [`AlertGate::render`] then makes the alert of
+    /// each one sent, so a caller renders reasons only for those.
     pub fn decide(
         &mut self,
         candidates: &[Candidate<'_>],
         shard_of: impl Fn(&str) -> i32,
-    ) -> Vec<bool> {
+    ) -> Vec<Option<i32>> {
         self.hash_all(candidates.iter().map(|c| c.household_id));
         let mut sent = Vec::with_capacity(candidates.len());
         for (i, c) in candidates.iter().enumerate() {
@@ -329,8 +330,13 @@ impl AlertGate {
     }
 
     /// Judges `c`, the `i`th household given to [`AlertGate::hash_all`],
-    /// and records its mark when it is sent.
-    fn judge(&mut self, i: usize, c: Candidate<'_>, shard_of: &impl Fn(&str) -> i32) -> bool {
+    /// and records its mark when it is sent; returns its shard then.
+    fn judge(
+        &mut self,
+        i: usize,
+        c: Candidate<'_>,
+        shard_of: &impl Fn(&str) -> i32,
+    ) -> Option<i32> {
         self.marks.prefetch_chunk(&self.hashes, i);
         let hash = match self.hashes.get(i) {
             Some(&hash) => hash,
@@ -346,25 +352,33 @@ impl AlertGate {
                 m.count == 0 || c.priority > m.priority || c.window_end - m.at >= self.cooldown_ms
             }
         };
-        if send {
-            let mark = AlertMark {
-                priority: c.priority,
-                at: c.window_end,
-                count: previous.map_or(0, |m| m.count) + 1,
-                // a household keeps its shard, so only a first mark asks
-                shard: previous.map_or_else(|| shard_of(c.household_id), |m| m.shard),
-            };
-            encode_mark(&mark, &mut self.encoded);
-            self.marks.put_payload(hash, c.household_id, &self.encoded);
+        if !send {
+            return None;
         }
-        send
+        let mark = AlertMark {
+            priority: c.priority,
+            at: c.window_end,
+            count: previous.map_or(0, |m| m.count) + 1,
+            // a household keeps its shard, so only a first mark asks
+            shard: previous.map_or_else(|| shard_of(c.household_id), |m| m.shard),
+        };
+        encode_mark(&mark, &mut self.encoded);
+        self.marks.put_payload(hash, c.household_id, &self.encoded);
+        Some(mark.shard)
     }
 
     /// The alert of an assessment that [`AlertGate::decide`] sent; `now_ms`
     /// is the wall clock written as `emitted_at`.
     pub fn render(&self, a: Assessment, now_ms: i64) -> Alert {
-        Alert {
-            alert_id: alert_id(&a.household_id, a.priority, a.evidence),
+        self.render_hashed(a, now_ms).0
+    }
+
+    /// [`AlertGate::render`], with the 128-bit hash the alert's id spells
+    /// (what the case stage keeps of it, without reading the hex back).
+    pub fn render_hashed(&self, a: Assessment, now_ms: i64) -> (Alert, u128) {
+        let hash = alert_hash(&a.household_id, a.priority, a.evidence);
+        let alert = Alert {
+            alert_id: hex_id("al-", hash),
             priority: a.priority,
             score: a.score,
             reasons: a
@@ -386,7 +400,8 @@ impl AlertGate {
             household_id: a.household_id,
             dong_code: a.dong_code,
             case: CaseContext::default(),
-        }
+        };
+        (alert, hash)
     }
 
     /// The pipeline's name and version, as alerts carry them.
@@ -568,12 +583,16 @@ pub(crate) fn opt_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok
 /// `emitted_at` (and what the case state said when it was sent: `due_at`,
 /// `times_flagged_before`).
 pub fn alert_id(household_id: &str, priority: Priority, evidence: u128) -> String {
-    let h = crate::base::hash::fnv1a128(&[
+    hex_id("al-", alert_hash(household_id, priority, evidence))
+}
+
+/// The hash an [`alert_id`] spells in hex.
+fn alert_hash(household_id: &str, priority: Priority, evidence: u128) -> u128 {
+    crate::base::hash::fnv1a128(&[
         household_id.as_bytes(),
         priority.as_str().as_bytes(),
         &evidence.to_le_bytes(),
-    ]);
-    hex_id("al-", h)
+    ])
 }
 
 /// The id of a case update: as [`alert_id`], with the type in the hash, so
@@ -635,7 +654,7 @@ mod tests {
             &[c("hh-1", Priority::P3, 0), c("hh-2", Priority::P2, 0)],
             |_| 7,
         );
-        assert_eq!(first, [true, true]);
+        assert_eq!(first, [Some(7), Some(7)]);
         // in one batch, the second look at a household sees the first's mark
         let second = g.decide(
             &[
@@ -645,7 +664,11 @@ mod tests {
             ],
             |_| 9,
         );
-        assert_eq!(second, [false, true, false]);
+        assert_eq!(
+            second,
+            [None, Some(7), None],
+            "a marked household keeps its shard"
+        );
         let hh1 = g.mark("hh-1").expect("marked when sent");
         assert_eq!(
             (hh1.priority, hh1.count, hh1.at, hh1.shard),

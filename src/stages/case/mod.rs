@@ -168,11 +168,18 @@ pub struct CaseBook {
     categories: Vec<String>,
     tag: Arc<PipelineTag>,
     records: Records,
+    /// The [`Records::hash`] of every household with more than alerts in
+    /// its record (an outcome, a move, a case): the only ones an
+    /// assessment needs judged for. Far fewer than the records, so the
+    /// look for each assessment stays in cache. Grows with [`CaseBook::put`]
+    /// and is made again when records go.
+    judging: std::collections::HashSet<u64, crate::base::hash::FastState>,
     encoded: Vec<u8>,
     /// The due times of open alerts not yet escalated, earliest first,
-    /// with their households (rebuilt from the records on a restore): the
-    /// timer looks at the households whose time came, not at every one.
-    due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, Box<str>)>>,
+    /// with the [`Records::hash`] of their households (rebuilt from the
+    /// records on a restore): the timer looks at the households whose time
+    /// came, not at every one.
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64)>>,
     /// No record's last activity is older than this (as of the last pass
     /// of [`StatefulStage::on_watermark`]; records only get newer): while the
     /// retention horizon has not passed it, nothing can expire.
@@ -225,6 +232,7 @@ impl CaseBook {
             categories: spec.categories(),
             tag,
             records: Records::default(),
+            judging: Default::default(),
             encoded: Vec::new(),
             due: Default::default(),
             oldest_activity: i64::MIN,
@@ -243,9 +251,8 @@ impl CaseBook {
     /// it has an outcome, a move or a case (a household with nothing but
     /// alerts, or none, goes straight to the cooldown).
     pub fn needs_judging(&self, household_id: &str) -> bool {
-        self.records
-            .get(household_id)
-            .is_some_and(|h| !record::only_alerts(h.payload()))
+        // most deployments' households have no outcome: no hash to make
+        !self.judging.is_empty() && self.judging.contains(&self.records.hash(household_id))
     }
 
     /// The record of a household.
@@ -264,7 +271,21 @@ impl CaseBook {
         self.oldest_activity = self.oldest_activity.min(r.last_activity());
         r.encode(&mut self.encoded);
         let hash = self.records.hash(household_id);
+        if !record::only_alerts(&self.encoded) {
+            self.judging.insert(hash);
+        }
         self.records.put_payload(hash, household_id, &self.encoded);
+    }
+
+    /// Makes [`CaseBook::judging`] again from the records (after some went:
+    /// another household may share a gone one's hash).
+    fn rejudge(&mut self) {
+        let records = &self.records;
+        self.judging = records
+            .iter()
+            .filter(|r| !record::only_alerts(r.payload()))
+            .map(|r| records.hash(r.id()))
+            .collect();
     }
 
     /// Records one outcome (of input partition `shard`), or says why it
@@ -481,12 +502,14 @@ impl CaseBook {
     }
 
     /// Fills in what the case state says of an alert about to be sent
-    /// (`scored` is the priority the scoring gave), and keeps it in the
-    /// household's history. Returns the `repeatedly_flagged` escalation it
-    /// causes, if any. A replayed alert (same id) is not kept twice.
+    /// (`id` is the hash its id spells, `scored` the priority the scoring
+    /// gave), and keeps it in the household's history. Returns the
+    /// `repeatedly_flagged` escalation it causes, if any. A replayed alert
+    /// (same id) is not kept twice.
     pub fn on_sent(
         &mut self,
         alert: &mut Alert,
+        id: u128,
         scored: Priority,
         shard: i32,
     ) -> Option<Escalation> {
@@ -495,7 +518,6 @@ impl CaseBook {
         // kept to the second, as the record keeps it
         let emitted = alert.emitted_at.div_euclid(1000) * 1000;
         let due = emitted + self.rules.due(alert.priority);
-        let id = crate::stages::case::outcome::parse_alert_id(&alert.alert_id).unwrap_or(0);
         let hash = self.records.hash(&alert.household_id);
         let held = self
             .records
@@ -519,7 +541,7 @@ impl CaseBook {
                 scored_priority: (scored != alert.priority).then_some(scored),
                 ..Default::default()
             };
-            self.note_due(due, &alert.household_id);
+            self.due.push(std::cmp::Reverse((due, hash)));
             self.oldest_activity = self.oldest_activity.min(r.last_activity());
             r.encode(&mut self.encoded);
             self.records
@@ -573,16 +595,10 @@ impl CaseBook {
         let within = self.rules.repeat_within_ms;
         r.alerts
             .retain(|a| a.open_since.is_some() || i64::from(day - a.day) * DAY_MS <= within);
-        self.note_due(due, &alert.household_id);
+        self.due.push(std::cmp::Reverse((due, hash)));
         let escalation = self.repeated(&alert.household_id, &mut r, &view, alert.emitted_at);
         self.put(&alert.household_id, &r);
         escalation
-    }
-
-    /// Remembers that an open alert of `household_id` is due at `due`.
-    fn note_due(&mut self, due: i64, household_id: &str) {
-        self.due
-            .push(std::cmp::Reverse((due, Box::from(household_id))));
     }
 
     /// The `repeatedly_flagged` escalation a newly kept alert makes, if the
@@ -627,8 +643,9 @@ impl CaseBook {
     }
 
     /// Fills in a case update for a household in case management and makes
-    /// what it says the office's new baseline.
-    pub fn on_case_update(&mut self, alert: &mut Alert, shard: i32) {
+    /// what it says the office's new baseline; `id` is the hash the alert's
+    /// id spells.
+    pub fn on_case_update(&mut self, alert: &mut Alert, id: u128, shard: i32) {
         let dong = dong_number(&alert.dong_code);
         let mut r = self
             .record(&alert.household_id)
@@ -646,11 +663,8 @@ impl CaseBook {
             recurrence: view.supported,
             scored_priority: None,
         };
-        alert.alert_id = crate::stages::alert::case_update_id(
-            &alert.household_id,
-            alert.priority,
-            crate::stages::case::outcome::parse_alert_id(&alert.alert_id).unwrap_or(0),
-        );
+        alert.alert_id =
+            crate::stages::alert::case_update_id(&alert.household_id, alert.priority, id);
         r.baseline = Some((alert.priority, categories));
         self.put(&alert.household_id, &r);
     }
@@ -786,10 +800,15 @@ impl CaseBook {
     /// alert past its due time without a first contact, once.
     pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
         let mut out = Vec::new();
+        let mut households = Vec::new();
         while self.due.peek().is_some_and(|d| d.0 .0 < now_ms) {
-            let Some(std::cmp::Reverse((_, household))) = self.due.pop() else {
+            let Some(std::cmp::Reverse((_, hash))) = self.due.pop() else {
                 break;
             };
+            // every household of that hash (almost always one) is looked at
+            households.extend(self.records.with_hash(hash).map(|r| r.id().to_owned()));
+        }
+        for household in households {
             // answered, escalated, evicted or moved away meanwhile: nothing
             let Some(mut r) = self.record(&household) else {
                 continue;
@@ -1029,7 +1048,11 @@ impl StatefulStage for CaseBook {
             keep
         });
         self.oldest_activity = oldest;
-        before - self.records.len()
+        let gone = before - self.records.len();
+        if gone > 0 {
+            self.rejudge();
+        }
+        gone
     }
 
     fn records(&self) -> impl Iterator<Item = (i32, &Record)> + '_ {
@@ -1043,10 +1066,14 @@ impl StatefulStage for CaseBook {
             for a in &r.alerts {
                 if let (Some(emitted), false) = (a.open_since, a.overdue_sent) {
                     let due = emitted + self.rules.due(a.priority);
-                    self.note_due(due, held.id());
+                    let hash = self.records.hash(held.id());
+                    self.due.push(std::cmp::Reverse((due, hash)));
                 }
             }
             self.oldest_activity = self.oldest_activity.min(r.last_activity());
+            if !record::only_alerts(held.payload()) {
+                self.judging.insert(self.records.hash(held.id()));
+            }
             self.records.put(held);
             return Restored::default();
         }
@@ -1060,6 +1087,7 @@ impl StatefulStage for CaseBook {
         let before = self.records.len();
         self.records
             .retain(|r| record::shard(r.payload()).is_some_and(|s| s != shard));
+        self.rejudge();
         before - self.records.len()
     }
 

@@ -71,13 +71,13 @@ impl Desk {
             Verdict::Gate(raised) => {
                 let mut a = a;
                 a.priority = raised;
-                let mut alert = self.gate.render(a, now);
-                sent.escalation = self.cases.on_sent(&mut alert, p, 0);
+                let (mut alert, id) = self.gate.render_hashed(a, now);
+                sent.escalation = self.cases.on_sent(&mut alert, id, p, 0);
                 sent.alert = Some(alert);
             }
             Verdict::CaseUpdate => {
-                let mut alert = self.gate.render(a, now);
-                self.cases.on_case_update(&mut alert, 0);
+                let (mut alert, id) = self.gate.render_hashed(a, now);
+                self.cases.on_case_update(&mut alert, id, 0);
                 sent.alert = Some(alert);
             }
             _ => {}
@@ -554,6 +554,7 @@ fn a_replayed_alert_keeps_its_first_due_time_and_count() {
 fn records_survive_encoding_and_a_restore() {
     let mut d = desk();
     d.alert("hh-1", Priority::P1, 0, T0);
+    let waiting = d.alert("hh-2", Priority::P1, 0, T0);
     d.record(attempt("o1", "hh-1", ContactResult::NoAnswer, T0 + DAY_MS))
         .unwrap();
     d.record(outcome(
@@ -587,7 +588,35 @@ fn records_survive_encoding_and_a_restore() {
             .restore_record(Record::new(r.id(), r.payload()), &Restore::default());
     }
     assert_eq!(restored.cases.record("hh-1"), Some(before));
-    assert_eq!(restored.cases.drop_shard(0), 1);
+    assert!(
+        restored.cases.needs_judging("hh-1"),
+        "its outcomes still judge its next assessment"
+    );
+    let due = restored.cases.overdue(T0 + 3 * DAY_MS + 1);
+    assert_eq!(
+        due.iter().map(|e| &e.household_id).collect::<Vec<_>>(),
+        ["hh-2"],
+        "the open alert's due time is kept (hh-1's was answered by its attempt)"
+    );
+    assert_eq!(due[0].alert_ids, [waiting.alert_id]);
+    assert_eq!(restored.cases.drop_shard(0), 2);
+    assert!(!restored.cases.needs_judging("hh-1"), "gone with its shard");
+}
+
+#[test]
+fn only_households_with_more_than_alerts_are_judged() {
+    let mut d = desk();
+    d.alert("hh-1", Priority::P2, 0, T0);
+    d.alert("hh-2", Priority::P2, 0, T0);
+    assert!(
+        !d.cases.needs_judging("hh-1"),
+        "alerts alone: the cooldown decides"
+    );
+    d.record(attempt("o1", "hh-2", ContactResult::Refused, T0 + DAY_MS))
+        .unwrap();
+    assert!(d.cases.needs_judging("hh-2"));
+    assert!(!d.cases.needs_judging("hh-1"));
+    assert!(!d.cases.needs_judging("hh-never-seen"));
 }
 
 #[test]
