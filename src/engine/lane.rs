@@ -182,7 +182,11 @@ impl Lane {
 
     /// Records the outcomes [`Lane::decode`] kept.
     fn outcomes(&mut self, shards: &[i32], now_ms: i64, out: &mut LaneOutcome) {
-        for (i, o) in std::mem::take(&mut self.outcomes) {
+        let outcomes = std::mem::take(&mut self.outcomes);
+        self.cases
+            .look_ahead(outcomes.iter().map(|(_, o)| o.household_id.as_str()));
+        for (k, (i, o)) in outcomes.into_iter().enumerate() {
+            self.cases.prefetch_at(k);
             let shard = shards.get(i as usize).copied().unwrap_or_default();
             match self.cases.apply(&o, shard, now_ms) {
                 Ok(applied) if applied.duplicate => out.duplicates += 1,
@@ -217,10 +221,14 @@ impl Lane {
         // others, most of them, go straight to the cooldown)
         // (reasons are rendered later, only for what is sent)
         let mut judged: Vec<(usize, Verdict)> = Vec::new();
-        for (i, c) in candidates.iter_mut().enumerate() {
-            if !self.cases.needs_judging(c.household_id) {
-                continue;
-            }
+        let judging: Vec<usize> = (0..candidates.len())
+            .filter(|&i| self.cases.needs_judging(candidates[i].household_id))
+            .collect();
+        self.cases
+            .look_ahead(judging.iter().map(|&i| candidates[i].household_id));
+        for (k, &i) in judging.iter().enumerate() {
+            self.cases.prefetch_at(k);
+            let c = &mut candidates[i];
             let mut categories = 0u8;
             let cases = &self.cases;
             let dong = scored
@@ -255,11 +263,21 @@ impl Lane {
         };
         // reasons are rendered only for the alerts sent: the cooldown holds
         // back about a third of the assessments
+        self.cases.look_ahead(
+            gated
+                .iter()
+                .zip(&sent)
+                .filter(|(_, send)| send.is_some())
+                .map(|(&i, _)| candidates[i].household_id),
+        );
+        let mut k = 0;
         for (&i, send) in gated.iter().zip(sent) {
             let Some(shard) = send else {
                 out.suppressed += 1;
                 continue;
             };
+            self.cases.prefetch_at(k);
+            k += 1;
             let Some(mut a) = scored.assessment(i) else {
                 continue;
             };

@@ -174,6 +174,9 @@ pub struct CaseBook {
     /// look for each assessment stays in cache. Grows with [`CaseBook::put`]
     /// and is made again when records go.
     judging: std::collections::HashSet<u64, crate::base::hash::FastState>,
+    /// The hashes of the households a loop of the lane is about to look at
+    /// ([`CaseBook::look_ahead`]).
+    ahead: Vec<u64>,
     encoded: Vec<u8>,
     /// The due times of open alerts not yet escalated, earliest first,
     /// with the [`Records::hash`] of their households (rebuilt from the
@@ -233,6 +236,7 @@ impl CaseBook {
             tag,
             records: Records::default(),
             judging: Default::default(),
+            ahead: Vec::new(),
             encoded: Vec::new(),
             due: Default::default(),
             oldest_activity: i64::MIN,
@@ -253,6 +257,20 @@ impl CaseBook {
     pub fn needs_judging(&self, household_id: &str) -> bool {
         // most deployments' households have no outcome: no hash to make
         !self.judging.is_empty() && self.judging.contains(&self.records.hash(household_id))
+    }
+
+    /// Names the households a loop is about to look at, in order, so that
+    /// [`CaseBook::prefetch_at`] can ask the memory for their records ahead
+    /// of the looks (with millions of records each look otherwise waits).
+    pub fn look_ahead<'a>(&mut self, households: impl Iterator<Item = &'a str>) {
+        self.ahead.clear();
+        let records = &self.records;
+        self.ahead.extend(households.map(|hh| records.hash(hh)));
+    }
+
+    /// Called before the loop's `at`-th look (see [`CaseBook::look_ahead`]).
+    pub fn prefetch_at(&self, at: usize) {
+        self.records.prefetch_chunk(&self.ahead, at);
     }
 
     /// The record of a household.

@@ -1,10 +1,13 @@
 //! The outcome a dong office records for a household: its wire names, and
 //! decoding with the same validation (and reject classes) as signals.
 
-use serde_json::{Map, Value};
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::base::ids;
-use crate::stages::decode::{Reject, RejectClass};
+use crate::stages::decode::json::Json;
+use crate::stages::decode::{Reject, RejectClass, Text};
 
 /// Declares a closed set of wire names with a stable one-byte code each.
 macro_rules! wire_enum {
@@ -287,22 +290,11 @@ pub fn decode(
     if key.is_some_and(ids::contains_rrn) {
         return Err(rrn("the message key"));
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        Reject::new(
-            RejectClass::NotJson,
-            format!("value is not JSON ({e}); an outcome is one JSON object"),
-        )
-    })?;
-    let Value::Object(fields) = value else {
-        return Err(Reject::new(
-            RejectClass::NotJson,
-            "value must be one JSON object (an outcome)",
-        ));
-    };
+    let fields = read(text)?;
     // privacy first: no field may carry a resident registration number,
     // the note included, before any message could echo it
     for (name, v) in &fields {
-        if let Value::String(s) = v {
+        if let Item::One(Json::Str(s)) = v {
             // an alert id is sagak's own hash, whose hex digits may run 13
             // decimals long: it is checked for its shape, not for an RRN
             let own_id = name == "alert_id" && parse_alert_id(s).is_some();
@@ -322,9 +314,9 @@ pub fn decode(
             "dong_code must be exactly 10 digits: the office recording the outcome",
         ));
     }
-    let alert_id = match fields.get("alert_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_alert_id(s).ok_or_else(|| {
+    let alert_id = match f.get("alert_id") {
+        None | Some(Item::One(Json::Null)) => None,
+        Some(Item::One(Json::Str(s))) => Some(parse_alert_id(s).ok_or_else(|| {
             Reject::new(
                 RejectClass::WrongType,
                 "alert_id must be the alert_id of an alert: al- and 32 hex digits",
@@ -333,19 +325,23 @@ pub fn decode(
         Some(other) => return Err(wrong_type("alert_id", "a string", other)),
     };
     let recorded = f.string("recorded_at")?;
-    let recorded_at = chrono::DateTime::parse_from_rfc3339(recorded)
-        .map_err(|e| {
-            Reject::new(
-                RejectClass::WrongType,
-                format!("recorded_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T14:00:00+09:00"),
-            )
-        })?
-        .timestamp_millis();
-    if let Some(note) = fields.get("note") {
+    // the common shape is read without chrono; anything else is checked by it
+    let recorded_at = match crate::base::civil::rfc3339_ms(recorded) {
+        Some(ms) => ms,
+        None => chrono::DateTime::parse_from_rfc3339(recorded)
+            .map_err(|e| {
+                Reject::new(
+                    RejectClass::WrongType,
+                    format!("recorded_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T14:00:00+09:00"),
+                )
+            })?
+            .timestamp_millis(),
+    };
+    if let Some(note) = f.get("note") {
         match note {
-            Value::Null => {}
-            Value::String(s) if s.chars().count() <= 500 => {}
-            Value::String(_) => {
+            Item::One(Json::Null) => {}
+            Item::One(Json::Str(s)) if s.chars().count() <= 500 => {}
+            Item::One(Json::Str(_)) => {
                 return Err(Reject::new(
                     RejectClass::OutOfRange,
                     "note must be at most 500 characters",
@@ -404,20 +400,139 @@ pub fn decode(
     })
 }
 
-/// The fields of an outcome object, read with the reject each problem gets.
-struct Fields<'a>(&'a Map<String, Value>);
+/// One top-level value of an outcome object.
+enum Item<'a> {
+    /// A scalar (strings borrowed from the message unless escaped).
+    One(Json<'a>),
+    /// An array's items (nested arrays and objects as `Composite`).
+    List(Vec<Json<'a>>),
+    /// An object.
+    Object,
+}
 
-impl<'a> Fields<'a> {
-    fn string(&self, name: &str) -> Result<&'a str, Reject> {
-        match self.0.get(name) {
-            Some(Value::String(s)) => Ok(s),
-            None | Some(Value::Null) => Err(missing(name)),
+impl Item<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Item::One(j) => j.type_name(),
+            Item::List(_) => "an array",
+            Item::Object => "an object",
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Item<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Json<'de>>()? {
+            items.push(item);
+        }
+        Ok(Item::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Item::Object)
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Item::One(Json::Str(Text::Borrowed(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Item::One(Json::Str(Text::Owned(v.to_owned()))))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Item::One(Json::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Item::One(
+            i64::try_from(v).map_or(Json::Float(v as f64), Json::Int),
+        ))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Item::One(Json::Float(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Item::One(Json::Bool(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Item::One(Json::Null))
+    }
+}
+
+/// The top-level fields of an object, in order, as one pass reads them.
+struct ObjectFields<'de>(Vec<(Text<'de>, Item<'de>)>);
+
+impl<'de> Visitor<'de> for &mut ObjectFields<'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Json<'de>>()? {
+            let Json::Str(name) = key else { continue };
+            let value = map.next_value::<Item<'de>>()?;
+            self.0.push((name, value));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `text` as one JSON object: its fields, without a map or an
+/// allocation per string (outcomes come one per alert).
+fn read(text: &str) -> Result<Vec<(Text<'_>, Item<'_>)>, Reject> {
+    let mut fields = ObjectFields(Vec::with_capacity(12));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = de.deserialize_map(&mut fields).and_then(|()| de.end());
+    result.map_err(|e| {
+        // serde_json's data errors can quote values, which may hold personal
+        // data; the reason is built from the error's class and position only
+        let why = match e.classify() {
+            serde_json::error::Category::Data => {
+                return Reject::new(
+                    RejectClass::NotJson,
+                    "value must be one JSON object (an outcome)",
+                )
+            }
+            serde_json::error::Category::Eof => "it ends early".to_string(),
+            _ => format!("line {} column {}", e.line(), e.column()),
+        };
+        Reject::new(
+            RejectClass::NotJson,
+            format!("value is not JSON ({why}); an outcome is one JSON object"),
+        )
+    })?;
+    Ok(fields.0)
+}
+
+/// The fields of an outcome object, read with the reject each problem gets.
+struct Fields<'f, 'a>(&'f [(Text<'a>, Item<'a>)]);
+
+impl<'f, 'a> Fields<'f, 'a> {
+    /// The value of `name` (the last one, as a JSON map keeps it).
+    fn get(&self, name: &str) -> Option<&'f Item<'a>> {
+        self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn string(&self, name: &str) -> Result<&'f str, Reject> {
+        match self.get(name) {
+            Some(Item::One(Json::Str(s))) => Ok(s),
+            None | Some(Item::One(Json::Null)) => Err(missing(name)),
             Some(other) => Err(wrong_type(name, "a string", other)),
         }
     }
 
     /// A pseudonymous id; `class` when it is not one.
-    fn id(&self, name: &str, class: RejectClass) -> Result<&'a str, Reject> {
+    fn id(&self, name: &str, class: RejectClass) -> Result<&'f str, Reject> {
         let s = self.string(name)?;
         if !ids::is_pseudonymous_id(s) {
             return Err(Reject::new(
@@ -444,20 +559,24 @@ impl<'a> Fields<'a> {
     }
 
     fn services(&self) -> Result<u16, Reject> {
-        let list = match self.0.get("services") {
-            Some(Value::Array(list)) if !list.is_empty() => list,
-            Some(Value::Array(_)) => {
+        let list = match self.get("services") {
+            Some(Item::List(list)) if !list.is_empty() => list,
+            Some(Item::List(_)) => {
                 return Err(Reject::new(
                     RejectClass::OutOfRange,
                     "services must name at least one service",
                 ))
             }
-            None | Some(Value::Null) => return Err(missing("services")),
+            None | Some(Item::One(Json::Null)) => return Err(missing("services")),
             Some(other) => return Err(wrong_type("services", "an array of strings", other)),
         };
         let mut set = 0u16;
         for item in list {
-            let service = item.as_str().and_then(Service::parse).ok_or_else(|| {
+            let service = match item {
+                Json::Str(s) => Service::parse(s),
+                _ => None,
+            }
+            .ok_or_else(|| {
                 Reject::new(
                     RejectClass::NotInEnum,
                     format!("each of services must be one of {}", Service::names()),
@@ -476,18 +595,10 @@ fn missing(name: &str) -> Reject {
     )
 }
 
-fn wrong_type(name: &str, expected: &str, got: &Value) -> Reject {
-    let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+fn wrong_type(name: &str, expected: &str, got: &Item<'_>) -> Reject {
     Reject::new(
         RejectClass::WrongType,
-        format!("{name} must be {expected}, got {got}"),
+        format!("{name} must be {expected}, got {}", got.type_name()),
     )
 }
 

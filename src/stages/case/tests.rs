@@ -639,8 +639,19 @@ fn outcomes_are_decoded_with_the_classes_of_signals() {
         "recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"st_7","kind":"support_linked",
         "services":["energy","debt"]}"#;
     assert!(decode(Some(b"hh-1"), Some(linked), now, 0).is_ok());
-    let cases: [(&[u8], &[u8], RejectClass); 10] = [
+    // a string escaped in JSON is read unescaped, its RRN check included
+    let escaped = br#"{"outcome_id":"o-3","household_id":"hh\u002d1","dong_code":"4125052000",
+        "recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"st_7","kind":"counselled"}"#;
+    let o = decode(Some(b"hh-1"), Some(escaped), now, 0).expect("escapes are JSON");
+    assert_eq!(o.household_id, "hh-1");
+    let cases: [(&[u8], &[u8], RejectClass); 15] = [
         (b"hh-1", b"not json", RejectClass::NotJson),
+        (b"hh-1", br#"["outcome_id","o"]"#, RejectClass::NotJson),
+        (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000""#, RejectClass::NotJson),
+        // an RRN in a field sagak does not know of, or escaped, is still one
+        (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000","recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"s","kind":"counselled","memo":"900101-1234567"}"#, RejectClass::ResidentRegistrationNumber),
+        (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000","recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"s","kind":"counselled","note":"900101\u002d1234567"}"#, RejectClass::ResidentRegistrationNumber),
+        (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000","recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"s","kind":"support_linked","services":[7]}"#, RejectClass::NotInEnum),
         (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000","recorded_at":"2026-09-21T14:00:00+09:00","kind":"counselled"}"#, RejectClass::MissingField),
         (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000","recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"s","kind":"visited"}"#, RejectClass::NotInEnum),
         (b"hh-1", br#"{"outcome_id":"o","household_id":"hh-1","dong_code":"4125052000","recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"900101-1234567","kind":"counselled"}"#, RejectClass::ResidentRegistrationNumber),

@@ -22,7 +22,7 @@
 //! ```
 
 use crate::base::ids;
-mod json;
+pub(crate) mod json;
 mod reject;
 
 use std::borrow::Cow;
