@@ -138,9 +138,62 @@ impl Partitioner {
 }
 
 fn time_of(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.timestamp_millis())
+    // the common shape without chrono; any other by it
+    crate::base::civil::rfc3339_ms(text).or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    })
+}
+
+/// Reads each of `files` (NDJSON or Parquet; file numbers are positions in
+/// `files`) on a worker per core, taking the files in turn: a city's
+/// exports are a few large files or many daily ones. Returns each file's
+/// lines and whether it has arrival times, in `files` order.
+fn read_all(files: &[PathBuf]) -> Result<Vec<(Vec<Line>, bool)>, FileError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len())
+        .max(1);
+    let read_one = |file: usize| {
+        let path = &files[file];
+        if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
+            read_parquet(path, file as u32).map(|lines| (lines, false))
+        } else {
+            read_ndjson(path, file as u32)
+        }
+    };
+    let mut done: Vec<(usize, Result<(Vec<Line>, bool), FileError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let file = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if file >= files.len() {
+                            return mine;
+                        }
+                        mine.push((file, read_one(file)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    done.sort_by_key(|(file, _)| *file);
+    if done.len() != files.len() {
+        // a worker panicked: read what it lost here, so the error is named
+        let have: Vec<usize> = done.iter().map(|(f, _)| *f).collect();
+        for file in (0..files.len()).filter(|f| !have.contains(f)) {
+            done.push((file, read_one(file)));
+        }
+        done.sort_by_key(|(file, _)| *file);
+    }
+    done.into_iter().map(|(_, read)| read).collect()
 }
 
 impl FileSource {
@@ -188,8 +241,9 @@ impl FileSource {
         };
         source.feed_names.push("outcomes".into());
         let mut arrivals = 0;
-        for (path, fixed) in files {
-            let feed_index = match fixed {
+        let mut feeds = Vec::with_capacity(files.len());
+        for (path, fixed) in &files {
+            let feed_index = match *fixed {
                 Some(f) => f,
                 None => {
                     let name = feed.map(String::from).unwrap_or_else(|| {
@@ -206,19 +260,19 @@ impl FileSource {
                         })? as u16
                 }
             };
+            feeds.push(feed_index);
+        }
+        let paths: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
+        let read = read_all(&paths)?;
+        source
+            .lines
+            .reserve(read.iter().map(|(l, _)| l.len()).sum());
+        for ((path, feed_index), (lines, timed)) in paths.iter().zip(feeds).zip(read) {
             let topic = spec
                 .feeds
                 .get(usize::from(feed_index))
                 .map_or("dong-office.outcomes".to_string(), |f| f.topic.clone());
-            let file = source.inputs.len() as u32;
-            let parquet = path.extension().and_then(|e| e.to_str()) == Some("parquet");
-            let lines = if parquet {
-                read_parquet(&path, file)?
-            } else {
-                let (lines, timed) = read_ndjson(&path, file)?;
-                arrivals += usize::from(timed);
-                lines
-            };
+            arrivals += usize::from(timed);
             source.lines.extend(lines);
             source.inputs.push(Input {
                 path: Arc::from(path.display().to_string()),
