@@ -146,11 +146,14 @@ fn time_of(text: &str) -> Option<i64> {
     })
 }
 
+/// One file's lines, and whether it has arrival times.
+type FileRead = (Vec<Line>, bool);
+
 /// Reads each of `files` (NDJSON or Parquet; file numbers are positions in
 /// `files`) on a worker per core, taking the files in turn: a city's
 /// exports are a few large files or many daily ones. Returns each file's
 /// lines and whether it has arrival times, in `files` order.
-fn read_all(files: &[PathBuf]) -> Result<Vec<(Vec<Line>, bool)>, FileError> {
+fn read_all(files: &[PathBuf]) -> Result<Vec<FileRead>, FileError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -164,7 +167,7 @@ fn read_all(files: &[PathBuf]) -> Result<Vec<(Vec<Line>, bool)>, FileError> {
             read_ndjson(path, file as u32)
         }
     };
-    let mut done: Vec<(usize, Result<(Vec<Line>, bool), FileError>)> = std::thread::scope(|s| {
+    let mut done: Vec<(usize, Result<FileRead, FileError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
