@@ -33,6 +33,34 @@ pub fn each_lane<L: Send, T: Send>(
     })
 }
 
+/// Runs `job` on each of the items `0..items` with up to `workers` lanes
+/// ([`each_lane`]) taking the items in turn, and returns the results in
+/// item order: for work of uneven size (files to read or write).
+pub fn each_in_turn<T: Send>(
+    items: usize,
+    workers: usize,
+    job: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = |_| {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= items {
+                return done;
+            }
+            done.push((i, job(i)));
+        }
+    };
+    let workers = workers.clamp(1, items.max(1));
+    let mut all: Vec<(usize, T)> = each_lane(0..workers, workers > 1, work)
+        .into_iter()
+        .flatten()
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
+}
+
 /// Runs one job per lane and returns their results in lane order: on
 /// scoped threads (the first on the calling thread) when `parallel`,
 /// otherwise one after the other.
@@ -72,4 +100,21 @@ pub async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: b
         }
         out
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_taken_in_turn_come_back_in_item_order() {
+        // uneven work: the first items are the slowest, so later ones finish first
+        let slow = |i: usize| {
+            std::thread::sleep(std::time::Duration::from_millis(if i < 2 { 30 } else { 1 }));
+            i * 10
+        };
+        assert_eq!(each_in_turn(7, 3, slow), [0, 10, 20, 30, 40, 50, 60]);
+        assert_eq!(each_in_turn(3, 1, |i| i), [0, 1, 2]);
+        assert!(each_in_turn(0, 4, |i| i).is_empty());
+    }
 }

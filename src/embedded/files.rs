@@ -154,49 +154,17 @@ type FileRead = (Vec<Line>, bool);
 /// exports are a few large files or many daily ones. Returns each file's
 /// lines and whether it has arrival times, in `files` order.
 fn read_all(files: &[PathBuf]) -> Result<Vec<FileRead>, FileError> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(files.len())
-        .max(1);
-    let read_one = |file: usize| {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    crate::base::lanes::each_in_turn(files.len(), workers, |file| {
         let path = &files[file];
         if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
             read_parquet(path, file as u32).map(|lines| (lines, false))
         } else {
             read_ndjson(path, file as u32)
         }
-    };
-    let mut done: Vec<(usize, Result<FileRead, FileError>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let file = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if file >= files.len() {
-                            return mine;
-                        }
-                        mine.push((file, read_one(file)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    done.sort_by_key(|(file, _)| *file);
-    if done.len() != files.len() {
-        // a worker panicked: read what it lost here, so the error is named
-        let have: Vec<usize> = done.iter().map(|(f, _)| *f).collect();
-        for file in (0..files.len()).filter(|f| !have.contains(f)) {
-            done.push((file, read_one(file)));
-        }
-        done.sort_by_key(|(file, _)| *file);
-    }
-    done.into_iter().map(|(_, read)| read).collect()
+    })
+    .into_iter()
+    .collect()
 }
 
 impl FileSource {

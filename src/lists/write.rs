@@ -221,7 +221,6 @@ pub(super) fn write_day(
     }
     // The files of different lists are independent: one thread per core
     // takes the next file until none is left.
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let write_one = |i: usize| -> Result<ListFile, ListError> {
         let (stem, name_ko, name_en, columns) = if i < lists_n {
@@ -267,25 +266,9 @@ pub(super) fn write_day(
             parquet,
         })
     };
-    let work = |_| {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if i >= rows.len() {
-                return done;
-            }
-            done.push((i, write_one(i)));
-        }
-    };
-    let writers = threads.min(rows.len());
-    let mut written: Vec<(usize, Result<ListFile, ListError>)> =
-        crate::base::lanes::each_lane(0..writers, writers > 1, work)
-            .into_iter()
-            .flatten()
-            .collect();
-    written.sort_by_key(|(i, _)| *i);
+    let written = crate::base::lanes::each_in_turn(rows.len(), threads, write_one);
     let mut files = Vec::with_capacity(written.len());
-    for (_, file) in written {
+    for file in written {
         files.push(file?);
     }
     let escalations = files.pop();
