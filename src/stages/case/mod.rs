@@ -285,10 +285,15 @@ impl CaseBook {
     }
 
     fn put(&mut self, household_id: &str, r: &CaseRecord) {
+        let hash = self.records.hash(household_id);
+        self.put_hashed(hash, household_id, r);
+    }
+
+    /// [`CaseBook::put`] for a household whose [`Records::hash`] is known.
+    fn put_hashed(&mut self, hash: u64, household_id: &str, r: &CaseRecord) {
         // a backlog may bring an outcome older than every record held
         self.oldest_activity = self.oldest_activity.min(r.last_activity());
         r.encode(&mut self.encoded);
-        let hash = self.records.hash(household_id);
         if !record::only_alerts(&self.encoded) {
             self.judging.insert(hash);
         }
@@ -559,11 +564,8 @@ impl CaseBook {
                 scored_priority: (scored != alert.priority).then_some(scored),
                 ..Default::default()
             };
-            self.due.push(std::cmp::Reverse((due, hash)));
-            self.oldest_activity = self.oldest_activity.min(r.last_activity());
-            r.encode(&mut self.encoded);
-            self.records
-                .put_payload(hash, &alert.household_id, &self.encoded);
+            self.note_due(due, hash);
+            self.put_hashed(hash, &alert.household_id, &r);
             return None;
         };
         let view = self.view(&r);
@@ -613,10 +615,16 @@ impl CaseBook {
         let within = self.rules.repeat_within_ms;
         r.alerts
             .retain(|a| a.open_since.is_some() || i64::from(day - a.day) * DAY_MS <= within);
-        self.due.push(std::cmp::Reverse((due, hash)));
+        self.note_due(due, hash);
         let escalation = self.repeated(&alert.household_id, &mut r, &view, alert.emitted_at);
-        self.put(&alert.household_id, &r);
+        self.put_hashed(hash, &alert.household_id, &r);
         escalation
+    }
+
+    /// Remembers that an open alert of the household whose
+    /// [`Records::hash`] is `hash` is due at `due`.
+    fn note_due(&mut self, due: i64, hash: u64) {
+        self.due.push(std::cmp::Reverse((due, hash)));
     }
 
     /// The `repeatedly_flagged` escalation a newly kept alert makes, if the
@@ -1081,18 +1089,17 @@ impl StatefulStage for CaseBook {
 
     fn restore_record(&mut self, held: Record, _: &Restore<'_>) -> Restored {
         if let Some(r) = CaseRecord::decode(held.payload()) {
+            let hash = self.records.hash(held.id());
             for a in &r.alerts {
                 if let (Some(emitted), false) = (a.open_since, a.overdue_sent) {
-                    let due = emitted + self.rules.due(a.priority);
-                    let hash = self.records.hash(held.id());
-                    self.due.push(std::cmp::Reverse((due, hash)));
+                    self.note_due(emitted + self.rules.due(a.priority), hash);
                 }
             }
             self.oldest_activity = self.oldest_activity.min(r.last_activity());
             if !record::only_alerts(held.payload()) {
-                self.judging.insert(self.records.hash(held.id()));
+                self.judging.insert(hash);
             }
-            self.records.put(held);
+            self.records.put_hashed(hash, held);
             return Restored::default();
         }
         Restored {
