@@ -29,11 +29,12 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// Milliseconds since the epoch of an RFC 3339 timestamp in its common
-/// form, `YYYY-MM-DDTHH:MM:SS` then `Z` or `+HH:MM`/`-HH:MM`; `None` for
-/// any other form (fractions, leap seconds, other separators) or an
-/// impossible date, which the caller then hands to chrono. Every message
-/// carries one, and chrono's general parser is most of the time its
-/// validation takes.
+/// forms, `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1-9 digits (cut
+/// to the millisecond, as chrono's `timestamp_millis` cuts it; what a
+/// browser's `toISOString` writes), then `Z` or `+HH:MM`/`-HH:MM`; `None`
+/// for any other form (leap seconds, other separators) or an impossible
+/// date, which the caller then hands to chrono. Every message carries one,
+/// and chrono's general parser is most of the time its validation takes.
 pub fn rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -47,10 +48,23 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let offset_s = match b.get(19..)? {
+    // the fraction's digits, of which the first three count
+    let digits = b
+        .get(19..)?
+        .strip_prefix(b".")
+        .map_or(0, |f| f.iter().take_while(|d| d.is_ascii_digit()).count());
+    if digits > 9 || (digits == 0 && at(19, b'.')) {
+        return None;
+    }
+    let fraction_ms = (0..3).fold(0, |v, k| {
+        let d = if k < digits { b[20 + k] - b'0' } else { 0 };
+        v * 10 + i64::from(d)
+    });
+    let zone = 19 + if digits > 0 { digits + 1 } else { 0 };
+    let offset_s = match b.get(zone..)? {
         b"Z" => 0,
         [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(20..22)?, num(23..25)?);
+            let (h, m) = (num(zone + 1..zone + 3)?, num(zone + 4..zone + 6)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -75,7 +89,7 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
         return None;
     }
     let local_s = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Some((local_s - offset_s) * 1000)
+    Some((local_s - offset_s) * 1000 + fraction_ms)
 }
 
 /// `days` since the epoch as `YYYY-MM-DD` on the stack; `None` for a year
@@ -124,7 +138,7 @@ mod tests {
             hour in 0_u32..26,
             minute in 0_u32..62,
             second in 0_u32..62,
-            offset in prop::sample::select(vec!["Z", "z", "+09:00", "-05:30", "+00:00", "-00:00", "+23:59", "+24:00", "+09:60", "+0900", "+09", ".5Z", ".123+09:00", ""]),
+            offset in prop::sample::select(vec!["Z", "z", "+09:00", "-05:30", "+00:00", "-00:00", "+23:59", "+24:00", "+09:60", "+0900", "+09", ".5Z", ".123+09:00", ".987654321-05:30", ".1234567890Z", ".Z", "."]),
             sep in prop::sample::select(vec!["T", "t", " "]),
             damage in prop::option::of((any::<prop::sample::Index>(), prop::sample::select(vec!['0', '9', '-', ':', 'T', ' ', '+']))),
         ) {
@@ -147,12 +161,18 @@ mod tests {
             "1970-01-01T00:00:00-00:30",
             "0001-01-01T00:00:00Z",
             "9999-12-31T23:59:59+23:59",
+            "2026-11-01T09:00:00.250+09:00",
+            "2026-11-22T05:00:00.000Z",
+            "1969-12-31T23:59:59.999999999Z",
+            "1960-06-01T00:00:00.5-05:30",
         ] {
             assert_eq!(rfc3339_ms(s), chrono_ms(s), "{s}");
             assert!(rfc3339_ms(s).is_some(), "{s}");
         }
         for s in [
-            "2026-11-01T09:00:00.250+09:00",
+            "2026-11-01T09:00:00.+09:00",
+            "2026-11-01T09:00:00.1234567890Z",
+            "2026-11-01T09:00:00.25",
             "2026-11-01 09:00:00+09:00",
             "2025-02-29T00:00:00Z",
             "2026-11-01T09:00:60Z",
