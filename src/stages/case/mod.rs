@@ -153,7 +153,16 @@ struct Rules {
     retention_ms: i64,
     city: u64,
     labels: BTreeMap<String, String>,
+    /// [`CaseBook::kind_text`] and label of every outcome kind and value,
+    /// at [`text_slot`].
+    texts: Vec<(String, String)>,
     utc_offset_ms: i64,
+}
+
+/// Where an outcome's texts are in [`Rules::texts`]: kind and value codes
+/// are four bits each, as a record keeps them.
+fn text_slot(kind: OutcomeKind, detail: u8) -> usize {
+    usize::from(kind.code() & 0xf) << 4 | usize::from(detail & 0xf)
 }
 
 impl Rules {
@@ -230,6 +239,7 @@ impl CaseBook {
                 retention_ms: ms(o.retention),
                 city: dong_number(&o.city_code),
                 labels: o.labels_ko.clone(),
+                texts: Self::all_texts(&o.labels_ko),
                 utc_offset_ms: i64::from(spec.lists.utc_offset_hours) * 3_600_000,
             },
             categories: spec.categories(),
@@ -738,13 +748,13 @@ impl CaseBook {
         }
     }
 
-    /// The Korean label of an outcome with its value (`연락 시도 (응답 없음)`).
-    fn label(&self, kind: OutcomeKind, detail: u8) -> String {
+    /// The Korean label of an outcome with its value (`연락 시도 (응답 없음)`),
+    /// from the pipeline's labels.
+    fn make_label(labels: &BTreeMap<String, String>, kind: OutcomeKind, detail: u8) -> String {
         let text = Self::kind_text(kind, detail);
         let mut parts = text.split('/');
         let word = |name: &str| {
-            self.rules
-                .labels
+            labels
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| name.to_string())
@@ -754,6 +764,26 @@ impl CaseBook {
             Some(value) => format!("{head} ({})", word(value)),
             None => head,
         }
+    }
+
+    /// [`Rules::texts`] for the pipeline's labels.
+    fn all_texts(labels: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let mut texts = vec![Default::default(); 256];
+        for &kind in OutcomeKind::ALL {
+            for detail in 0..16 {
+                texts[text_slot(kind, detail)] = (
+                    Self::kind_text(kind, detail),
+                    Self::make_label(labels, kind, detail),
+                );
+            }
+        }
+        texts
+    }
+
+    /// [`CaseBook::kind_text`] and the Korean label of an outcome, made once
+    /// (every alert of a household with outcomes carries its last one).
+    fn texts(&self, kind: OutcomeKind, detail: u8) -> &(String, String) {
+        &self.rules.texts[text_slot(kind, detail)]
     }
 
     /// The Korean label of a status (`소재파악 필요`).
@@ -773,10 +803,13 @@ impl CaseBook {
     }
 
     fn last_outcome(&self, view: &CaseView) -> Option<LastOutcome> {
-        view.last.map(|(kind, detail, at)| LastOutcome {
-            kind: Self::kind_text(kind, detail),
-            label: self.label(kind, detail),
-            date: self.local_date(at),
+        view.last.map(|(kind, detail, at)| {
+            let (kind, label) = self.texts(kind, detail).clone();
+            LastOutcome {
+                kind,
+                label,
+                date: self.local_date(at),
+            }
         })
     }
 
@@ -784,10 +817,13 @@ impl CaseBook {
     fn outcomes_so_far(&self, r: &CaseRecord) -> Vec<OutcomeSoFar> {
         r.live_outcomes()
             .into_iter()
-            .map(|o| OutcomeSoFar {
-                kind: Self::kind_text(o.kind, o.detail),
-                label: self.label(o.kind, o.detail),
-                recorded_at: o.recorded_at,
+            .map(|o| {
+                let (kind, label) = self.texts(o.kind, o.detail).clone();
+                OutcomeSoFar {
+                    kind,
+                    label,
+                    recorded_at: o.recorded_at,
+                }
             })
             .collect()
     }
@@ -885,7 +921,7 @@ impl CaseBook {
             status_ko: self.status_label(status),
             last_outcome: view
                 .last
-                .map(|(k, d, at)| (self.label(k, d), self.local_date(at))),
+                .map(|(k, d, at)| (self.texts(k, d).1.clone(), self.local_date(at))),
             due_at: open,
             overdue: open.is_some_and(|due| as_of_ms > due),
             case_opened_at: view.in_case,

@@ -7,6 +7,8 @@
 //! from them on each look, so a `withdrawn` outcome undoes exactly what the
 //! mistaken one did, and a re-sent outcome (same id) changes nothing.
 
+use smallvec::SmallVec;
+
 use crate::base::keyed::varint;
 use crate::definition::DAY_MS;
 use crate::stages::case::outcome::{CloseReason, ContactResult, NotApplicableReason, OutcomeKind};
@@ -52,7 +54,16 @@ pub struct HeldOutcome {
     pub target: u32,
 }
 
-/// One household's case state.
+/// The alerts a record keeps without an allocation (most households have
+/// one to three within the repeat span).
+pub type KeptAlerts = SmallVec<[KeptAlert; 4]>;
+
+/// The outcomes a record keeps without an allocation.
+pub type HeldOutcomes = SmallVec<[HeldOutcome; 6]>;
+
+/// One household's case state. Decoded and folded for every outcome and
+/// every judged or sent alert of a household with history, so it holds
+/// its few alerts and outcomes inline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseRecord {
     /// State shard: the input partition of the household.
@@ -76,9 +87,9 @@ pub struct CaseRecord {
     /// The priority and categories when the case opened.
     pub opened_with: Option<(Priority, u8)>,
     /// Alerts kept, oldest first.
-    pub alerts: Vec<KeptAlert>,
+    pub alerts: KeptAlerts,
     /// Outcomes kept, in the order they arrived.
-    pub outcomes: Vec<HeldOutcome>,
+    pub outcomes: HeldOutcomes,
 }
 
 /// What a household's outcomes add up to.
@@ -98,7 +109,7 @@ pub struct CaseView {
     pub supported: bool,
     /// Holds: (recorded_at, priority, categories) of each outcome that
     /// holds back the same or a lower priority.
-    pub holds: Vec<(i64, Priority, u8)>,
+    pub holds: SmallVec<[(i64, Priority, u8); 4]>,
     /// Unreachable since (the first failed attempt after the last contact
     /// that reached someone) and that attempt's id.
     pub unreachable: Option<(i64, u32)>,
@@ -142,14 +153,14 @@ impl CaseRecord {
 
     /// The outcomes that count, in `recorded_at` order: withdrawn ones and
     /// their withdrawals left out.
-    pub fn live_outcomes(&self) -> Vec<&HeldOutcome> {
-        let withdrawn: Vec<u32> = self
+    pub fn live_outcomes(&self) -> SmallVec<[&HeldOutcome; 6]> {
+        let withdrawn: SmallVec<[u32; 2]> = self
             .outcomes
             .iter()
             .filter(|o| o.kind == OutcomeKind::Withdrawn)
             .map(|o| o.target)
             .collect();
-        let mut live: Vec<&HeldOutcome> = self
+        let mut live: SmallVec<[&HeldOutcome; 6]> = self
             .outcomes
             .iter()
             .filter(|o| o.kind != OutcomeKind::Withdrawn && !withdrawn.contains(&o.id))
