@@ -329,7 +329,11 @@ impl CaseBook {
     pub fn apply(&mut self, o: &Outcome, shard: i32, now_ms: i64) -> Result<Applied, Reject> {
         let id = outcome_key(&o.outcome_id);
         let office = dong_number(&o.dong_code);
-        let known = self.record(&o.household_id);
+        let hash = self.records.hash(&o.household_id);
+        let known = self
+            .records
+            .get_hashed(hash, &o.household_id)
+            .and_then(|r| CaseRecord::decode(r.payload()));
         let fresh = known.is_none();
         let mut r = known.unwrap_or_else(|| CaseRecord::new(shard, office));
         if r.has_outcome(id) {
@@ -476,7 +480,7 @@ impl CaseBook {
                 applied.escalations.push(e);
             }
         }
-        self.put(&o.household_id, &r);
+        self.put_hashed(hash, &o.household_id, &r);
         Ok(applied)
     }
 

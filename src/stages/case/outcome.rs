@@ -469,8 +469,12 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
 }
 
-/// The top-level fields of an object, in order, as one pass reads them.
-struct ObjectFields<'de>(Vec<(Text<'de>, Item<'de>)>);
+/// The top-level fields of an object, in order, as one pass reads them
+/// (an outcome has up to eleven: no allocation for them).
+type FieldList<'de> = smallvec::SmallVec<[(Text<'de>, Item<'de>); 12]>;
+
+/// [`FieldList`] as a visitor fills it.
+struct ObjectFields<'de>(FieldList<'de>);
 
 impl<'de> Visitor<'de> for &mut ObjectFields<'de> {
     type Value = ();
@@ -489,8 +493,8 @@ impl<'de> Visitor<'de> for &mut ObjectFields<'de> {
 
 /// Reads `text` as one JSON object: its fields, without a map or an
 /// allocation per string (outcomes come one per alert).
-fn read(text: &str) -> Result<Vec<(Text<'_>, Item<'_>)>, Reject> {
-    let mut fields = ObjectFields(Vec::with_capacity(12));
+fn read(text: &str) -> Result<FieldList<'_>, Reject> {
+    let mut fields = ObjectFields(FieldList::new());
     let mut de = serde_json::Deserializer::from_str(text);
     let result = de.deserialize_map(&mut fields).and_then(|()| de.end());
     result.map_err(|e| {
