@@ -54,16 +54,7 @@ pub struct HeldOutcome {
     pub target: u32,
 }
 
-/// The alerts a record keeps without an allocation (most households have
-/// one to three within the repeat span).
-pub type KeptAlerts = SmallVec<[KeptAlert; 4]>;
-
-/// The outcomes a record keeps without an allocation.
-pub type HeldOutcomes = SmallVec<[HeldOutcome; 6]>;
-
-/// One household's case state. Decoded and folded for every outcome and
-/// every judged or sent alert of a household with history, so it holds
-/// its few alerts and outcomes inline.
+/// One household's case state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseRecord {
     /// State shard: the input partition of the household.
@@ -87,9 +78,9 @@ pub struct CaseRecord {
     /// The priority and categories when the case opened.
     pub opened_with: Option<(Priority, u8)>,
     /// Alerts kept, oldest first.
-    pub alerts: KeptAlerts,
+    pub alerts: Vec<KeptAlert>,
     /// Outcomes kept, in the order they arrived.
-    pub outcomes: HeldOutcomes,
+    pub outcomes: Vec<HeldOutcome>,
 }
 
 /// What a household's outcomes add up to.
