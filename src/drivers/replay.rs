@@ -294,7 +294,7 @@ pub async fn run_replay(
     summary.alerts_by_dong = tally.alerts_by_dong;
     summary.case_updates = tally.case_updates;
     summary.escalations = tally.escalations;
-    summary.messages_in = std::mem::take(&mut source.signals_in);
+    summary.messages_in = source.lines_in();
     summary.accepted = counts.accepted as usize;
     summary.duplicates = counts.duplicates as usize;
     summary.outcomes = counts.outcomes as usize;

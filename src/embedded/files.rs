@@ -104,8 +104,8 @@ pub struct FileSource {
     next: usize,
     /// Whether the lines carry arrival times (then the clock follows them).
     pub with_arrival: bool,
-    /// Messages taken, per feed name.
-    pub signals_in: BTreeMap<String, usize>,
+    /// Messages taken, per feed index (see [`FileSource::lines_in`]).
+    taken: Vec<usize>,
     feed_names: Vec<String>,
     /// Partitions to spread households over, or 1.
     partitions: i32,
@@ -205,12 +205,13 @@ impl FileSource {
             lines: Vec::new(),
             next: 0,
             with_arrival: false,
-            signals_in: BTreeMap::new(),
+            taken: Vec::new(),
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             partitions: 1,
             partitioner: Partitioner::default(),
         };
         source.feed_names.push("outcomes".into());
+        source.taken = vec![0; source.feed_names.len()];
         let mut arrivals = 0;
         let mut feeds = Vec::with_capacity(files.len());
         for (path, fixed) in &files {
@@ -265,6 +266,17 @@ impl FileSource {
         self
     }
 
+    /// Messages taken so far, per feed name (`outcomes` for outcome
+    /// files); feeds with none are left out.
+    pub fn lines_in(&self) -> BTreeMap<String, usize> {
+        self.feed_names
+            .iter()
+            .zip(&self.taken)
+            .filter(|(_, &n)| n > 0)
+            .map(|(name, &n)| (name.clone(), n))
+            .collect()
+    }
+
     /// Lines to replay in all.
     pub fn len(&self) -> usize {
         self.lines.len()
@@ -288,8 +300,8 @@ impl TimedSource for FileSource {
         }
         self.next += 1;
         let input = &self.inputs[l.file as usize];
-        if let Some(name) = self.feed_names.get(usize::from(input.feed)) {
-            *self.signals_in.entry(name.clone()).or_default() += 1;
+        if let Some(n) = self.taken.get_mut(usize::from(input.feed)) {
+            *n += 1;
         }
         let partition = match &l.key {
             Some(k) if self.partitions > 1 => self.partitioner.partition_of(k, self.partitions),

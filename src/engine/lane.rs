@@ -10,6 +10,7 @@ use crate::definition::PipelineSpec;
 use crate::stages::alert::{Alert, AlertGate};
 use crate::stages::case::escalation::Escalation;
 use crate::stages::case::outcome::{self, Outcome, OutcomeKind};
+use crate::stages::case::record::CaseRecord;
 use crate::stages::case::{CaseBook, Verdict};
 use crate::stages::decode::{Decoder, Reject};
 use crate::stages::score::{Assessment, ScoreError, Scorer};
@@ -221,6 +222,9 @@ impl Lane {
         // others, most of them, go straight to the cooldown)
         // (reasons are rendered later, only for what is sent)
         let mut judged: Vec<(usize, Verdict)> = Vec::new();
+        // the records judged, by candidate: one the gate sends is not
+        // looked up and decoded a second time
+        let mut folded: Vec<(usize, Option<CaseRecord>)> = Vec::new();
         let judging: Vec<usize> = (0..candidates.len())
             .filter(|&i| self.cases.needs_judging(candidates[i].household_id))
             .collect();
@@ -234,11 +238,13 @@ impl Lane {
             let dong = scored
                 .dong_and_categories(i, |name| categories |= cases.category_set([name]))
                 .unwrap_or_default();
-            let verdict = cases.judge(c.household_id, c.priority, categories, dong, c.window_end);
-            if verdict == Verdict::Gate(c.priority) {
-                continue;
-            }
+            let (verdict, record) =
+                cases.judge_record(c.household_id, c.priority, categories, dong, c.window_end);
             if let Verdict::Gate(p) = verdict {
+                folded.push((i, record));
+                if p == c.priority {
+                    continue;
+                }
                 c.priority = p;
             }
             judged.push((i, verdict));
@@ -284,7 +290,14 @@ impl Lane {
             let scored_priority = a.priority;
             a.priority = candidates[i].priority;
             let (mut alert, id) = self.gate.render_hashed(a, now_ms);
-            if let Some(e) = self.cases.on_sent(&mut alert, id, scored_priority, shard) {
+            let known = folded
+                .binary_search_by_key(&i, |f| f.0)
+                .ok()
+                .and_then(|k| folded[k].1.take());
+            if let Some(e) = self
+                .cases
+                .on_sent_with(&mut alert, id, scored_priority, shard, known)
+            {
                 out.escalations.push(e);
             }
             out.alerts.push(alert);

@@ -27,7 +27,8 @@ use crate::checkpoint::{EncodedState, ShardRecords, Snapshot, StoredRecords};
 use crate::definition::PipelineSpec;
 use crate::metrics::Metrics;
 use crate::stages::alert::Alert;
-use crate::stages::case::escalation::Escalation;
+use crate::stages::case::escalation::{Escalation, EscalationReason};
+use crate::stages::case::outcome::OutcomeKind;
 use crate::stages::case::{FirstContact, ListCase, OpenCounts};
 use crate::stages::decode::{Reject, RejectClass};
 use crate::stages::score::{Assessment, ScoreError};
@@ -122,6 +123,22 @@ const SNAPSHOT_PART: usize = 4 << 20;
 /// Below this many messages a batch's lanes run one after the other: a
 /// thread start costs more than the work it would share.
 const PARALLEL_FROM: usize = 256;
+
+/// Counts escalations per reason: one labelled lookup (and its lock) per
+/// reason, not per escalation.
+fn count_escalations(m: &Metrics, escalations: &[Escalation]) {
+    let mut per_reason = [0u64; EscalationReason::ALL.len()];
+    for e in escalations {
+        per_reason[e.reason as usize] += 1;
+    }
+    for (reason, n) in EscalationReason::ALL.iter().zip(per_reason) {
+        if n > 0 {
+            m.escalations
+                .with_label_values(&[reason.as_str()])
+                .inc_by(n);
+        }
+    }
+}
 
 /// Below this many households a pass over the whole state (eviction,
 /// restore) runs the lanes one after the other.
@@ -256,6 +273,10 @@ impl Engine {
             .collect();
         let mut dropped_over_cap = 0;
         let m = &self.metrics;
+        // a labelled lookup takes a lock: one per kind and priority a
+        // batch meets, not one per outcome
+        let mut outcomes_by_kind = [0u64; OutcomeKind::ALL.len()];
+        let mut first_contact: [Option<prometheus::Histogram>; 4] = Default::default();
         for lane in on_lanes(jobs, parallel).await {
             let lane = lane?;
             result.alerts.extend(lane.alerts);
@@ -268,22 +289,27 @@ impl Engine {
             result.outcomes += lane.outcomes.len();
             dropped_over_cap += lane.dropped_over_cap;
             for kind in lane.outcomes {
-                m.outcomes.with_label_values(&[kind.as_str()]).inc();
+                outcomes_by_kind[usize::from(kind.code())] += 1;
             }
             for c in &lane.first_contacts {
-                m.first_contact
-                    .with_label_values(&[c.priority.as_str()])
+                first_contact[c.priority as usize]
+                    .get_or_insert_with(|| {
+                        m.first_contact.with_label_values(&[c.priority.as_str()])
+                    })
                     .observe(c.seconds);
             }
             result.first_contacts.extend(lane.first_contacts);
             m.deceased_signals.inc_by(lane.deceased as u64);
         }
+        for (kind, n) in OutcomeKind::ALL.iter().zip(outcomes_by_kind) {
+            if n > 0 {
+                m.outcomes.with_label_values(&[kind.as_str()]).inc_by(n);
+            }
+        }
         result
             .escalations
             .sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
-        for e in &result.escalations {
-            m.escalations.with_label_values(&[e.reason.as_str()]).inc();
-        }
+        count_escalations(m, &result.escalations);
         result.rejects.sort_by_key(|(i, _)| *i);
         // One lane's alerts come in household order; so do all of them.
         result
@@ -463,12 +489,7 @@ impl Engine {
             out.extend(lane.cases.overdue(now_ms));
         }
         out.sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
-        for e in &out {
-            self.metrics
-                .escalations
-                .with_label_values(&[e.reason.as_str()])
-                .inc();
-        }
+        count_escalations(&self.metrics, &out);
         out
     }
 

@@ -269,7 +269,7 @@ impl LiveView {
         }
         for c in &result.first_contacts {
             let month = crate::stages::alert::rfc3339(c.recorded_at)[..7].to_string();
-            let entry = f.contacts.entry(c.dong.clone()).or_default();
+            let entry = f.contacts.entry(c.dong_code()).or_default();
             // a new month starts its count afresh (and an old contact read
             // late does not reset it)
             if month > entry.0 {

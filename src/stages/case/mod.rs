@@ -54,15 +54,16 @@ pub struct Applied {
     /// Escalations it caused (unreachable; overdue for a contact that came
     /// after its due time).
     pub escalations: Vec<Escalation>,
-    /// Alerts it answered as their first contact.
-    pub first_contacts: Vec<FirstContact>,
+    /// Alerts it answered as their first contact (most contacts answer
+    /// one or two: held inline, as the outcome's own fields are).
+    pub first_contacts: smallvec::SmallVec<[FirstContact; 2]>,
 }
 
 /// An alert's first contact, for the operations view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FirstContact {
-    /// The alert's dong.
-    pub dong: String,
+    /// The alert's dong, as a number (see [`FirstContact::dong_code`]).
+    pub dong: u64,
     /// Its priority.
     pub priority: Priority,
     /// Seconds from its `emitted_at` to the contact's `recorded_at`.
@@ -71,6 +72,13 @@ pub struct FirstContact {
     pub in_time: bool,
     /// `recorded_at`, ms.
     pub recorded_at: i64,
+}
+
+impl FirstContact {
+    /// The alert's dong code.
+    pub fn dong_code(&self) -> String {
+        dong_text(self.dong)
+    }
 }
 
 /// A household's case as a daily list shows it.
@@ -410,7 +418,7 @@ impl CaseBook {
                 a.open_since = None;
                 let due = emitted + self.rules.due(a.priority);
                 applied.first_contacts.push(FirstContact {
-                    dong: dong_text(a.dong.unwrap_or(r.dong)),
+                    dong: a.dong.unwrap_or(r.dong),
                     priority: a.priority,
                     seconds: (o.recorded_at - emitted).max(0) as f64 / 1000.0,
                     in_time: o.recorded_at <= due,
@@ -496,15 +504,43 @@ impl CaseBook {
         dong: &str,
         window_end: i64,
     ) -> Verdict {
+        self.judge_record(household_id, priority, categories, dong, window_end)
+            .0
+    }
+
+    /// [`CaseBook::judge`], also handing back the household's decoded
+    /// record: an assessment the gate then sends passes it to
+    /// [`CaseBook::on_sent_with`], which need not look it up and decode it
+    /// again.
+    pub fn judge_record(
+        &self,
+        household_id: &str,
+        priority: Priority,
+        categories: u8,
+        dong: &str,
+        window_end: i64,
+    ) -> (Verdict, Option<CaseRecord>) {
         let held = self.records.get(household_id);
         if held.is_none_or(|h| record::only_alerts(h.payload())) {
             // no outcome: nothing but the cooldown decides
-            return Verdict::Gate(priority);
+            return (Verdict::Gate(priority), None);
         }
         let Some(r) = held.and_then(|h| CaseRecord::decode(h.payload())) else {
-            return Verdict::Gate(priority);
+            return (Verdict::Gate(priority), None);
         };
-        let view = self.view(&r);
+        let verdict = self.verdict(&r, priority, categories, dong, window_end);
+        (verdict, Some(r))
+    }
+
+    fn verdict(
+        &self,
+        r: &CaseRecord,
+        priority: Priority,
+        categories: u8,
+        dong: &str,
+        window_end: i64,
+    ) -> Verdict {
+        let view = self.view(r);
         if view.deceased_at.is_some() {
             return Verdict::Drop;
         }
@@ -550,16 +586,31 @@ impl CaseBook {
         scored: Priority,
         shard: i32,
     ) -> Option<Escalation> {
+        self.on_sent_with(alert, id, scored, shard, None)
+    }
+
+    /// [`CaseBook::on_sent`] with the household's record when the caller
+    /// holds it as [`CaseBook::judge_record`] gave it in the same batch
+    /// (nothing wrote it since).
+    pub fn on_sent_with(
+        &mut self,
+        alert: &mut Alert,
+        id: u128,
+        scored: Priority,
+        shard: i32,
+        known: Option<CaseRecord>,
+    ) -> Option<Escalation> {
         let dong = dong_number(&alert.dong_code);
         let categories = self.category_set(alert.categories.iter().map(|c| &**c));
         // kept to the second, as the record keeps it
         let emitted = alert.emitted_at.div_euclid(1000) * 1000;
         let due = emitted + self.rules.due(alert.priority);
         let hash = self.records.hash(&alert.household_id);
-        let held = self
-            .records
-            .get_hashed(hash, &alert.household_id)
-            .and_then(|r| CaseRecord::decode(r.payload()));
+        let held = known.or_else(|| {
+            self.records
+                .get_hashed(hash, &alert.household_id)
+                .and_then(|r| CaseRecord::decode(r.payload()))
+        });
         let Some(mut r) = held else {
             // most alerted households have no history: nothing to fold
             let mut r = CaseRecord::new(shard, dong);
