@@ -239,7 +239,7 @@ impl Lane {
                 .dong_and_categories(i, |name| categories |= cases.category_set([name]))
                 .unwrap_or_default();
             let (verdict, record) =
-                cases.judge_record(c.household_id, c.priority, categories, dong, c.window_end);
+                cases.judge(c.household_id, c.priority, categories, dong, c.window_end);
             if let Verdict::Gate(p) = verdict {
                 folded.push((i, record));
                 if p == c.priority {

@@ -495,24 +495,11 @@ impl CaseBook {
     /// What the case state says of an assessment of `household_id` at
     /// `priority` with the categories `categories` (a bit set, see
     /// [`CaseBook::category_set`]), from `dong`, whose window ends at
-    /// `window_end`.
-    pub fn judge(
-        &self,
-        household_id: &str,
-        priority: Priority,
-        categories: u8,
-        dong: &str,
-        window_end: i64,
-    ) -> Verdict {
-        self.judge_record(household_id, priority, categories, dong, window_end)
-            .0
-    }
-
-    /// [`CaseBook::judge`], also handing back the household's decoded
-    /// record: an assessment the gate then sends passes it to
+    /// `window_end`; with the household's decoded record when it has one:
+    /// an assessment the gate then sends passes it to
     /// [`CaseBook::on_sent_with`], which need not look it up and decode it
     /// again.
-    pub fn judge_record(
+    pub fn judge(
         &self,
         household_id: &str,
         priority: Priority,
@@ -590,7 +577,7 @@ impl CaseBook {
     }
 
     /// [`CaseBook::on_sent`] with the household's record when the caller
-    /// holds it as [`CaseBook::judge_record`] gave it in the same batch
+    /// holds it as [`CaseBook::judge`] gave it in the same batch
     /// (nothing wrote it since).
     pub fn on_sent_with(
         &mut self,

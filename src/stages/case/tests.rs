@@ -49,7 +49,7 @@ impl Desk {
     ) -> Sent {
         let end = T0 + day * DAY_MS;
         let set = self.cases.category_set(categories.iter().copied());
-        let verdict = self.cases.judge(hh, p, set, dong, end);
+        let (verdict, _) = self.cases.judge(hh, p, set, dong, end);
         let a = Assessment {
             household_id: hh.into(),
             dong_code: dong.into(),
