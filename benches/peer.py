@@ -20,6 +20,7 @@ when it is missing. One JSON line per figure, as benches/pipeline.rs.
 
 import argparse
 import csv
+import importlib
 import json
 import os
 import subprocess
@@ -43,6 +44,8 @@ def duckdb_module():
             [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), "duckdb"],
             check=True,
         )
+        # the finder cached the folder's listing before the install
+        importlib.invalidate_caches()
     import duckdb
 
     return duckdb
