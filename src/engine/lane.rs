@@ -296,7 +296,7 @@ impl Lane {
                 .and_then(|k| folded[k].1.take());
             if let Some(e) = self
                 .cases
-                .on_sent_with(&mut alert, id, scored_priority, shard, known)
+                .on_sent(&mut alert, id, scored_priority, shard, known)
             {
                 out.escalations.push(e);
             }

@@ -497,7 +497,7 @@ impl CaseBook {
     /// [`CaseBook::category_set`]), from `dong`, whose window ends at
     /// `window_end`; with the household's decoded record when it has one:
     /// an assessment the gate then sends passes it to
-    /// [`CaseBook::on_sent_with`], which need not look it up and decode it
+    /// [`CaseBook::on_sent`], which need not look it up and decode it
     /// again.
     pub fn judge(
         &self,
@@ -565,21 +565,10 @@ impl CaseBook {
     /// (`id` is the hash its id spells, `scored` the priority the scoring
     /// gave), and keeps it in the household's history. Returns the
     /// `repeatedly_flagged` escalation it causes, if any. A replayed alert
-    /// (same id) is not kept twice.
+    /// (same id) is not kept twice. `known` is the household's record when
+    /// the caller holds it as [`CaseBook::judge`] gave it in the same batch
+    /// (nothing wrote it since); else it is looked up.
     pub fn on_sent(
-        &mut self,
-        alert: &mut Alert,
-        id: u128,
-        scored: Priority,
-        shard: i32,
-    ) -> Option<Escalation> {
-        self.on_sent_with(alert, id, scored, shard, None)
-    }
-
-    /// [`CaseBook::on_sent`] with the household's record when the caller
-    /// holds it as [`CaseBook::judge`] gave it in the same batch
-    /// (nothing wrote it since).
-    pub fn on_sent_with(
         &mut self,
         alert: &mut Alert,
         id: u128,

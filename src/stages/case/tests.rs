@@ -72,7 +72,7 @@ impl Desk {
                 let mut a = a;
                 a.priority = raised;
                 let (mut alert, id) = self.gate.render_hashed(a, now);
-                sent.escalation = self.cases.on_sent(&mut alert, id, p, 0);
+                sent.escalation = self.cases.on_sent(&mut alert, id, p, 0, None);
                 sent.alert = Some(alert);
             }
             Verdict::CaseUpdate => {
