@@ -5,10 +5,10 @@
 use futures::future::BoxFuture;
 
 /// Runs `job` on each of `lanes` and returns the results in lane order: on
-/// scoped threads (the first on the calling thread) when `parallel`,
-/// otherwise one after the other; a panic on a lane is raised here. The
-/// synchronous twin of [`on_lanes`], for passes over the whole state (copy,
-/// eviction, restore) and for the daily lists' writers.
+/// the process's pool of worker threads (the first on the calling thread)
+/// when `parallel`, otherwise one after the other; a panic on a lane is
+/// raised here. The synchronous twin of [`on_lanes`], for passes over the
+/// whole state (copy, eviction, restore) and for the daily lists' writers.
 pub fn each_lane<L: Send, T: Send>(
     lanes: impl Iterator<Item = L>,
     parallel: bool,
@@ -18,19 +18,20 @@ pub fn each_lane<L: Send, T: Send>(
         return lanes.map(job).collect();
     }
     let job = &job;
-    std::thread::scope(|scope| {
-        let mut lanes = lanes;
-        let first = lanes.next();
-        let others: Vec<_> = lanes.map(|lane| scope.spawn(move || job(lane))).collect();
-        let mut out: Vec<T> = first.map(job).into_iter().collect();
-        for thread in others {
-            match thread.join() {
-                Ok(v) => out.push(v),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+    let mut lanes = lanes;
+    let first = lanes.next();
+    let others: Vec<L> = lanes.collect();
+    let mut out: Vec<Option<T>> = (0..others.len()).map(|_| None).collect();
+    let mut head = None;
+    // the pool's threads live as long as the process: a lane's share of a
+    // small batch costs less than starting a thread for it would
+    rayon::in_place_scope(|scope| {
+        for (lane, slot) in others.into_iter().zip(out.iter_mut()) {
+            scope.spawn(move |_| *slot = Some(job(lane)));
         }
-        out
-    })
+        head = first.map(job);
+    });
+    head.into_iter().chain(out.into_iter().flatten()).collect()
 }
 
 /// Runs `job` on each of the items `0..items` with up to `workers` lanes
@@ -61,9 +62,9 @@ pub fn each_in_turn<T: Send>(
     all.into_iter().map(|(_, t)| t).collect()
 }
 
-/// Runs one job per lane and returns their results in lane order: on
-/// scoped threads (the first on the calling thread) when `parallel`,
-/// otherwise one after the other.
+/// Runs one job per lane and returns their results in lane order: on the
+/// process's pool of worker threads (the first on the calling thread) when
+/// `parallel`, otherwise one after the other.
 pub async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: bool) -> Vec<T> {
     if !parallel || jobs.len() < 2 {
         let mut out = Vec::with_capacity(jobs.len());
@@ -77,29 +78,11 @@ pub async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: b
     // `unconstrained`: tokio's cooperative budget is only refilled by its own
     // scheduler, so under this executor an exhausted budget would spin.
     let runtime = tokio::runtime::Handle::try_current().ok();
-    let drive = |job| futures::executor::block_on(tokio::task::unconstrained(job));
-    std::thread::scope(|scope| {
-        let mut jobs = jobs.into_iter();
-        let first = jobs.next();
-        let others: Vec<_> = jobs
-            .map(|job| {
-                let runtime = runtime.clone();
-                scope.spawn(move || {
-                    let _entered = runtime.as_ref().map(|r| r.enter());
-                    drive(job)
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(others.len() + 1);
-        out.extend(first.map(drive));
-        for thread in others {
-            match thread.join() {
-                Ok(v) => out.push(v),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+    let drive = |job: BoxFuture<'a, T>| {
+        let _entered = runtime.as_ref().map(|r| r.enter());
+        futures::executor::block_on(tokio::task::unconstrained(job))
+    };
+    each_lane(jobs.into_iter(), true, drive)
 }
 
 #[cfg(test)]
