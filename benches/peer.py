@@ -145,7 +145,7 @@ def sagak_list(day_dir):
     return out
 
 
-def run(size, sagak, duckdb, work):
+def run(size, sagak, duckdb, work, batch_minutes=None):
     # about 1.35 signals per household over 180 days (the generator's city)
     households = max(1_000, round(size / 1.35))
     data = work / f"signals-{size}"
@@ -162,7 +162,9 @@ def run(size, sagak, duckdb, work):
 
     out = work / f"replay-{size}"
     started = time.perf_counter()
-    subprocess.run([str(sagak), "replay", "--input", str(data), "--final-list", "--out", str(out)],
+    batch = ["--batch-minutes", str(batch_minutes)] if batch_minutes else []
+    subprocess.run([str(sagak), "replay", "--input", str(data), "--final-list", "--out", str(out),
+                    *batch],
                    check=True, stdout=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
     sagak_s = time.perf_counter() - started
     summary = json.loads((out / "summary.json").read_text())
@@ -193,6 +195,7 @@ def run(size, sagak, duckdb, work):
         "ndjson_bytes": nbytes,
         "households": households,
         "final_list_date": date,
+        "replay_batch_minutes": batch_minutes or 60,
         "sagak_replay_seconds": round(sagak_s, 2),
         "sagak_alerts": sum(summary["alerts_by_priority"].values()),
         "sagak_list_days": summary["list_days"],
@@ -211,6 +214,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", default="1000000,10000000",
                         help="sizes, comma-separated (default 1M and 10M)")
+    parser.add_argument("--batch-minutes", type=int, default=None,
+                        help="the replay's input time per micro-batch (default: sagak's, 60)")
     args = parser.parse_args()
     duckdb = duckdb_module()
     sagak = sagak_binary()
@@ -218,7 +223,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     emit({"bench": "machine", "cores": os.cpu_count(), "duckdb": duckdb.__version__})
     for size in (int(s) for s in args.signals.split(",")):
-        run(size, sagak, duckdb, work)
+        run(size, sagak, duckdb, work, args.batch_minutes)
 
 
 if __name__ == "__main__":
