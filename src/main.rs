@@ -321,6 +321,11 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // the engine's lanes run on this pool; named, they can be told apart in
+    // `top -H` and a profile (it fails only if already built: nothing to do)
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("sagak-lane-{i}"))
+        .build_global();
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
