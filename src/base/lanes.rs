@@ -100,4 +100,34 @@ mod tests {
         assert_eq!(each_in_turn(3, 1, |i| i), [0, 1, 2]);
         assert!(each_in_turn(0, 4, |i| i).is_empty());
     }
+
+    #[test]
+    fn lanes_in_parallel_answer_in_lane_order_and_a_panic_reaches_the_caller() {
+        // the first lane is the slowest: the others finish before it
+        let work = |lane: usize| {
+            std::thread::sleep(std::time::Duration::from_millis(if lane == 0 {
+                30
+            } else {
+                1
+            }));
+            lane * 2
+        };
+        assert_eq!(each_lane(0..4, true, work), [0, 2, 4, 6]);
+        assert_eq!(each_lane(0..4, false, work), [0, 2, 4, 6]);
+        let jobs: Vec<BoxFuture<'_, usize>> = (0..3)
+            .map(|lane| Box::pin(async move { work(2 - lane) }) as BoxFuture<'_, usize>)
+            .collect();
+        // as the drivers call it: from a task of tokio's
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert_eq!(runtime.block_on(on_lanes(jobs, true)), [4, 2, 0]);
+        let panicked = std::panic::catch_unwind(|| {
+            each_lane(0..3, true, |lane: usize| {
+                assert!(lane != 2, "lane {lane} failed");
+                lane
+            })
+        });
+        assert!(panicked.is_err(), "a lane's panic is raised to the caller");
+    }
 }
