@@ -25,6 +25,7 @@ use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, UInt64Type}
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 
 use crate::base::hash::Fnv128;
+use datafusion::execution::TaskContext;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,12 @@ struct FeedText {
     no_labels: BTreeMap<String, String>,
 }
 
+/// The batch sizes a scoring query runs with: the smallest that holds the
+/// table at once, up to DataFusion's usual 8192. Its operators set aside
+/// buffers of the batch size each time they start, which for a micro-batch
+/// of a few dozen signals cost more than the query's work.
+const BATCH_SIZES: [usize; 3] = [256, 1024, 8192];
+
 /// The scoring stage.
 pub struct Scorer {
     ctx: SessionContext,
@@ -169,6 +176,9 @@ pub struct Scorer {
     slot: BatchSlot,
     /// The SQL's physical plan, made on first use and re-executed per batch.
     plan: OnceCell<Arc<dyn ExecutionPlan>>,
+    /// A task context per size of [`BATCH_SIZES`], made once: making one
+    /// copies the session's registry of functions, name by name.
+    tasks: std::sync::OnceLock<Vec<Arc<TaskContext>>>,
     /// One execution at a time: they share the slot.
     running: Mutex<()>,
     pipeline: String,
@@ -192,6 +202,7 @@ impl Scorer {
             ctx: SessionContext::new_with_config(config),
             slot: BatchSlot::default(),
             plan: OnceCell::new(),
+            tasks: std::sync::OnceLock::new(),
             running: Mutex::new(()),
             pipeline: spec.name.clone(),
             sql: spec.score_sql.clone(),
@@ -233,6 +244,25 @@ impl Scorer {
             pipeline: self.pipeline.clone(),
             source,
         }
+    }
+
+    /// The task context for a table of `rows` rows (see [`BATCH_SIZES`]).
+    fn task_for(&self, rows: usize) -> Arc<TaskContext> {
+        let tasks = self.tasks.get_or_init(|| {
+            let state = self.ctx.state();
+            BATCH_SIZES
+                .iter()
+                .map(|&size| {
+                    let config = self.ctx.copied_config().with_batch_size(size);
+                    Arc::new(TaskContext::from(&state).with_session_config(config))
+                })
+                .collect()
+        });
+        let i = BATCH_SIZES
+            .iter()
+            .position(|&size| rows <= size)
+            .unwrap_or(BATCH_SIZES.len() - 1);
+        Arc::clone(&tasks[i])
     }
 
     /// The physical plan of the SQL over the `signals` table, made once.
@@ -280,10 +310,11 @@ impl Scorer {
             return Ok(scored);
         }
         let plan = self.plan().await?;
+        let signals_rows = signals.num_rows();
         let _running = self.running.lock().await;
         self.slot.put(Some(signals));
         let result = match reset_plan_states(Arc::clone(plan)) {
-            Ok(run) => collect(run, self.ctx.task_ctx()).await,
+            Ok(run) => collect(run, self.task_for(signals_rows)).await,
             Err(e) => Err(e),
         };
         self.slot.put(None);

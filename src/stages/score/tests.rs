@@ -339,3 +339,39 @@ async fn the_evidence_follows_the_reasons_and_the_newest_signal() {
     assert_ne!(two[0].evidence, once[0].evidence);
     assert_ne!(two[0].evidence, later[0].evidence);
 }
+
+#[tokio::test]
+async fn a_table_scores_the_same_whole_as_household_by_household() {
+    // 120 households of three signals: 360 rows run with a larger batch
+    // size than a household alone
+    let msgs: Vec<(&str, String)> = (0..120)
+        .flat_map(|n| {
+            let hh = format!("hh-{n:03}");
+            [
+                (
+                    U,
+                    utility(
+                        &format!("u{n}"),
+                        &hh,
+                        "2026-10-01",
+                        "water",
+                        3 + n % 3,
+                        n % 7 == 0,
+                    ),
+                ),
+                (
+                    J,
+                    job_loss(&format!("j{n}"), &hh, "2026-10-10", "4125052000"),
+                ),
+                (H, health(&format!("h{n}"), &hh, "2026-10-20", 2 + n % 4)),
+            ]
+        })
+        .collect();
+    let whole = assess(&[&msgs]).await;
+    assert_eq!(whole.len(), 120, "every household reaches a priority");
+    let mut one_by_one = Vec::new();
+    for household in msgs.chunks(3) {
+        one_by_one.extend(assess(&[household]).await);
+    }
+    assert_eq!(whole, one_by_one);
+}
