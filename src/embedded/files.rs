@@ -200,18 +200,22 @@ impl FileSource {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let feed_names: Vec<String> = spec
+            .feeds
+            .iter()
+            .map(|f| f.name.clone())
+            .chain(["outcomes".to_string()])
+            .collect();
         let mut source = FileSource {
             inputs: Vec::new(),
             lines: Vec::new(),
             next: 0,
             with_arrival: false,
-            taken: Vec::new(),
-            feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
+            taken: vec![0; feed_names.len()],
+            feed_names,
             partitions: 1,
             partitioner: Partitioner::default(),
         };
-        source.feed_names.push("outcomes".into());
-        source.taken = vec![0; source.feed_names.len()];
         let mut arrivals = 0;
         let mut feeds = Vec::with_capacity(files.len());
         for (path, fixed) in &files {

@@ -127,20 +127,29 @@ const SNAPSHOT_PART: usize = 4 << 20;
 /// the wake-up.
 const PARALLEL_FROM: usize = 16;
 
-/// Counts escalations per reason: one labelled lookup (and its lock) per
-/// reason, not per escalation.
+/// Adds each of `counts` to the series of `counter` its label names: one
+/// labelled lookup (and its lock) per label a batch meets, not one per
+/// event counted.
+fn add_per_label<'a>(
+    counter: &prometheus::IntCounterVec,
+    labels: impl IntoIterator<Item = &'a str>,
+    counts: impl IntoIterator<Item = u64>,
+) {
+    for (label, n) in labels.into_iter().zip(counts) {
+        if n > 0 {
+            counter.with_label_values(&[label]).inc_by(n);
+        }
+    }
+}
+
+/// Counts escalations per reason.
 fn count_escalations(m: &Metrics, escalations: &[Escalation]) {
     let mut per_reason = [0u64; EscalationReason::ALL.len()];
     for e in escalations {
         per_reason[e.reason as usize] += 1;
     }
-    for (reason, n) in EscalationReason::ALL.iter().zip(per_reason) {
-        if n > 0 {
-            m.escalations
-                .with_label_values(&[reason.as_str()])
-                .inc_by(n);
-        }
-    }
+    let reasons = EscalationReason::ALL.iter().map(|r| r.as_str());
+    add_per_label(&m.escalations, reasons, per_reason);
 }
 
 /// Below this many households a pass over the whole state (eviction,
@@ -304,11 +313,8 @@ impl Engine {
             result.first_contacts.extend(lane.first_contacts);
             m.deceased_signals.inc_by(lane.deceased as u64);
         }
-        for (kind, n) in OutcomeKind::ALL.iter().zip(outcomes_by_kind) {
-            if n > 0 {
-                m.outcomes.with_label_values(&[kind.as_str()]).inc_by(n);
-            }
-        }
+        let kinds = OutcomeKind::ALL.iter().map(|k| k.as_str());
+        add_per_label(&m.outcomes, kinds, outcomes_by_kind);
         result
             .escalations
             .sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
