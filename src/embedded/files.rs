@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
@@ -357,10 +357,12 @@ fn read_ndjson(path: &Path, file: u32) -> Result<(Vec<Line>, bool), FileError> {
         path: path.to_path_buf(),
         error,
     })?;
+    // a file saved by a Windows tool may open with a byte-order mark
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut out = Vec::new();
     let mut last = i64::MIN;
     let mut timed = None;
-    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -427,7 +429,7 @@ fn read_parquet(path: &Path, file: u32) -> Result<Vec<Line>, FileError> {
     let mut row_no = 0u32;
     let mut last = i64::MIN;
     for batch in reader {
-        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        let batch = plain_columns(&batch.map_err(|e| bad(e.to_string()))?);
         for row in 0..batch.num_rows() {
             row_no += 1;
             let (value, household, at) = row_json(&batch, row);
@@ -443,6 +445,49 @@ fn read_parquet(path: &Path, file: u32) -> Result<Vec<Line>, FileError> {
         }
     }
     Ok(out)
+}
+
+/// `batch` with each column in a type [`cell`] reads: dictionary-encoded
+/// text (pandas' categoricals) as text, decimals without a fraction and
+/// small unsigned integers as integers, other decimals and half floats as
+/// floats, `Date64` as dates, binary as UTF-8 text. A column that cannot be
+/// cast stays as it is: its cells read as null, and the decoder names the
+/// field.
+fn plain_columns(batch: &RecordBatch) -> RecordBatch {
+    let columns: Vec<ArrayRef> = batch.columns().iter().map(plain).collect();
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap_or_else(|_| batch.clone())
+}
+
+fn plain(column: &ArrayRef) -> ArrayRef {
+    let to = match column.data_type() {
+        DataType::Dictionary(_, value) => (**value).clone(),
+        DataType::Decimal32(_, 0)
+        | DataType::Decimal64(_, 0)
+        | DataType::Decimal128(_, 0)
+        | DataType::Decimal256(_, 0)
+        | DataType::UInt8
+        | DataType::UInt16 => DataType::Int64,
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..)
+        | DataType::Float16 => DataType::Float64,
+        DataType::Date64 => DataType::Date32,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => DataType::Utf8,
+        _ => return Arc::clone(column),
+    };
+    match arrow::compute::cast(column, &to) {
+        // a dictionary's values may themselves need a cast
+        Ok(cast) if cast.data_type() != column.data_type() => plain(&cast),
+        _ => Arc::clone(column),
+    }
 }
 
 /// One row as the JSON object a producer would send, with its household
@@ -552,5 +597,137 @@ fn cell(column: &dyn Array, row: usize) -> serde_json::Value {
             Value::from(crate::stages::alert::rfc3339(raw))
         }
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        Date32Array, Date64Array, Decimal128Array, DictionaryArray, Int64Array, StringArray,
+        TimestampMicrosecondArray, UInt16Array,
+    };
+    use arrow::datatypes::Int32Type;
+
+    fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+        let batch = RecordBatch::try_from_iter(columns).expect("batch");
+        let file = fs::File::create(path).expect("create");
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+    }
+
+    fn lines(lines: &[Line]) -> Vec<(i64, Option<String>, serde_json::Value)> {
+        lines
+            .iter()
+            .map(|l| {
+                (
+                    l.at,
+                    l.key
+                        .as_ref()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    serde_json::from_slice(&l.value).expect("json"),
+                )
+            })
+            .collect()
+    }
+
+    /// pandas writes categoricals as dictionaries and DuckDB may write
+    /// amounts as decimals: such a file replays as the same signals as one
+    /// with plain text and integer columns.
+    #[test]
+    fn a_parquet_file_of_dictionaries_decimals_and_small_integers_reads_as_plain_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids = ["hh-1", "hh-2", "hh-1"];
+        let at_us = [
+            1_767_222_000_000_000_i64,
+            1_767_225_600_000_000,
+            1_767_229_200_000_000,
+        ];
+        let days = [20_454_i32, 20_455, 20_456];
+        let plain_path = dir.path().join("plain.parquet");
+        write_parquet(
+            &plain_path,
+            vec![
+                (
+                    "household_id",
+                    Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
+                ),
+                (
+                    "amount_krw",
+                    Arc::new(Int64Array::from(vec![120_000, 0, 5])),
+                ),
+                ("months_overdue", Arc::new(Int64Array::from(vec![3, 4, 5]))),
+                ("occurred_on", Arc::new(Date32Array::from(days.to_vec()))),
+                (
+                    "observed_at",
+                    Arc::new(TimestampMicrosecondArray::from(at_us.to_vec()).with_timezone("UTC")),
+                ),
+            ],
+        );
+        let typed_path = dir.path().join("typed.parquet");
+        let dictionary: DictionaryArray<Int32Type> = ids.iter().copied().collect();
+        write_parquet(
+            &typed_path,
+            vec![
+                ("household_id", Arc::new(dictionary) as ArrayRef),
+                (
+                    "amount_krw",
+                    Arc::new(
+                        Decimal128Array::from(vec![120_000_i128, 0, 5])
+                            .with_precision_and_scale(18, 0)
+                            .expect("decimal"),
+                    ),
+                ),
+                (
+                    "months_overdue",
+                    Arc::new(UInt16Array::from(vec![3_u16, 4, 5])),
+                ),
+                (
+                    "occurred_on",
+                    Arc::new(Date64Array::from(
+                        days.iter()
+                            .map(|d| i64::from(*d) * 86_400_000)
+                            .collect::<Vec<_>>(),
+                    )),
+                ),
+                (
+                    "observed_at",
+                    Arc::new(TimestampMicrosecondArray::from(at_us.to_vec()).with_timezone("UTC")),
+                ),
+            ],
+        );
+        let plain = read_parquet(&plain_path, 0).expect("plain file");
+        let typed = read_parquet(&typed_path, 0).expect("typed file");
+        assert_eq!(lines(&typed), lines(&plain));
+        let first = &lines(&plain)[0];
+        assert_eq!(first.0, 1_767_222_000_000);
+        assert_eq!(first.1.as_deref(), Some("hh-1"));
+        assert_eq!(first.2["amount_krw"], 120_000);
+        assert_eq!(first.2["occurred_on"], "2026-01-01");
+    }
+
+    /// A file saved with a byte-order mark and Windows line ends: its first
+    /// line is a signal like the others, not a dead letter.
+    #[test]
+    fn an_ndjson_file_with_a_byte_order_mark_and_crlf_reads_every_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("job-loss.ndjson");
+        let line =
+            |id: &str, at: &str| format!(r#"{{"household_id":"{id}","observed_at":"{at}"}}"#);
+        let text = format!(
+            "\u{feff}{}\r\n{}\r\n",
+            line("hh-1", "2026-01-01T09:00:00+09:00"),
+            line("hh-2", "2026-01-01T10:00:00+09:00")
+        );
+        fs::write(&path, text).expect("write");
+        let (read, timed) = read_ndjson(&path, 0).expect("read");
+        assert!(!timed);
+        let read = lines(&read);
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].1.as_deref(), Some("hh-1"));
+        assert_eq!(read[0].0, 1_767_225_600_000);
+        assert_eq!(read[1].0, 1_767_229_200_000);
     }
 }
