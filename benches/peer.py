@@ -13,7 +13,8 @@ re-sent signals) as NDJSON with `sagak generate --clean`, then times
   same per-household rules written as one SQL query (below),
 
 prints both, their ratio, and whether the two final lists are identical
-(same households, lists, priorities, scores to 0.01). DuckDB's Python
+(same households, lists, priorities, scores to 0.01). `--check-dates` also
+compares the lists of other days, from an untimed replay. DuckDB's Python
 package is installed from the package registry into target/peer-python
 when it is missing. One JSON line per figure, as benches/pipeline.rs.
 """
@@ -145,6 +146,59 @@ def sagak_list(day_dir):
     return out
 
 
+def duckdb_with_dongs(duckdb):
+    """A DuckDB connection holding the served dongs of pipelines/default."""
+    con = duckdb.connect()
+    with open(ROOT / "pipelines/default/dongs.csv", encoding="utf-8") as f:
+        codes = [r["dong_code"] for r in csv.DictReader(f)]
+    con.execute("CREATE TABLE dongs (dong_code VARCHAR)")
+    con.executemany("INSERT INTO dongs VALUES (?)", [[c] for c in codes])
+    return con
+
+
+def duckdb_list(con, data, date):
+    """The list of `date`'s cut-off by LIST_SQL: household -> (list, priority, score)."""
+    spec = tomllib.loads((ROOT / "pipelines/default/pipeline.toml").read_text())
+    params = dict(spec["params"])
+    params["window_days"] = spec["window"]["length_days"]
+    cutoff = f"{date} {spec['lists']['cutoff_hour']:02d}:00:00+{spec['lists']['utc_offset_hours']:02d}:00"
+    rows = con.execute(LIST_SQL.format(dir=data, cutoff=cutoff, **params)).fetchall()
+    return {hh: (dong, priority, round(score, 2)) for hh, dong, priority, score in rows}
+
+
+def differences(ours, peer):
+    """Households only in sagak's list, only in DuckDB's, and in both but unequal."""
+    only_sagak = sorted(set(ours) - set(peer))
+    only_duckdb = sorted(set(peer) - set(ours))
+    differ = sorted(hh for hh in set(ours) & set(peer)
+                    if ours[hh][:2] != peer[hh][:2] or abs(ours[hh][2] - peer[hh][2]) > 0.01)
+    return only_sagak, only_duckdb, differ
+
+
+def check_dates(size, sagak, duckdb, work, dates):
+    """Untimed: the lists of `dates` (mid-history days, where eviction and
+    the window's start matter) from one replay, each against DuckDB's."""
+    data = work / f"signals-{size}"
+    out = work / f"replay-{size}-dates"
+    subprocess.run([str(sagak), "replay", "--input", str(data), "--dates", ",".join(dates),
+                    "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    con = duckdb_with_dongs(duckdb)
+    for date in dates:
+        ours = sagak_list(out / "lists" / date)
+        only_sagak, only_duckdb, differ = differences(ours, duckdb_list(con, data, date))
+        emit({
+            "bench": "peer_duckdb_list",
+            "size": size,
+            "date": date,
+            "listed_sagak": len(ours),
+            "identical": not (only_sagak or only_duckdb or differ),
+            "only_in_sagak": only_sagak[:5],
+            "only_in_duckdb": only_duckdb[:5],
+            "differing": differ[:5],
+        })
+
+
 def run(size, sagak, duckdb, work, batch_minutes=None):
     # about 1.35 signals per household over 180 days (the generator's city)
     households = max(1_000, round(size / 1.35))
@@ -170,25 +224,13 @@ def run(size, sagak, duckdb, work, batch_minutes=None):
     summary = json.loads((out / "summary.json").read_text())
     date, _ = summary["last_list"]
 
-    spec = tomllib.loads((ROOT / "pipelines/default/pipeline.toml").read_text())
-    params = dict(spec["params"])
-    params["window_days"] = spec["window"]["length_days"]
-    cutoff = f"{date} {spec['lists']['cutoff_hour']:02d}:00:00+{spec['lists']['utc_offset_hours']:02d}:00"
-    con = duckdb.connect()
-    with open(ROOT / "pipelines/default/dongs.csv", encoding="utf-8") as f:
-        codes = [r["dong_code"] for r in csv.DictReader(f)]
-    con.execute("CREATE TABLE dongs (dong_code VARCHAR)")
-    con.executemany("INSERT INTO dongs VALUES (?)", [[c] for c in codes])
+    con = duckdb_with_dongs(duckdb)
     started = time.perf_counter()
-    rows = con.execute(LIST_SQL.format(dir=data, cutoff=cutoff, **params)).fetchall()
+    peer = duckdb_list(con, data, date)
     duckdb_s = time.perf_counter() - started
-    peer = {hh: (dong, priority, round(score, 2)) for hh, dong, priority, score in rows}
 
     ours = sagak_list(out / "lists" / date)
-    only_sagak = sorted(set(ours) - set(peer))
-    only_duckdb = sorted(set(peer) - set(ours))
-    differ = sorted(hh for hh in set(ours) & set(peer)
-                    if ours[hh][:2] != peer[hh][:2] or abs(ours[hh][2] - peer[hh][2]) > 0.01)
+    only_sagak, only_duckdb, differ = differences(ours, peer)
     emit({
         "bench": "peer_duckdb",
         "signals": lines,
@@ -216,6 +258,9 @@ def main():
                         help="sizes, comma-separated (default 1M and 10M)")
     parser.add_argument("--batch-minutes", type=int, default=None,
                         help="the replay's input time per micro-batch (default: sagak's, 60)")
+    parser.add_argument("--check-dates", default=None,
+                        help="also compare the lists of these days (YYYY-MM-DD, comma-separated; "
+                             "untimed, after the timed run)")
     args = parser.parse_args()
     duckdb = duckdb_module()
     sagak = sagak_binary()
@@ -224,6 +269,8 @@ def main():
     emit({"bench": "machine", "cores": os.cpu_count(), "duckdb": duckdb.__version__})
     for size in (int(s) for s in args.signals.split(",")):
         run(size, sagak, duckdb, work, args.batch_minutes)
+        if args.check_dates:
+            check_dates(size, sagak, duckdb, work, args.check_dates.split(","))
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ struct ReplayArgs {
     /// Input time per micro-batch, minutes (a batch also ends at each
     /// daily cut-off, so the lists do not depend on it; alerts of a
     /// household whose signals share a batch are decided together).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..=525_600))]
     batch_minutes: i64,
 }
 

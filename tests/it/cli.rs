@@ -135,3 +135,15 @@ fn logs_are_json_lines_when_asked_and_plain_text_otherwise() {
         }
     }
 }
+
+#[test]
+fn a_replay_refuses_a_batch_of_no_time_and_names_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("job-loss.ndjson");
+    std::fs::write(&input, "").unwrap();
+    let input = input.to_string_lossy().into_owned();
+    let (code, _, err) = sagak_status(&["replay", "--input", &input, "--batch-minutes", "0"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--batch-minutes"), "{err}");
+    assert!(err.contains("1..=525600"), "{err}");
+}
