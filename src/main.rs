@@ -559,13 +559,18 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let report = runtime
+            let mut report = runtime
                 .block_on(sagak::drivers::compare::run_compare(
                     &specs,
                     &files.config(out.clone()),
                     &out,
                 ))
                 .context("comparing")?;
+            // two copies of one pipeline differ by their folders, not their names
+            report.pipelines = (
+                format!("{} ({})", a.display(), report.pipelines.0),
+                format!("{} ({})", b.display(), report.pipelines.1),
+            );
             print!("{}", report.render());
             Ok(())
         }

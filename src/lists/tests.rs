@@ -252,12 +252,23 @@ async fn new_since_the_previous_list_is_marked() {
 }
 
 #[tokio::test]
-async fn parquet_has_the_documented_schema_and_the_manifest_checksums_match() {
+async fn parquet_is_compressed_has_the_documented_schema_and_the_manifest_checksums_match() {
     let a = [assessment("hh-1", "4125060000", Priority::P1, 300.0, 1)];
     let (dir, manifest) = make(&a, &[]).await;
     let day = dir.path().join("lists/2026-11-22");
     let file = std::fs::File::open(day.join("4125060000.parquet")).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    // kept for years: every column is compressed with a codec all readers take
+    for group in reader.metadata().row_groups() {
+        for column in group.columns() {
+            assert_eq!(
+                column.compression(),
+                parquet::basic::Compression::SNAPPY,
+                "{}",
+                column.column_path()
+            );
+        }
+    }
     let schema = reader.schema().clone();
     for (name, ty) in [
         ("rank", DataType::UInt64),

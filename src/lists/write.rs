@@ -11,6 +11,8 @@ use arrow::datatypes::DataType;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -424,7 +426,12 @@ fn write_csv(
 /// Writes `batch` as the Parquet file `name` in `dir`.
 fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, ListError> {
     let file = HashedFile::create(&dir.join(name)).map_err(io(dir))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None)?;
+    // a day's files are kept for years: snappy makes them about a quarter of
+    // the size for no measurable time, and every Parquet reader takes it
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.finish(name).map_err(io(dir))
