@@ -7,11 +7,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Builder, RecordBatch, StringBuilder};
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
 use super::replay::{run_replay, ReplayConfig, ReplayError, ReplaySummary};
@@ -169,6 +171,7 @@ pub async fn run_compare(
     }
     c.households_differing = differing.len();
     write_differences(out, &differences)?;
+    write_households(out, &differences)?;
     let json = serde_json::to_vec_pretty(&c).map_err(|e| io(out)(e.into()))?;
     fs::write(out.join("comparison.json"), json).map_err(io(out))?;
     Ok(c)
@@ -255,91 +258,168 @@ fn read_list(path: &Path, into: &mut BTreeMap<String, Listed>) -> Result<(), Rep
     Ok(())
 }
 
-/// `differences.csv` (UTF-8 with BOM, for Excel) and `differences.parquet`.
-fn write_differences(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.2}"));
-    let mut csv = String::from(
-        "\u{feff}date,household_id,change,list_a,list_b,priority_a,priority_b,score_a,score_b\r\n",
-    );
-    for d in diffs {
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\r\n",
-            d.date,
-            d.household_id,
-            d.change,
-            opt(&d.list.0),
-            opt(&d.list.1),
-            opt(&d.priority.0),
-            opt(&d.priority.1),
-            num(d.score.0),
-            num(d.score.1)
-        ));
-    }
-    crate::base::files::write_private(&out.join("differences.csv"), csv.as_bytes())
-        .map_err(io(out))?;
-    let text = |f: &dyn Fn(&Difference) -> Option<String>| {
-        let mut b = StringBuilder::new();
-        for d in diffs {
-            b.append_option(f(d));
-        }
-        Arc::new(b.finish()) as Arc<dyn Array>
-    };
-    let float = |f: &dyn Fn(&Difference) -> Option<f64>| {
-        let mut b = Float64Builder::new();
-        for d in diffs {
-            b.append_option(f(d));
-        }
-        Arc::new(b.finish()) as Arc<dyn Array>
-    };
-    let columns = vec![
-        text(&|d| Some(d.date.clone())),
-        text(&|d| Some(d.household_id.clone())),
-        text(&|d| Some(d.change.clone())),
-        text(&|d| d.list.0.clone()),
-        text(&|d| d.list.1.clone()),
-        text(&|d| d.priority.0.clone()),
-        text(&|d| d.priority.1.clone()),
-        float(&|d| d.score.0),
-        float(&|d| d.score.1),
-    ];
-    let names = [
-        "date",
-        "household_id",
-        "change",
-        "list_a",
-        "list_b",
-        "priority_a",
-        "priority_b",
-        "score_a",
-        "score_b",
-    ];
-    let schema = Arc::new(Schema::new(
-        names
+/// A column of text or numbers, one value per row (`None`: empty).
+enum Column {
+    Text(Vec<Option<String>>),
+    Number(Vec<Option<f64>>),
+    Count(Vec<u64>),
+}
+
+/// `<stem>.csv` (UTF-8 with BOM and CRLF, for Excel) and `<stem>.parquet`
+/// in `out`, from named columns of equal length.
+fn write_table(out: &Path, stem: &str, columns: Vec<(&str, Column)>) -> Result<(), ReplayError> {
+    let rows = columns.first().map_or(0, |(_, c)| match c {
+        Column::Text(v) => v.len(),
+        Column::Number(v) => v.len(),
+        Column::Count(v) => v.len(),
+    });
+    let mut csv = String::from("\u{feff}");
+    csv.push_str(
+        &columns
             .iter()
-            .zip(&columns)
-            .map(|(n, c)| {
-                Field::new(
-                    *n,
-                    c.data_type().clone(),
-                    *n != "date" && *n != "household_id" && *n != "change",
-                )
-            })
-            .collect::<Vec<_>>(),
-    ));
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    csv.push_str("\r\n");
+    for row in 0..rows {
+        for (i, (_, column)) in columns.iter().enumerate() {
+            if i > 0 {
+                csv.push(',');
+            }
+            match column {
+                Column::Text(v) => {
+                    crate::lists::csv_field(&mut csv, v[row].as_deref().unwrap_or_default())
+                }
+                Column::Number(v) => {
+                    if let Some(x) = v[row] {
+                        csv.push_str(&format!("{x:.2}"));
+                    }
+                }
+                Column::Count(v) => csv.push_str(&v[row].to_string()),
+            }
+        }
+        csv.push_str("\r\n");
+    }
+    crate::base::files::write_private(&out.join(format!("{stem}.csv")), csv.as_bytes())
+        .map_err(io(out))?;
+
+    let path = out.join(format!("{stem}.parquet"));
     let bad = |e: String| {
         ReplayError::Files(crate::embedded::files::FileError::Parquet {
-            path: out.join("differences.parquet"),
+            path: path.clone(),
             error: e,
         })
     };
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| bad(e.to_string()))?;
-    let file =
-        crate::base::files::create_private(&out.join("differences.parquet")).map_err(io(out))?;
-    let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| bad(e.to_string()))?;
+    let (fields, arrays): (Vec<Field>, Vec<Arc<dyn Array>>) = columns
+        .into_iter()
+        .map(|(name, column)| {
+            let array: Arc<dyn Array> = match column {
+                Column::Text(v) => Arc::new(v.into_iter().collect::<StringArray>()),
+                Column::Number(v) => Arc::new(v.into_iter().collect::<Float64Array>()),
+                Column::Count(v) => Arc::new(UInt64Array::from(v)),
+            };
+            (Field::new(name, array.data_type().clone(), true), array)
+        })
+        .unzip();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| bad(e.to_string()))?;
+    let file = crate::base::files::create_private(&path).map_err(io(out))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| bad(e.to_string()))?;
     writer.write(&batch).map_err(|e| bad(e.to_string()))?;
     writer.close().map_err(|e| bad(e.to_string()))?;
     Ok(())
+}
+
+/// `differences.csv`/`.parquet`: one row per household and list day.
+fn write_differences(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError> {
+    let text =
+        |f: &dyn Fn(&Difference) -> Option<String>| Column::Text(diffs.iter().map(f).collect());
+    let number =
+        |f: &dyn Fn(&Difference) -> Option<f64>| Column::Number(diffs.iter().map(f).collect());
+    write_table(
+        out,
+        "differences",
+        vec![
+            ("date", text(&|d| Some(d.date.clone()))),
+            ("household_id", text(&|d| Some(d.household_id.clone()))),
+            ("change", text(&|d| Some(d.change.clone()))),
+            ("list_a", text(&|d| d.list.0.clone())),
+            ("list_b", text(&|d| d.list.1.clone())),
+            ("priority_a", text(&|d| d.priority.0.clone())),
+            ("priority_b", text(&|d| d.priority.1.clone())),
+            ("score_a", number(&|d| d.score.0)),
+            ("score_b", number(&|d| d.score.1)),
+        ],
+    )
+}
+
+/// `households.csv`/`.parquet`: one row per household that differs on some
+/// day, with its days gained, lost and moved, the first and last of them and
+/// how it stands on the last: a sheet that opens whole in Excel, where the
+/// day-by-day file of a large city has more rows than a sheet holds.
+fn write_households(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError> {
+    struct Summary<'a> {
+        gained: u64,
+        lost: u64,
+        moved: u64,
+        first: &'a str,
+        last: &'a Difference,
+    }
+    let mut by_household: BTreeMap<&str, Summary<'_>> = BTreeMap::new();
+    // the differences come day by day, so a household's last one is its latest
+    for d in diffs {
+        let s = by_household
+            .entry(d.household_id.as_str())
+            .or_insert(Summary {
+                gained: 0,
+                lost: 0,
+                moved: 0,
+                first: &d.date,
+                last: d,
+            });
+        match d.change.as_str() {
+            "gained" => s.gained += 1,
+            "lost" => s.lost += 1,
+            _ => s.moved += 1,
+        }
+        s.last = d;
+    }
+    let rows: Vec<(&str, Summary<'_>)> = by_household.into_iter().collect();
+    let text = |f: &dyn Fn(&Summary<'_>) -> Option<String>| {
+        Column::Text(rows.iter().map(|(_, s)| f(s)).collect())
+    };
+    let count =
+        |f: &dyn Fn(&Summary<'_>) -> u64| Column::Count(rows.iter().map(|(_, s)| f(s)).collect());
+    let number = |f: &dyn Fn(&Difference) -> Option<f64>| {
+        Column::Number(rows.iter().map(|(_, s)| f(s.last)).collect())
+    };
+    write_table(
+        out,
+        "households",
+        vec![
+            (
+                "household_id",
+                Column::Text(rows.iter().map(|(h, _)| Some(h.to_string())).collect()),
+            ),
+            ("days_gained", count(&|s| s.gained)),
+            ("days_lost", count(&|s| s.lost)),
+            ("days_moved", count(&|s| s.moved)),
+            ("first_date", text(&|s| Some(s.first.to_string()))),
+            ("last_date", text(&|s| Some(s.last.date.clone()))),
+            ("last_change", text(&|s| Some(s.last.change.clone()))),
+            ("last_list_a", text(&|s| s.last.list.0.clone())),
+            ("last_list_b", text(&|s| s.last.list.1.clone())),
+            ("last_priority_a", text(&|s| s.last.priority.0.clone())),
+            ("last_priority_b", text(&|s| s.last.priority.1.clone())),
+            ("last_score_a", number(&|d| d.score.0)),
+            ("last_score_b", number(&|d| d.score.1)),
+        ],
+    )
 }
 
 impl Comparison {
@@ -392,7 +472,7 @@ impl Comparison {
             self.households_differing
         ));
         line(format!(
-            "files: {0}/differences.csv and .parquet (one row per household and day), {0}/comparison.json, the two replays in {0}/a and {0}/b",
+            "files: {0}/households.csv and .parquet (one row per household), {0}/differences.csv and .parquet (per household and day), {0}/comparison.json, the two replays in {0}/a and {0}/b",
             self.out_dir
         ));
         s

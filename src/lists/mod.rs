@@ -37,6 +37,7 @@ use crate::definition::{Dong, PipelineSpec};
 use crate::stages::alert::AlertMark;
 use crate::stages::score::Assessment;
 
+pub(crate) use write::csv_field;
 pub use write::{ListFile, Manifest};
 
 /// Why lists could not be made.

@@ -356,7 +356,7 @@ impl Write for HashedFile {
 }
 
 /// RFC 4180 quoting: quote a field that holds a comma, quote or line break.
-fn csv_field(out: &mut String, value: &str) {
+pub(crate) fn csv_field(out: &mut String, value: &str) {
     if value.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));

@@ -325,32 +325,48 @@ async fn compare_names_exactly_the_households_that_cross_a_threshold() {
     );
     let out = dir.path().join("compare");
     let mut cfg = config(vec![health_file, jobs, water], &out);
-    // the day after the last signal: the replay's final list
-    cfg.dates = vec!["2026-06-05".parse().unwrap()];
+    // the last signal's day, and the day after it (the replay's final list)
+    cfg.dates = vec!["2026-06-04".parse().unwrap(), "2026-06-05".parse().unwrap()];
     let c = sagak::drivers::compare::run_compare(&[a, b], &cfg, &out)
         .await
         .expect("compare");
     let day = c.per_day["2026-06-05"];
     assert_eq!((day.a, day.b), (4, 3));
     assert_eq!((day.gained, day.lost, day.moved), (0, 1, 1));
-    assert_eq!(c.priority_moves, [("P2 -> P3".to_string(), 1)].into());
-    let rows: Vec<String> = std::fs::read_to_string(out.join("differences.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(String::from)
-        .collect();
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(c.priority_moves, [("P2 -> P3".to_string(), 2)].into());
+    let rows = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(out.join(name))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(String::from)
+            .collect()
+    };
+    let days = rows("differences.csv");
+    assert_eq!(days.len(), 4, "{days:?}");
+    for (row, start) in days.iter().zip([
+        "2026-06-04,hh-a,lost,4125052000,,P3,,",
+        "2026-06-04,hh-c,moved,4125052000,4125052000,P2,P3,",
+        "2026-06-05,hh-a,lost,4125052000,,P3,,",
+        "2026-06-05,hh-c,moved,4125052000,4125052000,P2,P3,",
+    ]) {
+        assert!(row.starts_with(start), "{row}");
+    }
+    // one row per household, its days summed: the sheet an analyst opens
+    let households = rows("households.csv");
+    assert_eq!(households.len(), 2, "{households:?}");
     assert!(
-        rows[0].starts_with("2026-06-05,hh-a,lost,4125052000,,P3,,"),
+        households[0].starts_with("hh-a,0,2,0,2026-06-04,2026-06-05,lost,4125052000,,P3,,"),
         "{}",
-        rows[0]
+        households[0]
     );
     assert!(
-        rows[1].starts_with("2026-06-05,hh-c,moved,4125052000,4125052000,P2,P3,"),
+        households[1]
+            .starts_with("hh-c,0,0,2,2026-06-04,2026-06-05,moved,4125052000,4125052000,P2,P3,"),
         "{}",
-        rows[1]
+        households[1]
     );
+    assert!(out.join("households.parquet").exists());
 }
 
 /// A backfill from files is the state `sagak run` starts from: the
