@@ -122,15 +122,17 @@ pub async fn run_compare(
     c.alerts_by_priority = pair(&runs[0].0.alerts_by_priority, &runs[1].0.alerts_by_priority);
     c.alerts_by_dong = pair(&runs[0].0.alerts_by_dong, &runs[1].0.alerts_by_dong);
 
-    let days_a = list_days(&runs[0].1)?;
-    let days_b = list_days(&runs[1].1)?;
-    let dates: BTreeSet<&String> = days_a.keys().chain(days_b.keys()).collect();
-    let empty = BTreeMap::new();
+    // one day of both runs in memory at a time: a year of a large city's
+    // lists does not fit twice
+    let dates: BTreeSet<String> = list_days(&runs[0].1)?
+        .into_iter()
+        .chain(list_days(&runs[1].1)?)
+        .collect();
     let mut differences = Vec::new();
     let mut differing: BTreeSet<String> = BTreeSet::new();
-    for date in dates {
-        let a = days_a.get(date).unwrap_or(&empty);
-        let b = days_b.get(date).unwrap_or(&empty);
+    for date in &dates {
+        let a = read_day(&runs[0].1, date)?;
+        let b = read_day(&runs[1].1, date)?;
         let mut day = DayChange {
             a: a.len(),
             b: b.len(),
@@ -177,34 +179,39 @@ pub async fn run_compare(
     Ok(c)
 }
 
-/// Every list day a replay wrote: household -> (list, priority, score),
-/// read from the dongs' Parquet lists (not the cases, nor the
-/// escalations).
-fn list_days(run: &Path) -> Result<BTreeMap<String, BTreeMap<String, Listed>>, ReplayError> {
+/// Every list day a replay wrote completely (its manifest is there).
+fn list_days(run: &Path) -> Result<Vec<String>, ReplayError> {
     let root = run.join("lists");
-    let mut out = BTreeMap::new();
     let Ok(days) = fs::read_dir(&root) else {
-        return Ok(out);
+        return Ok(Vec::new());
     };
-    for day in days.flatten() {
-        let name = day.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !day.path().join("manifest.json").exists() {
+    Ok(days
+        .flatten()
+        .map(|day| day.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.') && root.join(name).join("manifest.json").exists())
+        .collect())
+}
+
+/// One list day of a replay: household -> (list, priority, score), read
+/// from the dongs' Parquet lists (not the cases, nor the escalations);
+/// empty when the replay wrote no list that day.
+fn read_day(run: &Path, date: &str) -> Result<BTreeMap<String, Listed>, ReplayError> {
+    let dir = run.join("lists").join(date);
+    let mut listed = BTreeMap::new();
+    if !dir.join("manifest.json").exists() {
+        return Ok(listed);
+    }
+    for file in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+        let file_name = file.file_name().to_string_lossy().into_owned();
+        if !file_name.ends_with(".parquet")
+            || file_name.ends_with(".cases.parquet")
+            || file_name == "escalations.parquet"
+        {
             continue;
         }
-        let mut listed = BTreeMap::new();
-        for file in fs::read_dir(day.path()).map_err(io(&root))?.flatten() {
-            let file_name = file.file_name().to_string_lossy().into_owned();
-            if !file_name.ends_with(".parquet")
-                || file_name.ends_with(".cases.parquet")
-                || file_name == "escalations.parquet"
-            {
-                continue;
-            }
-            read_list(&file.path(), &mut listed)?;
-        }
-        out.insert(name, listed);
+        read_list(&file.path(), &mut listed)?;
     }
-    Ok(out)
+    Ok(listed)
 }
 
 fn read_list(path: &Path, into: &mut BTreeMap<String, Listed>) -> Result<(), ReplayError> {
