@@ -131,7 +131,7 @@ fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
     generated
         .iter()
         .map(|m| InputMessage {
-            topic: m.topic.as_str().to_owned(),
+            topic: std::sync::Arc::clone(&m.topic),
             key: m.key.as_deref().map(<[u8]>::to_vec),
             payload: m.payload.as_deref().map(<[u8]>::to_vec),
             source_file: None,
@@ -400,7 +400,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
             for (feed, json) in [(health, h), (utility, u)] {
                 batch.push(InputMessage {
                     feed,
-                    topic: String::new(),
+                    topic: std::sync::Arc::from(""),
                     partition: 0,
                     offset: 0,
                     key: Some(hh.as_bytes().to_vec()),
@@ -453,7 +453,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
             );
             Some(InputMessage {
                 feed: Some(spec.outcome_feed()),
-                topic: String::new(),
+                topic: std::sync::Arc::from(""),
                 partition: 0,
                 offset: 0,
                 key: Some(hh.into_bytes()),

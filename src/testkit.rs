@@ -63,7 +63,7 @@ pub fn input(
 ) -> crate::base::message::InputMessage {
     crate::base::message::InputMessage {
         feed: spec.feed_index(feed).map(|f| f as u16),
-        topic: String::new(),
+        topic: std::sync::Arc::from(""),
         partition: 0,
         offset: 0,
         key: Some(household.as_bytes().to_vec()),

@@ -5,8 +5,9 @@
 pub struct InputMessage {
     /// Feed index, or `None` when no feed reads the topic.
     pub feed: Option<u16>,
-    /// Source topic (for the dead-letter headers).
-    pub topic: String,
+    /// Source topic (for the dead-letter headers and the offsets), shared
+    /// by the messages of one topic rather than copied per message.
+    pub topic: std::sync::Arc<str>,
     /// Source partition.
     pub partition: i32,
     /// Source offset.

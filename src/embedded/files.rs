@@ -66,7 +66,7 @@ struct Line {
 struct Input {
     path: Arc<str>,
     feed: u16,
-    topic: String,
+    topic: Arc<str>,
 }
 
 /// The fields a line is ordered by.
@@ -247,7 +247,9 @@ impl FileSource {
             let topic = spec
                 .feeds
                 .get(usize::from(feed_index))
-                .map_or("dong-office.outcomes".to_string(), |f| f.topic.clone());
+                .map_or(Arc::from("dong-office.outcomes"), |f| {
+                    Arc::from(f.topic.as_str())
+                });
             arrivals += usize::from(timed);
             source.lines.extend(lines);
             source.inputs.push(Input {
@@ -313,7 +315,7 @@ impl TimedSource for FileSource {
         };
         Some(InputMessage {
             feed: Some(input.feed),
-            topic: input.topic.clone(),
+            topic: Arc::clone(&input.topic),
             partition,
             offset: i64::from(l.line),
             key: l.key.take(),

@@ -12,7 +12,7 @@ use crate::base::message::InputMessage;
 pub struct Inbox {
     tx: mpsc::Sender<InputMessage>,
     feed: u16,
-    topic: String,
+    topic: std::sync::Arc<str>,
     seq: AtomicI64,
 }
 
@@ -41,7 +41,7 @@ impl crate::web::OutcomePublisher for Inbox {
         Box::pin(async move {
             let m = InputMessage {
                 feed: Some(self.feed),
-                topic: self.topic.clone(),
+                topic: std::sync::Arc::clone(&self.topic),
                 partition: 0,
                 offset: self.seq.fetch_add(1, Ordering::Relaxed),
                 key: Some(household_id.as_bytes().to_vec()),

@@ -46,7 +46,7 @@ pub struct SimulatedOffices {
     pending: BTreeMap<(i64, u64), (InputMessage, Option<String>, &'static str)>,
     seq: u64,
     feed: u16,
-    topic: String,
+    topic: std::sync::Arc<str>,
     /// Households already answered with a case (no second one is opened).
     in_case: HashMap<String, bool>,
     /// What they did.
@@ -100,7 +100,7 @@ impl SimulatedOffices {
         );
         let message = InputMessage {
             feed: Some(self.feed),
-            topic: self.topic.clone(),
+            topic: std::sync::Arc::clone(&self.topic),
             partition: 0,
             offset: self.seq as i64,
             key: Some(a.household_id.as_bytes().to_vec()),

@@ -78,7 +78,7 @@ impl NdjsonSink {
             let mut line = serde_json::json!({
                 "class": reject.class.as_str(),
                 "reason": reject.reason,
-                "topic": m.topic,
+                "topic": &*m.topic,
                 "offset": m.offset,
                 "redacted": reject.class == RejectClass::ResidentRegistrationNumber,
             });

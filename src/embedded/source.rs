@@ -14,7 +14,7 @@ pub struct GeneratedSource<'g> {
     messages: &'g [GeneratedMessage],
     next: usize,
     /// Feed index and topic per feed name.
-    feeds: HashMap<&'g str, (u16, String)>,
+    feeds: HashMap<&'g str, (u16, std::sync::Arc<str>)>,
     /// Messages taken, per feed name.
     pub signals_in: BTreeMap<String, usize>,
     /// Bad messages the generator planted among those taken, per class.
@@ -31,7 +31,12 @@ impl<'g> GeneratedSource<'g> {
                 .feeds
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (f.name.as_str(), (i as u16, f.topic.clone())))
+                .map(|(i, f)| {
+                    (
+                        f.name.as_str(),
+                        (i as u16, std::sync::Arc::from(f.topic.as_str())),
+                    )
+                })
                 .collect(),
             signals_in: BTreeMap::new(),
             rejects_planted: BTreeMap::new(),
@@ -61,8 +66,8 @@ impl super::TimedSource for GeneratedSource<'_> {
         // a feed the pipeline does not know goes in under its own name, and
         // the engine rejects it as an unknown topic
         let (feed, topic) = match self.feeds.get(m.feed) {
-            Some((feed, topic)) => (Some(*feed), topic.clone()),
-            None => (None, m.feed.to_string()),
+            Some((feed, topic)) => (Some(*feed), std::sync::Arc::clone(topic)),
+            None => (None, std::sync::Arc::from(m.feed)),
         };
         Some(InputMessage {
             feed,

@@ -116,7 +116,7 @@ impl GeneratedMessage {
         });
         crate::base::message::InputMessage {
             feed: spec.feed_index(self.feed).map(|f| f as u16),
-            topic: self.feed.to_string(),
+            topic: std::sync::Arc::from(self.feed),
             partition,
             offset,
             key: self.key,

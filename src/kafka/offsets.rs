@@ -51,9 +51,22 @@ impl OffsetTracker {
 
     /// Marks every message of a delivered batch as processed.
     pub fn advance(&mut self, msgs: &[InputMessage]) {
+        // the batch's furthest offset per partition first: a batch reads a
+        // few dozen partitions at most, and the map's keys are owned text
+        let mut furthest: Vec<(&str, i32, i64)> = Vec::new();
         for m in msgs {
-            let next = self.next.entry((m.topic.clone(), m.partition)).or_insert(0);
-            *next = (*next).max(m.offset + 1);
+            let next = m.offset + 1;
+            match furthest
+                .iter_mut()
+                .find(|(t, p, _)| *p == m.partition && *t == &*m.topic)
+            {
+                Some(f) => f.2 = f.2.max(next),
+                None => furthest.push((&m.topic, m.partition, next)),
+            }
+        }
+        for (topic, partition, next) in furthest {
+            let at = self.next.entry((topic.to_string(), partition)).or_insert(0);
+            *at = (*at).max(next);
         }
     }
 
@@ -83,5 +96,42 @@ impl OffsetTracker {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(next))?;
         }
         consumer.commit(&tpl, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: &str, partition: i32, offset: i64) -> InputMessage {
+        InputMessage {
+            topic: std::sync::Arc::from(topic),
+            partition,
+            offset,
+            ..InputMessage::default()
+        }
+    }
+
+    /// A batch interleaves partitions and topics: each partition resumes
+    /// after its own furthest message, and one the snapshot had further
+    /// along never goes back.
+    #[test]
+    fn a_batch_moves_each_partition_past_its_furthest_message_and_never_back() {
+        let mut offsets = OffsetTracker::from_snapshot(&[PartitionOffset {
+            topic: "signals.job-loss".into(),
+            partition: 1,
+            next_offset: 500,
+        }]);
+        offsets.advance(&[
+            message("signals.job-loss", 0, 7),
+            message("signals.health-insurance", 0, 3),
+            message("signals.job-loss", 1, 20),
+            message("signals.job-loss", 0, 9),
+            message("signals.job-loss", 0, 8),
+        ]);
+        assert_eq!(offsets.next_offset("signals.job-loss", 0), Some(10));
+        assert_eq!(offsets.next_offset("signals.health-insurance", 0), Some(4));
+        assert_eq!(offsets.next_offset("signals.job-loss", 1), Some(500));
+        assert_eq!(offsets.next_offset("signals.health-insurance", 1), None);
     }
 }

@@ -176,7 +176,7 @@ impl KafkaSink {
         let mut headers = vec![
             (headers::CLASS, reject.class.as_str().to_string()),
             (headers::REASON, reject.reason.clone()),
-            (headers::TOPIC, m.topic.clone()),
+            (headers::TOPIC, m.topic.to_string()),
             (headers::PARTITION, m.partition.to_string()),
             (headers::OFFSET, m.offset.to_string()),
         ];

@@ -150,7 +150,7 @@ pub fn consumer_config(kafka: &KafkaSettings) -> ClientConfig {
 
 /// Maps topics to feed indexes.
 pub struct TopicFeeds {
-    by_topic: HashMap<String, u16>,
+    by_topic: HashMap<String, (u16, Arc<str>)>,
 }
 
 impl TopicFeeds {
@@ -160,16 +160,20 @@ impl TopicFeeds {
             by_topic: topics
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (t.clone(), i as u16))
+                .map(|(i, t)| (t.clone(), (i as u16, Arc::from(t.as_str()))))
                 .collect(),
         }
     }
 
     /// Copies a consumed message into an [`InputMessage`].
     pub fn input(&self, m: &BorrowedMessage<'_>) -> InputMessage {
+        let (feed, topic) = match self.by_topic.get(m.topic()) {
+            Some((feed, topic)) => (Some(*feed), Arc::clone(topic)),
+            None => (None, Arc::from(m.topic())),
+        };
         InputMessage {
-            feed: self.by_topic.get(m.topic()).copied(),
-            topic: m.topic().to_string(),
+            feed,
+            topic,
             partition: m.partition(),
             offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
