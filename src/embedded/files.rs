@@ -53,13 +53,72 @@ pub enum FileError {
     NoInput,
 }
 
-/// One line to replay: when, which file and line, and its bytes.
+/// One line to replay: when, which file and line, and its bytes. A
+/// replay holds every line until its turn, so a line is kept compact: its
+/// key is usually a run of its own bytes.
 struct Line {
     at: i64,
     file: u32,
     line: u32,
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
+    key: Key,
+    value: Box<[u8]>,
+}
+
+/// Where a line's key is.
+enum Key {
+    None,
+    /// A run of the value's bytes: a signal's `household_id` as written.
+    InValue {
+        start: u32,
+        len: u32,
+    },
+    /// Bytes of its own (an arrival line's key, an escaped id, a Parquet row's).
+    Own(Box<[u8]>),
+}
+
+impl Key {
+    /// The key of `id`, a text `serde` read from `raw`: the run of `raw` it
+    /// borrows when it was written without escapes, else a copy.
+    fn of(id: std::borrow::Cow<'_, str>, raw: &[u8]) -> Key {
+        if let std::borrow::Cow::Borrowed(text) = &id {
+            let start = (text.as_ptr() as usize).checked_sub(raw.as_ptr() as usize);
+            if let Some(start) = start.filter(|s| s + text.len() <= raw.len()) {
+                if let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(text.len())) {
+                    return Key::InValue { start, len };
+                }
+            }
+        }
+        Key::Own(id.into_owned().into_bytes().into_boxed_slice())
+    }
+
+    fn owned(key: Option<Vec<u8>>) -> Key {
+        key.map_or(Key::None, |k| Key::Own(k.into_boxed_slice()))
+    }
+}
+
+impl Line {
+    fn key(&self) -> Option<&[u8]> {
+        match &self.key {
+            Key::None => None,
+            Key::InValue { start, len } => value_run(&self.value, *start, *len),
+            Key::Own(k) => Some(k),
+        }
+    }
+
+    /// The key and value, leaving the line empty.
+    fn take(&mut self) -> (Option<Vec<u8>>, Vec<u8>) {
+        let key = match std::mem::replace(&mut self.key, Key::None) {
+            Key::None => None,
+            Key::InValue { start, len } => value_run(&self.value, start, len).map(<[u8]>::to_vec),
+            Key::Own(k) => Some(k.into_vec()),
+        };
+        (key, std::mem::take(&mut self.value).into_vec())
+    }
+}
+
+fn value_run(value: &[u8], start: u32, len: u32) -> Option<&[u8]> {
+    let start = start as usize;
+    value.get(start..start + len as usize)
 }
 
 /// An input file as read.
@@ -309,17 +368,18 @@ impl TimedSource for FileSource {
         if let Some(n) = self.taken.get_mut(usize::from(input.feed)) {
             *n += 1;
         }
-        let partition = match &l.key {
+        let partition = match l.key() {
             Some(k) if self.partitions > 1 => self.partitioner.partition_of(k, self.partitions),
             _ => 0,
         };
+        let (key, value) = l.take();
         Some(InputMessage {
             feed: Some(input.feed),
             topic: Arc::clone(&input.topic),
             partition,
             offset: i64::from(l.line),
-            key: l.key.take(),
-            payload: Some(std::mem::take(&mut l.value)),
+            key,
+            payload: Some(value),
             timestamp_ms: Some(l.at),
             source_file: Some(Arc::clone(&input.path)),
         })
@@ -384,9 +444,9 @@ fn read_ndjson(path: &Path, file: u32) -> Result<(Vec<Line>, bool), FileError> {
                         (serde_json::Value::String(s), None) => s.into_bytes(),
                         (other, None) => other.to_string().into_bytes(),
                     };
-                    (at, a.key.map(String::into_bytes), value)
+                    (at, Key::owned(a.key.map(String::into_bytes)), value)
                 }
-                Err(_) => (None, None, raw.to_vec()),
+                Err(_) => (None, Key::None, raw.to_vec()),
             }
         } else {
             let head = serde_json::from_slice::<Head<'_>>(raw).ok();
@@ -398,7 +458,7 @@ fn read_ndjson(path: &Path, file: u32) -> Result<(Vec<Line>, bool), FileError> {
             });
             let key = head
                 .and_then(|h| h.household_id)
-                .map(|k| k.as_bytes().to_vec());
+                .map_or(Key::None, |id| Key::of(id, raw));
             (at, key, raw.to_vec())
         };
         let at = at.unwrap_or(last);
@@ -408,7 +468,7 @@ fn read_ndjson(path: &Path, file: u32) -> Result<(Vec<Line>, bool), FileError> {
             file,
             line: n as u32 + 1,
             key,
-            value,
+            value: value.into_boxed_slice(),
         });
     }
     Ok((out, timed.unwrap_or(false)))
@@ -441,8 +501,8 @@ fn read_parquet(path: &Path, file: u32) -> Result<Vec<Line>, FileError> {
                 at,
                 file,
                 line: row_no,
-                key: household.map(String::into_bytes),
-                value: value.into_bytes(),
+                key: Key::owned(household.map(String::into_bytes)),
+                value: value.into_bytes().into_boxed_slice(),
             });
         }
     }
@@ -626,9 +686,7 @@ mod tests {
             .map(|l| {
                 (
                     l.at,
-                    l.key
-                        .as_ref()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    l.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     serde_json::from_slice(&l.value).expect("json"),
                 )
             })
@@ -719,15 +777,18 @@ mod tests {
         let line =
             |id: &str, at: &str| format!(r#"{{"household_id":"{id}","observed_at":"{at}"}}"#);
         let text = format!(
-            "\u{feff}{}\r\n{}\r\n",
+            "\u{feff}{}\r\n{}\r\n{}\r\n",
             line("hh-1", "2026-01-01T09:00:00+09:00"),
-            line("hh-2", "2026-01-01T10:00:00+09:00")
+            line("hh-2", "2026-01-01T10:00:00+09:00"),
+            // an id written with an escape is keyed by what it says
+            line("hh-\\u0033", "2026-01-01T11:00:00+09:00")
         );
         fs::write(&path, text).expect("write");
         let (read, timed) = read_ndjson(&path, 0).expect("read");
         assert!(!timed);
         let read = lines(&read);
-        assert_eq!(read.len(), 2);
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[2].1.as_deref(), Some("hh-3"));
         assert_eq!(read[0].1.as_deref(), Some("hh-1"));
         assert_eq!(read[0].0, 1_767_225_600_000);
         assert_eq!(read[1].0, 1_767_229_200_000);
