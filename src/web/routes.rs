@@ -90,7 +90,6 @@ fn person(st: &WebState, headers: &HeaderMap) -> Option<Person> {
     })
 }
 
-/// A refusal, as the kind of caller expects it.
 /// A fresh outcome id for an outcome recorded on a page: 32 random hex
 /// digits, drawn again when a run of them is shaped like a resident
 /// registration number (about one draw in 130): the pipeline would reject
@@ -105,6 +104,7 @@ fn new_outcome_id() -> Result<String, super::users::UsersError> {
     }
 }
 
+/// A refusal, as the kind of caller expects it.
 fn fail(api: bool, status: StatusCode, message: &str) -> Response {
     if api {
         (status, axum::Json(json!({ "error": message }))).into_response()

@@ -22,15 +22,14 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, UInt64Type};
-use datafusion::physical_plan::execution_plan::reset_plan_states;
-
-use crate::base::hash::Fnv128;
 use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::base::hash::Fnv128;
 use crate::definition::PipelineSpec;
 use reason::{ReasonValues, Template};
 use table::{BatchSlot, SlotTable};
