@@ -559,18 +559,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let mut report = runtime
+            let report = runtime
                 .block_on(sagak::drivers::compare::run_compare(
                     &specs,
+                    [a, b],
                     &files.config(out.clone()),
                     &out,
                 ))
                 .context("comparing")?;
-            // two copies of one pipeline differ by their folders, not their names
-            report.pipelines = (
-                format!("{} ({})", a.display(), report.pipelines.0),
-                format!("{} ({})", b.display(), report.pipelines.1),
-            );
             print!("{}", report.render());
             Ok(())
         }

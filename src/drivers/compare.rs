@@ -45,7 +45,7 @@ pub struct Difference {
 /// What changes from pipeline A to pipeline B.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Comparison {
-    /// The two pipelines' names and versions.
+    /// The two pipelines: folder, name and version.
     pub pipelines: (String, String),
     /// Alerts per priority under A and B.
     pub alerts_by_priority: BTreeMap<String, (usize, usize)>,
@@ -84,10 +84,13 @@ fn io(dir: &Path) -> impl Fn(std::io::Error) -> ReplayError + '_ {
 }
 
 /// Replays `cfg`'s input under each of `specs` (into `out/a` and `out/b`)
-/// and writes what differs to `out/differences.{csv,parquet}` and
-/// `out/comparison.json`.
+/// and writes what differs to `out/households.{csv,parquet}`,
+/// `out/differences.{csv,parquet}` and `out/comparison.json`. `folders`
+/// name the two pipelines in the report beside their names and versions:
+/// a copy of a pipeline keeps its name.
 pub async fn run_compare(
     specs: &[PipelineSpec; 2],
+    folders: [&Path; 2],
     cfg: &ReplayConfig,
     out: &Path,
 ) -> Result<Comparison, ReplayError> {
@@ -102,11 +105,12 @@ pub async fn run_compare(
         };
         runs.push((run_replay(spec, &run, &ops).await?, dir));
     }
+    let label = |i: usize| {
+        let spec = &specs[i];
+        format!("{} ({} {})", folders[i].display(), spec.name, spec.version)
+    };
     let mut c = Comparison {
-        pipelines: (
-            format!("{} {}", specs[0].name, specs[0].version),
-            format!("{} {}", specs[1].name, specs[1].version),
-        ),
+        pipelines: (label(0), label(1)),
         out_dir: out.display().to_string(),
         ..Comparison::default()
     };

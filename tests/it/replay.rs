@@ -257,9 +257,15 @@ async fn compare_reports_what_raising_a_threshold_would_do() {
     ];
     let out = dir.path().join("compare");
     let cfg = config(vec![plain.clone()], &out);
-    let c = sagak::drivers::compare::run_compare(&specs, &cfg, &out)
+    let c = sagak::drivers::compare::run_compare(&specs, [&root, &candidate], &cfg, &out)
         .await
         .expect("compare");
+    // the candidate is a copy of the default pipeline, name and version alike
+    assert!(
+        c.pipelines.1.starts_with(&candidate.display().to_string()),
+        "{:?}",
+        c.pipelines
+    );
     let lost: usize = c.per_day.values().map(|d| d.lost).sum();
     let gained: usize = c.per_day.values().map(|d| d.gained).sum();
     let moved: usize = c.per_day.values().map(|d| d.moved).sum();
@@ -284,9 +290,14 @@ async fn compare_reports_what_raising_a_threshold_would_do() {
 
     let same = [specs[0].clone(), specs[0].clone()];
     let out = dir.path().join("same");
-    let c = sagak::drivers::compare::run_compare(&same, &config(vec![plain], &out), &out)
-        .await
-        .expect("compare");
+    let c = sagak::drivers::compare::run_compare(
+        &same,
+        [&root, &root],
+        &config(vec![plain], &out),
+        &out,
+    )
+    .await
+    .expect("compare");
     assert_eq!(c.households_differing, 0);
 }
 
@@ -327,7 +338,7 @@ async fn compare_names_exactly_the_households_that_cross_a_threshold() {
     let mut cfg = config(vec![health_file, jobs, water], &out);
     // the last signal's day, and the day after it (the replay's final list)
     cfg.dates = vec!["2026-06-04".parse().unwrap(), "2026-06-05".parse().unwrap()];
-    let c = sagak::drivers::compare::run_compare(&[a, b], &cfg, &out)
+    let c = sagak::drivers::compare::run_compare(&[a, b], [&root, &root], &cfg, &out)
         .await
         .expect("compare");
     let day = c.per_day["2026-06-05"];
