@@ -74,12 +74,17 @@ pub struct Metrics {
     pub outcomes: IntCounterVec,
     /// Escalations to the city team per reason.
     pub escalations: IntCounterVec,
-    /// Alerts waiting for a first contact, per dong, priority and status.
-    pub open_alerts: IntGaugeVec,
-    /// Alerts past their due time without a first contact, per dong.
-    pub overdue_alerts: IntGaugeVec,
-    /// From an alert's `emitted_at` to its first contact, per priority.
+    /// Households waiting for someone to reach them, per dong, priority
+    /// and status.
+    pub open_households: IntGaugeVec,
+    /// Of which past their due time, per dong.
+    pub overdue_households: IntGaugeVec,
+    /// Households nobody could reach, per dong.
+    pub unreachable_households: IntGaugeVec,
+    /// From an alert's `emitted_at` to its first reach, per priority.
     pub first_contact: prometheus::HistogramVec,
+    /// Failed attempts before an alert's first reach, per priority.
+    pub attempts_per_reach: prometheus::HistogramVec,
     /// Signals of households recorded deceased: counted, never alerted.
     pub deceased_signals: IntCounter,
 }
@@ -213,8 +218,8 @@ impl Metrics {
         }
         let first_contact = prometheus::HistogramVec::new(
             HistogramOpts::new(
-                "sagak_alert_first_contact_seconds",
-                "From an alert's emitted_at to the recorded_at of its first contact, per priority.",
+                "sagak_alert_first_reach_seconds",
+                "From an alert's emitted_at to the recorded_at of its first reach (someone of the household reached; failed attempts do not count), per priority.",
             )
             .buckets(
                 [
@@ -230,20 +235,38 @@ impl Metrics {
         registry
             .register(Box::new(first_contact.clone()))
             .expect("metric registered once");
+        let attempts_per_reach = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "sagak_attempts_before_reach",
+                "Failed contact attempts before an alert's first reach, per priority.",
+            )
+            .buckets(vec![0.0, 1.0, 2.0, 3.0, 5.0, 8.0]),
+            &["priority"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(attempts_per_reach.clone()))
+            .expect("metric registered once");
         Metrics {
             outcomes,
             escalations,
-            open_alerts: gauge_vec(
-                "sagak_open_alerts",
-                "Alerts waiting for a first contact, per dong, priority and household status.",
+            open_households: gauge_vec(
+                "sagak_open_households",
+                "Households waiting for someone to reach them (an open alert, failed attempts, or unreachable), per dong, priority and status.",
                 &["dong", "priority", "status"],
             ),
-            overdue_alerts: gauge_vec(
-                "sagak_overdue_alerts",
-                "Alerts past their due time without a first contact, per dong.",
+            overdue_households: gauge_vec(
+                "sagak_overdue_households",
+                "Open households whose first reach is past due, per dong.",
+                &["dong"],
+            ),
+            unreachable_households: gauge_vec(
+                "sagak_unreachable_households",
+                "Households nobody could reach (a residence check is needed), per dong.",
                 &["dong"],
             ),
             first_contact,
+            attempts_per_reach,
             deceased_signals: counter(
                 "sagak_signals_deceased_total",
                 "Signals of households recorded deceased: counted, never alerted.",

@@ -6,7 +6,10 @@
 -- reasons_en, first_signal_at, last_signal_at, first_signal_date,
 -- last_signal_date, times_alerted_before, on_previous_list, list_at, and from
 -- the case state status, status_ko, last_outcome, last_outcome_date, due_date,
--- overdue, in_case, case_opened_date, case_age_days, worsened), and table
+-- overdue, in_case, case_opened_date, case_age_days, worsened, open,
+-- queue_order, queue_at, attempts, next_attempt_date, overdue_days,
+-- next_step_ko, next_step_en: the household's open work, the same model the
+-- work queue reads), and table
 -- `dongs` (dong_code, name_ko, name_en): the dongs this deployment serves.
 --
 -- Output contract, read by the engine: list_dong (a served dong code, or
@@ -14,12 +17,16 @@
 -- name_en, rank, in_case (true: the row goes to the dong's cases list, ranked
 -- apart), escalation ('overdue' or 'unreachable': the row also goes to the city
 -- team's escalations list; NULL otherwise) and the candidate columns, ordered by
--- list_dong, in_case, rank. Overdue and unreachable households come first.
+-- list_dong, in_case, rank. Open households come first, in the work queue's
+-- order; an open household stays on the list until someone reaches it, even
+-- after its signals left the window.
 WITH current AS (
     SELECT c.*
     FROM candidates c
-    -- only households whose evidence is still inside the window on list day
-    WHERE c.last_signal_at >= c.list_at - arrow_cast(${window_ms}, 'Duration(Millisecond)')
+    -- households whose evidence is still inside the window on list day, and
+    -- every open household (nobody reached yet) whatever its evidence
+    WHERE c.open
+       OR c.last_signal_at >= c.list_at - arrow_cast(${window_ms}, 'Duration(Millisecond)')
 ),
 placed AS (
     SELECT cur.*,
@@ -30,16 +37,19 @@ placed AS (
     LEFT JOIN dongs d ON d.dong_code = cur.dong_code
 )
 SELECT list_dong, name_ko, name_en,
+       -- the work queue's order (README, "Open work"): open households by
+       -- tier (queue_order), priority and the tier's time, then the rest
        ROW_NUMBER() OVER (PARTITION BY list_dong, in_case
-                          ORDER BY CASE WHEN overdue OR status = 'unreachable' THEN 0 ELSE 1 END,
-                                   priority ASC, score DESC, first_signal_at ASC, household_id ASC) AS rank,
+                          ORDER BY queue_order ASC, priority ASC, queue_at ASC,
+                                   score DESC, first_signal_at ASC, household_id ASC) AS rank,
        household_id, dong_code, priority, score, categories, reasons_ko, reasons_en,
        first_signal_date, last_signal_date,
        CAST((CAST(list_at AS BIGINT) - CAST(first_signal_at AS BIGINT)) / 86400000 AS BIGINT) AS days_since_first_signal,
        NOT on_previous_list AS new_since_previous_list,
        times_alerted_before,
-       status, status_ko, last_outcome, last_outcome_date, due_date, overdue,
-       in_case, case_opened_date, case_age_days, worsened,
+       status, status_ko, open, next_step_ko, next_step_en, attempts,
+       next_attempt_date, overdue_days, last_outcome, last_outcome_date, due_date,
+       overdue, in_case, case_opened_date, case_age_days, worsened,
        CASE WHEN in_case THEN NULL
             WHEN status = 'unreachable' THEN 'unreachable'
             WHEN overdue THEN 'overdue' END AS escalation

@@ -184,6 +184,20 @@ pub struct OutcomeSpec {
     /// Time for a first contact after a P3 alert.
     #[serde(with = "span")]
     pub due_p3: std::time::Duration,
+    /// After a failed attempt at a P1 household, the next is due this
+    /// much later.
+    #[serde(with = "span")]
+    pub retry_p1: std::time::Duration,
+    /// The same for P2.
+    #[serde(with = "span")]
+    pub retry_p2: std::time::Duration,
+    /// The same for P3.
+    #[serde(with = "span")]
+    pub retry_p3: std::time::Duration,
+    /// The order of the queue's tiers (`urgent`, `overdue`, `due_today`,
+    /// `attempt_due`, `new`, `attempting`); tiers left out come after, in
+    /// that order.
+    pub queue_order: Vec<String>,
     /// How long `declined`, `not_applicable`/`no_need` and
     /// `support_linked` hold back the same or a lower priority (event time).
     #[serde(with = "span")]
@@ -216,6 +230,10 @@ impl Default for OutcomeSpec {
             due_p1: days(3),
             due_p2: days(7),
             due_p3: days(14),
+            retry_p1: days(1),
+            retry_p2: days(2),
+            retry_p3: days(3),
+            queue_order: Vec::new(),
             hold: days(90),
             unreachable_attempts: 3,
             unreachable_after: days(14),
@@ -224,6 +242,25 @@ impl Default for OutcomeSpec {
             retention: days(365),
             labels_ko: BTreeMap::new(),
         }
+    }
+}
+
+impl OutcomeSpec {
+    /// The queue's tiers in order: those `queue_order` names, then the
+    /// rest in the default order (names are checked at load).
+    pub fn queue_tiers(&self) -> Vec<crate::stages::case::Tier> {
+        use crate::stages::case::Tier;
+        let mut tiers: Vec<Tier> = self
+            .queue_order
+            .iter()
+            .filter_map(|n| Tier::parse(n))
+            .collect();
+        for t in Tier::ALL {
+            if !tiers.contains(&t) {
+                tiers.push(t);
+            }
+        }
+        tiers
     }
 }
 
@@ -458,6 +495,18 @@ impl PipelineSpec {
                 "outcomes".into(),
                 "unreachable_attempts and repeat_alerts must be at least 1".into(),
             ));
+        }
+        let mut seen = Vec::new();
+        for name in &file.outcomes.queue_order {
+            if crate::stages::case::Tier::parse(name).is_none() || seen.contains(&name) {
+                return Err(invalid(
+                    "outcomes.queue_order".into(),
+                    format!(
+                        "{name:?} is unknown or named twice; name each of urgent, overdue, due_today, attempt_due, new, attempting at most once"
+                    ),
+                ));
+            }
+            seen.push(name);
         }
         if file.lists.cutoff_hour > 23 || file.lists.utc_offset_hours.abs() > 14 {
             return Err(invalid(

@@ -248,6 +248,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         let now = self.clock.now_ms();
         work.set_now(now);
         work.note_alerts(&result.alerts);
+        work.note_outcomes(&result.recorded);
         let mut touched: std::collections::HashSet<&str> = result
             .alerts
             .iter()
@@ -417,9 +418,14 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     pub fn rebuild_work(&mut self) {
         let now = self.clock.now_ms();
         self.ops.work.set_now(now);
-        self.ops
-            .work
-            .replace(self.engine.work_payloads(now, crate::ops::work::RECENT_MS));
+        // every household on the latest list opens on the web, whatever
+        // its state
+        let listed = self.lists.as_ref().and_then(|s| s.previous.as_ref());
+        let also = |h: &str| listed.is_some_and(|l| l.contains(h));
+        self.ops.work.replace(
+            self.engine
+                .work_payloads(now, crate::ops::work::RECENT_MS, &also),
+        );
         self.work_rebuilt = Some(std::time::Instant::now());
     }
 
@@ -561,6 +567,9 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 }
                 schedule.previous = Some(on_list);
                 self.listed(manifest);
+                if self.ops.work.enabled() {
+                    self.rebuild_work();
+                }
                 Ok(())
             }
             Err(e) => {

@@ -9,7 +9,7 @@ use crate::base::message::InputMessage;
 use crate::definition::PipelineSpec;
 use crate::stages::alert::{Alert, AlertGate};
 use crate::stages::case::escalation::Escalation;
-use crate::stages::case::outcome::{self, Outcome, OutcomeKind};
+use crate::stages::case::outcome::{self, Outcome};
 use crate::stages::case::record::CaseRecord;
 use crate::stages::case::{CaseBook, Verdict};
 use crate::stages::decode::{Decoder, Reject};
@@ -89,8 +89,8 @@ pub(crate) struct LaneOutcome {
     pub(crate) suppressed: usize,
     pub(crate) dropped_over_cap: usize,
     pub(crate) escalations: Vec<Escalation>,
-    /// Outcomes recorded (not counting re-sends).
-    pub(crate) outcomes: Vec<OutcomeKind>,
+    /// Outcomes recorded (not counting re-sends), as decoded.
+    pub(crate) outcomes: Vec<Outcome>,
     /// Alerts answered by their first contact.
     pub(crate) first_contacts: Vec<crate::stages::case::FirstContact>,
     /// Assessments held back by an outcome, or quiet while in case.
@@ -192,9 +192,9 @@ impl Lane {
             match self.cases.apply(&o, shard, now_ms) {
                 Ok(applied) if applied.duplicate => out.duplicates += 1,
                 Ok(applied) => {
-                    out.outcomes.push(o.said.kind());
                     out.escalations.extend(applied.escalations);
                     out.first_contacts.extend(applied.first_contacts);
+                    out.outcomes.push(o);
                 }
                 Err(reject) => out.rejects.push((i as usize, reject)),
             }

@@ -29,7 +29,8 @@ use crate::metrics::Metrics;
 use crate::stages::alert::Alert;
 use crate::stages::case::escalation::{Escalation, EscalationReason};
 use crate::stages::case::outcome::OutcomeKind;
-use crate::stages::case::{FirstContact, ListCase, OpenCounts};
+use crate::stages::case::work::OpenCounts;
+use crate::stages::case::{FirstContact, OpenWork};
 use crate::stages::decode::{Reject, RejectClass};
 use crate::stages::score::{Assessment, ScoreError};
 use crate::stages::signal::decoded;
@@ -55,8 +56,11 @@ pub struct BatchResult {
     pub escalations: Vec<Escalation>,
     /// Outcomes recorded (re-sends not counted).
     pub outcomes: usize,
-    /// Alerts answered by their first contact.
+    /// Alerts answered by their first reach.
     pub first_contacts: Vec<FirstContact>,
+    /// The outcomes recorded, as decoded: the web front keeps their ids,
+    /// staff and notes beside the records (never the engine's state).
+    pub recorded: Vec<crate::stages::case::outcome::Outcome>,
 }
 
 /// Where a driver sends what a micro-batch produced: alerts to the dong
@@ -288,7 +292,8 @@ impl Engine {
         // a labelled lookup takes a lock: one per kind and priority a
         // batch meets, not one per outcome
         let mut outcomes_by_kind = [0u64; OutcomeKind::ALL.len()];
-        let mut first_contact: [Option<prometheus::Histogram>; 4] = Default::default();
+        let mut first_contact: [Option<(prometheus::Histogram, prometheus::Histogram)>; 4] =
+            Default::default();
         for lane in on_lanes(jobs, parallel).await {
             let lane = lane?;
             result.alerts.extend(lane.alerts);
@@ -300,15 +305,21 @@ impl Engine {
             result.held += lane.held;
             result.outcomes += lane.outcomes.len();
             dropped_over_cap += lane.dropped_over_cap;
-            for kind in lane.outcomes {
-                outcomes_by_kind[usize::from(kind.code())] += 1;
+            for o in &lane.outcomes {
+                outcomes_by_kind[usize::from(o.said.kind().code())] += 1;
             }
+            result.recorded.extend(lane.outcomes);
             for c in &lane.first_contacts {
-                first_contact[c.priority as usize]
-                    .get_or_insert_with(|| {
-                        m.first_contact.with_label_values(&[c.priority.as_str()])
-                    })
-                    .observe(c.seconds);
+                let (seconds, attempts) =
+                    first_contact[c.priority as usize].get_or_insert_with(|| {
+                        let p = [c.priority.as_str()];
+                        (
+                            m.first_contact.with_label_values(&p),
+                            m.attempts_per_reach.with_label_values(&p),
+                        )
+                    });
+                seconds.observe(c.seconds);
+                attempts.observe(f64::from(c.attempts));
             }
             result.first_contacts.extend(lane.first_contacts);
             m.deceased_signals.inc_by(lane.deceased as u64);
@@ -502,33 +513,33 @@ impl Engine {
         out
     }
 
-    /// Sets the gauges of open and overdue alerts per dong (and priority
-    /// and status) as of `now_ms`: a pass over the case records. Returns
-    /// the counts, summed over the lanes.
+    /// Sets the gauges of open, overdue and unreachable households per
+    /// dong (and priority and status) as of `now_ms`: a pass over the case
+    /// records with the one model of open work. Returns the counts, summed
+    /// over the lanes.
     pub fn observe_cases(&self, now_ms: i64) -> OpenCounts {
         let m = &self.metrics;
-        m.open_alerts.reset();
-        m.overdue_alerts.reset();
         let mut total = OpenCounts::default();
         for lane in &self.lanes {
-            let counts = lane.cases.open_counts(now_ms);
-            for (dong, n) in counts.unreachable {
-                *total.unreachable.entry(dong).or_insert(0) += n;
-            }
-            for (key, n) in &counts.open {
-                *total.open.entry(key.clone()).or_insert(0) += n;
-            }
-            for (dong, n) in &counts.overdue {
-                *total.overdue.entry(dong.clone()).or_insert(0) += n;
-            }
-            for ((dong, p, status), n) in counts.open {
-                m.open_alerts
-                    .with_label_values(&[dong.as_str(), p.as_str(), status.as_str()])
-                    .add(n);
-            }
-            for (dong, n) in counts.overdue {
-                m.overdue_alerts.with_label_values(&[dong.as_str()]).add(n);
-            }
+            total.merge(lane.cases.open_counts(now_ms));
+        }
+        m.open_households.reset();
+        m.overdue_households.reset();
+        m.unreachable_households.reset();
+        for ((dong, p, status), n) in &total.open {
+            m.open_households
+                .with_label_values(&[dong.as_str(), p.as_str(), status.as_str()])
+                .set(*n);
+        }
+        for (dong, n) in &total.overdue {
+            m.overdue_households
+                .with_label_values(&[dong.as_str()])
+                .set(*n);
+        }
+        for (dong, n) in &total.unreachable {
+            m.unreachable_households
+                .with_label_values(&[dong.as_str()])
+                .set(*n);
         }
         total
     }
@@ -553,18 +564,72 @@ impl Engine {
         &self,
         now_ms: i64,
         recent_ms: i64,
+        also: &dyn Fn(&str) -> bool,
     ) -> Vec<(String, std::sync::Arc<[u8]>)> {
         self.lanes
             .iter()
-            .flat_map(|lane| lane.cases.work_payloads(now_ms, recent_ms))
+            .flat_map(|lane| lane.cases.work_payloads(now_ms, recent_ms, also))
             .collect()
     }
 
-    /// The case of a household as the daily list of `as_of_ms` shows it.
-    pub fn list_case(&self, household_id: &str, as_of_ms: i64) -> Option<ListCase> {
+    /// A household's open work at `now_ms` (see
+    /// [`crate::stages::case::work`]).
+    pub fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .cases
-            .list_case(household_id, as_of_ms)
+            .household_work(household_id, now_ms)
+    }
+
+    /// Open households (see [`crate::stages::case::work`]) not in
+    /// `assessed` (of state partition `shard`, or any), as candidate rows:
+    /// the priority of their newest alert, no score, their open alerts'
+    /// times as the signals' (their signals left the window).
+    pub fn stale_open(
+        &self,
+        now_ms: i64,
+        assessed: &std::collections::HashSet<String>,
+        shard: Option<i32>,
+    ) -> Vec<crate::stages::score::Assessment> {
+        let mut out = Vec::new();
+        for lane in &self.lanes {
+            for (id, w) in lane.cases.open_households(now_ms) {
+                let mine = shard.is_none_or(|s| self.shard_of(&id) == Some(s));
+                if !mine || assessed.contains(&id) {
+                    continue;
+                }
+                let first = w.open_alerts.first().map_or(now_ms, |a| a.emitted_at);
+                let last = w.open_alerts.last().map_or(now_ms, |a| a.emitted_at);
+                out.push(crate::stages::score::Assessment {
+                    household_id: id,
+                    dong_code: w.dong.clone(),
+                    priority: w.priority.unwrap_or(crate::stages::score::Priority::P3),
+                    score: 0.0,
+                    window_end: last,
+                    categories: w
+                        .categories
+                        .iter()
+                        .map(|c| std::sync::Arc::from(c.as_str()))
+                        .collect(),
+                    reasons: Vec::new(),
+                    first_signal_at: first,
+                    last_signal_at: last,
+                    evidence: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+        out
+    }
+
+    /// The households open for `dong` at `now_ms`, in the queue's order.
+    pub fn queue_of(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
+        let mut open: Vec<(String, OpenWork)> = self
+            .lanes
+            .iter()
+            .flat_map(|lane| lane.cases.open_of_dong(dong, now_ms))
+            .collect();
+        open.sort_by_cached_key(|(id, w)| (w.queue_key(None), id.clone()));
+        open
     }
 
     /// The bit set of category names over the pipeline's categories.

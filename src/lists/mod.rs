@@ -105,18 +105,93 @@ pub fn candidates_schema() -> SchemaRef {
         Field::new("case_opened_date", DataType::Date32, true),
         Field::new("case_age_days", DataType::Int64, true),
         Field::new("worsened", DataType::Boolean, false),
+        Field::new("open", DataType::Boolean, false),
+        Field::new("queue_order", DataType::Int64, false),
+        Field::new("queue_at", DataType::Int64, false),
+        Field::new("attempts", DataType::Int64, false),
+        Field::new("next_attempt_date", DataType::Date32, true),
+        Field::new("overdue_days", DataType::Int64, true),
+        Field::new("next_step_ko", DataType::Utf8, false),
+        Field::new("next_step_en", DataType::Utf8, false),
     ]))
 }
 
-/// What the case state adds to a candidate row (see
-/// [`crate::stages::case::ListCase`]); a household without a case record
-/// has none.
+/// What the case state adds to a candidate row: the household's open work
+/// at the cut-off ([`crate::stages::case::work`]), the same model every
+/// view reads; a household without a case record has none.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseColumns {
-    /// Its case as the case stage sees it at the cut-off.
-    pub case: Option<crate::stages::case::ListCase>,
+    /// Its open work at the cut-off.
+    pub case: Option<crate::stages::case::OpenWork>,
     /// Its priority or categories are worse than when its case opened.
     pub worsened: bool,
+}
+
+/// The columns of a household's open work on a list row.
+struct WorkColumns {
+    open: BooleanBuilder,
+    order: Int64Builder,
+    at: Int64Builder,
+    attempts: Int64Builder,
+    next_attempt: Date32Builder,
+    overdue_days: Int64Builder,
+    step_ko: StringBuilder,
+    step_en: StringBuilder,
+}
+
+impl WorkColumns {
+    fn with_capacity(n: usize) -> Self {
+        WorkColumns {
+            open: BooleanBuilder::with_capacity(n),
+            order: Int64Builder::with_capacity(n),
+            at: Int64Builder::with_capacity(n),
+            attempts: Int64Builder::with_capacity(n),
+            next_attempt: Date32Builder::with_capacity(n),
+            overdue_days: Int64Builder::with_capacity(n),
+            step_ko: StringBuilder::new(),
+            step_en: StringBuilder::new(),
+        }
+    }
+
+    /// A household without a case record was never alerted: not open
+    /// work (no office has it yet), ranked with the new ones.
+    fn append(&mut self, lists: &DailyLists, w: Option<&crate::stages::case::OpenWork>) {
+        let new_rank = lists.new_rank;
+        self.open.append_value(w.is_some_and(|w| w.open()));
+        self.order.append_value(
+            w.map_or(i64::from(new_rank), |w| {
+                i64::from(w.tier_rank.unwrap_or(u8::MAX))
+            }) * 2
+                + i64::from(!w.is_some_and(|w| {
+                    w.tier == Some(crate::stages::case::Tier::Urgent) && w.repeatedly_flagged
+                })),
+        );
+        self.at.append_value(w.map_or(0, |w| w.order_at));
+        self.attempts
+            .append_value(w.map_or(0, |w| i64::from(w.attempts)));
+        self.next_attempt.append_option(
+            w.filter(|w| w.open())
+                .and_then(|w| w.next_attempt_at)
+                .map(|t| lists.local_date(t)),
+        );
+        self.overdue_days
+            .append_option(w.and_then(|w| w.overdue_days));
+        self.step_ko.append_value(w.map_or("", |w| &w.step_ko));
+        self.step_en.append_value(w.map_or("", |w| &w.step_en));
+    }
+
+    fn finish(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.open.finish()),
+            Arc::new(self.order.finish()),
+            Arc::new(self.at.finish()),
+            Arc::new(self.attempts.finish()),
+            Arc::new(self.next_attempt.finish()),
+            Arc::new(self.overdue_days.finish()),
+            Arc::new(self.step_ko.finish()),
+            Arc::new(self.step_en.finish()),
+        ]
+    }
 }
 
 /// Makes the daily lists of one pipeline.
@@ -129,6 +204,8 @@ pub struct DailyLists {
     pipeline: String,
     /// The Korean label of status `new`.
     status_new: String,
+    /// Where the `new` tier stands in the queue's order.
+    new_rank: u8,
 }
 
 impl DailyLists {
@@ -175,7 +252,13 @@ impl DailyLists {
                 .labels_ko
                 .get("new")
                 .cloned()
-                .unwrap_or_else(|| "new".into()),
+                .unwrap_or_else(|| "신규".into()),
+            new_rank: spec
+                .outcomes
+                .queue_tiers()
+                .iter()
+                .position(|&t| t == crate::stages::case::Tier::New)
+                .unwrap_or(0) as u8,
         })
     }
 
@@ -200,6 +283,14 @@ impl DailyLists {
         } else {
             date - Duration::days(1)
         }
+    }
+
+    fn local_day_text(&self, ms: i64) -> String {
+        DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&self.offset)
+            .date_naive()
+            .to_string()
     }
 
     fn local_date(&self, ms: i64) -> i32 {
@@ -244,6 +335,7 @@ impl DailyLists {
         let mut opened = Date32Builder::with_capacity(n);
         let mut case_age = Int64Builder::with_capacity(n);
         let mut worsened = BooleanBuilder::with_capacity(n);
+        let mut work = WorkColumns::with_capacity(n);
         let new_label = self.status_new.as_str();
         for a in assessments {
             let c = case(a);
@@ -251,10 +343,10 @@ impl DailyLists {
                 Some(k) => {
                     status.append_value(k.status.as_str());
                     status_ko.append_value(&k.status_ko);
-                    match &k.last_outcome {
-                        Some((label, date)) => {
-                            last_outcome.append_value(label);
-                            last_outcome_date.append_value(date);
+                    match k.outcomes.last() {
+                        Some(o) => {
+                            last_outcome.append_value(&o.label);
+                            last_outcome_date.append_value(self.local_day_text(o.recorded_at));
                         }
                         None => {
                             last_outcome.append_null();
@@ -262,13 +354,10 @@ impl DailyLists {
                         }
                     }
                     due_date.append_option(k.due_at.map(|t| self.local_date(t)));
-                    overdue.append_value(k.overdue);
-                    in_case.append_value(k.case_opened_at.is_some());
-                    opened.append_option(k.case_opened_at.map(|t| self.local_date(t)));
-                    case_age.append_option(
-                        k.case_opened_at
-                            .map(|t| (list_at_ms - t).div_euclid(crate::definition::DAY_MS)),
-                    );
+                    overdue.append_value(k.overdue());
+                    in_case.append_value(k.in_case_since.is_some());
+                    opened.append_option(k.in_case_since.map(|t| self.local_date(t)));
+                    case_age.append_option(k.case_age_days);
                 }
                 None => {
                     status.append_value("new");
@@ -282,6 +371,7 @@ impl DailyLists {
                     case_age.append_null();
                 }
             }
+            work.append(self, c.case.as_ref());
             worsened.append_value(c.worsened);
             household.append_value(&a.household_id);
             dong.append_value(&a.dong_code);
@@ -336,6 +426,8 @@ impl DailyLists {
             Arc::new(case_age.finish()),
             Arc::new(worsened.finish()),
         ];
+        let mut columns = columns;
+        columns.extend(work.finish());
         Ok(RecordBatch::try_new(candidates_schema(), columns)?)
     }
 
@@ -400,7 +492,7 @@ impl DailyLists {
         let (ids, marked_only) = engine.list_candidates();
         let scored_households = ids.len();
         let (candidates, unmarked) = self
-            .candidates_of(engine, &ids, cutoff_ms, previous)
+            .candidates_of(engine, &ids, cutoff_ms, previous, None)
             .await?;
         drop(ids);
         if let Some(unmarked) = unmarked {
@@ -443,13 +535,27 @@ impl DailyLists {
         ids: &[&str],
         cutoff_ms: i64,
         previous: &HashSet<String>,
+        shard: Option<i32>,
     ) -> Result<(Vec<RecordBatch>, Option<Unmarked>), ListError> {
         const CHUNK: usize = 100_000;
         let marked_only = engine.marks_cover_priorities();
         let mut unmarked = Vec::new();
-        let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 1);
-        for chunk in ids.chunks(CHUNK) {
-            let assessments = engine.assess(chunk, cutoff_ms).await?;
+        let mut candidates = Vec::with_capacity(ids.len() / CHUNK + 2);
+        let mut assessed = HashSet::new();
+        let chunks = ids.chunks(CHUNK).map(|c| (c, false));
+        for (chunk, open_only) in chunks.chain([(&[][..], true)]) {
+            let assessments = if open_only {
+                // open households no longer at a priority (their signals
+                // left the window) stay on the list until someone reaches
+                // them: no household leaves the office's work unreached
+                engine.stale_open(cutoff_ms, &assessed, shard)
+            } else {
+                engine.assess(chunk, cutoff_ms).await?
+            };
+            if assessments.is_empty() {
+                continue;
+            }
+            assessed.extend(assessments.iter().map(|a| a.household_id.clone()));
             if !marked_only {
                 unmarked.extend(
                     assessments
@@ -459,10 +565,10 @@ impl DailyLists {
                 );
             }
             let case = |a: &Assessment| {
-                let case = engine.list_case(&a.household_id, cutoff_ms);
+                let case = engine.household_work(&a.household_id, cutoff_ms);
                 let worsened = case
                     .as_ref()
-                    .and_then(|c| c.case_opened_at.and(c.opened_with))
+                    .and_then(|c| c.in_case_since.and(c.opened_with))
                     .is_some_and(|(p, cats)| {
                         let now = engine.category_set(a.categories.iter().map(|c| &**c));
                         a.priority > p || now & !cats != 0

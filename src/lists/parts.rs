@@ -66,7 +66,7 @@ impl DailyLists {
         for (&partition, ids) in &by_partition {
             let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
             let (batches, unmarked) = self
-                .candidates_of(engine, &mine, cutoff_ms, previous)
+                .candidates_of(engine, &mine, cutoff_ms, previous, Some(partition))
                 .await?;
             // marked only once every partition is scored: marking sooner
             // would stop the next partitions from looking for them

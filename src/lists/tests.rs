@@ -52,7 +52,11 @@ async fn make_with(
 }
 
 fn csv_rows(dir: &Path, file: &str) -> (String, Vec<Vec<String>>) {
-    let bytes = std::fs::read(dir.join("lists/2026-11-22").join(file)).unwrap();
+    csv_rows_on(dir, "2026-11-22", file)
+}
+
+fn csv_rows_on(dir: &Path, date: &str, file: &str) -> (String, Vec<Vec<String>>) {
+    let bytes = std::fs::read(dir.join("lists").join(date).join(file)).unwrap();
     assert_eq!(&bytes[..3], b"\xef\xbb\xbf", "UTF-8 BOM for Excel");
     let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
     let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
@@ -98,15 +102,19 @@ async fn each_dong_gets_a_ranked_list_with_korean_reasons() {
     let ranks: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(ranks, vec!["1", "2", "3", "4"]);
     assert_eq!(
-        rows[0][10], "건강보험료 5개월 체납 (1,230,000원), \"독촉\"",
+        rows[0][15], "건강보험료 5개월 체납 (1,230,000원), \"독촉\"",
         "Korean text and quotes round-trip"
     );
-    assert_eq!(rows[0][12], "2026-11-10", "first signal date in local time");
-    assert_eq!(rows[0][14], "12", "days since the first signal");
+    assert_eq!(rows[0][17], "2026-11-10", "first signal date in local time");
+    assert_eq!(rows[0][19], "12", "days since the first signal");
     assert_eq!(
-        (rows[0][4].as_str(), rows[0][5].as_str()),
-        ("신규", "N"),
-        "status, overdue"
+        (
+            rows[0][4].as_str(),
+            rows[0][5].as_str(),
+            rows[0][7].as_str()
+        ),
+        ("신규", "N", "N"),
+        "status, open (no alert yet: no office has it), overdue"
     );
     let l = manifest
         .lists
@@ -134,74 +142,115 @@ async fn unserved_dongs_go_to_the_unassigned_list_and_stale_households_drop_off(
     let (_, rows) = csv_rows(dir.path(), "unassigned.csv");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][1], "hh-elsewhere");
-    assert_eq!(rows[0][17], "4163051000");
+    assert_eq!(rows[0][22], "4163051000");
     assert_eq!(
         manifest.households, 1,
         "a household whose evidence left the window is not listed"
     );
 }
 
-/// Overdue and unreachable households lead their dong's list and are on
-/// the city team's escalations list; households in case management are on
-/// their dong's cases list instead.
+/// The list follows the work queue's order (unreachable, then overdue,
+/// then new) and carries the same open work; the city team's escalations
+/// list has the overdue and unreachable; households in case management
+/// are on their dong's cases list instead.
 #[tokio::test]
-async fn overdue_and_unreachable_come_first_and_cases_have_their_own_list() {
-    use crate::stages::alert::CaseStatus;
-    use crate::stages::case::ListCase;
+async fn open_work_leads_in_the_queues_order_and_cases_have_their_own_list() {
+    use crate::stages::case::outcome::{ContactResult, OutcomeKind, Track};
+    use crate::stages::case::record::{CaseRecord, HeldOutcome, KeptAlert};
+    let spec = default_spec();
+    let tag = std::sync::Arc::new(crate::stages::alert::PipelineTag {
+        name: spec.name.clone(),
+        version: spec.version.clone(),
+    });
+    let book = crate::stages::case::CaseBook::new(&spec, tag);
     let a = [
         assessment("hh-top", "4125052000", Priority::P1, 300.0, 1),
         assessment("hh-overdue", "4125052000", Priority::P3, 100.0, 1),
         assessment("hh-gone", "4125052000", Priority::P3, 90.0, 1),
         assessment("hh-case", "4125052000", Priority::P1, 310.0, 1),
     ];
-    let case = |a: &Assessment| {
-        let base = ListCase {
-            status: CaseStatus::Contacted,
-            status_ko: "연락됨".into(),
-            last_outcome: Some(("연락 시도 (응답 없음)".into(), "2026-11-20".into())),
-            due_at: None,
-            overdue: false,
-            case_opened_at: None,
-            opened_with: None,
-        };
-        let case = match a.household_id.as_str() {
-            "hh-overdue" => Some(ListCase {
-                status: CaseStatus::New,
-                status_ko: "신규".into(),
-                last_outcome: None,
-                due_at: Some(CUTOFF - 2 * DAY),
-                overdue: true,
-                ..base
-            }),
-            "hh-gone" => Some(ListCase {
-                status: CaseStatus::Unreachable,
-                status_ko: "소재파악 필요".into(),
-                ..base
-            }),
-            "hh-case" => Some(ListCase {
-                status: CaseStatus::InCase,
-                status_ko: "사례관리 중".into(),
-                case_opened_at: Some(CUTOFF - 30 * DAY),
-                opened_with: Some((Priority::P2, 1)),
-                ..base
-            }),
-            _ => None,
-        };
-        CaseColumns {
-            worsened: a.household_id == "hh-case",
-            case,
+    let alert = |p: Priority, sent: i64| KeptAlert {
+        id: sent as u128,
+        day: (sent / DAY) as i32,
+        priority: p,
+        categories: 1,
+        dong: None,
+        open_since: Some(sent),
+        overdue_sent: false,
+    };
+    let held = |id: u32, kind: OutcomeKind, detail: u8, at: i64| HeldOutcome {
+        id,
+        kind,
+        detail,
+        priority: Priority::P3,
+        categories: 1,
+        recorded_at: at,
+        target: 0,
+        channel: None,
+        services: 0,
+        by_city: false,
+    };
+    let record = |hh: &str| {
+        let mut r = CaseRecord::new(0, 4125052000);
+        match hh {
+            // a P3 alert 16 days old: due after 14, two days over
+            "hh-overdue" => r.alerts.push(alert(Priority::P3, CUTOFF - 16 * DAY)),
+            "hh-gone" => {
+                r.alerts.push(alert(Priority::P3, CUTOFF - 5 * DAY));
+                for (i, days) in [4, 3, 2].into_iter().enumerate() {
+                    let at = CUTOFF - days * DAY;
+                    r.outcomes.push(held(
+                        i as u32 + 1,
+                        OutcomeKind::ContactAttempted,
+                        ContactResult::NoAnswer.code(),
+                        at,
+                    ));
+                }
+            }
+            "hh-case" => {
+                r.opened_with = Some((Priority::P2, 1));
+                r.outcomes.push(held(
+                    9,
+                    OutcomeKind::CaseOpened,
+                    Track::CaseManagement.code(),
+                    CUTOFF - 30 * DAY,
+                ));
+            }
+            _ => return None,
         }
+        Some(r)
+    };
+    let case = |a: &Assessment| CaseColumns {
+        worsened: a.household_id == "hh-case",
+        case: record(&a.household_id).map(|r| book.open_work(&r, CUTOFF)),
     };
     let (dir, manifest) = make_with(&a, &[], case).await;
-    let (_, rows) = csv_rows(dir.path(), "4125052000.csv");
+    let (header, rows) = csv_rows(dir.path(), "4125052000.csv");
+    let col = |name: &str| {
+        header
+            .split(',')
+            .position(|h| h.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} in {header}"))
+    };
     let order: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
-    assert_eq!(order, ["hh-overdue", "hh-gone", "hh-top"], "cases apart");
+    assert_eq!(order, ["hh-gone", "hh-overdue", "hh-top"], "cases apart");
+    assert_eq!(rows[0][col("status")], "소재파악 필요");
+    assert_eq!(rows[0][col("attempts")], "3");
+    assert_eq!(rows[0][col("last_outcome")], "연락 시도 (응답 없음)");
     assert_eq!(
-        (rows[0][5].as_str(), rows[0][6].as_str()),
-        ("Y", "2026-11-20")
+        (
+            rows[1][col("overdue")].as_str(),
+            rows[1][col("overdue_days")].as_str(),
+            rows[1][col("due_date")].as_str(),
+            rows[1][col("next_step")].as_str()
+        ),
+        ("Y", "2", "2026-11-20", "D+2 초과")
     );
-    assert_eq!(rows[1][4], "소재파악 필요");
-    assert_eq!(rows[1][7], "연락 시도 (응답 없음)");
+    assert_eq!(
+        rows[2][col("open")],
+        "N",
+        "never alerted: no office has it yet"
+    );
     let (header, cases) = csv_rows(dir.path(), "4125052000.cases.csv");
     assert!(header.contains("사례관리경과일"), "{header}");
     assert_eq!(cases.len(), 1);
@@ -221,7 +270,7 @@ async fn overdue_and_unreachable_come_first_and_cases_have_their_own_list() {
         .collect();
     assert_eq!(
         reasons,
-        [("hh-overdue", "overdue"), ("hh-gone", "unreachable")]
+        [("hh-gone", "unreachable"), ("hh-overdue", "overdue")]
     );
     assert_eq!(
         manifest.households, 3,
@@ -246,8 +295,8 @@ async fn new_since_the_previous_list_is_marked() {
     ];
     let (dir, manifest) = make(&a, &["hh-old"]).await;
     let (_, rows) = csv_rows(dir.path(), "4125052000.csv");
-    assert_eq!((rows[0][1].as_str(), rows[0][15].as_str()), ("hh-old", "N"));
-    assert_eq!((rows[1][1].as_str(), rows[1][15].as_str()), ("hh-new", "Y"));
+    assert_eq!((rows[0][1].as_str(), rows[0][20].as_str()), ("hh-old", "N"));
+    assert_eq!((rows[1][1].as_str(), rows[1][20].as_str()), ("hh-new", "Y"));
     assert_eq!(manifest.lists.iter().map(|l| l.new).sum::<usize>(), 1);
 }
 
@@ -482,7 +531,7 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
 /// A household alerted once whose arrears were then paid keeps its mark
 /// (the cooldown needs it) but is re-scored and left off the list.
 #[tokio::test]
-async fn a_marked_household_no_longer_at_a_priority_is_not_listed() {
+async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_it() {
     use crate::testkit::{health, input, NOW};
     let spec = default_spec();
     let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
@@ -521,8 +570,19 @@ async fn a_marked_household_no_longer_at_a_priority_is_not_listed() {
         )
         .await
         .unwrap();
-    assert_eq!(manifest.households, 0);
-    assert!(on_list.is_empty());
+    // nobody reached it: it stays on its dong's list (as on the queue)
+    // until someone does, with no score (its evidence no longer counts)
+    assert_eq!(manifest.households, 1);
+    assert_eq!(on_list, HashSet::from(["hh-paid".to_string()]));
+    let (header, rows) = csv_rows_on(dir.path(), &manifest.date.to_string(), "4125052000.csv");
+    let col = |name: &str| header.split(',').position(|h| h.ends_with(name)).unwrap();
+    assert_eq!(
+        (
+            rows[0][col("open")].as_str(),
+            rows[0][col("score")].as_str()
+        ),
+        ("Y", "0.0")
+    );
 }
 
 /// The list of a day counts exactly the signals of the window that ends at
@@ -578,8 +638,13 @@ async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
         .make_day(&mut engine, dir.path(), cutoff, &HashSet::new())
         .await
         .unwrap();
-    assert_eq!(on_list, HashSet::from(["hh-both".to_string()]));
-    assert_eq!(manifest.households, 1);
+    // hh-old's evidence left the window, but nobody reached it: it stays,
+    // after hh-both (no score)
+    assert_eq!(
+        on_list,
+        HashSet::from(["hh-both".to_string(), "hh-old".to_string()])
+    );
+    assert_eq!(manifest.households, 2);
     let file = dir.path().join(format!("lists/{date}/4125052000.csv"));
     let text = String::from_utf8(std::fs::read(file).unwrap()[3..].to_vec()).unwrap();
     let row = split_csv(text.split("\r\n").nth(1).unwrap());

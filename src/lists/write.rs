@@ -26,8 +26,13 @@ const COLUMNS: &[(&str, &str)] = &[
     ("priority", "우선순위 priority"),
     ("score", "점수 score"),
     ("status_ko", "상태 status"),
+    ("open", "연락대기 open"),
+    ("next_step_ko", "할 일 next_step"),
     ("overdue", "기한초과 overdue"),
+    ("overdue_days", "초과일수 overdue_days"),
     ("due_date", "연락기한 due_date"),
+    ("attempts", "실패시도 attempts"),
+    ("next_attempt_date", "다음시도일 next_attempt_date"),
     ("last_outcome", "최근조치 last_outcome"),
     ("last_outcome_date", "최근조치일 last_outcome_date"),
     ("categories", "위기유형 categories"),
@@ -68,6 +73,8 @@ const ESCALATION_COLUMNS: &[(&str, &str)] = &[
     ("escalation", "사유 escalation"),
     ("priority", "우선순위 priority"),
     ("status_ko", "상태 status"),
+    ("next_step_ko", "할 일 next_step"),
+    ("attempts", "실패시도 attempts"),
     ("due_date", "연락기한 due_date"),
     ("last_outcome", "최근조치 last_outcome"),
     ("last_outcome_date", "최근조치일 last_outcome_date"),
@@ -80,7 +87,7 @@ const ESCALATION_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// Boolean columns written as Y/N in the CSV files, as offices write them.
-const YES_NO: [&str; 3] = ["new_since_previous_list", "overdue", "worsened"];
+const YES_NO: [&str; 4] = ["new_since_previous_list", "overdue", "worsened", "open"];
 
 /// One file written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

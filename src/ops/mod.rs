@@ -140,12 +140,15 @@ pub struct QueuedEscalation {
 /// Follow-up per dong, as the dashboard shows it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct DongFollowUp {
-    /// Alerts waiting for a first contact.
+    /// Households waiting for someone to reach them (see
+    /// [`crate::stages::case::work`]).
     pub open: i64,
     /// Of which past their due time.
     pub overdue: i64,
-    /// Households that cannot be found.
+    /// Of which nobody could reach.
     pub unreachable: i64,
+    /// In case management.
+    pub in_case: i64,
     /// Median days from alert to first contact, this month (UTC).
     pub median_days_to_first_contact: Option<f64>,
     /// Share of this month's first contacts made in time.
@@ -160,7 +163,7 @@ struct FollowUpBoard {
     contacts: HashMap<String, (String, Vec<(f64, bool)>)>,
     /// Per dong: open, overdue and unreachable, from the last pass over the
     /// case records.
-    counts: BTreeMap<String, (i64, i64, i64)>,
+    counts: BTreeMap<String, (i64, i64, i64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -282,7 +285,7 @@ impl LiveView {
     }
 
     /// Takes in the counts of a pass over the case records.
-    pub fn set_cases(&self, counts: &crate::stages::case::OpenCounts) {
+    pub fn set_cases(&self, counts: &crate::stages::case::work::OpenCounts) {
         let Ok(mut f) = self.follow_up.lock() else {
             return;
         };
@@ -295,6 +298,9 @@ impl LiveView {
         }
         for (dong, n) in &counts.unreachable {
             f.counts.entry(dong.clone()).or_default().2 += n;
+        }
+        for (dong, n) in &counts.in_case {
+            f.counts.entry(dong.clone()).or_default().3 += n;
         }
     }
 
@@ -309,9 +315,9 @@ impl LiveView {
             return Default::default();
         };
         let mut per_dong: BTreeMap<String, DongFollowUp> = BTreeMap::new();
-        for (dong, &(open, overdue, unreachable)) in &f.counts {
+        for (dong, &(open, overdue, unreachable, in_case)) in &f.counts {
             let d = per_dong.entry(dong.clone()).or_default();
-            (d.open, d.overdue, d.unreachable) = (open, overdue, unreachable);
+            (d.open, d.overdue, d.unreachable, d.in_case) = (open, overdue, unreachable, in_case);
         }
         for (dong, (_, contacts)) in &f.contacts {
             if contacts.is_empty() {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::definition::PipelineSpec;
-use crate::stages::alert::{Alert, CaseStatus, PipelineTag};
-use crate::stages::case::{CaseBook, WorkCase};
+use crate::stages::alert::{Alert, PipelineTag};
+use crate::stages::case::{CaseBook, OpenWork};
 
 /// How long a household stays on the board after its last activity when
 /// nothing else keeps it there.
@@ -23,8 +23,10 @@ pub const RECENT_MS: i64 = 30 * crate::definition::DAY_MS;
 pub struct WorkItem {
     /// Pseudonymous id.
     pub household_id: String,
-    /// Its case.
-    pub case: WorkCase,
+    /// Its open work, as every view shows it.
+    pub case: OpenWork,
+    /// Ids, staff and notes of its outcomes seen by this process.
+    pub details: Vec<OutcomeDetail>,
     /// Score of its newest alert seen by this process.
     pub score: Option<f64>,
     /// Reasons of that alert: (Korean, English).
@@ -35,28 +37,47 @@ impl WorkItem {
     /// Whether the office of `dong` may see it: it serves the household
     /// now, or an open alert is addressed to it (the household moved).
     pub fn visible_to(&self, dong: &str) -> bool {
-        self.case.dong == dong || self.case.other_dongs.iter().any(|d| d == dong)
+        self.case.visible_to(dong)
     }
 
     /// The earliest due time of its open alerts, ms.
     pub fn due_at(&self) -> Option<i64> {
-        self.case.open_alerts.iter().map(|a| a.due_at).min()
+        self.case.due_at
     }
 
-    /// Whether a first contact is past due at `now_ms`.
-    pub fn overdue(&self, now_ms: i64) -> bool {
-        self.due_at().is_some_and(|due| now_ms > due)
+    /// Whether its first reach is past due.
+    pub fn overdue(&self) -> bool {
+        self.case.overdue()
     }
 
-    /// Whether it belongs in the work queue: waiting for a first contact,
-    /// or not found.
+    /// Whether it waits in the queue: nobody of it reached yet.
     pub fn in_queue(&self) -> bool {
-        !self.case.open_alerts.is_empty() || self.case.status == CaseStatus::Unreachable
+        self.case.open()
     }
 }
 
 /// Reasons and score of a household's newest alert.
 type Reasons = (f64, Arc<[(String, String)]>);
+
+/// What the web front keeps of an outcome beside the engine's record: its
+/// id, who recorded it and the note. Shown to the household's office and
+/// the city only; gone when the household's record goes (retention).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeDetail {
+    /// Its `outcome_id`.
+    pub outcome_id: String,
+    /// 32 bits of its hash, as the record keeps it.
+    pub key: u32,
+    /// Who recorded it.
+    pub staff_id: String,
+    /// The office (or city) that recorded it.
+    pub dong_code: String,
+    /// The note.
+    pub note: Option<String>,
+}
+
+/// Outcome details kept per household at most (as many as its record).
+const DETAILS_KEPT: usize = 64;
 
 #[derive(Default)]
 struct Inner {
@@ -65,9 +86,26 @@ struct Inner {
     records: HashMap<String, (Arc<[u8]>, Vec<String>)>,
     by_dong: HashMap<String, HashSet<String>>,
     alerts: HashMap<String, Reasons>,
+    details: HashMap<String, Vec<OutcomeDetail>>,
+}
+
+/// What the board holds of one household, copied out of the lock.
+struct Held {
+    record: Arc<[u8]>,
+    reasons: Option<Reasons>,
+    details: Vec<OutcomeDetail>,
 }
 
 impl Inner {
+    fn held(&self, household_id: &str) -> Option<Held> {
+        let (record, _) = self.records.get(household_id)?;
+        Some(Held {
+            record: record.clone(),
+            reasons: self.alerts.get(household_id).cloned(),
+            details: self.details.get(household_id).cloned().unwrap_or_default(),
+        })
+    }
+
     fn unindex(&mut self, household_id: &str) {
         if let Some((_, dongs)) = self.records.remove(household_id) {
             for d in &dongs {
@@ -107,17 +145,6 @@ pub struct WorkBoard {
     inner: RwLock<Inner>,
     /// The case stage's rules, to render a record as the engine would.
     rules: CaseBook,
-}
-
-/// Orders a queue: overdue first, then unreachable, then the most urgent
-/// priority, then the earliest due time.
-fn urgency(item: &WorkItem, now_ms: i64) -> (bool, bool, std::cmp::Reverse<u8>, i64) {
-    (
-        !item.overdue(now_ms),
-        item.case.status != CaseStatus::Unreachable,
-        std::cmp::Reverse(item.case.priority.map_or(0, |p| p as u8)),
-        item.due_at().unwrap_or(i64::MAX),
-    )
 }
 
 impl WorkBoard {
@@ -178,6 +205,44 @@ impl WorkBoard {
         self.inner.write().alerts.extend(noted);
     }
 
+    /// Keeps the ids, staff and notes of a batch's recorded outcomes.
+    pub fn note_outcomes(&self, outcomes: &[crate::stages::case::outcome::Outcome]) {
+        if outcomes.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.write();
+        for o in outcomes {
+            let kept = inner.details.entry(o.household_id.clone()).or_default();
+            kept.push(OutcomeDetail {
+                outcome_id: o.outcome_id.clone(),
+                key: crate::stages::case::rules::outcome_key(&o.outcome_id),
+                staff_id: o.staff_id.clone(),
+                dong_code: o.dong_code.clone(),
+                note: o.note.clone(),
+            });
+            if kept.len() > DETAILS_KEPT {
+                kept.remove(0);
+            }
+        }
+    }
+
+    /// The record the board holds for a household, decoded.
+    pub fn record(&self, household_id: &str) -> Option<crate::stages::case::record::CaseRecord> {
+        let inner = self.inner.read();
+        let (record, _) = inner.records.get(household_id)?;
+        crate::stages::case::record::CaseRecord::decode(record)
+    }
+
+    /// Whether `o` may be recorded against the household's record as the
+    /// board holds it (the pipeline decides the same on the topic).
+    pub fn check(
+        &self,
+        o: &crate::stages::case::outcome::Outcome,
+    ) -> Result<(), crate::stages::decode::Reject> {
+        self.rules
+            .check_outcome(self.record(&o.household_id).as_ref(), o)
+    }
+
     /// Sets the records of households that changed (`None`: none held).
     pub fn update(&self, records: Vec<(String, Option<Arc<[u8]>>)>) {
         let mut inner = self.inner.write();
@@ -187,6 +252,7 @@ impl WorkBoard {
                 None => {
                     inner.unindex(&household_id);
                     inner.alerts.remove(&household_id);
+                    inner.details.remove(&household_id);
                 }
             }
         }
@@ -203,6 +269,10 @@ impl WorkBoard {
                 if let Some(a) = old.alerts.get(household_id) {
                     fresh.alerts.insert(household_id.clone(), a.clone());
                 }
+                // a note goes with its household's record, at retention
+                if let Some(d) = old.details.get(household_id) {
+                    fresh.details.insert(household_id.clone(), d.clone());
+                }
             }
         }
         for (household_id, record) in records {
@@ -213,21 +283,16 @@ impl WorkBoard {
         drop(old);
     }
 
-    fn render(
-        &self,
-        household_id: String,
-        record: &[u8],
-        reasons: Option<Reasons>,
-        now: i64,
-    ) -> Option<WorkItem> {
-        let case = self.rules.work_case(record, now)?;
-        let (score, reasons) = match reasons {
+    fn render(&self, household_id: String, held: Held, now: i64) -> Option<WorkItem> {
+        let case = self.rules.open_work_of(&held.record, now)?;
+        let (score, reasons) = match held.reasons {
             Some((s, r)) => (Some(s), r.to_vec()),
             None => (None, Vec::new()),
         };
         Some(WorkItem {
             household_id,
             case,
+            details: held.details,
             score,
             reasons,
         })
@@ -235,12 +300,8 @@ impl WorkBoard {
 
     /// A household's entry.
     pub fn get(&self, household_id: &str) -> Option<Arc<WorkItem>> {
-        let (record, reasons) = {
-            let inner = self.inner.read();
-            let (record, _) = inner.records.get(household_id)?;
-            (record.clone(), inner.alerts.get(household_id).cloned())
-        };
-        self.render(household_id.to_string(), &record, reasons, self.now_ms())
+        let held = self.inner.read().held(household_id)?;
+        self.render(household_id.to_string(), held, self.now_ms())
             .map(Arc::new)
     }
 
@@ -248,22 +309,21 @@ impl WorkBoard {
     /// after it), most urgent first.
     fn rendered(&self, households: impl FnOnce(&Inner) -> Vec<String>) -> Vec<Arc<WorkItem>> {
         let now = self.now_ms();
-        let held: Vec<(String, Arc<[u8]>, Option<Reasons>)> = {
+        let held: Vec<(String, Held)> = {
             let inner = self.inner.read();
             households(&inner)
                 .into_iter()
                 .filter_map(|h| {
-                    let (record, _) = inner.records.get(&h)?;
-                    let reasons = inner.alerts.get(&h).cloned();
-                    Some((h, record.clone(), reasons))
+                    let held = inner.held(&h)?;
+                    Some((h, held))
                 })
                 .collect()
         };
         let mut items: Vec<Arc<WorkItem>> = held
             .into_iter()
-            .filter_map(|(h, record, reasons)| self.render(h, &record, reasons, now).map(Arc::new))
+            .filter_map(|(h, held)| self.render(h, held, now).map(Arc::new))
             .collect();
-        items.sort_by_cached_key(|i| (urgency(i, now), i.household_id.clone()));
+        items.sort_by_cached_key(|i| (i.case.queue_key(i.score), i.household_id.clone()));
         items
     }
 
@@ -341,6 +401,9 @@ mod tests {
                 categories: 1,
                 recorded_at: sent + 1_000 * i64::from(i + 1),
                 target: 0,
+                channel: None,
+                services: 0,
+                by_city: false,
             });
         }
         let mut out = Vec::new();
@@ -351,7 +414,7 @@ mod tests {
     const DAY: i64 = crate::definition::DAY_MS;
 
     #[test]
-    fn a_dong_sees_its_own_households_overdue_and_unreachable_first() {
+    fn a_dong_sees_its_own_households_unreachable_and_overdue_first() {
         let b = board();
         let now = 100 * DAY;
         b.set_now(now);
@@ -375,9 +438,13 @@ mod tests {
         ]);
         let queue = b.of_dong("4125052000");
         let ids: Vec<&str> = queue.iter().map(|i| i.household_id.as_str()).collect();
-        assert_eq!(ids, ["hh-late", "hh-lost", "hh-p1"]);
-        assert!(queue[0].overdue(now));
-        assert_eq!(queue[1].case.status, CaseStatus::Unreachable);
+        // the unreachable first (urgent), then the overdue, then the new
+        assert_eq!(ids, ["hh-lost", "hh-late", "hh-p1"]);
+        assert!(queue[1].overdue());
+        assert_eq!(
+            queue[0].case.status,
+            crate::stages::alert::CaseStatus::Unreachable
+        );
         assert!(!b.get("hh-else").unwrap().visible_to("4125052000"));
     }
 

@@ -83,7 +83,7 @@ pub fn login(message: Option<&str>) -> String {
     out
 }
 
-fn status_cell(item: &WorkItem, now: i64) -> String {
+fn status_cell(item: &WorkItem) -> String {
     let s = &item.case;
     let mut out = format!(
         r#"<span class="status s-{}">{} <span class="en">{}</span></span>"#,
@@ -91,10 +91,29 @@ fn status_cell(item: &WorkItem, now: i64) -> String {
         esc(&s.status_ko),
         s.status.as_str()
     );
-    if item.overdue(now) {
+    if item.overdue() {
         out.push_str(r#" <span class="overdue">기한초과 overdue</span>"#);
     }
     out
+}
+
+/// What is due next for a household (`D+12 초과`, `오늘 마감`,
+/// `2회 시도, 다음 시도 11-03`), from its open work.
+fn step_cell(item: &WorkItem) -> String {
+    let c = &item.case;
+    if c.step_ko.is_empty() {
+        return "-".into();
+    }
+    let class = if c.overdue() || c.unreachable_since.is_some() {
+        "step late"
+    } else {
+        "step"
+    };
+    format!(
+        r#"<span class="{class}">{}</span> <span class="en">{}</span>"#,
+        esc(&c.step_ko),
+        esc(&c.step_en)
+    )
 }
 
 fn reasons(item: &WorkItem) -> String {
@@ -134,9 +153,13 @@ pub fn queue(
         .iter()
         .filter(|i| !i.in_queue() && i.case.status == CaseStatus::InCase)
         .collect();
-    let overdue = queued.iter().filter(|i| i.overdue(now)).count();
+    let overdue = queued.iter().filter(|i| i.overdue()).count();
+    let unreachable = queued
+        .iter()
+        .filter(|i| i.case.status == CaseStatus::Unreachable)
+        .count();
     let mut body = format!(
-        r#"<p class="summary" id="summary">{} <span class="en">{}</span> · {dong} · 연락 대기 {} <span class="en">waiting</span> · 기한초과 {overdue} <span class="en">overdue</span> · 사례관리 {} <span class="en">in case</span> · 기준 {} KST</p>"#,
+        r#"<p class="summary" id="summary">{} <span class="en">{}</span> · {dong} · 연락 대기 <b id="n-open">{}</b> <span class="en">waiting</span> · 기한초과 <b id="n-overdue">{overdue}</b> <span class="en">overdue</span> · 소재파악 필요 <b id="n-unreachable">{unreachable}</b> <span class="en">unreachable</span> · 사례관리 <b id="n-in-case">{}</b> <span class="en">in case</span> · 기준 {} KST</p>"#,
         esc(&ko),
         esc(&en),
         queued.len(),
@@ -157,7 +180,7 @@ pub fn queue(
         }
         body.push_str(r#"</select></label><button type="submit">보기 Show</button></form>"#);
     }
-    body.push_str(r#"<table id="queue"><thead><tr><th>순위<br><span class="en">#</span></th><th>가구<br><span class="en">Household</span></th><th>우선순위<br><span class="en">Priority</span></th><th>상태<br><span class="en">Status</span></th><th>연락기한<br><span class="en">Due</span></th><th>사유<br><span class="en">Reasons</span></th><th>최근조치<br><span class="en">Last outcome</span></th></tr></thead><tbody>"#);
+    body.push_str(r#"<table id="queue"><thead><tr><th>순위<br><span class="en">#</span></th><th>가구<br><span class="en">Household</span></th><th>우선순위<br><span class="en">Priority</span></th><th>상태<br><span class="en">Status</span></th><th>할 일<br><span class="en">Next step</span></th><th>사유<br><span class="en">Reasons</span></th><th>최근조치<br><span class="en">Last outcome</span></th></tr></thead><tbody>"#);
     for (rank, i) in queued.iter().enumerate() {
         let last = i
             .case
@@ -167,12 +190,13 @@ pub fn queue(
             .unwrap_or_else(|| "-".into());
         let _ = write!(
             body,
-            r#"<tr data-household="{id}"><td>{}</td><td><a href="/households/{id}">{id}</a></td><td class="p">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{last}</td></tr>"#,
+            r#"<tr data-household="{id}" data-tier="{tier}"><td>{}</td><td><a href="/households/{id}">{id}</a></td><td class="p">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{last}</td></tr>"#,
             rank + 1,
             i.case.priority.map_or("-", |p| p.as_str()),
-            status_cell(i, now),
-            i.due_at().map(local_time).unwrap_or_else(|| "-".into()),
+            status_cell(i),
+            step_cell(i),
             reasons(i),
+            tier = i.case.tier.map_or("", |t| t.as_str()),
             id = esc(&i.household_id),
         );
     }
@@ -198,21 +222,101 @@ pub fn queue(
     layout("업무 목록 Work queue", person, &body)
 }
 
+/// The household's outcomes: when, what (channel and result, services,
+/// reason, track), who, the note, and a withdraw button per outcome.
+fn history(st: &WebState, body: &mut String, item: &WorkItem, csrf: Option<&str>) {
+    body.push_str(r#"<h2>조치 이력 <span class="en">Outcomes so far</span></h2><ol id="history">"#);
+    let id = esc(&item.household_id);
+    for o in &item.case.outcomes {
+        let detail = item.details.iter().rev().find(|d| d.key == o.key);
+        let mut what = esc(&o.label);
+        if let Some(c) = o.channel {
+            let _ = write!(what, " · {}", esc(&st.label(c)));
+        }
+        if !o.services.is_empty() {
+            let names: Vec<String> = o.services.iter().map(|s| esc(&st.label(s))).collect();
+            let _ = write!(what, " · {}", names.join(", "));
+        }
+        let who = match detail {
+            Some(d) => format!("{} ({})", esc(&d.staff_id), esc(&d.dong_code)),
+            None if o.by_city => "시 city".into(),
+            None => "-".into(),
+        };
+        let _ = write!(
+            body,
+            r#"<li class="outcome"><span class="when">{}</span> · <b>{what}</b> <span class="en">{}</span> · 기록 <span class="en">by</span> {who}"#,
+            local_time(o.recorded_at),
+            esc(&o.kind),
+        );
+        if let Some(d) = detail {
+            let _ = write!(
+                body,
+                r#" · <span class="oid">{}</span>"#,
+                esc(&d.outcome_id)
+            );
+            if let Some(n) = &d.note {
+                let _ = write!(body, r#"<p class="note">{}</p>"#, esc(n));
+            }
+            if let Some(csrf) = csrf {
+                let _ = write!(
+                    body,
+                    r#"<form method="post" action="/households/{id}/outcomes" class="withdraw"><input type="hidden" name="csrf" value="{}"><input type="hidden" name="kind" value="withdrawn"><input type="hidden" name="withdraws" value="{}"><button type="submit">이 기록 철회 <span class="en">Withdraw</span></button></form>"#,
+                    esc(csrf),
+                    esc(&d.outcome_id)
+                );
+            }
+        }
+        body.push_str("</li>");
+    }
+    if item.case.outcomes.is_empty() {
+        body.push_str("<li>아직 없음 <span class=\"en\">none yet</span></li>");
+    }
+    body.push_str("</ol>");
+}
+
 /// `<option>`s of wire names, each with its Korean label.
-fn options(st: &WebState, names: impl IntoIterator<Item = &'static str>) -> String {
+/// `<option>`s of wire names, each with its Korean label; `chosen` is
+/// selected.
+fn options(
+    st: &WebState,
+    names: impl IntoIterator<Item = &'static str>,
+    chosen: Option<&str>,
+) -> String {
     names
         .into_iter()
-        .map(|n| format!(r#"<option value="{n}">{} {n}</option>"#, esc(&st.label(n))))
+        .map(|n| {
+            let sel = if chosen == Some(n) { " selected" } else { "" };
+            format!(
+                r#"<option value="{n}"{sel}>{} {n}</option>"#,
+                esc(&st.label(n))
+            )
+        })
         .collect()
 }
 
 /// One household: its alerts, status, history, and the outcome form.
-pub fn household(
+pub fn household(st: &WebState, person: &Person, item: &WorkItem, notice: Option<&str>) -> String {
+    household_page(st, person, item, notice, None)
+}
+
+/// The household's page after a refused outcome: the reason on the form,
+/// what was typed kept.
+pub fn household_refused(
     st: &WebState,
     person: &Person,
     item: &WorkItem,
-    now: i64,
+    fields: &[(String, String)],
+    message: &str,
+) -> String {
+    household_page(st, person, item, None, Some((message, fields)))
+}
+
+fn household_page(
+    st: &WebState,
+    person: &Person,
+    item: &WorkItem,
     notice: Option<&str>,
+    refused: Option<(&str, &[(String, String)])>,
 ) -> String {
     use crate::stages::case::outcome::{
         Channel, CloseReason, ContactResult, NotApplicableReason, OutcomeKind, Service, Track,
@@ -225,31 +329,27 @@ pub fn household(
     }
     let _ = write!(
         body,
-        r#"<dl class="facts" data-household="{id}"><dt>가구 <span class="en">Household</span></dt><dd id="household">{id}</dd><dt>동 <span class="en">Dong</span></dt><dd>{} {} ({})</dd><dt>상태 <span class="en">Status</span></dt><dd id="status">{}</dd><dt>우선순위 <span class="en">Priority</span></dt><dd>{}</dd><dt>연락기한 <span class="en">Due</span></dt><dd>{}</dd><dt>알림 횟수 <span class="en">Times alerted</span></dt><dd>{}</dd><dt>사유 <span class="en">Reasons</span></dt><dd>{}</dd></dl>"#,
+        r#"<dl class="facts" data-household="{id}"><dt>가구 <span class="en">Household</span></dt><dd id="household">{id}</dd><dt>동 <span class="en">Dong</span></dt><dd>{} {} ({})</dd><dt>상태 <span class="en">Status</span></dt><dd id="status" data-status="{}" data-outcomes="{}">{}</dd><dt>할 일 <span class="en">Next step</span></dt><dd id="step">{}</dd><dt>우선순위 <span class="en">Priority</span></dt><dd>{}</dd><dt>연락기한 <span class="en">Due</span></dt><dd>{}</dd><dt>실패한 시도 <span class="en">Failed attempts</span></dt><dd id="attempts">{}</dd><dt>알림 횟수 <span class="en">Times alerted</span></dt><dd>{}</dd><dt>사유 <span class="en">Reasons</span></dt><dd>{}</dd></dl>"#,
         esc(&ko),
         esc(&en),
         esc(&c.dong),
-        status_cell(item, now),
+        c.status.as_str(),
+        c.outcomes.len(),
+        status_cell(item),
+        step_cell(item),
         c.priority.map_or("-", |p| p.as_str()),
         item.due_at().map(local_time).unwrap_or_else(|| "-".into()),
+        c.attempts,
         c.times_flagged,
         reasons(item),
         id = esc(&item.household_id)
     );
-    body.push_str(r#"<h2>조치 이력 <span class="en">Outcomes so far</span></h2><ol id="history">"#);
-    for o in &c.outcomes {
-        let _ = write!(
-            body,
-            "<li>{} · {} <span class=\"en\">{}</span></li>",
-            local_time(o.recorded_at),
-            esc(&o.label),
-            esc(&o.kind)
-        );
-    }
-    if c.outcomes.is_empty() {
-        body.push_str("<li>아직 없음 <span class=\"en\">none yet</span></li>");
-    }
-    body.push_str("</ol>");
+    history(
+        st,
+        &mut body,
+        item,
+        person.session.as_ref().map(|s| s.csrf.as_str()),
+    );
     let Some(session) = &person.session else {
         return layout("가구 Household", person, &body);
     };
@@ -258,30 +358,55 @@ pub fn household(
         .first()
         .map(|a| a.alert_id.clone())
         .unwrap_or_default();
+    let typed: &[(String, String)] = refused.map_or(&[], |r| r.1);
+    let value = |name: &str| {
+        typed
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let error = refused
+        .map(|(m, _)| {
+            format!(
+                r#"<p class="error" id="form-error" role="alert">{}</p>"#,
+                esc(m)
+            )
+        })
+        .unwrap_or_default();
     let _ = write!(
         body,
-        r#"<h2>조치 기록 <span class="en">Record an outcome</span></h2><form method="post" action="/households/{id}/outcomes" id="outcome" class="outcome"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="alert_id" value="{alert}">
+        r#"<h2>조치 기록 <span class="en">Record an outcome</span></h2>{error}<form method="post" action="/households/{id}/outcomes" id="outcome" class="outcome"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="alert_id" value="{alert}">
 <label>조치 <span class="en">What was done</span> <select name="kind" id="kind" required>{kinds}</select></label>
-<fieldset data-kind="contact_attempted"><legend>연락 시도 <span class="en">Contact attempt</span></legend><label>방법 <span class="en">Channel</span> <select name="channel" id="channel">{channels}</select></label><label>결과 <span class="en">Result</span> <select name="result" id="result">{results}</select></label></fieldset>
+<fieldset data-kind="contact_attempted"><legend>연락 시도 <span class="en">Contact attempt</span></legend><label>방법 <span class="en">Channel</span> <select name="channel" id="channel">{channels}</select></label><label>결과 <span class="en">Result</span> <select name="result" id="result"><option value="" selected>선택하세요 choose</option>{results}</select></label></fieldset>
 <fieldset data-kind="support_linked"><legend>서비스 연계 <span class="en">Services linked</span></legend>{services}</fieldset>
 <fieldset data-kind="case_opened"><legend>선정 <span class="en">Track</span></legend><select name="track">{tracks}</select></fieldset>
 <fieldset data-kind="not_applicable"><legend>비대상 사유 <span class="en">Reason</span></legend><select name="na_reason">{na}</select></fieldset>
 <fieldset data-kind="case_closed"><legend>종결 사유 <span class="en">Reason</span></legend><select name="close_reason">{close}</select></fieldset>
-<fieldset data-kind="withdrawn"><legend>철회할 기록 <span class="en">Outcome id to withdraw</span></legend><input name="withdraws" maxlength="64"></fieldset>
-<label>메모 <span class="en">Note</span> (500자 이내, 주민등록번호 금지 <span class="en">at most 500 characters, no resident registration numbers</span>) <textarea name="note" maxlength="500"></textarea></label>
+<fieldset data-kind="withdrawn"><legend>철회할 기록 <span class="en">Outcome id to withdraw</span></legend><input name="withdraws" maxlength="64" value="{withdraws}"></fieldset>
+<label>메모 <span class="en">Note</span> (500자 이내, 주민등록번호 금지 <span class="en">at most 500 characters, no resident registration numbers</span>) <textarea name="note" maxlength="500">{note}</textarea></label>
 <button type="submit" id="record">기록 Record</button></form>"#,
         id = esc(&item.household_id),
         csrf = esc(&session.csrf),
-        kinds = options(st, OutcomeKind::ALL.iter().map(|c| c.as_str())),
-        channels = options(st, Channel::ALL.iter().map(|c| c.as_str())),
-        results = options(st, ContactResult::ALL.iter().map(|c| c.as_str())),
+        kinds = options(st, OutcomeKind::ALL.iter().map(|c| c.as_str()), value("kind")),
+        channels = options(st, Channel::ALL.iter().map(|c| c.as_str()), value("channel")),
+        results = options(st, ContactResult::ALL.iter().map(|c| c.as_str()), value("result")),
         services = Service::ALL
             .iter()
-            .map(|s| format!(r#"<label class="check"><input type="checkbox" name="services" value="{0}"> {1} {0}</label>"#, s.as_str(), esc(&st.label(s.as_str()))))
+            .map(|s| {
+                let on = typed.iter().any(|(k, v)| k == "services" && v == s.as_str());
+                format!(
+                    r#"<label class="check"><input type="checkbox" name="services" value="{0}"{2}> {1} {0}</label>"#,
+                    s.as_str(),
+                    esc(&st.label(s.as_str())),
+                    if on { " checked" } else { "" }
+                )
+            })
             .collect::<String>(),
-        tracks = options(st, Track::ALL.iter().map(|c| c.as_str())),
-        na = options(st, NotApplicableReason::ALL.iter().map(|c| c.as_str())),
-        close = options(st, CloseReason::ALL.iter().map(|c| c.as_str())),
+        tracks = options(st, Track::ALL.iter().map(|c| c.as_str()), value("track")),
+        na = options(st, NotApplicableReason::ALL.iter().map(|c| c.as_str()), value("na_reason")),
+        close = options(st, CloseReason::ALL.iter().map(|c| c.as_str()), value("close_reason")),
+        withdraws = esc(value("withdraws").unwrap_or_default()),
+        note = esc(value("note").unwrap_or_default()),
     );
     layout("가구 Household", person, &body)
 }
@@ -417,7 +542,7 @@ pub fn city(
             r#"<tr><td><a href="/households/{h}">{h}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             esc(&i.case.dong),
             i.case.priority.map_or("-", |p| p.as_str()),
-            status_cell(i, now),
+            status_cell(i),
             h = esc(&i.household_id)
         );
     }

@@ -416,17 +416,30 @@ fn queue_json(st: &WebState, dong: &str, items: &[Arc<WorkItem>], now: i64) -> V
     })
 }
 
-fn household_json(i: &WorkItem, now: i64) -> Value {
+fn household_json(i: &WorkItem, _now: i64) -> Value {
     let c = &i.case;
+    let time = |t: Option<i64>| t.map(crate::stages::alert::rfc3339);
     json!({
         "household_id": i.household_id,
         "dong_code": c.dong,
         "status": c.status.as_str(),
         "status_ko": c.status_ko,
-        "overdue": i.overdue(now),
+        "open": c.open(),
+        "tier": c.tier.map(|t| t.as_str()),
+        "overdue": c.overdue(),
+        "overdue_days": c.overdue_days,
+        "next_step_ko": c.step_ko,
+        "next_step": c.step_en,
         "priority": c.priority.map(|p| p.as_str()),
         "score": i.score,
-        "due_at": i.due_at().map(crate::stages::alert::rfc3339),
+        "due_at": time(c.due_at),
+        "attempts": c.attempts,
+        "last_attempt_at": time(c.last_attempt_at),
+        "next_attempt_at": time(c.next_attempt_at.filter(|_| c.open())),
+        "unreachable_since": time(c.unreachable_since),
+        "repeatedly_flagged": c.repeatedly_flagged,
+        "held_until": time(c.hold_until),
+        "services": c.services,
         "categories": c.categories,
         "reasons_ko": i.reasons.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
         "reasons": i.reasons.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
@@ -436,13 +449,23 @@ fn household_json(i: &WorkItem, now: i64) -> Value {
             "emitted_at": crate::stages::alert::rfc3339(a.emitted_at),
             "due_at": crate::stages::alert::rfc3339(a.due_at),
         })).collect::<Vec<_>>(),
-        "outcomes": c.outcomes.iter().map(|o| json!({
-            "kind": o.kind,
-            "label": o.label,
-            "recorded_at": crate::stages::alert::rfc3339(o.recorded_at),
-            "recorded_at_local": pages::local_time(o.recorded_at),
-        })).collect::<Vec<_>>(),
-        "in_case_since": c.in_case_since.map(crate::stages::alert::rfc3339),
+        "outcomes": c.outcomes.iter().map(|o| {
+            let d = i.details.iter().rev().find(|d| d.key == o.key);
+            json!({
+                "outcome_id": d.map(|d| d.outcome_id.clone()),
+                "kind": o.kind,
+                "label": o.label,
+                "channel": o.channel,
+                "services": o.services,
+                "staff_id": d.map(|d| d.staff_id.clone()),
+                "recorded_by": d.map(|d| d.dong_code.clone()),
+                "note": d.and_then(|d| d.note.clone()),
+                "recorded_at": crate::stages::alert::rfc3339(o.recorded_at),
+                "recorded_at_local": pages::local_time(o.recorded_at),
+            })
+        }).collect::<Vec<_>>(),
+        "in_case_since": time(c.in_case_since),
+        "case_age_days": c.case_age_days,
         "times_flagged": c.times_flagged,
     })
 }
@@ -535,7 +558,7 @@ async fn household(
     let page = if api {
         axum::Json(household_json(&item, now)).into_response()
     } else {
-        html(pages::household(&st, &who, &item, now, notice))
+        html(pages::household(&st, &who, &item, notice))
     };
     audited(
         &st,
@@ -611,20 +634,67 @@ async fn record_outcome(
     };
     let value = match form::outcome_value(&fields, &item.household_id, &by) {
         Ok(v) => v,
-        Err(e) => return fail(api, StatusCode::BAD_REQUEST, &e),
+        Err(e) if api => return fail(true, StatusCode::BAD_REQUEST, &e),
+        Err(e) => {
+            let message = format!("입력을 확인하세요 (check the form): {e}");
+            let page =
+                refused_on_form(&st, &who, &item, &fields, StatusCode::BAD_REQUEST, &message);
+            return audited(
+                &st,
+                &who,
+                &from,
+                "record_outcome_refused",
+                uri.path(),
+                vec![id],
+                None,
+                page,
+            );
+        }
     };
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
-    // the same decoder the pipeline applies to the topic
-    if let Err(reject) = crate::stages::case::outcome::decode(
+    // the same decoder the pipeline applies to the topic, then the same
+    // rules against the household's record
+    let checked = crate::stages::case::outcome::decode(
         Some(id.as_bytes()),
         Some(&bytes),
         now,
         st.max_future_ms,
-    ) {
-        return fail(
-            api,
-            StatusCode::BAD_REQUEST,
-            &format!("{}: {}", reject.class.as_str(), reject.reason),
+    )
+    .and_then(|o| st.ops.work.check(&o));
+    if let Err(reject) = checked {
+        use crate::stages::decode::RejectClass;
+        let status = match reject.class {
+            RejectClass::NoOpenCase | RejectClass::CaseAlreadyOpen => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let message = format!(
+            "{} ({}: {})",
+            crate::stages::case::rules::refusal_ko(reject.class),
+            reject.class.as_str(),
+            reject.reason
+        );
+        if api {
+            return (
+                status,
+                axum::Json(json!({
+                    "error": message,
+                    "class": reject.class.as_str(),
+                    "reason_ko": crate::stages::case::rules::refusal_ko(reject.class),
+                    "reason": reject.reason,
+                })),
+            )
+                .into_response();
+        }
+        let page = refused_on_form(&st, &who, &item, &fields, status, &message);
+        return audited(
+            &st,
+            &who,
+            &from,
+            "record_outcome_refused",
+            uri.path(),
+            vec![id],
+            None,
+            page,
         );
     }
     if let Err(r) = audit(
@@ -667,6 +737,31 @@ async fn record_outcome(
         ))
         .into_response()
     }
+}
+
+/// The household's page again, with the refusal on the form and what was
+/// typed kept.
+fn refused_on_form(
+    st: &WebState,
+    who: &Person,
+    item: &WorkItem,
+    fields: &[(String, String)],
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    // a number shaped like a resident registration number is not echoed
+    let kept: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(_, v)| !crate::base::ids::contains_rrn(v.as_bytes()))
+        .cloned()
+        .collect();
+    let page = pages::household_refused(st, who, item, &kept, message);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
 }
 
 fn urlencode(s: &str) -> String {

@@ -44,7 +44,11 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
         .with_label_values(&["signals.job-loss", "0"])
         .set(0);
     metrics
-        .overdue_alerts
+        .overdue_households
+        .with_label_values(&["4125052000"])
+        .set(0);
+    metrics
+        .unreachable_households
         .with_label_values(&["4125052000"])
         .set(0);
     let exported = metrics.render();

@@ -71,8 +71,15 @@ pub enum CaseStatus {
     /// No outcome recorded yet.
     #[default]
     New,
-    /// A contact was recorded.
+    /// Someone of the household was reached.
     Contacted,
+    /// Contact attempts failed; the next one is due (연락 시도 중).
+    Attempting,
+    /// Support was linked; alerts at its priority are held until its
+    /// hold ends.
+    Linked,
+    /// Its case was closed and a new alert came (종결 후 재알림).
+    Realerted,
     /// Cannot be found: a residence check (소재파악) is needed.
     Unreachable,
     /// An outcome holds back alerts at this priority (declined, no need,
@@ -87,9 +94,12 @@ pub enum CaseStatus {
 
 impl CaseStatus {
     /// Every status.
-    pub const ALL: [CaseStatus; 6] = [
+    pub const ALL: [CaseStatus; 9] = [
         CaseStatus::New,
         CaseStatus::Contacted,
+        CaseStatus::Attempting,
+        CaseStatus::Linked,
+        CaseStatus::Realerted,
         CaseStatus::Unreachable,
         CaseStatus::Held,
         CaseStatus::InCase,
@@ -101,10 +111,28 @@ impl CaseStatus {
         match self {
             CaseStatus::New => "new",
             CaseStatus::Contacted => "contacted",
+            CaseStatus::Attempting => "attempting",
+            CaseStatus::Linked => "linked",
+            CaseStatus::Realerted => "realerted",
             CaseStatus::Unreachable => "unreachable",
             CaseStatus::Held => "held",
             CaseStatus::InCase => "in_case",
             CaseStatus::Closed => "closed",
+        }
+    }
+
+    /// The Korean label unless the pipeline names another.
+    pub fn label_ko(self) -> &'static str {
+        match self {
+            CaseStatus::New => "신규",
+            CaseStatus::Contacted => "연락됨",
+            CaseStatus::Attempting => "연락 시도 중",
+            CaseStatus::Linked => "서비스 연계",
+            CaseStatus::Realerted => "종결 후 재알림",
+            CaseStatus::Unreachable => "소재파악 필요",
+            CaseStatus::Held => "보류",
+            CaseStatus::InCase => "사례관리 중",
+            CaseStatus::Closed => "종결",
         }
     }
 }

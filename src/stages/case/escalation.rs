@@ -13,7 +13,8 @@ use crate::stages::score::Priority;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
-    /// An alert passed its due time without a first contact.
+    /// An alert passed its due time without anyone of the household
+    /// reached.
     Overdue,
     /// The household cannot be found: a residence check is needed.
     Unreachable,
@@ -49,6 +50,19 @@ pub struct OutcomeSoFar {
     /// When it was recorded, ms (RFC 3339 on the wire).
     #[serde(serialize_with = "as_rfc3339")]
     pub recorded_at: i64,
+    /// How a contact was attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'static str>,
+    /// The services a `support_linked` linked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<&'static str>,
+    /// Recorded by the city team.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub by_city: bool,
+    /// 32 bits of the hash of its `outcome_id` (what the record keeps), to
+    /// match it with the id the web front saw.
+    #[serde(skip)]
+    pub key: u32,
 }
 
 /// The JSON value sent to `city.escalations` (key: `dong_code`).
@@ -74,6 +88,9 @@ pub struct Escalation {
     pub since: i64,
     /// Alerts sent for the household so far.
     pub times_flagged: u32,
+    /// Failed contact attempts since someone of the household was last
+    /// reached.
+    pub attempts: u32,
     /// Every outcome recorded for it so far (withdrawn ones left out).
     pub outcomes: Vec<OutcomeSoFar>,
     /// When it was decided (driver's clock), ms (RFC 3339 on the wire).

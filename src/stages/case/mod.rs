@@ -11,40 +11,28 @@
 pub mod escalation;
 pub mod outcome;
 pub mod record;
+pub mod rules;
+pub mod work;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::base::civil::date_bytes;
 use crate::base::keyed::{Record, Records};
 use crate::definition::{PipelineSpec, DAY_MS};
 use crate::stages::alert::{Alert, AlertType, CaseStatus, LastOutcome, PipelineTag};
-use crate::stages::decode::{Reject, RejectClass};
+use crate::stages::decode::Reject;
 use crate::stages::score::Priority;
 use crate::stages::{Restore, Restored, StatePart, StatefulStage, Watermark};
 use escalation::{escalation_id, Escalation, EscalationReason, OutcomeSoFar};
-use outcome::{CloseReason, ContactResult, NotApplicableReason, Outcome, OutcomeKind, Said, Track};
-use record::{CaseRecord, CaseView, FoldRules, HeldOutcome, KeptAlert};
+use outcome::{
+    CloseReason, ContactResult, NotApplicableReason, Outcome, OutcomeKind, Said, Service, Track,
+};
+use record::{CaseRecord, HeldOutcome, KeptAlert};
+pub use rules::Verdict;
+use rules::{outcome_key, reaches, CaseView, Rules};
+pub use work::{OpenAlert, OpenWork, Tier};
 
 /// Outcomes kept per household at most (the oldest go first).
 const MAX_OUTCOMES: usize = 64;
-
-/// What the case state says of one assessment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Through the cooldown as usual, at this priority (raised by one for
-    /// an unreachable household).
-    Gate(Priority),
-    /// Held back by an outcome (declined, no need, support linked, moved).
-    Hold,
-    /// Recorded deceased: its signals are dropped, nothing is sent.
-    Drop,
-    /// In case management and its priority or categories changed: a case
-    /// update goes to the office.
-    CaseUpdate,
-    /// In case management, nothing new.
-    Quiet,
-}
 
 /// What recording one outcome did.
 #[derive(Debug, Default)]
@@ -72,6 +60,8 @@ pub struct FirstContact {
     pub in_time: bool,
     /// `recorded_at`, ms.
     pub recorded_at: i64,
+    /// Failed attempts before this reach.
+    pub attempts: u32,
 }
 
 impl FirstContact {
@@ -81,107 +71,20 @@ impl FirstContact {
     }
 }
 
-/// A household's case as a daily list shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListCase {
-    /// Status at the cut-off.
-    pub status: CaseStatus,
-    /// Its Korean label (`소재파악 필요`).
-    pub status_ko: String,
-    /// Korean label and local date of the newest outcome.
-    pub last_outcome: Option<(String, String)>,
-    /// When a first contact is due for its oldest open alert, ms.
-    pub due_at: Option<i64>,
-    /// That due time has passed without a contact.
-    pub overdue: bool,
-    /// In case management since, ms.
-    pub case_opened_at: Option<i64>,
-    /// Priority and categories when the case opened, to tell whether its
-    /// situation worsened.
-    pub opened_with: Option<(Priority, u8)>,
-}
-
-/// An alert waiting for its first contact.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OpenAlert {
-    /// Its id (`al-` and 32 hex digits).
-    pub alert_id: String,
-    /// Its priority.
-    pub priority: Priority,
-    /// When it was sent (driver's clock), ms.
-    pub emitted_at: i64,
-    /// When a first contact is due, ms.
-    pub due_at: i64,
-}
-
-/// A household's case as the offices' work queue shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkCase {
-    /// The dong serving it now.
-    pub dong: String,
-    /// Dongs of its open alerts other than `dong` (it moved): they still
-    /// see it.
-    pub other_dongs: Vec<String>,
-    /// Its status.
-    pub status: CaseStatus,
-    /// The status's Korean label.
-    pub status_ko: String,
-    /// Priority of its newest alert.
-    pub priority: Option<Priority>,
-    /// Categories of its newest alert.
-    pub categories: Vec<String>,
-    /// Alerts waiting for a first contact, oldest first.
-    pub open_alerts: Vec<OpenAlert>,
-    /// The outcomes that count, oldest first.
-    pub outcomes: Vec<OutcomeSoFar>,
-    /// In case management since, ms.
-    pub in_case_since: Option<i64>,
-    /// Alerts sent for it so far.
-    pub times_flagged: u32,
-}
-
-/// Alerts waiting for a first contact (see [`CaseBook::open_counts`]).
-#[derive(Debug, Default)]
-pub struct OpenCounts {
-    /// Per dong, priority and household status.
-    pub open: BTreeMap<(String, Priority, CaseStatus), i64>,
-    /// Past their due time, per dong.
-    pub overdue: BTreeMap<String, i64>,
-    /// Households that cannot be found, per dong.
-    pub unreachable: BTreeMap<String, i64>,
-}
-
-struct Rules {
-    fold: FoldRules,
-    /// Due time per priority (P3, P2, P1 by code - 1), ms.
-    due_ms: [i64; 3],
-    hold_ms: i64,
-    repeat_alerts: u32,
-    repeat_within_ms: i64,
-    retention_ms: i64,
-    city: u64,
-    labels: BTreeMap<String, String>,
-    /// [`CaseBook::kind_text`] and label of every outcome kind and value,
-    /// at [`text_slot`].
-    texts: Vec<(String, String)>,
-    utc_offset_ms: i64,
-}
-
-/// Where an outcome's texts are in [`Rules::texts`]: kind and value codes
-/// are four bits each, as a record keeps them.
+/// Where an outcome's texts are in [`CaseBook::texts`]: kind and value
+/// codes are four bits each, as a record keeps them.
 fn text_slot(kind: OutcomeKind, detail: u8) -> usize {
     usize::from(kind.code() & 0xf) << 4 | usize::from(detail & 0xf)
-}
-
-impl Rules {
-    fn due(&self, p: Priority) -> i64 {
-        self.due_ms[usize::from(p as u8 - 1)]
-    }
 }
 
 /// The case stage.
 pub struct CaseBook {
     rules: Rules,
+    /// [`CaseBook::kind_text`] and label of every outcome kind and value,
+    /// at [`text_slot`].
+    texts: Vec<(String, String)>,
+    /// The queue's tiers in the pipeline's order.
+    queue_order: Vec<Tier>,
     categories: Vec<String>,
     tag: Arc<PipelineTag>,
     records: Records,
@@ -206,10 +109,6 @@ pub struct CaseBook {
     oldest_activity: i64,
 }
 
-fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 fn dong_number(code: &str) -> u64 {
     code.parse().unwrap_or(0)
 }
@@ -224,32 +123,15 @@ fn answers(recorded_at: i64, day: i32) -> bool {
     recorded_at >= i64::from(day) * DAY_MS
 }
 
-/// 32 bits of the hash of an outcome id (0 is kept for "none").
-fn outcome_key(id: &str) -> u32 {
-    (crate::base::hash::fnv1a64(&[id.as_bytes()]) as u32).max(1)
-}
-
 impl CaseBook {
     /// A case stage with the `[outcomes]` rules of `spec`; `tag` names the
     /// pipeline in escalations.
     pub fn new(spec: &PipelineSpec, tag: Arc<PipelineTag>) -> Self {
-        let o = &spec.outcomes;
+        let rules = Rules::new(spec);
         CaseBook {
-            rules: Rules {
-                fold: FoldRules {
-                    attempts: o.unreachable_attempts,
-                    after_ms: ms(o.unreachable_after),
-                },
-                due_ms: [ms(o.due_p3), ms(o.due_p2), ms(o.due_p1)],
-                hold_ms: ms(o.hold),
-                repeat_alerts: o.repeat_alerts,
-                repeat_within_ms: ms(o.repeat_within),
-                retention_ms: ms(o.retention),
-                city: dong_number(&o.city_code),
-                labels: o.labels_ko.clone(),
-                texts: Self::all_texts(&o.labels_ko),
-                utc_offset_ms: i64::from(spec.lists.utc_offset_hours) * 3_600_000,
-            },
+            texts: Self::all_texts(&rules),
+            queue_order: spec.outcomes.queue_tiers(),
+            rules,
             categories: spec.categories(),
             tag,
             records: Records::default(),
@@ -330,10 +212,8 @@ impl CaseBook {
     }
 
     /// Records one outcome (of input partition `shard`), or says why it
-    /// cannot be: `wrong_office` from an office that never served the
-    /// household, `unknown_alert` for an alert not in its kept history, a
-    /// withdrawal of an outcome it does not hold. `now_ms` is the driver's
-    /// clock, written in the escalations it causes.
+    /// cannot be ([`rules::check`]). `now_ms` is the driver's clock,
+    /// written in the escalations it causes.
     pub fn apply(&mut self, o: &Outcome, shard: i32, now_ms: i64) -> Result<Applied, Reject> {
         let id = outcome_key(&o.outcome_id);
         let office = dong_number(&o.dong_code);
@@ -342,108 +222,133 @@ impl CaseBook {
             .records
             .get_hashed(hash, &o.household_id)
             .and_then(|r| CaseRecord::decode(r.payload()));
-        let fresh = known.is_none();
-        let mut r = known.unwrap_or_else(|| CaseRecord::new(shard, office));
-        if r.has_outcome(id) {
+        if known.as_ref().is_some_and(|r| r.has_outcome(id)) {
             return Ok(Applied {
                 duplicate: true,
                 ..Applied::default()
             });
         }
-        let from_city = office == self.rules.city;
-        if !fresh && !from_city && !r.served_by(office) {
-            return Err(Reject::new(
-                RejectClass::WrongOffice,
-                "the outcome comes from a dong office that does not serve this household (nor did for any alert kept); record it from the household's current dong or the city team",
-            ));
+        let before = known.as_ref().map(|r| self.view(r)).unwrap_or_default();
+        rules::check(known.as_ref(), &before, o, office, self.rules.city)?;
+        let mut r = known.unwrap_or_else(|| CaseRecord::new(shard, office));
+        let held = self.held_outcome(o, id, &r);
+        r.outcomes.push(held);
+        if r.outcomes.len() > MAX_OUTCOMES {
+            r.outcomes.remove(0);
         }
-        if let Some(alert) = o.alert_id {
-            if !r.alerts.iter().any(|a| a.id == alert) {
-                return Err(Reject::new(
-                    RejectClass::UnknownAlert,
-                    "alert_id names no alert in the household's kept history; send the alert_id of an alert sagak sent for this household, or leave it out",
-                ));
-            }
+        let mut applied = Applied::default();
+        if reaches(&held) {
+            let failed_before = before.attempts;
+            self.answer_alerts(
+                &o.household_id,
+                &mut r,
+                o,
+                now_ms,
+                failed_before,
+                &mut applied,
+            );
         }
-        let mut target = 0;
-        if let Said::Withdrawn(withdraws) = &o.said {
-            target = outcome_key(withdraws);
-            let Some(t) = r.outcomes.iter().find(|h| h.id == target) else {
-                return Err(Reject::new(
-                    RejectClass::UnknownOutcome,
-                    "withdraws names no outcome held for this household; send the outcome_id of the outcome to withdraw",
-                ));
-            };
-            let deceased = (t.kind == OutcomeKind::NotApplicable
-                && t.detail == NotApplicableReason::Deceased.code())
-                || (t.kind == OutcomeKind::CaseClosed && t.detail == CloseReason::Deceased.code());
-            if deceased && !from_city {
-                return Err(Reject::new(
-                    RejectClass::WrongOffice,
-                    "only the city team may withdraw a deceased; ask it to send the withdrawal",
-                ));
-            }
+        Self::note_move(&mut r, &o.said, held.target);
+        self.escalate_unreachable(&o.household_id, &mut r, now_ms, &mut applied);
+        self.put_hashed(hash, &o.household_id, &r);
+        Ok(applied)
+    }
+
+    /// Whether `o` may be recorded against the household's record `r` (as
+    /// [`CaseBook::apply`] would decide): what a page and the API check
+    /// before they publish. A re-sent outcome passes.
+    pub fn check_outcome(&self, r: Option<&CaseRecord>, o: &Outcome) -> Result<(), Reject> {
+        if r.is_some_and(|r| r.has_outcome(outcome_key(&o.outcome_id))) {
+            return Ok(());
         }
+        let view = r.map(|r| self.view(r)).unwrap_or_default();
+        rules::check(r, &view, o, dong_number(&o.dong_code), self.rules.city)
+    }
+
+    /// What the record keeps of an outcome.
+    fn held_outcome(&self, o: &Outcome, id: u32, r: &CaseRecord) -> HeldOutcome {
         let (priority, categories) = r
             .last_alert()
             .map_or((Priority::P1, u8::MAX), |a| (a.priority, a.categories));
-        let recorded_at = o.recorded_at.div_euclid(1000) * 1000;
-        r.outcomes.push(HeldOutcome {
+        HeldOutcome {
             id,
             kind: o.said.kind(),
             detail: o.said.detail(),
             priority,
             categories,
-            recorded_at,
-            target,
-        });
-        if r.outcomes.len() > MAX_OUTCOMES {
-            r.outcomes.remove(0);
+            recorded_at: o.recorded_at.div_euclid(1000) * 1000,
+            target: match &o.said {
+                Said::Withdrawn(w) => outcome_key(w),
+                _ => 0,
+            },
+            channel: match o.said {
+                Said::Contact(c, _) => Some(c),
+                _ => None,
+            },
+            services: match o.said {
+                Said::SupportLinked(s) => s,
+                _ => 0,
+            },
+            by_city: dong_number(&o.dong_code) == self.rules.city,
         }
-        let mut applied = Applied::default();
-        let contact = matches!(o.said, Said::Contact(..) | Said::Counselled);
-        if contact {
-            // one contact answers every open alert whose signals it came
-            // after (event time, so a replay after a crash decides the same
-            // whichever of the alert and the contact it reads first), and
-            // the alert it names
-            let mut late = Vec::new();
-            for a in &mut r.alerts {
-                let Some(emitted) = a.open_since else {
-                    continue;
-                };
-                if !answers(o.recorded_at, a.day) && o.alert_id != Some(a.id) {
-                    continue;
-                }
-                a.open_since = None;
-                let due = emitted + self.rules.due(a.priority);
-                applied.first_contacts.push(FirstContact {
-                    dong: a.dong.unwrap_or(r.dong),
-                    priority: a.priority,
-                    seconds: (o.recorded_at - emitted).max(0) as f64 / 1000.0,
-                    in_time: o.recorded_at <= due,
-                    recorded_at: o.recorded_at,
-                });
-                if o.recorded_at > due && !a.overdue_sent {
-                    a.overdue_sent = true;
-                    late.push((a.id, a.priority, due));
-                }
+    }
+
+    /// A reach answers every open alert whose signals it came after (event
+    /// time, so a replay after a crash decides the same whichever of the
+    /// alert and the reach it reads first), and the alert it names; one
+    /// that came after an alert's due time sends its `overdue` escalation
+    /// if the timer has not.
+    fn answer_alerts(
+        &self,
+        household_id: &str,
+        r: &mut CaseRecord,
+        o: &Outcome,
+        now_ms: i64,
+        attempts: u32,
+        applied: &mut Applied,
+    ) {
+        let mut late = Vec::new();
+        for a in &mut r.alerts {
+            let Some(emitted) = a.open_since else {
+                continue;
+            };
+            if !answers(o.recorded_at, a.day) && o.alert_id != Some(a.id) {
+                continue;
             }
-            for (alert, p, due) in late {
-                let e = self.escalation(
-                    &o.household_id,
-                    &r,
-                    EscalationReason::Overdue,
-                    &alert.to_le_bytes(),
-                    vec![alert],
-                    Some(p),
-                    due,
-                    now_ms,
-                );
-                applied.escalations.push(e);
+            a.open_since = None;
+            let due = emitted + self.rules.due(a.priority);
+            applied.first_contacts.push(FirstContact {
+                dong: a.dong.unwrap_or(r.dong),
+                priority: a.priority,
+                seconds: (o.recorded_at - emitted).max(0) as f64 / 1000.0,
+                in_time: o.recorded_at <= due,
+                recorded_at: o.recorded_at,
+                attempts,
+            });
+            if o.recorded_at > due && !a.overdue_sent {
+                a.overdue_sent = true;
+                late.push((a.id, a.priority, due));
             }
         }
-        match &o.said {
+        for (alert, p, due) in late {
+            let e = self.escalation(
+                household_id,
+                r,
+                EscalationReason::Overdue,
+                &alert.to_le_bytes(),
+                vec![alert],
+                Some(p),
+                due,
+                now_ms,
+            );
+            applied.escalations.push(e);
+        }
+    }
+
+    /// A move out holds the old dong's alerts; withdrawing it lets them
+    /// through again.
+    fn note_move(r: &mut CaseRecord, said: &Said, target: u32) {
+        match said {
             Said::NotApplicable(NotApplicableReason::MovedOut)
             | Said::CaseClosed(CloseReason::MovedOut) => r.moved_from = r.dong,
             Said::CaseOpened(_) => {
@@ -452,44 +357,47 @@ impl CaseBook {
                 r.opened_with = last;
             }
             Said::Withdrawn(_) => {
-                // a withdrawn move lets the old dong's alerts through again
-                if let Some(t) = r.outcomes.iter().find(|h| h.id == target) {
-                    let moved = t.detail
-                        == if t.kind == OutcomeKind::CaseClosed {
-                            CloseReason::MovedOut.code()
-                        } else {
-                            NotApplicableReason::MovedOut.code()
-                        };
-                    if moved
-                        && matches!(t.kind, OutcomeKind::CaseClosed | OutcomeKind::NotApplicable)
-                    {
-                        r.moved_from = 0;
-                    }
+                let moved = r.outcomes.iter().find(|h| h.id == target).is_some_and(|t| {
+                    (t.kind == OutcomeKind::CaseClosed && t.detail == CloseReason::MovedOut.code())
+                        || (t.kind == OutcomeKind::NotApplicable
+                            && t.detail == NotApplicableReason::MovedOut.code())
+                });
+                if moved {
+                    r.moved_from = 0;
                 }
             }
             _ => {}
         }
-        let view = self.view(&r);
-        if let Some((since, first)) = view.unreachable {
-            if r.unreachable_sent != first {
-                r.unreachable_sent = first;
-                let alerts = r.alerts.iter().map(|a| a.id).collect();
-                let priority = r.last_alert().map(|a| a.priority);
-                let e = self.escalation(
-                    &o.household_id,
-                    &r,
-                    EscalationReason::Unreachable,
-                    &first.to_le_bytes(),
-                    alerts,
-                    priority,
-                    since,
-                    now_ms,
-                );
-                applied.escalations.push(e);
-            }
+    }
+
+    /// The `unreachable` escalation of a new spell of failed attempts, once.
+    fn escalate_unreachable(
+        &self,
+        household_id: &str,
+        r: &mut CaseRecord,
+        now_ms: i64,
+        applied: &mut Applied,
+    ) {
+        let Some((since, first)) = self.view(r).unreachable else {
+            return;
+        };
+        if r.unreachable_sent == first {
+            return;
         }
-        self.put_hashed(hash, &o.household_id, &r);
-        Ok(applied)
+        r.unreachable_sent = first;
+        let alerts = r.alerts.iter().map(|a| a.id).collect();
+        let priority = r.last_alert().map(|a| a.priority);
+        let e = self.escalation(
+            household_id,
+            r,
+            EscalationReason::Unreachable,
+            &first.to_le_bytes(),
+            alerts,
+            priority,
+            since,
+            now_ms,
+        );
+        applied.escalations.push(e);
     }
 
     /// What the case state says of an assessment of `household_id` at
@@ -528,37 +436,16 @@ impl CaseBook {
         window_end: i64,
     ) -> Verdict {
         let view = self.view(r);
-        if view.deceased_at.is_some() {
-            return Verdict::Drop;
-        }
-        if view.in_case.is_some() {
-            return if r.baseline == Some((priority, categories)) {
-                Verdict::Quiet
-            } else {
-                Verdict::CaseUpdate
-            };
-        }
-        if r.moved_from != 0 && dong_number(dong) == r.moved_from {
-            return Verdict::Hold;
-        }
-        let priority = if view.unreachable.is_some() {
-            priority.raised()
-        } else {
-            priority
-        };
-        if self.held(&view, priority, categories, window_end) {
-            return Verdict::Hold;
-        }
-        Verdict::Gate(priority)
-    }
-
-    /// Whether an outcome holds back an assessment: one at the same or a
-    /// lower priority, with no new category, whose window ends within the
-    /// hold after the outcome was recorded.
-    fn held(&self, view: &CaseView, priority: Priority, categories: u8, window_end: i64) -> bool {
-        view.holds.iter().any(|&(at, p, cats)| {
-            priority <= p && categories & !cats == 0 && window_end < at + self.rules.hold_ms
-        })
+        let dong = dong_number(dong);
+        rules::verdict(
+            &self.rules,
+            r,
+            &view,
+            priority,
+            categories,
+            dong,
+            window_end,
+        )
     }
 
     /// Fills in what the case state says of an alert about to be sent
@@ -639,9 +526,9 @@ impl CaseBook {
             r.moved_from = 0;
         }
         let day = alert.last_signal_at.div_euclid(DAY_MS) as i32;
-        // a contact already recorded after its signals answers it (the
-        // contact was read first, as a replay may)
-        let answered = view.contact_at.is_some_and(|at| answers(at, day));
+        // a reach already recorded after its signals answers it (the
+        // reach was read first, as a replay may)
+        let answered = view.reached_at.is_some_and(|at| answers(at, day));
         r.alerts.push(KeptAlert {
             id,
             day,
@@ -668,9 +555,9 @@ impl CaseBook {
         self.due.push(std::cmp::Reverse((due, hash)));
     }
 
-    /// The `repeatedly_flagged` escalation a newly kept alert makes, if the
-    /// last `repeat_alerts` alerts fall within the span with no engagement
-    /// since the first of them.
+    /// The `repeatedly_flagged` escalation a newly kept alert makes, if
+    /// it starts the `repeat_alerts`-th separate episode within the span
+    /// with no engagement since the first of them ([`rules::repeated`]).
     fn repeated(
         &self,
         household_id: &str,
@@ -678,25 +565,11 @@ impl CaseBook {
         view: &CaseView,
         now_ms: i64,
     ) -> Option<Escalation> {
-        let n = self.rules.repeat_alerts as usize;
-        let newest = r.alerts.last()?.day;
-        let within: Vec<&KeptAlert> = r
-            .alerts
-            .iter()
-            .filter(|a| i64::from(newest - a.day) * DAY_MS <= self.rules.repeat_within_ms)
-            .collect();
-        if within.len() < n || r.flagged - r.repeat_at < self.rules.repeat_alerts {
-            return None;
-        }
-        let counted = &within[within.len() - n..];
-        let first = i64::from(counted[0].day) * DAY_MS;
-        if view.engaged_at.is_some_and(|at| at >= first) {
-            return None;
-        }
-        let ids: Vec<u128> = counted.iter().map(|a| a.id).collect();
+        let ids = rules::repeated(&self.rules, r, view)?;
+        let first = i64::from(r.alerts.iter().find(|a| a.id == ids[0])?.day) * DAY_MS;
         let last = ids[ids.len() - 1];
         let priority = r.last_alert().map(|a| a.priority);
-        r.repeat_at = r.flagged;
+        r.repeat_day = r.last_alert().map(|a| a.day);
         Some(self.escalation(
             household_id,
             r,
@@ -738,28 +611,7 @@ impl CaseBook {
 
     /// The household's status at `at` (event time, for holds).
     fn status(&self, view: &CaseView, r: &CaseRecord, at: i64) -> CaseStatus {
-        if view.in_case.is_some() {
-            CaseStatus::InCase
-        } else if view.unreachable.is_some() {
-            CaseStatus::Unreachable
-        } else if view
-            .last
-            .is_some_and(|(k, ..)| k == OutcomeKind::CaseClosed)
-        {
-            CaseStatus::Closed
-        } else if r.moved_from != 0
-            || view
-                .holds
-                .iter()
-                .any(|&(held_at, ..)| at < held_at + self.rules.hold_ms)
-        {
-            // held at this priority, or held below it and sent past it
-            CaseStatus::Held
-        } else if view.contact_at.is_some() {
-            CaseStatus::Contacted
-        } else {
-            CaseStatus::New
-        }
+        rules::status(&self.rules, view, r, at)
     }
 
     /// The wire name of an outcome with its value (`contact_attempted/no_answer`).
@@ -780,31 +632,36 @@ impl CaseBook {
     }
 
     /// The Korean label of an outcome with its value (`연락 시도 (응답 없음)`),
-    /// from the pipeline's labels.
-    fn make_label(labels: &BTreeMap<String, String>, kind: OutcomeKind, detail: u8) -> String {
-        let text = Self::kind_text(kind, detail);
-        let mut parts = text.split('/');
-        let word = |name: &str| {
-            labels
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| name.to_string())
+    /// from the pipeline's labels or the declaration's.
+    fn make_label(rules: &Rules, kind: OutcomeKind, detail: u8) -> String {
+        let head = rules.label(kind.as_str(), kind.label_ko());
+        let value = match kind {
+            OutcomeKind::ContactAttempted => {
+                ContactResult::from_code(detail).map(|v| (v.as_str(), v.label_ko()))
+            }
+            OutcomeKind::CaseOpened => Track::from_code(detail).map(|v| (v.as_str(), v.label_ko())),
+            OutcomeKind::NotApplicable => {
+                NotApplicableReason::from_code(detail).map(|v| (v.as_str(), v.label_ko()))
+            }
+            OutcomeKind::CaseClosed => {
+                CloseReason::from_code(detail).map(|v| (v.as_str(), v.label_ko()))
+            }
+            _ => None,
         };
-        let head = word(parts.next().unwrap_or_default());
-        match parts.next() {
-            Some(value) => format!("{head} ({})", word(value)),
+        match value {
+            Some((name, ko)) => format!("{head} ({})", rules.label(name, ko)),
             None => head,
         }
     }
 
-    /// [`Rules::texts`] for the pipeline's labels.
-    fn all_texts(labels: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    /// [`CaseBook::texts`] for the pipeline's labels.
+    fn all_texts(rules: &Rules) -> Vec<(String, String)> {
         let mut texts = vec![Default::default(); 256];
         for &kind in OutcomeKind::ALL {
             for detail in 0..16 {
                 texts[text_slot(kind, detail)] = (
                     Self::kind_text(kind, detail),
-                    Self::make_label(labels, kind, detail),
+                    Self::make_label(rules, kind, detail),
                 );
             }
         }
@@ -814,32 +671,28 @@ impl CaseBook {
     /// [`CaseBook::kind_text`] and the Korean label of an outcome, made once
     /// (every alert of a household with outcomes carries its last one).
     fn texts(&self, kind: OutcomeKind, detail: u8) -> &(String, String) {
-        &self.rules.texts[text_slot(kind, detail)]
+        &self.texts[text_slot(kind, detail)]
     }
 
     /// The Korean label of a status (`소재파악 필요`).
     pub fn status_label(&self, status: CaseStatus) -> String {
-        self.rules
-            .labels
-            .get(status.as_str())
-            .cloned()
-            .unwrap_or_else(|| status.as_str().to_string())
+        self.rules.label(status.as_str(), status.label_ko())
     }
 
-    fn local_date(&self, ms: i64) -> String {
-        let days = (ms + self.rules.utc_offset_ms).div_euclid(DAY_MS);
-        date_bytes(days)
+    /// The local date (`YYYY-MM-DD`) of an instant.
+    pub fn local_date(&self, ms: i64) -> String {
+        crate::base::civil::date_bytes(self.rules.local_day(ms))
             .map(|d| String::from_utf8_lossy(&d).into_owned())
             .unwrap_or_default()
     }
 
     fn last_outcome(&self, view: &CaseView) -> Option<LastOutcome> {
-        view.last.map(|(kind, detail, at)| {
-            let (kind, label) = self.texts(kind, detail).clone();
+        view.last.map(|o| {
+            let (kind, label) = self.texts(o.kind, o.detail).clone();
             LastOutcome {
                 kind,
                 label,
-                date: self.local_date(at),
+                date: self.local_date(o.recorded_at),
             }
         })
     }
@@ -854,6 +707,14 @@ impl CaseBook {
                     kind,
                     label,
                     recorded_at: o.recorded_at,
+                    channel: o.channel.map(|c| c.as_str()),
+                    services: Service::ALL
+                        .iter()
+                        .filter(|s| o.services & (1 << s.code()) != 0)
+                        .map(|s| s.as_str())
+                        .collect(),
+                    by_city: o.by_city,
+                    key: o.id,
                 }
             })
             .collect()
@@ -883,6 +744,7 @@ impl CaseBook {
             priority,
             since,
             times_flagged: r.flagged,
+            attempts: self.view(r).attempts,
             outcomes: self.outcomes_so_far(r),
             emitted_at: now_ms,
             pipeline: Arc::clone(&self.tag),
@@ -936,172 +798,6 @@ impl CaseBook {
         }
         out
     }
-
-    /// The case of a household as the daily list of `as_of_ms` shows it.
-    pub fn list_case(&self, household_id: &str, as_of_ms: i64) -> Option<ListCase> {
-        let r = self.record(household_id)?;
-        let view = self.view(&r);
-        let open = r
-            .alerts
-            .iter()
-            .filter_map(|a| a.open_since.map(|e| e + self.rules.due(a.priority)))
-            .min();
-        let status = self.status(&view, &r, as_of_ms);
-        Some(ListCase {
-            status,
-            status_ko: self.status_label(status),
-            last_outcome: view
-                .last
-                .map(|(k, d, at)| (self.texts(k, d).1.clone(), self.local_date(at))),
-            due_at: open,
-            overdue: open.is_some_and(|due| as_of_ms > due),
-            case_opened_at: view.in_case,
-            opened_with: r.opened_with,
-        })
-    }
-
-    /// A household's case record as it is held (compact bytes): what the
-    /// web front keeps, rendered only when a page shows it.
-    pub fn payload(&self, household_id: &str) -> Option<&[u8]> {
-        self.records.get(household_id).map(|r| r.payload())
-    }
-
-    /// The records worth a place in the work queue at `now_ms`: an alert
-    /// waiting for a first contact, unreachable, in case management, or
-    /// any activity within `recent_ms`.
-    pub fn work_payloads(
-        &self,
-        now_ms: i64,
-        recent_ms: i64,
-    ) -> Vec<(String, std::sync::Arc<[u8]>)> {
-        let mut out = Vec::new();
-        for held in self.records.iter() {
-            let Some(r) = CaseRecord::decode(held.payload()) else {
-                continue;
-            };
-            let open = r.alerts.iter().any(|a| a.open_since.is_some());
-            if !open && r.last_activity() < now_ms - recent_ms {
-                let view = self.view(&r);
-                if view.in_case.is_none() && view.unreachable.is_none() {
-                    continue;
-                }
-            }
-            out.push((held.id().to_string(), std::sync::Arc::from(held.payload())));
-        }
-        out
-    }
-
-    /// The dongs that see a record: the one serving the household now,
-    /// then those its open alerts were addressed to.
-    pub fn dongs_of(payload: &[u8]) -> Vec<String> {
-        let Some(r) = CaseRecord::decode(payload) else {
-            return Vec::new();
-        };
-        let mut dongs = vec![dong_text(r.dong)];
-        dongs.extend(Self::other_dongs(&r));
-        dongs
-    }
-
-    /// The dongs other than the household's own that its open alerts were
-    /// addressed to (it moved), in code order.
-    fn other_dongs(r: &CaseRecord) -> Vec<String> {
-        let mut other: Vec<String> = r
-            .alerts
-            .iter()
-            .filter(|a| a.open_since.is_some())
-            .filter_map(|a| a.dong)
-            .filter(|&d| d != r.dong)
-            .map(dong_text)
-            .collect();
-        other.sort();
-        other.dedup();
-        other
-    }
-
-    /// The case a record's bytes hold, as the offices' work queue shows it
-    /// at `now_ms`.
-    pub fn work_case(&self, payload: &[u8], now_ms: i64) -> Option<WorkCase> {
-        CaseRecord::decode(payload).map(|r| self.work_of(&r, now_ms))
-    }
-
-    fn work_of(&self, r: &CaseRecord, now_ms: i64) -> WorkCase {
-        let view = self.view(r);
-        let status = self.status(&view, r, now_ms);
-        let last = r.last_alert();
-        WorkCase {
-            dong: dong_text(r.dong),
-            other_dongs: Self::other_dongs(r),
-            status,
-            status_ko: self.status_label(status),
-            priority: last.map(|a| a.priority),
-            categories: last
-                .map(|a| {
-                    self.categories
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| a.categories & (1 << i) != 0)
-                        .map(|(_, c)| c.clone())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            open_alerts: r
-                .alerts
-                .iter()
-                .filter_map(|a| {
-                    let since = a.open_since?;
-                    Some(OpenAlert {
-                        alert_id: crate::stages::alert::hex_id("al-", a.id),
-                        priority: a.priority,
-                        emitted_at: since,
-                        due_at: since + self.rules.due(a.priority),
-                    })
-                })
-                .collect(),
-            outcomes: self.outcomes_so_far(r),
-            in_case_since: view.in_case,
-            times_flagged: r.flagged,
-        }
-    }
-
-    /// Households in case management, with the shard each belongs to.
-    pub fn in_case(&self) -> impl Iterator<Item = &str> {
-        self.records.iter().filter_map(move |held| {
-            let r = CaseRecord::decode(held.payload())?;
-            self.view(&r).in_case.map(|_| held.id())
-        })
-    }
-
-    /// Open alerts per dong, priority and status, and overdue alerts per
-    /// dong at `now_ms`: what the operations metrics show.
-    pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
-        let mut counts = OpenCounts::default();
-        let OpenCounts {
-            open,
-            overdue,
-            unreachable,
-        } = &mut counts;
-        for held in self.records.iter() {
-            let Some(r) = CaseRecord::decode(held.payload()) else {
-                continue;
-            };
-            let view = self.view(&r);
-            if view.unreachable.is_some() && view.in_case.is_none() {
-                *unreachable.entry(dong_text(r.dong)).or_insert(0) += 1;
-            }
-            for a in &r.alerts {
-                let Some(emitted) = a.open_since else {
-                    continue;
-                };
-                let dong = dong_text(a.dong.unwrap_or(r.dong));
-                let status = self.status(&view, &r, now_ms);
-                *open.entry((dong.clone(), a.priority, status)).or_insert(0) += 1;
-                if now_ms > emitted + self.rules.due(a.priority) {
-                    *overdue.entry(dong).or_insert(0) += 1;
-                }
-            }
-        }
-        counts
-    }
 }
 
 impl StatefulStage for CaseBook {
@@ -1109,7 +805,8 @@ impl StatefulStage for CaseBook {
 
     /// Forgets households nothing happened to for the retention span of
     /// event time (their partition's low watermark), unless they are in
-    /// case management or still wait for a first contact.
+    /// case management or still open work (an alert waiting for a first
+    /// reach, failed attempts, unreachable): nobody is forgotten.
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
         let retention = self.rules.retention_ms;
         let fold = self.rules.fold;
@@ -1131,9 +828,7 @@ impl StatefulStage for CaseBook {
             };
             let activity = r.last_activity();
             let keep = watermark.low(r.shard).is_none_or(|low| {
-                activity >= low - retention
-                    || r.alerts.iter().any(|a| a.open_since.is_some())
-                    || r.view(fold).in_case.is_some()
+                activity >= low - retention || work::still_open(&r, &r.view(fold))
             });
             if keep {
                 oldest = oldest.min(activity);

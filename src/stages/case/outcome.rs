@@ -9,9 +9,14 @@ use crate::base::ids;
 use crate::stages::decode::json::Json;
 use crate::stages::decode::{Reject, RejectClass, Text};
 
-/// Declares a closed set of wire names with a stable one-byte code each.
+/// Declares a closed set of wire names, each with an explicit, stable
+/// one-byte code (what the case state's snapshots keep: never reuse or
+/// renumber one) and its Korean label (the default of `[outcomes.labels_ko]`).
+/// This table is the one declaration behind the decoder, the page's form,
+/// the pages and `schemas/outcome.schema.json` (a test checks the schema
+/// against it).
 macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal, $text:literal, $ko:literal;)+ }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
@@ -19,7 +24,7 @@ macro_rules! wire_enum {
         }
 
         impl $name {
-            /// Every value, in code order.
+            /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
             /// The wire name.
@@ -29,19 +34,31 @@ macro_rules! wire_enum {
                 }
             }
 
+            /// The Korean label unless the pipeline names another.
+            pub fn label_ko(self) -> &'static str {
+                match self {
+                    $($name::$variant => $ko,)+
+                }
+            }
+
             /// The value named `text` on the wire.
             pub fn parse(text: &str) -> Option<Self> {
                 Self::ALL.iter().copied().find(|v| v.as_str() == text)
             }
 
-            /// Its code in the case state (position in [`Self::ALL`]).
+            /// Its code in the case state (declared, stable).
             pub fn code(self) -> u8 {
-                self as u8
+                match self {
+                    $($name::$variant => $code,)+
+                }
             }
 
             /// The value of a code.
             pub fn from_code(code: u8) -> Option<Self> {
-                Self::ALL.get(usize::from(code)).copied()
+                match code {
+                    $($code => Some($name::$variant),)+
+                    _ => None,
+                }
             }
 
             /// The wire names, for messages.
@@ -62,21 +79,21 @@ wire_enum! {
     /// What an office did (`kind`).
     OutcomeKind {
         /// 연락 시도: a call, visit, text or letter, with its result.
-        ContactAttempted = "contact_attempted",
+        ContactAttempted = 0, "contact_attempted", "연락 시도";
         /// 상담 완료.
-        Counselled = "counselled",
+        Counselled = 1, "counselled", "상담 완료";
         /// 서비스 연계.
-        SupportLinked = "support_linked",
+        SupportLinked = 2, "support_linked", "서비스 연계";
         /// 통합사례관리 선정.
-        CaseOpened = "case_opened",
+        CaseOpened = 3, "case_opened", "통합사례관리 선정";
         /// 비대상.
-        NotApplicable = "not_applicable",
+        NotApplicable = 4, "not_applicable", "비대상";
         /// 서비스 거부.
-        Declined = "declined",
+        Declined = 5, "declined", "서비스 거부";
         /// 종결.
-        CaseClosed = "case_closed",
+        CaseClosed = 6, "case_closed", "종결";
         /// 기록 철회: undoes a mistaken outcome.
-        Withdrawn = "withdrawn",
+        Withdrawn = 7, "withdrawn", "기록 철회";
     }
 }
 
@@ -84,13 +101,13 @@ wire_enum! {
     /// How a contact was attempted (`channel`).
     Channel {
         /// 전화.
-        Phone = "phone",
+        Phone = 0, "phone", "전화";
         /// 방문.
-        Visit = "visit",
+        Visit = 1, "visit", "방문";
         /// 문자.
-        Sms = "sms",
+        Sms = 2, "sms", "문자";
         /// 우편.
-        Letter = "letter",
+        Letter = 3, "letter", "우편";
     }
 }
 
@@ -98,19 +115,19 @@ wire_enum! {
     /// What a contact attempt found (`result`).
     ContactResult {
         /// Someone of the household was reached.
-        Reached = "reached",
+        Reached = 0, "reached", "연락됨";
         /// Nobody answered.
-        NoAnswer = "no_answer",
+        NoAnswer = 1, "no_answer", "응답 없음";
         /// The number is not theirs.
-        WrongNumber = "wrong_number",
+        WrongNumber = 2, "wrong_number", "결번";
         /// Nobody lives at the address.
-        EmptyHouse = "empty_house",
+        EmptyHouse = 3, "empty_house", "빈집";
         /// They moved.
-        Moved = "moved",
+        Moved = 4, "moved", "이사";
         /// The registered address is not where they live.
-        AddressMismatch = "address_mismatch",
+        AddressMismatch = 5, "address_mismatch", "주소 불일치";
         /// They refused (counts as `declined`).
-        Refused = "refused",
+        Refused = 6, "refused", "거부";
     }
 }
 
@@ -134,25 +151,25 @@ wire_enum! {
     /// A service a household was linked to (`services`).
     Service {
         /// 긴급복지.
-        EmergencyWelfare = "emergency_welfare",
+        EmergencyWelfare = 0, "emergency_welfare", "긴급복지";
         /// 기초생활보장.
-        BasicLivelihood = "basic_livelihood",
+        BasicLivelihood = 1, "basic_livelihood", "기초생활보장";
         /// 차상위.
-        NearPoor = "near_poor",
+        NearPoor = 2, "near_poor", "차상위";
         /// 의료급여.
-        MedicalAid = "medical_aid",
+        MedicalAid = 3, "medical_aid", "의료급여";
         /// 에너지바우처.
-        Energy = "energy",
+        Energy = 4, "energy", "에너지바우처";
         /// 고용지원.
-        Employment = "employment",
+        Employment = 5, "employment", "고용지원";
         /// 채무조정.
-        Debt = "debt",
+        Debt = 6, "debt", "채무조정";
         /// 돌봄.
-        Care = "care",
+        Care = 7, "care", "돌봄";
         /// 정신건강.
-        MentalHealth = "mental_health",
+        MentalHealth = 8, "mental_health", "정신건강";
         /// 민간자원.
-        Private = "private",
+        Private = 9, "private", "민간자원";
     }
 }
 
@@ -160,9 +177,9 @@ wire_enum! {
     /// Which track a case opened on (`track`).
     Track {
         /// 통합사례관리.
-        CaseManagement = "case_management",
+        CaseManagement = 0, "case_management", "통합사례관리";
         /// 서비스 연계.
-        ServiceLinkage = "service_linkage",
+        ServiceLinkage = 1, "service_linkage", "서비스 연계";
     }
 }
 
@@ -170,15 +187,15 @@ wire_enum! {
     /// Why a household is not a case (`reason` of `not_applicable`).
     NotApplicableReason {
         /// Already receives support.
-        AlreadyRecipient = "already_recipient",
+        AlreadyRecipient = 0, "already_recipient", "기수급자";
         /// No need found.
-        NoNeed = "no_need",
+        NoNeed = 1, "no_need", "욕구 없음";
         /// Moved out of the dong.
-        MovedOut = "moved_out",
+        MovedOut = 2, "moved_out", "전출";
         /// Deceased.
-        Deceased = "deceased",
+        Deceased = 3, "deceased", "사망";
         /// The signals were wrong.
-        DataError = "data_error",
+        DataError = 4, "data_error", "자료 오류";
     }
 }
 
@@ -186,17 +203,17 @@ wire_enum! {
     /// Why a case closed (`reason` of `case_closed`).
     CloseReason {
         /// Its goals were met.
-        GoalMet = "goal_met",
+        GoalMet = 0, "goal_met", "목표 달성";
         /// The household declined to go on.
-        Declined = "declined",
+        Declined = 1, "declined", "서비스 거부";
         /// Moved out.
-        MovedOut = "moved_out",
+        MovedOut = 2, "moved_out", "전출";
         /// Deceased.
-        Deceased = "deceased",
+        Deceased = 3, "deceased", "사망";
         /// Entered an institution.
-        Institutionalised = "institutionalised",
+        Institutionalised = 4, "institutionalised", "시설 입소";
         /// Handed to another agency.
-        Transferred = "transferred",
+        Transferred = 5, "transferred", "이관";
     }
 }
 
@@ -249,8 +266,9 @@ impl Said {
     }
 }
 
-/// One decoded outcome. Its `note` is checked and not kept: it stays in
-/// the outcomes topic, never in the engine's state or logs.
+/// One decoded outcome. Its `note` is never kept in the engine's state or
+/// written to a log: the web front keeps it beside the record, for the
+/// household's office and the city, until the record goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// Unique id; a re-sent outcome counts once.
@@ -267,6 +285,8 @@ pub struct Outcome {
     pub staff_id: String,
     /// What it says.
     pub said: Said,
+    /// The office's free-text note (at most 500 characters).
+    pub note: Option<String>,
 }
 
 /// The hash an alert id (`al-` and 32 hex digits) spells.
@@ -337,10 +357,13 @@ pub fn decode(
             })?
             .timestamp_millis(),
     };
+    let mut note_text = None;
     if let Some(note) = f.get("note") {
         match note {
             Item::One(Json::Null) => {}
-            Item::One(Json::Str(s)) if s.chars().count() <= 500 => {}
+            Item::One(Json::Str(s)) if s.chars().count() <= 500 => {
+                note_text = (!s.trim().is_empty()).then(|| s.to_string());
+            }
             Item::One(Json::Str(_)) => {
                 return Err(Reject::new(
                     RejectClass::OutOfRange,
@@ -397,6 +420,7 @@ pub fn decode(
         recorded_at,
         staff_id: staff_id.into(),
         said,
+        note: note_text,
     })
 }
 

@@ -11,7 +11,8 @@ use smallvec::SmallVec;
 
 use crate::base::keyed::varint;
 use crate::definition::DAY_MS;
-use crate::stages::case::outcome::{CloseReason, ContactResult, NotApplicableReason, OutcomeKind};
+use crate::stages::case::outcome::{Channel, OutcomeKind};
+use crate::stages::case::rules::{self, CaseView, FoldRules};
 use crate::stages::score::Priority;
 
 /// An alert kept in a household's history.
@@ -52,6 +53,13 @@ pub struct HeldOutcome {
     pub recorded_at: i64,
     /// For `withdrawn`: the id of the outcome it withdraws.
     pub target: u32,
+    /// For a contact attempt: how.
+    pub channel: Option<Channel>,
+    /// For `support_linked`: the services, a bit set over
+    /// [`crate::stages::case::outcome::Service::ALL`] by code.
+    pub services: u16,
+    /// Recorded by the city team.
+    pub by_city: bool,
 }
 
 /// One household's case state.
@@ -64,8 +72,9 @@ pub struct CaseRecord {
     pub dong: u64,
     /// Alerts sent for it so far.
     pub flagged: u32,
-    /// `flagged` when its last `repeatedly_flagged` escalation went.
-    pub repeat_at: u32,
+    /// Day (since the epoch) of the newest alert when its last
+    /// `repeatedly_flagged` escalation went.
+    pub repeat_day: Option<i32>,
     /// Id of the first failed attempt of the unreachable spell that was
     /// escalated (0: none).
     pub unreachable_sent: u32,
@@ -81,40 +90,6 @@ pub struct CaseRecord {
     pub alerts: Vec<KeptAlert>,
     /// Outcomes kept, in the order they arrived.
     pub outcomes: Vec<HeldOutcome>,
-}
-
-/// What a household's outcomes add up to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CaseView {
-    /// Recorded deceased, at.
-    pub deceased_at: Option<i64>,
-    /// In case management since.
-    pub in_case: Option<i64>,
-    /// Times its case was closed.
-    pub closed: u32,
-    /// The newest outcome (kind, detail, recorded_at).
-    pub last: Option<(OutcomeKind, u8, i64)>,
-    /// The newest contact: an attempt of any result, or counselling.
-    pub contact_at: Option<i64>,
-    /// Whether support was ever linked.
-    pub supported: bool,
-    /// Holds: (recorded_at, priority, categories) of each outcome that
-    /// holds back the same or a lower priority.
-    pub holds: SmallVec<[(i64, Priority, u8); 4]>,
-    /// Unreachable since (the first failed attempt after the last contact
-    /// that reached someone) and that attempt's id.
-    pub unreachable: Option<(i64, u32)>,
-    /// Newest counselling, support or case opening (engagement).
-    pub engaged_at: Option<i64>,
-}
-
-/// The rules a view is folded with (from `[outcomes]`).
-#[derive(Debug, Clone, Copy)]
-pub struct FoldRules {
-    /// Failed attempts that make a household unreachable.
-    pub attempts: u32,
-    /// A span of failed attempts that does too, ms.
-    pub after_ms: i64,
 }
 
 impl CaseRecord {
@@ -160,73 +135,10 @@ impl CaseRecord {
         live
     }
 
-    /// Folds the [`CaseRecord::live_outcomes`] into what they add up to.
+    /// Folds the [`CaseRecord::live_outcomes`] into what they add up to
+    /// (see [`rules::fold`]).
     pub fn view(&self, rules: FoldRules) -> CaseView {
-        let live = self.live_outcomes();
-        let mut v = CaseView::default();
-        // the failed attempts since the last contact that reached someone
-        let mut failed: Option<(i64, u32, u32, i64, bool)> = None;
-        for o in live {
-            let at = o.recorded_at;
-            v.last = Some((o.kind, o.detail, at));
-            let hold = |v: &mut CaseView| v.holds.push((at, o.priority, o.categories));
-            match o.kind {
-                OutcomeKind::ContactAttempted => {
-                    v.contact_at = Some(at);
-                    match ContactResult::from_code(o.detail) {
-                        Some(ContactResult::Reached) => failed = None,
-                        Some(ContactResult::Refused) => {
-                            failed = None;
-                            hold(&mut v);
-                        }
-                        Some(r) => {
-                            let (since, id, n, _, there) =
-                                failed.unwrap_or((at, o.id, 0, at, false));
-                            failed = Some((since, id, n + 1, at, there || r.not_there()));
-                        }
-                        None => {}
-                    }
-                }
-                OutcomeKind::Counselled => {
-                    v.contact_at = Some(at);
-                    v.engaged_at = Some(at);
-                    failed = None;
-                }
-                OutcomeKind::SupportLinked => {
-                    v.supported = true;
-                    v.engaged_at = Some(at);
-                    hold(&mut v);
-                }
-                OutcomeKind::CaseOpened => {
-                    v.in_case = Some(at);
-                    v.engaged_at = Some(at);
-                }
-                OutcomeKind::Declined => hold(&mut v),
-                OutcomeKind::NotApplicable => match NotApplicableReason::from_code(o.detail) {
-                    Some(NotApplicableReason::Deceased) => v.deceased_at = Some(at),
-                    Some(NotApplicableReason::NoNeed | NotApplicableReason::AlreadyRecipient) => {
-                        hold(&mut v)
-                    }
-                    _ => {}
-                },
-                OutcomeKind::CaseClosed => {
-                    v.in_case = None;
-                    v.closed += 1;
-                    match CloseReason::from_code(o.detail) {
-                        Some(CloseReason::Deceased) => v.deceased_at = Some(at),
-                        Some(CloseReason::Declined) => hold(&mut v),
-                        _ => {}
-                    }
-                }
-                OutcomeKind::Withdrawn => {}
-            }
-        }
-        if let Some((since, id, n, last, not_there)) = failed {
-            if not_there || n >= rules.attempts || last - since >= rules.after_ms {
-                v.unreachable = Some((since, id));
-            }
-        }
-        v
+        rules::fold(self, rules)
     }
 
     /// Encodes the record: `[shard][dong][flagged][presence]` then the
@@ -237,16 +149,15 @@ impl CaseRecord {
         varint::put_i64(out, i64::from(self.shard));
         varint::put_u64(out, self.dong);
         varint::put_u64(out, u64::from(self.flagged));
-        let presence = u8::from(self.repeat_at != 0)
+        // bit 0 was a count of alerts at the last repeat escalation
+        // (before episodes were counted); bit 6 is its day now
+        let presence = u8::from(self.repeat_day.is_some()) << 6
             | u8::from(self.unreachable_sent != 0) << 1
             | u8::from(self.moved_from != 0) << 2
             | u8::from(self.baseline.is_some()) << 3
             | u8::from(self.opened_with.is_some()) << 4
             | u8::from(!self.outcomes.is_empty()) << 5;
         out.push(presence);
-        if self.repeat_at != 0 {
-            varint::put_u64(out, u64::from(self.repeat_at));
-        }
         if self.unreachable_sent != 0 {
             out.extend_from_slice(&self.unreachable_sent.to_le_bytes());
         }
@@ -256,6 +167,9 @@ impl CaseRecord {
         for (p, c) in [self.baseline, self.opened_with].into_iter().flatten() {
             out.push(p as u8);
             out.push(c);
+        }
+        if let Some(d) = self.repeat_day {
+            varint::put_i64(out, i64::from(d));
         }
         varint::put_u64(out, self.alerts.len() as u64);
         for a in &self.alerts {
@@ -280,12 +194,18 @@ impl CaseRecord {
         for o in &self.outcomes {
             out.extend_from_slice(&o.id.to_le_bytes());
             out.push(o.kind.code() << 4 | (o.detail & 0xf));
-            out.push(o.priority as u8);
+            // bit 6: by the city; bit 7: channel and services follow
+            let more = o.channel.is_some() || o.services != 0;
+            out.push(o.priority as u8 | u8::from(o.by_city) << 6 | u8::from(more) << 7);
             out.push(o.categories);
             // to the second: a record counts offices' clicks, not events
             varint::put_i64(out, o.recorded_at.div_euclid(1000));
             if o.kind == OutcomeKind::Withdrawn {
                 out.extend_from_slice(&o.target.to_le_bytes());
+            }
+            if more {
+                out.push(o.channel.map_or(0, |c| c.code() + 1));
+                varint::put_u64(out, u64::from(o.services));
             }
         }
     }
@@ -301,8 +221,11 @@ impl CaseRecord {
             ..Default::default()
         };
         let presence = take(i, 1)?[0];
-        if presence & 1 != 0 {
-            r.repeat_at = varint::get_u64(i)? as u32;
+        // a record written before episodes: the count is read and the
+        // escalation taken as of its newest alert (below)
+        let old_repeat = presence & 1 != 0;
+        if old_repeat {
+            varint::get_u64(i)?;
         }
         if presence & 2 != 0 {
             r.unreachable_sent = u32::from_le_bytes(take(i, 4)?.try_into().ok()?);
@@ -317,6 +240,9 @@ impl CaseRecord {
         if presence & 16 != 0 {
             let b = take(i, 2)?;
             r.opened_with = Some((Priority::from_code(b[0])?, b[1]));
+        }
+        if presence & 64 != 0 {
+            r.repeat_day = Some(varint::get_i64(i)? as i32);
         }
         let alerts = varint::get_u64(i)? as usize;
         r.alerts.reserve(alerts.min(64));
@@ -358,15 +284,31 @@ impl CaseRecord {
             } else {
                 0
             };
+            let (channel, services) = if b[1] & 0x80 != 0 {
+                let c = take(i, 1)?[0];
+                let channel = match c {
+                    0 => None,
+                    c => Some(Channel::from_code(c - 1)?),
+                };
+                (channel, varint::get_u64(i)? as u16)
+            } else {
+                (None, 0)
+            };
             r.outcomes.push(HeldOutcome {
                 id,
                 kind,
                 detail: b[0] & 0xf,
-                priority: Priority::from_code(b[1])?,
+                priority: Priority::from_code(b[1] & 3)?,
                 categories: b[2],
                 recorded_at,
                 target,
+                channel,
+                services,
+                by_city: b[1] & 0x40 != 0,
             });
+        }
+        if old_repeat {
+            r.repeat_day = r.alerts.last().map(|a| a.day);
         }
         input.is_empty().then_some(r)
     }

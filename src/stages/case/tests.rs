@@ -3,6 +3,7 @@
 use super::outcome::{decode, Channel};
 use super::*;
 use crate::stages::alert::AlertGate;
+use crate::stages::decode::RejectClass;
 use crate::stages::score::Assessment;
 use crate::testkit::default_spec;
 
@@ -105,6 +106,7 @@ fn outcome(id: &str, hh: &str, said: Said, at: i64) -> Outcome {
         recorded_at: at,
         staff_id: "st-1".into(),
         said,
+        note: None,
     }
 }
 
@@ -129,19 +131,19 @@ fn an_alert_without_a_contact_is_escalated_once_at_its_due_time() {
     assert_eq!(due[0].since, T0 + 3 * DAY_MS);
     assert_eq!(due[0].dong_code, DONG);
     assert!(d.cases.overdue(T0 + 10 * DAY_MS).is_empty(), "once");
-    let listed = d.cases.list_case("hh-1", T0 + 4 * DAY_MS);
+    let listed = d.cases.household_work("hh-1", T0 + 4 * DAY_MS);
     assert!(
-        listed.is_some_and(|l| l.overdue),
+        listed.is_some_and(|l| l.overdue() && l.overdue_days == Some(1)),
         "marked overdue on the list"
     );
 }
 
 #[test]
-fn a_contact_in_time_answers_every_open_alert_and_nothing_is_escalated() {
+fn a_failed_attempt_keeps_every_alert_open_until_someone_is_reached() {
     let mut d = desk();
     d.alert("hh-1", Priority::P3, 0, T0);
     d.alert("hh-1", Priority::P2, 1, T0 + DAY_MS);
-    let applied = d
+    let failed = d
         .record(attempt(
             "o1",
             "hh-1",
@@ -149,11 +151,51 @@ fn a_contact_in_time_answers_every_open_alert_and_nothing_is_escalated() {
             T0 + 2 * DAY_MS,
         ))
         .expect("recorded");
-    assert!(applied.escalations.is_empty());
-    assert_eq!(applied.first_contacts.len(), 2, "both alerts answered");
+    assert!(failed.escalations.is_empty());
+    assert!(failed.first_contacts.is_empty(), "nobody was reached");
+    let w = d.cases.household_work("hh-1", T0 + 2 * DAY_MS).unwrap();
+    assert!(w.open(), "still on the queue");
+    assert_eq!(w.status, CaseStatus::Attempting);
+    assert_eq!(w.status_ko, "연락 시도 중 (1회)");
+    assert_eq!(w.attempts, 1);
+    assert_eq!(w.open_alerts.len(), 2, "both alerts stay open");
+    // P2: the next attempt two days after the failed one
+    assert_eq!(w.next_attempt_at, Some(T0 + 4 * DAY_MS));
+    assert!(w.step_ko.contains("1회 시도, 다음 시도"), "{}", w.step_ko);
+    // four days later the retry is due today or earlier
+    let later = d.cases.household_work("hh-1", T0 + 5 * DAY_MS).unwrap();
+    assert_eq!(later.tier, Some(Tier::AttemptDue));
+    let reached = d
+        .record(attempt(
+            "o2",
+            "hh-1",
+            ContactResult::Reached,
+            T0 + 5 * DAY_MS,
+        ))
+        .expect("recorded");
+    assert_eq!(reached.first_contacts.len(), 2, "the reach answers both");
+    assert!(reached.first_contacts.iter().all(|c| c.attempts == 1));
+    assert!(reached.escalations.is_empty(), "in time");
     assert!(d.cases.overdue(T0 + 60 * DAY_MS).is_empty());
-    let listed = d.cases.list_case("hh-1", T0 + 60 * DAY_MS);
-    assert!(listed.is_some_and(|l| !l.overdue && l.status == CaseStatus::Contacted));
+    let listed = d.cases.household_work("hh-1", T0 + 60 * DAY_MS).unwrap();
+    assert!(!listed.open() && !listed.overdue());
+    assert_eq!(listed.status, CaseStatus::Contacted);
+}
+
+#[test]
+fn an_overdue_escalation_says_how_many_attempts_were_made() {
+    let mut d = desk();
+    d.alert("hh-1", Priority::P1, 0, T0);
+    for (id, at) in [("o1", T0 + DAY_MS), ("o2", T0 + 2 * DAY_MS)] {
+        d.record(attempt(id, "hh-1", ContactResult::NoAnswer, at))
+            .unwrap();
+    }
+    let due = d.cases.overdue(T0 + 3 * DAY_MS + 1);
+    assert_eq!(reasons(&due), [EscalationReason::Overdue]);
+    assert_eq!(due[0].attempts, 2);
+    let v = serde_json::to_value(&due[0]).unwrap();
+    assert_eq!(v["attempts"], 2);
+    assert_eq!(v["outcomes"][0]["channel"], "phone");
 }
 
 #[test]
@@ -222,11 +264,18 @@ fn three_failed_attempts_make_a_household_unreachable_and_raise_its_next_alert()
     let alert = next.alert.expect("sent");
     assert_eq!(alert.case.status, CaseStatus::Unreachable);
     assert_eq!(alert.case.scored_priority, Some(Priority::P3));
-    // only a contact ends the spell
-    d.record(outcome("o5", "hh-1", Said::Declined, T0 + 41 * DAY_MS))
-        .unwrap();
-    let listed = d.cases.list_case("hh-1", T0 + 42 * DAY_MS);
-    assert_eq!(listed.map(|l| l.status), Some(CaseStatus::Unreachable));
+    // a dong's "moved out" reaches nobody: the household stays open
+    d.record(outcome(
+        "o5",
+        "hh-1",
+        Said::NotApplicable(NotApplicableReason::MovedOut),
+        T0 + 41 * DAY_MS,
+    ))
+    .unwrap();
+    let listed = d.cases.household_work("hh-1", T0 + 42 * DAY_MS).unwrap();
+    assert_eq!(listed.status, CaseStatus::Unreachable);
+    assert_eq!(listed.tier, Some(Tier::Urgent), "first on the queue");
+    assert_eq!(listed.open_alerts.len(), 2, "every alert still open");
     d.record(attempt(
         "o6",
         "hh-1",
@@ -234,8 +283,9 @@ fn three_failed_attempts_make_a_household_unreachable_and_raise_its_next_alert()
         T0 + 43 * DAY_MS,
     ))
     .unwrap();
-    let listed = d.cases.list_case("hh-1", T0 + 44 * DAY_MS);
-    assert_ne!(listed.map(|l| l.status), Some(CaseStatus::Unreachable));
+    let listed = d.cases.household_work("hh-1", T0 + 44 * DAY_MS).unwrap();
+    assert_ne!(listed.status, CaseStatus::Unreachable);
+    assert!(!listed.open(), "reached: off the waiting queue");
 }
 
 #[test]
@@ -745,4 +795,298 @@ fn case_records_go_when_their_retention_ends_unless_a_case_or_an_alert_is_open()
         "still waits for a contact"
     );
     assert!(d.cases.record("hh-case").is_some(), "in case management");
+}
+
+#[test]
+fn a_crisis_rising_within_its_cooldown_is_one_episode_not_three_flags() {
+    let mut d = desk();
+    let mut escalated = Vec::new();
+    // P3 -> P2 -> P1 within the 30-day cooldown: one episode
+    for (day, p) in [(0, Priority::P3), (5, Priority::P2), (10, Priority::P1)] {
+        let sent = d.assess("hh-1", p, &["health"], DONG, day, T0 + day * DAY_MS);
+        escalated.extend(sent.escalation);
+    }
+    assert!(escalated.is_empty(), "one episode: {escalated:?}");
+    // two more episodes months apart make three
+    for day in [100, 200] {
+        let sent = d.assess(
+            "hh-1",
+            Priority::P3,
+            &["health"],
+            DONG,
+            day,
+            T0 + day * DAY_MS,
+        );
+        escalated.extend(sent.escalation);
+    }
+    assert_eq!(reasons(&escalated), [EscalationReason::RepeatedlyFlagged]);
+    assert_eq!(
+        escalated[0].alert_ids.len(),
+        3,
+        "the episodes' first alerts"
+    );
+    assert_eq!(
+        escalated[0].since,
+        T0.div_euclid(DAY_MS) * DAY_MS,
+        "since the day the first episode's window ended"
+    );
+    assert_eq!(
+        escalated[0].times_flagged, 5,
+        "every alert is still counted"
+    );
+    // the next escalation needs three new episodes
+    let next = d.assess(
+        "hh-1",
+        Priority::P3,
+        &["health"],
+        DONG,
+        300,
+        T0 + 300 * DAY_MS,
+    );
+    assert!(next.escalation.is_none());
+    let w = d.cases.household_work("hh-1", T0 + 300 * DAY_MS).unwrap();
+    assert!(w.repeatedly_flagged);
+}
+
+#[test]
+fn outcomes_that_contradict_the_record_are_refused() {
+    let mut d = desk();
+    d.alert("hh-1", Priority::P2, 0, T0);
+    let close = outcome(
+        "o1",
+        "hh-1",
+        Said::CaseClosed(CloseReason::GoalMet),
+        T0 + DAY_MS,
+    );
+    assert_eq!(d.record(close).unwrap_err().class, RejectClass::NoOpenCase);
+    let open = Said::CaseOpened(Track::CaseManagement);
+    d.record(outcome("o2", "hh-1", open.clone(), T0 + DAY_MS))
+        .unwrap();
+    let again = d.record(outcome("o3", "hh-1", open, T0 + 2 * DAY_MS));
+    assert_eq!(again.unwrap_err().class, RejectClass::CaseAlreadyOpen);
+    let w = d.record(outcome("o4", "hh-1", Said::Withdrawn("abc".into()), T0));
+    assert_eq!(w.unwrap_err().class, RejectClass::UnknownOutcome);
+    d.record(outcome(
+        "o5",
+        "hh-1",
+        Said::Withdrawn("o2".into()),
+        T0 + 3 * DAY_MS,
+    ))
+    .unwrap();
+    let twice = d.record(outcome("o6", "hh-1", Said::Withdrawn("o5".into()), T0));
+    assert_eq!(twice.unwrap_err().class, RejectClass::UnknownOutcome);
+    // the same checks a page makes before it publishes
+    let r = d.cases.record("hh-1");
+    let close = outcome("o7", "hh-1", Said::CaseClosed(CloseReason::GoalMet), T0);
+    assert_eq!(
+        d.cases.check_outcome(r.as_ref(), &close).unwrap_err().class,
+        RejectClass::NoOpenCase
+    );
+    let mut named = outcome("o8", "hh-1", Said::Counselled, T0);
+    named.alert_id = Some(7);
+    assert_eq!(
+        d.cases.check_outcome(r.as_ref(), &named).unwrap_err().class,
+        RejectClass::UnknownAlert
+    );
+}
+
+#[test]
+fn statuses_say_what_is_true() {
+    let mut d = desk();
+    // support linked: until when, and which services
+    d.alert("hh-linked", Priority::P2, 0, T0);
+    let services = 1 << Service::EmergencyWelfare.code() | 1 << Service::Energy.code();
+    d.record(outcome(
+        "o1",
+        "hh-linked",
+        Said::SupportLinked(services),
+        T0 + DAY_MS,
+    ))
+    .unwrap();
+    let w = d
+        .cases
+        .household_work("hh-linked", T0 + 2 * DAY_MS)
+        .unwrap();
+    assert_eq!(w.status, CaseStatus::Linked);
+    assert_eq!(w.services, ["emergency_welfare", "energy"]);
+    let until = d.cases.local_date(T0 + DAY_MS + 90 * DAY_MS);
+    assert_eq!(
+        w.status_ko,
+        format!("서비스 연계 (~{until}: 긴급복지, 에너지바우처)")
+    );
+    assert!(!w.open());
+    // a case opened: off the waiting queue, into the cases part
+    d.alert("hh-case", Priority::P2, 0, T0);
+    d.record(outcome(
+        "o2",
+        "hh-case",
+        Said::CaseOpened(Track::CaseManagement),
+        T0 + DAY_MS,
+    ))
+    .unwrap();
+    let w = d.cases.household_work("hh-case", T0 + 11 * DAY_MS).unwrap();
+    assert_eq!((w.status, w.open()), (CaseStatus::InCase, false));
+    assert_eq!(w.case_age_days, Some(10));
+    // an alert after the case closed is not "closed" and overdue at once
+    d.record(outcome(
+        "o3",
+        "hh-case",
+        Said::CaseClosed(CloseReason::GoalMet),
+        T0 + 30 * DAY_MS,
+    ))
+    .unwrap();
+    d.alert("hh-case", Priority::P2, 32, T0 + 32 * DAY_MS);
+    let w = d.cases.household_work("hh-case", T0 + 40 * DAY_MS).unwrap();
+    assert_eq!(w.status, CaseStatus::Realerted);
+    assert_eq!(w.status_ko, "종결 후 재알림");
+    assert!(w.open() && w.overdue());
+}
+
+/// Eight households in every state, and the queue's written order.
+#[test]
+fn the_queue_is_ordered_as_the_pipeline_writes_it() {
+    let mut d = desk();
+    // noon on the offices' clock (UTC+9), so that "today" is unambiguous
+    let now = (T0 / DAY_MS + 20) * DAY_MS + 3 * 3_600_000;
+    // urgent: unreachable (one empty house)
+    d.alert("hh-lost", Priority::P3, 15, T0 + 15 * DAY_MS);
+    d.record(attempt(
+        "a1",
+        "hh-lost",
+        ContactResult::EmptyHouse,
+        now - DAY_MS,
+    ))
+    .unwrap();
+    // overdue: P1 sent 5 days ago (due after 3), P2 sent 10 days ago
+    d.alert("hh-late-p1", Priority::P1, 15, now - 5 * DAY_MS);
+    d.alert("hh-late-p2", Priority::P2, 10, now - 10 * DAY_MS);
+    // due today: P2 sent 7 days ago, an hour later on the clock
+    d.alert("hh-today", Priority::P2, 13, now - 7 * DAY_MS + 3_600_000);
+    // an attempt due: P2 tried 3 days ago (retry 2 days)
+    d.alert("hh-retry", Priority::P2, 18, now - 4 * DAY_MS);
+    d.record(attempt(
+        "a2",
+        "hh-retry",
+        ContactResult::NoAnswer,
+        now - 3 * DAY_MS,
+    ))
+    .unwrap();
+    // new: P1 and P3 sent today
+    d.alert("hh-new-p1", Priority::P1, 20, now);
+    d.alert("hh-new-p3", Priority::P3, 20, now);
+    // attempting: P3 tried an hour ago (retry 3 days)
+    d.alert("hh-trying", Priority::P3, 19, now - DAY_MS);
+    d.record(attempt(
+        "a3",
+        "hh-trying",
+        ContactResult::NoAnswer,
+        now - 3_600_000,
+    ))
+    .unwrap();
+    // reached: off the queue
+    d.alert("hh-done", Priority::P1, 19, now - DAY_MS);
+    d.record(attempt(
+        "a4",
+        "hh-done",
+        ContactResult::Reached,
+        now - 3_600_000,
+    ))
+    .unwrap();
+    let mut queue = d.cases.open_of_dong(DONG, now);
+    queue.sort_by_cached_key(|(id, w)| (w.queue_key(None), id.clone()));
+    let order: Vec<(&str, Option<Tier>)> =
+        queue.iter().map(|(id, w)| (id.as_str(), w.tier)).collect();
+    assert_eq!(
+        order,
+        [
+            ("hh-lost", Some(Tier::Urgent)),
+            ("hh-late-p1", Some(Tier::Overdue)),
+            ("hh-late-p2", Some(Tier::Overdue)),
+            ("hh-today", Some(Tier::DueToday)),
+            ("hh-retry", Some(Tier::AttemptDue)),
+            ("hh-new-p1", Some(Tier::New)),
+            ("hh-new-p3", Some(Tier::New)),
+            ("hh-trying", Some(Tier::Attempting)),
+        ]
+    );
+    let steps: Vec<&str> = queue.iter().map(|(_, w)| w.step_ko.as_str()).collect();
+    assert!(steps[1].starts_with("D+2 초과"), "{steps:?}");
+    assert_eq!(steps[3], "오늘 마감");
+    assert!(steps[4].contains("1회 시도, 다음 시도"), "{steps:?}");
+    // the pipeline may put new households before overdue ones
+    let mut spec = default_spec();
+    spec.outcomes.queue_order = vec!["new".into(), "urgent".into()];
+    assert_eq!(
+        spec.outcomes.queue_tiers(),
+        [
+            Tier::New,
+            Tier::Urgent,
+            Tier::Overdue,
+            Tier::DueToday,
+            Tier::AttemptDue,
+            Tier::Attempting
+        ]
+    );
+}
+
+/// One declaration per outcome kind: the schema's enums are the table's.
+#[test]
+fn the_outcome_schema_names_exactly_the_declared_values() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/outcome.schema.json"),
+    )
+    .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let declared = |all: Vec<&str>| all.into_iter().map(String::from).collect::<Vec<_>>();
+    let p = &schema["properties"];
+    assert_eq!(
+        names(&p["kind"]),
+        declared(OutcomeKind::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        names(&p["channel"]),
+        declared(Channel::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        names(&p["result"]),
+        declared(ContactResult::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        names(&p["services"]["items"]),
+        declared(Service::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        names(&p["track"]),
+        declared(Track::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    let conditional: Vec<Vec<String>> = schema["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["then"]["properties"].get("reason").map(names))
+        .collect();
+    assert!(conditional.contains(&declared(
+        NotApplicableReason::ALL
+            .iter()
+            .map(|v| v.as_str())
+            .collect()
+    )));
+    assert!(conditional.contains(&declared(
+        CloseReason::ALL.iter().map(|v| v.as_str()).collect()
+    )));
+    // codes are stable and distinct; every value has a Korean label
+    for kind in OutcomeKind::ALL {
+        assert_eq!(OutcomeKind::from_code(kind.code()), Some(*kind));
+        assert!(!kind.label_ko().is_empty());
+    }
+    let codes: Vec<u8> = ContactResult::ALL.iter().map(|v| v.code()).collect();
+    assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6], "snapshots keep these codes");
 }

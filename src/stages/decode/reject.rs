@@ -39,11 +39,15 @@ pub enum RejectClass {
     WrongOffice,
     /// A `withdrawn` outcome names an outcome not held for the household.
     UnknownOutcome,
+    /// A `case_closed` for a household with no open case.
+    NoOpenCase,
+    /// A `case_opened` for a household whose case is open.
+    CaseAlreadyOpen,
 }
 
 impl RejectClass {
     /// Every class, for pre-registering metrics and documenting.
-    pub const ALL: [RejectClass; 16] = [
+    pub const ALL: [RejectClass; 18] = [
         RejectClass::NotUtf8,
         RejectClass::NotJson,
         RejectClass::MissingField,
@@ -60,6 +64,8 @@ impl RejectClass {
         RejectClass::UnknownAlert,
         RejectClass::WrongOffice,
         RejectClass::UnknownOutcome,
+        RejectClass::NoOpenCase,
+        RejectClass::CaseAlreadyOpen,
     ];
 
     /// The stable name used in headers and metric labels.
@@ -81,6 +87,8 @@ impl RejectClass {
             RejectClass::UnknownAlert => "unknown_alert",
             RejectClass::WrongOffice => "wrong_office",
             RejectClass::UnknownOutcome => "unknown_outcome",
+            RejectClass::NoOpenCase => "no_open_case",
+            RejectClass::CaseAlreadyOpen => "case_already_open",
         }
     }
 }

@@ -15,24 +15,34 @@
     kind.addEventListener("change", show);
     show();
   }
+  // When the pipeline has applied a new outcome (the status or the number
+  // of outcomes changed), the page is drawn again by the server, so the
+  // status, the next step and the history read exactly as on a fresh
+  // page; while the form is being filled in, a notice says so instead.
   var facts = document.querySelector("dl.facts[data-household]");
   if (facts) {
     var id = facts.getAttribute("data-household");
     var status = document.getElementById("status");
-    var history = document.getElementById("history");
+    var dirty = false;
+    if (form) {
+      form.addEventListener("input", function () { dirty = true; });
+    }
     var refresh = function () {
       fetch("/api/households/" + encodeURIComponent(id), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (h) {
           if (!h) { return; }
-          status.textContent = h.status_ko + " " + h.status + (h.overdue ? " · 기한초과 overdue" : "");
-          status.setAttribute("data-status", h.status);
-          history.textContent = "";
-          h.outcomes.forEach(function (o) {
-            var li = document.createElement("li");
-            li.textContent = o.recorded_at_local + " · " + o.label + " " + o.kind;
-            history.appendChild(li);
-          });
+          var changed = h.status !== status.getAttribute("data-status") ||
+            String(h.outcomes.length) !== status.getAttribute("data-outcomes");
+          if (!changed) { return; }
+          if (!dirty) { window.location.replace("/households/" + encodeURIComponent(id)); return; }
+          if (!document.getElementById("changed")) {
+            var p = document.createElement("p");
+            p.id = "changed";
+            p.className = "notice";
+            p.textContent = "새 기록이 반영되었습니다. 입력을 마친 뒤 새로 고침하세요. (A new outcome was applied; reload after recording.)";
+            facts.parentNode.insertBefore(p, facts);
+          }
         })
         .catch(function () {});
     };

@@ -1,0 +1,559 @@
+//! One model of a household's open work: what the queue page, the
+//! household page, the JSON API, the daily list files, the city page and
+//! the metrics show of a household, derived from its case record at one
+//! instant ([`CaseBook::open_work`]). No view computes a status, a due
+//! time or an order of its own, so a dong's counts agree everywhere at the
+//! same moment.
+//!
+//! Definitions (README, "Open work"):
+//! - **open** (waiting): not in case management, not deceased, and an
+//!   alert waits for a first reach, or a failed attempt has not been
+//!   followed by a reach, or the household is unreachable;
+//! - **overdue**: open, and the due time of its oldest open alert passed;
+//! - **unreachable**: three failed attempts since the last reach (or one
+//!   empty house, moved or address mismatch, or failures spanning 14
+//!   days), until someone is reached or the city takes it over;
+//! - **held**: an outcome holds back alerts at its priority until a date
+//!   (declined, no need, support linked: `linked`).
+
+use std::collections::BTreeMap;
+
+use super::escalation::OutcomeSoFar;
+use super::outcome::Service;
+use super::record::CaseRecord;
+use super::rules::{self, has_open_alert, CaseView};
+use super::{dong_text, CaseBook};
+use crate::definition::DAY_MS;
+use crate::stages::alert::CaseStatus;
+use crate::stages::score::Priority;
+
+/// Where an open household stands in the queue; the pipeline's
+/// `[outcomes] queue_order` orders the tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    /// Unreachable (a residence check is needed), or repeatedly flagged at
+    /// P1 without anyone engaging.
+    Urgent,
+    /// Its first reach is past due.
+    Overdue,
+    /// Its first reach is due today.
+    DueToday,
+    /// A failed attempt's retry is due today or earlier.
+    AttemptDue,
+    /// Newly alerted, not yet tried.
+    New,
+    /// Tried, the next attempt not yet due.
+    Attempting,
+}
+
+impl Tier {
+    /// Every tier, in the default order.
+    pub const ALL: [Tier; 6] = [
+        Tier::Urgent,
+        Tier::Overdue,
+        Tier::DueToday,
+        Tier::AttemptDue,
+        Tier::New,
+        Tier::Attempting,
+    ];
+
+    /// The name in `queue_order`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Urgent => "urgent",
+            Tier::Overdue => "overdue",
+            Tier::DueToday => "due_today",
+            Tier::AttemptDue => "attempt_due",
+            Tier::New => "new",
+            Tier::Attempting => "attempting",
+        }
+    }
+
+    /// The tier named `name`.
+    pub fn parse(name: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// An alert waiting for its first reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAlert {
+    /// Its id (`al-` and 32 hex digits).
+    pub alert_id: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// When it was sent (driver's clock), ms.
+    pub emitted_at: i64,
+    /// When a first reach is due, ms.
+    pub due_at: i64,
+}
+
+/// A household's open work at one instant: what every view shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenWork {
+    /// The dong serving it now.
+    pub dong: String,
+    /// Dongs of its open alerts other than `dong` (it moved): they see it too.
+    pub other_dongs: Vec<String>,
+    /// Its status.
+    pub status: CaseStatus,
+    /// The status in Korean, with what makes it true (`보류 (~2027-02-01)`).
+    pub status_ko: String,
+    /// In the waiting part of the queue, at this tier.
+    pub tier: Option<Tier>,
+    /// Its place in the pipeline's queue order (`None`: not open).
+    pub tier_rank: Option<u8>,
+    /// Priority of its newest alert.
+    pub priority: Option<Priority>,
+    /// Categories of its newest alert.
+    pub categories: Vec<String>,
+    /// When the first reach of its oldest open alert is due, ms.
+    pub due_at: Option<i64>,
+    /// Whole days (rounded up) past that due time; `None` if not overdue.
+    pub overdue_days: Option<i64>,
+    /// Failed attempts since the last reach.
+    pub attempts: u32,
+    /// The newest of them, ms.
+    pub last_attempt_at: Option<i64>,
+    /// When the next attempt is due, ms.
+    pub next_attempt_at: Option<i64>,
+    /// Unreachable since (the first failed attempt of the spell), ms.
+    pub unreachable_since: Option<i64>,
+    /// Repeatedly flagged and nobody engaged since.
+    pub repeatedly_flagged: bool,
+    /// Alerts waiting for a first reach, oldest first.
+    pub open_alerts: Vec<OpenAlert>,
+    /// The outcomes that count, oldest first.
+    pub outcomes: Vec<OutcomeSoFar>,
+    /// Held (or linked) until, ms.
+    pub hold_until: Option<i64>,
+    /// The services of the newest support linked.
+    pub services: Vec<&'static str>,
+    /// In case management since, ms.
+    pub in_case_since: Option<i64>,
+    /// Days in case management.
+    pub case_age_days: Option<i64>,
+    /// Priority and categories when the case opened.
+    pub opened_with: Option<(Priority, u8)>,
+    /// Alerts sent for it so far.
+    pub times_flagged: u32,
+    /// The next step in Korean (`D+12 초과`, `오늘 마감`,
+    /// `2회 시도, 다음 시도 11-03`).
+    pub step_ko: String,
+    /// The same in English.
+    pub step_en: String,
+    /// Orders households within a tier (earlier first), ms.
+    pub order_at: i64,
+}
+
+impl OpenWork {
+    /// Whether it waits in the queue.
+    pub fn open(&self) -> bool {
+        self.tier.is_some()
+    }
+
+    /// Whether its first reach is past due.
+    pub fn overdue(&self) -> bool {
+        self.overdue_days.is_some()
+    }
+
+    /// Whether the office of `dong` sees it.
+    pub fn visible_to(&self, dong: &str) -> bool {
+        self.dong == dong || self.other_dongs.iter().any(|d| d == dong)
+    }
+
+    /// The dongs that see it: its own, then those of its open alerts.
+    pub fn dongs(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.dong.as_str()).chain(self.other_dongs.iter().map(|d| d.as_str()))
+    }
+
+    /// The queue's order: tier as the pipeline orders them, a repeatedly
+    /// flagged household first within the urgent tier, priority, the
+    /// tier's time (oldest due, oldest attempt, longest unreachable), then
+    /// the higher score. Households that are not open come last.
+    pub fn queue_key(&self, score: Option<f64>) -> (u8, bool, u8, i64, i64) {
+        (
+            self.tier_rank.unwrap_or(u8::MAX),
+            !(self.tier == Some(Tier::Urgent) && self.repeatedly_flagged),
+            // P1 (code 3) first
+            self.priority.map_or(u8::MAX, |p| 3 - p as u8),
+            self.order_at,
+            // higher score first; scores are small and positive
+            -(score.unwrap_or(0.0) * 1000.0) as i64,
+        )
+    }
+}
+
+/// Whether the household still waits for someone to reach it (see the
+/// module's definition of open).
+pub fn waiting(r: &CaseRecord, view: &CaseView) -> bool {
+    view.deceased_at.is_none()
+        && view.in_case.is_none()
+        && (has_open_alert(r) || view.attempts > 0 || view.unreachable.is_some())
+}
+
+/// Whether the household has work anybody still owes it: open, or in case
+/// management. Such a record is never forgotten at retention.
+pub fn still_open(r: &CaseRecord, view: &CaseView) -> bool {
+    (view.in_case.is_some() && view.deceased_at.is_none()) || waiting(r, view)
+}
+
+/// Households per dong at one instant, counted with [`OpenWork`]: each in
+/// every dong that sees it, as each dong's queue shows it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OpenCounts {
+    /// Open households per dong, priority and status.
+    pub open: BTreeMap<(String, Priority, CaseStatus), i64>,
+    /// Of which overdue, per dong.
+    pub overdue: BTreeMap<String, i64>,
+    /// Of which unreachable, per dong.
+    pub unreachable: BTreeMap<String, i64>,
+    /// In case management, per dong.
+    pub in_case: BTreeMap<String, i64>,
+}
+
+impl OpenCounts {
+    /// Counts one household's open work.
+    pub fn add(&mut self, w: &OpenWork) {
+        for dong in w.dongs() {
+            if w.in_case_since.is_some() {
+                *self.in_case.entry(dong.to_string()).or_default() += 1;
+            }
+            if !w.open() {
+                continue;
+            }
+            let p = w.priority.unwrap_or(Priority::P3);
+            *self
+                .open
+                .entry((dong.to_string(), p, w.status))
+                .or_default() += 1;
+            if w.overdue() {
+                *self.overdue.entry(dong.to_string()).or_default() += 1;
+            }
+            if w.status == CaseStatus::Unreachable {
+                *self.unreachable.entry(dong.to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds another pass's counts.
+    pub fn merge(&mut self, other: OpenCounts) {
+        for (k, n) in other.open {
+            *self.open.entry(k).or_default() += n;
+        }
+        for (map, from) in [
+            (&mut self.overdue, other.overdue),
+            (&mut self.unreachable, other.unreachable),
+            (&mut self.in_case, other.in_case),
+        ] {
+            for (k, n) in from {
+                *map.entry(k).or_default() += n;
+            }
+        }
+    }
+}
+
+impl CaseBook {
+    /// The open work of a household whose record is `r`, at `now_ms` (the
+    /// driver's clock).
+    pub fn open_work(&self, r: &CaseRecord, now_ms: i64) -> OpenWork {
+        let view = self.view(r);
+        let status = rules::status(&self.rules, &view, r, now_ms);
+        let last = r.last_alert();
+        let priority = last.map(|a| a.priority);
+        let open_alerts = self.open_alerts(r);
+        let due_at = open_alerts.iter().map(|a| a.due_at).min();
+        let waiting = waiting(r, &view);
+        let overdue_days = due_at
+            .filter(|&due| waiting && now_ms > due)
+            .map(|due| (now_ms - due + DAY_MS - 1) / DAY_MS);
+        let retry = self.rules.retry(priority.unwrap_or(Priority::P3));
+        let next_attempt_at = view.last_attempt_at.map(|at| at + retry);
+        let repeatedly_flagged = rules::repeatedly_flagged(r, &view);
+        let (hold_until, services) = self.hold(&view, status);
+        let mut w = OpenWork {
+            dong: dong_text(r.dong),
+            other_dongs: Self::other_dongs(r),
+            status,
+            status_ko: String::new(),
+            tier: None,
+            tier_rank: None,
+            priority,
+            categories: last
+                .map(|a| self.category_names(a.categories))
+                .unwrap_or_default(),
+            due_at,
+            overdue_days,
+            attempts: view.attempts,
+            last_attempt_at: view.last_attempt_at,
+            next_attempt_at,
+            unreachable_since: view.unreachable.map(|(since, _)| since),
+            repeatedly_flagged,
+            open_alerts,
+            outcomes: self.outcomes_so_far(r),
+            hold_until,
+            services,
+            in_case_since: view.in_case,
+            case_age_days: view.in_case.map(|at| (now_ms - at).div_euclid(DAY_MS)),
+            opened_with: r.opened_with,
+            times_flagged: r.flagged,
+            step_ko: String::new(),
+            step_en: String::new(),
+            order_at: 0,
+        };
+        if waiting {
+            let (tier, order_at) = self.tier(&w, now_ms);
+            w.tier = Some(tier);
+            w.tier_rank = self
+                .queue_order
+                .iter()
+                .position(|&t| t == tier)
+                .map(|i| i as u8);
+            w.order_at = order_at;
+        }
+        w.status_ko = self.status_text(&w);
+        (w.step_ko, w.step_en) = self.step(&w, now_ms);
+        w
+    }
+
+    /// The open work of a record's bytes (as the web front keeps them).
+    pub fn open_work_of(&self, payload: &[u8], now_ms: i64) -> Option<OpenWork> {
+        CaseRecord::decode(payload).map(|r| self.open_work(&r, now_ms))
+    }
+
+    /// The open work of a household held here.
+    pub fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
+        self.record(household_id)
+            .map(|r| self.open_work(&r, now_ms))
+    }
+
+    fn category_names(&self, set: u8) -> Vec<String> {
+        self.categories
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| set & (1 << i) != 0)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+
+    fn open_alerts(&self, r: &CaseRecord) -> Vec<OpenAlert> {
+        r.alerts
+            .iter()
+            .filter_map(|a| {
+                let since = a.open_since?;
+                Some(OpenAlert {
+                    alert_id: crate::stages::alert::hex_id("al-", a.id),
+                    priority: a.priority,
+                    emitted_at: since,
+                    due_at: since + self.rules.due(a.priority),
+                })
+            })
+            .collect()
+    }
+
+    /// Until when a held household is held, and the services linked.
+    fn hold(&self, view: &CaseView, status: CaseStatus) -> (Option<i64>, Vec<&'static str>) {
+        let services = view
+            .linked
+            .map(|(_, set)| {
+                Service::ALL
+                    .iter()
+                    .filter(|s| set & (1 << s.code()) != 0)
+                    .map(|s| s.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let until = match status {
+            CaseStatus::Linked => view.linked.map(|(at, _)| at + self.rules.hold_ms),
+            CaseStatus::Held => view.holds.iter().map(|h| h.0 + self.rules.hold_ms).max(),
+            _ => None,
+        };
+        (until, services)
+    }
+
+    /// The tier of an open household and the time that orders it there.
+    fn tier(&self, w: &OpenWork, now_ms: i64) -> (Tier, i64) {
+        let today = self.rules.local_day(now_ms);
+        let first_alert = w.open_alerts.first().map_or(0, |a| a.emitted_at);
+        if let Some(since) = w.unreachable_since {
+            return (Tier::Urgent, since);
+        }
+        if w.repeatedly_flagged && w.priority == Some(Priority::P1) {
+            return (Tier::Urgent, first_alert);
+        }
+        if let (Some(due), true) = (w.due_at, w.overdue()) {
+            return (Tier::Overdue, due);
+        }
+        if let Some(due) = w.due_at.filter(|&d| self.rules.local_day(d) == today) {
+            return (Tier::DueToday, due);
+        }
+        match w.next_attempt_at {
+            Some(next) if self.rules.local_day(next) <= today => (Tier::AttemptDue, next),
+            Some(next) => (Tier::Attempting, next),
+            None => (Tier::New, 0),
+        }
+    }
+
+    /// The status in Korean, with what makes it true.
+    fn status_text(&self, w: &OpenWork) -> String {
+        let label = self.status_label(w.status);
+        let until = w.hold_until.map(|t| self.local_date(t));
+        match (w.status, until) {
+            (CaseStatus::Attempting, _) => format!("{label} ({}회)", w.attempts),
+            (CaseStatus::Linked, Some(u)) if !w.services.is_empty() => {
+                let names: Vec<String> = w
+                    .services
+                    .iter()
+                    .map(|s| {
+                        let ko = Service::parse(s).map_or(*s, |v| v.label_ko());
+                        self.rules.label(s, ko)
+                    })
+                    .collect();
+                format!("{label} (~{u}: {})", names.join(", "))
+            }
+            (CaseStatus::Linked | CaseStatus::Held, Some(u)) => format!("{label} (~{u})"),
+            _ => label,
+        }
+    }
+
+    /// The next step, in Korean and English.
+    fn step(&self, w: &OpenWork, now_ms: i64) -> (String, String) {
+        let mut ko = Vec::new();
+        let mut en = Vec::new();
+        let md = |t: i64| self.local_date(t).get(5..).unwrap_or_default().to_string();
+        if w.unreachable_since.is_some() && w.in_case_since.is_none() {
+            ko.push("소재파악 필요".to_string());
+            en.push("residence check needed".to_string());
+        }
+        if let Some(d) = w.overdue_days {
+            ko.push(format!("D+{d} 초과"));
+            en.push(format!("{d} days overdue"));
+        } else if let Some(due) = w.due_at.filter(|_| w.open()) {
+            if self.rules.local_day(due) == self.rules.local_day(now_ms) {
+                ko.push("오늘 마감".into());
+                en.push("due today".into());
+            } else {
+                ko.push(format!("마감 {}", md(due)));
+                en.push(format!("due {}", md(due)));
+            }
+        }
+        if w.attempts > 0 && w.open() {
+            let next = w.next_attempt_at.map(md).unwrap_or_default();
+            ko.push(format!("{}회 시도, 다음 시도 {next}", w.attempts));
+            en.push(format!("{} failed attempts, next {next}", w.attempts));
+        }
+        if let Some(days) = w.case_age_days {
+            ko.push(format!("사례관리 {days}일째"));
+            en.push(format!("day {days} of case management"));
+        }
+        (ko.join(" · "), en.join(" · "))
+    }
+
+    /// The dongs that see a record: the one serving the household now,
+    /// then those its open alerts were addressed to.
+    pub fn dongs_of(payload: &[u8]) -> Vec<String> {
+        let Some(r) = CaseRecord::decode(payload) else {
+            return Vec::new();
+        };
+        let mut dongs = vec![dong_text(r.dong)];
+        dongs.extend(Self::other_dongs(&r));
+        dongs
+    }
+
+    /// The dongs other than the household's own that its open alerts were
+    /// addressed to (it moved), in code order.
+    fn other_dongs(r: &CaseRecord) -> Vec<String> {
+        let mut other: Vec<String> = r
+            .alerts
+            .iter()
+            .filter(|a| a.open_since.is_some())
+            .filter_map(|a| a.dong)
+            .filter(|&d| d != r.dong)
+            .map(dong_text)
+            .collect();
+        other.sort();
+        other.dedup();
+        other
+    }
+
+    /// A household's case record as it is held (compact bytes): what the
+    /// web front keeps, rendered only when a page shows it.
+    pub fn payload(&self, household_id: &str) -> Option<&[u8]> {
+        self.records.get(household_id).map(|r| r.payload())
+    }
+
+    /// The records the web front keeps at `now_ms`: open work, a case,
+    /// or any activity within `recent_ms`; and those of `also` (the
+    /// households on the day's lists), so every listed household opens.
+    pub fn work_payloads(
+        &self,
+        now_ms: i64,
+        recent_ms: i64,
+        also: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, std::sync::Arc<[u8]>)> {
+        let mut out = Vec::new();
+        for held in self.records.iter() {
+            let Some(r) = CaseRecord::decode(held.payload()) else {
+                continue;
+            };
+            let keep = r.last_activity() >= now_ms - recent_ms
+                || still_open(&r, &self.view(&r))
+                || also(held.id());
+            if keep {
+                out.push((held.id().to_string(), std::sync::Arc::from(held.payload())));
+            }
+        }
+        out
+    }
+
+    /// Households in case management.
+    pub fn in_case(&self) -> impl Iterator<Item = &str> {
+        self.records.iter().filter_map(move |held| {
+            let r = CaseRecord::decode(held.payload())?;
+            self.view(&r).in_case.map(|_| held.id())
+        })
+    }
+
+    /// The open work of every household held here at `now_ms`, counted per
+    /// dong: what the operations metrics and the city page show.
+    pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
+        let mut counts = OpenCounts::default();
+        for held in self.records.iter() {
+            let Some(r) = CaseRecord::decode(held.payload()) else {
+                continue;
+            };
+            if still_open(&r, &self.view(&r)) {
+                counts.add(&self.open_work(&r, now_ms));
+            }
+        }
+        counts
+    }
+
+    /// The households held here that are open at `now_ms`, with their open
+    /// work.
+    pub fn open_households(&self, now_ms: i64) -> Vec<(String, OpenWork)> {
+        self.records
+            .iter()
+            .filter_map(|held| {
+                let r = CaseRecord::decode(held.payload())?;
+                if !waiting(&r, &self.view(&r)) {
+                    return None;
+                }
+                Some((held.id().to_string(), self.open_work(&r, now_ms)))
+            })
+            .collect()
+    }
+
+    /// The households held here that are open for `dong` at `now_ms`, with
+    /// their open work (for a summary of a dong's queue without the web).
+    pub fn open_of_dong(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
+        self.records
+            .iter()
+            .filter_map(|held| {
+                let r = CaseRecord::decode(held.payload())?;
+                let w = self.open_work(&r, now_ms);
+                (w.open() && w.visible_to(dong)).then(|| (held.id().to_string(), w))
+            })
+            .collect()
+    }
+}
