@@ -7,7 +7,7 @@
 -- last_signal_date, times_alerted_before, on_previous_list, list_at, and from
 -- the case state status, status_ko, last_outcome, last_outcome_date, due_date,
 -- overdue, in_case, case_opened_date, case_age_days, worsened, open,
--- queue_order, queue_at, attempts, next_attempt_date, overdue_days,
+-- queue_order, queue_sub, queue_at (the work queue's order), attempts, next_attempt_date, overdue_days,
 -- next_step_ko, next_step_en: the household's open work, the same model the
 -- work queue reads), and table
 -- `dongs` (dong_code, name_ko, name_en): the dongs this deployment serves.
@@ -40,7 +40,7 @@ SELECT list_dong, name_ko, name_en,
        -- the work queue's order (README, "Open work"): open households by
        -- tier (queue_order), priority and the tier's time, then the rest
        ROW_NUMBER() OVER (PARTITION BY list_dong, in_case
-                          ORDER BY queue_order ASC, priority ASC, queue_at ASC,
+                          ORDER BY queue_order ASC, queue_sub ASC, queue_at ASC,
                                    score DESC, first_signal_at ASC, household_id ASC) AS rank,
        household_id, dong_code, priority, score, categories, reasons_ko, reasons_en,
        first_signal_date, last_signal_date,

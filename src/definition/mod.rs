@@ -245,24 +245,16 @@ impl Default for OutcomeSpec {
     }
 }
 
-impl OutcomeSpec {
-    /// The queue's tiers in order: those `queue_order` names, then the
-    /// rest in the default order (names are checked at load).
-    pub fn queue_tiers(&self) -> Vec<crate::stages::case::Tier> {
-        use crate::stages::case::Tier;
-        let mut tiers: Vec<Tier> = self
-            .queue_order
-            .iter()
-            .filter_map(|n| Tier::parse(n))
-            .collect();
-        for t in Tier::ALL {
-            if !tiers.contains(&t) {
-                tiers.push(t);
-            }
-        }
-        tiers
-    }
-}
+/// The names of the work queue's tiers, in their default order (see
+/// `stages::case::work::Tier`).
+pub const QUEUE_TIERS: [&str; 6] = [
+    "urgent",
+    "overdue",
+    "due_today",
+    "attempt_due",
+    "new",
+    "attempting",
+];
 
 /// One agency feed: a topic, its fields and how its reasons read.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -498,7 +490,7 @@ impl PipelineSpec {
         }
         let mut seen = Vec::new();
         for name in &file.outcomes.queue_order {
-            if crate::stages::case::Tier::parse(name).is_none() || seen.contains(&name) {
+            if !QUEUE_TIERS.contains(&name.as_str()) || seen.contains(&name) {
                 return Err(invalid(
                     "outcomes.queue_order".into(),
                     format!(

@@ -96,10 +96,22 @@ pub struct Detection {
 pub struct FollowUp {
     /// Outcomes recorded, per kind.
     pub outcomes: BTreeMap<String, usize>,
-    /// Days from alert to first contact per priority: (median, p90).
+    /// Days from alert to its first reach (someone of the household
+    /// reached; failed attempts do not count) per priority: (median, p90).
     pub days_to_first_contact: BTreeMap<String, (Option<f64>, Option<f64>)>,
-    /// Alerts sent that no contact answered by the end.
+    /// Alerts sent that no reach answered by the end.
     pub never_contacted: usize,
+    /// Households with a failed attempt and nobody reached 30 days after
+    /// it (of those whose first failed attempt was 30 days or more before
+    /// the end).
+    pub failed_unreached_after_30_days: usize,
+    /// The planted household's rank on its dong's queue on the day of its
+    /// `unreachable` escalation (the simulated day, the rank).
+    pub planted_rank_when_unreachable: Option<(u32, usize)>,
+    /// Its rank on its dong's queue on the last day, of how many open.
+    pub planted_rank_last_day: Option<(usize, usize)>,
+    /// Its rank on its dong's last daily list, of how many rows.
+    pub planted_list_rank_last_day: Option<(usize, usize)>,
     /// Escalations to the city team, per reason.
     pub escalations: BTreeMap<String, usize>,
     /// Households whose alert said their case had been closed before.
@@ -170,6 +182,9 @@ struct DemoOutputs {
     reopened: std::collections::HashSet<String>,
     planted_escalated: Option<(i64, String)>,
     planted_alerts: usize,
+    /// When the planted household's `unreachable` escalation went (ms; 0:
+    /// not yet), read by the step that ranks it on its dong's queue.
+    planted_unreachable: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl DemoOutputs {
@@ -215,6 +230,16 @@ impl Outputs for DemoOutputs {
         for e in &result.escalations {
             if e.household_id == SUWON_HOUSEHOLD && self.planted_escalated.is_none() {
                 self.planted_escalated = Some((e.emitted_at, e.reason.as_str().to_string()));
+            }
+            if e.household_id == SUWON_HOUSEHOLD
+                && e.reason == crate::stages::case::escalation::EscalationReason::Unreachable
+            {
+                let _ = self.planted_unreachable.compare_exchange(
+                    0,
+                    e.emitted_at,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
         }
         if self.simulate_offices {
@@ -279,7 +304,10 @@ pub async fn run_demo_live(
         reopened: Default::default(),
         planted_escalated: None,
         planted_alerts: 0,
+        planted_unreachable: Default::default(),
     };
+    let planted_unreachable = std::sync::Arc::clone(&out.planted_unreachable);
+    let mut planted_rank: Option<(u32, usize)> = None;
     let mut summary = DemoSummary {
         households: cfg.generator.households,
         days: cfg.generator.days,
@@ -324,6 +352,11 @@ pub async fn run_demo_live(
             recorded
         },
         |core, now| {
+            let unreachable_at = planted_unreachable.load(std::sync::atomic::Ordering::Relaxed);
+            if unreachable_at != 0 && planted_rank.is_none() {
+                let day = ((now - first) / DAY_MS) as u32;
+                planted_rank = planted_queue_rank(core.engine(), now).map(|(r, _)| (day, r));
+            }
             let counts = core.counts();
             progress.set_position(((now - first) / DAY_MS) as u64);
             progress.set_message(format!(
@@ -373,7 +406,12 @@ pub async fn run_demo_live(
     d.p90_days_to_first_alert = p90;
     d.median_days_to_p1 = median_and_p90(to_p1).0;
     summary.detection = d;
-    summary.follow_up = follow_up(&mut out, first);
+    summary.follow_up = follow_up(&mut out, first, clock.now_ms());
+    summary.follow_up.planted_rank_when_unreachable = planted_rank;
+    summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now_ms());
+    summary.follow_up.planted_list_rank_last_day = core
+        .last_list()
+        .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
     let io = |error| DemoError::Io {
         dir: cfg.out_dir.clone(),
         error,
@@ -409,8 +447,30 @@ pub async fn run_demo_live(
     Ok(summary)
 }
 
+/// The planted household's rank (from 1) on its dong's queue at `now`,
+/// and how many households are open there.
+fn planted_queue_rank(engine: &crate::engine::Engine, now: i64) -> Option<(usize, usize)> {
+    let dong = crate::embedded::offices::SUWON_DONG;
+    let queue = engine.queue_of(dong, now);
+    let at = queue.iter().position(|(id, _)| id == SUWON_HOUSEHOLD)?;
+    Some((at + 1, queue.len()))
+}
+
+/// The planted household's rank on its dong's list of `date`, and the
+/// list's rows.
+fn planted_list_rank(out_dir: &std::path::Path, date: &str) -> Option<(usize, usize)> {
+    let dong = crate::embedded::offices::SUWON_DONG;
+    let file = out_dir.join("lists").join(date).join(format!("{dong}.csv"));
+    let text = fs::read_to_string(file).ok()?;
+    let rows: Vec<&str> = text.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    let at = rows
+        .iter()
+        .position(|l| l.split(',').nth(1) == Some(SUWON_HOUSEHOLD))?;
+    Some((at + 1, rows.len()))
+}
+
 /// What the demo's offices and the city team saw.
-fn follow_up(out: &mut DemoOutputs, first_ms: i64) -> FollowUp {
+fn follow_up(out: &mut DemoOutputs, first_ms: i64, end_ms: i64) -> FollowUp {
     let mut per_priority: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut never = 0;
     for (p, sent, contact) in out.offices.log.first_contact.values() {
@@ -429,6 +489,17 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64) -> FollowUp {
             .map(|(p, v)| (p, median_and_p90(v)))
             .collect(),
         never_contacted: never,
+        failed_unreached_after_30_days: {
+            let log = &out.offices.log;
+            log.failed
+                .iter()
+                .filter(|(_, &at)| at + 30 * DAY_MS <= end_ms)
+                .filter(|(hh, &at)| log.reached.get(*hh).is_none_or(|&r| r > at + 30 * DAY_MS))
+                .count()
+        },
+        planted_rank_when_unreachable: None,
+        planted_rank_last_day: None,
+        planted_list_rank_last_day: None,
         escalations: std::mem::take(&mut out.tally.escalations),
         reopened_households: out.reopened.len(),
         case_updates: out.tally.case_updates,
@@ -512,7 +583,7 @@ impl DemoSummary {
         for (kind, n) in &f.outcomes {
             line(format!("  {kind:<20}{n}"));
         }
-        line("days from alert to first contact".to_string());
+        line("days from alert to first reach (failed attempts do not count)".to_string());
         for (p, (median, p90)) in &f.days_to_first_contact {
             line(format!(
                 "  {p:<4}median {}, p90 {}",
@@ -521,8 +592,12 @@ impl DemoSummary {
             ));
         }
         line(format!(
-            "  never contacted     {} alerts",
+            "  never reached       {} alerts",
             f.never_contacted
+        ));
+        line(format!(
+            "  failed attempt, nobody reached 30 days later: {} households",
+            f.failed_unreached_after_30_days
         ));
         line("escalations to the city team".to_string());
         for reason in ["overdue", "unreachable", "repeatedly_flagged"] {
@@ -540,6 +615,18 @@ impl DemoSummary {
                 Some((day, why)) => format!("reached the city team on day {day} ({why})"),
                 None => "never reached the city team".into(),
             }
+        ));
+        let rank = |r: Option<(usize, usize)>| {
+            r.map_or("not open".to_string(), |(at, of)| format!("{at} of {of}"))
+        };
+        line(format!(
+            "  its rank on its dong's queue: {}; on the last day {}; on the last daily list {}",
+            match f.planted_rank_when_unreachable {
+                Some((day, at)) => format!("{at} on day {day} (its unreachable escalation)"),
+                None => "no unreachable escalation".into(),
+            },
+            rank(f.planted_rank_last_day),
+            rank(f.planted_list_rank_last_day),
         ));
         line(String::new());
         line("This is a regression check of the engine on synthetic data the generator planted, not a".into());

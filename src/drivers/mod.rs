@@ -284,6 +284,11 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         self
     }
 
+    /// The engine, to read its state.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The engine, for what only a driver does (checkpoints, hand-overs).
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine

@@ -27,13 +27,21 @@ pub const SUWON_DONG: &str = "4125052000";
 const NEVER_ANSWERED: f64 = 0.12;
 /// Share of households nobody can reach.
 const UNREACHABLE: f64 = 0.04;
+/// Share of offices that stop after a failed attempt (sagak's queue then
+/// keeps the household open and escalates it).
+const GIVE_UP: f64 = 0.15;
 
 /// What the simulated offices did, for the demo's summary.
 #[derive(Debug, Default, Clone)]
 pub struct OfficeLog {
     /// Per alert: its priority, when it was sent, and when its first
-    /// contact was recorded (once that outcome was handed to the pipeline).
+    /// reach was recorded (once that outcome was handed to the pipeline).
     pub first_contact: HashMap<String, (Priority, i64, Option<i64>)>,
+    /// Per household: when its first failed attempt was scheduled.
+    pub failed: HashMap<String, i64>,
+    /// Per household: when someone of it was first reached (handed to the
+    /// pipeline).
+    pub reached: HashMap<String, i64>,
     /// Outcomes handed to the pipeline, per kind.
     pub outcomes: BTreeMap<String, usize>,
 }
@@ -112,6 +120,27 @@ impl SimulatedOffices {
             .insert((at, self.seq), (message, first_of.map(String::from), kind));
     }
 
+    /// Schedules failed attempts with `results` from `at` on, a retry
+    /// interval apart (one to four days); an office may give up after any
+    /// of them.
+    fn failed_attempts(&mut self, a: &Alert, at: &mut i64, results: &[&str]) {
+        for (n, result) in results.iter().enumerate() {
+            let channel = if *result == "address_mismatch" {
+                "visit"
+            } else {
+                "phone"
+            };
+            let fields =
+                format!(r#""kind":"contact_attempted","channel":"{channel}","result":"{result}""#);
+            self.schedule(a, *at, fields, None, "contact_attempted");
+            self.log.failed.entry(a.household_id.clone()).or_insert(*at);
+            *at += self.days(1.0, 4.0);
+            if n + 1 < results.len() && self.rng.chance(GIVE_UP) {
+                return;
+            }
+        }
+    }
+
     /// Decides what the offices will do about the alerts just sent.
     pub fn on_alerts(&mut self, alerts: &[Alert]) {
         for a in alerts {
@@ -132,41 +161,35 @@ impl SimulatedOffices {
                 Priority::P3 => (1.0, 18.0),
             };
             let mut at = a.emitted_at + self.days(lo, hi);
-            let attempt = |result: &str| {
-                format!(r#""kind":"contact_attempted","channel":"phone","result":"{result}""#)
-            };
             if Self::unreachable(hh) {
-                // every attempt fails; the last visit finds another family
-                // at the registered address
-                for (n, result) in ["no_answer", "no_answer", "address_mismatch"]
-                    .iter()
-                    .enumerate()
-                {
-                    let first = (n == 0).then_some(a.alert_id.as_str());
-                    self.schedule(a, at, attempt(result), first, "contact_attempted");
-                    at += self.days(1.0, 4.0);
-                }
+                // every attempt fails; the visit finds another family at
+                // the registered address (some offices give up after one)
+                self.failed_attempts(a, &mut at, &["no_answer", "no_answer", "address_mismatch"]);
                 continue;
             }
-            if self.rng.chance(0.2) {
-                self.schedule(
-                    a,
-                    at,
-                    attempt("no_answer"),
-                    Some(&a.alert_id),
-                    "contact_attempted",
-                );
-                at += self.days(0.5, 3.0);
-                self.schedule(a, at, attempt("reached"), None, "contact_attempted");
-            } else {
-                self.schedule(
-                    a,
-                    at,
-                    attempt("reached"),
-                    Some(&a.alert_id),
-                    "contact_attempted",
-                );
+            // a share of first calls go unanswered; offices retry within
+            // days, as their retry interval asks, and some never do
+            let mut failures = 0;
+            let mut gave_up = false;
+            while failures < 3 && self.rng.chance(if failures == 0 { 0.25 } else { 0.35 }) {
+                self.failed_attempts(a, &mut at, &["no_answer"]);
+                failures += 1;
+                gave_up = self.rng.chance(GIVE_UP);
+                if gave_up {
+                    break;
+                }
             }
+            if gave_up {
+                continue;
+            }
+            let reached = r#""kind":"contact_attempted","channel":"phone","result":"reached""#;
+            self.schedule(
+                a,
+                at,
+                reached.into(),
+                Some(&a.alert_id),
+                "contact_attempted",
+            );
             at += self.days(0.0, 2.0);
             let roll = self.rng.below(100);
             let in_case = self.in_case.get(hh).copied().unwrap_or(false);
@@ -220,6 +243,13 @@ impl SimulatedOffices {
         if let Some(alert) = first_of {
             if let Some(entry) = self.log.first_contact.get_mut(&alert) {
                 entry.2 = Some(at);
+            }
+            if let Some(hh) = message
+                .key
+                .as_deref()
+                .and_then(|k| std::str::from_utf8(k).ok())
+            {
+                self.log.reached.entry(hh.to_string()).or_insert(at);
             }
         }
         *self.log.outcomes.entry(kind.to_string()).or_default() += 1;

@@ -107,6 +107,7 @@ pub fn candidates_schema() -> SchemaRef {
         Field::new("worsened", DataType::Boolean, false),
         Field::new("open", DataType::Boolean, false),
         Field::new("queue_order", DataType::Int64, false),
+        Field::new("queue_sub", DataType::Int64, false),
         Field::new("queue_at", DataType::Int64, false),
         Field::new("attempts", DataType::Int64, false),
         Field::new("next_attempt_date", DataType::Date32, true),
@@ -131,6 +132,7 @@ pub struct CaseColumns {
 struct WorkColumns {
     open: BooleanBuilder,
     order: Int64Builder,
+    sub: Int64Builder,
     at: Int64Builder,
     attempts: Int64Builder,
     next_attempt: Date32Builder,
@@ -144,6 +146,7 @@ impl WorkColumns {
         WorkColumns {
             open: BooleanBuilder::with_capacity(n),
             order: Int64Builder::with_capacity(n),
+            sub: Int64Builder::with_capacity(n),
             at: Int64Builder::with_capacity(n),
             attempts: Int64Builder::with_capacity(n),
             next_attempt: Date32Builder::with_capacity(n),
@@ -154,19 +157,26 @@ impl WorkColumns {
     }
 
     /// A household without a case record was never alerted: not open
-    /// work (no office has it yet), ranked with the new ones.
-    fn append(&mut self, lists: &DailyLists, w: Option<&crate::stages::case::OpenWork>) {
-        let new_rank = lists.new_rank;
+    /// work (no office has it yet), ranked with the new ones at the
+    /// priority it is assessed at.
+    fn append(
+        &mut self,
+        lists: &DailyLists,
+        w: Option<&crate::stages::case::OpenWork>,
+        assessed: crate::stages::score::Priority,
+    ) {
         self.open.append_value(w.is_some_and(|w| w.open()));
-        self.order.append_value(
-            w.map_or(i64::from(new_rank), |w| {
-                i64::from(w.tier_rank.unwrap_or(u8::MAX))
-            }) * 2
-                + i64::from(!w.is_some_and(|w| {
-                    w.tier == Some(crate::stages::case::Tier::Urgent) && w.repeatedly_flagged
-                })),
+        let (order, sub, at) = w.map_or_else(
+            || {
+                let order = i64::from(lists.new_rank) * 2 + 1;
+                let sub = 255 * 4 + crate::stages::case::work::priority_rank(Some(assessed));
+                (order, sub, 0)
+            },
+            |w| w.queue_parts(),
         );
-        self.at.append_value(w.map_or(0, |w| w.order_at));
+        self.order.append_value(order);
+        self.sub.append_value(sub);
+        self.at.append_value(at);
         self.attempts
             .append_value(w.map_or(0, |w| i64::from(w.attempts)));
         self.next_attempt.append_option(
@@ -184,6 +194,7 @@ impl WorkColumns {
         vec![
             Arc::new(self.open.finish()),
             Arc::new(self.order.finish()),
+            Arc::new(self.sub.finish()),
             Arc::new(self.at.finish()),
             Arc::new(self.attempts.finish()),
             Arc::new(self.next_attempt.finish()),
@@ -253,9 +264,7 @@ impl DailyLists {
                 .get("new")
                 .cloned()
                 .unwrap_or_else(|| "신규".into()),
-            new_rank: spec
-                .outcomes
-                .queue_tiers()
+            new_rank: crate::stages::case::work::queue_tiers(&spec.outcomes)
                 .iter()
                 .position(|&t| t == crate::stages::case::Tier::New)
                 .unwrap_or(0) as u8,
@@ -371,7 +380,7 @@ impl DailyLists {
                     case_age.append_null();
                 }
             }
-            work.append(self, c.case.as_ref());
+            work.append(self, c.case.as_ref(), a.priority);
             worsened.append_value(c.worsened);
             household.append_value(&a.household_id);
             dong.append_value(&a.dong_code);

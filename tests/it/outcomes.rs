@@ -423,7 +423,7 @@ async fn a_crash_between_an_outcome_and_the_due_time_gives_exactly_the_right_esc
         .await;
     p.signal(
         &s.outcomes_topic(),
-        &outcome("o-1", "hh-answered", NO_ANSWER, None),
+        &outcome("o-1", "hh-answered", REACHED, None),
     )
     .await;
     first

@@ -130,7 +130,7 @@ impl CaseBook {
         let rules = Rules::new(spec);
         CaseBook {
             texts: Self::all_texts(&rules),
-            queue_order: spec.outcomes.queue_tiers(),
+            queue_order: work::queue_tiers(&spec.outcomes),
             rules,
             categories: spec.categories(),
             tag,
@@ -181,7 +181,7 @@ impl CaseBook {
     }
 
     fn view(&self, r: &CaseRecord) -> CaseView {
-        r.view(self.rules.fold)
+        rules::fold(r, self.rules.fold)
     }
 
     fn put(&mut self, household_id: &str, r: &CaseRecord) {
@@ -828,7 +828,7 @@ impl StatefulStage for CaseBook {
             };
             let activity = r.last_activity();
             let keep = watermark.low(r.shard).is_none_or(|low| {
-                activity >= low - retention || work::still_open(&r, &r.view(fold))
+                activity >= low - retention || work::still_open(&r, &rules::fold(&r, fold))
             });
             if keep {
                 oldest = oldest.min(activity);

@@ -1,7 +1,8 @@
 //! One household's case state as a compact record, and what its outcomes
 //! add up to ([`CaseRecord::view`]).
 //!
-//! The record keeps facts, not conclusions: the alerts sent (the last ones
+//! The record keeps facts, not conclusions (what they add up to is
+//! [`crate::stages::case::rules::fold`]): the alerts sent (the last ones
 //! within the repeat span, and every one still waiting for a first contact)
 //! and the outcomes recorded. Status, holds and unreachability are folded
 //! from them on each look, so a `withdrawn` outcome undoes exactly what the
@@ -12,7 +13,6 @@ use smallvec::SmallVec;
 use crate::base::keyed::varint;
 use crate::definition::DAY_MS;
 use crate::stages::case::outcome::{Channel, OutcomeKind};
-use crate::stages::case::rules::{self, CaseView, FoldRules};
 use crate::stages::score::Priority;
 
 /// An alert kept in a household's history.
@@ -133,12 +133,6 @@ impl CaseRecord {
             .collect();
         live.sort_by_key(|o| (o.recorded_at, o.id));
         live
-    }
-
-    /// Folds the [`CaseRecord::live_outcomes`] into what they add up to
-    /// (see [`rules::fold`]).
-    pub fn view(&self, rules: FoldRules) -> CaseView {
-        rules::fold(self, rules)
     }
 
     /// Encodes the record: `[shard][dong][flagged][presence]` then the

@@ -1013,11 +1013,16 @@ fn the_queue_is_ordered_as_the_pipeline_writes_it() {
     assert!(steps[1].starts_with("D+2 초과"), "{steps:?}");
     assert_eq!(steps[3], "오늘 마감");
     assert!(steps[4].contains("1회 시도, 다음 시도"), "{steps:?}");
+    // the pipeline's names are the tiers'
+    assert_eq!(
+        Tier::ALL.map(|t| t.as_str()),
+        crate::definition::QUEUE_TIERS
+    );
     // the pipeline may put new households before overdue ones
     let mut spec = default_spec();
     spec.outcomes.queue_order = vec!["new".into(), "urgent".into()];
     assert_eq!(
-        spec.outcomes.queue_tiers(),
+        work::queue_tiers(&spec.outcomes),
         [
             Tier::New,
             Tier::Urgent,

@@ -57,7 +57,7 @@ impl Tier {
         Tier::Attempting,
     ];
 
-    /// The name in `queue_order`.
+    /// The name in `queue_order` (one of [`crate::definition::QUEUE_TIERS`]).
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Urgent => "urgent",
@@ -73,6 +73,22 @@ impl Tier {
     pub fn parse(name: &str) -> Option<Tier> {
         Tier::ALL.into_iter().find(|t| t.as_str() == name)
     }
+}
+
+/// The queue's tiers in order: those `queue_order` names, then the rest in
+/// the default order (names are checked when the pipeline loads).
+pub fn queue_tiers(spec: &crate::definition::OutcomeSpec) -> Vec<Tier> {
+    let mut tiers: Vec<Tier> = spec
+        .queue_order
+        .iter()
+        .filter_map(|n| Tier::parse(n))
+        .collect();
+    for t in Tier::ALL {
+        if !tiers.contains(&t) {
+            tiers.push(t);
+        }
+    }
+    tiers
 }
 
 /// An alert waiting for its first reach.
@@ -121,6 +137,8 @@ pub struct OpenWork {
     pub unreachable_since: Option<i64>,
     /// Repeatedly flagged and nobody engaged since.
     pub repeatedly_flagged: bool,
+    /// Separate episodes among the alerts kept (within the repeat span).
+    pub episodes: u32,
     /// Alerts waiting for a first reach, oldest first.
     pub open_alerts: Vec<OpenAlert>,
     /// The outcomes that count, oldest first.
@@ -167,21 +185,43 @@ impl OpenWork {
         std::iter::once(self.dong.as_str()).chain(self.other_dongs.iter().map(|d| d.as_str()))
     }
 
-    /// The queue's order: tier as the pipeline orders them, a repeatedly
-    /// flagged household first within the urgent tier, priority, the
-    /// tier's time (oldest due, oldest attempt, longest unreachable), then
-    /// the higher score. Households that are not open come last.
-    pub fn queue_key(&self, score: Option<f64>) -> (u8, bool, u8, i64, i64) {
+    /// The queue's order, as three numbers (smaller first) that the lists'
+    /// SQL sorts by too (`queue_order`, `queue_sub`, `queue_at`), before the
+    /// higher score:
+    /// 1. the tier as the pipeline orders them (not open: last), a
+    ///    repeatedly flagged household first within the urgent tier;
+    /// 2. within the urgent tier, the household flagged in more separate
+    ///    episodes first (a crisis that keeps coming back unreached is
+    ///    what the Suwon family's was); then the priority;
+    /// 3. the tier's time: the longest unreachable, the oldest due time,
+    ///    the oldest retry.
+    pub fn queue_parts(&self) -> (i64, i64, i64) {
+        let urgent = self.tier == Some(Tier::Urgent);
+        let order = i64::from(self.tier_rank.unwrap_or(u8::MAX)) * 2
+            + i64::from(!(urgent && self.repeatedly_flagged));
+        let episodes = if urgent {
+            i64::from(self.episodes.min(255))
+        } else {
+            0
+        };
         (
-            self.tier_rank.unwrap_or(u8::MAX),
-            !(self.tier == Some(Tier::Urgent) && self.repeatedly_flagged),
-            // P1 (code 3) first
-            self.priority.map_or(u8::MAX, |p| 3 - p as u8),
+            order,
+            (255 - episodes) * 4 + priority_rank(self.priority),
             self.order_at,
-            // higher score first; scores are small and positive
-            -(score.unwrap_or(0.0) * 1000.0) as i64,
         )
     }
+
+    /// [`OpenWork::queue_parts`] and then the higher score.
+    pub fn queue_key(&self, score: Option<f64>) -> (i64, i64, i64, i64) {
+        let (order, sub, at) = self.queue_parts();
+        // higher score first; scores are small and positive
+        (order, sub, at, -(score.unwrap_or(0.0) * 1000.0) as i64)
+    }
+}
+
+/// P1 first (0), then P2, P3; none last.
+pub fn priority_rank(p: Option<Priority>) -> i64 {
+    p.map_or(3, |p| 3 - i64::from(p as u8))
 }
 
 /// Whether the household still waits for someone to reach it (see the
@@ -289,6 +329,7 @@ impl CaseBook {
             next_attempt_at,
             unreachable_since: view.unreachable.map(|(since, _)| since),
             repeatedly_flagged,
+            episodes: rules::episode_starts(&r.alerts, self.rules.cooldown_days).len() as u32,
             open_alerts,
             outcomes: self.outcomes_so_far(r),
             hold_until,
