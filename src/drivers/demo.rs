@@ -367,7 +367,13 @@ pub async fn run_demo_live(
     )
     .await?;
     progress.finish_and_clear();
-    core.lists_at_next_cutoff::<SinkError>().await?;
+    // the summary, and the pages of `--serve`, start at the last list's
+    // cut-off: the queue and the day's list are read at the same instant
+    if let Some(cutoff) = core.lists_at_next_cutoff::<SinkError>().await? {
+        if cutoff > clock.now_ms() {
+            clock.set(cutoff);
+        }
+    }
     out.sink.flush()?;
 
     let counts = core.counts();

@@ -495,12 +495,13 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     }
 
     /// Makes the lists of the next cut-off now, whatever the clock says
-    /// (the demo's last day), and moves the schedule on by a day.
+    /// (the demo's last day), and moves the schedule on by a day. Returns
+    /// that cut-off.
     pub async fn lists_at_next_cutoff<E: std::error::Error + 'static>(
         &mut self,
-    ) -> Result<(), DriverError<E>> {
+    ) -> Result<Option<i64>, DriverError<E>> {
         let Some(schedule) = self.lists.as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let cutoff = schedule.next_cutoff_ms;
         schedule.next_cutoff_ms += DAY_MS;
@@ -520,7 +521,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             if self.evict_at_cutoff {
                 self.engine.on_watermark();
             }
-            return Ok(());
+            return Ok(None);
         }
         // the previous day's households: kept from the last list, or read
         // back from its files (always, when instances share the partitions:
@@ -592,7 +593,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         if self.evict_at_cutoff {
             self.engine.on_watermark();
         }
-        result
+        result.map(|()| Some(cutoff))
     }
 }
 

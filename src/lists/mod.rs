@@ -383,7 +383,9 @@ impl DailyLists {
             work.append(self, c.case.as_ref(), a.priority);
             worsened.append_value(c.worsened);
             household.append_value(&a.household_id);
-            dong.append_value(&a.dong_code);
+            // a household with a case record is on the list of the office
+            // serving it (the one its queue is on), else of its newest signal
+            dong.append_value(c.case.as_ref().map_or(&a.dong_code, |w| &w.dong));
             priority.append_value(a.priority.as_str());
             score.append_value(a.score);
             categories.append_value(a.categories.join(", "));

@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod house;
 mod kafka_pipeline;
+mod open_work;
 mod ops;
 mod outcomes;
 mod replay;

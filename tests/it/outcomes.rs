@@ -46,7 +46,11 @@ fn alert_id(a: &serde_json::Value) -> String {
     a["alert_id"].as_str().expect("alert_id").to_string()
 }
 
-fn escalations_of(seen: &[Received], household: &str, reason: &str) -> Vec<serde_json::Value> {
+pub(crate) fn escalations_of(
+    seen: &[Received],
+    household: &str,
+    reason: &str,
+) -> Vec<serde_json::Value> {
     alerts_of(seen, household)
         .into_iter()
         .filter(|e| e["reason"] == reason)

@@ -15,21 +15,21 @@ use sagak::web::users::{self, Role, User};
 
 use crate::support::*;
 
-const DONG: &str = "4125052000";
-const OTHER: &str = "4125053500";
+pub(crate) const DONG: &str = "4125052000";
+pub(crate) const OTHER: &str = "4125053500";
 
 /// A web front on a running pipeline, with one account per role.
-struct Front {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    dong: (User, String),
-    other: (User, String),
-    city: (User, String),
-    server: sagak::web::WebServer,
+pub(crate) struct Front {
+    pub(crate) addr: SocketAddr,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) dong: (User, String),
+    pub(crate) other: (User, String),
+    pub(crate) city: (User, String),
+    pub(crate) server: sagak::web::WebServer,
 }
 
 impl Front {
-    async fn start(s: &Scenario, pipeline: &RunningPipeline) -> Front {
+    pub(crate) async fn start(s: &Scenario, pipeline: &RunningPipeline) -> Front {
         let producer = sagak::kafka::outcomes::OutcomeProducer::new(
             &s.settings.kafka,
             &s.settings.topics.outcomes,
@@ -38,7 +38,7 @@ impl Front {
         Front::on(&s.spec, pipeline.ops.clone(), Arc::new(producer), None).await
     }
 
-    async fn on(
+    pub(crate) async fn on(
         spec: &sagak::definition::PipelineSpec,
         ops: Arc<sagak::ops::OpsState>,
         publisher: Arc<dyn sagak::web::OutcomePublisher>,
@@ -86,7 +86,7 @@ impl Front {
 }
 
 /// One HTTP/1.1 request: (status, headers, body).
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -115,7 +115,7 @@ fn http(
 }
 
 /// Logs in with `token`; the session cookie.
-fn login(addr: SocketAddr, token: &str) -> Option<String> {
+pub(crate) fn login(addr: SocketAddr, token: &str) -> Option<String> {
     let (status, head, _) = http(
         addr,
         "POST",
@@ -132,12 +132,12 @@ fn login(addr: SocketAddr, token: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// Signals that make `household` a P1 of `DONG`, and a job loss in `OTHER`.
-async fn alert_two_households(
+pub(crate) async fn alert_two_households(
     s: &Scenario,
     pipeline: &RunningPipeline,
     household: &str,
@@ -177,14 +177,14 @@ async fn alert_two_households(
 }
 
 /// chromedriver on a free port, and a WebDriver session of headless Chromium.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     _profile: tempfile::TempDir,
-    client: fantoccini::Client,
+    pub(crate) client: fantoccini::Client,
 }
 
 impl Browser {
-    async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         let chromium = ensure_tool("chromium", "chromium");
         let chromedriver = ensure_tool("chromedriver", "chromium-driver");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -232,7 +232,7 @@ impl Browser {
         panic!("no WebDriver session: {last:?}");
     }
 
-    async fn text_of(&self, css: &str) -> String {
+    pub(crate) async fn text_of(&self, css: &str) -> String {
         match self.client.find(fantoccini::Locator::Css(css)).await {
             Ok(e) => e.text().await.unwrap_or_default(),
             Err(_) => String::new(),
@@ -240,7 +240,7 @@ impl Browser {
     }
 
     /// Waits until the element's text contains `what`.
-    async fn wait_text(&self, css: &str, what: &str) -> String {
+    pub(crate) async fn wait_text(&self, css: &str, what: &str) -> String {
         for _ in 0..200 {
             let t = self.text_of(css).await;
             if t.contains(what) {
@@ -254,20 +254,20 @@ impl Browser {
         );
     }
 
-    async fn screenshot(&self, path: &Path) -> Vec<u8> {
+    pub(crate) async fn screenshot(&self, path: &Path) -> Vec<u8> {
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(path, &png).unwrap();
         png
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
-fn is_png_with_content(png: &[u8]) -> bool {
+pub(crate) fn is_png_with_content(png: &[u8]) -> bool {
     png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000
 }
 

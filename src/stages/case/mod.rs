@@ -515,16 +515,7 @@ impl CaseBook {
             alert.case.times_flagged_before = r.flagged.saturating_sub(1);
             return None;
         }
-        if r.dong != dong {
-            let old = r.dong;
-            for a in &mut r.alerts {
-                a.dong.get_or_insert(old);
-            }
-            r.dong = dong;
-        }
-        if r.moved_from != 0 && r.moved_from != dong {
-            r.moved_from = 0;
-        }
+        Self::follow_dong(&mut r, dong);
         let day = alert.last_signal_at.div_euclid(DAY_MS) as i32;
         // a reach already recorded after its signals answers it (the
         // reach was read first, as a replay may)
@@ -547,6 +538,21 @@ impl CaseBook {
         let escalation = self.repeated(&alert.household_id, &mut r, &view, alert.emitted_at);
         self.put_hashed(hash, &alert.household_id, &r);
         escalation
+    }
+
+    /// The household is served by `dong` from now on (the dong its newest
+    /// alert or case update went to); its kept alerts remember their own.
+    fn follow_dong(r: &mut CaseRecord, dong: u64) {
+        if r.dong != dong {
+            let old = r.dong;
+            for a in &mut r.alerts {
+                a.dong.get_or_insert(old);
+            }
+            r.dong = dong;
+        }
+        if r.moved_from != 0 && r.moved_from != dong {
+            r.moved_from = 0;
+        }
     }
 
     /// Remembers that an open alert of the household whose
@@ -606,6 +612,9 @@ impl CaseBook {
         alert.alert_id =
             crate::stages::alert::case_update_id(&alert.household_id, alert.priority, id);
         r.baseline = Some((alert.priority, categories));
+        // the case moves with the household: the office sent the update
+        // sees it
+        Self::follow_dong(&mut r, dong);
         self.put(&alert.household_id, &r);
     }
 
