@@ -249,6 +249,9 @@ impl CaseBook {
             );
         }
         Self::note_move(&mut r, &o.said, held.target);
+        if held.kind == OutcomeKind::Withdrawn {
+            self.reopen_unanswered(&mut r, held.target, held.recorded_at, hash);
+        }
         self.escalate_unreachable(&o.household_id, &mut r, now_ms, &mut applied);
         self.put_hashed(hash, &o.household_id, &r);
         Ok(applied)
@@ -367,6 +370,45 @@ impl CaseBook {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A withdrawn reach answered nobody: the alerts it closed that no
+    /// other reach answers are open again, due from the withdrawal (their
+    /// first due time was not kept), so the household is back on its
+    /// office's queue.
+    fn reopen_unanswered(&mut self, r: &mut CaseRecord, target: u32, at: i64, hash: u64) {
+        let was_reach = r
+            .outcomes
+            .iter()
+            .find(|h| h.id == target)
+            .is_some_and(|t| reaches(t));
+        if !was_reach {
+            return;
+        }
+        let reaches_at: Vec<i64> = r
+            .live_outcomes()
+            .into_iter()
+            .filter(|o| reaches(o))
+            .map(|o| o.recorded_at)
+            .collect();
+        let target_at = r
+            .outcomes
+            .iter()
+            .find(|h| h.id == target)
+            .map_or(0, |t| t.recorded_at);
+        let mut due = Vec::new();
+        for a in r.alerts.iter_mut().filter(|a| a.open_since.is_none()) {
+            let day_start = i64::from(a.day) * DAY_MS;
+            let answered_by_target = target_at >= day_start;
+            if answered_by_target && !reaches_at.iter().any(|&t| t >= day_start) {
+                a.open_since = Some(at);
+                a.overdue_sent = false;
+                due.push(at + self.rules.due(a.priority));
+            }
+        }
+        for d in due {
+            self.note_due(d, hash);
         }
     }
 
@@ -859,8 +901,16 @@ impl StatefulStage for CaseBook {
     }
 
     fn restore_record(&mut self, held: Record, _: &Restore<'_>) -> Restored {
-        if let Some(r) = CaseRecord::decode(held.payload()) {
+        if let Some(mut r) = CaseRecord::decode(held.payload()) {
             let hash = self.records.hash(held.id());
+            // a record of a release before open work may hold alerts that a
+            // support, a case or a decision answered under today's rules
+            let held = if rules::settle_answered(&mut r) {
+                r.encode(&mut self.encoded);
+                Record::new(held.id(), &self.encoded)
+            } else {
+                held
+            };
             for a in &r.alerts {
                 if let (Some(emitted), false) = (a.open_since, a.overdue_sent) {
                     self.note_due(emitted + self.rules.due(a.priority), hash);

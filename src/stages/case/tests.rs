@@ -391,6 +391,30 @@ fn withdrawn_undoes_a_mistaken_outcome() {
 }
 
 #[test]
+fn a_withdrawn_reach_puts_the_household_back_on_the_queue() {
+    let mut d = desk();
+    d.alert("hh-1", Priority::P2, 0, T0);
+    d.record(attempt("o1", "hh-1", ContactResult::Reached, T0 + DAY_MS))
+        .unwrap();
+    let w = d.cases.household_work("hh-1", T0 + DAY_MS).unwrap();
+    assert!(!w.open(), "reached");
+    d.record(outcome(
+        "o2",
+        "hh-1",
+        Said::Withdrawn("o1".into()),
+        T0 + 2 * DAY_MS,
+    ))
+    .unwrap();
+    let w = d.cases.household_work("hh-1", T0 + 2 * DAY_MS).unwrap();
+    assert!(w.open(), "nobody was reached after all");
+    assert_eq!(w.status, CaseStatus::New);
+    // due again from the withdrawal (P2: seven days)
+    assert_eq!(w.due_at, Some(T0 + 9 * DAY_MS));
+    let due = d.cases.overdue(T0 + 9 * DAY_MS + 1);
+    assert_eq!(reasons(&due), [EscalationReason::Overdue]);
+}
+
+#[test]
 fn deceased_drops_the_household_and_only_the_city_may_withdraw_it() {
     let mut d = desk();
     d.alert("hh-1", Priority::P1, 0, T0);
@@ -1094,4 +1118,59 @@ fn the_outcome_schema_names_exactly_the_declared_values() {
     }
     let codes: Vec<u8> = ContactResult::ALL.iter().map(|v| v.code()).collect();
     assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6], "snapshots keep these codes");
+}
+
+/// Case records written by the release before open work (2026-12-02:
+/// failed attempts answered alerts, repeat escalations counted alerts)
+/// read with the same meaning: restored, an alert a support answered under
+/// today's rules is closed, a repeat escalation that went stays sent.
+#[test]
+fn case_records_of_the_previous_release_read_with_the_same_meaning() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/case-records-2026-12-02.txt");
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut d = desk();
+    let now = T0 + 3 * DAY_MS;
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let (id, hex) = line.split_once(' ').unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        CaseRecord::decode(&bytes).unwrap_or_else(|| panic!("{id} reads"));
+        // as a snapshot restores it
+        d.cases
+            .restore_record(Record::new(id, &bytes), &Restore::default());
+        let r = d.cases.record(id).unwrap();
+        let w = d.cases.open_work(&r, now);
+        seen.push((id.to_string(), w.status, w.open()));
+        match id {
+            "hh-lost" => assert_eq!((w.attempts, w.tier), (3, Some(Tier::Urgent))),
+            // the services were not kept before: linked, until when
+            "hh-linked" => assert!(w.status_ko.starts_with("서비스 연계 (~"), "{}", w.status_ko),
+            "hh-repeat" => {
+                assert!(w.repeatedly_flagged, "its escalation went");
+                assert_eq!(r.repeat_day, r.alerts.last().map(|a| a.day));
+                assert_eq!(w.open_alerts.len(), 3);
+            }
+            "hh-case" => assert_eq!(w.case_age_days, Some(1)),
+            _ => {}
+        }
+        // written again in today's layout, it reads the same
+        let mut again = Vec::new();
+        r.encode(&mut again);
+        assert_eq!(CaseRecord::decode(&again), Some(r));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("hh-case".to_string(), CaseStatus::InCase, false),
+            ("hh-gone".to_string(), CaseStatus::New, true),
+            ("hh-linked".to_string(), CaseStatus::Linked, false),
+            ("hh-lost".to_string(), CaseStatus::Unreachable, true),
+            ("hh-new".to_string(), CaseStatus::New, true),
+            ("hh-repeat".to_string(), CaseStatus::New, true),
+        ]
+    );
 }
