@@ -456,13 +456,13 @@ pub fn city(
     let data = crate::ops::http::dashboard_data(&st.ops);
     let history = st.ops.live.history();
     let mut body = String::new();
-    body.push_str(r#"<h2>동별 현황 <span class="en">Dongs side by side</span></h2><table id="dongs"><thead><tr><th>동 <span class="en">Dong</span></th><th>연락 대기 <span class="en">Open</span></th><th>기한초과 <span class="en">Overdue</span></th><th>첫 연락까지(일, 중앙값) <span class="en">Days to first contact (median)</span></th><th>기한 내 <span class="en">In time</span></th><th>소재파악 필요 <span class="en">Unreachable</span></th></tr></thead><tbody>"#);
+    body.push_str(r#"<h2>동별 현황 <span class="en">Dongs side by side</span></h2><table id="dongs"><thead><tr><th>동 <span class="en">Dong</span></th><th>연락 대기 <span class="en">Open</span></th><th>기한초과 <span class="en">Overdue</span></th><th>첫 연락까지(일, 중앙값) <span class="en">Days to first reach (median)</span></th><th>기한 내 <span class="en">In time</span></th><th>소재파악 필요 <span class="en">Unreachable</span></th><th>사례관리 <span class="en">In case</span></th></tr></thead><tbody>"#);
     let mut open_rows = Vec::new();
     for d in &st.dongs {
         let f = follow_up.get(&d.dong_code).cloned().unwrap_or_default();
         let _ = write!(
             body,
-            r#"<tr><td><a href="/queue?dong={code}">{} {code}</a></td><td>{}</td><td class="{}">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr data-dong="{code}"><td><a href="/queue?dong={code}">{} {code}</a></td><td class="n-open">{}</td><td class="n-overdue {}">{}</td><td>{}</td><td>{}</td><td class="n-unreachable">{}</td><td class="n-in-case">{}</td></tr>"#,
             esc(&d.name_ko),
             f.open,
             if f.overdue > 0 { "overdue" } else { "" },
@@ -472,6 +472,7 @@ pub fn city(
             f.contacted_in_time
                 .map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
             f.unreachable,
+            f.in_case,
             code = esc(&d.dong_code)
         );
         open_rows.push((d.name_ko.clone(), vec![f.open as f64, f.overdue as f64]));
@@ -480,7 +481,7 @@ pub fn city(
     body.push_str(r#"<h2>일별 알림 (최근 90일) <span class="en">Alerts per day and priority, last 90 days</span></h2>"#);
     let days: Vec<(String, [u64; 3])> = history.alerts_per_day.into_iter().collect();
     body.push_str(&super::charts::alerts_per_day(&days));
-    body.push_str(r#"<h2>알림에서 첫 연락까지 <span class="en">Alert to first contact, per priority</span></h2>"#);
+    body.push_str(r#"<h2>알림에서 첫 연락까지 <span class="en">Alert to first reach, per priority</span></h2>"#);
     let rows: Vec<(String, Vec<f64>)> = history
         .first_contact_days
         .iter()

@@ -611,7 +611,32 @@ fn a_dongs_views_agree_and_every_listed_household_opens() {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert_eq!(city_counts, (api_open.len(), api_overdue), "{dong}: /city");
+        assert_eq!(
+            city_counts,
+            (api_open.len(), api_overdue),
+            "{dong}: /api/city"
+        );
+        // and on the city page itself
+        let city_cookie = crate::web::login(addr, &city).expect("a session");
+        let (_, _, page) = http(addr, "GET", "/city", &[("Cookie", &city_cookie)], "");
+        let row = page
+            .split(&format!("data-dong=\"{dong}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default();
+        let cell = |class: &str| -> usize {
+            let at = row
+                .find(&format!("class=\"{class}"))
+                .unwrap_or_else(|| panic!("{class}: {row}"));
+            let text = &row[at..];
+            let from = text.find('>').unwrap() + 1;
+            text[from..].split('<').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(
+            (cell("n-open"), cell("n-overdue")),
+            (api_open.len(), api_overdue),
+            "{dong}: the /city page"
+        );
         compared += api_open.len();
     }
     assert!(

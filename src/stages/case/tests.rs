@@ -1,6 +1,6 @@
 //! The effects of outcomes, one by one, on the case stage alone.
 
-use super::outcome::{decode, Channel};
+use super::outcome::{decode, Channel, ContactResult, Service, Track};
 use super::*;
 use crate::stages::alert::AlertGate;
 use crate::stages::decode::RejectClass;
