@@ -381,7 +381,7 @@ impl CaseBook {
             .outcomes
             .iter()
             .find(|h| h.id == target)
-            .is_some_and(|t| reaches(t));
+            .is_some_and(reaches);
         if !was_reach {
             return;
         }
