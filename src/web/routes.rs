@@ -580,162 +580,187 @@ async fn record_outcome(
     body: Bytes,
 ) -> Response {
     let Caller { who, from, api } = caller;
-    let fields = if api {
-        match serde_json::from_slice::<Value>(&body)
-            .map_err(|e| format!("the body is not JSON: {e}"))
-            .and_then(|v| form::fields_of_json(&v))
-        {
-            Ok(f) => f,
-            Err(e) => return fail(true, StatusCode::BAD_REQUEST, &e),
+    let r = Recording {
+        st: &st,
+        who: &who,
+        from: &from,
+        path: uri.path(),
+        id: &id,
+        api,
+    };
+    let fields = match r.fields(&body) {
+        Ok(f) => f,
+        Err(refused) => return refused,
+    };
+    let item = match visible(&st, &who, &from, &id, uri.path(), api) {
+        Ok(i) => i,
+        Err(refused) => return refused,
+    };
+    match r.checked(&item, &fields) {
+        Ok((outcome_id, bytes)) => r.publish(outcome_id, bytes).await,
+        Err(refused) => refused,
+    }
+}
+
+/// One outcome being recorded from a page or the API.
+struct Recording<'a> {
+    st: &'a WebState,
+    who: &'a Person,
+    from: &'a Client,
+    path: &'a str,
+    id: &'a str,
+    api: bool,
+}
+
+impl Recording<'_> {
+    /// The fields of the request: JSON from the API, a form (with its CSRF
+    /// token checked) from a page.
+    fn fields(&self, body: &Bytes) -> Result<Vec<(String, String)>, Response> {
+        if self.api {
+            return serde_json::from_slice::<Value>(body)
+                .map_err(|e| format!("the body is not JSON: {e}"))
+                .and_then(|v| form::fields_of_json(&v))
+                .map_err(|e| fail(true, StatusCode::BAD_REQUEST, &e));
         }
-    } else {
-        let fields = form_fields(&body);
-        let ok = who
+        let fields = form_fields(body);
+        let ok = self
+            .who
             .session
             .as_ref()
             .is_some_and(|s| csrf_ok(s, field(&fields, "csrf").unwrap_or_default()));
         if !ok {
-            let page = fail(
+            return Err(self.refused(fail(
                 false,
                 StatusCode::FORBIDDEN,
                 "the form's CSRF token is missing or wrong: reload the page and record again",
-            );
-            return audited(
-                &st,
-                &who,
-                &from,
-                "record_outcome_refused",
-                uri.path(),
-                vec![id],
-                None,
-                page,
-            );
+            )));
         }
-        fields
-    };
-    let item = match visible(&st, &who, &from, &id, uri.path(), api) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let dong_code = match who.user.role {
-        Role::City => st.city_code.clone(),
-        Role::Dong => who.user.dong.clone().unwrap_or_default(),
-    };
-    let outcome_id = match new_outcome_id() {
-        Ok(id) => id,
-        Err(e) => return fail(api, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    let now = st.ops.work.now_ms();
-    let by = form::Recorder {
-        staff_id: &who.user.id,
-        dong_code: &dong_code,
-        now_ms: now,
-        outcome_id: outcome_id.clone(),
-    };
-    let value = match form::outcome_value(&fields, &item.household_id, &by) {
-        Ok(v) => v,
-        Err(e) if api => return fail(true, StatusCode::BAD_REQUEST, &e),
-        Err(e) => {
-            let message = format!("입력을 확인하세요 (check the form): {e}");
-            let page =
-                refused_on_form(&st, &who, &item, &fields, StatusCode::BAD_REQUEST, &message);
-            return audited(
-                &st,
-                &who,
-                &from,
-                "record_outcome_refused",
-                uri.path(),
-                vec![id],
-                None,
-                page,
-            );
-        }
-    };
-    let bytes = serde_json::to_vec(&value).unwrap_or_default();
-    // the same decoder the pipeline applies to the topic, then the same
-    // rules against the household's record
-    let checked = crate::stages::case::outcome::decode(
-        Some(id.as_bytes()),
-        Some(&bytes),
-        now,
-        st.max_future_ms,
-    )
-    .and_then(|o| st.ops.work.check(&o));
-    if let Err(reject) = checked {
-        use crate::stages::decode::RejectClass;
-        let status = match reject.class {
-            RejectClass::NoOpenCase | RejectClass::CaseAlreadyOpen => StatusCode::CONFLICT,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let message = format!(
-            "{} ({}: {})",
-            crate::stages::case::rules::refusal_ko(reject.class),
-            reject.class.as_str(),
-            reject.reason
-        );
-        if api {
-            return (
-                status,
-                axum::Json(json!({
-                    "error": message,
-                    "class": reject.class.as_str(),
-                    "reason_ko": crate::stages::case::rules::refusal_ko(reject.class),
-                    "reason": reject.reason,
-                })),
-            )
-                .into_response();
-        }
-        let page = refused_on_form(&st, &who, &item, &fields, status, &message);
-        return audited(
-            &st,
-            &who,
-            &from,
+        Ok(fields)
+    }
+
+    /// An audited refusal.
+    fn refused(&self, page: Response) -> Response {
+        let (st, who, from) = (self.st, self.who, self.from);
+        let shown = vec![self.id.to_string()];
+        audited(
+            st,
+            who,
+            from,
             "record_outcome_refused",
-            uri.path(),
-            vec![id],
+            self.path,
+            shown,
             None,
             page,
-        );
-    }
-    if let Err(r) = audit(
-        &st,
-        Some(&who),
-        &from,
-        "record_outcome",
-        uri.path(),
-        vec![id.clone()],
-        None,
-        StatusCode::ACCEPTED,
-    ) {
-        return r;
-    }
-    if let Err(e) = st.publisher.publish(&id, bytes).await {
-        tracing::error!(error = %e, "an outcome could not be published");
-        // the line above said it was taken: this one says it was not
-        let _ = audit(
-            &st,
-            Some(&who),
-            &from,
-            "record_outcome_failed",
-            uri.path(),
-            vec![id.clone()],
-            None,
-            StatusCode::SERVICE_UNAVAILABLE,
-        );
-        return fail(api, StatusCode::SERVICE_UNAVAILABLE, "the outcome could not be sent to the pipeline; nothing was recorded, try again in a moment");
-    }
-    if api {
-        (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({ "outcome_id": outcome_id })),
         )
-            .into_response()
-    } else {
-        Redirect::to(&format!(
-            "/households/{}?recorded={outcome_id}",
-            urlencode(&id)
+    }
+
+    /// The outcome's id and JSON, or the refusal: the form's fields, the
+    /// pipeline's own decoder, then its case rules against the household's
+    /// record (400, or 409 for a case that is or is not open), in Korean and
+    /// English; on a page, on the form with what was typed kept.
+    fn checked(
+        &self,
+        item: &WorkItem,
+        fields: &[(String, String)],
+    ) -> Result<(String, Vec<u8>), Response> {
+        let st = self.st;
+        let dong_code = match self.who.user.role {
+            Role::City => st.city_code.clone(),
+            Role::Dong => self.who.user.dong.clone().unwrap_or_default(),
+        };
+        let outcome_id = new_outcome_id()
+            .map_err(|e| fail(self.api, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))?;
+        let now = st.ops.work.now_ms();
+        let by = form::Recorder {
+            staff_id: &self.who.user.id,
+            dong_code: &dong_code,
+            now_ms: now,
+            outcome_id: outcome_id.clone(),
+        };
+        let value = form::outcome_value(fields, &item.household_id, &by).map_err(|e| {
+            let message = format!("입력을 확인하세요 (check the form): {e}");
+            self.on_form(item, fields, StatusCode::BAD_REQUEST, &message, None)
+        })?;
+        let bytes = serde_json::to_vec(&value).unwrap_or_default();
+        let key = Some(self.id.as_bytes());
+        crate::stages::case::outcome::decode(key, Some(&bytes), now, st.max_future_ms)
+            .and_then(|o| st.ops.work.check(&o))
+            .map_err(|reject| {
+                use crate::stages::decode::RejectClass;
+                let status = match reject.class {
+                    RejectClass::NoOpenCase | RejectClass::CaseAlreadyOpen => StatusCode::CONFLICT,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let ko = crate::stages::case::rules::refusal_ko(reject.class);
+                let class = reject.class.as_str();
+                let message = format!("{ko} ({class}: {})", reject.reason);
+                let json = json!({ "error": message, "class": class, "reason_ko": ko, "reason": reject.reason });
+                self.on_form(item, fields, status, &message, Some(json))
+            })?;
+        Ok((outcome_id, bytes))
+    }
+
+    /// A refusal: `json` (or the message) for the API; the household's page
+    /// with the reason on the form for a person.
+    fn on_form(
+        &self,
+        item: &WorkItem,
+        fields: &[(String, String)],
+        status: StatusCode,
+        message: &str,
+        json: Option<Value>,
+    ) -> Response {
+        if self.api {
+            let body = json.unwrap_or_else(|| json!({ "error": message }));
+            return (status, axum::Json(body)).into_response();
+        }
+        self.refused(refused_on_form(
+            self.st, self.who, item, fields, status, message,
         ))
-        .into_response()
+    }
+
+    /// Audits, publishes, and answers 202 (API) or back to the household.
+    async fn publish(&self, outcome_id: String, bytes: Vec<u8>) -> Response {
+        let (st, who, from, id) = (self.st, self.who, self.from, self.id);
+        let shown = || vec![id.to_string()];
+        let accepted = StatusCode::ACCEPTED;
+        if let Err(r) = audit(
+            st,
+            Some(who),
+            from,
+            "record_outcome",
+            self.path,
+            shown(),
+            None,
+            accepted,
+        ) {
+            return r;
+        }
+        if let Err(e) = st.publisher.publish(id, bytes).await {
+            tracing::error!(error = %e, "an outcome could not be published");
+            // the line above said it was taken: this one says it was not
+            let failed = StatusCode::SERVICE_UNAVAILABLE;
+            let _ = audit(
+                st,
+                Some(who),
+                from,
+                "record_outcome_failed",
+                self.path,
+                shown(),
+                None,
+                failed,
+            );
+            return fail(self.api, failed, "the outcome could not be sent to the pipeline; nothing was recorded, try again in a moment");
+        }
+        if self.api {
+            (accepted, axum::Json(json!({ "outcome_id": outcome_id }))).into_response()
+        } else {
+            Redirect::to(&format!(
+                "/households/{}?recorded={outcome_id}",
+                urlencode(id)
+            ))
+            .into_response()
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::outcomes::escalations_of;
 use crate::support::*;
-use crate::web::{alert_two_households, http, is_png_with_content, Browser, Front, DONG};
+use crate::web::{
+    alert_two_households, http, is_png_with_content, Browser, Front, ServedDemo, DONG,
+};
 
 const NO_ANSWER: &str = r#"{"kind":"contact_attempted","channel":"phone","result":"no_answer"}"#;
 
@@ -279,15 +281,9 @@ async fn a_failed_attempt_keeps_the_household_on_the_queue_until_someone_is_reac
     // the city team sees the household nobody could reach
     let city = front.city.1.clone();
     log_in(&b, &base, &city, "박시청").await;
-    let mut text = String::new();
-    for _ in 0..50 {
-        c.goto(&format!("{base}/city")).await.unwrap();
-        text = b.text_of("#escalations").await;
-        if text.contains("hh-try") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let text = b
+        .reload_until(&format!("{base}/city"), "#escalations", "hh-try")
+        .await;
     assert!(
         text.contains("hh-try") && text.contains("unreachable"),
         "{text}"
@@ -465,49 +461,13 @@ async fn the_queue_page_orders_eight_households_as_the_pipeline_writes_it() {
 /// the dong's list files opens on its household page.
 #[test]
 fn a_dongs_views_agree_and_every_listed_household_opens() {
-    let out = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sagak"))
-        .args([
-            "demo",
-            "--households",
-            "12000",
-            "--days",
-            "90",
-            "--serve",
-            "--out",
-        ])
-        .arg(out.path())
-        .env("SAGAK__WEB__LISTEN", format!("127.0.0.1:{port}"))
-        .env("SAGAK__HTTP__ENABLED", "false")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut tokens = Vec::new();
-    let mut printed = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while !printed.contains("Ctrl-C to stop") && std::time::Instant::now() < deadline {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if line.starts_with("  u-") {
-            tokens.push(
-                line.split_whitespace()
-                    .last()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-        }
-        printed.push_str(&line);
-    }
+    let ServedDemo {
+        mut child,
+        out,
+        port,
+        printed,
+        tokens,
+    } = ServedDemo::start(12000, 90, Stdio::null());
     assert_eq!(tokens.len(), 9, "{printed}");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let city = tokens[0].clone();

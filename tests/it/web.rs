@@ -254,6 +254,21 @@ impl Browser {
         );
     }
 
+    /// Opens `url` again until `css` shows `what` (what a person does on a
+    /// page that does not refresh itself); its last text.
+    pub(crate) async fn reload_until(&self, url: &str, css: &str, what: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            self.client.goto(url).await.unwrap();
+            text = self.text_of(css).await;
+            if text.contains(what) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        text
+    }
+
     pub(crate) async fn screenshot(&self, path: &Path) -> Vec<u8> {
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(path, &png).unwrap();
@@ -264,6 +279,62 @@ impl Browser {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `sagak demo --serve` on a free port, run until its pages are up: its
+/// output folder, what it printed and the tokens it made (the city's
+/// first, then one per dong in the pipeline's order).
+pub(crate) struct ServedDemo {
+    pub(crate) child: Child,
+    pub(crate) out: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) printed: String,
+    pub(crate) tokens: Vec<String>,
+}
+
+impl ServedDemo {
+    pub(crate) fn start(households: u32, days: u32, stderr: Stdio) -> ServedDemo {
+        let out = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sagak"))
+            .args(["demo", "--households", &households.to_string()])
+            .args(["--days", &days.to_string(), "--serve", "--out"])
+            .arg(out.path())
+            .env("SAGAK__WEB__LISTEN", format!("127.0.0.1:{port}"))
+            .env("SAGAK__HTTP__ENABLED", "false")
+            .env("RUST_LOG", "info")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut printed = String::new();
+        let mut tokens = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while !printed.contains("Ctrl-C to stop") && std::time::Instant::now() < deadline {
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if line.starts_with("  u-") {
+                let token = line.split_whitespace().last().unwrap_or_default();
+                tokens.push(token.to_string());
+            }
+            printed.push_str(&line);
+        }
+        ServedDemo {
+            child,
+            out,
+            port,
+            printed,
+            tokens,
+        }
     }
 }
 
@@ -409,15 +480,9 @@ async fn a_dong_office_records_a_visit_in_the_browser_and_the_city_sees_its_char
         "today's P1 alert is on the chart: {source}"
     );
     // the overdue alert of the other dong reaches the city team's queue
-    let mut escalations = String::new();
-    for _ in 0..100 {
-        c.goto(&format!("{base}/city")).await.unwrap();
-        escalations = b.text_of("#escalations").await;
-        if escalations.contains("hh-far") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let escalations = b
+        .reload_until(&format!("{base}/city"), "#escalations", "hh-far")
+        .await;
     assert!(
         escalations.contains("hh-far") && escalations.contains("overdue"),
         "{escalations}"
@@ -672,50 +737,13 @@ async fn another_dong_is_refused_and_audited_csrf_and_revocation_hold() {
 
 #[test]
 fn the_demo_makes_accounts_and_its_pages_take_an_outcome_after_the_simulation() {
-    let out = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sagak"))
-        .args([
-            "demo",
-            "--households",
-            "1500",
-            "--days",
-            "40",
-            "--serve",
-            "--out",
-        ])
-        .arg(out.path())
-        .env("SAGAK__WEB__LISTEN", format!("127.0.0.1:{port}"))
-        .env("SAGAK__HTTP__ENABLED", "false")
-        .env("RUST_LOG", "info")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut printed = String::new();
-    let mut tokens = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    while !printed.contains("Ctrl-C to stop") && std::time::Instant::now() < deadline {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if line.starts_with("  u-") {
-            tokens.push(
-                line.split_whitespace()
-                    .last()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-        }
-        printed.push_str(&line);
-    }
+    let ServedDemo {
+        mut child,
+        out,
+        port,
+        printed,
+        tokens,
+    } = ServedDemo::start(1500, 40, Stdio::piped());
     assert!(
         printed.contains(&format!("http://127.0.0.1:{port}/")),
         "{printed}"
