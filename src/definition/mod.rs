@@ -175,13 +175,13 @@ pub struct OutcomeSpec {
     /// Code of the city team: its outcomes are accepted for any household,
     /// and only it may withdraw a `deceased`.
     pub city_code: String,
-    /// Time for a first contact after a P1 alert (driver's clock).
+    /// Time for a first reach (someone of the household reached) after a P1 alert (driver's clock).
     #[serde(with = "span")]
     pub due_p1: std::time::Duration,
-    /// Time for a first contact after a P2 alert.
+    /// Time for a first reach (someone of the household reached) after a P2 alert.
     #[serde(with = "span")]
     pub due_p2: std::time::Duration,
-    /// Time for a first contact after a P3 alert.
+    /// Time for a first reach (someone of the household reached) after a P3 alert.
     #[serde(with = "span")]
     pub due_p3: std::time::Duration,
     /// After a failed attempt at a P1 household, the next is due this

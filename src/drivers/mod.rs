@@ -407,6 +407,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.ops.live.set_cases(&counts);
             self.cases_observed = Some(std::time::Instant::now());
         }
+        // the queue reads its due times at the pipeline's clock, moving or not
+        self.ops.work.set_now(now);
         if self.ops.work.enabled()
             && self
                 .work_rebuilt

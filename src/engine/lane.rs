@@ -91,7 +91,7 @@ pub(crate) struct LaneOutcome {
     pub(crate) escalations: Vec<Escalation>,
     /// Outcomes recorded (not counting re-sends), as decoded.
     pub(crate) outcomes: Vec<Outcome>,
-    /// Alerts answered by their first contact.
+    /// Alerts answered by their first reach.
     pub(crate) first_contacts: Vec<crate::stages::case::FirstContact>,
     /// Assessments held back by an outcome, or quiet while in case.
     pub(crate) held: usize,

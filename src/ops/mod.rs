@@ -104,7 +104,7 @@ const KST_MS: i64 = 9 * 3_600_000;
 pub struct History {
     /// Alerts per local day (`YYYY-MM-DD`): P1, P2, P3.
     pub alerts_per_day: BTreeMap<String, [u64; 3]>,
-    /// Days from alert to first contact, per priority (P1, P2, P3), the
+    /// Days from alert to first reach, per priority (P1, P2, P3), the
     /// newest kept.
     pub first_contact_days: [std::collections::VecDeque<f64>; 3],
 }
@@ -149,9 +149,9 @@ pub struct DongFollowUp {
     pub unreachable: i64,
     /// In case management.
     pub in_case: i64,
-    /// Median days from alert to first contact, this month (UTC).
+    /// Median days from alert to first reach, this month (UTC).
     pub median_days_to_first_contact: Option<f64>,
-    /// Share of this month's first contacts made in time.
+    /// Share of this month's first reaches made in time.
     pub contacted_in_time: Option<f64>,
 }
 
@@ -159,7 +159,7 @@ pub struct DongFollowUp {
 struct FollowUpBoard {
     /// Newest first.
     escalations: std::collections::VecDeque<QueuedEscalation>,
-    /// Per dong: the month (`YYYY-MM`) and its first contacts (days, in time).
+    /// Per dong: the month (`YYYY-MM`) and its first reaches (days, in time).
     contacts: HashMap<String, (String, Vec<(f64, bool)>)>,
     /// Per dong: open, overdue and unreachable, from the last pass over the
     /// case records.
@@ -241,7 +241,7 @@ impl LiveView {
         self.board.lock().map(|b| b.top.clone()).unwrap_or_default()
     }
 
-    /// Takes in a batch's escalations and first contacts.
+    /// Takes in a batch's escalations and first reaches.
     pub fn record_follow_up(&self, result: &crate::engine::BatchResult) {
         if result.escalations.is_empty() && result.first_contacts.is_empty() {
             return;

@@ -356,6 +356,19 @@ impl WorkBoard {
         items
     }
 
+    /// The entry of a household its dong's daily list names but that has
+    /// no case record yet: new, nothing open, served by `dong`.
+    pub fn listed(&self, household_id: &str, dong: &str) -> Arc<WorkItem> {
+        let record = crate::stages::case::record::CaseRecord::new(0, dong.parse().unwrap_or(0));
+        Arc::new(WorkItem {
+            household_id: household_id.to_string(),
+            case: self.rules.open_work(&record, self.now_ms()),
+            details: Vec::new(),
+            score: None,
+            reasons: Vec::new(),
+        })
+    }
+
     /// Households on the board.
     pub fn len(&self) -> usize {
         self.inner.read().records.len()

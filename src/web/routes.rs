@@ -510,7 +510,17 @@ fn visible(
     path: &str,
     api: bool,
 ) -> Result<Arc<WorkItem>, Response> {
-    let Some(item) = st.ops.work.get(id) else {
+    let listed = || {
+        let dongs: Vec<String> = match (who.user.role, &who.user.dong) {
+            (Role::City, _) => st.dongs.iter().map(|d| d.dong_code.clone()).collect(),
+            (Role::Dong, Some(d)) => vec![d.clone()],
+            (Role::Dong, None) => Vec::new(),
+        };
+        listed_dong(&st.lists_dir, &dongs, id).map(|dong| st.ops.work.listed(id, &dong))
+    };
+    // a household on the newest list with no case record yet (never
+    // alerted: a backfill's, say) still opens, to record what was done
+    let Some(item) = st.ops.work.get(id).or_else(listed) else {
         let page = fail(
             api,
             StatusCode::NOT_FOUND,
@@ -536,6 +546,31 @@ fn visible(
         return Err(denied(st, who, from, path, vec![id.to_string()], api));
     }
     Ok(item)
+}
+
+/// The dong among `dongs` on whose newest daily list (or cases list)
+/// household `id` is.
+fn listed_dong(lists_dir: &Path, dongs: &[String], id: &str) -> Option<String> {
+    let newest = std::fs::read_dir(lists_dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|d| is_day(d))
+        .max()?;
+    let day = lists_dir.join(newest);
+    dongs
+        .iter()
+        .find(|dong| {
+            [format!("{dong}.csv"), format!("{dong}.cases.csv")]
+                .iter()
+                .any(|file| {
+                    std::fs::read_to_string(day.join(file)).is_ok_and(|text| {
+                        text.lines()
+                            .skip(1)
+                            .any(|l| l.split(',').nth(1) == Some(id))
+                    })
+                })
+        })
+        .cloned()
 }
 
 async fn household(

@@ -420,7 +420,7 @@ async fn the_queue_page_orders_eight_households_as_the_pipeline_writes_it() {
     let (records, order) = eight_households(now);
     ops.work.update(records);
     let kept = Arc::new(Kept(Default::default()));
-    let front = Front::on(&spec, Arc::clone(&ops), kept, None).await;
+    let front = Front::on(&spec, Arc::clone(&ops), Arc::clone(&kept) as _, None).await;
     let base = format!("http://{}", front.addr);
     let b = Browser::start().await;
     log_in(&b, &base, &front.dong.1, "김생연").await;
@@ -452,6 +452,24 @@ async fn the_queue_page_orders_eight_households_as_the_pipeline_writes_it() {
         .filter_map(|h| h["household_id"].as_str())
         .collect();
     assert_eq!(by_api, order, "the API in the same order");
+    // a household on the dong's newest list without a case record yet
+    // (hh-x, never alerted) opens and takes an outcome
+    let (status, listed) = get(front.addr, &front.dong.1, "/api/households/hh-x");
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        (listed["status"].as_str(), listed["open"].as_bool()),
+        (Some("new"), Some(false))
+    );
+    let (status, body) = record(
+        front.addr,
+        &front.dong.1,
+        "hh-x",
+        r#"{"kind":"counselled"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(kept.0.lock().map(|k| k.len()).unwrap_or(0), 1, "published");
+    let (status, _) = get(front.addr, &front.dong.1, "/api/households/hh-nowhere");
+    assert_eq!(status, 404);
     b.close().await;
     front.server.abort();
 }
@@ -461,13 +479,8 @@ async fn the_queue_page_orders_eight_households_as_the_pipeline_writes_it() {
 /// the dong's list files opens on its household page.
 #[test]
 fn a_dongs_views_agree_and_every_listed_household_opens() {
-    let ServedDemo {
-        mut child,
-        out,
-        port,
-        printed,
-        tokens,
-    } = ServedDemo::start(12000, 90, Stdio::null());
+    let demo = ServedDemo::start(12000, 90, Stdio::null());
+    let (port, printed, tokens, out) = (demo.port, &demo.printed, &demo.tokens, &demo.out);
     assert_eq!(tokens.len(), 9, "{printed}");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let city = tokens[0].clone();
@@ -603,8 +616,6 @@ fn a_dongs_views_agree_and_every_listed_household_opens() {
         compared > 50,
         "the demo left open work to compare: {compared}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Overdue households among those open for a dong that moved away.

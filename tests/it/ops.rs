@@ -205,6 +205,24 @@ fn the_grafana_dashboard_and_scrape_config_use_only_exported_metrics() {
         .alerts
         .with_label_values(&["P1", "4125052000"])
         .inc();
+    let dong = ["4125052000"];
+    metrics
+        .open_households
+        .with_label_values(&["4125052000", "P1", "new"])
+        .set(1);
+    metrics.overdue_households.with_label_values(&dong).set(0);
+    metrics
+        .unreachable_households
+        .with_label_values(&dong)
+        .set(0);
+    metrics
+        .first_contact
+        .with_label_values(&["P1"])
+        .observe(3600.0);
+    metrics
+        .attempts_per_reach
+        .with_label_values(&["P1"])
+        .observe(1.0);
     let exported = metrics.render();
     let mut used = 0;
     for panel in dash["panels"].as_array().unwrap() {

@@ -338,6 +338,14 @@ impl ServedDemo {
     }
 }
 
+impl Drop for ServedDemo {
+    /// A failed assertion leaves no demo running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(crate) fn is_png_with_content(png: &[u8]) -> bool {
     png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000
 }
@@ -737,13 +745,8 @@ async fn another_dong_is_refused_and_audited_csrf_and_revocation_hold() {
 
 #[test]
 fn the_demo_makes_accounts_and_its_pages_take_an_outcome_after_the_simulation() {
-    let ServedDemo {
-        mut child,
-        out,
-        port,
-        printed,
-        tokens,
-    } = ServedDemo::start(1500, 40, Stdio::piped());
+    let mut demo = ServedDemo::start(1500, 40, Stdio::piped());
+    let (port, printed, tokens) = (demo.port, demo.printed.clone(), demo.tokens.clone());
     assert!(
         printed.contains(&format!("http://127.0.0.1:{port}/")),
         "{printed}"
@@ -799,14 +802,18 @@ fn the_demo_makes_accounts_and_its_pages_take_an_outcome_after_the_simulation() 
         last.contains("\"kind\":\"counselled\""),
         "the engine took it: {last}"
     );
-    let _ = child.kill();
+    let _ = demo.child.kill();
     let mut stderr = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
-    let _ = child.wait();
+    let _ = demo
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr);
     for t in &tokens {
         assert!(!stderr.contains(t.as_str()), "no token in a log line");
     }
-    let users = std::fs::read_to_string(out.path().join("demo-users.json")).unwrap();
+    let users = std::fs::read_to_string(demo.out.path().join("demo-users.json")).unwrap();
     assert!(!users.contains(dong_token.as_str()), "only hashes are kept");
 }
 

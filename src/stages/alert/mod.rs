@@ -157,7 +157,7 @@ pub struct CaseContext {
     pub kind: AlertType,
     /// Status of the household when sent.
     pub status: CaseStatus,
-    /// When a first contact is due (absent for a case update), ms (RFC 3339
+    /// When a first reach is due (absent for a case update), ms (RFC 3339
     /// on the wire).
     #[serde(serialize_with = "opt_rfc3339")]
     pub due_at: Option<i64>,

@@ -41,12 +41,12 @@ pub struct Applied {
     /// Escalations it caused (unreachable; overdue for a contact that came
     /// after its due time).
     pub escalations: Vec<Escalation>,
-    /// Alerts it answered as their first contact (most contacts answer
+    /// Alerts it answered as their first reach (most reaches answer
     /// one or two: held inline, as the outcome's own fields are).
     pub first_contacts: smallvec::SmallVec<[FirstContact; 2]>,
 }
 
-/// An alert's first contact, for the operations view.
+/// An alert's first reach, for the operations view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FirstContact {
     /// The alert's dong, as a number (see [`FirstContact::dong_code`]).
@@ -696,7 +696,7 @@ impl CaseBook {
     }
 
     /// The `overdue` escalations due by `now_ms` (driver's clock): one per
-    /// alert past its due time without a first contact, once.
+    /// alert past its due time with nobody reached, once.
     pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
         let mut out = Vec::new();
         let mut households = Vec::new();

@@ -3,7 +3,7 @@
 //!
 //! The record keeps facts, not conclusions (what they add up to is
 //! [`crate::stages::case::rules::fold`]): the alerts sent (the last ones
-//! within the repeat span, and every one still waiting for a first contact)
+//! within the repeat span, and every one still waiting for a first reach)
 //! and the outcomes recorded. Status, holds and unreachability are folded
 //! from them on each look, so a `withdrawn` outcome undoes exactly what the
 //! mistaken one did, and a re-sent outcome (same id) changes nothing.
