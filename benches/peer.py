@@ -132,27 +132,37 @@ def emit(figure):
     print(json.dumps(figure, ensure_ascii=False), flush=True)
 
 
+def served_dongs():
+    """The dong codes pipelines/default serves."""
+    with open(ROOT / "pipelines/default/dongs.csv", encoding="utf-8") as f:
+        return {r["dong_code"] for r in csv.DictReader(f)}
+
+
 def sagak_list(day_dir):
-    """The final day's lists as sagak wrote them: household -> (list, priority, score)."""
+    """The final day's lists as sagak wrote them: household -> (list, priority, score), for the
+    households whose signals are inside the window (rows with in_window false are households
+    nobody reached, kept on their office's list after their signals left the window), placed by
+    the dong of their newest signal as the peer query places them."""
     import duckdb
 
+    served = served_dongs()
     out = {}
     for f in sorted(day_dir.glob("*.parquet")):
         if f.name.endswith(".cases.parquet") or f.name == "escalations.parquet":
             continue
-        rows = duckdb.sql(f"SELECT household_id, list_dong, priority, score FROM '{f}'").fetchall()
+        rows = duckdb.sql(
+            f"SELECT household_id, dong_code, priority, score FROM '{f}' WHERE in_window"
+        ).fetchall()
         for hh, dong, priority, score in rows:
-            out[hh] = (dong, priority, round(score, 2))
+            out[hh] = (dong if dong in served else "unassigned", priority, round(score, 2))
     return out
 
 
 def duckdb_with_dongs(duckdb):
     """A DuckDB connection holding the served dongs of pipelines/default."""
     con = duckdb.connect()
-    with open(ROOT / "pipelines/default/dongs.csv", encoding="utf-8") as f:
-        codes = [r["dong_code"] for r in csv.DictReader(f)]
     con.execute("CREATE TABLE dongs (dong_code VARCHAR)")
-    con.executemany("INSERT INTO dongs VALUES (?)", [[c] for c in codes])
+    con.executemany("INSERT INTO dongs VALUES (?)", [[c] for c in sorted(served_dongs())])
     return con
 
 

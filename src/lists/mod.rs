@@ -105,6 +105,7 @@ pub fn candidates_schema() -> SchemaRef {
         Field::new("case_opened_date", DataType::Date32, true),
         Field::new("case_age_days", DataType::Int64, true),
         Field::new("worsened", DataType::Boolean, false),
+        Field::new("serving_dong", DataType::Utf8, true),
         Field::new("open", DataType::Boolean, false),
         Field::new("queue_order", DataType::Int64, false),
         Field::new("queue_sub", DataType::Int64, false),
@@ -344,6 +345,7 @@ impl DailyLists {
         let mut opened = Date32Builder::with_capacity(n);
         let mut case_age = Int64Builder::with_capacity(n);
         let mut worsened = BooleanBuilder::with_capacity(n);
+        let mut serving = StringBuilder::with_capacity(n, n * 10);
         let mut work = WorkColumns::with_capacity(n);
         let new_label = self.status_new.as_str();
         for a in assessments {
@@ -383,9 +385,10 @@ impl DailyLists {
             work.append(self, c.case.as_ref(), a.priority);
             worsened.append_value(c.worsened);
             household.append_value(&a.household_id);
+            dong.append_value(&a.dong_code);
             // a household with a case record is on the list of the office
             // serving it (the one its queue is on), else of its newest signal
-            dong.append_value(c.case.as_ref().map_or(&a.dong_code, |w| &w.dong));
+            serving.append_option(c.case.as_ref().map(|w| &w.dong));
             priority.append_value(a.priority.as_str());
             score.append_value(a.score);
             categories.append_value(a.categories.join(", "));
@@ -438,6 +441,7 @@ impl DailyLists {
             Arc::new(worsened.finish()),
         ];
         let mut columns = columns;
+        columns.push(Arc::new(serving.finish()));
         columns.extend(work.finish());
         Ok(RecordBatch::try_new(candidates_schema(), columns)?)
     }

@@ -142,7 +142,7 @@ async fn unserved_dongs_go_to_the_unassigned_list_and_stale_households_drop_off(
     let (_, rows) = csv_rows(dir.path(), "unassigned.csv");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][1], "hh-elsewhere");
-    assert_eq!(rows[0][22], "4163051000");
+    assert_eq!(rows[0][23], "4163051000");
     assert_eq!(
         manifest.households, 1,
         "a household whose evidence left the window is not listed"

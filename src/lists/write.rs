@@ -46,6 +46,7 @@ const COLUMNS: &[(&str, &str)] = &[
     ),
     ("new_since_previous_list", "신규 new_since_previous_list"),
     ("times_alerted_before", "기존알림횟수 times_alerted_before"),
+    ("in_window", "신호기간내 in_window"),
     ("dong_code", "행정동코드 dong_code"),
 ];
 
@@ -87,7 +88,13 @@ const ESCALATION_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// Boolean columns written as Y/N in the CSV files, as offices write them.
-const YES_NO: [&str; 4] = ["new_since_previous_list", "overdue", "worsened", "open"];
+const YES_NO: [&str; 5] = [
+    "new_since_previous_list",
+    "overdue",
+    "worsened",
+    "open",
+    "in_window",
+];
 
 /// One file written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
