@@ -251,7 +251,11 @@ impl CaseBook {
         if held.kind == OutcomeKind::Withdrawn {
             self.reopen_unanswered(&mut r, held.target, held.recorded_at, hash);
         }
-        self.escalate_unreachable(&o.household_id, &mut r, now_ms, &mut applied);
+        // only a failure, or a withdrawal (of a reach between failures), can
+        // start a spell: the others need no second fold
+        if rules::failure(&held).is_some() || held.kind == OutcomeKind::Withdrawn {
+            self.escalate_unreachable(&o.household_id, &mut r, now_ms, &mut applied);
+        }
         self.put_hashed(hash, &o.household_id, &r);
         Ok(applied)
     }

@@ -128,7 +128,7 @@ pub fn reaches(o: &HeldOutcome) -> bool {
 
 /// Whether an outcome is a failed attempt, and if so whether it alone
 /// says the household is not where it is registered.
-fn failure(o: &HeldOutcome) -> Option<bool> {
+pub fn failure(o: &HeldOutcome) -> Option<bool> {
     match o.kind {
         OutcomeKind::ContactAttempted => ContactResult::from_code(o.detail)
             .filter(|r| r.failed())
