@@ -91,3 +91,62 @@ pub fn city() -> Vec<crate::base::message::InputMessage> {
     .map(|(i, m)| m.into_input(&spec, i as i64, 4))
     .collect()
 }
+
+/// An alert kept in a case record, sent at `sent_ms` (to the second) and
+/// waiting for a first reach; its id is its sending time.
+pub fn kept_alert(
+    priority: crate::stages::score::Priority,
+    sent_ms: i64,
+) -> crate::stages::case::record::KeptAlert {
+    crate::stages::case::record::KeptAlert {
+        id: sent_ms as u128,
+        day: sent_ms.div_euclid(crate::definition::DAY_MS) as i32,
+        priority,
+        categories: 1,
+        dong: None,
+        open_since: Some(sent_ms.div_euclid(1000) * 1000),
+        overdue_sent: false,
+    }
+}
+
+/// An outcome kept in a case record: `kind` with the value `detail`,
+/// recorded by a dong office at `at_ms`.
+pub fn held_outcome(
+    id: u32,
+    kind: crate::stages::case::outcome::OutcomeKind,
+    detail: u8,
+    at_ms: i64,
+) -> crate::stages::case::record::HeldOutcome {
+    crate::stages::case::record::HeldOutcome {
+        id,
+        kind,
+        detail,
+        priority: crate::stages::score::Priority::P3,
+        categories: 1,
+        recorded_at: at_ms.div_euclid(1000) * 1000,
+        target: 0,
+        channel: None,
+        services: 0,
+        by_city: false,
+    }
+}
+
+/// One line of a list file into its fields (quotes as Excel writes them;
+/// a leading byte-order mark dropped).
+pub fn split_csv(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.trim_start_matches('\u{feff}').chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().into_iter().for_each(|f| f.push('"'));
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(String::new()),
+            _ => out.last_mut().into_iter().for_each(|f| f.push(c)),
+        }
+    }
+    out
+}

@@ -1,6 +1,6 @@
 use super::*;
 use crate::stages::score::{Priority, Reason};
-use crate::testkit::default_spec;
+use crate::testkit::{default_spec, split_csv};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const DAY: i64 = 86_400_000;
@@ -63,24 +63,6 @@ fn csv_rows_on(dir: &Path, date: &str, file: &str) -> (String, Vec<Vec<String>>)
     let header = lines.next().unwrap().to_string();
     let rows = lines.map(split_csv).collect();
     (header, rows)
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                out.last_mut().unwrap().push('"');
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(String::new()),
-            _ => out.last_mut().unwrap().push(c),
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -156,7 +138,7 @@ async fn unserved_dongs_go_to_the_unassigned_list_and_stale_households_drop_off(
 #[tokio::test]
 async fn open_work_leads_in_the_queues_order_and_cases_have_their_own_list() {
     use crate::stages::case::outcome::{ContactResult, OutcomeKind, Track};
-    use crate::stages::case::record::{CaseRecord, HeldOutcome, KeptAlert};
+    use crate::stages::case::record::CaseRecord;
     let spec = default_spec();
     let tag = std::sync::Arc::new(crate::stages::alert::PipelineTag {
         name: spec.name.clone(),
@@ -169,27 +151,7 @@ async fn open_work_leads_in_the_queues_order_and_cases_have_their_own_list() {
         assessment("hh-gone", "4125052000", Priority::P3, 90.0, 1),
         assessment("hh-case", "4125052000", Priority::P1, 310.0, 1),
     ];
-    let alert = |p: Priority, sent: i64| KeptAlert {
-        id: sent as u128,
-        day: (sent / DAY) as i32,
-        priority: p,
-        categories: 1,
-        dong: None,
-        open_since: Some(sent),
-        overdue_sent: false,
-    };
-    let held = |id: u32, kind: OutcomeKind, detail: u8, at: i64| HeldOutcome {
-        id,
-        kind,
-        detail,
-        priority: Priority::P3,
-        categories: 1,
-        recorded_at: at,
-        target: 0,
-        channel: None,
-        services: 0,
-        by_city: false,
-    };
+    use crate::testkit::{held_outcome as held, kept_alert as alert};
     let record = |hh: &str| {
         let mut r = CaseRecord::new(0, 4125052000);
         match hh {

@@ -19,6 +19,7 @@ use crate::support::*;
 use crate::web::{
     alert_two_households, http, is_png_with_content, Browser, Front, ServedDemo, DONG,
 };
+use sagak::testkit::split_csv;
 
 const NO_ANSWER: &str = r#"{"kind":"contact_attempted","channel":"phone","result":"no_answer"}"#;
 
@@ -320,26 +321,9 @@ fn eight_households(now: i64) -> (Records, Vec<&'static str>) {
     use sagak::stages::case::record::{CaseRecord, HeldOutcome, KeptAlert};
     use sagak::stages::score::Priority;
     const DAY: i64 = 86_400_000;
-    let alert = |p: Priority, sent: i64| KeptAlert {
-        id: sent as u128,
-        day: (sent / DAY) as i32,
-        priority: p,
-        categories: 1,
-        dong: None,
-        open_since: Some(sent / 1000 * 1000),
-        overdue_sent: false,
-    };
-    let attempt = |id: u32, result: ContactResult, at: i64| HeldOutcome {
-        id,
-        kind: OutcomeKind::ContactAttempted,
-        detail: result.code(),
-        priority: Priority::P3,
-        categories: 1,
-        recorded_at: at / 1000 * 1000,
-        target: 0,
-        channel: None,
-        services: 0,
-        by_city: false,
+    use sagak::testkit::kept_alert as alert;
+    let attempt = |id: u32, result: ContactResult, at: i64| {
+        sagak::testkit::held_outcome(id, OutcomeKind::ContactAttempted, result.code(), at)
     };
     let dong: u64 = DONG.parse().unwrap();
     let mut records = Vec::new();
@@ -629,23 +613,4 @@ fn moved_overdue(households: &[Value], moved: &BTreeSet<&String>) -> usize {
                     .is_some_and(|id| moved.iter().any(|m| m.as_str() == id))
         })
         .count()
-}
-
-/// One CSV line into fields (quotes as Excel writes them).
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.trim_start_matches('\u{feff}').chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (ch, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().unwrap().push('"');
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(String::new()),
-            _ => fields.last_mut().unwrap().push(ch),
-        }
-    }
-    fields
 }
