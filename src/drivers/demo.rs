@@ -281,15 +281,7 @@ pub async fn run_demo_live(
         dir: cfg.out_dir.clone(),
         error,
     })?;
-    let mut generated = generate(&cfg.generator);
-    let planted_start = generated.messages.first().map(|m| m.arrival_ms);
-    if let Some(start) = planted_start.filter(|_| cfg.offices) {
-        generated
-            .messages
-            .extend(suwon_signals(start, cfg.generator.days));
-        // stable: the generator's own order stays as it was
-        generated.messages.sort_by_key(|m| m.arrival_ms);
-    }
+    let generated = generated_city(cfg);
     let engine = Engine::new(spec, ops.metrics.clone());
     engine.start().await?;
     let lists = DailyLists::new(spec)?;
@@ -328,15 +320,7 @@ pub async fn run_demo_live(
         .with_lists(schedule)
         .evicting_at_cutoffs();
     let step = cfg.batch_minutes.max(1) * 60_000;
-    // on a terminal only (indicatif draws nothing elsewhere): day, signals, alerts
-    let progress = indicatif::ProgressBar::with_draw_target(
-        Some(u64::from(cfg.generator.days)),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("day {pos}/{len} {wide_bar} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let progress = progress_bar(cfg.generator.days);
     super::replay::drive(
         &mut core,
         &clock,
@@ -376,6 +360,68 @@ pub async fn run_demo_live(
     }
     out.sink.flush()?;
 
+    fill_counts(&mut summary, &core, &mut source, &mut out);
+    summary.detection = detection(&generated, &out);
+    summary.follow_up = follow_up(&mut out, first, clock.now_ms());
+    summary.follow_up.planted_rank_when_unreachable = planted_rank;
+    summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now_ms());
+    summary.follow_up.planted_list_rank_last_day = core
+        .last_list()
+        .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
+    let io = |error| DemoError::Io {
+        dir: cfg.out_dir.clone(),
+        error,
+    };
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| io(e.into()))?;
+    fs::write(cfg.out_dir.join("summary.json"), json).map_err(io)?;
+    if let Some(DemoLive {
+        outcomes,
+        on_summary,
+        until,
+    }) = live
+    {
+        on_summary(&summary);
+        serve_live(&mut core, &clock, &mut out, outcomes, until).await?;
+    }
+    Ok(summary)
+}
+
+/// The generated city, with the planted household when the offices are
+/// simulated.
+fn generated_city(cfg: &DemoConfig) -> crate::generate::Generated {
+    let mut generated = generate(&cfg.generator);
+    let planted_start = generated.messages.first().map(|m| m.arrival_ms);
+    if let Some(start) = planted_start.filter(|_| cfg.offices) {
+        generated
+            .messages
+            .extend(suwon_signals(start, cfg.generator.days));
+        // stable: the generator's own order stays as it was
+        generated.messages.sort_by_key(|m| m.arrival_ms);
+    }
+    generated
+}
+
+/// The progress bar: on a terminal only (indicatif draws nothing
+/// elsewhere): day, signals, alerts.
+fn progress_bar(days: u32) -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some(u64::from(days)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("day {pos}/{len} {wide_bar} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress
+}
+
+/// What went in and came out: signals per feed, rejects, alerts, lists.
+fn fill_counts(
+    summary: &mut DemoSummary,
+    core: &DriverCore<'_, SimulatedClock>,
+    source: &mut GeneratedSource,
+    out: &mut DemoOutputs,
+) {
     let counts = core.counts();
     summary.signals_in = std::mem::take(&mut source.signals_in);
     summary.rejects_planted = std::mem::take(&mut source.rejects_planted);
@@ -389,7 +435,10 @@ pub async fn run_demo_live(
     summary.rejected = std::mem::take(&mut out.tally.rejected);
     summary.alerts_by_priority = std::mem::take(&mut out.tally.alerts_by_priority);
     summary.alerts_by_dong = std::mem::take(&mut out.tally.alerts_by_dong);
+}
 
+/// How many planted crises were found, at which priority, how soon.
+fn detection(generated: &crate::generate::Generated, out: &DemoOutputs) -> Detection {
     let mut d = Detection {
         planted: generated.planted.len(),
         ..Detection::default()
@@ -411,46 +460,42 @@ pub async fn run_demo_live(
     d.median_days_to_first_alert = median;
     d.p90_days_to_first_alert = p90;
     d.median_days_to_p1 = median_and_p90(to_p1).0;
-    summary.detection = d;
-    summary.follow_up = follow_up(&mut out, first, clock.now_ms());
-    summary.follow_up.planted_rank_when_unreachable = planted_rank;
-    summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now_ms());
-    summary.follow_up.planted_list_rank_last_day = core
-        .last_list()
-        .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
-    let io = |error| DemoError::Io {
-        dir: cfg.out_dir.clone(),
-        error,
-    };
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| io(e.into()))?;
-    fs::write(cfg.out_dir.join("summary.json"), json).map_err(io)?;
-    if let Some(mut live) = live {
-        (live.on_summary)(&summary);
-        let ended = clock.now_ms();
-        let started = std::time::Instant::now();
-        core.rebuild_work();
-        loop {
-            let stop = tokio::select! {
-                _ = &mut live.until => true,
-                m = live.outcomes.recv() => match m {
-                    Some(m) => {
-                        core.push(m);
-                        false
-                    }
-                    None => true,
-                },
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
-            };
-            clock.set(ended + started.elapsed().as_millis() as i64);
-            core.flush(&mut out).await?;
-            core.tick(&mut out).await?;
-            out.sink.flush()?;
-            if stop {
-                break;
-            }
+    d
+}
+
+/// `--serve` after the simulation: the clock goes on at wall speed from
+/// where it ended, the outcomes recorded on the pages go into the engine,
+/// until Ctrl-C.
+async fn serve_live(
+    core: &mut DriverCore<'_, SimulatedClock>,
+    clock: &SimulatedClock,
+    out: &mut DemoOutputs,
+    mut outcomes: tokio::sync::mpsc::Receiver<InputMessage>,
+    mut until: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> Result<(), DemoError> {
+    let ended = clock.now_ms();
+    let started = std::time::Instant::now();
+    core.rebuild_work();
+    loop {
+        let stop = tokio::select! {
+            _ = &mut until => true,
+            m = outcomes.recv() => match m {
+                Some(m) => {
+                    core.push(m);
+                    false
+                }
+                None => true,
+            },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+        };
+        clock.set(ended + started.elapsed().as_millis() as i64);
+        core.flush(out).await?;
+        core.tick(out).await?;
+        out.sink.flush()?;
+        if stop {
+            return Ok(());
         }
     }
-    Ok(summary)
 }
 
 /// The planted household's rank (from 1) on its dong's queue at `now`,
