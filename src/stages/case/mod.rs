@@ -389,12 +389,7 @@ impl CaseBook {
         if !was_reach {
             return;
         }
-        let reaches_at: Vec<i64> = r
-            .live_outcomes()
-            .into_iter()
-            .filter(|o| reaches(o))
-            .map(|o| o.recorded_at)
-            .collect();
+        let reaches_at = rules::reach_times(r);
         let target_at = r
             .outcomes
             .iter()

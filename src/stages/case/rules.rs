@@ -325,17 +325,21 @@ pub fn outcome_key(id: &str) -> u32 {
     (crate::base::hash::fnv1a64(&[id.as_bytes()]) as u32).max(1)
 }
 
+/// When the live outcomes of `r` that reached the household were recorded.
+pub fn reach_times(r: &CaseRecord) -> SmallVec<[i64; 4]> {
+    r.live_outcomes()
+        .into_iter()
+        .filter(|o| reaches(o))
+        .map(|o| o.recorded_at)
+        .collect()
+}
+
 /// Closes the open alerts of `r` that a live reach answers (one recorded on
 /// or after the day the alert's window ended); whether any was. Records
 /// kept by this release are settled already: a reach closes the alerts it
 /// answers when it is recorded.
 pub fn settle_answered(r: &mut CaseRecord) -> bool {
-    let reaches_at: SmallVec<[i64; 4]> = r
-        .live_outcomes()
-        .into_iter()
-        .filter(|o| reaches(o))
-        .map(|o| o.recorded_at)
-        .collect();
+    let reaches_at = reach_times(r);
     let mut changed = false;
     for a in r.alerts.iter_mut().filter(|a| a.open_since.is_some()) {
         if reaches_at.iter().any(|&at| at >= i64::from(a.day) * DAY_MS) {

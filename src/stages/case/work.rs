@@ -588,13 +588,8 @@ impl CaseBook {
     /// The households held here that are open for `dong` at `now_ms`, with
     /// their open work (for a summary of a dong's queue without the web).
     pub fn open_of_dong(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
-        self.records
-            .iter()
-            .filter_map(|held| {
-                let r = CaseRecord::decode(held.payload())?;
-                let w = self.open_work(&r, now_ms);
-                (w.open() && w.visible_to(dong)).then(|| (held.id().to_string(), w))
-            })
-            .collect()
+        let mut open = self.open_households(now_ms);
+        open.retain(|(_, w)| w.visible_to(dong));
+        open
     }
 }
