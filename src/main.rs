@@ -427,14 +427,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     ))
                     .map_err(|e| Startup(e.to_string()))?;
                 let addr = web.addr;
+                // tokens go to a file only its owner reads, never to the
+                // standard output a user may redirect to a shared log
+                let tokens_file = out.join("demo-tokens.txt");
+                let mut text = String::from("# sagak demo: one access token per account (log in with it; keep this file private)\n");
+                for (u, token) in &accounts {
+                    text.push_str(&format!("{:<11} {:<28} {}\n", u.id, u.name, token));
+                }
+                sagak::base::files::write_owner_only(&tokens_file, text.as_bytes())
+                    .map_err(|e| Startup(format!("cannot write {}: {e}", tokens_file.display())))?;
                 live = Some(sagak::drivers::demo::DemoLive {
                     outcomes: rx,
                     on_summary: Box::new(move |summary: &sagak::drivers::demo::DemoSummary| {
                         print!("{}", summary.render());
-                        println!("\nthe offices' pages: http://{addr}/ (log in with a token below; each is shown once)");
-                        for (u, token) in &accounts {
-                            println!("  {:<11} {:<28} {}", u.id, u.name, token);
-                        }
+                        println!("\nthe offices' pages: http://{addr}/ (log in with a token from {}, readable by you only: the city's first, then one per dong)", tokens_file.display());
                         println!("the clock goes on at wall speed; Ctrl-C to stop");
                     }),
                     until: Box::pin(shutdown_signal()),

@@ -2,7 +2,7 @@
 -- and in which order.
 --
 -- Input: table `candidates`, one row per household currently at a priority
--- (columns household_id, dong_code, priority, score, categories, reasons_ko,
+-- (columns household_id, dong_code, priority, score, categories, categories_ko, reasons_ko,
 -- reasons_en, first_signal_at, last_signal_at, first_signal_date,
 -- last_signal_date, times_alerted_before, on_previous_list, list_at, and from
 -- the case state status, status_ko, last_outcome, last_outcome_date, due_date,
@@ -47,7 +47,7 @@ SELECT list_dong, name_ko, name_en,
        ROW_NUMBER() OVER (PARTITION BY list_dong, in_case
                           ORDER BY queue_order ASC, queue_sub ASC, queue_at ASC,
                                    score DESC, first_signal_at ASC, household_id ASC) AS rank,
-       household_id, dong_code, priority, score, categories, reasons_ko, reasons_en,
+       household_id, dong_code, priority, score, categories, categories_ko, reasons_ko, reasons_en,
        first_signal_date, last_signal_date, in_window,
        CAST((CAST(list_at AS BIGINT) - CAST(first_signal_at AS BIGINT)) / 86400000 AS BIGINT) AS days_since_first_signal,
        NOT on_previous_list AS new_since_previous_list,

@@ -81,6 +81,36 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Writes `bytes` to `path` atomically, readable by its owner only (0600)
+/// whatever the reader group: for secrets such as access tokens.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Creates the folder `path` (and its parents) for household data: its
+/// owner's only (0700), or 0750 with the reader group. An existing folder
+/// is set so too; the parents keep their own modes.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    let mode = if group().is_some() { 0o750 } else { 0o700 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if let Some(gid) = group() {
+        std::os::unix::fs::chown(path, None, Some(gid))?;
+    }
+    Ok(())
+}
+
 /// Sets the mode (an existing file keeps the one it was made with
 /// otherwise) and the group of an open file.
 fn restrict(file: &File) -> io::Result<()> {
@@ -107,6 +137,10 @@ mod tests {
         drop(append_private(&appended).unwrap());
         let mode = std::fs::metadata(&appended).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let folder = dir.path().join("audit");
+        create_private_dir(&folder).unwrap();
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "nobody else lists the audit or the lists");
     }
 
     #[test]

@@ -9,4 +9,5 @@ pub mod hash;
 pub mod ids;
 pub mod keyed;
 pub mod lanes;
+pub mod listener;
 pub mod message;

@@ -256,6 +256,34 @@ pub const QUEUE_TIERS: [&str; 6] = [
     "attempting",
 ];
 
+/// The pipeline's categories in its order (feed order) with their Korean
+/// names: every page and list file writes a household's categories in this
+/// order, so the same crises read the same and one Excel filter finds them.
+#[derive(Debug, Clone, Default)]
+pub struct CategoryNames(Vec<(String, String)>);
+
+impl CategoryNames {
+    /// `of` in the pipeline's order: (names, Korean names). A category the
+    /// pipeline no longer names (an old record) comes last, as it is.
+    pub fn of<'a, S: AsRef<str>>(&'a self, of: &'a [S]) -> (Vec<&'a str>, Vec<&'a str>) {
+        let mut en = Vec::new();
+        let mut ko = Vec::new();
+        for (c, c_ko) in &self.0 {
+            if of.iter().any(|x| x.as_ref() == c) {
+                en.push(c.as_str());
+                ko.push(c_ko.as_str());
+            }
+        }
+        for x in of.iter().map(AsRef::as_ref) {
+            if !self.0.iter().any(|(c, _)| c == x) {
+                en.push(x);
+                ko.push(x);
+            }
+        }
+        (en, ko)
+    }
+}
+
 /// One agency feed: a topic, its fields and how its reasons read.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -266,6 +294,13 @@ pub struct FeedSpec {
     pub topic: String,
     /// Crisis category this feed's signals count towards.
     pub category: String,
+    /// The feed's name in Korean, as the city's page shows it.
+    #[serde(default)]
+    pub name_ko: Option<String>,
+    /// The category in Korean, as pages and list files show it (the
+    /// first feed of a category that gives one).
+    #[serde(default)]
+    pub category_ko: Option<String>,
     /// Constant subject for feeds without a subject field.
     pub subject: Option<String>,
     /// English reason template.
@@ -554,6 +589,37 @@ impl PipelineSpec {
     /// past the last feed.
     pub fn outcome_feed(&self) -> u16 {
         self.feeds.len() as u16
+    }
+
+    /// The Korean name of category `c` (the category itself without one).
+    pub fn category_ko<'a>(&'a self, c: &'a str) -> &'a str {
+        self.feeds
+            .iter()
+            .filter(|f| f.category == c)
+            .find_map(|f| f.category_ko.as_deref())
+            .unwrap_or(c)
+    }
+
+    /// The Korean name of feed `name` (the name itself without one).
+    pub fn feed_ko<'a>(&'a self, name: &'a str) -> &'a str {
+        self.feeds
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.name_ko.as_deref())
+            .unwrap_or(name)
+    }
+
+    /// The categories in the pipeline's order with their Korean names.
+    pub fn category_names(&self) -> CategoryNames {
+        CategoryNames(
+            self.categories()
+                .into_iter()
+                .map(|c| {
+                    let ko = self.category_ko(&c).to_string();
+                    (c, ko)
+                })
+                .collect(),
+        )
     }
 
     /// Distinct categories of the feeds, in feed order (an alert's

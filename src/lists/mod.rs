@@ -86,6 +86,7 @@ pub fn candidates_schema() -> SchemaRef {
         Field::new("priority", DataType::Utf8, false),
         Field::new("score", DataType::Float64, false),
         Field::new("categories", DataType::Utf8, false),
+        Field::new("categories_ko", DataType::Utf8, false),
         Field::new("reasons_ko", DataType::Utf8, false),
         Field::new("reasons_en", DataType::Utf8, false),
         Field::new("first_signal_at", ts.clone(), false),
@@ -218,6 +219,8 @@ pub struct DailyLists {
     status_new: String,
     /// Where the `new` tier stands in the queue's order.
     new_rank: u8,
+    /// The pipeline's categories in its order, with their Korean names.
+    categories: crate::definition::CategoryNames,
 }
 
 impl DailyLists {
@@ -259,6 +262,7 @@ impl DailyLists {
             offset,
             cutoff_hour: spec.lists.cutoff_hour,
             pipeline: spec.name.clone(),
+            categories: spec.category_names(),
             status_new: spec
                 .outcomes
                 .labels_ko
@@ -326,6 +330,7 @@ impl DailyLists {
         let mut priority = StringBuilder::with_capacity(n, n * 2);
         let mut score = Float64Builder::with_capacity(n);
         let mut categories = StringBuilder::new();
+        let mut categories_ko = StringBuilder::new();
         let mut reasons_ko = StringBuilder::new();
         let mut reasons_en = StringBuilder::new();
         let mut first = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -391,7 +396,9 @@ impl DailyLists {
             serving.append_option(c.case.as_ref().map(|w| &w.dong));
             priority.append_value(a.priority.as_str());
             score.append_value(a.score);
-            categories.append_value(a.categories.join(", "));
+            let (en, ko) = self.categories.of(&a.categories);
+            categories.append_value(en.join(", "));
+            categories_ko.append_value(ko.join(", "));
             reasons_ko.append_value(
                 a.reasons
                     .iter()
@@ -420,6 +427,7 @@ impl DailyLists {
             Arc::new(priority.finish()),
             Arc::new(score.finish()),
             Arc::new(categories.finish()),
+            Arc::new(categories_ko.finish()),
             Arc::new(reasons_ko.finish()),
             Arc::new(reasons_en.finish()),
             Arc::new(first.finish()),

@@ -53,6 +53,8 @@ impl DailyLists {
         let date = self.list_day_at(cutoff_ms);
         let dir = parts_dir(out, date);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let lists = out.join("lists");
+        crate::base::files::create_private_dir(&lists).map_err(io(&lists))?;
         // the candidates grouped by partition in one pass over them
         let (ids, _) = engine.list_candidates();
         let mut by_partition: std::collections::BTreeMap<i32, Vec<String>> =

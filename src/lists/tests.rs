@@ -84,11 +84,11 @@ async fn each_dong_gets_a_ranked_list_with_korean_reasons() {
     let ranks: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(ranks, vec!["1", "2", "3", "4"]);
     assert_eq!(
-        rows[0][15], "건강보험료 5개월 체납 (1,230,000원), \"독촉\"",
+        rows[0][16], "건강보험료 5개월 체납 (1,230,000원), \"독촉\"",
         "Korean text and quotes round-trip"
     );
-    assert_eq!(rows[0][17], "2026-11-10", "first signal date in local time");
-    assert_eq!(rows[0][19], "12", "days since the first signal");
+    assert_eq!(rows[0][18], "2026-11-10", "first signal date in local time");
+    assert_eq!(rows[0][20], "12", "days since the first signal");
     assert_eq!(
         (
             rows[0][4].as_str(),
@@ -124,7 +124,7 @@ async fn unserved_dongs_go_to_the_unassigned_list_and_stale_households_drop_off(
     let (_, rows) = csv_rows(dir.path(), "unassigned.csv");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][1], "hh-elsewhere");
-    assert_eq!(rows[0][23], "4163051000");
+    assert_eq!(rows[0][24], "4163051000");
     assert_eq!(
         manifest.households, 1,
         "a household whose evidence left the window is not listed"
@@ -257,8 +257,8 @@ async fn new_since_the_previous_list_is_marked() {
     ];
     let (dir, manifest) = make(&a, &["hh-old"]).await;
     let (_, rows) = csv_rows(dir.path(), "4125052000.csv");
-    assert_eq!((rows[0][1].as_str(), rows[0][20].as_str()), ("hh-old", "N"));
-    assert_eq!((rows[1][1].as_str(), rows[1][20].as_str()), ("hh-new", "Y"));
+    assert_eq!((rows[0][1].as_str(), rows[0][21].as_str()), ("hh-old", "N"));
+    assert_eq!((rows[1][1].as_str(), rows[1][21].as_str()), ("hh-new", "Y"));
     assert_eq!(manifest.lists.iter().map(|l| l.new).sum::<usize>(), 1);
 }
 
@@ -681,4 +681,29 @@ async fn parts_after_a_change_of_scoring_mark_every_partition() {
         expected.len()
     );
     assert_eq!(marked, expected);
+}
+
+#[tokio::test]
+async fn categories_read_the_same_in_korean_and_in_the_pipelines_order_and_no_id_becomes_a_formula()
+{
+    let mut one = assessment("hh-a", "4125052000", Priority::P1, 300.0, 1);
+    one.categories = vec!["health".into(), "utility".into()];
+    let mut two = assessment("-2-3", "4125052000", Priority::P1, 290.0, 1);
+    two.categories = vec!["utility".into(), "health".into()];
+    let (dir, _) = make(&[one, two], &[]).await;
+    let (header, rows) = csv_rows(dir.path(), "4125052000.csv");
+    let at = |name: &str| header.split(',').position(|h| h.ends_with(name)).unwrap();
+    let (ko, en) = (at("위기유형"), at("categories"));
+    for r in &rows {
+        assert_eq!(
+            r[ko], "공과금 체납, 건강보험료 체납",
+            "one Excel filter finds both"
+        );
+        assert_eq!(r[en], "utility, health");
+    }
+    // Excel would compute `-2-3`; it reads `'-2-3` as text
+    assert_eq!(rows[1][1], "'-2-3");
+    let mut cell = String::new();
+    crate::lists::csv_field(&mut cell, "-3");
+    assert_eq!(cell, "-3", "a plain number stays a number");
 }

@@ -35,7 +35,8 @@ const COLUMNS: &[(&str, &str)] = &[
     ("next_attempt_date", "다음시도일 next_attempt_date"),
     ("last_outcome", "최근조치 last_outcome"),
     ("last_outcome_date", "최근조치일 last_outcome_date"),
-    ("categories", "위기유형 categories"),
+    ("categories_ko", "위기유형"),
+    ("categories", "categories"),
     ("reasons_ko", "사유"),
     ("reasons_en", "reasons"),
     ("first_signal_date", "최초신호일 first_signal_date"),
@@ -61,7 +62,8 @@ const CASE_COLUMNS: &[(&str, &str)] = &[
     ("worsened", "악화 worsened"),
     ("last_outcome", "최근조치 last_outcome"),
     ("last_outcome_date", "최근조치일 last_outcome_date"),
-    ("categories", "위기유형 categories"),
+    ("categories_ko", "위기유형"),
+    ("categories", "categories"),
     ("reasons_ko", "사유"),
     ("reasons_en", "reasons"),
     ("dong_code", "행정동코드 dong_code"),
@@ -185,7 +187,9 @@ pub(super) fn write_day(
     );
     let tmp_dir = root.join(format!(".{date}.{writer}.tmp"));
     remove_abandoned(&root);
-    fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
+    // the lists folder and each day's: the owner's (and the reader group's)
+    crate::base::files::create_private_dir(&root).map_err(io(&root))?;
+    crate::base::files::create_private_dir(&tmp_dir).map_err(io(&tmp_dir))?;
 
     let all = match ranked.first() {
         Some(first) => concat_batches(&first.schema(), ranked)?,
@@ -370,7 +374,19 @@ impl Write for HashedFile {
 }
 
 /// RFC 4180 quoting: quote a field that holds a comma, quote or line break.
+/// A field Excel would read as a formula (`=`, `+`, `-`, `@`, a tab or a
+/// carriage return first, as in a household id `-2-3`) is written after a
+/// `'`, which Excel shows as text; a plain number (`-3`, `0.5`) is kept.
 pub(crate) fn csv_field(out: &mut String, value: &str) {
+    let formula =
+        value.starts_with(['=', '+', '-', '@', '\t', '\r']) && value.parse::<f64>().is_err();
+    let quoted;
+    let value = if formula {
+        quoted = format!("'{value}");
+        quoted.as_str()
+    } else {
+        value
+    };
     if value.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));

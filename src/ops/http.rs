@@ -83,13 +83,20 @@ pub async fn serve(
     state: Arc<OpsState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "the operations endpoints stopped");
+    let served = crate::base::listener::serve(listener, None, router(state), BOUNDS);
+    tokio::select! {
+        () = served => {}
+        () = shutdown => {}
     }
 }
+
+/// Prometheus scrapes every few seconds over a kept connection; nothing
+/// else needs one for long, and an idle or slow client is cut off.
+const BOUNDS: crate::base::listener::Bounds = crate::base::listener::Bounds {
+    header_time: Duration::from_secs(10),
+    lifetime: Duration::from_secs(30),
+    per_address: 32,
+};
 
 /// Label values -> value of every sample of metric `name`.
 fn samples(state: &OpsState, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {

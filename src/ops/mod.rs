@@ -135,6 +135,12 @@ pub struct QueuedEscalation {
     pub since: String,
     /// When it was sent (RFC 3339).
     pub emitted_at: String,
+    /// Since when, ms.
+    #[serde(skip)]
+    pub since_ms: i64,
+    /// When it was sent, ms.
+    #[serde(skip)]
+    pub emitted_ms: i64,
 }
 
 /// Follow-up per dong, as the dashboard shows it.
@@ -258,6 +264,8 @@ impl LiveView {
                 priority: e.priority.map(|p| p.as_str().to_string()),
                 since: crate::stages::alert::rfc3339(e.since),
                 emitted_at: crate::stages::alert::rfc3339(e.emitted_at),
+                since_ms: e.since,
+                emitted_ms: e.emitted_at,
             });
         }
         f.escalations.truncate(ESCALATIONS_SHOWN);

@@ -65,7 +65,7 @@ pub struct AuditLog {
 impl AuditLog {
     /// A log in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(dir).map_err(|error| AuditError::Io {
+        crate::base::files::create_private_dir(dir).map_err(|error| AuditError::Io {
             path: dir.into(),
             error,
         })?;
@@ -81,7 +81,14 @@ impl AuditLog {
     }
 
     /// Writes `entry` (its `time` is set here) before the caller answers.
+    /// An RRN-shaped run in its path or file name (typed into an address)
+    /// is masked: the log is kept for years and must never hold one.
     pub fn write(&self, mut entry: AuditEntry) -> Result<(), AuditError> {
+        entry.path = masked(&entry.path);
+        entry.file = entry.file.as_deref().map(masked);
+        entry
+            .households
+            .retain(|h| !crate::base::ids::contains_rrn(h.as_bytes()));
         let now = chrono::Utc::now();
         entry.time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let day = now.format("%Y-%m-%d").to_string();
@@ -106,6 +113,14 @@ impl AuditLog {
             return Err(io(error));
         }
         Ok(())
+    }
+}
+
+/// `text` with the digits of every RRN-shaped run as `*`.
+fn masked(text: &str) -> String {
+    match crate::base::ids::redact_rrn(text.as_bytes()) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => text.to_string(),
     }
 }
 

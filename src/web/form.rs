@@ -32,9 +32,16 @@ pub fn outcome_value(
     household_id: &str,
     by: &Recorder<'_>,
 ) -> Result<Value, String> {
-    let kind_text = first(fields, "kind").ok_or("kind is missing: choose what was done")?;
-    let kind = OutcomeKind::parse(kind_text)
-        .ok_or_else(|| format!("kind {kind_text:?} is not one of {}", OutcomeKind::names()))?;
+    let kind_text =
+        first(fields, "kind").ok_or("조치를 고르세요. (kind is missing: choose what was done.)")?;
+    let kind = OutcomeKind::parse(kind_text).ok_or_else(|| {
+        // what was typed is echoed only when it holds no RRN-shaped number
+        if crate::base::ids::contains_rrn(kind_text.as_bytes()) {
+            format!("kind is not one of {}", OutcomeKind::names())
+        } else {
+            format!("kind {kind_text:?} is not one of {}", OutcomeKind::names())
+        }
+    })?;
     let mut v = Map::new();
     v.insert("outcome_id".into(), json!(by.outcome_id));
     v.insert("household_id".into(), json!(household_id));
@@ -48,18 +55,25 @@ pub fn outcome_value(
     if let Some(alert) = first(fields, "alert_id") {
         v.insert("alert_id".into(), json!(alert));
     }
-    let need = |name: &str, what: &str| {
+    let need = |name: &str, ko: &str, what: &str| {
         first(fields, name)
             .map(|x| json!(x))
-            .ok_or_else(|| format!("{name} is missing: {what}"))
+            .ok_or_else(|| format!("{ko} ({name} is missing: {what}.)"))
     };
     match kind {
         OutcomeKind::ContactAttempted => {
             v.insert(
                 "channel".into(),
-                need("channel", "how (phone, visit, sms, letter)")?,
+                need(
+                    "channel",
+                    "연락 방법을 고르세요.",
+                    "how (phone, visit, sms, letter)",
+                )?,
             );
-            v.insert("result".into(), need("result", "what came of it")?);
+            v.insert(
+                "result".into(),
+                need("result", "연락 결과를 고르세요.", "what came of it")?,
+            );
         }
         OutcomeKind::SupportLinked => {
             let services: Vec<&str> = fields
@@ -68,30 +82,40 @@ pub fn outcome_value(
                 .map(|(_, x)| x.trim())
                 .collect();
             if services.is_empty() {
-                return Err("services is missing: tick at least one service linked".into());
+                return Err("연계한 서비스를 하나 이상 고르세요. (services is missing: tick at least one service linked.)".into());
             }
             v.insert("services".into(), json!(services));
         }
         OutcomeKind::CaseOpened => {
             v.insert(
                 "track".into(),
-                need("track", "case_management or service_linkage")?,
+                need(
+                    "track",
+                    "선정 구분을 고르세요.",
+                    "case_management or service_linkage",
+                )?,
             );
         }
         OutcomeKind::NotApplicable => {
             let r = first(fields, "na_reason").or_else(|| first(fields, "reason"));
-            let r = r.ok_or("reason is missing: why the household is not a case")?;
+            let r = r.ok_or(
+                "비대상 사유를 고르세요. (reason is missing: why the household is not a case.)",
+            )?;
             v.insert("reason".into(), json!(r));
         }
         OutcomeKind::CaseClosed => {
             let r = first(fields, "close_reason").or_else(|| first(fields, "reason"));
-            let r = r.ok_or("reason is missing: why the case closed")?;
+            let r = r.ok_or("종결 사유를 고르세요. (reason is missing: why the case closed.)")?;
             v.insert("reason".into(), json!(r));
         }
         OutcomeKind::Withdrawn => {
             v.insert(
                 "withdraws".into(),
-                need("withdraws", "the outcome_id of the mistaken outcome")?,
+                need(
+                    "withdraws",
+                    "철회할 기록을 고르세요.",
+                    "the outcome_id of the mistaken outcome",
+                )?,
             );
         }
         OutcomeKind::Counselled | OutcomeKind::Declined => {}

@@ -3,8 +3,10 @@
 //! per-person accounts, every view audited.
 //!
 //! * [`users`]: accounts and tokens; [`auth`]: sessions, login, CSRF.
-//! * [`audit`]: the audit log; [`pages`] and [`charts`]: what is drawn;
-//!   [`form`]: an outcome form as the outcomes topic's JSON.
+//! * [`guard`]: slots, bounds per address and account, origin checks.
+//! * [`audit`]: the audit log; [`pages`], [`queue`], [`city`] and
+//!   [`charts`]: what is drawn; [`form`]: an outcome form as the outcomes
+//!   topic's JSON; [`escalations`]: the city team's hold on escalations.
 //!
 //! Single sign-on (GPKI, SAML, OIDC) would replace [`auth::login`]: the
 //! identity provider's assertion names the person, whose role and dong
@@ -13,8 +15,12 @@
 pub mod audit;
 pub mod auth;
 pub mod charts;
+pub mod city;
+pub mod escalations;
 pub mod form;
+pub mod guard;
 pub mod pages;
+pub mod queue;
 pub mod routes;
 pub mod users;
 
@@ -66,6 +72,14 @@ pub enum WebError {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    /// The escalation states file.
+    #[error("the escalation states file {path}: {error}")]
+    States {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        error: std::io::Error,
+    },
 }
 
 /// Where an outcome recorded on a page goes: the outcomes topic in Kafka
@@ -126,6 +140,18 @@ pub struct WebState {
     pub labels: std::collections::BTreeMap<String, String>,
     /// How far ahead of the clock an outcome may be recorded, ms.
     pub max_future_ms: i64,
+    /// Requests in flight: slots and bounds.
+    pub gate: guard::Gate,
+    /// The city team's hold on escalations, shared by the instances.
+    pub escalation_states: escalations::States,
+    /// The pipeline's categories with their Korean names.
+    pub categories: crate::definition::CategoryNames,
+    /// Feeds in order with their normal quiet spell (`expected_gap`).
+    pub feeds: Vec<(String, Option<Duration>)>,
+    /// Feeds' Korean names.
+    pub feeds_ko: std::collections::BTreeMap<String, String>,
+    /// The offices' clock: the pipeline's `lists.utc_offset_hours`, ms.
+    pub offset_ms: i64,
     /// Signals received per feed, sampled every few seconds (the feeds'
     /// rates on the city page).
     pub received: parking_lot::Mutex<
@@ -176,6 +202,18 @@ impl WebState {
 }
 
 impl WebState {
+    /// A time on the offices' clock (the pipeline's time zone), to the
+    /// minute: `2026-10-27 23:22`.
+    pub fn local_time(&self, ms: i64) -> String {
+        let t = crate::stages::alert::rfc3339(ms + self.offset_ms);
+        t.get(..16).unwrap_or_default().replace('T', " ")
+    }
+
+    /// The Korean name of a feed.
+    pub fn feed_ko<'a>(&'a self, feed: &'a str) -> &'a str {
+        self.feeds_ko.get(feed).map_or(feed, String::as_str)
+    }
+
     /// The Korean name of a dong code.
     pub fn dong_name(&self, code: &str) -> (String, String) {
         self.dongs
@@ -224,6 +262,17 @@ pub async fn start(
     };
     let users = Directory::open(&cfg.users_file)?;
     let audit = AuditLog::open(&cfg.audit_dir)?;
+    // beside the lists: shared by the instances of a group
+    let states_path = cfg
+        .lists_dir
+        .parent()
+        .unwrap_or(&cfg.lists_dir)
+        .join("escalation-states.jsonl");
+    let escalation_states =
+        escalations::States::open(&states_path).map_err(|error| WebError::States {
+            path: states_path.clone(),
+            error,
+        })?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|error| WebError::Bind {
@@ -248,6 +297,20 @@ pub async fn start(
         city_code: spec.outcomes.city_code.clone(),
         labels: spec.outcomes.labels_ko.clone(),
         max_future_ms: i64::from(spec.window.max_future_hours) * 3_600_000,
+        gate: guard::Gate::default(),
+        escalation_states,
+        categories: spec.category_names(),
+        feeds: spec
+            .feeds
+            .iter()
+            .map(|f| (f.name.clone(), f.expected_gap))
+            .collect(),
+        feeds_ko: spec
+            .feeds
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), f.name_ko.clone()?)))
+            .collect(),
+        offset_ms: i64::from(spec.lists.utc_offset_hours) * 3_600_000,
         received: parking_lot::Mutex::new(std::collections::VecDeque::new()),
     });
     if state.users.is_empty() {

@@ -11,22 +11,18 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit::AuditEntry;
 use super::auth::{csrf_ok, Person, COOKIE};
 use super::users::Role;
-use super::{form, pages, WebState};
+use super::{form, guard, pages, WebState};
+pub use crate::base::listener::Peer;
 use crate::ops::work::WorkItem;
-
-/// The connection's peer, set by the connection loop.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -73,21 +69,68 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The person behind a request: a bearer token (API) or a session cookie
-/// whose account is still active.
-fn person(st: &WebState, headers: &HeaderMap) -> Option<Person> {
-    if let Some(token) = bearer(headers) {
-        return st.users.by_token(token).map(|user| Person {
-            user,
-            session: None,
-        });
-    }
+/// The person behind a session cookie whose account is still active.
+fn session_person(st: &WebState, headers: &HeaderMap) -> Option<Person> {
     let session = st.auth.session(&cookie_value(headers)?)?;
     let user = st.users.by_id(&session.user_id)?;
     Some(Person {
         user,
         session: Some(session),
     })
+}
+
+/// The person behind a request: a bearer token (API) or a session cookie.
+fn person(st: &WebState, headers: &HeaderMap) -> Option<Person> {
+    match bearer(headers) {
+        Some(token) => st.users.by_token(token).map(|user| Person {
+            user,
+            session: None,
+        }),
+        None => session_person(st, headers),
+    }
+}
+
+/// The address failed tokens are counted against: the client's, behind a
+/// trusted proxy the one it forwarded for.
+fn counted_address(from: &Client) -> IpAddr {
+    from.forwarded_for
+        .as_deref()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(from.addr)
+}
+
+/// A refusal that is audited (without a person: the token was wrong, or
+/// none was given), with `Retry-After` on a 429.
+fn refused_anonymous(
+    st: &WebState,
+    from: &Client,
+    action: &str,
+    path: &str,
+    status: StatusCode,
+    api: bool,
+    message: &str,
+) -> Response {
+    let mut r = match audit(st, None, from, action, path, vec![], None, status) {
+        Ok(()) => fail(api, status, message),
+        Err(refused) => refused,
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    }
+    r
+}
+
+/// `id` as the audit may name it: a household id, never an RRN typed into
+/// the address (which names nobody).
+fn household_named(id: &str) -> Vec<String> {
+    let valid =
+        crate::base::ids::is_pseudonymous_id(id) && !crate::base::ids::contains_rrn(id.as_bytes());
+    if valid {
+        vec![id.to_string()]
+    } else {
+        Vec::new()
+    }
 }
 
 /// A fresh outcome id for an outcome recorded on a page: 32 random hex
@@ -110,8 +153,9 @@ fn fail(api: bool, status: StatusCode, message: &str) -> Response {
         (status, axum::Json(json!({ "error": message }))).into_response()
     } else {
         let page = format!(
-            r#"<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>{}</title><link rel="stylesheet" href="/static/app.css"></head><body><main><h1>{} {}</h1><p class="error" id="error">{}</p><p><a href="/">처음으로 Home</a></p></main></body></html>"#,
+            r#"<!doctype html><html lang="ko"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head><body><main><h1>{} <span class="en">{} {}</span></h1><p class="error" id="error">{}</p><p><a href="/" id="back" data-back="1">이전 화면으로</a> · <a href="/">처음으로</a></p></main></body></html>"#,
             status.as_u16(),
+            status_ko(status),
             status.as_u16(),
             status.canonical_reason().unwrap_or_default(),
             pages::esc(message)
@@ -122,6 +166,20 @@ fn fail(api: bool, status: StatusCode, message: &str) -> Response {
             page,
         )
             .into_response()
+    }
+}
+
+/// What a refusal's status means, in Korean.
+fn status_ko(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "입력을 확인하세요",
+        401 => "로그인이 필요합니다",
+        403 => "볼 수 없는 화면입니다",
+        404 => "찾을 수 없습니다",
+        409 => "지금 상태와 맞지 않습니다",
+        429 => "요청이 너무 많습니다",
+        503 => "잠시 후 다시 시도하세요",
+        _ => "처리할 수 없습니다",
     }
 }
 
@@ -155,7 +213,7 @@ fn audit(
         fail(
             path.starts_with("/api/"),
             StatusCode::SERVICE_UNAVAILABLE,
-            "the audit log cannot be written, so no household data is served; the operator must fix web.audit_dir",
+            "감사 기록을 남길 수 없어 가구 정보를 보여 줄 수 없습니다. 운영 담당자에게 알리세요. (The audit log cannot be written, so no household data is served; the operator must fix web.audit_dir.)",
         )
     })
 }
@@ -199,9 +257,20 @@ fn denied(
     let page = fail(
         api,
         StatusCode::FORBIDDEN,
-        "this household or list belongs to another dong's office; the attempt is recorded",
+        "다른 동 담당의 가구나 목록입니다. 이 시도는 기록됩니다. (This household or list belongs to another dong's office; the attempt is recorded.)",
     );
     audited(st, who, from, "denied", path, households, None, page)
+}
+
+/// A page for the city team only, asked for by an office: a 403 saying
+/// so, audited.
+fn city_only(st: &WebState, who: &Person, from: &Client, path: &str, api: bool) -> Response {
+    let page = fail(
+        api,
+        StatusCode::FORBIDDEN,
+        "시 통합조사팀 계정만 볼 수 있는 화면입니다. 동 업무는 업무 목록에서 보세요. (This page is for the city team; an office works from its work queue.)",
+    );
+    audited(st, who, from, "denied", path, vec![], None, page)
 }
 
 fn html(page: String) -> Response {
@@ -228,28 +297,134 @@ impl axum::extract::FromRequestParts<Arc<WebState>> for Caller {
         parts: &mut axum::http::request::Parts,
         st: &Arc<WebState>,
     ) -> Result<Self, Response> {
-        let api = parts.uri.path().starts_with("/api/") || bearer(&parts.headers).is_some();
-        let Some(who) = person(st, &parts.headers) else {
-            return Err(if api {
-                fail(
-                    true,
-                    StatusCode::UNAUTHORIZED,
-                    "send Authorization: Bearer <your token>",
-                )
-            } else {
-                login_redirect()
-            });
-        };
+        let path = parts.uri.path().to_string();
+        let api = path.starts_with("/api/") || bearer(&parts.headers).is_some();
         let peer = parts
             .extensions
             .get::<Peer>()
             .copied()
             .unwrap_or(Peer(SocketAddr::from(([0, 0, 0, 0], 0))));
-        Ok(Caller {
-            who,
-            from: client(st, &peer, &parts.headers),
-            api,
-        })
+        let from = client(st, &peer, &parts.headers);
+        let who = match bearer(&parts.headers) {
+            Some(token) => bearer_person(st, &from, token, &path)?,
+            None => match session_person(st, &parts.headers) {
+                Some(who) => who,
+                None if api => {
+                    return Err(fail(
+                        true,
+                        StatusCode::UNAUTHORIZED,
+                        "send Authorization: Bearer <your token>",
+                    ))
+                }
+                None => return Err(login_redirect()),
+            },
+        };
+        if parts.method == axum::http::Method::POST {
+            forgery_check(st, &who, &from, &parts.headers, &path, api)?;
+        }
+        if !st.gate.account_may(&who.user.id) {
+            let page = fail(
+                api,
+                StatusCode::TOO_MANY_REQUESTS,
+                "이 계정의 요청이 1분에 너무 많습니다. 잠시 후 다시 하세요. (Too many requests from this account this minute.)",
+            );
+            let mut r = audited(st, &who, &from, "limited", &path, vec![], None, page);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return Err(r);
+        }
+        Ok(Caller { who, from, api })
+    }
+}
+
+/// The account of a bearer token. A wrong token is audited and counted
+/// against its address, which is answered 429 for wrong tokens after too
+/// many; a right token is never refused for its address's failures (the
+/// people behind one NAT address are not locked out by one of them).
+fn bearer_person(
+    st: &WebState,
+    from: &Client,
+    token: &str,
+    path: &str,
+) -> Result<Person, Response> {
+    if let Some(user) = st.users.by_token(token) {
+        return Ok(Person {
+            user,
+            session: None,
+        });
+    }
+    let address = counted_address(from);
+    let (status, message) = match st.auth.may_try(address) {
+        Ok(()) => {
+            st.auth.failed(address);
+            (
+                StatusCode::UNAUTHORIZED,
+                "the token is wrong or the account was revoked",
+            )
+        }
+        Err(_) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong tokens from this address: wait a minute",
+        ),
+    };
+    Err(refused_anonymous(
+        st,
+        from,
+        "token_failed",
+        path,
+        status,
+        true,
+        message,
+    ))
+}
+
+/// A state-changing request with a session cookie must come from this
+/// front's own pages: a foreign `Origin` is refused; the JSON API also
+/// needs an `Origin`, a JSON body and the session's CSRF token in
+/// `X-CSRF-Token` (the pages' forms carry theirs in the form, checked by
+/// the handler). A bearer token is not sent by a browser on its own, so
+/// the API with one needs none of this.
+fn forgery_check(
+    st: &WebState,
+    who: &Person,
+    from: &Client,
+    headers: &HeaderMap,
+    path: &str,
+    api: bool,
+) -> Result<(), Response> {
+    let Some(session) = &who.session else {
+        return Ok(());
+    };
+    let problem = if !guard::origin_ok(headers, st.secure, api) {
+        Some("요청의 출처(Origin)가 이 사이트가 아닙니다. (The request's Origin is not this site.)")
+    } else if api && !guard::is_json(headers) {
+        Some("Content-Type must be application/json")
+    } else if api {
+        let given = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        (!csrf_ok(session, given)).then_some(
+            "with a session cookie, send the session's CSRF token in X-CSRF-Token (or use Authorization: Bearer)",
+        )
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(message) => {
+            let page = fail(api, StatusCode::FORBIDDEN, message);
+            Err(audited(
+                st,
+                who,
+                from,
+                "forgery_refused",
+                path,
+                vec![],
+                None,
+                page,
+            ))
+        }
     }
 }
 
@@ -283,47 +458,21 @@ async fn login(
     body: Bytes,
 ) -> Response {
     let from = client(&st, &peer, &headers);
-    let limited = from
-        .forwarded_for
-        .as_deref()
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(from.addr);
-    if let Err(wait) = st.auth.may_try(limited) {
-        let mut r = fail(
+    if !guard::origin_ok(&headers, st.secure, false) {
+        return refused_anonymous(
+            &st,
+            &from,
+            "login_refused",
+            "/login",
+            StatusCode::FORBIDDEN,
             false,
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("too many failed logins from this address: try again in {wait} s"),
+            "다른 사이트에서 보낸 로그인입니다. 이 사이트의 로그인 화면에서 하세요. (The login came from another site.)",
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
     }
     let fields = form_fields(&body);
     let token = field(&fields, "token").unwrap_or_default().trim();
     let Some(user) = st.users.by_token(token) else {
-        st.auth.failed(limited);
-        if let Err(r) = audit(
-            &st,
-            None,
-            &from,
-            "login_failed",
-            "/login",
-            vec![],
-            None,
-            StatusCode::UNAUTHORIZED,
-        ) {
-            return r;
-        }
-        let page = pages::login(Some(
-            "토큰이 맞지 않거나 폐기된 계정입니다. The token is wrong or the account was revoked.",
-        ));
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            page,
-        )
-            .into_response();
+        return login_failed(&st, &from);
     };
     let Some(id) = st.auth.start(&user) else {
         return fail(
@@ -361,6 +510,47 @@ async fn login(
     r
 }
 
+/// A wrong token on the login page: counted against its address, which
+/// gets 429 after too many (a right token still logs in); audited either
+/// way.
+fn login_failed(st: &WebState, from: &Client) -> Response {
+    let address = counted_address(from);
+    if let Err(wait) = st.auth.may_try(address) {
+        let message = format!("이 주소에서 로그인 실패가 너무 많습니다. {wait}초 뒤에 다시 하세요. (Too many failed logins from this address: try again in {wait} s.)");
+        return refused_anonymous(
+            st,
+            from,
+            "login_failed",
+            "/login",
+            StatusCode::TOO_MANY_REQUESTS,
+            false,
+            &message,
+        );
+    }
+    st.auth.failed(address);
+    if let Err(r) = audit(
+        st,
+        None,
+        from,
+        "login_failed",
+        "/login",
+        vec![],
+        None,
+        StatusCode::UNAUTHORIZED,
+    ) {
+        return r;
+    }
+    let page = pages::login(Some(
+        "토큰이 맞지 않거나 폐기된 계정입니다. (The token is wrong or the account was revoked.)",
+    ));
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
+}
+
 async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(who) = person(&st, &headers) else {
         return login_redirect();
@@ -369,6 +559,13 @@ async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap, body: Bytes
     let (Some(session), Some(id)) = (&who.session, cookie_value(&headers)) else {
         return login_redirect();
     };
+    if !guard::origin_ok(&headers, st.secure, false) {
+        return fail(
+            false,
+            StatusCode::FORBIDDEN,
+            "요청의 출처(Origin)가 이 사이트가 아닙니다. (The request's Origin is not this site.)",
+        );
+    }
     if !csrf_ok(session, field(&fields, "csrf").unwrap_or_default()) {
         return fail(
             false,
@@ -391,13 +588,16 @@ async fn logout(State(st): State<Arc<WebState>>, headers: HeaderMap, body: Bytes
     r
 }
 
-#[derive(Deserialize)]
-struct DongQuery {
-    dong: Option<String>,
-}
-
-/// The dong whose queue is asked for: one's own; the city names one.
+/// The dong whose queue is asked for: one's own; the city names one (the
+/// first served without a name). An unknown code is `Err(None)` (404),
+/// another office's `Err(Some)` (403).
 fn queue_dong(st: &WebState, who: &Person, asked: Option<&str>) -> Result<String, Option<String>> {
+    let asked = asked.map(str::trim).filter(|d| !d.is_empty());
+    if let Some(d) = asked {
+        if !st.dongs.iter().any(|x| x.dong_code == d) {
+            return Err(None);
+        }
+    }
     match (who.user.role, asked) {
         (Role::Dong, None) => who.user.dong.clone().ok_or(None),
         (_, Some(d)) if who.sees_dong(d) => Ok(d.to_string()),
@@ -406,17 +606,29 @@ fn queue_dong(st: &WebState, who: &Person, asked: Option<&str>) -> Result<String
     }
 }
 
-fn queue_json(st: &WebState, dong: &str, items: &[Arc<WorkItem>], now: i64) -> Value {
+fn queue_json(st: &WebState, dong: &str, sel: &super::queue::Selection, now: i64) -> Value {
     json!({
         "dong_code": dong,
         "name_ko": st.dong_name(dong).0,
         "now": crate::stages::alert::rfc3339(now),
-        "households": items.iter().filter(|i| i.in_queue()).map(|i| household_json(i, now)).collect::<Vec<_>>(),
-        "in_case": items.iter().filter(|i| !i.in_queue() && i.case.in_case_since.is_some()).map(|i| household_json(i, now)).collect::<Vec<_>>(),
+        "open": sel.open,
+        "overdue": sel.overdue,
+        "unreachable": sel.unreachable,
+        "in_case": sel.in_case,
+        "all": sel.all,
+        "matched": sel.matched,
+        "page": sel.page,
+        "pages": sel.pages,
+        "page_rows": super::queue::PAGE_ROWS,
+        "households": sel.rows.iter().map(|(place, i)| {
+            let mut h = household_json(st, i);
+            h["place"] = json!((*place > 0).then_some(*place));
+            h
+        }).collect::<Vec<_>>(),
     })
 }
 
-fn household_json(i: &WorkItem, _now: i64) -> Value {
+fn household_json(st: &WebState, i: &WorkItem) -> Value {
     let c = &i.case;
     let time = |t: Option<i64>| t.map(crate::stages::alert::rfc3339);
     json!({
@@ -461,7 +673,7 @@ fn household_json(i: &WorkItem, _now: i64) -> Value {
                 "recorded_by": d.map(|d| d.dong_code.clone()),
                 "note": d.and_then(|d| d.note.clone()),
                 "recorded_at": crate::stages::alert::rfc3339(o.recorded_at),
-                "recorded_at_local": pages::local_time(o.recorded_at),
+                "recorded_at_local": st.local_time(o.recorded_at),
             })
         }).collect::<Vec<_>>(),
         "in_case_since": time(c.in_case_since),
@@ -473,28 +685,95 @@ fn household_json(i: &WorkItem, _now: i64) -> Value {
 async fn queue(
     State(st): State<Arc<WebState>>,
     caller: Caller,
-    Query(q): Query<DongQuery>,
-    req_path: axum::http::Uri,
+    Query(q): Query<super::queue::QueueQuery>,
+    uri: axum::http::Uri,
 ) -> Response {
     let Caller { who, from, api } = caller;
+    let path = uri.path();
     let dong = match queue_dong(&st, &who, q.dong.as_deref()) {
         Ok(d) => d,
-        Err(_) => return denied(&st, &who, &from, req_path.path(), vec![], api),
+        Err(Some(_)) => return denied(&st, &who, &from, path, vec![], api),
+        Err(None) => {
+            let page = fail(
+                api,
+                StatusCode::NOT_FOUND,
+                "그런 동이 없습니다. (No such dong.)",
+            );
+            return audited(&st, &who, &from, "view_queue", path, vec![], None, page);
+        }
+    };
+    let filters = match q.filters() {
+        Ok(f) => f,
+        Err(message) => {
+            let page = fail(api, StatusCode::BAD_REQUEST, &message);
+            return audited(&st, &who, &from, "view_queue", path, vec![], None, page);
+        }
     };
     let now = st.ops.work.now_ms();
     let items = st.ops.work.of_dong(&dong);
-    let shown: Vec<String> = items.iter().map(|i| i.household_id.clone()).collect();
+    let sel = filters.select(&items);
+    // exactly the households on the page (or in the answer)
+    let shown: Vec<String> = sel
+        .rows
+        .iter()
+        .map(|(_, i)| i.household_id.clone())
+        .collect();
     let page = if api {
-        axum::Json(queue_json(&st, &dong, &items, now)).into_response()
+        axum::Json(queue_json(&st, &dong, &sel, now)).into_response()
     } else {
-        html(pages::queue(&st, &who, &dong, &items, now))
+        html(super::queue::page(&st, &who, &dong, &filters, &sel, now))
     };
+    audited(&st, &who, &from, "view_queue", path, shown, None, page)
+}
+
+/// A visit sheet of the households ticked (`?h=ID&h=ID`), each checked as
+/// its own page is.
+async fn visit(State(st): State<Arc<WebState>>, caller: Caller, uri: axum::http::Uri) -> Response {
+    let Caller { who, from, api } = caller;
+    let path = uri.path();
+    let ids: Vec<String> = uri
+        .query()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "h")
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() || ids.len() > super::queue::SHEET_MOST {
+        let message = format!(
+            "방문 기록지에 넣을 가구를 1~{}가구 고르세요. (Choose 1 to {} households.)",
+            super::queue::SHEET_MOST,
+            super::queue::SHEET_MOST
+        );
+        let page = fail(api, StatusCode::BAD_REQUEST, &message);
+        return audited(
+            &st,
+            &who,
+            &from,
+            "view_visit_sheet",
+            path,
+            vec![],
+            None,
+            page,
+        );
+    }
+    let mut items = Vec::new();
+    for id in &ids {
+        match visible(&st, &who, &from, id, path, api) {
+            Ok(i) => items.push(i),
+            Err(refused) => return refused,
+        }
+    }
+    let now = st.ops.work.now_ms();
+    let page = html(super::queue::visit_sheet(&st, &who, &items, now));
+    let shown = items.iter().map(|i| i.household_id.clone()).collect();
     audited(
         &st,
         &who,
         &from,
-        "view_queue",
-        req_path.path(),
+        "view_visit_sheet",
+        path,
         shown,
         None,
         page,
@@ -518,13 +797,32 @@ fn visible(
         };
         listed_dong(&st.lists_dir, &dongs, id).map(|dong| st.ops.work.listed(id, &dong))
     };
+    // what is not a household id (an RRN typed into the address, say) is
+    // refused before anything names it: the audit keeps the path masked
+    if !crate::base::ids::is_pseudonymous_id(id) || crate::base::ids::contains_rrn(id.as_bytes()) {
+        let page = fail(
+            api,
+            StatusCode::BAD_REQUEST,
+            "가구 ID가 아닙니다. 주민등록번호는 입력하지 마세요. (Not a household id; never type a resident registration number.)",
+        );
+        return Err(audited(
+            st,
+            who,
+            from,
+            "view_household",
+            path,
+            vec![],
+            None,
+            page,
+        ));
+    }
     // a household on the newest list with no case record yet (never
     // alerted: a backfill's, say) still opens, to record what was done
     let Some(item) = st.ops.work.get(id).or_else(listed) else {
         let page = fail(
             api,
             StatusCode::NOT_FOUND,
-            "no such household in the work queue (none with an alert, a case or recent activity)",
+            "업무 목록에 없는 가구입니다 (알림·사례·최근 활동 없음). (No such household in the work queue.)",
         );
         return Err(audited(
             st,
@@ -584,14 +882,13 @@ async fn household(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let now = st.ops.work.now_ms();
     let notice = uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "recorded")
-            .map(|_| "기록되었습니다. 몇 초 안에 상태에 반영됩니다. Recorded; the status follows within seconds.")
+            .map(|_| "기록되었습니다. 몇 초 안에 상태에 반영됩니다. (Recorded; the status follows within seconds.)")
     });
     let page = if api {
-        axum::Json(household_json(&item, now)).into_response()
+        axum::Json(household_json(&st, &item)).into_response()
     } else {
         html(pages::household(&st, &who, &item, notice))
     };
@@ -676,7 +973,7 @@ impl Recording<'_> {
     /// An audited refusal.
     fn refused(&self, page: Response) -> Response {
         let (st, who, from) = (self.st, self.who, self.from);
-        let shown = vec![self.id.to_string()];
+        let shown = household_named(self.id);
         audited(
             st,
             who,
@@ -712,10 +1009,8 @@ impl Recording<'_> {
             now_ms: now,
             outcome_id: outcome_id.clone(),
         };
-        let value = form::outcome_value(fields, &item.household_id, &by).map_err(|e| {
-            let message = format!("입력을 확인하세요 (check the form): {e}");
-            self.on_form(item, fields, StatusCode::BAD_REQUEST, &message, None)
-        })?;
+        let value = form::outcome_value(fields, &item.household_id, &by)
+            .map_err(|e| self.on_form(item, fields, StatusCode::BAD_REQUEST, &e, None))?;
         let bytes = serde_json::to_vec(&value).unwrap_or_default();
         let key = Some(self.id.as_bytes());
         crate::stages::case::outcome::decode(key, Some(&bytes), now, st.max_future_ms)
@@ -728,7 +1023,12 @@ impl Recording<'_> {
                 };
                 let ko = crate::stages::case::rules::refusal_ko(reject.class);
                 let class = reject.class.as_str();
-                let message = format!("{ko} ({class}: {})", reject.reason);
+                // the page says it in Korean, with the English beside; an
+                // RRN's reason is not repeated (it speaks of dead letters)
+                let message = match reject.class {
+                    RejectClass::ResidentRegistrationNumber => format!("{ko} (A number shaped like a resident registration number was typed: remove it.)"),
+                    _ => format!("{ko} ({})", reject.reason),
+                };
                 let json = json!({ "error": message, "class": class, "reason_ko": ko, "reason": reject.reason });
                 self.on_form(item, fields, status, &message, Some(json))
             })?;
@@ -857,9 +1157,51 @@ fn is_day(text: &str) -> bool {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
 }
 
-async fn lists(State(st): State<Arc<WebState>>, caller: Caller) -> Response {
-    let Caller { who, from, .. } = caller;
-    let mut days: Vec<String> = std::fs::read_dir(&st.lists_dir)
+async fn lists(
+    State(st): State<Arc<WebState>>,
+    caller: Caller,
+    Query(q): Query<super::city::CityQuery>,
+) -> Response {
+    let Caller { who, from, api } = caller;
+    // an office sees its own; the city chooses a dong (or the city-wide files)
+    let chosen = match (who.user.role, q.dong.as_deref().map(str::trim)) {
+        (Role::Dong, _) => who.user.dong.clone(),
+        (Role::City, Some(d))
+            if d == pages::CITY_LISTS || st.dongs.iter().any(|x| x.dong_code == d) =>
+        {
+            Some(d.to_string())
+        }
+        (Role::City, None | Some("")) => None,
+        (Role::City, Some(_)) => {
+            let page = fail(
+                api,
+                StatusCode::NOT_FOUND,
+                "그런 동이 없습니다. (No such dong.)",
+            );
+            return audited(&st, &who, &from, "view_lists", "/lists", vec![], None, page);
+        }
+    };
+    let days: Vec<(String, Vec<String>)> = match &chosen {
+        None => Vec::new(),
+        Some(dong) => list_days(&st.lists_dir)
+            .into_iter()
+            .map(|d| {
+                let files = list_files(&who, &st.lists_dir.join(&d))
+                    .into_iter()
+                    .filter(|f| file_of(f, dong))
+                    .collect();
+                (d, files)
+            })
+            .filter(|(_, f): &(String, Vec<String>)| !f.is_empty())
+            .collect(),
+    };
+    let page = html(pages::lists(&st, &who, chosen.as_deref(), &days));
+    audited(&st, &who, &from, "view_lists", "/lists", vec![], None, page)
+}
+
+/// The days with lists, newest first.
+fn list_days(dir: &Path) -> Vec<String> {
+    let mut days: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
                 .filter(|d| is_day(d))
@@ -867,16 +1209,67 @@ async fn lists(State(st): State<Arc<WebState>>, caller: Caller) -> Response {
         })
         .unwrap_or_default();
     days.sort_by(|a, b| b.cmp(a));
-    let listed: Vec<(String, Vec<String>)> = days
-        .into_iter()
-        .map(|d| {
-            let files = list_files(&who, &st.lists_dir.join(&d));
-            (d, files)
-        })
-        .filter(|(_, f)| !f.is_empty())
-        .collect();
-    let page = html(pages::lists(&who, &listed));
-    audited(&st, &who, &from, "view_lists", "/lists", vec![], None, page)
+    days
+}
+
+/// Whether list file `file` is of `dong` (or, for the city-wide choice, one
+/// named after no dong: escalations, unassigned).
+fn file_of(file: &str, dong: &str) -> bool {
+    let stem = file.split('.').next().unwrap_or_default();
+    if dong == pages::CITY_LISTS {
+        !crate::base::ids::is_dong_code(stem)
+    } else {
+        stem == dong
+    }
+}
+
+/// The households a list file names (the CSV's second column, the
+/// Parquet's `household_id`): a download is audited with every one, so
+/// `sagak audit --household` finds who took a list that held it.
+fn households_in(file: &str, bytes: &[u8]) -> Vec<String> {
+    let mut out = if file.ends_with(".csv") {
+        csv_households(bytes)
+    } else {
+        parquet_households(bytes)
+    };
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn csv_households(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(at) = header.split(',').position(|h| h.ends_with("household_id")) else {
+        return Vec::new();
+    };
+    // ids are [A-Za-z0-9_-] (never quoted); a neutralised one starts with '
+    lines
+        .filter_map(|l| l.split(',').nth(at))
+        .map(|h| h.trim_start_matches('\'').to_string())
+        .filter(|h| crate::base::ids::is_pseudonymous_id(h))
+        .collect()
+}
+
+fn parquet_households(bytes: &[u8]) -> Vec<String> {
+    use arrow::array::AsArray;
+    let Ok(reader) = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        Bytes::copy_from_slice(bytes),
+    )
+    .and_then(|b| b.build()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for batch in reader.flatten() {
+        let Some(col) = batch.column_by_name("household_id") else {
+            continue;
+        };
+        if let Ok(col) = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8) {
+            out.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+        }
+    }
+    out
 }
 
 async fn download(
@@ -887,10 +1280,20 @@ async fn download(
 ) -> Response {
     let Caller { who, from, api } = caller;
     if !is_day(&day) || file.contains('/') || file.contains("..") {
-        return fail(
+        let page = fail(
             api,
             StatusCode::BAD_REQUEST,
-            "a list is /lists/YYYY-MM-DD/<file>",
+            "목록 주소는 /lists/YYYY-MM-DD/<파일>입니다. (A list is /lists/YYYY-MM-DD/<file>.)",
+        );
+        return audited(
+            &st,
+            &who,
+            &from,
+            "download_list",
+            uri.path(),
+            vec![],
+            None,
+            page,
         );
     }
     let name = format!("{day}/{file}");
@@ -898,7 +1301,7 @@ async fn download(
         let page = fail(
             api,
             StatusCode::FORBIDDEN,
-            "this list belongs to another dong's office; the attempt is recorded",
+            "다른 동의 목록입니다. 이 시도는 기록됩니다. (This list belongs to another dong's office; the attempt is recorded.)",
         );
         return audited(
             &st,
@@ -911,16 +1314,24 @@ async fn download(
             page,
         );
     }
-    let bytes = match std::fs::read(st.lists_dir.join(&day).join(&file)) {
-        Ok(b) => b,
-        Err(_) => {
-            return fail(
-                api,
-                StatusCode::NOT_FOUND,
-                "no such list file (it may be past its retention)",
-            )
-        }
+    let Ok(bytes) = std::fs::read(st.lists_dir.join(&day).join(&file)) else {
+        let page = fail(
+            api,
+            StatusCode::NOT_FOUND,
+            "그런 목록 파일이 없습니다 (보관 기간이 지났을 수 있습니다). (No such list file.)",
+        );
+        return audited(
+            &st,
+            &who,
+            &from,
+            "download_list",
+            uri.path(),
+            vec![],
+            Some(name),
+            page,
+        );
     };
+    let households = households_in(&file, &bytes);
     let kind = if file.ends_with(".csv") {
         "text/csv; charset=utf-8"
     } else {
@@ -941,16 +1352,11 @@ async fn download(
         &from,
         "download_list",
         uri.path(),
-        vec![],
+        households,
         Some(name),
         page,
     )
 }
-
-/// Escalations on the city page (the API gives every one kept).
-const ESCALATIONS_ON_PAGE: usize = 100;
-/// Unassigned households on the city page and in its API.
-const UNASSIGNED_SHOWN: usize = 200;
 
 /// Every `household_id` string anywhere in `v`.
 fn household_ids(v: &Value, out: &mut Vec<String>) {
@@ -968,37 +1374,174 @@ fn household_ids(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-async fn city(State(st): State<Arc<WebState>>, caller: Caller, uri: axum::http::Uri) -> Response {
+async fn city(
+    State(st): State<Arc<WebState>>,
+    caller: Caller,
+    Query(q): Query<super::city::CityQuery>,
+    uri: axum::http::Uri,
+) -> Response {
     let Caller { who, from, api } = caller;
     if who.user.role != Role::City {
-        return denied(&st, &who, &from, uri.path(), vec![], api);
+        return city_only(&st, &who, &from, uri.path(), api);
+    }
+    if let Err(message) = q.check(&st) {
+        let page = fail(api, StatusCode::BAD_REQUEST, &message);
+        return audited(
+            &st,
+            &who,
+            &from,
+            "view_city",
+            uri.path(),
+            vec![],
+            None,
+            page,
+        );
     }
     let now = st.ops.work.now_ms();
     let served: std::collections::HashSet<&str> =
         st.dongs.iter().map(|d| d.dong_code.as_str()).collect();
     let mut unassigned = st.ops.work.unassigned(&served);
-    unassigned.truncate(UNASSIGNED_SHOWN);
-    let (page, mut shown) = if api {
+    let unassigned_total = unassigned.len();
+    unassigned.truncate(super::city::UNASSIGNED_SHOWN);
+    let (rows, kept, matched, page_no, pages_n) = super::city::select(&st, &q);
+    // exactly the households shown: this page's escalations and the
+    // unassigned ones
+    let mut shown: Vec<String> = rows
+        .iter()
+        .map(|r| r.e.household_id.clone())
+        .chain(unassigned.iter().map(|i| i.household_id.clone()))
+        .collect();
+    let page = if api {
         let mut data = crate::ops::http::dashboard_data(&st.ops);
-        data["unassigned"] = unassigned.iter().map(|i| household_json(i, now)).collect();
-        // every household the data names: escalations, boards, unassigned
-        let mut shown = Vec::new();
-        household_ids(&data, &mut shown);
-        (axum::Json(data).into_response(), shown)
+        data["escalations"] = rows.iter().map(|r| super::city::row_json(&st, r)).collect();
+        data["escalations_kept"] = json!(kept);
+        data["escalations_matched"] = json!(matched);
+        data["page"] = json!(page_no);
+        data["pages"] = json!(pages_n);
+        data["unassigned"] = unassigned.iter().map(|i| household_json(&st, i)).collect();
+        data["unassigned_total"] = json!(unassigned_total);
+        // the boards' top households are named too
+        household_ids(&data["dongs"], &mut shown);
+        axum::Json(data).into_response()
     } else {
-        let (follow_up, mut escalations) = st.ops.live.follow_up();
-        escalations.truncate(ESCALATIONS_ON_PAGE);
-        let shown = escalations
-            .iter()
-            .map(|e| e.household_id.clone())
-            .chain(unassigned.iter().map(|i| i.household_id.clone()))
-            .collect();
-        let page = pages::city(&st, &who, &follow_up, &escalations, &unassigned, now);
-        (html(page), shown)
+        let view = super::city::CityView {
+            q: &q,
+            rows: &rows,
+            counts: (kept, matched, page_no, pages_n),
+            unassigned: (&unassigned, unassigned_total),
+            now,
+        };
+        html(super::city::page(&st, &who, &view))
     };
     shown.sort();
     shown.dedup();
     audited(&st, &who, &from, "view_city", uri.path(), shown, None, page)
+}
+
+/// The city team takes an escalation (`state=taken`) or gives it back
+/// (`state=open`), from the page's form; kept for every instance.
+async fn set_escalation(
+    State(st): State<Arc<WebState>>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let Caller { who, from, api } = caller;
+    if who.user.role != Role::City {
+        return city_only(&st, &who, &from, uri.path(), api);
+    }
+    let fields = form_fields(&body);
+    let csrf = who
+        .session
+        .as_ref()
+        .is_some_and(|s| csrf_ok(s, field(&fields, "csrf").unwrap_or_default()));
+    if !csrf && !api {
+        let page = fail(false, StatusCode::FORBIDDEN, "양식이 오래되었습니다. 화면을 새로 고친 뒤 다시 하세요. (The form's CSRF token is missing or wrong.)");
+        return audited(
+            &st,
+            &who,
+            &from,
+            "set_escalation_state",
+            uri.path(),
+            vec![],
+            None,
+            page,
+        );
+    }
+    let state = field(&fields, "state").unwrap_or_default();
+    let (_, escalations) = st.ops.live.follow_up();
+    let Some(e) = escalations.into_iter().find(|e| e.escalation_id == id) else {
+        let page = fail(
+            api,
+            StatusCode::NOT_FOUND,
+            "그런 에스컬레이션이 없습니다. (No such escalation.)",
+        );
+        return audited(
+            &st,
+            &who,
+            &from,
+            "set_escalation_state",
+            uri.path(),
+            vec![],
+            None,
+            page,
+        );
+    };
+    if state != "taken" && state != "open" {
+        let page = fail(
+            api,
+            StatusCode::BAD_REQUEST,
+            "상태는 taken 또는 open입니다. (state must be taken or open.)",
+        );
+        return audited(
+            &st,
+            &who,
+            &from,
+            "set_escalation_state",
+            uri.path(),
+            vec![e.household_id],
+            None,
+            page,
+        );
+    }
+    let taken = super::escalations::Taken {
+        escalation_id: e.escalation_id.clone(),
+        household_id: e.household_id.clone(),
+        state: state.to_string(),
+        by: who.user.id.clone(),
+        by_name: who.user.name.clone(),
+        at: st.ops.work.now_ms(),
+    };
+    let households = vec![e.household_id.clone()];
+    if let Err(r) = audit(
+        &st,
+        Some(&who),
+        &from,
+        "set_escalation_state",
+        uri.path(),
+        households,
+        None,
+        StatusCode::SEE_OTHER,
+    ) {
+        return r;
+    }
+    if let Err(error) = st.escalation_states.set(taken) {
+        tracing::error!(%error, "the escalation states file cannot be written");
+        return fail(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "상태를 저장하지 못했습니다. 잠시 후 다시 하세요. (The state could not be kept.)",
+        );
+    }
+    // back to the same filters and page
+    let back = field(&fields, "back")
+        .filter(|b| {
+            b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"=&_%-+.".contains(&c))
+        })
+        .unwrap_or("page=1");
+    Redirect::to(&format!("/city?{back}#escalations-head")).into_response()
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -1010,6 +1553,39 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Lets a request in through the gate (a bound per address, a slot within
+/// a short wait), or answers 429 or 503 at once; a 429 is audited.
+async fn gate(
+    State(st): State<Arc<WebState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .copied()
+        .unwrap_or(Peer(SocketAddr::from(([0, 0, 0, 0], 0))));
+    let from = client(&st, &peer, req.headers());
+    let api = req.uri().path().starts_with("/api/");
+    match st.gate.enter(counted_address(&from)).await {
+        Ok(_pass) => next.run(req).await,
+        Err(guard::Shut::Address) => {
+            let path = req.uri().path().to_string();
+            refused_anonymous(&st, &from, "limited", &path, StatusCode::TOO_MANY_REQUESTS, api, "이 주소에서 동시에 보낸 요청이 너무 많습니다. (Too many requests at once from this address.)")
+        }
+        Err(guard::Shut::Busy) => {
+            let mut r = fail(
+                api,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "지금 요청이 많습니다. 잠시 후 다시 하세요. (Busy: try again in a moment.)",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            r
+        }
+    }
 }
 
 /// The routes with their middleware.
@@ -1041,13 +1617,30 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/queue", get(queue))
+        .route("/visit", get(visit))
         .route("/households/{id}", get(household))
         .route("/households/{id}/outcomes", post(record_outcome))
         .route("/lists", get(lists))
         .route("/lists/{day}/{file}", get(download))
         .route("/city", get(city))
+        .route("/city/escalations/{id}", post(set_escalation))
         .merge(compressed)
-        .fallback(|| async { fail(false, StatusCode::NOT_FOUND, "no such page: start at /") })
+        .fallback(|| async {
+            fail(
+                false,
+                StatusCode::NOT_FOUND,
+                "그런 화면이 없습니다. 처음 화면(/)에서 시작하세요. (No such page: start at /.)",
+            )
+        })
+        // the request's whole time, body included, counts inside its slot
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
+        .layer(axum::middleware::from_fn_with_state(st.clone(), gate))
+        // the orchestrator's probe answers even when every slot is taken
+        .route("/healthz", get(|| async { "ok\n" }))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -1055,13 +1648,9 @@ pub fn router(st: Arc<WebState>) -> Router {
         .layer(fixed("content-security-policy", CSP))
         .layer(fixed("x-frame-options", "DENY"))
         .layer(fixed("x-content-type-options", "nosniff"))
-        .layer(fixed("referrer-policy", "no-referrer"))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(10),
-        ))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(256))
+        // same-origin, not no-referrer: with no-referrer a browser sends
+        // `Origin: null` on its own forms, which the origin check refuses
+        .layer(fixed("referrer-policy", "same-origin"))
         .with_state(st)
 }
 
@@ -1097,15 +1686,23 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Accepts connections until the task is aborted: each served by hyper's
-/// HTTP/1.1 with bounded headers and header time, over TLS when given.
+/// The web front's connection bounds: a page's keep-alive connection is
+/// kept a minute; more than 64 at once from one address are closed.
+const BOUNDS: crate::base::listener::Bounds = crate::base::listener::Bounds {
+    header_time: Duration::from_secs(10),
+    lifetime: Duration::from_secs(60),
+    per_address: 64,
+};
+
+/// Accepts connections until the task is aborted (see
+/// [`crate::base::listener`]), and re-reads the users file and the
+/// escalation states every two seconds.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     st: Arc<WebState>,
 ) {
-    // the users file is re-read every two seconds: a revoked person's
-    // sessions end then
+    // a revoked person's sessions end within two seconds
     let watcher = st.clone();
     let _watching = AbortOnDrop(tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(2));
@@ -1113,6 +1710,9 @@ pub async fn serve(
             every.tick().await;
             if round % 5 == 0 {
                 watcher.sample_received();
+            }
+            if let Err(error) = watcher.escalation_states.reload() {
+                tracing::error!(%error, "the escalation states file cannot be read; keeping the states read before");
             }
             match watcher.users.reload() {
                 Ok(true) => {
@@ -1132,51 +1732,7 @@ pub async fn serve(
             }
         }
     }));
-    let app = router(st);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let app = app.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            use tower::ServiceExt;
-            let svc = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(Peer(peer));
-                req
-            });
-            let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .max_buf_size(16 * 1024);
-            let served = match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(s)) => {
-                            http.serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                                .await
-                        }
-                        _ => return,
-                    }
-                }
-                None => {
-                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "connection ended");
-            }
-        });
-    }
+    crate::base::listener::serve(listener, tls, router(st), BOUNDS).await;
 }
 
 #[cfg(test)]

@@ -34,6 +34,20 @@ fn get(addr: SocketAddr, token: &str, path: &str) -> (u16, Value) {
     (status, json(&body))
 }
 
+/// Every household of `/api/queue` (50 a page), page after page.
+fn whole_queue(addr: SocketAddr, token: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for page in 1.. {
+        let (status, body) = get(addr, token, &format!("/api/queue?page={page}"));
+        assert_eq!(status, 200, "{body}");
+        all.extend(body["households"].as_array().cloned().unwrap_or_default());
+        if page >= body["pages"].as_u64().unwrap_or(1) as usize {
+            break;
+        }
+    }
+    all
+}
+
 /// `POST /api/households/{id}/outcomes` with a bearer token: (status, JSON).
 fn record(addr: SocketAddr, token: &str, household: &str, body: &str) -> (u16, Value) {
     let auth = format!("Bearer {token}");
@@ -122,8 +136,15 @@ async fn a_failed_attempt_keeps_the_household_on_the_queue_until_someone_is_reac
     choose(&b, "#record").await;
     b.wait_text("#notice", "기록되었습니다").await;
     // the page is drawn again once the pipeline applied it
-    let status = b.wait_text("#status", "연락 시도 중 (1회)").await;
-    assert!(status.contains("attempting"), "{status}");
+    b.wait_text("#status", "연락 시도 중 (1회)").await;
+    // in Korean only, and in its colour after the refresh, no raw code
+    let status = c.find(Css("#status")).await.unwrap();
+    assert_eq!(
+        status.attr("data-status").await.unwrap().as_deref(),
+        Some("attempting")
+    );
+    assert!(c.find(Css("#status .status.s-attempting")).await.is_ok());
+    assert!(!status.text().await.unwrap().contains("attempting"));
     let step = b.wait_text("#step", "1회 시도, 다음 시도").await;
     assert!(!step.contains("연락됨"), "{step}");
     b.wait_text("#history", "응답 없음").await;
@@ -243,9 +264,13 @@ async fn a_failed_attempt_keeps_the_household_on_the_queue_until_someone_is_reac
     c.goto(&format!("{base}/households/hh-try")).await.unwrap();
     b.wait_text("#status", "사례관리 중").await;
     choose(&b, "#kind option[value='case_opened']").await;
+    choose(&b, "select[name='track'] option[value='case_management']").await;
     choose(&b, "#record").await;
     let error = b.wait_text("#form-error", "이미 사례관리 중").await;
-    assert!(error.contains("case_already_open"), "{error}");
+    assert!(
+        !error.contains("case_already_open"),
+        "no internal words: {error}"
+    );
     assert!(
         c.find(Css("#kind option[value='case_opened'][selected]"))
             .await
@@ -286,7 +311,7 @@ async fn a_failed_attempt_keeps_the_household_on_the_queue_until_someone_is_reac
         .reload_until(&format!("{base}/city"), "#escalations", "hh-try")
         .await;
     assert!(
-        text.contains("hh-try") && text.contains("unreachable"),
+        text.contains("hh-try") && text.contains("소재파악 필요"),
         "{text}"
     );
     println!("screenshots in {}", shots.display());
@@ -500,9 +525,8 @@ fn a_dongs_views_agree_and_every_listed_household_opens() {
             .collect();
         let csv_overdue = rows.iter().filter(|r| r[overdue] == "Y").count();
         // the queue's API and page
-        let (status, api) = get(addr, token, "/api/queue");
-        assert_eq!(status, 200);
-        let households = api["households"].as_array().unwrap();
+        let whole = whole_queue(addr, token);
+        let households = &whole[..];
         let api_open: BTreeSet<String> = households
             .iter()
             .filter_map(|h| h["household_id"].as_str().map(String::from))

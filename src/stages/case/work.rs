@@ -69,6 +69,18 @@ impl Tier {
         }
     }
 
+    /// The tier in Korean, as the queue's filter names it.
+    pub fn label_ko(self) -> &'static str {
+        match self {
+            Tier::Urgent => "긴급 (소재파악·반복 발굴)",
+            Tier::Overdue => "기한초과",
+            Tier::DueToday => "오늘 마감",
+            Tier::AttemptDue => "재시도할 차례",
+            Tier::New => "신규",
+            Tier::Attempting => "연락 시도 중",
+        }
+    }
+
     /// The tier named `name`.
     pub fn parse(name: &str) -> Option<Tier> {
         Tier::ALL.into_iter().find(|t| t.as_str() == name)
@@ -105,7 +117,7 @@ pub struct OpenAlert {
 }
 
 /// A household's open work at one instant: what every view shows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenWork {
     /// The dong serving it now.
     pub dong: String,

@@ -93,6 +93,32 @@ impl RejectClass {
     }
 }
 
+impl RejectClass {
+    /// The class in Korean, as the city's page names it.
+    pub fn label_ko(self) -> &'static str {
+        match self {
+            RejectClass::NotUtf8 => "문자 인코딩 오류 (UTF-8 아님)",
+            RejectClass::NotJson => "JSON 형식 아님",
+            RejectClass::MissingField => "필수 항목 누락",
+            RejectClass::WrongType => "값의 형식 오류",
+            RejectClass::OutOfRange => "허용 범위 밖의 값",
+            RejectClass::NotInEnum => "허용되지 않는 값",
+            RejectClass::BadDongCode => "잘못된 행정동코드",
+            RejectClass::ResidentRegistrationNumber => "주민등록번호 포함 (저장하지 않음)",
+            RejectClass::BadHouseholdId => "잘못된 가구 ID",
+            RejectClass::KeyMismatch => "메시지 키와 가구 ID 불일치",
+            RejectClass::FutureEvent => "미래 시각의 신호",
+            RejectClass::LateEvent => "너무 늦게 도착한 신호",
+            RejectClass::UnknownTopic => "알 수 없는 토픽",
+            RejectClass::UnknownAlert => "알 수 없는 알림",
+            RejectClass::WrongOffice => "담당이 아닌 동의 기록",
+            RejectClass::UnknownOutcome => "철회할 기록 없음",
+            RejectClass::NoOpenCase => "열린 사례 없음",
+            RejectClass::CaseAlreadyOpen => "이미 사례관리 중",
+        }
+    }
+}
+
 impl std::fmt::Display for RejectClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
