@@ -1,5 +1,6 @@
 //! The web front at national scale: the dong queue page and its JSON API
-//! while the pipeline runs at half its maximum rate.
+//! (in turn: the first page, a priority's second page, a tier, a search by
+//! id) while the pipeline runs at half its maximum rate.
 //!
 //! `cargo bench --bench web -- [--dongs 3500] [--households 1200000]
 //! [--days 90] [--crisis-share 0.5] [--requests 2000] [--board-after]`
@@ -228,12 +229,14 @@ fn main() {
             for i in 0..requests {
                 let who = i % tokens.len();
                 let t = Instant::now();
-                let (s, n) = get(addr, "/queue", &cookies[who]);
+                // the plain queue, a filtered page, a tier, a search
+                let query = ["", "?priority=P1&page=2", "?tier=overdue", "?q=7&page=3"][i % 4];
+                let (s, n) = get(addr, &format!("/queue{query}"), &cookies[who]);
                 page.push(t.elapsed().as_secs_f64() * 1000.0);
                 *statuses.entry(s).or_default() += 1;
                 bytes += n;
                 let t = Instant::now();
-                let (s, _) = get(addr, "/api/queue", &format!("Authorization: Bearer {}", tokens[who]));
+                let (s, _) = get(addr, &format!("/api/queue{query}"), &format!("Authorization: Bearer {}", tokens[who]));
                 api.push(t.elapsed().as_secs_f64() * 1000.0);
                 *statuses.entry(s).or_default() += 1;
                 std::thread::sleep(Duration::from_millis(5));

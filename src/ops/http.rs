@@ -69,11 +69,13 @@ pub fn router(state: Arc<OpsState>) -> Router {
                 "not found; try /metrics, /healthz or /readyz (the offices' and the city's pages are on web.listen)\n",
             )
         })
+        // the wait for a slot counts in the request's time: a scrape that
+        // cannot be served in 10 s is answered 408, never queued for ever
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(64))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(64))
         .with_state(state)
 }
 

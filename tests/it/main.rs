@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod deploy;
 mod faults;
+mod front;
 mod house;
 mod kafka_pipeline;
 mod open_work;
