@@ -140,15 +140,28 @@ impl RetentionRules {
         out
     }
 
-    /// Deletes what has expired; returns what was deleted.
+    /// Deletes what has expired; returns what was deleted. The city
+    /// team's escalation states set before `retention.data` are dropped
+    /// from their file.
     pub fn apply(&self, today: NaiveDate, now: SystemTime) -> std::io::Result<Vec<Expired>> {
-        let expired = self.expired(today, now);
+        let mut expired = self.expired(today, now);
         for e in &expired {
             if e.path.is_dir() {
                 std::fs::remove_dir_all(&e.path)?;
             } else {
                 std::fs::remove_file(&e.path)?;
             }
+        }
+        let now_ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let states = self.out_dir.join(crate::web::escalations::FILE);
+        let dropped = crate::web::escalations::prune(&states, now_ms - self.data_ms)?;
+        if dropped > 0 {
+            expired.push(Expired {
+                path: states,
+                why: format!("{dropped} escalation states older than retention.data"),
+            });
         }
         Ok(expired)
     }

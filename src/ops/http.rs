@@ -178,7 +178,7 @@ pub fn dashboard_data(state: &OpsState) -> Value {
         })
         .collect();
     let board = state.live.snapshot();
-    let (follow_up, escalations) = state.live.follow_up();
+    let follow_up = state.live.per_dong();
     let mut dong_codes: Vec<String> = state.dongs.iter().map(|d| d.dong_code.clone()).collect();
     for code in alerts.keys().chain(board.keys()).chain(follow_up.keys()) {
         if !dong_codes.contains(code) {
@@ -214,7 +214,6 @@ pub fn dashboard_data(state: &OpsState) -> Value {
         "duplicates": single("sagak_signals_duplicate_total"),
         "suppressed": single("sagak_alerts_suppressed_total"),
         "escalated": by_label(state, "sagak_escalations_total", "reason"),
-        "escalations": escalations,
         "dongs": dongs,
     })
 }

@@ -80,8 +80,9 @@ pub struct TopHousehold {
     pub emitted_at: String,
 }
 
-/// Escalations kept for the city team's queue on the dashboard.
-pub const ESCALATIONS_SHOWN: usize = 200;
+/// Escalations kept for the city team's console (newest first; it pages
+/// and filters them): months of a city's escalations.
+pub const ESCALATIONS_SHOWN: usize = 20_000;
 
 /// The latest alerted households per dong, updated once per batch, and
 /// what the follow-up looks like per dong.
@@ -317,8 +318,16 @@ impl LiveView {
         self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
-    /// Follow-up per dong code, and the city team's queue (newest first).
-    pub fn follow_up(&self) -> (BTreeMap<String, DongFollowUp>, Vec<QueuedEscalation>) {
+    /// The city team's queue, newest first.
+    pub fn escalations(&self) -> Vec<QueuedEscalation> {
+        self.follow_up
+            .lock()
+            .map(|f| f.escalations.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Follow-up per dong code.
+    pub fn per_dong(&self) -> BTreeMap<String, DongFollowUp> {
         let Ok(f) = self.follow_up.lock() else {
             return Default::default();
         };
@@ -338,7 +347,7 @@ impl LiveView {
             let in_time = contacts.iter().filter(|c| c.1).count();
             d.contacted_in_time = Some(in_time as f64 / contacts.len() as f64);
         }
-        (per_dong, f.escalations.iter().cloned().collect())
+        per_dong
     }
 }
 

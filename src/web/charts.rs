@@ -82,8 +82,10 @@ pub fn alerts_per_day(days: &[(String, [u64; 3])]) -> String {
                 slot + 1
             );
         }
-        // a date under every seventh column, and the last
-        if i % 7 == 0 || i + 1 == days.len() {
+        // a date under every seventh column, and the last (none too close)
+        let last = i + 1 == days.len();
+        let room = (days.len() - 1 - i) as f64 * bw;
+        if last || (i % 7 == 0 && room > 40.0) {
             let _ = write!(
                 svg,
                 r#"<text x="{:.1}" y="{:.1}" class="axis" text-anchor="middle">{}</text>"#,

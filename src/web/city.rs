@@ -93,10 +93,10 @@ impl CityQuery {
         Ok(())
     }
 
-    fn keeps(&self, r: &Row) -> bool {
-        blank(&self.dong).is_none_or(|d| r.e.dong_code == d)
-            && blank(&self.reason).is_none_or(|x| r.e.reason == x)
-            && blank(&self.state).is_none_or(|s| r.state == s)
+    /// Whether `e` is of the dong and reason asked for.
+    fn keeps(&self, e: &QueuedEscalation) -> bool {
+        blank(&self.dong).is_none_or(|d| e.dong_code == d)
+            && blank(&self.reason).is_none_or(|x| e.reason == x)
     }
 
     /// The query string at `page`.
@@ -152,24 +152,45 @@ pub fn row(st: &WebState, e: QueuedEscalation) -> Row {
 }
 
 /// The escalations the query asks for: (the page's rows, all kept, the
-/// matching, the page, the pages).
+/// matching, the page, the pages). A state is worked out (a look at the
+/// household's open work) only where the state filter needs it, else for
+/// the page's rows alone.
 pub fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, usize) {
-    let (_, escalations) = st.ops.live.follow_up();
+    let escalations = st.ops.live.escalations();
     let kept = escalations.len();
-    let matched: Vec<Row> = escalations
-        .into_iter()
-        .map(|e| row(st, e))
-        .filter(|r| q.keeps(r))
-        .collect();
-    let pages = matched.len().div_ceil(PAGE_ROWS).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let n = matched.len();
-    let rows = matched
-        .into_iter()
-        .skip((page - 1) * PAGE_ROWS)
-        .take(PAGE_ROWS)
-        .collect();
-    (rows, kept, n, page, pages)
+    let chosen = escalations.into_iter().filter(|e| q.keeps(e));
+    let page_of = |n: usize| {
+        let pages = n.div_ceil(PAGE_ROWS).max(1);
+        (q.page.unwrap_or(1).clamp(1, pages), pages)
+    };
+    match blank(&q.state) {
+        Some(state) => {
+            let matched: Vec<Row> = chosen
+                .map(|e| row(st, e))
+                .filter(|r| r.state == state)
+                .collect();
+            let n = matched.len();
+            let (page, pages) = page_of(n);
+            let rows = matched
+                .into_iter()
+                .skip((page - 1) * PAGE_ROWS)
+                .take(PAGE_ROWS)
+                .collect();
+            (rows, kept, n, page, pages)
+        }
+        None => {
+            let matched: Vec<QueuedEscalation> = chosen.collect();
+            let n = matched.len();
+            let (page, pages) = page_of(n);
+            let rows = matched
+                .into_iter()
+                .skip((page - 1) * PAGE_ROWS)
+                .take(PAGE_ROWS)
+                .map(|e| row(st, e))
+                .collect();
+            (rows, kept, n, page, pages)
+        }
+    }
 }
 
 /// An escalation as `/api/city` gives it.
@@ -199,7 +220,7 @@ pub struct CityView<'a> {
 
 /// The city team's page.
 pub fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
-    let (follow_up, _) = st.ops.live.follow_up();
+    let follow_up = st.ops.live.per_dong();
     let mut body = format!(
         r#"<div id="city" data-refresh="60"><p class="summary">기준 {} · 1분마다 새로 고침</p>"#,
         st.local_time(v.now)
@@ -210,7 +231,7 @@ pub fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
     feeds(st, &mut body, v.now);
     charts_of(st, &mut body, &follow_up);
     body.push_str("</div>");
-    layout("시 현황 City console", person, &body)
+    layout(st, "시 현황 City console", person, &body)
 }
 
 fn dongs(st: &WebState, body: &mut String, follow_up: &BTreeMap<String, DongFollowUp>) {

@@ -95,6 +95,34 @@ impl States {
     }
 }
 
+/// The file's name, in `lists.out_dir`.
+pub const FILE: &str = "escalation-states.jsonl";
+
+/// Drops the states set before `before_ms` from the file at `path` (their
+/// retention ended); returns how many. The instances re-read the file.
+pub fn prune(path: &Path, before_ms: i64) -> std::io::Result<usize> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut kept = String::new();
+    let mut dropped = 0;
+    for line in text.lines() {
+        match serde_json::from_str::<Taken>(line) {
+            Ok(t) if t.at >= before_ms => {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+            _ => dropped += 1,
+        }
+    }
+    if dropped > 0 {
+        crate::base::files::write_private(path, kept.as_bytes())?;
+    }
+    Ok(dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

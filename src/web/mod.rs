@@ -267,7 +267,7 @@ pub async fn start(
         .lists_dir
         .parent()
         .unwrap_or(&cfg.lists_dir)
-        .join("escalation-states.jsonl");
+        .join(escalations::FILE);
     let escalation_states =
         escalations::States::open(&states_path).map_err(|error| WebError::States {
             path: states_path.clone(),

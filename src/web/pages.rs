@@ -22,13 +22,14 @@ fn head(title: &str) -> String {
     )
 }
 
-/// A page of a logged-in person: the menu, who they are, log out.
-pub fn layout(title: &str, person: &Person, body: &str) -> String {
+/// A page of a logged-in person: the menu, who they are (and their
+/// dong's name), log out.
+pub fn layout(st: &WebState, title: &str, person: &Person, body: &str) -> String {
     let u = &person.user;
     let mut out = head(title);
     let who = match (u.role, &u.dong) {
-        (Role::Dong, Some(d)) => format!("{} · {d}", esc(&u.name)),
-        _ => format!("{} · 시 city", esc(&u.name)),
+        (Role::Dong, Some(d)) => format!("{} · {}", esc(&u.name), esc(&st.dong_name(d).0)),
+        _ => format!("{} · 시", esc(&u.name)),
     };
     let _ = write!(
         out,
@@ -158,7 +159,7 @@ pub(super) fn history(st: &WebState, body: &mut String, item: &WorkItem, csrf: O
         body.push_str("</li>");
     }
     if item.case.outcomes.is_empty() {
-        body.push_str("<li>아직 없음 <span class=\"en\">none yet</span></li>");
+        body.push_str("<li>아직 없음</li>");
     }
     body.push_str("</ol>");
 }
@@ -246,7 +247,7 @@ fn household_page(
         person.session.as_ref().map(|s| s.csrf.as_str()),
     );
     let Some(session) = &person.session else {
-        return layout("가구 Household", person, &body);
+        return layout(st, "가구 Household", person, &body);
     };
     let alert = c
         .open_alerts
@@ -303,7 +304,7 @@ fn household_page(
         withdraws = esc(value("withdraws").unwrap_or_default()),
         note = esc(value("note").unwrap_or_default()),
     );
-    layout("가구 Household", person, &body)
+    layout(st, "가구 Household", person, &body)
 }
 
 /// The daily lists: the city chooses a dong first; then one row per day
@@ -322,7 +323,7 @@ pub fn lists(
     }
     let Some(dong) = dong else {
         body.push_str(r#"<p id="choose-dong">동을 고르면 그 동의 목록이 보입니다. 시 전체의 에스컬레이션 목록은 &lsquo;시 전체&rsquo;를 고르세요.</p>"#);
-        return layout("일일 목록 Daily lists", person, &body);
+        return layout(st, "일일 목록 Daily lists", person, &body);
     };
     let (name, _) = if dong == CITY_LISTS {
         ("시 전체 (에스컬레이션·미배정)".to_string(), String::new())
@@ -341,9 +342,11 @@ pub fn lists(
             d = esc(day)
         );
         for ext in [".csv", ".parquet"] {
-            let links: Vec<String> = files
-                .iter()
-                .filter(|f| f.ends_with(ext))
+            // the day's list first, then its cases
+            let mut of_kind: Vec<&String> = files.iter().filter(|f| f.ends_with(ext)).collect();
+            of_kind.sort_by_key(|f| (f.contains(".cases."), f.as_str()));
+            let links: Vec<String> = of_kind
+                .into_iter()
                 .map(|f| {
                     format!(
                         r#"<a href="/lists/{d}/{f}" download>{}</a>"#,
@@ -370,7 +373,7 @@ pub fn lists(
         body.push_str(r#"<tr><td colspan="3">아직 목록이 없습니다.</td></tr>"#);
     }
     body.push_str("</tbody></table>");
-    layout("일일 목록 Daily lists", person, &body)
+    layout(st, "일일 목록 Daily lists", person, &body)
 }
 
 /// The lists page's choice for the city-wide files (escalations,

@@ -273,7 +273,7 @@ pub fn page(
     body.push_str(&super::city::paging("/queue", sel.page, sel.pages, |p| {
         f.query(pick, p)
     }));
-    layout("업무 목록 Work queue", person, &body)
+    layout(st, "업무 목록 Work queue", person, &body)
 }
 
 fn filters_form(st: &WebState, body: &mut String, person: &Person, dong: &str, f: &Filters) {
@@ -391,7 +391,7 @@ pub fn visit_sheet(st: &WebState, person: &Person, items: &[Arc<WorkItem>], now:
         }
         body.push_str(r#"</ol><h3>방문 결과 (직접 적기)</h3><table class="write"><tr><th>방문일시</th><td></td></tr><tr><th>만난 사람</th><td></td></tr><tr><th>결과</th><td>□ 만남 □ 부재 □ 빈집 □ 이사 □ 주소 불일치 □ 거부</td></tr><tr><th>필요한 지원</th><td></td></tr><tr><th>메모 (주민등록번호 금지)</th><td class="tall"></td></tr><tr><th>방문자 서명</th><td></td></tr></table></section>"#);
     }
-    layout("방문 기록지 Visit sheet", person, &body)
+    layout(st, "방문 기록지 Visit sheet", person, &body)
 }
 
 #[cfg(test)]

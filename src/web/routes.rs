@@ -1470,7 +1470,7 @@ async fn set_escalation(
         );
     }
     let state = field(&fields, "state").unwrap_or_default();
-    let (_, escalations) = st.ops.live.follow_up();
+    let escalations = st.ops.live.escalations();
     let Some(e) = escalations.into_iter().find(|e| e.escalation_id == id) else {
         let page = fail(
             api,

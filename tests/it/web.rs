@@ -776,6 +776,20 @@ fn the_demo_makes_accounts_and_its_pages_take_an_outcome_after_the_simulation() 
         1 + 8,
         "a city account and one per dong: {printed}"
     );
+    // the tokens are in a file its owner alone reads, never on the output
+    // (which a user may send to a shared log); household folders are private
+    assert!(
+        tokens.iter().all(|t| !printed.contains(t.as_str())),
+        "{printed}"
+    );
+    assert!(printed.contains("demo-tokens.txt"), "{printed}");
+    let mode = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&demo.out.path().join("demo-tokens.txt")), 0o600);
+    assert_eq!(mode(&demo.out.path().join("lists")), 0o700);
+    assert_eq!(mode(&demo.out.path().join("audit")), 0o700);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // a dong office (생연2동, the second account) picks its first household
     let dong_token = &tokens[2];
