@@ -1451,7 +1451,14 @@ async fn set_escalation(
     if who.user.role != Role::City {
         return city_only(&st, &who, &from, uri.path(), api);
     }
-    let fields = form_fields(&body);
+    // the API sends JSON (`{"state":"taken"}`), a page its form
+    let fields = match api {
+        true => serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| form::fields_of_json(&v).ok())
+            .unwrap_or_default(),
+        false => form_fields(&body),
+    };
     let csrf = who
         .session
         .as_ref()
@@ -1534,6 +1541,9 @@ async fn set_escalation(
             "상태를 저장하지 못했습니다. 잠시 후 다시 하세요. (The state could not be kept.)",
         );
     }
+    if api {
+        return axum::Json(json!({ "escalation_id": id, "state": state })).into_response();
+    }
     // back to the same filters and page
     let back = field(&fields, "back")
         .filter(|b| {
@@ -1603,6 +1613,7 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/api/households/{id}", get(household))
         .route("/api/households/{id}/outcomes", post(record_outcome))
         .route("/api/city", get(city))
+        .route("/api/city/escalations/{id}", post(set_escalation))
         .route(
             "/static/app.css",
             get(|| async { asset("text/css; charset=utf-8", pages::APP_CSS) }),

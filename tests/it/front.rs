@@ -163,7 +163,20 @@ async fn forgery_injection_rrns_in_addresses_and_wrong_tokens_are_refused_and_au
             &format!("GET /api/queue HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {dong_token}\r\nConnection: close\r\n\r\n"),
         )
         .0;
-        (forged, no_token, no_origin, own, evil_login, injected, rrn_page, rrn_file, rrn_form, wrong, right)
+        // the city's escalation states through the API: the city only
+        let take = |token: &str| {
+            let auth = format!("Bearer {token}");
+            http(
+                addr,
+                "POST",
+                "/api/city/escalations/esc-none",
+                &[("Authorization", &auth), ("Content-Type", "application/json")],
+                r#"{"state":"taken"}"#,
+            )
+            .0
+        };
+        let takes = (take(&city_token), take(&dong_token));
+        (forged, no_token, no_origin, own, evil_login, injected, rrn_page, rrn_file, rrn_form, wrong, right, takes)
     })
     .await;
     let (
@@ -178,7 +191,13 @@ async fn forgery_injection_rrns_in_addresses_and_wrong_tokens_are_refused_and_au
         rrn_form,
         wrong,
         right,
+        takes,
     ) = checks;
+    assert_eq!(
+        takes,
+        (404, 403),
+        "an unknown escalation; an office may not set one"
+    );
     assert_eq!(
         (forged, no_token, no_origin, own),
         (403, 403, 403, 202),
