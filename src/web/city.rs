@@ -15,13 +15,14 @@ use serde_json::{json, Value};
 use super::auth::Person;
 use super::charts;
 use super::pages::{esc, layout, status_cell, step_cell};
+use super::queue::paged;
 use super::WebState;
 use crate::ops::work::WorkItem;
 use crate::ops::{DongFollowUp, QueuedEscalation};
 use crate::stages::decode::RejectClass;
 
-/// Escalations on a page.
-pub const PAGE_ROWS: usize = 50;
+/// Escalations on a page (as many as households on a queue page).
+pub const PAGE_ROWS: usize = super::queue::PAGE_ROWS;
 /// Unassigned households on the page and in its API.
 pub const UNASSIGNED_SHOWN: usize = 200;
 
@@ -159,10 +160,7 @@ pub fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, u
     let escalations = st.ops.live.escalations();
     let kept = escalations.len();
     let chosen = escalations.into_iter().filter(|e| q.keeps(e));
-    let page_of = |n: usize| {
-        let pages = n.div_ceil(PAGE_ROWS).max(1);
-        (q.page.unwrap_or(1).clamp(1, pages), pages)
-    };
+    let asked = q.page.unwrap_or(1);
     match blank(&q.state) {
         Some(state) => {
             let matched: Vec<Row> = chosen
@@ -170,24 +168,14 @@ pub fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, u
                 .filter(|r| r.state == state)
                 .collect();
             let n = matched.len();
-            let (page, pages) = page_of(n);
-            let rows = matched
-                .into_iter()
-                .skip((page - 1) * PAGE_ROWS)
-                .take(PAGE_ROWS)
-                .collect();
+            let (rows, page, pages) = paged(matched, asked);
             (rows, kept, n, page, pages)
         }
         None => {
             let matched: Vec<QueuedEscalation> = chosen.collect();
             let n = matched.len();
-            let (page, pages) = page_of(n);
-            let rows = matched
-                .into_iter()
-                .skip((page - 1) * PAGE_ROWS)
-                .take(PAGE_ROWS)
-                .map(|e| row(st, e))
-                .collect();
+            let (rows, page, pages) = paged(matched, asked);
+            let rows = rows.into_iter().map(|e| row(st, e)).collect();
             (rows, kept, n, page, pages)
         }
     }

@@ -23,6 +23,19 @@ pub const PAGE_ROWS: usize = 50;
 /// Households on one visit sheet (a printed bundle for a day's visits).
 pub const SHEET_MOST: usize = 30;
 
+/// Page `asked` (from 1; past the end: the last) of `items`,
+/// [`PAGE_ROWS`] a page: (its items, the page, the pages).
+pub fn paged<T>(items: Vec<T>, asked: usize) -> (Vec<T>, usize, usize) {
+    let pages = items.len().div_ceil(PAGE_ROWS).max(1);
+    let page = asked.clamp(1, pages);
+    let rows = items
+        .into_iter()
+        .skip((page - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .collect();
+    (rows, page, pages)
+}
+
 /// The query string of `/queue` and `/api/queue`; every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct QueueQuery {
@@ -161,22 +174,16 @@ impl Filters {
                 matched.push((if waiting { place } else { 0 }, i));
             }
         }
-        let pages = matched.len().div_ceil(PAGE_ROWS).max(1);
-        let page = self.page.clamp(1, pages);
-        let rows = matched
-            .iter()
-            .skip((page - 1) * PAGE_ROWS)
-            .take(PAGE_ROWS)
-            .map(|(n, i)| (*n, Arc::clone(i)))
-            .collect();
+        let n = matched.len();
+        let (rows, page, pages) = paged(matched, self.page);
         Selection {
-            rows,
+            rows: rows.into_iter().map(|(n, i)| (n, Arc::clone(i))).collect(),
             open: place,
             all: items.len(),
             overdue,
             unreachable,
             in_case,
-            matched: matched.len(),
+            matched: n,
             page,
             pages,
         }

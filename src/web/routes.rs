@@ -1438,6 +1438,30 @@ async fn city(
     audited(&st, &who, &from, "view_city", uri.path(), shown, None, page)
 }
 
+/// The fields of a body: JSON from the API (`{"state":"taken"}`), a form
+/// from a page.
+fn json_or_form(api: bool, body: &Bytes) -> Vec<(String, String)> {
+    match api {
+        true => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| form::fields_of_json(&v).ok())
+            .unwrap_or_default(),
+        false => form_fields(body),
+    }
+}
+
+/// Back to the city's console at the filters and page the form came from
+/// (`back`: a query string, nothing else).
+fn back_to_city(back: Option<&str>) -> Response {
+    let back = back
+        .filter(|b| {
+            b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"=&_%-+.".contains(&c))
+        })
+        .unwrap_or("page=1");
+    Redirect::to(&format!("/city?{back}#escalations-head")).into_response()
+}
+
 /// The city team takes an escalation (`state=taken`) or gives it back
 /// (`state=open`), from the page's form; kept for every instance.
 async fn set_escalation(
@@ -1448,110 +1472,102 @@ async fn set_escalation(
     body: Bytes,
 ) -> Response {
     let Caller { who, from, api } = caller;
+    let path = uri.path();
     if who.user.role != Role::City {
-        return city_only(&st, &who, &from, uri.path(), api);
+        return city_only(&st, &who, &from, path, api);
     }
-    // the API sends JSON (`{"state":"taken"}`), a page its form
-    let fields = match api {
-        true => serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| form::fields_of_json(&v).ok())
-            .unwrap_or_default(),
-        false => form_fields(&body),
+    let refuse = |status: StatusCode, message: &str, households: Vec<String>| {
+        let page = fail(api, status, message);
+        audited(
+            &st,
+            &who,
+            &from,
+            "set_escalation_state",
+            path,
+            households,
+            None,
+            page,
+        )
     };
+    let fields = json_or_form(api, &body);
     let csrf = who
         .session
         .as_ref()
         .is_some_and(|s| csrf_ok(s, field(&fields, "csrf").unwrap_or_default()));
     if !csrf && !api {
-        let page = fail(false, StatusCode::FORBIDDEN, "양식이 오래되었습니다. 화면을 새로 고친 뒤 다시 하세요. (The form's CSRF token is missing or wrong.)");
-        return audited(
-            &st,
-            &who,
-            &from,
-            "set_escalation_state",
-            uri.path(),
-            vec![],
-            None,
-            page,
-        );
+        return refuse(StatusCode::FORBIDDEN, "양식이 오래되었습니다. 화면을 새로 고친 뒤 다시 하세요. (The form's CSRF token is missing or wrong.)", vec![]);
     }
     let state = field(&fields, "state").unwrap_or_default();
-    let escalations = st.ops.live.escalations();
-    let Some(e) = escalations.into_iter().find(|e| e.escalation_id == id) else {
-        let page = fail(
-            api,
+    let Some(e) = st
+        .ops
+        .live
+        .escalations()
+        .into_iter()
+        .find(|e| e.escalation_id == id)
+    else {
+        return refuse(
             StatusCode::NOT_FOUND,
             "그런 에스컬레이션이 없습니다. (No such escalation.)",
-        );
-        return audited(
-            &st,
-            &who,
-            &from,
-            "set_escalation_state",
-            uri.path(),
             vec![],
-            None,
-            page,
         );
     };
+    let households = vec![e.household_id.clone()];
     if state != "taken" && state != "open" {
-        let page = fail(
-            api,
+        return refuse(
             StatusCode::BAD_REQUEST,
             "상태는 taken 또는 open입니다. (state must be taken or open.)",
-        );
-        return audited(
-            &st,
-            &who,
-            &from,
-            "set_escalation_state",
-            uri.path(),
-            vec![e.household_id],
-            None,
-            page,
+            households,
         );
     }
     let taken = super::escalations::Taken {
-        escalation_id: e.escalation_id.clone(),
-        household_id: e.household_id.clone(),
+        escalation_id: e.escalation_id,
+        household_id: e.household_id,
         state: state.to_string(),
         by: who.user.id.clone(),
         by_name: who.user.name.clone(),
         at: st.ops.work.now_ms(),
     };
-    let households = vec![e.household_id.clone()];
+    // audited before it is done: no change goes unaudited
+    let done = if api {
+        StatusCode::OK
+    } else {
+        StatusCode::SEE_OTHER
+    };
     if let Err(r) = audit(
         &st,
         Some(&who),
         &from,
         "set_escalation_state",
-        uri.path(),
-        households,
+        path,
+        households.clone(),
         None,
-        StatusCode::SEE_OTHER,
+        done,
     ) {
         return r;
     }
     if let Err(error) = st.escalation_states.set(taken) {
         tracing::error!(%error, "the escalation states file cannot be written");
-        return fail(
+        let failed = StatusCode::SERVICE_UNAVAILABLE;
+        let page = fail(
             api,
-            StatusCode::SERVICE_UNAVAILABLE,
+            failed,
             "상태를 저장하지 못했습니다. 잠시 후 다시 하세요. (The state could not be kept.)",
+        );
+        return audited(
+            &st,
+            &who,
+            &from,
+            "set_escalation_state_failed",
+            path,
+            households,
+            None,
+            page,
         );
     }
     if api {
         return axum::Json(json!({ "escalation_id": id, "state": state })).into_response();
     }
-    // back to the same filters and page
-    let back = field(&fields, "back")
-        .filter(|b| {
-            b.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"=&_%-+.".contains(&c))
-        })
-        .unwrap_or("page=1");
-    Redirect::to(&format!("/city?{back}#escalations-head")).into_response()
+    back_to_city(field(&fields, "back"))
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {

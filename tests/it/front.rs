@@ -14,6 +14,7 @@ use fantoccini::Locator::Css;
 use sagak::testkit::{health, utility};
 use sagak::web::audit::{search, AuditEntry, AuditQuery};
 
+use crate::open_work::log_in;
 use crate::support::*;
 use crate::web::{
     alert_two_households, blocking, http, is_png_with_content, login, Browser, Front, DONG,
@@ -387,19 +388,6 @@ async fn many_households(s: &Scenario, pipeline: &RunningPipeline, n: usize) {
     panic!("the households never reached the queue");
 }
 
-async fn log_in(b: &Browser, base: &str, token: &str) {
-    let c = &b.client;
-    c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    c.find(Css("#login")).await.unwrap().click().await.unwrap();
-    b.wait_text("#who", "·").await;
-}
-
 async fn js(b: &Browser, script: &str) -> serde_json::Value {
     b.client.execute(script, vec![]).await.unwrap()
 }
@@ -424,7 +412,7 @@ async fn an_official_works_from_the_queue_on_a_desk_a_phone_and_paper_and_the_ci
     std::fs::create_dir_all(&shots).unwrap();
     let b = Browser::start().await;
     let c = &b.client;
-    log_in(&b, &base, &front.dong.1).await;
+    log_in(&b, &base, &front.dong.1, "김생연").await;
 
     // the queue: 50 a page, counts saying what is left out
     c.goto(&format!("{base}/queue")).await.unwrap();
@@ -607,7 +595,7 @@ async fn an_official_works_from_the_queue_on_a_desk_a_phone_and_paper_and_the_ci
     assert!(csv.contains("hh-d-000"));
 
     // the city takes the overdue escalation; another session sees it
-    log_in(&b, &base, &front.city.1).await;
+    log_in(&b, &base, &front.city.1, "박시청").await;
     let row = "#escalations tr[data-household='hh-d-000']";
     b.reload_until(
         &format!("{base}/city?dong={DONG}"),

@@ -83,7 +83,7 @@ async fn household_until(
     panic!("{household} never showed {what}: {last}");
 }
 
-async fn log_in(b: &Browser, base: &str, token: &str, name: &str) {
+pub(crate) async fn log_in(b: &Browser, base: &str, token: &str, name: &str) {
     let c = &b.client;
     c.goto(&format!("{base}/login")).await.unwrap();
     c.wait()
