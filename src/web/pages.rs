@@ -27,6 +27,17 @@ fn head(title: &str) -> String {
 pub fn layout(st: &WebState, title: &str, person: &Person, body: &str) -> String {
     let u = &person.user;
     let mut out = head(title);
+    // a script sending JSON with the session cookie reads its token here
+    if let Some(s) = &person.session {
+        out = out.replacen(
+            "</title>",
+            &format!(
+                r#"</title><meta name="csrf-token" content="{}">"#,
+                esc(&s.csrf)
+            ),
+            1,
+        );
+    }
     let who = match (u.role, &u.dong) {
         (Role::Dong, Some(d)) => format!("{} · {}", esc(&u.name), esc(&st.dong_name(d).0)),
         _ => format!("{} · 시", esc(&u.name)),

@@ -20,13 +20,11 @@ use crate::web::{
     alert_two_households, blocking, http, is_png_with_content, login, Browser, Front, DONG,
 };
 
-/// The session's CSRF token, read off a page (the logout form carries it).
+/// The session's CSRF token, read off a page as a script would.
 fn csrf_of(addr: SocketAddr, cookie: &str) -> String {
     let (_, _, page) = http(addr, "GET", "/queue", &[("Cookie", cookie)], "");
-    let at = page
-        .find(r#"name="csrf" value=""#)
-        .expect("a form with its token")
-        + 19;
+    let marker = r#"<meta name="csrf-token" content=""#;
+    let at = page.find(marker).expect("the page's token") + marker.len();
     page[at..].split('"').next().unwrap().to_string()
 }
 
