@@ -63,6 +63,18 @@ fn ms_duration(ms: i64) -> Duration {
 }
 
 impl RetentionRules {
+    /// The rules of the settings (`retention.*` and the folders they
+    /// apply to).
+    pub fn from_settings(settings: &crate::config::Settings) -> RetentionRules {
+        RetentionRules {
+            out_dir: settings.lists.out_dir.clone(),
+            state_dir: settings.engine.state_dir.clone(),
+            audit_dir: settings.web.audit_dir.clone(),
+            data_ms: settings.retention.data_ms(),
+            audit_ms: settings.retention.audit_ms(),
+        }
+    }
+
     /// What has expired as of `today` (the local date) and `now`.
     pub fn expired(&self, today: NaiveDate, now: SystemTime) -> Vec<Expired> {
         let mut out = Vec::new();

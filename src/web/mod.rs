@@ -114,6 +114,23 @@ pub struct WebConfig {
     pub login_failures_per_minute: u32,
 }
 
+impl WebConfig {
+    /// The web front's part of the settings (`[web]`, and the lists' folder).
+    pub fn from_settings(settings: &crate::config::Settings) -> WebConfig {
+        let w = &settings.web;
+        WebConfig {
+            listen: w.listen.clone(),
+            tls: w.tls_cert.clone().zip(w.tls_key.clone()),
+            trusted_proxy: w.trusted_proxy.as_deref().and_then(|p| p.parse().ok()),
+            users_file: w.users_file.clone(),
+            audit_dir: w.audit_dir.clone(),
+            lists_dir: settings.lists.out_dir.join("lists"),
+            idle: w.idle(),
+            login_failures_per_minute: w.login_failures_per_minute,
+        }
+    }
+}
+
 /// Everything a request reads.
 pub struct WebState {
     /// The pipeline's live state.

@@ -1,0 +1,45 @@
+//! `sagak lists --date D`: one day's lists from the newest state snapshot.
+
+use std::path::PathBuf;
+
+use sagak::metrics::Metrics;
+
+use super::Context;
+
+/// Restores the engine from `engine.state_dir` and writes the day's lists.
+pub async fn lists(
+    cx: &Context,
+    date: chrono::NaiveDate,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (settings, spec) = (&cx.settings, &cx.spec);
+    let out = out.unwrap_or_else(|| settings.lists.out_dir.clone());
+    let mut engine = sagak::engine::Engine::new(spec, Metrics::new(spec));
+    let store = sagak::checkpoint::ShardedStore::open(
+        &settings.engine.state_dir,
+        settings.engine.keep_checkpoints,
+    )?;
+    if store.each_newest(|snapshot| engine.restore_shard(&snapshot))? == 0 {
+        anyhow::bail!(
+            "no state snapshot in {}: run `sagak run` first, or point engine.state_dir at its state",
+            settings.engine.state_dir.display()
+        );
+    }
+    let lists = sagak::lists::DailyLists::new(spec)?;
+    let previous = lists.households_on(&out, date - chrono::Duration::days(1));
+    let (manifest, _) = lists
+        .make_day(&mut engine, &out, lists.cutoff_ms(date), &previous)
+        .await?;
+    println!(
+        "lists for {} written to {}",
+        manifest.date,
+        manifest.dir.display()
+    );
+    for l in &manifest.lists {
+        println!(
+            "  {:<11} {:<22} {:>5} households (P1 {}, P2 {}, P3 {}; new {})",
+            l.list, l.name_ko, l.households, l.p1, l.p2, l.p3, l.new
+        );
+    }
+    Ok(())
+}
