@@ -32,6 +32,53 @@ pub enum ConfigError {
     Pipeline(#[from] PipelineError),
 }
 
+/// A duration written as text in the settings (`"8h"`, `"5y"`, `"1825d"`),
+/// parsed once when the settings are read: a value that is not one stops
+/// start-up naming its key, and no later reader parses it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub std::time::Duration);
+
+impl Span {
+    /// `text` as a duration, or what is wrong with it.
+    pub fn parse(text: &str) -> Result<Span, String> {
+        humantime::parse_duration(text)
+            .map(Span)
+            .map_err(|e| format!("{text:?} is not a duration ({e}): write one like \"8h\", \"30d\" or \"5y\""))
+    }
+
+    /// In milliseconds (saturating).
+    pub fn as_ms(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl From<&str> for Span {
+    /// A duration known to be well written (defaults and tests); zero
+    /// otherwise, which validation refuses.
+    fn from(text: &str) -> Span {
+        Span::parse(text).unwrap_or(Span(std::time::Duration::ZERO))
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Kafka connection settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -210,7 +257,7 @@ pub struct WebSettings {
     /// Daily audit files (`audit-YYYY-MM-DD.jsonl`).
     pub audit_dir: PathBuf,
     /// A session ends after this long without a request ("8h").
-    pub session_idle: String,
+    pub session_idle: Span,
     /// Failed logins per client address and minute before it must wait.
     pub login_failures_per_minute: u32,
 }
@@ -225,7 +272,7 @@ impl Default for WebSettings {
             trusted_proxy: None,
             users_file: PathBuf::from("sagak-state/users.json"),
             audit_dir: PathBuf::from("sagak-state/audit"),
-            session_idle: "8h".into(),
+            session_idle: Span::from("8h"),
             login_failures_per_minute: 5,
         }
     }
@@ -234,8 +281,7 @@ impl Default for WebSettings {
 impl WebSettings {
     /// The idle time after which a session ends.
     pub fn idle(&self) -> std::time::Duration {
-        humantime::parse_duration(&self.session_idle)
-            .unwrap_or(std::time::Duration::from_secs(8 * 3600))
+        self.session_idle.0
     }
 }
 
@@ -247,9 +293,9 @@ pub struct RetentionSettings {
     /// Household data on disk (daily lists, escalation lists, dead-letter
     /// copies, snapshots): deleted this long after the day it describes.
     /// At most 5 years ("5y", "1825d").
-    pub data: String,
+    pub data: Span,
     /// Audit files: at least 2 years.
-    pub audit: String,
+    pub audit: Span,
     /// Group allowed to read files with household data (mode 0640); empty:
     /// owner only (0600). A group name or a numeric gid.
     pub group: String,
@@ -258,8 +304,8 @@ pub struct RetentionSettings {
 impl Default for RetentionSettings {
     fn default() -> Self {
         RetentionSettings {
-            data: "5y".into(),
-            audit: "2y".into(),
+            data: Span::from("5y"),
+            audit: Span::from("2y"),
             group: String::new(),
         }
     }
@@ -273,12 +319,12 @@ pub const MIN_AUDIT_RETENTION: &str = "2y";
 impl RetentionSettings {
     /// Household data retention.
     pub fn data_ms(&self) -> i64 {
-        duration_ms(&self.data)
+        self.data.as_ms()
     }
 
     /// Audit retention.
     pub fn audit_ms(&self) -> i64 {
-        duration_ms(&self.audit)
+        self.audit.as_ms()
     }
 }
 
@@ -291,20 +337,14 @@ fn invalid<T>(key: &str, problem: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 /// `value` of `key` must be a duration longer than zero, like `example`.
-fn nonzero_duration(key: &str, value: &str, example: &str) -> Result<(), ConfigError> {
-    if humantime::parse_duration(value).map_or(true, |d| d.is_zero()) {
+fn nonzero_duration(key: &str, value: Span, example: &str) -> Result<(), ConfigError> {
+    if value.0.is_zero() {
         return invalid(
             key,
-            format!("= {value:?} is not a duration: write one like {example}"),
+            format!("= {value} is no time at all: write a duration like {example}"),
         );
     }
     Ok(())
-}
-
-fn duration_ms(text: &str) -> i64 {
-    humantime::parse_duration(text)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl Default for HttpSettings {
@@ -530,7 +570,7 @@ impl Settings {
 
     fn validate_web(&self) -> Result<(), ConfigError> {
         let w = &self.web;
-        nonzero_duration("web.session_idle", &w.session_idle, "\"8h\" or \"30m\"")?;
+        nonzero_duration("web.session_idle", w.session_idle, "\"8h\" or \"30m\"")?;
         if w.tls_cert.is_some() != w.tls_key.is_some() {
             return invalid(
                 "web.tls_cert",
@@ -565,13 +605,13 @@ impl Settings {
 
     fn validate_retention(&self) -> Result<(), ConfigError> {
         let r = &self.retention;
-        nonzero_duration("retention.data", &r.data, "\"5y\" or \"1825d\"")?;
-        nonzero_duration("retention.audit", &r.audit, "\"2y\" or \"730d\"")?;
-        if r.data_ms() > duration_ms(MAX_DATA_RETENTION) {
-            return invalid("retention.data", format!("= {:?} is longer than the law allows for social-security information (at most {MAX_DATA_RETENTION}): set 5y or less", r.data));
+        nonzero_duration("retention.data", r.data, "\"5y\" or \"1825d\"")?;
+        nonzero_duration("retention.audit", r.audit, "\"2y\" or \"730d\"")?;
+        if r.data > Span::from(MAX_DATA_RETENTION) {
+            return invalid("retention.data", format!("= {} is longer than the law allows for social-security information (at most {MAX_DATA_RETENTION}): set 5y or less", r.data));
         }
-        if r.audit_ms() < duration_ms(MIN_AUDIT_RETENTION) {
-            return invalid("retention.audit", format!("= {:?} is shorter than access logs must be kept (at least {MIN_AUDIT_RETENTION}): set 2y or more", r.audit));
+        if r.audit < Span::from(MIN_AUDIT_RETENTION) {
+            return invalid("retention.audit", format!("= {} is shorter than access logs must be kept (at least {MIN_AUDIT_RETENTION}): set 2y or more", r.audit));
         }
         Ok(())
     }
@@ -592,7 +632,7 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "outcomes.retention".into(),
                 problem: format!(
-                    "of pipeline `{}` keeps case records {} after their last activity, longer than retention.data = {:?}: shorten it in pipeline.toml",
+                    "of pipeline `{}` keeps case records {} after their last activity, longer than retention.data = {}: shorten it in pipeline.toml",
                     spec.name,
                     humantime::format_duration(spec.outcomes.retention),
                     self.retention.data
@@ -813,13 +853,20 @@ mod tests {
         let err = load_toml("[retention]\ndata = \"soon\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("not a duration"), "{err}");
+        assert!(
+            err.contains("not a duration") && err.contains("retention.data"),
+            "parsed once, naming the key: {err}"
+        );
+        let err = load_toml("[web]\nsession_idle = \"later\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_idle") && err.contains("not a duration"), "{err}");
         let s = load_toml("[retention]\ndata = \"30d\"\naudit = \"3y\"\n").unwrap();
         assert_eq!(s.retention.data_ms(), 30 * 86_400_000);
         // the case records of the pipeline must not outlive retention.data
         let mut s = Settings::default();
         s.pipeline.dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/default"));
-        s.retention.data = "200d".into();
+        s.retention.data = Span::from("200d");
         let err = s.pipeline().unwrap_err().to_string();
         assert!(err.contains("outcomes.retention"), "{err}");
     }
