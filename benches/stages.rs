@@ -207,7 +207,7 @@ fn live_board(c: &mut Criterion) {
     group.bench_function("live_board", |b| {
         b.iter_batched(
             || {
-                let view = LiveView::default();
+                let view = LiveView::new(sagak::base::civil::LocalClock::from_hours(9));
                 view.record(&full);
                 view
             },

@@ -49,8 +49,13 @@ pub struct SynthArgs {
 }
 
 impl SynthArgs {
-    pub fn config(&self) -> sagak::generate::GeneratorConfig {
+    /// The generator's settings, its signals dated on `spec`'s clock.
+    pub fn config(
+        &self,
+        spec: &sagak::definition::PipelineSpec,
+    ) -> sagak::generate::GeneratorConfig {
         let mut cfg = sagak::generate::GeneratorConfig {
+            utc_offset_hours: spec.lists.utc_offset_hours,
             seed: self.seed,
             households: self.households,
             days: self.days,

@@ -41,9 +41,9 @@ pub struct Span(pub std::time::Duration);
 impl Span {
     /// `text` as a duration, or what is wrong with it.
     pub fn parse(text: &str) -> Result<Span, String> {
-        humantime::parse_duration(text)
-            .map(Span)
-            .map_err(|e| format!("{text:?} is not a duration ({e}): write one like \"8h\", \"30d\" or \"5y\""))
+        humantime::parse_duration(text).map(Span).map_err(|e| {
+            format!("{text:?} is not a duration ({e}): write one like \"8h\", \"30d\" or \"5y\"")
+        })
     }
 
     /// In milliseconds (saturating).
@@ -860,7 +860,10 @@ mod tests {
         let err = load_toml("[web]\nsession_idle = \"later\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("session_idle") && err.contains("not a duration"), "{err}");
+        assert!(
+            err.contains("session_idle") && err.contains("not a duration"),
+            "{err}"
+        );
         let s = load_toml("[retention]\ndata = \"30d\"\naudit = \"3y\"\n").unwrap();
         assert_eq!(s.retention.data_ms(), 30 * 86_400_000);
         // the case records of the pipeline must not outlive retention.data

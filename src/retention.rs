@@ -25,6 +25,8 @@ pub struct RetentionRules {
     pub data_ms: i64,
     /// Audit files, ms.
     pub audit_ms: i64,
+    /// The offices' clock: whose day a list's folder names.
+    pub clock: crate::base::civil::LocalClock,
 }
 
 /// One file or folder past its retention.
@@ -65,14 +67,23 @@ fn ms_duration(ms: i64) -> Duration {
 impl RetentionRules {
     /// The rules of the settings (`retention.*` and the folders they
     /// apply to).
-    pub fn from_settings(settings: &crate::config::Settings) -> RetentionRules {
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        spec: &crate::definition::PipelineSpec,
+    ) -> RetentionRules {
         RetentionRules {
             out_dir: settings.lists.out_dir.clone(),
             state_dir: settings.engine.state_dir.clone(),
             audit_dir: settings.web.audit_dir.clone(),
             data_ms: settings.retention.data_ms(),
             audit_ms: settings.retention.audit_ms(),
+            clock: spec.local_clock(),
         }
+    }
+
+    /// Today's local date.
+    pub fn today(&self) -> NaiveDate {
+        self.clock.today()
     }
 
     /// What has expired as of `today` (the local date) and `now`.
@@ -179,11 +190,6 @@ impl RetentionRules {
     }
 }
 
-/// The local date (KST) of now.
-pub fn today() -> NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +211,7 @@ mod tests {
             audit_dir: dir.path().join("audit"),
             data_ms: 15 * crate::definition::DAY_MS,
             audit_ms: 730 * crate::definition::DAY_MS,
+            clock: crate::base::civil::LocalClock::from_hours(9),
         };
         let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let gone = rules.apply(today, SystemTime::now()).unwrap();

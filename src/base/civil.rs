@@ -2,6 +2,65 @@
 //! and without an allocation: alerts and reasons write several dates per
 //! household, on the hot path.
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The offices' clock: the pipeline's `lists.utc_offset_hours`. The one
+/// place an instant becomes a local day or a local time; nothing else adds
+/// hours to a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalClock {
+    offset_ms: i64,
+}
+
+impl LocalClock {
+    /// The clock `hours` east of UTC (`9`: Korea).
+    pub fn from_hours(hours: i32) -> LocalClock {
+        LocalClock {
+            offset_ms: i64::from(hours) * 3_600_000,
+        }
+    }
+
+    /// Its offset from UTC, ms.
+    pub fn offset_ms(self) -> i64 {
+        self.offset_ms
+    }
+
+    /// The offset for chrono.
+    pub fn fixed_offset(self) -> chrono::FixedOffset {
+        // within -14..14 h (checked by the pipeline loader): always valid
+        chrono::FixedOffset::east_opt((self.offset_ms / 1000) as i32)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"))
+    }
+
+    /// The local day of an instant, as days since 1970-01-01.
+    pub fn day(self, at_ms: i64) -> i64 {
+        (at_ms + self.offset_ms).div_euclid(DAY_MS)
+    }
+
+    /// The local date of an instant.
+    pub fn date(self, at_ms: i64) -> chrono::NaiveDate {
+        let (y, m, d) = civil_from_days(self.day(at_ms));
+        chrono::NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32).unwrap_or_default()
+    }
+
+    /// The local date as `YYYY-MM-DD`.
+    pub fn day_text(self, at_ms: i64) -> String {
+        self.date(at_ms).to_string()
+    }
+
+    /// The local time to the minute: `2026-10-27 23:22`.
+    pub fn minute_text(self, at_ms: i64) -> String {
+        let minutes = (at_ms + self.offset_ms).div_euclid(60_000);
+        let (h, m) = (minutes.rem_euclid(1440) / 60, minutes.rem_euclid(60));
+        format!("{} {h:02}:{m:02}", self.day_text(at_ms))
+    }
+
+    /// Today's local date by the wall clock.
+    pub fn today(self) -> chrono::NaiveDate {
+        self.date(chrono::Utc::now().timestamp_millis())
+    }
+}
+
 /// Year, month (1-12) and day (1-31) of `days` since 1970-01-01, proleptic
 /// Gregorian (H. Hinnant's `civil_from_days`).
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -116,6 +175,22 @@ pub fn put_digits(out: &mut [u8], mut v: i64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_local_clock_cuts_days_at_local_midnight() {
+        let kst = LocalClock::from_hours(9);
+        // 2026-10-27T14:22:03Z is 23:22 in Seoul and 09:22 five hours west
+        let at = rfc3339_ms("2026-10-27T14:22:03.000Z").unwrap();
+        assert_eq!(kst.minute_text(at), "2026-10-27 23:22");
+        assert_eq!(kst.minute_text(at + 3_600_000), "2026-10-28 00:22");
+        assert_eq!(
+            LocalClock::from_hours(-5).minute_text(at),
+            "2026-10-27 09:22"
+        );
+        assert_eq!(kst.day_text(at + 3_600_000), "2026-10-28");
+        assert_eq!(kst.day(at) + 1, kst.day(at + 3_600_000));
+        assert_eq!(kst.fixed_offset().local_minus_utc(), 9 * 3600);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -31,7 +31,7 @@ pub async fn demo(
         false => None,
     };
     let cfg = DemoConfig {
-        generator: synth.config(),
+        generator: synth.config(spec),
         out_dir: out,
         batch_minutes: 60,
         offices: !without_offices,

@@ -18,7 +18,7 @@ pub async fn generate(
     with_arrival: bool,
 ) -> anyhow::Result<()> {
     let (settings, spec) = (&cx.settings, &cx.spec);
-    let cfg = synth.config();
+    let cfg = synth.config(spec);
     let (sent, planted) = match to {
         Target::Ndjson if with_arrival => {
             let generated = sagak::generate::generate(&cfg);

@@ -17,12 +17,12 @@ pub async fn run(cx: &Context) -> anyhow::Result<()> {
         true => Some(start_pages(cx, &ops).await?),
         false => None,
     };
-    let rules = sagak::retention::RetentionRules::from_settings(settings);
+    let rules = sagak::retention::RetentionRules::from_settings(settings, spec);
     let retention = tokio::spawn(async move {
         let mut daily = tokio::time::interval(std::time::Duration::from_secs(86_400));
         loop {
             daily.tick().await;
-            match rules.apply(sagak::retention::today(), std::time::SystemTime::now()) {
+            match rules.apply(rules.today(), std::time::SystemTime::now()) {
                 Ok(gone) => tracing::info!(
                     deleted = gone.len(),
                     "retention: deleted what is past its time"

@@ -591,6 +591,12 @@ impl PipelineSpec {
         self.feeds.len() as u16
     }
 
+    /// The offices' clock (`lists.utc_offset_hours`): every local day and
+    /// local time of the pipeline, its pages and its retention.
+    pub fn local_clock(&self) -> crate::base::civil::LocalClock {
+        crate::base::civil::LocalClock::from_hours(self.lists.utc_offset_hours)
+    }
+
     /// The Korean name of category `c` (the category itself without one).
     pub fn category_ko<'a>(&'a self, c: &'a str) -> &'a str {
         self.feeds

@@ -76,6 +76,10 @@ pub struct GeneratorConfig {
     /// their shares), N for N dongs of equal size coded by
     /// [`national_dong_code`] (a national deployment has about 3,500).
     pub dongs: usize,
+    /// The city's clock, as its pipeline declares it
+    /// (`lists.utc_offset_hours`; Korea's, 9, by default): signals are
+    /// dated in it.
+    pub utc_offset_hours: i32,
 }
 
 /// The code of dong `i` of a generated national deployment.
@@ -97,6 +101,7 @@ impl Default for GeneratorConfig {
             late_share: 0.002,
             duplicate_share: 0.01,
             dongs: 0,
+            utc_offset_hours: 9,
         }
     }
 }
@@ -419,7 +424,7 @@ pub fn generate_each(
     cfg: &GeneratorConfig,
     mut each: impl FnMut(&mut Vec<GeneratedMessage>),
 ) -> Vec<PlantedCrisis> {
-    let kst = FixedOffset::east_opt(9 * 3600).expect("UTC+9 is a valid offset");
+    let kst = crate::base::civil::LocalClock::from_hours(cfg.utc_offset_hours).fixed_offset();
     let mut b = Builder {
         cfg,
         rng: SplitMix64::new(cfg.seed),
@@ -519,6 +524,7 @@ pub fn generate_each(
                 + b.rng
                     .below((i64::from(cfg.days) - 75) as u64 * DAY_MS as u64)
                     as i64
+                // at nine in the morning, local time (start is local midnight)
                 + 9 * 3_600_000;
             b.job_loss(&h, t0);
             let mut t = t0 + 5 * DAY_MS;

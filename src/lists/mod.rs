@@ -252,9 +252,7 @@ impl DailyLists {
             ],
         )?;
         ctx.register_batch("dongs", dongs)?;
-        // The pipeline loader keeps utc_offset_hours within -14..14.
-        let offset = FixedOffset::east_opt(spec.lists.utc_offset_hours * 3600)
-            .expect("offset checked by the pipeline loader");
+        let offset = spec.local_clock().fixed_offset();
         Ok(DailyLists {
             ctx,
             sql,

@@ -86,19 +86,19 @@ pub const ESCALATIONS_SHOWN: usize = 20_000;
 
 /// The latest alerted households per dong, updated once per batch, and
 /// what the follow-up looks like per dong.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LiveView {
     board: Mutex<Board>,
     follow_up: Mutex<FollowUpBoard>,
     history: Mutex<History>,
+    /// The offices' clock: an alert's day on the chart is theirs.
+    clock: crate::base::civil::LocalClock,
 }
 
 /// Days of alerts kept for the city's chart.
 pub const HISTORY_DAYS: usize = 90;
 /// First contacts kept per priority for the city's chart.
 const CONTACTS_KEPT: usize = 10_000;
-/// Korea's offset from UTC: an alert's day is the offices' day.
-const KST_MS: i64 = 9 * 3_600_000;
 
 /// What the city's charts draw, since the process started.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -190,6 +190,16 @@ fn rank(priority: &str, score: f64, other: &TopHousehold) -> std::cmp::Ordering 
 }
 
 impl LiveView {
+    /// An empty view on the offices' `clock`.
+    pub fn new(clock: crate::base::civil::LocalClock) -> LiveView {
+        LiveView {
+            board: Mutex::default(),
+            follow_up: Mutex::default(),
+            history: Mutex::default(),
+            clock,
+        }
+    }
+
     /// Takes in a batch's alerts, keeping the most urgent per dong. Among
     /// equals the earlier alert stays ahead.
     pub fn record(&self, alerts: &[Alert]) {
@@ -198,8 +208,7 @@ impl LiveView {
         }
         if let Ok(mut h) = self.history.lock() {
             for a in alerts {
-                let day = crate::stages::alert::rfc3339(a.emitted_at + KST_MS);
-                let day = day.get(..10).unwrap_or_default().to_string();
+                let day = self.clock.day_text(a.emitted_at);
                 h.alerts_per_day.entry(day).or_default()[priority_slot(a.priority)] += 1;
             }
             while h.alerts_per_day.len() > HISTORY_DAYS {
@@ -375,7 +384,7 @@ impl OpsState {
         OpsState {
             metrics,
             health: Health::new("starting"),
-            live: LiveView::default(),
+            live: LiveView::new(spec.local_clock()),
             work: work::WorkBoard::new(spec),
             dongs: spec.dongs.clone(),
             feeds: spec.feeds.iter().map(|f| f.name.clone()).collect(),
@@ -427,7 +436,7 @@ mod tests {
 
     #[test]
     fn each_dong_shows_its_most_urgent_households_in_order() {
-        let view = LiveView::default();
+        let view = LiveView::new(crate::base::civil::LocalClock::from_hours(9));
         let all: Vec<Alert> = (0..25)
             .map(|i| {
                 let p = Priority::ALL[i % 3];
@@ -466,7 +475,7 @@ mod tests {
 
     #[test]
     fn a_household_is_shown_once_under_the_dong_of_its_latest_alert() {
-        let view = LiveView::default();
+        let view = LiveView::new(crate::base::civil::LocalClock::from_hours(9));
         view.record(&[
             alert("hh-a", "4125052000", Priority::P3, 10.0),
             alert("hh-b", "4125052000", Priority::P2, 20.0),
@@ -484,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_household_pushed_off_a_full_board_can_come_back_elsewhere() {
-        let view = LiveView::default();
+        let view = LiveView::new(crate::base::civil::LocalClock::from_hours(9));
         view.record(&[alert("hh-low", "4125052000", Priority::P3, 1.0)]);
         let urgent: Vec<Alert> = (0..TOP_PER_DONG)
             .map(|i| alert(&format!("hh-{i}"), "4125052000", Priority::P1, 50.0))

@@ -167,8 +167,8 @@ pub struct WebState {
     pub feeds: Vec<(String, Option<Duration>)>,
     /// Feeds' Korean names.
     pub feeds_ko: std::collections::BTreeMap<String, String>,
-    /// The offices' clock: the pipeline's `lists.utc_offset_hours`, ms.
-    pub offset_ms: i64,
+    /// The offices' clock (the pipeline's `lists.utc_offset_hours`).
+    pub clock: crate::base::civil::LocalClock,
     /// Signals received per feed, sampled every few seconds (the feeds'
     /// rates on the city page).
     pub received: parking_lot::Mutex<
@@ -222,8 +222,7 @@ impl WebState {
     /// A time on the offices' clock (the pipeline's time zone), to the
     /// minute: `2026-10-27 23:22`.
     pub fn local_time(&self, ms: i64) -> String {
-        let t = crate::stages::alert::rfc3339(ms + self.offset_ms);
-        t.get(..16).unwrap_or_default().replace('T', " ")
+        self.clock.minute_text(ms)
     }
 
     /// The Korean name of a feed.
@@ -327,7 +326,7 @@ pub async fn start(
             .iter()
             .filter_map(|f| Some((f.name.clone(), f.name_ko.clone()?)))
             .collect(),
-        offset_ms: i64::from(spec.lists.utc_offset_hours) * 3_600_000,
+        clock: spec.local_clock(),
         received: parking_lot::Mutex::new(std::collections::VecDeque::new()),
     });
     if state.users.is_empty() {

@@ -52,8 +52,8 @@ pub struct Rules {
     pub city: u64,
     /// Korean labels of kinds, values and statuses.
     pub labels: BTreeMap<String, String>,
-    /// The offset of the offices' local day from UTC, ms.
-    pub utc_offset_ms: i64,
+    /// The offices' clock: where their days start.
+    pub clock: crate::base::civil::LocalClock,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -78,7 +78,7 @@ impl Rules {
             retention_ms: ms(o.retention),
             city: o.city_code.parse().unwrap_or(0),
             labels: o.labels_ko.clone(),
-            utc_offset_ms: i64::from(spec.lists.utc_offset_hours) * 3_600_000,
+            clock: spec.local_clock(),
         }
     }
 
@@ -95,7 +95,7 @@ impl Rules {
     /// The offices' local day (days since the epoch) of an instant: the
     /// one place a day is cut for the case views.
     pub fn local_day(&self, at_ms: i64) -> i64 {
-        (at_ms + self.utc_offset_ms).div_euclid(DAY_MS)
+        self.clock.day(at_ms)
     }
 
     /// The Korean label of a wire name, from the pipeline or the
