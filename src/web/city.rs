@@ -346,32 +346,9 @@ fn escalations(st: &WebState, person: &Person, body: &mut String, v: &CityView<'
         body.push_str(r#"<tr><td colspan="8">조건에 맞는 에스컬레이션이 없습니다.</td></tr>"#);
     }
     body.push_str("</tbody></table>");
-    body.push_str(&paging("/city", page, pages, |p| q.at_page(p)));
-}
-
-/// Links to the first, previous, next and last pages.
-pub(super) fn paging(
-    path: &str,
-    page: usize,
-    pages: usize,
-    at: impl Fn(usize) -> String,
-) -> String {
-    if pages <= 1 {
-        return String::new();
-    }
-    let mut out = String::from(r#"<nav class="paging">"#);
-    let link = |p: usize, text: &str| format!(r#"<a href="{path}?{}">{text}</a>"#, esc(&at(p)));
-    if page > 1 {
-        out.push_str(&link(1, "« 처음"));
-        out.push_str(&link(page - 1, "‹ 이전"));
-    }
-    let _ = write!(out, r#"<span class="at">{page} / {pages}</span>"#);
-    if page < pages {
-        out.push_str(&link(page + 1, "다음 ›"));
-        out.push_str(&link(pages, "끝 »"));
-    }
-    out.push_str("</nav>");
-    out
+    body.push_str(&super::pages::paging("/city", page, pages, |p| {
+        q.at_page(p)
+    }));
 }
 
 fn unassigned(body: &mut String, v: &CityView<'_>) {

@@ -3,25 +3,36 @@
 //! per-person accounts, every view audited.
 //!
 //! * [`users`]: accounts and tokens; [`auth`]: sessions, login, CSRF.
+//! * [`routes`]: the router, its gate and the connection loop; the
+//!   handlers: [`session`] (log in and out), [`households`] (queue,
+//!   household, visit sheet, outcomes), [`downloads`] (lists), [`console`]
+//!   (the city); under them [`caller`] (who asks) and [`respond`]
+//!   (refusals and the audit line).
 //! * [`guard`]: slots, bounds per address and account, origin checks.
 //! * [`audit`]: the audit log; [`pages`], [`queue`], [`city`] and
 //!   [`charts`]: what is drawn; [`form`]: an outcome form as the outcomes
 //!   topic's JSON; [`escalations`]: the city team's hold on escalations.
 //!
-//! Single sign-on (GPKI, SAML, OIDC) would replace [`auth::login`]: the
+//! Single sign-on (GPKI, SAML, OIDC) would replace `session::login`: the
 //! identity provider's assertion names the person, whose role and dong
 //! still come from the users file, and the session works as here.
 
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod charts;
 pub mod city;
+pub mod console;
+pub mod downloads;
 pub mod escalations;
 pub mod form;
 pub mod guard;
+pub mod households;
 pub mod pages;
 pub mod queue;
+pub mod respond;
 pub mod routes;
+pub mod session;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};

@@ -439,3 +439,28 @@ pub(super) fn dong_picker(st: &WebState, action: &str, chosen: Option<&str>, all
     out.push_str(r#"</select></label><button type="submit">보기</button></form>"#);
     out
 }
+
+/// Links to the first, previous, next and last pages.
+pub(super) fn paging(
+    path: &str,
+    page: usize,
+    pages: usize,
+    at: impl Fn(usize) -> String,
+) -> String {
+    if pages <= 1 {
+        return String::new();
+    }
+    let mut out = String::from(r#"<nav class="paging">"#);
+    let link = |p: usize, text: &str| format!(r#"<a href="{path}?{}">{text}</a>"#, esc(&at(p)));
+    if page > 1 {
+        out.push_str(&link(1, "« 처음"));
+        out.push_str(&link(page - 1, "‹ 이전"));
+    }
+    let _ = write!(out, r#"<span class="at">{page} / {pages}</span>"#);
+    if page < pages {
+        out.push_str(&link(page + 1, "다음 ›"));
+        out.push_str(&link(pages, "끝 »"));
+    }
+    out.push_str("</nav>");
+    out
+}

@@ -277,7 +277,7 @@ pub fn page(
     }
     let owned = dong.to_string();
     let pick = (person.user.role == Role::City).then_some(owned.as_str());
-    body.push_str(&super::city::paging("/queue", sel.page, sel.pages, |p| {
+    body.push_str(&pages::paging("/queue", sel.page, sel.pages, |p| {
         f.query(pick, p)
     }));
     layout(st, "업무 목록 Work queue", person, &body)

@@ -65,6 +65,29 @@ fn crate_paths(code: &str) -> Vec<String> {
         .collect()
 }
 
+/// The paths each `super::` of module `from`'s code names, as paths from
+/// the crate's root (`web::caller` writing `super::respond` names
+/// `web::respond`).
+fn super_paths(from: &str, code: &str) -> Vec<String> {
+    let parent: Vec<&str> = from.split("::").collect();
+    let parent = parent[..parent.len().saturating_sub(1)].join("::");
+    code.match_indices("super::")
+        // `super::super::` and the like are left to `crate::` paths
+        .filter(|(at, _)| !code[..*at].ends_with("::"))
+        .map(|(at, m)| {
+            let rest: String = code[at + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            if parent.is_empty() {
+                rest
+            } else {
+                format!("{parent}::{rest}")
+            }
+        })
+        .collect()
+}
+
 /// Edges between sibling modules: `a::b` using `a::c::d` is `a::b -> a::c`.
 fn edges() -> BTreeMap<String, BTreeSet<String>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -72,7 +95,10 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (from, file) in &modules {
         let code = production_code(&std::fs::read_to_string(file).expect("readable"));
-        for path in crate_paths(&code) {
+        for path in crate_paths(&code)
+            .into_iter()
+            .chain(super_paths(from, &code))
+        {
             let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
             // the longest prefix that is a module
             let Some(to) = (1..=parts.len())

@@ -1,5 +1,5 @@
 //! One household's case state as a compact record, and what its outcomes
-//! add up to ([`CaseRecord::view`]).
+//! add up to ([`crate::stages::case::rules::fold`]).
 //!
 //! The record keeps facts, not conclusions (what they add up to is
 //! [`crate::stages::case::rules::fold`]): the alerts sent (the last ones
