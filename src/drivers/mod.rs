@@ -1,13 +1,15 @@
 //! The loops that feed the engine, and the core they share.
 //!
 //! A driver owns where messages come from and go to: [`kafka`] (`sagak
-//! run`) reads the signal topics and commits offsets behind snapshots;
-//! [`demo`] (`sagak demo`) replays a generated city in simulated time. Both
-//! hand their messages to one [`DriverCore`], which does the rest the same
-//! way for both: batching, running the engine, delivering a batch's results
+//! run`) reads the signal and outcome topics and commits offsets behind
+//! snapshots; [`demo`] (`sagak demo`) runs a generated city in simulated
+//! time; [`replay`] (`sagak replay`, and backfills) reads history from
+//! files; [`compare`] runs two replays and reports their differences. Each
+//! hands its messages to one [`DriverCore`], which does the rest the same
+//! way for all: batching, running the engine, delivering a batch's results
 //! through [`Outputs`], the live view, and the daily lists at each cut-off
-//! of the driver's [`Clock`]. A third driver (replay from files, say) is a
-//! source, an [`Outputs`] and a loop that calls the core.
+//! of the driver's [`Clock`]. Another driver is a source, an [`Outputs`]
+//! and a loop that calls the core.
 
 pub mod compare;
 pub mod demo;

@@ -1,9 +1,11 @@
-//! Wires the stages for one micro-batch: decode -> window -> score -> alert.
+//! Wires the stages for one micro-batch: decode -> window -> score -> alert,
+//! with outcomes from the dong offices decoded into the case stage, which
+//! the alert gate asks before an alert goes and which decides escalations.
 //!
 //! The engine does no I/O. A driver ([`crate::drivers`], or a test) hands
 //! it the raw messages of a micro-batch and sends what comes back through
-//! its [`Outputs`]: alerts to the dong-office queue and rejects to the dead
-//! letters. The stages do not know each other; only this module passes
+//! its [`Outputs`]: alerts and case updates to the dong-office queue,
+//! escalations to the city team and rejects to the dead letters. The stages do not know each other; only this module passes
 //! data between them, and it drives their state through the one contract
 //! they share ([`StatefulStage`]), stage after stage.
 //!

@@ -2,16 +2,19 @@
 //! contract their state follows.
 //!
 //! Beside them, the case stage ([`case`]) keeps what the dong offices did
-//! about each household, which the alert stage's decisions depend on.
+//! about each household: the alert gate asks it before an alert goes, and
+//! it decides escalations and every view's open work.
 //!
 //! Each stage is a plain struct with an inherent `process_batch` (their
-//! inputs differ, and scoring is async). The stages that keep state between
-//! batches (the window and the alert gate) also implement
+//! inputs differ, and scoring is async). The three that keep state between
+//! batches (the window, the alert gate and the case book) also implement
 //! [`StatefulStage`]: the lifecycle the engine drives every one of them
 //! through, the same way (watermarks, snapshot records, restore, shard
 //! hand-over), with static dispatch so none of it costs a virtual call.
-//! A stage does no I/O and knows no other stage; the engine passes data
-//! between them.
+//! A stage does no I/O. It uses the types of the stages before it (the
+//! score stage reads [`signal`]s, the case stage writes [`alert`]s'
+//! statuses) but never calls another stage: the engine passes data between
+//! them.
 
 pub mod alert;
 pub mod case;
