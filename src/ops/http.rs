@@ -11,6 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use prometheus::core::Collector;
 use prometheus::proto::MetricType;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -100,13 +101,12 @@ const BOUNDS: crate::base::listener::Bounds = crate::base::listener::Bounds {
     per_address: 32,
 };
 
-/// Label values -> value of every sample of metric `name`.
-fn samples(state: &OpsState, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+/// Label values -> value of every sample of `metric`, read from the
+/// metric itself (not looked up by name in the registry: renaming a
+/// metric cannot silently empty the city's page).
+fn samples(metric: &dyn Collector) -> Vec<(BTreeMap<String, String>, f64)> {
     let mut out = Vec::new();
-    for mf in state.metrics.registry.gather() {
-        if mf.name() != name {
-            continue;
-        }
+    for mf in metric.collect() {
         for m in mf.get_metric() {
             let labels = m
                 .get_label()
@@ -124,9 +124,9 @@ fn samples(state: &OpsState, name: &str) -> Vec<(BTreeMap<String, String>, f64)>
     out
 }
 
-fn by_label(state: &OpsState, name: &str, label: &str) -> BTreeMap<String, f64> {
+fn by_label(metric: &dyn Collector, label: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for (labels, v) in samples(state, name) {
+    for (labels, v) in samples(metric) {
         if let Some(l) = labels.get(label) {
             *out.entry(l.clone()).or_insert(0.0) += v;
         }
@@ -136,16 +136,17 @@ fn by_label(state: &OpsState, name: &str, label: &str) -> BTreeMap<String, f64> 
 
 /// The dashboard's data: everything comes from the metrics and the board.
 pub fn dashboard_data(state: &OpsState) -> Value {
-    let received = by_label(state, "sagak_signals_received_total", "feed");
+    let m = &state.metrics;
+    let received = by_label(&m.received, "feed");
     // a feed is as far as its laggard partition
     let mut watermark: BTreeMap<String, f64> = BTreeMap::new();
-    for (labels, v) in samples(state, "sagak_watermark_timestamp_seconds") {
+    for (labels, v) in samples(&m.watermark) {
         if let Some(feed) = labels.get("feed") {
             let w = watermark.entry(feed.clone()).or_insert(v);
             *w = w.min(v);
         }
     }
-    let lag_by_topic = by_label(state, "sagak_consumer_lag_messages", "topic");
+    let lag_by_topic = by_label(&m.consumer_lag, "topic");
     let feeds: Vec<Value> = state
         .feeds
         .iter()
@@ -158,7 +159,7 @@ pub fn dashboard_data(state: &OpsState) -> Value {
         })
         .collect();
     let mut alerts: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for (labels, v) in samples(state, "sagak_alerts_emitted_total") {
+    for (labels, v) in samples(&m.alerts) {
         if let (Some(d), Some(p)) = (labels.get("dong"), labels.get("priority")) {
             *alerts
                 .entry(d.clone())
@@ -202,18 +203,17 @@ pub fn dashboard_data(state: &OpsState) -> Value {
             })
         })
         .collect();
-    let single = |name: &str| samples(state, name).first().map(|s| s.1).unwrap_or(0.0);
     json!({
         "mode": state.mode,
         "ready": state.health.status().is_ok(),
         "now": crate::base::clock::wall_clock_ms(),
         "feeds": feeds,
         "lag_by_topic": lag_by_topic,
-        "rejected": by_label(state, "sagak_signals_rejected_total", "reason"),
-        "households_tracked": single("sagak_households_tracked"),
-        "duplicates": single("sagak_signals_duplicate_total"),
-        "suppressed": single("sagak_alerts_suppressed_total"),
-        "escalated": by_label(state, "sagak_escalations_total", "reason"),
+        "rejected": by_label(&m.rejected, "reason"),
+        "households_tracked": m.households.get() as f64,
+        "duplicates": m.duplicates.get() as f64,
+        "suppressed": m.suppressed.get() as f64,
+        "escalated": by_label(&m.escalations, "reason"),
         "dongs": dongs,
     })
 }
