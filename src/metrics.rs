@@ -2,8 +2,8 @@
 //! classes, priorities and dong codes; never household ids.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::definition::PipelineSpec;
@@ -36,32 +36,11 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Processing time of a micro-batch (decode to alert decisions).
     pub batch_seconds: Histogram,
-    /// How long the run loop stops for a checkpoint (evicting expired state
-    /// and copying the records); the write to disk runs beside it.
-    pub checkpoint_pause_seconds: Histogram,
-    /// How long a snapshot takes to reach the disk, in the background.
-    pub checkpoint_write_seconds: Histogram,
-    /// Checkpoint ticks skipped because the previous snapshot was still
-    /// being written (raise `engine.checkpoint_interval_ms` if this grows).
-    pub checkpoints_skipped: IntCounter,
-    /// When a state snapshot last reached the disk (seconds since the
-    /// epoch): checkpoints that stopped working show as this falling behind.
-    pub checkpoint_written_at: IntGauge,
     /// When each feed last sent a message (seconds since the epoch).
     pub feed_received_at: IntGaugeVec,
     /// The longest quiet spell that is normal for each feed, from the
     /// pipeline definition (`expected_gap`).
     pub feed_expected_gap: IntGaugeVec,
-    /// Time to make the daily lists at a cut-off. The run loop waits for
-    /// them, so this is also how long consumption paused.
-    pub lists_seconds: Histogram,
-    /// Households on the lists made last.
-    pub lists_households: IntGauge,
-    /// When lists were last written (seconds since the epoch): a morning
-    /// that passes without lists shows as this falling a day behind.
-    pub lists_written_at: IntGauge,
-    /// Daily list runs that failed (the log names the error).
-    pub lists_failures: IntCounter,
     /// Kafka client errors.
     pub kafka_errors: IntCounter,
     /// Messages not yet consumed, per topic and partition.
@@ -70,6 +49,48 @@ pub struct Metrics {
     pub event_to_alert: Histogram,
     /// 1 while ready (see `/readyz`).
     pub ready: IntGauge,
+    /// Snapshots of the state.
+    pub checkpoints: CheckpointMetrics,
+    /// The daily lists.
+    pub lists: ListMetrics,
+    /// What the offices did and what is still open.
+    pub case: CaseMetrics,
+}
+
+/// Snapshots of the state.
+#[derive(Clone)]
+pub struct CheckpointMetrics {
+    /// How long the run loop stops for a checkpoint (evicting expired state
+    /// and copying the records); the write to disk runs beside it.
+    pub pause_seconds: Histogram,
+    /// How long a snapshot takes to reach the disk, in the background.
+    pub write_seconds: Histogram,
+    /// Checkpoint ticks skipped because the previous snapshot was still
+    /// being written (raise `engine.checkpoint_interval_ms` if this grows).
+    pub skipped: IntCounter,
+    /// When a state snapshot last reached the disk (seconds since the
+    /// epoch): checkpoints that stopped working show as this falling behind.
+    pub written_at: IntGauge,
+}
+
+/// The daily lists.
+#[derive(Clone)]
+pub struct ListMetrics {
+    /// Time to make the daily lists at a cut-off. The run loop waits for
+    /// them, so this is also how long consumption paused.
+    pub seconds: Histogram,
+    /// Households on the lists made last.
+    pub households: IntGauge,
+    /// When lists were last written (seconds since the epoch): a morning
+    /// that passes without lists shows as this falling a day behind.
+    pub written_at: IntGauge,
+    /// Daily list runs that failed (the log names the error).
+    pub failures: IntCounter,
+}
+
+/// What the offices did and what is still open.
+#[derive(Clone)]
+pub struct CaseMetrics {
     /// Outcomes recorded per kind.
     pub outcomes: IntCounterVec,
     /// Escalations to the city team per reason.
@@ -82,16 +103,61 @@ pub struct Metrics {
     /// Households nobody could reach, per dong.
     pub unreachable_households: IntGaugeVec,
     /// From an alert's `emitted_at` to its first reach, per priority.
-    pub first_contact: prometheus::HistogramVec,
+    pub first_contact: HistogramVec,
     /// Failed attempts before an alert's first reach, per priority.
-    pub attempts_per_reach: prometheus::HistogramVec,
+    pub attempts_per_reach: HistogramVec,
     /// Signals of households recorded deceased: counted, never alerted.
     pub deceased_signals: IntCounter,
 }
 
+/// Registers metrics in one registry as they are made.
+struct Reg<'a>(&'a Registry);
+
+impl Reg<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(&self, m: M) -> M {
+        self.0
+            .register(Box::new(m.clone()))
+            .expect("metric registered once");
+        m
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help).expect("valid metric"))
+    }
+
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help).expect("valid metric"))
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        self.add(Histogram::with_opts(opts).expect("valid metric"))
+    }
+
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+        labels: &[&str],
+    ) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        self.add(HistogramVec::new(opts, labels).expect("valid metric"))
+    }
+}
+
 impl Metrics {
     /// Registers every metric, with the label values known up front (feeds,
-    /// reject classes) created at zero so dashboards see them from the start.
+    /// reject classes, outcome kinds, escalation reasons) created at zero
+    /// so dashboards see them from the start.
     pub fn new(spec: &PipelineSpec) -> Self {
         let registry = Registry::new();
         // the process itself, for the on-call: resident memory, open files,
@@ -99,93 +165,90 @@ impl Metrics {
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ));
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
-            c
+        let r = Reg(&registry);
+        let m = Metrics {
+            received: r.counter_vec("sagak_signals_received_total", "Messages received per feed.", &["feed"]),
+            rejected: r.counter_vec(
+                "sagak_signals_rejected_total",
+                "Messages sent to the dead-letter topic, per reason class.",
+                &["reason"],
+            ),
+            duplicates: r.counter("sagak_signals_duplicate_total", "Re-sent events counted once."),
+            dropped_over_cap: r.counter(
+                "sagak_signals_dropped_over_cap_total",
+                "Oldest signals dropped because a household reached its bound of live signals.",
+            ),
+            alerts: r.counter_vec("sagak_alerts_emitted_total", "Alerts sent per priority and dong.", &["priority", "dong"]),
+            suppressed: r.counter("sagak_alerts_suppressed_total", "Alerts held back by the cooldown."),
+            households: r.gauge("sagak_households_tracked", "Households with live signals."),
+            watermark: r.gauge_vec(
+                "sagak_watermark_timestamp_seconds",
+                "Watermark per feed and input partition (event time), seconds since the epoch.",
+                &["feed", "partition"],
+            ),
+            dlq_writes: r.counter("sagak_dlq_writes_total", "Messages written to the dead-letter topic."),
+            batch_size: r.histogram(
+                "sagak_batch_messages",
+                "Messages per micro-batch.",
+                vec![1.0, 10.0, 100.0, 1000.0, 5000.0, 10000.0, 50000.0],
+            ),
+            batch_seconds: r.histogram(
+                "sagak_batch_processing_seconds",
+                "Time to process one micro-batch, decode to alert decisions.",
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            ),
+            feed_received_at: r.gauge_vec(
+                "sagak_feed_last_received_timestamp_seconds",
+                "When each feed last sent a message, seconds since the epoch (by the driver's clock).",
+                &["feed"],
+            ),
+            feed_expected_gap: r.gauge_vec(
+                "sagak_feed_expected_gap_seconds",
+                "The longest quiet spell that is normal for each feed (expected_gap in the pipeline definition).",
+                &["feed"],
+            ),
+            kafka_errors: r.counter("sagak_kafka_errors_total", "Errors reported by the Kafka client."),
+            consumer_lag: r.gauge_vec(
+                "sagak_consumer_lag_messages",
+                "Messages not yet consumed, per input topic and partition.",
+                &["topic", "partition"],
+            ),
+            event_to_alert: r.histogram(
+                "sagak_event_to_alert_seconds",
+                "From the broker timestamp of the signal that completed an alert to the alert acknowledged by the broker.",
+                vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
+            ),
+            ready: r.gauge("sagak_ready", "1 while the pipeline is ready (see /readyz)."),
+            checkpoints: CheckpointMetrics::new(&r),
+            lists: ListMetrics::new(&r),
+            case: CaseMetrics::new(&r),
+            registry: registry.clone(),
         };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
-            c
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("metric registered once");
-            h
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
-        };
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
-        };
-        let received = counter_vec(
-            "sagak_signals_received_total",
-            "Messages received per feed.",
-            &["feed"],
-        );
-        let rejected = counter_vec(
-            "sagak_signals_rejected_total",
-            "Messages sent to the dead-letter topic, per reason class.",
-            &["reason"],
-        );
-        let alerts = counter_vec(
-            "sagak_alerts_emitted_total",
-            "Alerts sent per priority and dong.",
-            &["priority", "dong"],
-        );
-        let households = gauge("sagak_households_tracked", "Households with live signals.");
-        let watermark = gauge_vec(
-            "sagak_watermark_timestamp_seconds",
-            "Watermark per feed and input partition (event time), seconds since the epoch.",
-            &["feed", "partition"],
-        );
+        m.prime(&r, spec);
+        m
+    }
+
+    /// Label values known up front, at zero; the build and the feeds'
+    /// declared gaps.
+    fn prime(&self, r: &Reg<'_>, spec: &PipelineSpec) {
         for f in &spec.feeds {
-            received.with_label_values(&[f.name.as_str()]);
-        }
-        let feed_received_at = gauge_vec(
-            "sagak_feed_last_received_timestamp_seconds",
-            "When each feed last sent a message, seconds since the epoch (by the driver's clock).",
-            &["feed"],
-        );
-        let feed_expected_gap = gauge_vec(
-            "sagak_feed_expected_gap_seconds",
-            "The longest quiet spell that is normal for each feed (expected_gap in the pipeline definition).",
-            &["feed"],
-        );
-        for f in &spec.feeds {
+            self.received.with_label_values(&[f.name.as_str()]);
             if let Some(gap) = f.expected_gap {
-                feed_expected_gap
+                self.feed_expected_gap
                     .with_label_values(&[f.name.as_str()])
                     .set(i64::try_from(gap.as_secs()).unwrap_or(i64::MAX));
             }
         }
-        let consumer_lag = gauge_vec(
-            "sagak_consumer_lag_messages",
-            "Messages not yet consumed, per input topic and partition.",
-            &["topic", "partition"],
-        );
-        let ready = gauge(
-            "sagak_ready",
-            "1 while the pipeline is ready (see /readyz).",
-        );
-        let build = gauge_vec(
+        for c in RejectClass::ALL {
+            self.rejected.with_label_values(&[c.as_str()]);
+        }
+        for k in crate::stages::case::outcome::OutcomeKind::ALL {
+            self.case.outcomes.with_label_values(&[k.as_str()]);
+        }
+        for e in crate::stages::case::escalation::EscalationReason::ALL {
+            self.case.escalations.with_label_values(&[e.as_str()]);
+        }
+        let build = r.gauge_vec(
             "sagak_build_info",
             "Version of sagak and of the pipeline it runs; always 1.",
             &["version", "pipeline", "pipeline_version"],
@@ -197,161 +260,6 @@ impl Metrics {
                 spec.version.as_str(),
             ])
             .set(1);
-        for c in RejectClass::ALL {
-            rejected.with_label_values(&[c.as_str()]);
-        }
-        let outcomes = counter_vec(
-            "sagak_outcomes_total",
-            "Outcomes recorded by the dong offices, per kind (re-sends counted once).",
-            &["kind"],
-        );
-        for k in crate::stages::case::outcome::OutcomeKind::ALL {
-            outcomes.with_label_values(&[k.as_str()]);
-        }
-        let escalations = counter_vec(
-            "sagak_escalations_total",
-            "Escalations sent to the city team, per reason.",
-            &["reason"],
-        );
-        for r in crate::stages::case::escalation::EscalationReason::ALL {
-            escalations.with_label_values(&[r.as_str()]);
-        }
-        let first_contact = prometheus::HistogramVec::new(
-            HistogramOpts::new(
-                "sagak_alert_first_reach_seconds",
-                "From an alert's emitted_at to the recorded_at of its first reach (someone of the household reached; failed attempts do not count), per priority.",
-            )
-            .buckets(
-                [
-                    0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 14.0, 21.0, 30.0, 60.0,
-                ]
-                .iter()
-                .map(|d| d * 86_400.0)
-                .collect(),
-            ),
-            &["priority"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(first_contact.clone()))
-            .expect("metric registered once");
-        let attempts_per_reach = prometheus::HistogramVec::new(
-            HistogramOpts::new(
-                "sagak_attempts_before_reach",
-                "Failed contact attempts before an alert's first reach, per priority.",
-            )
-            .buckets(vec![0.0, 1.0, 2.0, 3.0, 5.0, 8.0]),
-            &["priority"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(attempts_per_reach.clone()))
-            .expect("metric registered once");
-        Metrics {
-            outcomes,
-            escalations,
-            open_households: gauge_vec(
-                "sagak_open_households",
-                "Households waiting for someone to reach them (an open alert, failed attempts, or unreachable), per dong, priority and status.",
-                &["dong", "priority", "status"],
-            ),
-            overdue_households: gauge_vec(
-                "sagak_overdue_households",
-                "Open households whose first reach is past due, per dong.",
-                &["dong"],
-            ),
-            unreachable_households: gauge_vec(
-                "sagak_unreachable_households",
-                "Households nobody could reach (a residence check is needed), per dong.",
-                &["dong"],
-            ),
-            first_contact,
-            attempts_per_reach,
-            deceased_signals: counter(
-                "sagak_signals_deceased_total",
-                "Signals of households recorded deceased: counted, never alerted.",
-            ),
-            received,
-            rejected,
-            duplicates: counter(
-                "sagak_signals_duplicate_total",
-                "Re-sent events counted once.",
-            ),
-            dropped_over_cap: counter(
-                "sagak_signals_dropped_over_cap_total",
-                "Oldest signals dropped because a household reached its bound of live signals.",
-            ),
-            alerts,
-            suppressed: counter(
-                "sagak_alerts_suppressed_total",
-                "Alerts held back by the cooldown.",
-            ),
-            households,
-            watermark,
-            dlq_writes: counter(
-                "sagak_dlq_writes_total",
-                "Messages written to the dead-letter topic.",
-            ),
-            batch_size: histogram(
-                "sagak_batch_messages",
-                "Messages per micro-batch.",
-                vec![1.0, 10.0, 100.0, 1000.0, 5000.0, 10000.0, 50000.0],
-            ),
-            batch_seconds: histogram(
-                "sagak_batch_processing_seconds",
-                "Time to process one micro-batch, decode to alert decisions.",
-                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
-            ),
-            checkpoint_pause_seconds: histogram(
-                "sagak_checkpoint_pause_seconds",
-                "Time the run loop stops for a checkpoint: evicting expired state and copying the records to write.",
-                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-            ),
-            checkpoint_write_seconds: histogram(
-                "sagak_checkpoint_write_seconds",
-                "Time a state snapshot takes to reach the disk, written beside the run loop.",
-                vec![0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
-            ),
-            checkpoints_skipped: counter(
-                "sagak_checkpoints_skipped_total",
-                "Checkpoint ticks skipped because the previous snapshot was still being written.",
-            ),
-            checkpoint_written_at: gauge(
-                "sagak_checkpoint_written_timestamp_seconds",
-                "When a state snapshot last reached the disk, seconds since the epoch.",
-            ),
-            feed_received_at,
-            feed_expected_gap,
-            lists_seconds: histogram(
-                "sagak_daily_lists_seconds",
-                "Time to make the daily lists at a cut-off; consumption waits for them.",
-                vec![1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0],
-            ),
-            lists_households: gauge(
-                "sagak_daily_lists_households",
-                "Households on the daily lists made last.",
-            ),
-            lists_written_at: gauge(
-                "sagak_daily_lists_written_timestamp_seconds",
-                "When daily lists were last written, seconds since the epoch.",
-            ),
-            lists_failures: counter(
-                "sagak_daily_lists_failures_total",
-                "Daily list runs that failed; the log names the error.",
-            ),
-            kafka_errors: counter(
-                "sagak_kafka_errors_total",
-                "Errors reported by the Kafka client.",
-            ),
-            consumer_lag,
-            event_to_alert: histogram(
-                "sagak_event_to_alert_seconds",
-                "From the broker timestamp of the signal that completed an alert to the alert acknowledged by the broker.",
-                vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
-            ),
-            ready,
-            registry,
-        }
     }
 
     /// The metrics in the Prometheus text format.
@@ -359,6 +267,109 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl CheckpointMetrics {
+    fn new(r: &Reg<'_>) -> Self {
+        CheckpointMetrics {
+            pause_seconds: r.histogram(
+                "sagak_checkpoint_pause_seconds",
+                "Time the run loop stops for a checkpoint: evicting expired state and copying the records to write.",
+                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            write_seconds: r.histogram(
+                "sagak_checkpoint_write_seconds",
+                "Time a state snapshot takes to reach the disk, written beside the run loop.",
+                vec![0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+            ),
+            skipped: r.counter(
+                "sagak_checkpoints_skipped_total",
+                "Checkpoint ticks skipped because the previous snapshot was still being written.",
+            ),
+            written_at: r.gauge(
+                "sagak_checkpoint_written_timestamp_seconds",
+                "When a state snapshot last reached the disk, seconds since the epoch.",
+            ),
+        }
+    }
+}
+
+impl ListMetrics {
+    fn new(r: &Reg<'_>) -> Self {
+        ListMetrics {
+            seconds: r.histogram(
+                "sagak_daily_lists_seconds",
+                "Time to make the daily lists at a cut-off; consumption waits for them.",
+                vec![1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0],
+            ),
+            households: r.gauge(
+                "sagak_daily_lists_households",
+                "Households on the daily lists made last.",
+            ),
+            written_at: r.gauge(
+                "sagak_daily_lists_written_timestamp_seconds",
+                "When daily lists were last written, seconds since the epoch.",
+            ),
+            failures: r.counter(
+                "sagak_daily_lists_failures_total",
+                "Daily list runs that failed; the log names the error.",
+            ),
+        }
+    }
+}
+
+impl CaseMetrics {
+    fn new(r: &Reg<'_>) -> Self {
+        let days: Vec<f64> = [
+            0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 14.0, 21.0, 30.0, 60.0,
+        ]
+        .iter()
+        .map(|d| d * 86_400.0)
+        .collect();
+        CaseMetrics {
+            outcomes: r.counter_vec(
+                "sagak_outcomes_total",
+                "Outcomes recorded by the dong offices, per kind (re-sends counted once).",
+                &["kind"],
+            ),
+            escalations: r.counter_vec(
+                "sagak_escalations_total",
+                "Escalations sent to the city team, per reason.",
+                &["reason"],
+            ),
+            open_households: r.gauge_vec(
+                "sagak_open_households",
+                "Households waiting for someone to reach them (an open alert, failed attempts, or unreachable), per dong, priority and status.",
+                &["dong", "priority", "status"],
+            ),
+            overdue_households: r.gauge_vec(
+                "sagak_overdue_households",
+                "Open households whose first reach is past due, per dong.",
+                &["dong"],
+            ),
+            unreachable_households: r.gauge_vec(
+                "sagak_unreachable_households",
+                "Households nobody could reach (a residence check is needed), per dong.",
+                &["dong"],
+            ),
+            first_contact: r.histogram_vec(
+                "sagak_alert_first_reach_seconds",
+                "From an alert's emitted_at to the recorded_at of its first reach (someone of the household reached; failed attempts do not count), per priority.",
+                days,
+                &["priority"],
+            ),
+            attempts_per_reach: r.histogram_vec(
+                "sagak_attempts_before_reach",
+                "Failed contact attempts before an alert's first reach, per priority.",
+                vec![0.0, 1.0, 2.0, 3.0, 5.0, 8.0],
+                &["priority"],
+            ),
+            deceased_signals: r.counter(
+                "sagak_signals_deceased_total",
+                "Signals of households recorded deceased: counted, never alerted.",
+            ),
+        }
     }
 }
 

@@ -510,7 +510,7 @@ impl Checkpointing<'_> {
     fn tick(&self, engine: &mut Engine, dirty: bool) -> Result<Option<Duration>, RunError> {
         match self.ownership.poll_write(false) {
             Writing::Busy => {
-                self.metrics.checkpoints_skipped.inc();
+                self.metrics.checkpoints.skipped.inc();
                 tracing::debug!(
                     "the previous state snapshot is still being written; checkpoint skipped"
                 );
@@ -519,10 +519,12 @@ impl Checkpointing<'_> {
             Writing::Done(done) => {
                 let (offsets, took) = done?;
                 self.metrics
-                    .checkpoint_write_seconds
+                    .checkpoints
+                    .write_seconds
                     .observe(took.as_secs_f64());
                 self.metrics
-                    .checkpoint_written_at
+                    .checkpoints
+                    .written_at
                     .set(wall_clock_ms() / 1000);
                 self.commit(&offsets, CommitMode::Async);
             }
@@ -544,7 +546,8 @@ impl Checkpointing<'_> {
         self.ownership.start_write(write);
         let paused = paused.elapsed();
         self.metrics
-            .checkpoint_pause_seconds
+            .checkpoints
+            .pause_seconds
             .observe(paused.as_secs_f64());
         Ok(Some(paused))
     }
@@ -560,7 +563,8 @@ impl Checkpointing<'_> {
         self.store
             .write_state(self.pipeline, wall_clock_ms(), &state, owned, &offsets)?;
         self.metrics
-            .checkpoint_written_at
+            .checkpoints
+            .written_at
             .set(wall_clock_ms() / 1000);
         self.commit(&offsets, CommitMode::Sync);
         Ok(())

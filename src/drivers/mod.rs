@@ -471,9 +471,10 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// lists, another) where the metrics and the summary show it.
     fn listed(&mut self, manifest: Manifest) {
         let metrics = &self.ops.metrics;
-        metrics.lists_households.set(manifest.households as i64);
+        metrics.lists.households.set(manifest.households as i64);
         metrics
-            .lists_written_at
+            .lists
+            .written_at
             .set(crate::base::clock::wall_clock_ms() / 1000);
         self.counts.list_days += 1;
         self.last_list = Some(manifest);
@@ -558,7 +559,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 .map(Some),
         };
         metrics
-            .lists_seconds
+            .lists
+            .seconds
             .observe(started.elapsed().as_secs_f64());
         let result = match made {
             // parts written; another instance's part is still to come
@@ -583,7 +585,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 Ok(())
             }
             Err(e) => {
-                metrics.lists_failures.inc();
+                metrics.lists.failures.inc();
                 match schedule.on_failure {
                     OnListFailure::Stop => Err(DriverError::Lists(e)),
                     OnListFailure::LogAndContinue => {

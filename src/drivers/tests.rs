@@ -101,18 +101,18 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     assert_eq!(core.tick(&mut out).await.expect("tick"), 1);
     assert_eq!((out.batches, core.buffered()), (1, 0));
     // hh-3's one month of arrears reaches no priority
-    assert_eq!(metrics.lists_households.get(), 2);
+    assert_eq!(metrics.lists.households.get(), 2);
     assert_eq!(core.last_list().map(|m| m.households), Some(2));
-    assert!(metrics.lists_written_at.get() * 1000 > NOW);
-    assert_eq!(metrics.lists_seconds.get_sample_count(), 1);
-    assert_eq!(metrics.lists_failures.get(), 0);
+    assert!(metrics.lists.written_at.get() * 1000 > NOW);
+    assert_eq!(metrics.lists.seconds.get_sample_count(), 1);
+    assert_eq!(metrics.lists.failures.get(), 0);
     assert_eq!(core.next_cutoff_ms(), Some(cutoff + DAY_MS));
 
     // an output path that is a file, not a folder: counted, and the core goes on
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").expect("file");
     let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::LogAndContinue);
-    metrics.lists_written_at.set(0);
+    metrics.lists.written_at.set(0);
     clock.set(cutoff + 2 * DAY_MS);
     assert_eq!(
         core.tick(&mut out)
@@ -120,9 +120,9 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
             .expect("a failed list does not stop it"),
         3
     );
-    assert_eq!(metrics.lists_failures.get(), 3);
-    assert_eq!(metrics.lists_written_at.get(), 0);
-    assert_eq!(metrics.lists_seconds.get_sample_count(), 4);
+    assert_eq!(metrics.lists.failures.get(), 3);
+    assert_eq!(metrics.lists.written_at.get(), 0);
+    assert_eq!(metrics.lists.seconds.get_sample_count(), 4);
 }
 
 /// A driver that must stop on a failed list (the demo) gets the error.
@@ -282,7 +282,7 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
         "not written a second time"
     );
     assert_eq!(
-        ops.metrics.lists_households.get() as usize,
+        ops.metrics.lists.households.get() as usize,
         expected.households
     );
 }

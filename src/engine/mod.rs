@@ -155,7 +155,7 @@ fn count_escalations(m: &Metrics, escalations: &[Escalation]) {
         per_reason[e.reason as usize] += 1;
     }
     let reasons = EscalationReason::ALL.iter().map(|r| r.as_str());
-    add_per_label(&m.escalations, reasons, per_reason);
+    add_per_label(&m.case.escalations, reasons, per_reason);
 }
 
 /// Below this many households a pass over the whole state (eviction,
@@ -316,18 +316,18 @@ impl Engine {
                     first_contact[c.priority as usize].get_or_insert_with(|| {
                         let p = [c.priority.as_str()];
                         (
-                            m.first_contact.with_label_values(&p),
-                            m.attempts_per_reach.with_label_values(&p),
+                            m.case.first_contact.with_label_values(&p),
+                            m.case.attempts_per_reach.with_label_values(&p),
                         )
                     });
                 seconds.observe(c.seconds);
                 attempts.observe(f64::from(c.attempts));
             }
             result.first_contacts.extend(lane.first_contacts);
-            m.deceased_signals.inc_by(lane.deceased as u64);
+            m.case.deceased_signals.inc_by(lane.deceased as u64);
         }
         let kinds = OutcomeKind::ALL.iter().map(|k| k.as_str());
-        add_per_label(&m.outcomes, kinds, outcomes_by_kind);
+        add_per_label(&m.case.outcomes, kinds, outcomes_by_kind);
         result
             .escalations
             .sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
@@ -525,21 +525,24 @@ impl Engine {
         for lane in &self.lanes {
             total.merge(lane.cases.open_counts(now_ms));
         }
-        m.open_households.reset();
-        m.overdue_households.reset();
-        m.unreachable_households.reset();
+        m.case.open_households.reset();
+        m.case.overdue_households.reset();
+        m.case.unreachable_households.reset();
         for ((dong, p, status), n) in &total.open {
-            m.open_households
+            m.case
+                .open_households
                 .with_label_values(&[dong.as_str(), p.as_str(), status.as_str()])
                 .set(*n);
         }
         for (dong, n) in &total.overdue {
-            m.overdue_households
+            m.case
+                .overdue_households
                 .with_label_values(&[dong.as_str()])
                 .set(*n);
         }
         for (dong, n) in &total.unreachable {
-            m.unreachable_households
+            m.case
+                .unreachable_households
                 .with_label_values(&[dong.as_str()])
                 .set(*n);
         }

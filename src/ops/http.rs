@@ -213,7 +213,7 @@ pub fn dashboard_data(state: &OpsState) -> Value {
         "households_tracked": m.households.get() as f64,
         "duplicates": m.duplicates.get() as f64,
         "suppressed": m.suppressed.get() as f64,
-        "escalated": by_label(&m.escalations, "reason"),
+        "escalated": by_label(&m.case.escalations, "reason"),
         "dongs": dongs,
     })
 }

@@ -44,10 +44,12 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
         .with_label_values(&["signals.job-loss", "0"])
         .set(0);
     metrics
+        .case
         .overdue_households
         .with_label_values(&["4125052000"])
         .set(0);
     metrics
+        .case
         .unreachable_households
         .with_label_values(&["4125052000"])
         .set(0);

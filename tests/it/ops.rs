@@ -207,19 +207,27 @@ fn the_grafana_dashboard_and_scrape_config_use_only_exported_metrics() {
         .inc();
     let dong = ["4125052000"];
     metrics
+        .case
         .open_households
         .with_label_values(&["4125052000", "P1", "new"])
         .set(1);
-    metrics.overdue_households.with_label_values(&dong).set(0);
     metrics
+        .case
+        .overdue_households
+        .with_label_values(&dong)
+        .set(0);
+    metrics
+        .case
         .unreachable_households
         .with_label_values(&dong)
         .set(0);
     metrics
+        .case
         .first_contact
         .with_label_values(&["P1"])
         .observe(3600.0);
     metrics
+        .case
         .attempts_per_reach
         .with_label_values(&["P1"])
         .observe(1.0);
