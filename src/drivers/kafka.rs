@@ -168,76 +168,17 @@ pub async fn run(
     let engine = Engine::new(spec, metrics.clone());
     engine.start().await.map_err(RunError::startup)?;
     let inputs = settings.input_topics(spec);
-    // wrong TLS or SASL settings stop the start, named; a broker that is
-    // just not up yet is waited for as before
-    tokio::task::block_in_place(|| crate::kafka::probe(&settings.kafka, Duration::from_secs(10)))
-        .map_err(RunError::startup)?;
-    if settings.kafka.create_topics {
-        let mut all = inputs.clone();
-        all.push(settings.topics.alerts.clone());
-        all.push(settings.topics.escalations.clone());
-        all.push(settings.topics.dlq.clone());
-        crate::kafka::create_topics(&settings.kafka, &all)
-            .await
-            .map_err(RunError::startup)?;
-    }
-
-    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)
-        .map_err(RunError::startup)?;
-    let ownership = Arc::new(Ownership::new(store.clone()));
-    let consumer = source::consumer(
-        &settings.kafka,
-        metrics.consumer_lag.clone(),
-        ownership.clone(),
-    )
-    .map_err(RunError::startup)?;
-    if settings.kafka.static_assignment {
-        tokio::task::block_in_place(|| assign_all(&consumer, &inputs, &ownership))
-            .map_err(RunError::startup)?;
-    } else {
-        let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        consumer.subscribe(&topic_refs).map_err(RunError::startup)?;
-    }
-    let sink = KafkaSink::new(
-        &settings.kafka,
-        crate::kafka::sink::SinkTopics {
-            alerts: settings.topics.alerts.clone(),
-            escalations: settings.topics.escalations.clone(),
-            dlq: settings.topics.dlq.clone(),
-        },
-        metrics.clone(),
-    )
-    .map_err(RunError::startup)?;
-    sink.connect(Duration::from_secs(5)).await;
-    tokio::task::block_in_place(|| copartitioned(&consumer, &inputs)).map_err(RunError::startup)?;
+    let Clients {
+        store,
+        ownership,
+        consumer,
+        sink,
+    } = start_clients(settings, &metrics, &inputs).await?;
     let feeds = TopicFeeds::new(&inputs);
     tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
-
     let mut core = DriverCore::new(engine, WallClock, &ops, settings.engine.max_batch);
     if settings.lists.enabled {
-        match DailyLists::new(spec) {
-            Ok(lists) => {
-                // instances of one group share the partitions: each writes
-                // the parts of its own, and the last one in assembles the day
-                let partitions =
-                    tokio::task::block_in_place(|| partition_count(&consumer, &inputs))
-                        .map_err(RunError::startup)?;
-                let owner = ownership.clone();
-                let shared = SharedLists {
-                    partitions,
-                    owned: Box::new(move || owner.owned().0.into_iter().collect()),
-                };
-                let schedule = ListSchedule::new(
-                    lists,
-                    settings.lists.out_dir.clone(),
-                    wall_clock_ms(),
-                    OnListFailure::LogAndContinue,
-                )
-                .shared(shared);
-                core = core.with_lists(schedule);
-            }
-            Err(e) => tracing::warn!(error = %e, "daily lists are off"),
-        }
+        core = with_shared_lists(core, settings, spec, &consumer, &inputs, &ownership)?;
     }
     let mut out = KafkaOutputs {
         sink: &sink,
@@ -383,6 +324,106 @@ pub async fn run(
     };
     tracing::info!(?summary, "sagak stopped");
     Ok(summary)
+}
+
+/// What `sagak run` talks to: the state store, the partitions it owns, the
+/// consumer of its inputs and the producer of its outputs.
+struct Clients {
+    store: ShardedStore,
+    ownership: Arc<Ownership>,
+    consumer: SourceConsumer,
+    sink: KafkaSink,
+}
+
+/// Checks the brokers (wrong TLS or SASL settings stop the start, named; a
+/// broker that is just not up yet is waited for), creates the topics when
+/// asked, opens the state store, and starts the consumer (subscribed, or
+/// assigned every partition) and the producer.
+async fn start_clients(
+    settings: &Settings,
+    metrics: &Metrics,
+    inputs: &[String],
+) -> Result<Clients, RunError> {
+    tokio::task::block_in_place(|| crate::kafka::probe(&settings.kafka, Duration::from_secs(10)))
+        .map_err(RunError::startup)?;
+    if settings.kafka.create_topics {
+        let mut all = inputs.to_vec();
+        all.push(settings.topics.alerts.clone());
+        all.push(settings.topics.escalations.clone());
+        all.push(settings.topics.dlq.clone());
+        crate::kafka::create_topics(&settings.kafka, &all)
+            .await
+            .map_err(RunError::startup)?;
+    }
+    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)
+        .map_err(RunError::startup)?;
+    let ownership = Arc::new(Ownership::new(store.clone()));
+    let consumer = source::consumer(
+        &settings.kafka,
+        metrics.consumer_lag.clone(),
+        ownership.clone(),
+    )
+    .map_err(RunError::startup)?;
+    if settings.kafka.static_assignment {
+        tokio::task::block_in_place(|| assign_all(&consumer, inputs, &ownership))
+            .map_err(RunError::startup)?;
+    } else {
+        let topic_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs).map_err(RunError::startup)?;
+    }
+    let sink = KafkaSink::new(
+        &settings.kafka,
+        crate::kafka::sink::SinkTopics {
+            alerts: settings.topics.alerts.clone(),
+            escalations: settings.topics.escalations.clone(),
+            dlq: settings.topics.dlq.clone(),
+        },
+        metrics.clone(),
+    )
+    .map_err(RunError::startup)?;
+    sink.connect(Duration::from_secs(5)).await;
+    tokio::task::block_in_place(|| copartitioned(&consumer, inputs)).map_err(RunError::startup)?;
+    Ok(Clients {
+        store,
+        ownership,
+        consumer,
+        sink,
+    })
+}
+
+/// The daily lists of an instance of a group: the instances share the
+/// partitions, each writes the parts of its own, and the last one in
+/// assembles the day. Without a lists SQL the lists are off, said once.
+fn with_shared_lists<'a>(
+    core: DriverCore<'a, WallClock>,
+    settings: &Settings,
+    spec: &PipelineSpec,
+    consumer: &SourceConsumer,
+    inputs: &[String],
+    ownership: &Arc<Ownership>,
+) -> Result<DriverCore<'a, WallClock>, RunError> {
+    let lists = match DailyLists::new(spec) {
+        Ok(lists) => lists,
+        Err(e) => {
+            tracing::warn!(error = %e, "daily lists are off");
+            return Ok(core);
+        }
+    };
+    let partitions = tokio::task::block_in_place(|| partition_count(consumer, inputs))
+        .map_err(RunError::startup)?;
+    let owner = ownership.clone();
+    let shared = SharedLists {
+        partitions,
+        owned: Box::new(move || owner.owned().0.into_iter().collect()),
+    };
+    let schedule = ListSchedule::new(
+        lists,
+        settings.lists.out_dir.clone(),
+        wall_clock_ms(),
+        OnListFailure::LogAndContinue,
+    )
+    .shared(shared);
+    Ok(core.with_lists(schedule))
 }
 
 /// Checks that every input topic that exists has the same partition count.
