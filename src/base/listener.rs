@@ -25,6 +25,10 @@ pub struct Bounds {
     pub lifetime: Duration,
     /// Connections open at once from one address; more are closed at once.
     pub per_address: usize,
+    /// An address without that bound: a TLS-terminating proxy in front,
+    /// whose connections carry every client's requests (they are bounded
+    /// per forwarded address by the handlers instead).
+    pub unbounded: Option<IpAddr>,
 }
 
 /// Open connections per address.
@@ -77,7 +81,11 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some(counted) = open.enter(peer.ip(), bounds.per_address) else {
+        let most = match bounds.unbounded == Some(peer.ip()) {
+            true => usize::MAX,
+            false => bounds.per_address,
+        };
+        let Some(counted) = open.enter(peer.ip(), most) else {
             tracing::debug!(%peer, "too many connections from one address: closed");
             continue;
         };

@@ -99,6 +99,7 @@ const BOUNDS: crate::base::listener::Bounds = crate::base::listener::Bounds {
     header_time: Duration::from_secs(10),
     lifetime: Duration::from_secs(30),
     per_address: 32,
+    unbounded: None,
 };
 
 /// Label values -> value of every sample of `metric`, read from the

@@ -172,7 +172,7 @@ pub(super) fn forgery_check(
     let Some(session) = &who.session else {
         return Ok(());
     };
-    let problem = if !guard::origin_ok(headers, st.secure, api) {
+    let problem = if !guard::origin_ok(headers, st.secure, api, from.public_host.as_deref()) {
         Some("요청의 출처(Origin)가 이 사이트가 아닙니다. (The request's Origin is not this site.)")
     } else if api && !guard::is_json(headers) {
         Some("Content-Type must be application/json")

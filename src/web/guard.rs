@@ -112,9 +112,13 @@ impl Gate {
     }
 }
 
-/// This front's own origin as a browser writes it (`https://host:port`).
-fn own_origin(headers: &HeaderMap, secure: bool) -> Option<String> {
-    let host = headers.get(header::HOST)?.to_str().ok()?;
+/// This front's own origin as a browser writes it (`https://host:port`):
+/// the host a trusted proxy was asked for (`public_host`), else `Host`.
+fn own_origin(headers: &HeaderMap, secure: bool, public_host: Option<&str>) -> Option<String> {
+    let host = match public_host {
+        Some(h) => h,
+        None => headers.get(header::HOST)?.to_str().ok()?,
+    };
     let scheme = if secure { "https" } else { "http" };
     Some(format!("{scheme}://{host}"))
 }
@@ -123,9 +127,14 @@ fn own_origin(headers: &HeaderMap, secure: bool) -> Option<String> {
 /// `Origin` that is not this front's is refused; `required` refuses a
 /// request without one (the JSON API with a session cookie: browsers send
 /// `Origin` on every cross-site and same-site POST).
-pub fn origin_ok(headers: &HeaderMap, secure: bool, required: bool) -> bool {
+pub fn origin_ok(
+    headers: &HeaderMap,
+    secure: bool,
+    required: bool,
+    public_host: Option<&str>,
+) -> bool {
     match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) => own_origin(headers, secure).is_some_and(|own| own == origin),
+        Some(origin) => own_origin(headers, secure, public_host).is_some_and(|own| own == origin),
         None => !required,
     }
 }
@@ -159,24 +168,31 @@ mod tests {
             ("host", "sagak.city.go.kr"),
             ("origin", "https://sagak.city.go.kr"),
         ]);
-        assert!(origin_ok(&own, true, true));
-        assert!(!origin_ok(&own, false, true), "scheme differs");
+        assert!(origin_ok(&own, true, true, None));
+        assert!(!origin_ok(&own, false, true, None), "scheme differs");
+        // behind a proxy that sends the backend's name as Host
+        let proxied = headers(&[
+            ("host", "10.0.0.7:9465"),
+            ("origin", "https://sagak.city.go.kr"),
+        ]);
+        assert!(!origin_ok(&proxied, true, true, None));
+        assert!(origin_ok(&proxied, true, true, Some("sagak.city.go.kr")));
         let evil = headers(&[
             ("host", "sagak.city.go.kr"),
             ("origin", "https://evil.example"),
         ]);
-        assert!(!origin_ok(&evil, true, false));
+        assert!(!origin_ok(&evil, true, false, None));
         let sibling = headers(&[
             ("host", "sagak.city.go.kr:8443"),
             ("origin", "https://sagak.city.go.kr:9443"),
         ]);
         assert!(
-            !origin_ok(&sibling, true, false),
+            !origin_ok(&sibling, true, false, None),
             "another port is another origin"
         );
         let none = headers(&[("host", "sagak.city.go.kr")]);
-        assert!(origin_ok(&none, true, false));
-        assert!(!origin_ok(&none, true, true));
+        assert!(origin_ok(&none, true, false, None));
+        assert!(!origin_ok(&none, true, true, None));
     }
 
     #[test]

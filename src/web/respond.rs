@@ -212,23 +212,33 @@ pub(super) fn urlencode(s: &str) -> String {
 /// Where a request came from.
 pub(super) struct Client {
     pub(super) addr: IpAddr,
+    /// The address the trusted proxy forwarded for.
     pub(super) forwarded_for: Option<String>,
+    /// The host the trusted proxy was asked for (`X-Forwarded-Host`): the
+    /// front's public name, which the pages' `Origin` carries.
+    pub(super) public_host: Option<String>,
 }
 
 pub(super) fn client(st: &WebState, peer: &Peer, headers: &HeaderMap) -> Client {
     let addr = peer.0.ip();
-    let forwarded_for = (st.trusted_proxy == Some(addr))
-        .then(|| {
-            headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .map(|v| v.trim().to_string())
-        })
-        .flatten();
+    let proxied = st.trusted_proxy == Some(addr);
+    // the proxy's own entry is the last: what a client wrote before it is
+    // not to be trusted
+    let from_proxy = |name: &str| {
+        proxied
+            .then(|| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit(',').next())
+                    .map(|v| v.trim().to_string())
+            })
+            .flatten()
+    };
     Client {
         addr,
-        forwarded_for,
+        forwarded_for: from_proxy("x-forwarded-for"),
+        public_host: from_proxy("x-forwarded-host"),
     }
 }
 

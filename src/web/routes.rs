@@ -173,12 +173,16 @@ impl Drop for AbortOnDrop {
 }
 
 /// The web front's connection bounds: a page's keep-alive connection is
-/// kept a minute; more than 64 at once from one address are closed.
-pub(super) const BOUNDS: crate::base::listener::Bounds = crate::base::listener::Bounds {
-    header_time: Duration::from_secs(10),
-    lifetime: Duration::from_secs(60),
-    per_address: 64,
-};
+/// kept a minute; more than 64 at once from one address are closed (not
+/// from the trusted proxy, which carries everyone's).
+fn bounds(st: &WebState) -> crate::base::listener::Bounds {
+    crate::base::listener::Bounds {
+        header_time: Duration::from_secs(10),
+        lifetime: Duration::from_secs(60),
+        per_address: 64,
+        unbounded: st.trusted_proxy,
+    }
+}
 
 /// Accepts connections until the task is aborted (see
 /// [`crate::base::listener`]), and re-reads the users file and the
@@ -218,5 +222,6 @@ pub async fn serve(
             }
         }
     }));
-    crate::base::listener::serve(listener, tls, router(st), BOUNDS).await;
+    let bounds = bounds(&st);
+    crate::base::listener::serve(listener, tls, router(st), bounds).await;
 }

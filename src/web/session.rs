@@ -36,7 +36,7 @@ pub(super) async fn login(
     body: Bytes,
 ) -> Response {
     let from = client(&st, &peer, &headers);
-    if !guard::origin_ok(&headers, st.secure, false) {
+    if !guard::origin_ok(&headers, st.secure, false, from.public_host.as_deref()) {
         return refused_anonymous(
             &st,
             &from,
@@ -131,6 +131,7 @@ pub(super) fn login_failed(st: &WebState, from: &Client) -> Response {
 
 pub(super) async fn logout(
     State(st): State<Arc<WebState>>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -141,7 +142,8 @@ pub(super) async fn logout(
     let (Some(session), Some(id)) = (&who.session, cookie_value(&headers)) else {
         return login_redirect();
     };
-    if !guard::origin_ok(&headers, st.secure, false) {
+    let from = client(&st, &peer, &headers);
+    if !guard::origin_ok(&headers, st.secure, false, from.public_host.as_deref()) {
         return fail(
             false,
             StatusCode::FORBIDDEN,
