@@ -1,0 +1,175 @@
+//! What the engine answers about the offices' work: overdue escalations,
+//! open counts, a household's open work and case record, a dong's queue.
+//! The case stage of each lane holds the records; these read them across
+//! the lanes.
+
+use super::*;
+
+impl Engine {
+    /// The `overdue` escalations due by `now_ms` (driver's clock), each
+    /// once; counted in the metrics.
+    pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
+        let mut out: Vec<Escalation> = Vec::new();
+        for lane in &mut self.lanes {
+            out.extend(lane.cases.overdue(now_ms));
+        }
+        out.sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
+        count_escalations(&self.metrics, &out);
+        out
+    }
+
+    /// Sets the gauges of open, overdue and unreachable households per
+    /// dong (and priority and status) as of `now_ms`: a pass over the case
+    /// records with the one model of open work. Returns the counts, summed
+    /// over the lanes.
+    pub fn observe_cases(&self, now_ms: i64) -> OpenCounts {
+        let m = &self.metrics;
+        let mut total = OpenCounts::default();
+        for lane in &self.lanes {
+            total.merge(lane.cases.open_counts(now_ms));
+        }
+        m.case.open_households.reset();
+        m.case.overdue_households.reset();
+        m.case.unreachable_households.reset();
+        for ((dong, p, status), n) in &total.open {
+            m.case
+                .open_households
+                .with_label_values(&[dong.as_str(), p.as_str(), status.as_str()])
+                .set(*n);
+        }
+        for (dong, n) in &total.overdue {
+            m.case
+                .overdue_households
+                .with_label_values(&[dong.as_str()])
+                .set(*n);
+        }
+        for (dong, n) in &total.unreachable {
+            m.case
+                .unreachable_households
+                .with_label_values(&[dong.as_str()])
+                .set(*n);
+        }
+        total
+    }
+
+    /// The feed index of the offices' outcomes.
+    pub fn outcome_feed(&self) -> u16 {
+        self.lanes[0].outcome_feed
+    }
+
+    /// A household's case record as held (see
+    /// [`crate::stages::case::CaseBook::payload`]).
+    pub fn case_payload(&self, household_id: &str) -> Option<std::sync::Arc<[u8]>> {
+        self.lanes[self.lane_of(household_id.as_bytes())]
+            .cases
+            .payload(household_id)
+            .map(std::sync::Arc::from)
+    }
+
+    /// Every record worth a place in the work queue (see
+    /// [`crate::stages::case::CaseBook::work_payloads`]).
+    pub fn work_payloads(
+        &self,
+        now_ms: i64,
+        recent_ms: i64,
+        also: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, std::sync::Arc<[u8]>)> {
+        self.lanes
+            .iter()
+            .flat_map(|lane| lane.cases.work_payloads(now_ms, recent_ms, also))
+            .collect()
+    }
+
+    /// A household's open work at `now_ms` (see
+    /// [`crate::stages::case::work`]).
+    pub fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
+        self.lanes[self.lane_of(household_id.as_bytes())]
+            .cases
+            .household_work(household_id, now_ms)
+    }
+
+    /// Open households (see [`crate::stages::case::work`]) not in
+    /// `assessed` (of state partition `shard`, or any), as candidate rows:
+    /// the priority of their newest alert, no score, their open alerts'
+    /// times as the signals' (their signals left the window).
+    pub fn stale_open(
+        &self,
+        now_ms: i64,
+        assessed: &std::collections::HashSet<String>,
+        shard: Option<i32>,
+    ) -> Vec<crate::stages::score::Assessment> {
+        let mut out = Vec::new();
+        for lane in &self.lanes {
+            for (id, w) in lane.cases.open_households(now_ms) {
+                let mine = shard.is_none_or(|s| self.shard_of(&id) == Some(s));
+                if !mine || assessed.contains(&id) {
+                    continue;
+                }
+                let first = w.open_alerts.first().map_or(now_ms, |a| a.emitted_at);
+                let last = w.open_alerts.last().map_or(now_ms, |a| a.emitted_at);
+                out.push(crate::stages::score::Assessment {
+                    household_id: id,
+                    dong_code: w.dong.clone(),
+                    priority: w.priority.unwrap_or(crate::stages::score::Priority::P3),
+                    score: 0.0,
+                    window_end: last,
+                    categories: w
+                        .categories
+                        .iter()
+                        .map(|c| std::sync::Arc::from(c.as_str()))
+                        .collect(),
+                    reasons: Vec::new(),
+                    first_signal_at: first,
+                    last_signal_at: last,
+                    evidence: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+        out
+    }
+
+    /// The households open for `dong` at `now_ms`, in the queue's order.
+    pub fn queue_of(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
+        let mut open: Vec<(String, OpenWork)> = self
+            .lanes
+            .iter()
+            .flat_map(|lane| lane.cases.open_of_dong(dong, now_ms))
+            .collect();
+        open.sort_by_cached_key(|(id, w)| (w.queue_key(None), id.clone()));
+        open
+    }
+
+    /// The bit set of category names over the pipeline's categories.
+    pub fn category_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u8 {
+        self.lanes[0].cases.category_set(names)
+    }
+
+    /// Case records held, and their bytes as held: each record's
+    /// allocation (length, id and payload) and its table slot (8 bytes);
+    /// for the memory benchmark.
+    pub fn case_state_bytes(&self) -> (usize, usize) {
+        use crate::stages::StatefulStage;
+        let mut records = 0;
+        let mut bytes = 0;
+        for lane in &self.lanes {
+            records += lane.cases.len();
+            bytes += lane
+                .cases
+                .records()
+                .map(|(_, r)| r.as_bytes().len() + 8)
+                .sum::<usize>();
+        }
+        (records, bytes)
+    }
+
+    /// A household's case record (tests and tools).
+    pub fn case_record(
+        &self,
+        household_id: &str,
+    ) -> Option<crate::stages::case::record::CaseRecord> {
+        self.lanes[self.lane_of(household_id.as_bytes())]
+            .cases
+            .record(household_id)
+    }
+}
