@@ -565,101 +565,115 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64, end_ms: i64) -> FollowUp {
 impl DemoSummary {
     /// The summary as a person reads it.
     pub fn render(&self) -> String {
-        let mut s = String::new();
+        let mut out = Lines(format!(
+            "sagak demo: synthetic Dongducheon-si, {} households, {} days of event time\n\n",
+            self.households, self.days
+        ));
+        self.render_inputs(&mut out);
+        self.render_detection(&mut out);
+        self.render_follow_up(&mut out);
+        out.line("");
+        out.line("This is a regression check of the engine on synthetic data the generator planted, not a");
+        out.line("claim about accuracy on real households.");
+        out.line(format!(
+            "outputs: {}/ (alerts.ndjson, escalations.ndjson, dead-letters.ndjson, lists/, summary.json)",
+            self.out_dir
+        ));
+        out.0
+    }
+
+    /// Signals in, rejects, alerts and lists.
+    fn render_inputs(&self, out: &mut Lines) {
         let total: usize = self.signals_in.values().sum();
         let rejected: usize = self.rejected.values().sum();
-        let _ = std::fmt::Write::write_fmt(
-            &mut s,
-            format_args!(
-                "sagak demo: synthetic Dongducheon-si, {} households, {} days of event time\n\n",
-                self.households, self.days
-            ),
-        );
-        let mut line = |l: String| {
-            s.push_str(&l);
-            s.push('\n');
-        };
-        line(format!("signals in            {total}"));
+        out.line(format!("signals in            {total}"));
         for (feed, n) in &self.signals_in {
-            line(format!("  {feed:<20}{n}"));
+            out.line(format!("  {feed:<20}{n}"));
         }
-        line(format!("accepted              {}", self.accepted));
-        line(format!("duplicates (counted once) {}", self.duplicates));
-        line(format!("rejected to the DLQ   {rejected}"));
+        out.line(format!("accepted              {}", self.accepted));
+        out.line(format!("duplicates (counted once) {}", self.duplicates));
+        out.line(format!("rejected to the DLQ   {rejected}"));
         for (class, n) in &self.rejected {
             let planted = self.rejects_planted.get(class).copied().unwrap_or(0);
-            line(format!(
+            out.line(format!(
                 "  {class:<30}{n:>7}   (generator planted {planted})"
             ));
         }
         let alerts: usize = self.alerts_by_priority.values().sum();
-        line(format!("alerts                {alerts}"));
+        out.line(format!("alerts                {alerts}"));
         for (p, n) in &self.alerts_by_priority {
-            line(format!("  {p:<20}{n}"));
+            out.line(format!("  {p:<20}{n}"));
         }
-        line("alerts per dong".to_string());
+        out.line("alerts per dong");
         for (d, n) in &self.alerts_by_dong {
-            line(format!("  {d:<20}{n}"));
+            out.line(format!("  {d:<20}{n}"));
         }
-        line(format!(
+        out.line(format!(
             "daily lists           {} days written; {} households on the lists of {}",
             self.list_days, self.last_list_households, self.last_list_date
         ));
+    }
+
+    /// How many planted crises were found, and how soon.
+    fn render_detection(&self, out: &mut Lines) {
         let d = &self.detection;
-        line(String::new());
-        line(format!(
-            "planted crises found  {} of {} ({:.1}%)",
-            d.found,
-            d.planted,
-            if d.planted > 0 {
-                100.0 * d.found as f64 / d.planted as f64
-            } else {
-                0.0
-            }
+        out.line("");
+        let share = if d.planted > 0 {
+            100.0 * d.found as f64 / d.planted as f64
+        } else {
+            0.0
+        };
+        out.line(format!(
+            "planted crises found  {} of {} ({share:.1}%)",
+            d.found, d.planted
         ));
         for (p, n) in &d.by_priority {
-            line(format!("  highest priority {p:<4}{n}"));
+            out.line(format!("  highest priority {p:<4}{n}"));
         }
-        let days = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
-        line(format!(
+        out.line(format!(
             "  days from first crisis signal to first alert: median {}, p90 {}; to P1: median {}",
             days(d.median_days_to_first_alert),
             days(d.p90_days_to_first_alert),
             days(d.median_days_to_p1)
         ));
+    }
+
+    /// What the simulated offices did, the escalations, and the planted
+    /// household's path to the city team.
+    fn render_follow_up(&self, out: &mut Lines) {
         let f = &self.follow_up;
-        line(String::new());
+        out.line("");
         let outcomes: usize = f.outcomes.values().sum();
-        line(format!("outcomes from the offices {outcomes} (simulated)"));
+        out.line(format!("outcomes from the offices {outcomes} (simulated)"));
         for (kind, n) in &f.outcomes {
-            line(format!("  {kind:<20}{n}"));
+            out.line(format!("  {kind:<20}{n}"));
         }
-        line("days from alert to first reach (failed attempts do not count)".to_string());
+        out.line("days from alert to first reach (failed attempts do not count)");
         for (p, (median, p90)) in &f.days_to_first_contact {
-            line(format!(
+            out.line(format!(
                 "  {p:<4}median {}, p90 {}",
                 days(*median),
                 days(*p90)
             ));
         }
-        line(format!(
+        out.line(format!(
             "  never reached       {} alerts",
             f.never_contacted
         ));
-        line(format!(
+        out.line(format!(
             "  failed attempt, nobody reached 30 days later: {} households",
             f.failed_unreached_after_30_days
         ));
-        line("escalations to the city team".to_string());
+        out.line("escalations to the city team");
         for reason in ["overdue", "unreachable", "repeatedly_flagged"] {
             let n = f.escalations.get(reason).copied().unwrap_or(0);
-            line(format!("  {reason:<20}{n}"));
+            out.line(format!("  {reason:<20}{n}"));
         }
-        line(format!(
+        out.line(format!(
             "reopened cases        {} households; case updates sent {}",
             f.reopened_households, f.case_updates
         ));
-        line(format!(
+        out.line(format!(
             "planted household     {SUWON_HOUSEHOLD} (registered in one dong, living elsewhere): {} alerts; {}",
             f.planted_household_alerts,
             match &f.planted_household_escalated {
@@ -670,7 +684,7 @@ impl DemoSummary {
         let rank = |r: Option<(usize, usize)>| {
             r.map_or("not open".to_string(), |(at, of)| format!("{at} of {of}"))
         };
-        line(format!(
+        out.line(format!(
             "  its rank on its dong's queue: {}; on the last day {}; on the last daily list {}",
             match f.planted_rank_when_unreachable {
                 Some((day, at)) => format!("{at} on day {day} (its unreachable escalation)"),
@@ -679,13 +693,20 @@ impl DemoSummary {
             rank(f.planted_rank_last_day),
             rank(f.planted_list_rank_last_day),
         ));
-        line(String::new());
-        line("This is a regression check of the engine on synthetic data the generator planted, not a".into());
-        line("claim about accuracy on real households.".into());
-        line(format!(
-            "outputs: {}/ (alerts.ndjson, escalations.ndjson, dead-letters.ndjson, lists/, summary.json)",
-            self.out_dir
-        ));
-        s
     }
+}
+
+/// The summary's text, a line at a time.
+struct Lines(String);
+
+impl Lines {
+    fn line(&mut self, l: impl AsRef<str>) {
+        self.0.push_str(l.as_ref());
+        self.0.push('\n');
+    }
+}
+
+/// Days with one decimal, or `-`.
+fn days(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.1}"))
 }
