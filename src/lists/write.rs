@@ -176,32 +176,11 @@ pub(super) fn write_day(
 ) -> Result<Manifest, ListError> {
     let root = out.join("lists");
     let final_dir = root.join(date.to_string());
-    // one temporary folder per writer: instances sharing the partitions may
-    // assemble the same day at once
-    let writer = format!(
-        "{}.{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let tmp_dir = root.join(format!(".{date}.{writer}.tmp"));
-    remove_abandoned(&root);
-    // the lists folder and each day's: the owner's (and the reader group's)
-    crate::base::files::create_private_dir(&root).map_err(io(&root))?;
-    crate::base::files::create_private_dir(&tmp_dir).map_err(io(&tmp_dir))?;
-
+    let tmp_dir = temp_day_dir(&root, date)?;
     let all = match ranked.first() {
         Some(first) => concat_batches(&first.schema(), ranked)?,
         None => return Err(ListError::Contract("list_dong".into())),
     };
-    let list_dong = cast(
-        all.column_by_name("list_dong")
-            .ok_or_else(|| ListError::Contract("list_dong".into()))?,
-        &DataType::Utf8,
-    )?;
-    let list_dong = list_dong.as_string::<i32>();
-
     let mut targets: Vec<(String, String, String)> = lists
         .dongs
         .iter()
@@ -212,6 +191,71 @@ pub(super) fn write_day(
         "미배정 (시 통합조사팀)".into(),
         "unassigned (city team)".into(),
     ));
+    let day = DayFiles {
+        rows: rows_per_file(&all, &targets)?,
+        all,
+        targets,
+        dir: tmp_dir.clone(),
+    };
+    // The files of different lists are independent: one thread per core
+    // takes the next file until none is left.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let written = crate::base::lanes::each_in_turn(day.rows.len(), threads, |i| day.write_file(i));
+    let mut files = Vec::with_capacity(written.len());
+    for file in written {
+        files.push(file?);
+    }
+    let escalations = files.pop();
+    let cases = files.split_off(day.targets.len());
+    let total = files.iter().map(|f| f.households).sum();
+    let manifest = Manifest {
+        date: date.to_string(),
+        pipeline: lists.pipeline.clone(),
+        written_at: crate::stages::alert::rfc3339(now_ms),
+        households: total,
+        lists: files,
+        cases,
+        escalations,
+        dir: final_dir.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(&tmp_dir)(e.into()))?;
+    crate::base::files::write_private(&tmp_dir.join("manifest.json"), &json)
+        .map_err(io(&tmp_dir))?;
+    swap_in(&root, &tmp_dir, &final_dir)?;
+    Ok(manifest)
+}
+
+/// A fresh temporary folder for one writer of `date`'s lists (instances
+/// sharing the partitions may assemble the same day at once), the lists
+/// folder and it private; abandoned ones of earlier writers removed.
+fn temp_day_dir(root: &Path, date: NaiveDate) -> Result<PathBuf, ListError> {
+    let writer = format!(
+        "{}.{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let tmp_dir = root.join(format!(".{date}.{writer}.tmp"));
+    remove_abandoned(root);
+    // the lists folder and each day's: the owner's (and the reader group's)
+    crate::base::files::create_private_dir(root).map_err(io(root))?;
+    crate::base::files::create_private_dir(&tmp_dir).map_err(io(&tmp_dir))?;
+    Ok(tmp_dir)
+}
+
+/// The rows of each file, in their ranked order, in one pass: each
+/// target's list, then each target's cases, then the escalations.
+fn rows_per_file(
+    all: &RecordBatch,
+    targets: &[(String, String, String)],
+) -> Result<Vec<Vec<u32>>, ListError> {
+    let list_dong = cast(
+        all.column_by_name("list_dong")
+            .ok_or_else(|| ListError::Contract("list_dong".into()))?,
+        &DataType::Utf8,
+    )?;
+    let list_dong = list_dong.as_string::<i32>();
     let in_case = all
         .column_by_name("in_case")
         .map(|c| c.as_boolean().clone());
@@ -219,9 +263,6 @@ pub(super) fn write_day(
         .column_by_name("escalation")
         .and_then(|c| cast(c, &DataType::Utf8).ok());
     let escalation = escalation.as_ref().map(|c| c.as_string::<i32>());
-
-    // One pass over the rows groups them by file, in their ranked order:
-    // each target's list, then each target's cases, then the escalations.
     let lists_n = targets.len();
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); 2 * lists_n + 1];
     let index: std::collections::HashMap<&str, usize> = targets
@@ -239,15 +280,36 @@ pub(super) fn write_day(
             rows[2 * lists_n].push(row as u32);
         }
     }
-    // The files of different lists are independent: one thread per core
-    // takes the next file until none is left.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let write_one = |i: usize| -> Result<ListFile, ListError> {
-        let (stem, name_ko, name_en, columns) = if i < lists_n {
-            let (code, ko, en) = &targets[i];
+    Ok(rows)
+}
+
+/// One day's ranked rows and where each file's rows are.
+struct DayFiles {
+    all: RecordBatch,
+    rows: Vec<Vec<u32>>,
+    /// (code, Korean name, English name) of each list.
+    targets: Vec<(String, String, String)>,
+    dir: PathBuf,
+}
+
+impl DayFiles {
+    /// File `i`'s name and titles, and its columns: a list, a list's
+    /// cases, or the escalations.
+    fn which(
+        &self,
+        i: usize,
+    ) -> (
+        String,
+        String,
+        String,
+        &'static [(&'static str, &'static str)],
+    ) {
+        let lists_n = self.targets.len();
+        if i < lists_n {
+            let (code, ko, en) = &self.targets[i];
             (code.clone(), ko.clone(), en.clone(), COLUMNS)
         } else if i < 2 * lists_n {
-            let (code, ko, en) = &targets[i - lists_n];
+            let (code, ko, en) = &self.targets[i - lists_n];
             (
                 format!("{code}.cases"),
                 format!("{ko} 사례관리"),
@@ -261,13 +323,16 @@ pub(super) fn write_day(
                 "city team: overdue and unreachable".to_string(),
                 ESCALATION_COLUMNS,
             )
-        };
-        let take = arrow::array::UInt32Array::from_iter_values(rows[i].iter().copied());
-        let batch = arrow::compute::take_record_batch(&all, &take)?;
-        let csv_name = format!("{stem}.csv");
-        let parquet_name = format!("{stem}.parquet");
-        let csv = write_csv(&tmp_dir, &csv_name, &batch, columns)?;
-        let parquet = write_parquet(&tmp_dir, &parquet_name, &batch)?;
+        }
+    }
+
+    /// Writes file `i` as CSV and Parquet; its entry in the manifest.
+    fn write_file(&self, i: usize) -> Result<ListFile, ListError> {
+        let (stem, name_ko, name_en, columns) = self.which(i);
+        let take = arrow::array::UInt32Array::from_iter_values(self.rows[i].iter().copied());
+        let batch = arrow::compute::take_record_batch(&self.all, &take)?;
+        let csv = write_csv(&self.dir, &format!("{stem}.csv"), &batch, columns)?;
+        let parquet = write_parquet(&self.dir, &format!("{stem}.parquet"), &batch)?;
         let count = |p: &str| count_eq(&batch, "priority", p);
         let new = batch
             .column_by_name("new_since_previous_list")
@@ -285,38 +350,20 @@ pub(super) fn write_day(
             csv,
             parquet,
         })
-    };
-    let written = crate::base::lanes::each_in_turn(rows.len(), threads, write_one);
-    let mut files = Vec::with_capacity(written.len());
-    for file in written {
-        files.push(file?);
     }
-    let escalations = files.pop();
-    let cases = files.split_off(lists_n);
-    let total = files.iter().map(|f| f.households).sum();
-    let manifest = Manifest {
-        date: date.to_string(),
-        pipeline: lists.pipeline.clone(),
-        written_at: crate::stages::alert::rfc3339(now_ms),
-        households: total,
-        lists: files,
-        cases,
-        escalations,
-        dir: final_dir.clone(),
-    };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(&tmp_dir)(e.into()))?;
-    crate::base::files::write_private(&tmp_dir.join("manifest.json"), &json)
-        .map_err(io(&tmp_dir))?;
-    // Swap the finished day in at once: readers never see half a day.
-    let _ = fs::remove_dir_all(&final_dir);
-    if let Err(e) = fs::rename(&tmp_dir, &final_dir) {
+}
+
+/// Swaps the finished day in at once: readers never see half a day.
+fn swap_in(root: &Path, tmp_dir: &Path, final_dir: &Path) -> Result<(), ListError> {
+    let _ = fs::remove_dir_all(final_dir);
+    if let Err(e) = fs::rename(tmp_dir, final_dir) {
         // another instance swapped in the same day (the same parts) first
-        let _ = fs::remove_dir_all(&tmp_dir);
+        let _ = fs::remove_dir_all(tmp_dir);
         if !final_dir.join("manifest.json").exists() {
-            return Err(io(&root)(e));
+            return Err(io(root)(e));
         }
     }
-    Ok(manifest)
+    Ok(())
 }
 
 fn count_eq(batch: &RecordBatch, column: &str, value: &str) -> usize {
