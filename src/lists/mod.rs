@@ -130,6 +130,86 @@ pub struct CaseColumns {
     pub worsened: bool,
 }
 
+/// The `candidates` columns of a household's status and case, as its
+/// open work says them (`new` for a household without a case record).
+struct StatusColumns {
+    status: StringBuilder,
+    status_ko: StringBuilder,
+    last_outcome: StringBuilder,
+    last_outcome_date: StringBuilder,
+    due_date: Date32Builder,
+    overdue: BooleanBuilder,
+    in_case: BooleanBuilder,
+    opened: Date32Builder,
+    case_age: Int64Builder,
+}
+
+impl StatusColumns {
+    fn with_capacity(n: usize) -> Self {
+        StatusColumns {
+            status: StringBuilder::with_capacity(n, n * 4),
+            status_ko: StringBuilder::with_capacity(n, n * 6),
+            last_outcome: StringBuilder::new(),
+            last_outcome_date: StringBuilder::new(),
+            due_date: Date32Builder::with_capacity(n),
+            overdue: BooleanBuilder::with_capacity(n),
+            in_case: BooleanBuilder::with_capacity(n),
+            opened: Date32Builder::with_capacity(n),
+            case_age: Int64Builder::with_capacity(n),
+        }
+    }
+
+    fn append(&mut self, lists: &DailyLists, case: Option<&crate::stages::case::OpenWork>) {
+        let Some(k) = case else {
+            self.status.append_value("new");
+            self.status_ko.append_value(&lists.status_new);
+            self.last_outcome.append_null();
+            self.last_outcome_date.append_null();
+            self.due_date.append_null();
+            self.overdue.append_value(false);
+            self.in_case.append_value(false);
+            self.opened.append_null();
+            self.case_age.append_null();
+            return;
+        };
+        self.status.append_value(k.status.as_str());
+        self.status_ko.append_value(&k.status_ko);
+        match k.outcomes.last() {
+            Some(o) => {
+                self.last_outcome.append_value(&o.label);
+                self.last_outcome_date
+                    .append_value(lists.local_day_text(o.recorded_at));
+            }
+            None => {
+                self.last_outcome.append_null();
+                self.last_outcome_date.append_null();
+            }
+        }
+        self.due_date
+            .append_option(k.due_at.map(|t| lists.local_date(t)));
+        self.overdue.append_value(k.overdue());
+        self.in_case.append_value(k.in_case_since.is_some());
+        self.opened
+            .append_option(k.in_case_since.map(|t| lists.local_date(t)));
+        self.case_age.append_option(k.case_age_days);
+    }
+
+    /// The columns, in the schema's order (status .. case_age_days).
+    fn finish(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.status.finish()),
+            Arc::new(self.status_ko.finish()),
+            Arc::new(self.last_outcome.finish()),
+            Arc::new(self.last_outcome_date.finish()),
+            Arc::new(self.due_date.finish()),
+            Arc::new(self.overdue.finish()),
+            Arc::new(self.in_case.finish()),
+            Arc::new(self.opened.finish()),
+            Arc::new(self.case_age.finish()),
+        ]
+    }
+}
+
 /// The columns of a household's open work on a list row.
 struct WorkColumns {
     open: BooleanBuilder,
@@ -338,53 +418,13 @@ impl DailyLists {
         let mut alerted = Int64Builder::with_capacity(n);
         let mut on_previous = BooleanBuilder::with_capacity(n);
         let mut list_at = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-        let mut status = StringBuilder::with_capacity(n, n * 4);
-        let mut status_ko = StringBuilder::with_capacity(n, n * 6);
-        let mut last_outcome = StringBuilder::new();
-        let mut last_outcome_date = StringBuilder::new();
-        let mut due_date = Date32Builder::with_capacity(n);
-        let mut overdue = BooleanBuilder::with_capacity(n);
-        let mut in_case = BooleanBuilder::with_capacity(n);
-        let mut opened = Date32Builder::with_capacity(n);
-        let mut case_age = Int64Builder::with_capacity(n);
+        let mut status = StatusColumns::with_capacity(n);
         let mut worsened = BooleanBuilder::with_capacity(n);
         let mut serving = StringBuilder::with_capacity(n, n * 10);
         let mut work = WorkColumns::with_capacity(n);
-        let new_label = self.status_new.as_str();
         for a in assessments {
             let c = case(a);
-            match &c.case {
-                Some(k) => {
-                    status.append_value(k.status.as_str());
-                    status_ko.append_value(&k.status_ko);
-                    match k.outcomes.last() {
-                        Some(o) => {
-                            last_outcome.append_value(&o.label);
-                            last_outcome_date.append_value(self.local_day_text(o.recorded_at));
-                        }
-                        None => {
-                            last_outcome.append_null();
-                            last_outcome_date.append_null();
-                        }
-                    }
-                    due_date.append_option(k.due_at.map(|t| self.local_date(t)));
-                    overdue.append_value(k.overdue());
-                    in_case.append_value(k.in_case_since.is_some());
-                    opened.append_option(k.in_case_since.map(|t| self.local_date(t)));
-                    case_age.append_option(k.case_age_days);
-                }
-                None => {
-                    status.append_value("new");
-                    status_ko.append_value(new_label);
-                    last_outcome.append_null();
-                    last_outcome_date.append_null();
-                    due_date.append_null();
-                    overdue.append_value(false);
-                    in_case.append_value(false);
-                    opened.append_null();
-                    case_age.append_null();
-                }
-            }
+            status.append(self, c.case.as_ref());
             work.append(self, c.case.as_ref(), a.priority);
             worsened.append_value(c.worsened);
             household.append_value(&a.household_id);
@@ -435,18 +475,10 @@ impl DailyLists {
             Arc::new(alerted.finish()),
             Arc::new(on_previous.finish()),
             Arc::new(list_at.finish()),
-            Arc::new(status.finish()),
-            Arc::new(status_ko.finish()),
-            Arc::new(last_outcome.finish()),
-            Arc::new(last_outcome_date.finish()),
-            Arc::new(due_date.finish()),
-            Arc::new(overdue.finish()),
-            Arc::new(in_case.finish()),
-            Arc::new(opened.finish()),
-            Arc::new(case_age.finish()),
-            Arc::new(worsened.finish()),
         ];
         let mut columns = columns;
+        columns.extend(status.finish());
+        columns.push(Arc::new(worsened.finish()));
         columns.push(Arc::new(serving.finish()));
         columns.extend(work.finish());
         Ok(RecordBatch::try_new(candidates_schema(), columns)?)
