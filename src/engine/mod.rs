@@ -229,49 +229,7 @@ impl Engine {
         let started = Instant::now();
         self.started_ms.get_or_insert(now_ms);
         let mut result = BatchResult::default();
-        for lane in &mut self.lanes {
-            lane.msgs.clear();
-        }
-        for (i, m) in msgs.iter().enumerate() {
-            let Some(feed) = m.feed else {
-                result.rejects.push((
-                    i,
-                    Reject::new(
-                        RejectClass::UnknownTopic,
-                        format!("no feed reads topic {}", m.topic),
-                    ),
-                ));
-                continue;
-            };
-            if let Some(n) = self.received_in_batch.get_mut(usize::from(feed)) {
-                *n += 1;
-            }
-            let p = usize::try_from(m.partition).unwrap_or(0);
-            if self.last_seen.len() <= p {
-                self.last_seen.resize_with(p + 1, Vec::new);
-            }
-            let seen = &mut self.last_seen[p];
-            if seen.len() <= usize::from(feed) {
-                seen.resize(self.feed_names.len().max(usize::from(feed) + 1), i64::MIN);
-            }
-            seen[usize::from(feed)] = now_ms;
-            // A message without a key is rejected by the decoder of any lane.
-            let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
-            self.lanes[lane].msgs.push(i as u32);
-        }
-        for (f, (counter, n)) in self
-            .received
-            .iter()
-            .zip(&mut self.received_in_batch)
-            .enumerate()
-        {
-            if *n > 0 {
-                if let Some(at) = self.received_at.get(f) {
-                    at.set(now_ms / 1000);
-                }
-            }
-            counter.inc_by(std::mem::take(n));
-        }
+        self.route(msgs, now_ms, &mut result);
         self.shards.clear();
         self.shards.extend(msgs.iter().map(|m| m.partition));
 
@@ -339,6 +297,65 @@ impl Engine {
             .alerts
             .sort_by(|a, b| a.household_id.cmp(&b.household_id));
 
+        self.record_batch(&result, dropped_over_cap);
+        let m = &self.metrics;
+        m.batch_size.observe(msgs.len() as f64);
+        m.batch_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(result)
+    }
+
+    /// Hands each message of the batch to its household's lane (an unknown
+    /// topic is rejected here), counting what each feed sent and when.
+    fn route(&mut self, msgs: &[InputMessage], now_ms: i64, result: &mut BatchResult) {
+        for lane in &mut self.lanes {
+            lane.msgs.clear();
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            let Some(feed) = m.feed else {
+                result.rejects.push((
+                    i,
+                    Reject::new(
+                        RejectClass::UnknownTopic,
+                        format!("no feed reads topic {}", m.topic),
+                    ),
+                ));
+                continue;
+            };
+            if let Some(n) = self.received_in_batch.get_mut(usize::from(feed)) {
+                *n += 1;
+            }
+            let p = usize::try_from(m.partition).unwrap_or(0);
+            if self.last_seen.len() <= p {
+                self.last_seen.resize_with(p + 1, Vec::new);
+            }
+            let seen = &mut self.last_seen[p];
+            if seen.len() <= usize::from(feed) {
+                seen.resize(self.feed_names.len().max(usize::from(feed) + 1), i64::MIN);
+            }
+            seen[usize::from(feed)] = now_ms;
+            // A message without a key is rejected by the decoder of any lane.
+            let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
+            self.lanes[lane].msgs.push(i as u32);
+        }
+        for (f, (counter, n)) in self
+            .received
+            .iter()
+            .zip(&mut self.received_in_batch)
+            .enumerate()
+        {
+            if *n > 0 {
+                if let Some(at) = self.received_at.get(f) {
+                    at.set(now_ms / 1000);
+                }
+            }
+            counter.inc_by(std::mem::take(n));
+        }
+    }
+
+    /// The batch's counts in the metrics: rejects, duplicates, alerts per
+    /// priority and dong, households, each feed's watermark per partition.
+    fn record_batch(&mut self, result: &BatchResult, dropped_over_cap: usize) {
+        let m = &self.metrics;
         for (_, r) in &result.rejects {
             m.rejected.with_label_values(&[r.class.as_str()]).inc();
         }
@@ -377,9 +394,6 @@ impl Engine {
                     .set(wm / 1000);
             }
         }
-        m.batch_size.observe(msgs.len() as f64);
-        m.batch_seconds.observe(started.elapsed().as_secs_f64());
-        Ok(result)
     }
 
     /// Decides which messages of the batch are late: their decoded rows in
