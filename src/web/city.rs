@@ -36,7 +36,7 @@ pub struct CityQuery {
     /// `open`, `taken` or `resolved`.
     pub state: Option<String>,
     /// Page, from 1.
-    pub page: Option<usize>,
+    pub page: Option<String>,
 }
 
 /// The Korean name of an escalation reason.
@@ -86,6 +86,7 @@ impl CityQuery {
                 return Err("알 수 없는 사유입니다 (unknown reason)".into());
             }
         }
+        super::queue::page_number(&self.page)?;
         if let Some(s) = blank(&self.state) {
             if !STATES.iter().any(|(k, _)| *k == s) {
                 return Err("알 수 없는 상태입니다 (unknown state)".into());
@@ -160,7 +161,7 @@ pub fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, u
     let escalations = st.ops.live.escalations();
     let kept = escalations.len();
     let chosen = escalations.into_iter().filter(|e| q.keeps(e));
-    let asked = q.page.unwrap_or(1);
+    let asked = super::queue::page_number(&q.page).unwrap_or(1);
     match blank(&q.state) {
         Some(state) => {
             let matched: Vec<Row> = chosen

@@ -50,8 +50,20 @@ pub struct QueueQuery {
     pub tier: Option<String>,
     /// Part of a household id.
     pub q: Option<String>,
-    /// Page, from 1.
-    pub page: Option<usize>,
+    /// Page, from 1 (text: a wrong one is answered in words, not by the
+    /// query parser).
+    pub page: Option<String>,
+}
+
+/// The page number of a query (`None` or blank: the first), or what is
+/// wrong with it.
+pub fn page_number(page: &Option<String>) -> Result<usize, String> {
+    match blank(page) {
+        None => Ok(1),
+        Some(p) => p.parse::<usize>().map(|n| n.max(1)).map_err(|_| {
+            format!("쪽 번호는 1 이상의 숫자입니다 (page must be a number from 1, not {p:?})")
+        }),
+    }
 }
 
 /// A query whose values are known.
@@ -104,7 +116,7 @@ impl QueueQuery {
             status,
             tier,
             q,
-            page: self.page.unwrap_or(1).max(1),
+            page: page_number(&self.page)?,
         })
     }
 }
@@ -499,9 +511,14 @@ mod tests {
             ..QueueQuery::default()
         };
         assert!(q.filters().is_err());
+        let wrong_page = QueueQuery {
+            page: Some("<b>".into()),
+            ..QueueQuery::default()
+        };
+        assert!(wrong_page.filters().unwrap_err().contains("page"));
         let fine = QueueQuery {
             tier: Some(" ".into()),
-            page: Some(0),
+            page: Some("0".into()),
             ..QueueQuery::default()
         };
         assert_eq!(
