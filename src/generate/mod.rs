@@ -416,6 +416,106 @@ pub fn generate(cfg: &GeneratorConfig) -> Generated {
     Generated { messages, planted }
 }
 
+impl Builder<'_> {
+    /// A household's background over `months`: arrears that come and go,
+    /// the odd job loss.
+    fn background(&mut self, h: &Household, start: i64, months: u32) {
+        let mut utility: Option<(usize, i64)> = None;
+        let mut health: Option<i64> = None;
+        for m in 0..months {
+            let month_start = start + i64::from(m) * 30 * DAY_MS;
+            match utility {
+                Some((u, k)) if self.rng.chance(0.6) => {
+                    let cut = k + 1 >= 4 && u < 3 && self.rng.chance(0.3);
+                    self.utility(
+                        h,
+                        month_start + (5 + u as i64) * DAY_MS,
+                        UTILITIES[u],
+                        k + 1,
+                        cut,
+                    );
+                    utility = Some((u, k + 1));
+                }
+                Some((u, _)) => {
+                    self.utility(
+                        h,
+                        month_start + (5 + u as i64) * DAY_MS,
+                        UTILITIES[u],
+                        0,
+                        false,
+                    );
+                    utility = None;
+                }
+                None if self.rng.chance(0.05) => {
+                    let u = self.rng.below(5) as usize;
+                    self.utility(
+                        h,
+                        month_start + (5 + u as i64) * DAY_MS,
+                        UTILITIES[u],
+                        1,
+                        false,
+                    );
+                    utility = Some((u, 1));
+                }
+                None => {}
+            }
+            match health {
+                Some(k) if self.rng.chance(0.7) => {
+                    self.health(h, month_start + 12 * DAY_MS, k + 1);
+                    health = Some(k + 1);
+                }
+                Some(_) => {
+                    self.health(h, month_start + 12 * DAY_MS, 0);
+                    health = None;
+                }
+                None if self.rng.chance(0.02) => {
+                    self.health(h, month_start + 12 * DAY_MS, 1);
+                    health = Some(1);
+                }
+                None => {}
+            }
+            if self.rng.chance(0.003) {
+                let day = self.rng.below(28) as i64;
+                self.job_loss(h, month_start + day * DAY_MS);
+            }
+        }
+    }
+
+    /// A planted crisis, for a share of the households: job loss, then
+    /// growing premium and power arrears.
+    fn crisis(&mut self, h: &Household, start: i64, span: i64) -> Option<PlantedCrisis> {
+        if self.cfg.days < 75 || !self.rng.chance(self.cfg.crisis_share) {
+            return None;
+        }
+        let t0 = start
+            + self.rng
+                .below((i64::from(self.cfg.days) - 75) as u64 * DAY_MS as u64)
+                as i64
+            // at nine in the morning, local time (start is local midnight)
+            + 9 * 3_600_000;
+        self.job_loss(h, t0);
+        let mut t = t0 + 5 * DAY_MS;
+        let mut months = 2;
+        while t < start + span {
+            self.health(h, t, months);
+            months += 1;
+            t += 30 * DAY_MS;
+        }
+        let mut t = t0 + 12 * DAY_MS;
+        let mut months = 2;
+        while t < start + span {
+            let cut = months >= 4 && self.rng.chance(0.5);
+            self.utility(h, t, "electricity", months, cut);
+            months += 1;
+            t += 30 * DAY_MS;
+        }
+        Some(PlantedCrisis {
+            household_id: h.id.clone(),
+            first_signal_ms: t0,
+        })
+    }
+}
+
 /// Generates the messages of `cfg` household by household, handing each
 /// household's messages (not in arrival order) to `each`, so a caller can
 /// write them out without holding the whole history; returns the planted
@@ -458,94 +558,9 @@ pub fn generate_each(
             dong,
             moved_to,
         };
-        // Background: arrears that come and go, the odd job loss.
-        let mut utility: Option<(usize, i64)> = None;
-        let mut health: Option<i64> = None;
-        for m in 0..months {
-            let month_start = start + i64::from(m) * 30 * DAY_MS;
-            match utility {
-                Some((u, k)) if b.rng.chance(0.6) => {
-                    let cut = k + 1 >= 4 && u < 3 && b.rng.chance(0.3);
-                    b.utility(
-                        &h,
-                        month_start + (5 + u as i64) * DAY_MS,
-                        UTILITIES[u],
-                        k + 1,
-                        cut,
-                    );
-                    utility = Some((u, k + 1));
-                }
-                Some((u, _)) => {
-                    b.utility(
-                        &h,
-                        month_start + (5 + u as i64) * DAY_MS,
-                        UTILITIES[u],
-                        0,
-                        false,
-                    );
-                    utility = None;
-                }
-                None if b.rng.chance(0.05) => {
-                    let u = b.rng.below(5) as usize;
-                    b.utility(
-                        &h,
-                        month_start + (5 + u as i64) * DAY_MS,
-                        UTILITIES[u],
-                        1,
-                        false,
-                    );
-                    utility = Some((u, 1));
-                }
-                None => {}
-            }
-            match health {
-                Some(k) if b.rng.chance(0.7) => {
-                    b.health(&h, month_start + 12 * DAY_MS, k + 1);
-                    health = Some(k + 1);
-                }
-                Some(_) => {
-                    b.health(&h, month_start + 12 * DAY_MS, 0);
-                    health = None;
-                }
-                None if b.rng.chance(0.02) => {
-                    b.health(&h, month_start + 12 * DAY_MS, 1);
-                    health = Some(1);
-                }
-                None => {}
-            }
-            if b.rng.chance(0.003) {
-                let day = b.rng.below(28) as i64;
-                b.job_loss(&h, month_start + day * DAY_MS);
-            }
-        }
-        // A planted crisis: job loss, then growing premium and power arrears.
-        if cfg.days >= 75 && b.rng.chance(cfg.crisis_share) {
-            let t0 = start
-                + b.rng
-                    .below((i64::from(cfg.days) - 75) as u64 * DAY_MS as u64)
-                    as i64
-                // at nine in the morning, local time (start is local midnight)
-                + 9 * 3_600_000;
-            b.job_loss(&h, t0);
-            let mut t = t0 + 5 * DAY_MS;
-            let mut months = 2;
-            while t < start + span {
-                b.health(&h, t, months);
-                months += 1;
-                t += 30 * DAY_MS;
-            }
-            let mut t = t0 + 12 * DAY_MS;
-            let mut months = 2;
-            while t < start + span {
-                let cut = months >= 4 && b.rng.chance(0.5);
-                b.utility(&h, t, "electricity", months, cut);
-                months += 1;
-                t += 30 * DAY_MS;
-            }
-            planted.push(PlantedCrisis {
-                household_id: h.id.clone(),
-                first_signal_ms: t0,
-            });
+        b.background(&h, start, months);
+        if let Some(p) = b.crisis(&h, start, span) {
+            planted.push(p);
         }
         b.out.retain(|m| m.arrival_ms < start + span);
         each(&mut b.out);
