@@ -313,16 +313,7 @@ pub fn decode(
     let fields = read(text)?;
     // privacy first: no field may carry a resident registration number,
     // the note included, before any message could echo it
-    for (name, v) in &fields {
-        if let Item::One(Json::Str(s)) = v {
-            // an alert id is sagak's own hash, whose hex digits may run 13
-            // decimals long: it is checked for its shape, not for an RRN
-            let own_id = name == "alert_id" && parse_alert_id(s).is_some();
-            if !own_id && ids::contains_rrn(s.as_bytes()) {
-                return Err(rrn(name));
-            }
-        }
-    }
+    no_rrn(&fields)?;
     let f = Fields(&fields);
     let household_id = f.id("household_id", RejectClass::BadHouseholdId)?;
     let outcome_id = f.id("outcome_id", RejectClass::WrongType)?;
@@ -334,69 +325,11 @@ pub fn decode(
             "dong_code must be exactly 10 digits: the office recording the outcome",
         ));
     }
-    let alert_id = match f.get("alert_id") {
-        None | Some(Item::One(Json::Null)) => None,
-        Some(Item::One(Json::Str(s))) => Some(parse_alert_id(s).ok_or_else(|| {
-            Reject::new(
-                RejectClass::WrongType,
-                "alert_id must be the alert_id of an alert: al- and 32 hex digits",
-            )
-        })?),
-        Some(other) => return Err(wrong_type("alert_id", "a string", other)),
-    };
-    let recorded = f.string("recorded_at")?;
-    // the common shape is read without chrono; anything else is checked by it
-    let recorded_at = match crate::base::civil::rfc3339_ms(recorded) {
-        Some(ms) => ms,
-        None => chrono::DateTime::parse_from_rfc3339(recorded)
-            .map_err(|e| {
-                Reject::new(
-                    RejectClass::WrongType,
-                    format!("recorded_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T14:00:00+09:00"),
-                )
-            })?
-            .timestamp_millis(),
-    };
-    let mut note_text = None;
-    if let Some(note) = f.get("note") {
-        match note {
-            Item::One(Json::Null) => {}
-            Item::One(Json::Str(s)) if s.chars().count() <= 500 => {
-                note_text = (!s.trim().is_empty()).then(|| s.to_string());
-            }
-            Item::One(Json::Str(_)) => {
-                return Err(Reject::new(
-                    RejectClass::OutOfRange,
-                    "note must be at most 500 characters",
-                ))
-            }
-            other => return Err(wrong_type("note", "a string", other)),
-        }
-    }
+    let alert_id = f.alert_id()?;
+    let recorded_at = f.recorded_at()?;
+    let note_text = f.note()?;
     let kind = f.choice::<OutcomeKind>("kind", OutcomeKind::parse, OutcomeKind::names)?;
-    let said = match kind {
-        OutcomeKind::ContactAttempted => Said::Contact(
-            f.choice("channel", Channel::parse, Channel::names)?,
-            f.choice("result", ContactResult::parse, ContactResult::names)?,
-        ),
-        OutcomeKind::Counselled => Said::Counselled,
-        OutcomeKind::SupportLinked => Said::SupportLinked(f.services()?),
-        OutcomeKind::CaseOpened => {
-            Said::CaseOpened(f.choice("track", Track::parse, Track::names)?)
-        }
-        OutcomeKind::NotApplicable => Said::NotApplicable(f.choice(
-            "reason",
-            NotApplicableReason::parse,
-            NotApplicableReason::names,
-        )?),
-        OutcomeKind::Declined => Said::Declined,
-        OutcomeKind::CaseClosed => {
-            Said::CaseClosed(f.choice("reason", CloseReason::parse, CloseReason::names)?)
-        }
-        OutcomeKind::Withdrawn => {
-            Said::Withdrawn(f.id("withdraws", RejectClass::WrongType)?.to_string())
-        }
-    };
+    let said = f.said(kind)?;
     if key != Some(household_id.as_bytes()) {
         return Err(Reject::new(
             RejectClass::KeyMismatch,
@@ -422,6 +355,105 @@ pub fn decode(
         said,
         note: note_text,
     })
+}
+
+/// Refuses an outcome any of whose text fields holds something shaped
+/// like a resident registration number (an alert id is sagak's own hash,
+/// whose hex digits may run 13 decimals long: it is checked for its shape).
+fn no_rrn(fields: &[(Text<'_>, Item<'_>)]) -> Result<(), Reject> {
+    for (name, v) in fields {
+        if let Item::One(Json::Str(s)) = v {
+            let own_id = name == "alert_id" && parse_alert_id(s).is_some();
+            if !own_id && ids::contains_rrn(s.as_bytes()) {
+                return Err(rrn(name));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Fields<'_, '_> {
+    /// The alert answered, if the outcome names one.
+    fn alert_id(&self) -> Result<Option<u128>, Reject> {
+        let id = match self.get("alert_id") {
+            None | Some(Item::One(Json::Null)) => None,
+            Some(Item::One(Json::Str(s))) => Some(parse_alert_id(s).ok_or_else(|| {
+                Reject::new(
+                    RejectClass::WrongType,
+                    "alert_id must be the alert_id of an alert: al- and 32 hex digits",
+                )
+            })?),
+            Some(other) => return Err(wrong_type("alert_id", "a string", other)),
+        };
+        Ok(id)
+    }
+
+    /// `recorded_at`, ms.
+    fn recorded_at(&self) -> Result<i64, Reject> {
+        let recorded = self.string("recorded_at")?;
+        // the common shape is read without chrono; anything else is checked by it
+        let at = match crate::base::civil::rfc3339_ms(recorded) {
+            Some(ms) => ms,
+            None => chrono::DateTime::parse_from_rfc3339(recorded)
+                .map_err(|e| {
+                    Reject::new(
+                        RejectClass::WrongType,
+                        format!("recorded_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T14:00:00+09:00"),
+                    )
+                })?
+                .timestamp_millis(),
+        };
+        Ok(at)
+    }
+
+    /// The note, if one is written (at most 500 characters).
+    fn note(&self) -> Result<Option<String>, Reject> {
+        let mut note_text = None;
+        if let Some(note) = self.get("note") {
+            match note {
+                Item::One(Json::Null) => {}
+                Item::One(Json::Str(s)) if s.chars().count() <= 500 => {
+                    note_text = (!s.trim().is_empty()).then(|| s.to_string());
+                }
+                Item::One(Json::Str(_)) => {
+                    return Err(Reject::new(
+                        RejectClass::OutOfRange,
+                        "note must be at most 500 characters",
+                    ))
+                }
+                other => return Err(wrong_type("note", "a string", other)),
+            }
+        }
+        Ok(note_text)
+    }
+
+    /// What the outcome says, by its kind.
+    fn said(&self, kind: OutcomeKind) -> Result<Said, Reject> {
+        let said = match kind {
+            OutcomeKind::ContactAttempted => Said::Contact(
+                self.choice("channel", Channel::parse, Channel::names)?,
+                self.choice("result", ContactResult::parse, ContactResult::names)?,
+            ),
+            OutcomeKind::Counselled => Said::Counselled,
+            OutcomeKind::SupportLinked => Said::SupportLinked(self.services()?),
+            OutcomeKind::CaseOpened => {
+                Said::CaseOpened(self.choice("track", Track::parse, Track::names)?)
+            }
+            OutcomeKind::NotApplicable => Said::NotApplicable(self.choice(
+                "reason",
+                NotApplicableReason::parse,
+                NotApplicableReason::names,
+            )?),
+            OutcomeKind::Declined => Said::Declined,
+            OutcomeKind::CaseClosed => {
+                Said::CaseClosed(self.choice("reason", CloseReason::parse, CloseReason::names)?)
+            }
+            OutcomeKind::Withdrawn => {
+                Said::Withdrawn(self.id("withdraws", RejectClass::WrongType)?.to_string())
+            }
+        };
+        Ok(said)
+    }
 }
 
 /// One top-level value of an outcome object.
