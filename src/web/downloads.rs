@@ -164,56 +164,34 @@ pub(super) async fn download(
     uri: axum::http::Uri,
 ) -> Response {
     let Caller { who, from, api } = caller;
+    // a refusal, audited with the file asked for (RRN-shaped runs masked)
+    let refuse = |action: &str, status: StatusCode, message: &str, file: Option<String>| {
+        let page = fail(api, status, message);
+        audited(&st, &who, &from, action, uri.path(), vec![], file, page)
+    };
     if !is_day(&day) || file.contains('/') || file.contains("..") {
-        let page = fail(
-            api,
+        return refuse(
+            "download_list",
             StatusCode::BAD_REQUEST,
             "목록 주소는 /lists/YYYY-MM-DD/<파일>입니다. (A list is /lists/YYYY-MM-DD/<file>.)",
-        );
-        return audited(
-            &st,
-            &who,
-            &from,
-            "download_list",
-            uri.path(),
-            vec![],
             None,
-            page,
         );
     }
     let name = format!("{day}/{file}");
     if !may_download(&who, &file) {
-        let page = fail(
-            api,
+        return refuse(
+            "denied",
             StatusCode::FORBIDDEN,
             "다른 동의 목록입니다. 이 시도는 기록됩니다. (This list belongs to another dong's office; the attempt is recorded.)",
-        );
-        return audited(
-            &st,
-            &who,
-            &from,
-            "denied",
-            uri.path(),
-            vec![],
             Some(name),
-            page,
         );
     }
     let Ok(bytes) = std::fs::read(st.lists_dir.join(&day).join(&file)) else {
-        let page = fail(
-            api,
+        return refuse(
+            "download_list",
             StatusCode::NOT_FOUND,
             "그런 목록 파일이 없습니다 (보관 기간이 지났을 수 있습니다). (No such list file.)",
-        );
-        return audited(
-            &st,
-            &who,
-            &from,
-            "download_list",
-            uri.path(),
-            vec![],
             Some(name),
-            page,
         );
     };
     let households = households_in(&file, &bytes);

@@ -259,42 +259,26 @@ pub(super) fn visible(
         };
         listed_dong(&st.lists_dir, &dongs, id).map(|dong| st.ops.work.listed(id, &dong))
     };
+    let refuse = |status: StatusCode, message: &str, named: Vec<String>| {
+        let page = fail(api, status, message);
+        audited(st, who, from, "view_household", path, named, None, page)
+    };
     // what is not a household id (an RRN typed into the address, say) is
     // refused before anything names it: the audit keeps the path masked
     if !crate::base::ids::is_pseudonymous_id(id) || crate::base::ids::contains_rrn(id.as_bytes()) {
-        let page = fail(
-            api,
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             "가구 ID가 아닙니다. 주민등록번호는 입력하지 마세요. (Not a household id; never type a resident registration number.)",
-        );
-        return Err(audited(
-            st,
-            who,
-            from,
-            "view_household",
-            path,
             vec![],
-            None,
-            page,
         ));
     }
     // a household on the newest list with no case record yet (never
     // alerted: a backfill's, say) still opens, to record what was done
     let Some(item) = st.ops.work.get(id).or_else(listed) else {
-        let page = fail(
-            api,
+        return Err(refuse(
             StatusCode::NOT_FOUND,
             "업무 목록에 없는 가구입니다 (알림·사례·최근 활동 없음). (No such household in the work queue.)",
-        );
-        return Err(audited(
-            st,
-            who,
-            from,
-            "view_household",
-            path,
             vec![id.to_string()],
-            None,
-            page,
         ));
     };
     let allowed = match (who.user.role, who.user.dong.as_deref()) {
