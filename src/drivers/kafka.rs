@@ -186,16 +186,9 @@ pub async fn run(
         metrics: &metrics,
     };
 
-    let flush_every = Duration::from_millis(settings.engine.flush_interval_ms);
-    let idle_ms = i64::try_from(settings.engine.idle_partition_ms).unwrap_or(i64::MAX);
-    let checkpoint_every = Duration::from_millis(settings.engine.checkpoint_interval_ms);
-    let mut next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
+    let mut pace = Pace::new(settings);
     let mut observe_tick = tokio::time::interval(Duration::from_secs(1));
     observe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch_deadline: Option<tokio::time::Instant> = None;
-    let mut checkpoints = 0;
-    let mut dirty = false;
-    let mut generation = 0;
     let ctx = Checkpointing {
         store: &store,
         metrics: &metrics,
@@ -208,7 +201,8 @@ pub async fn run(
     // A message the consumer already held, taken while filling the batch.
     let mut ready: Option<Event> = None;
     loop {
-        let deadline = batch_deadline;
+        let deadline = pace.batch_deadline;
+        let next_checkpoint = pace.next_checkpoint;
         let cutoff_in = core
             .next_cutoff_ms()
             .map(|c| Duration::from_millis((c - wall_clock_ms()).max(0) as u64));
@@ -227,15 +221,10 @@ pub async fn run(
         };
         // A rebalance callback ran inside some poll of `recv()`: move state
         // before anything else touches the engine.
-        if ownership.generation() != generation {
-            generation = ownership.generation();
-            apply_handover(core.engine_mut(), &ownership)?;
-            core.discard_buffer();
-            // the pages show the households of the shards held now
-            if ops.work.enabled() {
-                core.rebuild_work();
-            }
-            batch_deadline = None;
+        if ownership.generation() != pace.generation {
+            pace.generation = ownership.generation();
+            follow_handover(&mut core, &ownership, &ops)?;
+            pace.batch_deadline = None;
         }
         // The batch in flight is processed first when it is full or due;
         // the timer flushes it itself before a cut-off's lists.
@@ -249,44 +238,20 @@ pub async fn run(
                 observe_consumer(&consumer, &ops);
                 let context = consumer.context();
                 core.engine_mut()
-                    .advance_idle(wall_clock_ms(), idle_ms, |feed, partition| {
+                    .advance_idle(wall_clock_ms(), pace.idle_ms, |feed, partition| {
                         inputs
                             .get(usize::from(feed))
                             .is_some_and(|topic| context.at_end(topic, partition))
                     });
                 tick = true;
             }
-            Event::Checkpoint => {
-                let mut wait = checkpoint_every;
-                if let Some(paused) = ctx.tick(core.engine_mut(), dirty)? {
-                    checkpoints += 1;
-                    dirty = false;
-                    wait = spaced(checkpoint_every, paused);
-                }
-                next_checkpoint = tokio::time::Instant::now() + wait;
-            }
+            Event::Checkpoint => pace.checkpoint(&ctx, &mut core)?,
             Event::Received(Ok(m)) => {
                 if ops.health.status().is_err() {
                     ops.health.set_ready();
                     metrics.ready.set(1);
                 }
-                let full = core.push(m);
-                if batch_deadline.is_none() {
-                    batch_deadline = Some(tokio::time::Instant::now() + flush_every);
-                }
-                // Messages taken below come back here without passing the
-                // select, so the interval is checked here too.
-                flush_now =
-                    full || batch_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-                if !flush_now {
-                    // Natural batching: the batch grows only by what the
-                    // consumer already holds; once it holds nothing more,
-                    // waiting for the interval would only add latency.
-                    match consumer.recv().now_or_never() {
-                        Some(next) => ready = Some(Event::Received(next.map(|m| feeds.input(&m)))),
-                        None => flush_now = true,
-                    }
-                }
+                (flush_now, ready) = pace.take(&mut core, m, &consumer, &feeds);
             }
             Event::Received(Err(e)) => {
                 metrics.kafka_errors.inc();
@@ -298,32 +263,140 @@ pub async fn run(
             }
         }
         if flush_now && core.flush(&mut out).await? > 0 {
-            batch_deadline = None;
-            dirty = true;
+            pace.processed();
         }
         if tick {
             let buffered = core.buffered();
             if core.tick(&mut out).await? > 0 && buffered > 0 {
-                batch_deadline = None;
-                dirty = true;
+                pace.processed();
             }
         }
     }
 
+    stop(&mut core, &mut out, &ctx, pace.checkpoints).await
+}
+
+/// Finishes the batch in flight, takes the last checkpoint and flushes
+/// what is still being sent.
+async fn stop(
+    core: &mut DriverCore<'_, WallClock>,
+    out: &mut KafkaOutputs<'_>,
+    ctx: &Checkpointing<'_>,
+    checkpoints: u64,
+) -> Result<RunSummary, RunError> {
     tracing::info!("shutting down: finishing the batch in flight");
-    core.flush(&mut out).await?;
+    core.flush(out).await?;
     ctx.finish(core.engine_mut())?;
-    checkpoints += 1;
-    sink.flush(Duration::from_secs(10));
+    out.sink.flush(Duration::from_secs(10));
     let counts = core.counts();
     let summary = RunSummary {
         messages: counts.messages,
         alerts: counts.alerts,
         rejected: counts.rejected,
-        checkpoints,
+        checkpoints: checkpoints + 1,
     };
     tracing::info!(?summary, "sagak stopped");
     Ok(summary)
+}
+
+/// The run loop's timing and bookkeeping: when the batch in flight is
+/// due, when the next checkpoint is, whether the state changed since the
+/// last one, and the ownership generation the engine's state follows.
+struct Pace {
+    flush_every: Duration,
+    checkpoint_every: Duration,
+    idle_ms: i64,
+    batch_deadline: Option<tokio::time::Instant>,
+    next_checkpoint: tokio::time::Instant,
+    checkpoints: u64,
+    dirty: bool,
+    generation: u64,
+}
+
+impl Pace {
+    fn new(settings: &Settings) -> Pace {
+        let checkpoint_every = Duration::from_millis(settings.engine.checkpoint_interval_ms);
+        Pace {
+            flush_every: Duration::from_millis(settings.engine.flush_interval_ms),
+            checkpoint_every,
+            idle_ms: i64::try_from(settings.engine.idle_partition_ms).unwrap_or(i64::MAX),
+            batch_deadline: None,
+            next_checkpoint: tokio::time::Instant::now() + checkpoint_every,
+            checkpoints: 0,
+            dirty: false,
+            generation: 0,
+        }
+    }
+
+    /// A batch was processed: the state changed, no batch is due.
+    fn processed(&mut self) {
+        self.batch_deadline = None;
+        self.dirty = true;
+    }
+
+    /// Takes a checkpoint when the state changed, and sets the next one,
+    /// spaced by the loop's pause.
+    fn checkpoint(
+        &mut self,
+        ctx: &Checkpointing<'_>,
+        core: &mut DriverCore<'_, WallClock>,
+    ) -> Result<(), RunError> {
+        let mut wait = self.checkpoint_every;
+        if let Some(paused) = ctx.tick(core.engine_mut(), self.dirty)? {
+            self.checkpoints += 1;
+            self.dirty = false;
+            wait = spaced(self.checkpoint_every, paused);
+        }
+        self.next_checkpoint = tokio::time::Instant::now() + wait;
+        Ok(())
+    }
+
+    /// Takes message `m` into the batch: whether the batch is to be
+    /// processed now, and the next message the consumer already held.
+    fn take(
+        &mut self,
+        core: &mut DriverCore<'_, WallClock>,
+        m: InputMessage,
+        consumer: &SourceConsumer,
+        feeds: &TopicFeeds,
+    ) -> (bool, Option<Event>) {
+        let full = core.push(m);
+        if self.batch_deadline.is_none() {
+            self.batch_deadline = Some(tokio::time::Instant::now() + self.flush_every);
+        }
+        // Messages taken below come back here without passing the select,
+        // so the interval is checked here too.
+        let due = full
+            || self
+                .batch_deadline
+                .is_some_and(|d| tokio::time::Instant::now() >= d);
+        if due {
+            return (true, None);
+        }
+        // Natural batching: the batch grows only by what the consumer
+        // already holds; once it holds nothing more, waiting for the
+        // interval would only add latency.
+        match consumer.recv().now_or_never() {
+            Some(next) => (false, Some(Event::Received(next.map(|m| feeds.input(&m))))),
+            None => (true, None),
+        }
+    }
+}
+
+/// The partitions held changed (a rebalance callback ran inside a poll of
+/// the consumer): the engine's state follows before anything else touches
+/// it, and the pages show the households of the shards held now.
+fn follow_handover(
+    core: &mut DriverCore<'_, WallClock>,
+    ownership: &Ownership,
+    ops: &OpsState,
+) -> Result<(), RunError> {
+    apply_handover(core.engine_mut(), ownership)?;
+    core.discard_buffer();
+    if ops.work.enabled() {
+        core.rebuild_work();
+    }
+    Ok(())
 }
 
 /// What `sagak run` talks to: the state store, the partitions it owns, the
