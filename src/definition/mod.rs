@@ -581,15 +581,6 @@ impl PipelineSpec {
             .unwrap_or(c)
     }
 
-    /// The Korean name of feed `name` (the name itself without one).
-    pub fn feed_ko<'a>(&'a self, name: &'a str) -> &'a str {
-        self.feeds
-            .iter()
-            .find(|f| f.name == name)
-            .and_then(|f| f.name_ko.as_deref())
-            .unwrap_or(name)
-    }
-
     /// The categories in the pipeline's order with their Korean names.
     pub fn category_names(&self) -> CategoryNames {
         CategoryNames(

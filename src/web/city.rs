@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::auth::Person;
 use super::charts;
 use super::pages::{esc, layout, status_cell, step_cell};
-use super::queue::paged;
+use super::queue::{blank, paged};
 use super::WebState;
 use crate::ops::work::WorkItem;
 use crate::ops::{DongFollowUp, QueuedEscalation};
@@ -67,10 +67,6 @@ pub struct Row {
     pub taken: Option<(String, i64)>,
     /// When it was resolved, ms (the reach or case after it), if known.
     pub resolved_at: Option<i64>,
-}
-
-fn blank(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl CityQuery {

@@ -81,7 +81,8 @@ pub struct Filters {
     pub page: usize,
 }
 
-fn blank(v: &Option<String>) -> Option<&str> {
+/// A query value, trimmed; `None` when absent or blank.
+pub(super) fn blank(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -152,7 +153,9 @@ impl Filters {
         self.priority.is_some() || self.status.is_some() || self.tier.is_some() || self.q.is_some()
     }
 
-    fn keeps(&self, i: &WorkItem) -> bool {
+    /// Whether household `i` passes the filters; `q` is the search text
+    /// in lower case, made once per selection.
+    fn keeps(&self, i: &WorkItem, q: Option<&str>) -> bool {
         let c = &i.case;
         let status = match self.status {
             Some(s) => c.status == s,
@@ -161,11 +164,7 @@ impl Filters {
         status
             && self.priority.is_none_or(|p| c.priority == Some(p))
             && self.tier.is_none_or(|t| c.tier == Some(t))
-            && self.q.as_deref().is_none_or(|q| {
-                i.household_id
-                    .to_ascii_lowercase()
-                    .contains(&q.to_ascii_lowercase())
-            })
+            && q.is_none_or(|q| i.household_id.to_ascii_lowercase().contains(q))
     }
 
     /// The page these filters ask for of `items` (a dong's board, most
@@ -174,6 +173,7 @@ impl Filters {
         let mut place = 0;
         let (mut overdue, mut unreachable, mut in_case) = (0, 0, 0);
         let mut matched = Vec::new();
+        let q = self.q.as_deref().map(str::to_ascii_lowercase);
         for i in items {
             let waiting = i.in_queue();
             if waiting {
@@ -182,7 +182,7 @@ impl Filters {
                 unreachable += usize::from(i.case.status == CaseStatus::Unreachable);
             }
             in_case += usize::from(i.case.status == CaseStatus::InCase);
-            if self.keeps(i) {
+            if self.keeps(i, q.as_deref()) {
                 matched.push((if waiting { place } else { 0 }, i));
             }
         }
