@@ -13,7 +13,7 @@ use crate::stages::case::outcome::{self, Outcome};
 use crate::stages::case::record::CaseRecord;
 use crate::stages::case::{CaseBook, Verdict};
 use crate::stages::decode::{Decoder, Reject};
-use crate::stages::score::{Assessment, ScoreError, Scorer};
+use crate::stages::score::{Assessment, Candidate, ScoreError, Scorer};
 use crate::stages::window::HouseholdWindows;
 
 /// Runs `$body` once for each stateful stage of a lane, with `$s` bound to
@@ -258,15 +258,7 @@ impl Lane {
         let gated: Vec<usize> = (0..candidates.len())
             .filter(|&i| verdict_of(i).is_none_or(|v| matches!(v, Verdict::Gate(_))))
             .collect();
-        let windows = &self.windows;
-        let sent = if gated.len() == candidates.len() {
-            self.gate
-                .decide(&candidates, |hh| windows.shard_of(hh).unwrap_or_default())
-        } else {
-            let picked: Vec<_> = gated.iter().map(|&i| candidates[i]).collect();
-            self.gate
-                .decide(&picked, |hh| windows.shard_of(hh).unwrap_or_default())
-        };
+        let sent = gate_decides(&mut self.gate, &self.windows, &candidates, &gated);
         // reasons are rendered only for the alerts sent: the cooldown holds
         // back about a third of the assessments
         self.cases.look_ahead(
@@ -340,5 +332,22 @@ impl Lane {
     ) -> Result<Vec<Assessment>, ScoreError> {
         let table = self.windows.table_of(households.iter().copied(), as_of);
         self.scorer.assess(table).await
+    }
+}
+/// The alert gate's decision for the `gated` candidates (all of them, or
+/// those the case book left to it): each one's shard to send on, or `None`
+/// for the cooldown.
+fn gate_decides(
+    gate: &mut AlertGate,
+    windows: &HouseholdWindows,
+    candidates: &[Candidate<'_>],
+    gated: &[usize],
+) -> Vec<Option<i32>> {
+    let shard = |hh: &str| windows.shard_of(hh).unwrap_or_default();
+    if gated.len() == candidates.len() {
+        gate.decide(candidates, shard)
+    } else {
+        let picked: Vec<_> = gated.iter().map(|&i| candidates[i]).collect();
+        gate.decide(&picked, shard)
     }
 }

@@ -129,27 +129,8 @@ impl Decoder {
         no_rrn("source", source)?;
         check_text("source", source, 64)?;
         let dong_code = str_field(DONG_CODE)?;
-        if !ids::is_dong_code(dong_code) {
-            return Err(Reject::new(
-                RejectClass::BadDongCode,
-                format!(
-                    "dong_code must be exactly 10 digits (administrative dong code), got {} characters",
-                    dong_code.chars().count()
-                ),
-            ));
-        }
-        let observed_at = str_field(OBSERVED_AT)?;
-        let observed_at_ms = match crate::base::civil::rfc3339_ms(observed_at) {
-            Some(ms) => ms,
-            None => DateTime::parse_from_rfc3339(observed_at)
-                .map_err(|e| {
-                    Reject::new(
-                        RejectClass::WrongType,
-                        format!("observed_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T06:00:00+09:00"),
-                    )
-                })?
-                .timestamp_millis(),
-        };
+        check_dong_code(dong_code)?;
+        let observed_at_ms = observed_ms(str_field(OBSERVED_AT)?)?;
 
         let mut subject: Option<&str> = compiled.subject_const.as_deref();
         let mut measures = Measures::default();
@@ -312,6 +293,38 @@ fn missing(name: &str) -> Reject {
         RejectClass::MissingField,
         format!("required field {name} is missing or null"),
     )
+}
+
+/// A dong code is exactly 10 digits.
+#[inline]
+fn check_dong_code(dong_code: &str) -> Result<(), Reject> {
+    if ids::is_dong_code(dong_code) {
+        return Ok(());
+    }
+    Err(Reject::new(
+        RejectClass::BadDongCode,
+        format!(
+            "dong_code must be exactly 10 digits (administrative dong code), got {} characters",
+            dong_code.chars().count()
+        ),
+    ))
+}
+
+/// `observed_at` in ms: the common shape read without chrono, anything
+/// else checked by it.
+#[inline]
+fn observed_ms(observed_at: &str) -> Result<i64, Reject> {
+    if let Some(ms) = crate::base::civil::rfc3339_ms(observed_at) {
+        return Ok(ms);
+    }
+    DateTime::parse_from_rfc3339(observed_at)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            Reject::new(
+                RejectClass::WrongType,
+                format!("observed_at is not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-22T06:00:00+09:00"),
+            )
+        })
 }
 
 /// Rejects a text value holding a resident registration number, before any

@@ -42,7 +42,7 @@ use crate::definition::PipelineSpec;
 use crate::stages::decode::{Reject, RejectClass};
 use crate::stages::signal::{decoded, signal_table_schema, MeasureBuilders};
 pub use record::{HeldHousehold, RecordWriter, Translation};
-use record::{Slot, Symbols, Texts};
+use record::{Slot, Symbols, Text, Texts};
 
 use super::{Restore, Restored, StatePart, StatefulStage, Watermark};
 
@@ -108,6 +108,19 @@ pub struct WindowOutcome {
     pub late: Vec<(u32, Reject)>,
     /// Oldest signals dropped because a household hit its bound.
     pub dropped_over_cap: usize,
+}
+
+impl WindowOutcome {
+    /// Nothing done yet: no signal, an empty table.
+    fn empty() -> Self {
+        WindowOutcome {
+            table: RecordBatch::new_empty(signal_table_schema()),
+            accepted: 0,
+            duplicates: 0,
+            late: Vec::new(),
+            dropped_over_cap: 0,
+        }
+    }
 }
 
 /// The window stage.
@@ -200,36 +213,11 @@ impl HouseholdWindows {
         shards: &[i32],
         late: &[bool],
     ) -> WindowOutcome {
-        let msg_index = decoded
-            .column(decoded::MSG_INDEX)
-            .as_primitive::<UInt32Type>();
-        let feed = decoded.column(decoded::FEED).as_primitive::<UInt16Type>();
-        let household = decoded.column(decoded::HOUSEHOLD_ID).as_string::<i32>();
-        let dong = decoded.column(decoded::DONG_CODE).as_string::<i32>();
-        let event_id = decoded.column(decoded::EVENT_ID).as_string::<i32>();
-        let observed_at = decoded
-            .column(decoded::OBSERVED_AT)
-            .as_primitive::<TimestampMillisecondType>();
-        let subject = decoded.column(decoded::SUBJECT).as_string::<i32>();
-        let kind = decoded.column(decoded::KIND).as_string::<i32>();
-        let months = decoded
-            .column(decoded::MONTHS_OVERDUE)
-            .as_primitive::<Int64Type>();
-        let amount = decoded
-            .column(decoded::AMOUNT_KRW)
-            .as_primitive::<Int64Type>();
-        let disconnected = decoded.column(decoded::DISCONNECTED).as_boolean();
-        let occurred_on = decoded
-            .column(decoded::OCCURRED_ON)
-            .as_primitive::<Date32Type>();
+        let c = Columns::of(decoded);
+        let (msg_index, feed, household) = (c.msg_index, c.feed, c.household);
+        let (event_id, observed_at, subject, kind) = (c.event_id, c.observed_at, c.subject, c.kind);
 
-        let mut outcome = WindowOutcome {
-            table: RecordBatch::new_empty(signal_table_schema()),
-            accepted: 0,
-            duplicates: 0,
-            late: Vec::new(),
-            dropped_over_cap: 0,
-        };
+        let mut outcome = WindowOutcome::empty();
         self.scratch.clear();
         let mut texts = Texts {
             symbols: &self.symbols,
@@ -249,49 +237,23 @@ impl HouseholdWindows {
             let t = observed_at.value(row);
             let index = msg_index.value(row);
             let partition = shards.get(index as usize).copied().unwrap_or(0);
-            {
-                if late.get(index as usize).copied().unwrap_or(false) {
-                    outcome.late.push((
-                        msg_index.value(row),
-                        Reject::new(
-                            RejectClass::LateEvent,
-                            format!(
-                                "late: observed_at is more than {} days before the watermark of the {} feed on partition {partition} ({} days of lateness allowed)",
-                                self.length_ms / crate::definition::DAY_MS,
-                                self.feed_names[f],
-                                self.lateness_ms / crate::definition::DAY_MS
-                            ),
-                        ),
-                    ));
-                    continue;
-                }
+            if late.get(index as usize).copied().unwrap_or(false) {
+                let feed_name = &self.feed_names[f];
+                let reject = late_reject(self.length_ms, self.lateness_ms, feed_name, partition);
+                outcome.late.push((index, reject));
+                continue;
             }
             let hh = household.value(row);
             let hash = self.hashes[row];
-            let open = match opened.find(hash, |&(id, _)| id == hh) {
-                Some(&(_, i)) => &mut self.open[i],
-                None => {
-                    let i = opened.len();
-                    if self.open.len() <= i {
-                        self.open.push(Open::default());
-                    }
-                    let open = &mut self.open[i];
-                    open.signals.clear();
-                    open.changed = false;
-                    // A household keeps the shard it was first seen on; a
-                    // producer that partitions by something else breaks
-                    // co-partitioning, which the README's input contract
-                    // forbids.
-                    open.hash = hash;
-                    open.shard = match self.households.get_hashed(open.hash, hh) {
-                        Some(r) => record::decode(r.payload(), &mut texts, &mut open.signals),
-                        None => shards.get(index as usize).copied().unwrap_or(0),
-                    };
-                    let households = &self.households;
-                    opened.insert_unique(hash, (hh, i), |&(id, _)| households.hash(id));
-                    open
-                }
-            };
+            let i = open_household(
+                &mut opened,
+                &mut self.open,
+                &self.households,
+                &mut texts,
+                (hash, hh),
+                partition,
+            );
+            let open = &mut self.open[i];
             let signals = &mut open.signals;
             let key = fnv1a64(&[event_id.value(row).as_bytes()]);
             if signals
@@ -305,38 +267,12 @@ impl HouseholdWindows {
             let same_subject = signals
                 .iter()
                 .position(|s| usize::from(s.feed) == f && texts.get(s.subject) == subject_text);
-            let signal = Slot {
-                observed_at: t,
-                event_key: key,
-                // The decoder checked: exactly 10 ASCII digits.
-                dong: dong.value(row).parse().unwrap_or_default(),
-                amount_krw: if amount.is_valid(row) {
-                    amount.value(row)
-                } else {
-                    NONE_I64
-                },
-                months_overdue: if months.is_valid(row) {
-                    months.value(row)
-                } else {
-                    NONE_I64
-                },
-                subject: match same_subject {
-                    Some(i) => signals[i].subject,
-                    None => texts.text(subject_text),
-                },
-                kind: kind.is_valid(row).then(|| texts.text(kind.value(row))),
-                occurred_on: if occurred_on.is_valid(row) {
-                    occurred_on.value(row)
-                } else {
-                    NONE_I32
-                },
-                feed: f as u16,
-                disconnected: if disconnected.is_valid(row) {
-                    u8::from(disconnected.value(row))
-                } else {
-                    NONE_U8
-                },
+            let subject_text = match same_subject {
+                Some(i) => signals[i].subject,
+                None => texts.text(subject_text),
             };
+            let kind_text = kind.is_valid(row).then(|| texts.text(kind.value(row)));
+            let signal = c.slot(row, t, key, subject_text, kind_text);
             outcome.accepted += 1;
             match same_subject {
                 // an older notice arriving late changes nothing
@@ -681,6 +617,123 @@ impl<'f> SignalTable<'f> {
         ];
         RecordBatch::try_new(signal_table_schema(), columns)
             .expect("signal table matches its schema")
+    }
+}
+
+/// The index in `open` of household `hh` (with `hash`) for this batch:
+/// found among those `opened` already, or opened now from its record (or
+/// empty, on `first_shard`), once per household and batch.
+#[inline]
+fn open_household<'a>(
+    opened: &mut HashTable<(&'a str, usize)>,
+    open: &mut Vec<Open>,
+    households: &Records,
+    texts: &mut Texts<'_>,
+    (hash, hh): (u64, &'a str),
+    first_shard: i32,
+) -> usize {
+    if let Some(&(_, i)) = opened.find(hash, |&(id, _)| id == hh) {
+        return i;
+    }
+    let i = opened.len();
+    if open.len() <= i {
+        open.push(Open::default());
+    }
+    let o = &mut open[i];
+    o.signals.clear();
+    o.changed = false;
+    // A household keeps the shard it was first seen on; a producer that
+    // partitions by something else breaks co-partitioning, which the
+    // README's input contract forbids.
+    o.hash = hash;
+    o.shard = match households.get_hashed(hash, hh) {
+        Some(r) => record::decode(r.payload(), texts, &mut o.signals),
+        None => first_shard,
+    };
+    opened.insert_unique(hash, (hh, i), |&(id, _)| households.hash(id));
+    i
+}
+
+/// The reject of a late message of feed `feed` on `partition`, for a
+/// window of `length_ms` with `lateness_ms` allowed.
+#[cold]
+fn late_reject(length_ms: i64, lateness_ms: i64, feed: &str, partition: i32) -> Reject {
+    Reject::new(
+        RejectClass::LateEvent,
+        format!(
+            "late: observed_at is more than {} days before the watermark of the {feed} feed on partition {partition} ({} days of lateness allowed)",
+            length_ms / crate::definition::DAY_MS,
+            lateness_ms / crate::definition::DAY_MS
+        ),
+    )
+}
+
+/// The columns of a decoded batch the windows read.
+struct Columns<'a> {
+    msg_index: &'a arrow::array::PrimitiveArray<UInt32Type>,
+    feed: &'a arrow::array::PrimitiveArray<UInt16Type>,
+    household: &'a arrow::array::StringArray,
+    dong: &'a arrow::array::StringArray,
+    event_id: &'a arrow::array::StringArray,
+    observed_at: &'a arrow::array::PrimitiveArray<TimestampMillisecondType>,
+    subject: &'a arrow::array::StringArray,
+    kind: &'a arrow::array::StringArray,
+    months: &'a arrow::array::PrimitiveArray<Int64Type>,
+    amount: &'a arrow::array::PrimitiveArray<Int64Type>,
+    disconnected: &'a arrow::array::BooleanArray,
+    occurred_on: &'a arrow::array::PrimitiveArray<Date32Type>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(decoded: &'a RecordBatch) -> Self {
+        Columns {
+            msg_index: decoded.column(decoded::MSG_INDEX).as_primitive(),
+            feed: decoded.column(decoded::FEED).as_primitive(),
+            household: decoded.column(decoded::HOUSEHOLD_ID).as_string::<i32>(),
+            dong: decoded.column(decoded::DONG_CODE).as_string::<i32>(),
+            event_id: decoded.column(decoded::EVENT_ID).as_string::<i32>(),
+            observed_at: decoded.column(decoded::OBSERVED_AT).as_primitive(),
+            subject: decoded.column(decoded::SUBJECT).as_string::<i32>(),
+            kind: decoded.column(decoded::KIND).as_string::<i32>(),
+            months: decoded.column(decoded::MONTHS_OVERDUE).as_primitive(),
+            amount: decoded.column(decoded::AMOUNT_KRW).as_primitive(),
+            disconnected: decoded.column(decoded::DISCONNECTED).as_boolean(),
+            occurred_on: decoded.column(decoded::OCCURRED_ON).as_primitive(),
+        }
+    }
+
+    /// Row `row` as a signal slot, its texts already interned.
+    #[inline]
+    fn slot(
+        &self,
+        row: usize,
+        observed_at: i64,
+        event_key: u64,
+        subject: Text,
+        kind: Option<Text>,
+    ) -> Slot {
+        let or = |valid: bool, v: i64, none: i64| if valid { v } else { none };
+        Slot {
+            observed_at,
+            event_key,
+            // The decoder checked: exactly 10 ASCII digits.
+            dong: self.dong.value(row).parse().unwrap_or_default(),
+            amount_krw: or(self.amount.is_valid(row), self.amount.value(row), NONE_I64),
+            months_overdue: or(self.months.is_valid(row), self.months.value(row), NONE_I64),
+            subject,
+            kind,
+            occurred_on: if self.occurred_on.is_valid(row) {
+                self.occurred_on.value(row)
+            } else {
+                NONE_I32
+            },
+            feed: self.feed.value(row),
+            disconnected: if self.disconnected.is_valid(row) {
+                u8::from(self.disconnected.value(row))
+            } else {
+                NONE_U8
+            },
+        }
     }
 }
 
