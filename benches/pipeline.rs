@@ -17,7 +17,7 @@ use sagak::definition::PipelineSpec;
 use sagak::engine::Engine;
 use sagak::generate::{generate, GeneratorConfig};
 use sagak::lists::DailyLists;
-use sagak::metrics::Metrics;
+use sagak::metrics::{Metrics, Recorder};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -143,13 +143,17 @@ fn inputs(spec: &PipelineSpec, cfg: &GeneratorConfig) -> Vec<InputMessage> {
 /// One pass of the engine over `msgs`, from a fresh engine:
 /// (wall seconds, CPU seconds, alerts, suppressed by cooldown).
 async fn engine_pass(spec: &PipelineSpec, msgs: &[InputMessage]) -> (f64, f64, usize, usize) {
-    let mut engine = Engine::new(spec, Metrics::new(spec));
+    let mut engine = Engine::new(spec);
+    // the metrics as the driver records them after each batch
+    let mut recorder = Recorder::new(Metrics::new(spec), engine.feed_names());
     let started = Instant::now();
     let cpu_before = cpu_seconds();
     let (mut alerts, mut suppressed) = (0, 0);
     for batch in msgs.chunks(10_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
         let result = engine.process_batch(batch, now).await.expect("batch");
+        recorder.batch(&result, now, engine.watermark());
+        recorder.households(engine.households());
         alerts += result.alerts.len();
         suppressed += result.suppressed;
     }
@@ -166,7 +170,7 @@ async fn with_outcomes(
     spec: &PipelineSpec,
     msgs: &[InputMessage],
 ) -> (Vec<InputMessage>, Vec<InputMessage>, usize) {
-    let mut engine = Engine::new(spec, Metrics::new(spec));
+    let mut engine = Engine::new(spec);
     let mut answers: Vec<Vec<InputMessage>> = Vec::new();
     let feed = spec.outcome_feed();
     let kinds = [
@@ -362,7 +366,7 @@ impl Mix {
 /// utility signal (a realistic live state), then measures memory and the
 /// time to make every dong's list.
 async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
-    let mut engine = Engine::new(spec, Metrics::new(spec));
+    let mut engine = Engine::new(spec);
     let health = spec.feed_index("health-insurance").map(|f| f as u16);
     let utility = spec.feed_index("utility-arrears").map(|f| f as u16);
     let dongs = [
@@ -531,7 +535,7 @@ async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
         .map(|m| m.len())
         .sum();
     let started = Instant::now();
-    let mut restored = Engine::new(spec, Metrics::new(spec));
+    let mut restored = Engine::new(spec);
     store
         .each_newest(|s| restored.restore_shard(&s))
         .expect("load");

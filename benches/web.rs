@@ -114,7 +114,7 @@ fn main() {
     }
 
     runtime.block_on(async {
-        let engine = Engine::new(&spec, ops.metrics.clone());
+        let engine = Engine::new(&spec);
         engine.start().await.expect("engine");
         let first = messages.first().and_then(|m| m.timestamp_ms).unwrap_or(0);
         let clock = SimulatedClock::at(first);

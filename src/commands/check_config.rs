@@ -3,7 +3,6 @@
 
 use anyhow::Context as _;
 use sagak::config::Settings;
-use sagak::metrics::Metrics;
 
 use super::{Context, Startup};
 
@@ -29,7 +28,7 @@ pub async fn check_config(cx: &Context) -> anyhow::Result<()> {
         "#   outcomes from {}, escalations to {}",
         settings.topics.outcomes, settings.topics.escalations
     );
-    sagak::engine::Engine::new(spec, Metrics::new(spec))
+    sagak::engine::Engine::new(spec)
         .start()
         .await
         .map_err(|e| Startup(e.to_string()))?;

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use sagak::metrics::Metrics;
-
 use super::Context;
 
 /// Restores the engine from `engine.state_dir` and writes the day's lists.
@@ -14,7 +12,7 @@ pub async fn lists(
 ) -> anyhow::Result<()> {
     let (settings, spec) = (&cx.settings, &cx.spec);
     let out = out.unwrap_or_else(|| settings.lists.out_dir.clone());
-    let mut engine = sagak::engine::Engine::new(spec, Metrics::new(spec));
+    let mut engine = sagak::engine::Engine::new(spec);
     let store = sagak::checkpoint::ShardedStore::open(
         &settings.engine.state_dir,
         settings.engine.keep_checkpoints,

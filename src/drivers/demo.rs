@@ -282,7 +282,7 @@ pub async fn run_demo_live(
         error,
     })?;
     let generated = generated_city(cfg);
-    let engine = Engine::new(spec, ops.metrics.clone());
+    let engine = Engine::new(spec);
     engine.start().await?;
     let lists = DailyLists::new(spec)?;
     let mut out = DemoOutputs {

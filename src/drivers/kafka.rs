@@ -165,7 +165,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, RunError> {
     let metrics = ops.metrics.clone();
-    let engine = Engine::new(spec, metrics.clone());
+    let engine = Engine::new(spec);
     engine.start().await.map_err(RunError::startup)?;
     let inputs = settings.input_topics(spec);
     let Clients {
@@ -346,6 +346,7 @@ impl Pace {
             self.checkpoints += 1;
             self.dirty = false;
             wait = spaced(self.checkpoint_every, paused);
+            core.record_households();
         }
         self.next_checkpoint = tokio::time::Instant::now() + wait;
         Ok(())
@@ -392,6 +393,7 @@ fn follow_handover(
     ops: &OpsState,
 ) -> Result<(), RunError> {
     apply_handover(core.engine_mut(), ownership)?;
+    core.record_households();
     core.discard_buffer();
     if ops.work.enabled() {
         core.rebuild_work();

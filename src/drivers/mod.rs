@@ -24,6 +24,7 @@ use crate::base::message::InputMessage;
 use crate::definition::DAY_MS;
 use crate::engine::{Engine, Outputs};
 use crate::lists::{DailyLists, ListError, Manifest};
+use crate::metrics::Recorder;
 use crate::ops::OpsState;
 use crate::stages::score::ScoreError;
 
@@ -194,6 +195,8 @@ pub struct CoreCounts {
 /// clock, the live view and the daily lists.
 pub struct DriverCore<'o, C: Clock> {
     engine: Engine,
+    /// Where what the engine reports becomes metrics.
+    recorder: Recorder,
     clock: C,
     ops: &'o OpsState,
     buffer: Vec<InputMessage>,
@@ -226,6 +229,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     pub fn new(engine: Engine, clock: C, ops: &'o OpsState, max_batch: usize) -> Self {
         let outcome_feed = engine.outcome_feed();
         DriverCore {
+            recorder: Recorder::new(ops.metrics.clone(), engine.feed_names()),
             engine,
             clock,
             ops,
@@ -271,6 +275,19 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 .map(|h| (h.to_string(), self.engine.case_payload(h)))
                 .collect(),
         );
+    }
+
+    /// Evicts the state the watermark has passed, in every stage.
+    pub fn evict(&mut self) -> [usize; crate::stages::StatePart::ALL.len()] {
+        let evicted = self.engine.on_watermark();
+        self.recorder.households(self.engine.households());
+        evicted
+    }
+
+    /// Records the households held after a driver changed the engine's
+    /// state (a hand-over, a restore).
+    pub fn record_households(&self) {
+        self.recorder.households(self.engine.households());
     }
 
     /// Writes the daily lists on `schedule`.
@@ -332,10 +349,10 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             return Ok(0);
         }
         let started = std::time::Instant::now();
-        let result = self
-            .engine
-            .process_batch(&self.buffer, self.clock.now_ms())
-            .await?;
+        let now = self.clock.now_ms();
+        let result = self.engine.process_batch(&self.buffer, now).await?;
+        self.recorder.batch(&result, now, self.engine.watermark());
+        self.recorder.households(self.engine.households());
         out.deliver(&result, &self.buffer)
             .await
             .map_err(DriverError::Outputs)?;
@@ -405,7 +422,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             .cases_observed
             .is_none_or(|at| at.elapsed() >= OBSERVE_CASES)
         {
-            let counts = self.engine.observe_cases(now);
+            let counts = self.engine.open_counts(now);
+            self.recorder.open_cases(&counts);
             self.ops.live.set_cases(&counts);
             self.cases_observed = Some(std::time::Instant::now());
         }
@@ -449,6 +467,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             return Ok(0);
         }
         let n = escalations.len();
+        self.recorder.escalations(&escalations);
         let result = crate::engine::BatchResult {
             escalations,
             ..Default::default()
@@ -524,7 +543,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         {
             self.engine.hold_for_cutoff(Some(held_next));
             if self.evict_at_cutoff {
-                self.engine.on_watermark();
+                self.evict();
             }
             return Ok(None);
         }
@@ -597,7 +616,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         };
         self.engine.hold_for_cutoff(Some(held_next));
         if self.evict_at_cutoff {
-            self.engine.on_watermark();
+            self.evict();
         }
         result.map(|()| Some(cutoff))
     }

@@ -217,7 +217,7 @@ pub async fn run_replay(
         }
         source = source.partitioned(b.partitions, b.partitioner);
     }
-    let engine = Engine::new(spec, ops.metrics.clone());
+    let engine = Engine::new(spec);
     engine.start().await?;
     let mut out = ReplayOutputs {
         sink: NdjsonSink::create(&cfg.out_dir)?,

@@ -63,7 +63,7 @@ fn listing_core<'o>(
     on_failure: OnListFailure,
 ) -> DriverCore<'o, SimulatedClock> {
     let schedule = ListSchedule::new(DailyLists::new(spec).expect("lists"), dir, NOW, on_failure);
-    let engine = Engine::new(spec, ops.metrics.clone());
+    let engine = Engine::new(spec);
     DriverCore::new(engine, clock.clone(), ops, 100).with_lists(schedule)
 }
 
@@ -149,7 +149,7 @@ async fn a_batch_is_cut_at_its_size_and_delivered_at_the_clocks_time() {
     let metrics = Metrics::new(&spec);
     let ops = OpsState::new(&spec, metrics.clone(), "test");
     let clock = SimulatedClock::at(NOW);
-    let engine = Engine::new(&spec, metrics);
+    let engine = Engine::new(&spec);
     let mut core = DriverCore::new(engine, clock.clone(), &ops, 2);
     let mut msgs = three_households(&spec).into_iter();
     assert!(!core.push(msgs.next().expect("one")));
@@ -196,13 +196,7 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
                 owned: Box::new(move || owned.clone()),
             });
         }
-        DriverCore::new(
-            Engine::new(&spec, metrics.clone()),
-            clock.clone(),
-            &ops,
-            1_000,
-        )
-        .with_lists(schedule)
+        DriverCore::new(Engine::new(&spec), clock.clone(), &ops, 1_000).with_lists(schedule)
     };
     let mut first = core(Some(vec![0, 1]), shared_dir.path());
     let mut second = core(Some(vec![2, 3]), shared_dir.path());

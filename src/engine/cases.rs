@@ -7,49 +7,30 @@ use super::*;
 
 impl Engine {
     /// The `overdue` escalations due by `now_ms` (driver's clock), each
-    /// once; counted in the metrics.
+    /// once.
     pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
         let mut out: Vec<Escalation> = Vec::new();
         for lane in &mut self.lanes {
             out.extend(lane.cases.overdue(now_ms));
         }
         out.sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
-        count_escalations(&self.metrics, &out);
         out
     }
 
-    /// Sets the gauges of open, overdue and unreachable households per
-    /// dong (and priority and status) as of `now_ms`: a pass over the case
-    /// records with the one model of open work. Returns the counts, summed
-    /// over the lanes.
-    pub fn observe_cases(&self, now_ms: i64) -> OpenCounts {
-        let m = &self.metrics;
+    /// Open, overdue and unreachable households per dong (and priority and
+    /// status) as of `now_ms`: a pass over the case records with the one
+    /// model of open work, summed over the lanes.
+    pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
         let mut total = OpenCounts::default();
         for lane in &self.lanes {
             total.merge(lane.cases.open_counts(now_ms));
         }
-        m.case.open_households.reset();
-        m.case.overdue_households.reset();
-        m.case.unreachable_households.reset();
-        for ((dong, p, status), n) in &total.open {
-            m.case
-                .open_households
-                .with_label_values(&[dong.as_str(), p.as_str(), status.as_str()])
-                .set(*n);
-        }
-        for (dong, n) in &total.overdue {
-            m.case
-                .overdue_households
-                .with_label_values(&[dong.as_str()])
-                .set(*n);
-        }
-        for (dong, n) in &total.unreachable {
-            m.case
-                .unreachable_households
-                .with_label_values(&[dong.as_str()])
-                .set(*n);
-        }
         total
+    }
+
+    /// The feeds' names, in feed order.
+    pub fn feed_names(&self) -> &[String] {
+        &self.feed_names
     }
 
     /// The feed index of the offices' outcomes.

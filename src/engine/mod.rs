@@ -28,10 +28,8 @@ use crate::base::lanes::{each_lane, on_lanes};
 use crate::base::message::InputMessage;
 use crate::checkpoint::{EncodedState, ShardRecords, Snapshot, StoredRecords};
 use crate::definition::PipelineSpec;
-use crate::metrics::Metrics;
 use crate::stages::alert::Alert;
-use crate::stages::case::escalation::{Escalation, EscalationReason};
-use crate::stages::case::outcome::OutcomeKind;
+use crate::stages::case::escalation::Escalation;
 use crate::stages::case::work::OpenCounts;
 use crate::stages::case::{FirstContact, OpenWork};
 use crate::stages::decode::{Reject, RejectClass};
@@ -64,6 +62,16 @@ pub struct BatchResult {
     /// The outcomes recorded, as decoded: the web front keeps their ids,
     /// staff and notes beside the records (never the engine's state).
     pub recorded: Vec<crate::stages::case::outcome::Outcome>,
+    /// Messages per feed, by feed index.
+    pub received: Vec<u64>,
+    /// Oldest signals dropped because a household hit its bound.
+    pub dropped_over_cap: usize,
+    /// Signals of households recorded deceased (never alerted).
+    pub deceased: usize,
+    /// Messages in the batch.
+    pub messages: usize,
+    /// Time the engine took over the batch.
+    pub elapsed: std::time::Duration,
 }
 
 /// Where a driver sends what a micro-batch produced: alerts to the dong
@@ -86,18 +94,7 @@ pub trait Outputs: Send {
 /// The stages of one pipeline, wired.
 pub struct Engine {
     lanes: Vec<Lane>,
-    metrics: Metrics,
     feed_names: Vec<String>,
-    /// `sagak_signals_received_total` of each feed, looked up once: a
-    /// labelled lookup takes a lock, too dear for every message.
-    received: Vec<prometheus::IntCounter>,
-    /// `sagak_feed_last_received_timestamp_seconds` of each feed.
-    received_at: Vec<prometheus::IntGauge>,
-    /// `sagak_watermark_timestamp_seconds` per input partition, then feed,
-    /// looked up on a partition's first batch.
-    watermark_gauges: Vec<Vec<Option<prometheus::IntGauge>>>,
-    /// Messages of the batch in flight per feed (reused).
-    received_in_batch: Vec<u64>,
     /// Shard of each message of the batch in flight (reused).
     shards: Vec<i32>,
     /// Fingerprint of the scoring SQL, kept in snapshots so a restart can
@@ -134,64 +131,21 @@ const SNAPSHOT_PART: usize = 4 << 20;
 /// the wake-up.
 const PARALLEL_FROM: usize = 16;
 
-/// Adds each of `counts` to the series of `counter` its label names: one
-/// labelled lookup (and its lock) per label a batch meets, not one per
-/// event counted.
-fn add_per_label<'a>(
-    counter: &prometheus::IntCounterVec,
-    labels: impl IntoIterator<Item = &'a str>,
-    counts: impl IntoIterator<Item = u64>,
-) {
-    for (label, n) in labels.into_iter().zip(counts) {
-        if n > 0 {
-            counter.with_label_values(&[label]).inc_by(n);
-        }
-    }
-}
-
-/// Counts escalations per reason.
-fn count_escalations(m: &Metrics, escalations: &[Escalation]) {
-    let mut per_reason = [0u64; EscalationReason::ALL.len()];
-    for e in escalations {
-        per_reason[e.reason as usize] += 1;
-    }
-    let reasons = EscalationReason::ALL.iter().map(|r| r.as_str());
-    add_per_label(&m.case.escalations, reasons, per_reason);
-}
-
 /// Below this many households a pass over the whole state (eviction,
 /// restore) runs the lanes one after the other.
 const PARALLEL_STATE: usize = 100_000;
 
 impl Engine {
-    /// An engine for `spec`, reporting to `metrics`, with one lane per core
-    /// this process may use.
-    pub fn new(spec: &PipelineSpec, metrics: Metrics) -> Self {
+    /// An engine for `spec`, with one lane per core this process may use.
+    pub fn new(spec: &PipelineSpec) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_lanes(spec, metrics, cores)
+        Self::with_lanes(spec, cores)
     }
 
     /// An engine with `lanes` lanes (at least one, at most 64).
-    pub fn with_lanes(spec: &PipelineSpec, metrics: Metrics, lanes: usize) -> Self {
+    pub fn with_lanes(spec: &PipelineSpec, lanes: usize) -> Self {
         Engine {
             lanes: (0..lanes.clamp(1, 64)).map(|_| Lane::new(spec)).collect(),
-            received: spec
-                .feeds
-                .iter()
-                .map(|f| metrics.received.with_label_values(&[f.name.as_str()]))
-                .collect(),
-            received_at: spec
-                .feeds
-                .iter()
-                .map(|f| {
-                    metrics
-                        .feed_received_at
-                        .with_label_values(&[f.name.as_str()])
-                })
-                .collect(),
-            watermark_gauges: Vec::new(),
-            received_in_batch: vec![0; spec.feeds.len()],
-            metrics,
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             shards: Vec::new(),
             scoring: crate::base::hash::fnv1a64(&[spec.score_sql.as_bytes()]),
@@ -228,7 +182,11 @@ impl Engine {
     ) -> Result<BatchResult, ScoreError> {
         let started = Instant::now();
         self.started_ms.get_or_insert(now_ms);
-        let mut result = BatchResult::default();
+        let mut result = BatchResult {
+            received: vec![0; self.feed_names.len()],
+            messages: msgs.len(),
+            ..BatchResult::default()
+        };
         self.route(msgs, now_ms, &mut result);
         self.shards.clear();
         self.shards.extend(msgs.iter().map(|m| m.partition));
@@ -248,13 +206,6 @@ impl Engine {
             .iter_mut()
             .map(|lane| lane.process(shards, late, now_ms).boxed())
             .collect();
-        let mut dropped_over_cap = 0;
-        let m = &self.metrics;
-        // a labelled lookup takes a lock: one per kind and priority a
-        // batch meets, not one per outcome
-        let mut outcomes_by_kind = [0u64; OutcomeKind::ALL.len()];
-        let mut first_contact: [Option<(prometheus::Histogram, prometheus::Histogram)>; 4] =
-            Default::default();
         for lane in on_lanes(jobs, parallel).await {
             let lane = lane?;
             result.alerts.extend(lane.alerts);
@@ -265,42 +216,20 @@ impl Engine {
             result.suppressed += lane.suppressed;
             result.held += lane.held;
             result.outcomes += lane.outcomes.len();
-            dropped_over_cap += lane.dropped_over_cap;
-            for o in &lane.outcomes {
-                outcomes_by_kind[usize::from(o.said.kind().code())] += 1;
-            }
+            result.dropped_over_cap += lane.dropped_over_cap;
             result.recorded.extend(lane.outcomes);
-            for c in &lane.first_contacts {
-                let (seconds, attempts) =
-                    first_contact[c.priority as usize].get_or_insert_with(|| {
-                        let p = [c.priority.as_str()];
-                        (
-                            m.case.first_contact.with_label_values(&p),
-                            m.case.attempts_per_reach.with_label_values(&p),
-                        )
-                    });
-                seconds.observe(c.seconds);
-                attempts.observe(f64::from(c.attempts));
-            }
             result.first_contacts.extend(lane.first_contacts);
-            m.case.deceased_signals.inc_by(lane.deceased as u64);
+            result.deceased += lane.deceased;
         }
-        let kinds = OutcomeKind::ALL.iter().map(|k| k.as_str());
-        add_per_label(&m.case.outcomes, kinds, outcomes_by_kind);
         result
             .escalations
             .sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
-        count_escalations(m, &result.escalations);
         result.rejects.sort_by_key(|(i, _)| *i);
         // One lane's alerts come in household order; so do all of them.
         result
             .alerts
             .sort_by(|a, b| a.household_id.cmp(&b.household_id));
-
-        self.record_batch(&result, dropped_over_cap);
-        let m = &self.metrics;
-        m.batch_size.observe(msgs.len() as f64);
-        m.batch_seconds.observe(started.elapsed().as_secs_f64());
+        result.elapsed = started.elapsed();
         Ok(result)
     }
 
@@ -321,7 +250,7 @@ impl Engine {
                 ));
                 continue;
             };
-            if let Some(n) = self.received_in_batch.get_mut(usize::from(feed)) {
+            if let Some(n) = result.received.get_mut(usize::from(feed)) {
                 *n += 1;
             }
             let p = usize::try_from(m.partition).unwrap_or(0);
@@ -336,63 +265,6 @@ impl Engine {
             // A message without a key is rejected by the decoder of any lane.
             let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
             self.lanes[lane].msgs.push(i as u32);
-        }
-        for (f, (counter, n)) in self
-            .received
-            .iter()
-            .zip(&mut self.received_in_batch)
-            .enumerate()
-        {
-            if *n > 0 {
-                if let Some(at) = self.received_at.get(f) {
-                    at.set(now_ms / 1000);
-                }
-            }
-            counter.inc_by(std::mem::take(n));
-        }
-    }
-
-    /// The batch's counts in the metrics: rejects, duplicates, alerts per
-    /// priority and dong, households, each feed's watermark per partition.
-    fn record_batch(&mut self, result: &BatchResult, dropped_over_cap: usize) {
-        let m = &self.metrics;
-        for (_, r) in &result.rejects {
-            m.rejected.with_label_values(&[r.class.as_str()]).inc();
-        }
-        m.duplicates.inc_by(result.duplicates as u64);
-        m.dropped_over_cap.inc_by(dropped_over_cap as u64);
-        m.suppressed.inc_by(result.suppressed as u64);
-        // one labelled lookup (and its lock) per priority and dong, not per alert
-        let mut alerts: std::collections::HashMap<(&str, &str), u64> = Default::default();
-        for a in &result.alerts {
-            *alerts
-                .entry((a.priority.as_str(), a.dong_code.as_str()))
-                .or_default() += 1;
-        }
-        for ((priority, dong), n) in alerts {
-            m.alerts.with_label_values(&[priority, dong]).inc_by(n);
-        }
-        m.households.set(self.households() as i64);
-        for p in self.watermark.partitions() {
-            let index = p as usize;
-            if self.watermark_gauges.len() <= index {
-                self.watermark_gauges.resize_with(index + 1, Vec::new);
-            }
-            let gauges = &mut self.watermark_gauges[index];
-            gauges.resize(self.feed_names.len(), None);
-            for (f, gauge) in gauges.iter_mut().enumerate() {
-                let Some(wm) = self.watermark.of(f, p) else {
-                    continue;
-                };
-                // a series appears once its feed has a watermark there, and
-                // is looked up once: a labelled lookup takes a lock
-                gauge
-                    .get_or_insert_with(|| {
-                        m.watermark
-                            .with_label_values(&[self.feed_names[f].as_str(), &p.to_string()])
-                    })
-                    .set(wm / 1000);
-            }
         }
     }
 
@@ -508,7 +380,6 @@ impl Engine {
             evicted
         };
         let per_lane = each_lane(self.lanes.iter_mut(), parallel, evict);
-        self.metrics.households.set(self.households() as i64);
         let mut total = [0; StatePart::ALL.len()];
         for lane in per_lane {
             for (t, n) in total.iter_mut().zip(lane) {
@@ -642,7 +513,6 @@ impl Engine {
         let stored = &snapshot.state;
         let parallel = stored.count(StatePart::Households) >= PARALLEL_STATE;
         self.restore_records(snapshot.shard, stored, parallel);
-        self.metrics.households.set(self.households() as i64);
     }
 
     fn restore_records(&mut self, shard: i32, stored: &StoredRecords, parallel: bool) {
@@ -705,7 +575,6 @@ impl Engine {
         for lane in &mut self.lanes {
             each_stage!(mut lane, s => dropped[part_of(s).index()] += s.drop_shard(shard));
         }
-        self.metrics.households.set(self.households() as i64);
         dropped[StatePart::Households.index()]
     }
 }

@@ -71,7 +71,7 @@ fn through_disk(engine: &Engine, dir: &std::path::Path) -> Vec<Snapshot> {
 async fn an_idle_feed_at_the_end_of_its_partition_stops_holding_back_eviction() {
     use crate::testkit::{health, input, job_loss, NOW};
     let spec = default_spec();
-    let mut engine = Engine::with_lanes(&spec, Metrics::new(&spec), 2);
+    let mut engine = Engine::with_lanes(&spec, 2);
     let on = |mut m: InputMessage, p: i32| {
         m.partition = p;
         m
@@ -137,12 +137,12 @@ async fn an_idle_feed_at_the_end_of_its_partition_stops_holding_back_eviction() 
 async fn lanes_decide_exactly_what_one_lane_decides() {
     let spec = default_spec();
     let msgs = city();
-    let mut one = Engine::with_lanes(&spec, Metrics::new(&spec), 1);
+    let mut one = Engine::with_lanes(&spec, 1);
     let expected = decisions(&mut one, &msgs).await;
     assert!(expected.iter().any(|d| d.contains("\"P1\"")));
     assert!(expected.iter().any(|d| d.ends_with(": late")));
     for lanes in [2, 3] {
-        let mut engine = Engine::with_lanes(&spec, Metrics::new(&spec), lanes);
+        let mut engine = Engine::with_lanes(&spec, lanes);
         let got = decisions(&mut engine, &msgs).await;
         assert_eq!(got.len(), expected.len(), "{lanes} lanes");
         assert!(got == expected, "{lanes} lanes decided differently");
@@ -158,8 +158,9 @@ async fn lanes_decide_exactly_what_one_lane_decides() {
 async fn metrics_count_every_message_and_alert_by_label() {
     let spec = default_spec();
     let msgs = city();
-    let metrics = Metrics::new(&spec);
-    let mut engine = Engine::new(&spec, metrics.clone());
+    let metrics = crate::metrics::Metrics::new(&spec);
+    let mut engine = Engine::new(&spec);
+    let mut recorder = crate::metrics::Recorder::new(metrics.clone(), engine.feed_names());
     let mut received: BTreeMap<String, u64> = BTreeMap::new();
     let mut alerts: BTreeMap<(String, String), u64> = BTreeMap::new();
     for batch in msgs.chunks(1_000) {
@@ -169,6 +170,7 @@ async fn metrics_count_every_message_and_alert_by_label() {
         }
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
         let result = engine.process_batch(batch, now).await.expect("batch");
+        recorder.batch(&result, now, engine.watermark());
         for a in &result.alerts {
             let label = (a.priority.as_str().to_string(), a.dong_code.clone());
             *alerts.entry(label).or_default() += 1;
@@ -194,11 +196,11 @@ async fn state_moves_between_engines_with_different_lanes() {
     let spec = default_spec();
     let msgs = city();
     let (first, second) = msgs.split_at(msgs.len() / 2);
-    let mut whole = Engine::with_lanes(&spec, Metrics::new(&spec), 1);
+    let mut whole = Engine::with_lanes(&spec, 1);
     decisions(&mut whole, first).await;
     let expected = decisions(&mut whole, second).await;
 
-    let mut before = Engine::with_lanes(&spec, Metrics::new(&spec), 2);
+    let mut before = Engine::with_lanes(&spec, 2);
     decisions(&mut before, first).await;
     // format 3 (records) and format 2 (JSON, still read) restore alike
     let dirs: Vec<_> = (0..3)
@@ -213,7 +215,7 @@ async fn state_moves_between_engines_with_different_lanes() {
         ("json", through_format_2(&before, dirs[2].path())),
     ] {
         assert!(shards.len() > 1, "{format}: the city spans partitions");
-        let mut after = Engine::with_lanes(&spec, Metrics::new(&spec), 3);
+        let mut after = Engine::with_lanes(&spec, 3);
         for snapshot in &shards {
             if format.ends_with("parallel") {
                 // a city this small restores one lane after the other
@@ -345,7 +347,7 @@ async fn feed(
         batches += 1;
         if batches == restore_after {
             let dir = tempfile::tempdir().expect("tempdir");
-            let mut fresh = Engine::with_lanes(spec, Metrics::new(spec), lanes_after);
+            let mut fresh = Engine::with_lanes(spec, lanes_after);
             for snapshot in through_disk(&engine, dir.path()) {
                 fresh.restore_shard(&snapshot);
             }
@@ -378,13 +380,13 @@ proptest::proptest! {
         let cutoff = last - 3 * crate::definition::DAY_MS;
         let (expected, got) = rt.block_on(async {
             // the reference: partition after partition, one batch each
-            let one = Engine::with_lanes(&spec, Metrics::new(&spec), 1);
+            let one = Engine::with_lanes(&spec, 1);
             let sizes_one: Vec<usize> = parts.iter().map(Vec::len).collect();
             let choices_one: Vec<usize> = (0..4).flat_map(|p| std::iter::repeat_n(p, sizes_one[p])).collect();
             let mut reference = feed(&spec, one, &parts, &choices_one, &[usize::MAX], 0, 1).await;
             let mut shuffled = feed(
                 &spec,
-                Engine::with_lanes(&spec, Metrics::new(&spec), lanes.0),
+                Engine::with_lanes(&spec, lanes.0),
                 &parts,
                 &choices,
                 &sizes,

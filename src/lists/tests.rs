@@ -335,7 +335,7 @@ fn restored(
     store
         .write_state("default", 0, &state, shards, &[])
         .unwrap();
-    let mut after = crate::engine::Engine::new(spec, crate::metrics::Metrics::new(spec));
+    let mut after = crate::engine::Engine::new(spec);
     store.each_newest(|s| after.restore_shard(&s)).unwrap();
     after
 }
@@ -364,7 +364,7 @@ fn list_files(dir: &Path, date: NaiveDate) -> Vec<(String, Vec<u8>)> {
 #[tokio::test]
 async fn lists_from_the_marked_households_equal_lists_from_every_household() {
     let spec = default_spec();
-    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let mut engine = crate::engine::Engine::new(&spec);
     let msgs = crate::testkit::city();
     for batch in msgs.chunks(1_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
@@ -428,7 +428,7 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
         "s.category = 'health' AND COALESCE(s.months_overdue, 0) >= 1",
     );
 
-    let mut before = crate::engine::Engine::new(&old, crate::metrics::Metrics::new(&old));
+    let mut before = crate::engine::Engine::new(&old);
     let batch = [
         input(
             &old,
@@ -496,7 +496,7 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
 async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_it() {
     use crate::testkit::{health, input, NOW};
     let spec = default_spec();
-    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let mut engine = crate::engine::Engine::new(&spec);
     let alerted = [input(
         &spec,
         "health-insurance",
@@ -555,7 +555,7 @@ async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_
 async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
     use crate::testkit::{health, input, job_loss, NOW};
     let spec = default_spec();
-    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let mut engine = crate::engine::Engine::new(&spec);
     let lists = DailyLists::new(&spec).unwrap();
     let date = lists.list_day_at(NOW);
     let cutoff = lists.cutoff_ms(date);
@@ -623,7 +623,7 @@ async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
 #[tokio::test]
 async fn parts_after_a_change_of_scoring_mark_every_partition() {
     let spec = default_spec();
-    let mut engine = crate::engine::Engine::new(&spec, crate::metrics::Metrics::new(&spec));
+    let mut engine = crate::engine::Engine::new(&spec);
     let msgs = crate::testkit::city();
     for batch in msgs.chunks(1_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);

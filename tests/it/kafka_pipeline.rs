@@ -519,7 +519,7 @@ fn state_of(
     s: &Scenario,
     as_of: i64,
 ) -> std::collections::BTreeMap<String, (String, String, String)> {
-    let mut engine = sagak::engine::Engine::new(&s.spec, sagak::metrics::Metrics::new(&s.spec));
+    let mut engine = sagak::engine::Engine::new(&s.spec);
     let store = sagak::checkpoint::ShardedStore::open(&s.settings.engine.state_dir, 3).unwrap();
     store
         .each_newest(|snapshot| engine.restore_shard(&snapshot))

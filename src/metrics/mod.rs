@@ -1,5 +1,14 @@
 //! Prometheus metrics of the pipeline. Labels stay bounded: feeds, reject
 //! classes, priorities and dong codes; never household ids.
+//!
+//! The engine does not touch them: it returns what happened (a
+//! [`crate::engine::BatchResult`], the escalations due, the open counts)
+//! and the driver hands that to a [`Recorder`], the one place that turns
+//! the engine's events into series.
+
+mod recorder;
+
+pub use recorder::Recorder;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
