@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use sagak::base::message::InputMessage;
+use sagak::base::time::ClockTime;
 use sagak::definition::PipelineSpec;
 use sagak::engine::Engine;
 use sagak::generate::{generate, GeneratorConfig};
@@ -151,8 +152,11 @@ async fn engine_pass(spec: &PipelineSpec, msgs: &[InputMessage]) -> (f64, f64, u
     let (mut alerts, mut suppressed) = (0, 0);
     for batch in msgs.chunks(10_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        let result = engine.process_batch(batch, now).await.expect("batch");
-        recorder.batch(&result, now, engine.watermark());
+        let result = engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
+        recorder.batch(&result, ClockTime::from_ms(now), engine.watermark());
         recorder.households(engine.households());
         alerts += result.alerts.len();
         suppressed += result.suppressed;
@@ -184,7 +188,10 @@ async fn with_outcomes(
     let mut n = 0usize;
     for batch in msgs.chunks(10_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        let result = engine.process_batch(batch, now).await.expect("batch");
+        let result = engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
         let mut these = Vec::with_capacity(result.alerts.len());
         for a in &result.alerts {
             n += 1;
@@ -414,7 +421,10 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
                 });
             }
         }
-        engine.process_batch(&batch, now).await.expect("batch");
+        engine
+            .process_batch(&batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
     }
     batch = Vec::new();
     drop(batch);
@@ -468,7 +478,10 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
         })
         .collect();
     for batch in opened.chunks(chunk) {
-        engine.process_batch(batch, now).await.expect("outcomes");
+        engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("outcomes");
     }
     let (_, with_cases) = engine.case_state_bytes();
     emit(json!({
@@ -494,7 +507,12 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
     let out = std::env::temp_dir().join(format!("sagak-bench-lists-{}", std::process::id()));
     let started = Instant::now();
     let (manifest, _) = lists
-        .make_day(&mut engine, &out, now + 86_400_000, &Default::default())
+        .make_day(
+            &mut engine,
+            &out,
+            ClockTime::from_ms(now + 86_400_000),
+            &Default::default(),
+        )
         .await
         .expect("lists");
     let lists_s = started.elapsed().as_secs_f64();

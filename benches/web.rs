@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sagak::base::clock::{Clock, SimulatedClock};
 use sagak::base::message::InputMessage;
+use sagak::base::time::ClockTime;
 use sagak::definition::{Dong, PipelineSpec};
 use sagak::drivers::DriverCore;
 use sagak::engine::{BatchResult, Engine, Outputs};
@@ -117,7 +118,7 @@ fn main() {
         let engine = Engine::new(&spec);
         engine.start().await.expect("engine");
         let first = messages.first().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        let clock = SimulatedClock::at(first);
+        let clock = SimulatedClock::at(ClockTime::from_ms(first));
         let mut core = DriverCore::new(engine, clock.clone(), &ops, 10_000);
         let mut out = Discard;
         // the history up to the last tenth, as fast as it goes: the maximum rate
@@ -125,7 +126,7 @@ fn main() {
         let t = Instant::now();
         for chunk in messages[..split].chunks(10_000) {
             for m in chunk {
-                clock.set(m.timestamp_ms.unwrap_or(first));
+                clock.set(ClockTime::from_ms(m.timestamp_ms.unwrap_or(first)));
                 core.push(m.clone());
             }
             core.flush(&mut out).await.expect("batch");
@@ -135,7 +136,7 @@ fn main() {
         core.rebuild_work();
         // the offices have reached all but one household in `keep_open`
         let keep_open = arg("--keep-open", 60.0) as usize;
-        let now = clock.now_ms();
+        let now = clock.now().ms();
         let recorded_at = sagak::stages::alert::rfc3339(now);
         let mut n = 0usize;
         for d in &spec.dongs {
@@ -251,7 +252,7 @@ fn main() {
             let due = ((t.elapsed().as_secs_f64() * half) as usize).min(rest.len() * 1000);
             while sent < due {
                 let m = &rest[sent % rest.len()];
-                clock.set(m.timestamp_ms.unwrap_or(first));
+                clock.set(ClockTime::from_ms(m.timestamp_ms.unwrap_or(first)));
                 core.push(m.clone());
                 sent += 1;
             }

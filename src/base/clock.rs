@@ -5,15 +5,17 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use super::time::ClockTime;
+
 /// Milliseconds since the epoch, by the wall clock.
 pub fn wall_clock_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A source of "now", in milliseconds since the epoch.
+/// A source of "now": the driver's clock (see [`crate::base::time`]).
 pub trait Clock {
     /// The current time of the run.
-    fn now_ms(&self) -> i64;
+    fn now(&self) -> ClockTime;
 }
 
 /// The system's wall clock.
@@ -21,8 +23,8 @@ pub trait Clock {
 pub struct WallClock;
 
 impl Clock for WallClock {
-    fn now_ms(&self) -> i64 {
-        wall_clock_ms()
+    fn now(&self) -> ClockTime {
+        ClockTime::from_ms(wall_clock_ms())
     }
 }
 
@@ -33,20 +35,20 @@ impl Clock for WallClock {
 pub struct SimulatedClock(Arc<AtomicI64>);
 
 impl SimulatedClock {
-    /// A clock standing at `ms`.
-    pub fn at(ms: i64) -> Self {
-        SimulatedClock(Arc::new(AtomicI64::new(ms)))
+    /// A clock standing at `t`.
+    pub fn at(t: ClockTime) -> Self {
+        SimulatedClock(Arc::new(AtomicI64::new(t.ms())))
     }
 
-    /// Moves the clock to `ms` (simulated time may only be set, never run).
-    pub fn set(&self, ms: i64) {
-        self.0.store(ms, Ordering::Relaxed);
+    /// Moves the clock to `t` (simulated time may only be set, never run).
+    pub fn set(&self, t: ClockTime) {
+        self.0.store(t.ms(), Ordering::Relaxed);
     }
 }
 
 impl Clock for SimulatedClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+    fn now(&self) -> ClockTime {
+        ClockTime::from_ms(self.0.load(Ordering::Relaxed))
     }
 }
 
@@ -56,10 +58,10 @@ mod tests {
 
     #[test]
     fn a_simulated_clock_shows_the_time_its_driver_set_to_every_clone() {
-        let clock = SimulatedClock::at(5);
+        let clock = SimulatedClock::at(ClockTime::from_ms(5));
         let seen_by_core = clock.clone();
-        assert_eq!(seen_by_core.now_ms(), 5);
-        clock.set(86_400_000);
-        assert_eq!(seen_by_core.now_ms(), 86_400_000);
+        assert_eq!(seen_by_core.now().ms(), 5);
+        clock.set(ClockTime::from_ms(86_400_000));
+        assert_eq!(seen_by_core.now().ms(), 86_400_000);
     }
 }

@@ -11,3 +11,4 @@ pub mod keyed;
 pub mod lanes;
 pub mod listener;
 pub mod message;
+pub mod time;

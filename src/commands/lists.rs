@@ -26,7 +26,7 @@ pub async fn lists(
     let lists = sagak::lists::DailyLists::new(spec)?;
     let previous = lists.households_on(&out, date - chrono::Duration::days(1));
     let (manifest, _) = lists
-        .make_day(&mut engine, &out, lists.cutoff_ms(date), &previous)
+        .make_day(&mut engine, &out, lists.cutoff(date), &previous)
         .await?;
     println!(
         "lists for {} written to {}",

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::{DriverCore, DriverError, ListSchedule, OnListFailure};
 use crate::base::clock::{Clock, SimulatedClock};
 use crate::base::message::InputMessage;
+use crate::base::time::ClockTime;
 use crate::definition::{PipelineSpec, DAY_MS};
 use crate::embedded::offices::{suwon_signals, SimulatedOffices, SUWON_HOUSEHOLD};
 use crate::embedded::sink::{NdjsonSink, SinkError};
@@ -308,7 +309,7 @@ pub async fn run_demo_live(
     };
 
     let mut source = GeneratedSource::new(spec, &generated.messages);
-    let Some(first) = source.next_arrival_ms() else {
+    let Some(first) = source.next_arrival() else {
         out.sink.flush()?;
         return Ok(summary);
     };
@@ -338,11 +339,11 @@ pub async fn run_demo_live(
         |core, now| {
             let unreachable_at = planted_unreachable.load(std::sync::atomic::Ordering::Relaxed);
             if unreachable_at != 0 && planted_rank.is_none() {
-                let day = ((now - first) / DAY_MS) as u32;
+                let day = (now.since(first) / DAY_MS) as u32;
                 planted_rank = planted_queue_rank(core.engine(), now).map(|(r, _)| (day, r));
             }
             let counts = core.counts();
-            progress.set_position(((now - first) / DAY_MS) as u64);
+            progress.set_position((now.since(first) / DAY_MS) as u64);
             progress.set_message(format!(
                 "{} signals, {} alerts",
                 counts.messages, counts.alerts
@@ -354,7 +355,7 @@ pub async fn run_demo_live(
     // the summary, and the pages of `--serve`, start at the last list's
     // cut-off: the queue and the day's list are read at the same instant
     if let Some(cutoff) = core.lists_at_next_cutoff::<SinkError>().await? {
-        if cutoff > clock.now_ms() {
+        if cutoff > clock.now() {
             clock.set(cutoff);
         }
     }
@@ -362,9 +363,9 @@ pub async fn run_demo_live(
 
     fill_counts(&mut summary, &core, &mut source, &mut out);
     summary.detection = detection(&generated, &out);
-    summary.follow_up = follow_up(&mut out, first, clock.now_ms());
+    summary.follow_up = follow_up(&mut out, first.ms(), clock.now().ms());
     summary.follow_up.planted_rank_when_unreachable = planted_rank;
-    summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now_ms());
+    summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now());
     summary.follow_up.planted_list_rank_last_day = core
         .last_list()
         .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
@@ -473,7 +474,7 @@ async fn serve_live(
     mut outcomes: tokio::sync::mpsc::Receiver<InputMessage>,
     mut until: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> Result<(), DemoError> {
-    let ended = clock.now_ms();
+    let ended = clock.now();
     let started = std::time::Instant::now();
     core.rebuild_work();
     loop {
@@ -488,7 +489,7 @@ async fn serve_live(
             },
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
         };
-        clock.set(ended + started.elapsed().as_millis() as i64);
+        clock.set(ended.plus(started.elapsed().as_millis() as i64));
         core.flush(out).await?;
         core.tick(out).await?;
         out.sink.flush()?;
@@ -500,7 +501,7 @@ async fn serve_live(
 
 /// The planted household's rank (from 1) on its dong's queue at `now`,
 /// and how many households are open there.
-fn planted_queue_rank(engine: &crate::engine::Engine, now: i64) -> Option<(usize, usize)> {
+fn planted_queue_rank(engine: &crate::engine::Engine, now: ClockTime) -> Option<(usize, usize)> {
     let dong = crate::embedded::offices::SUWON_DONG;
     let queue = engine.queue_of(dong, now);
     let at = queue.iter().position(|(id, _)| id == SUWON_HOUSEHOLD)?;

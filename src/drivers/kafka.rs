@@ -33,7 +33,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 
 use super::{DriverCore, DriverError, ListSchedule, OnListFailure, SharedLists};
-use crate::base::clock::{wall_clock_ms, WallClock};
+use crate::base::clock::{wall_clock_ms, Clock, WallClock};
 use crate::base::message::InputMessage;
 use crate::checkpoint::{
     BackgroundWrite, CheckpointError, EncodedState, PartitionOffset, ShardedStore,
@@ -204,8 +204,8 @@ pub async fn run(
         let deadline = pace.batch_deadline;
         let next_checkpoint = pace.next_checkpoint;
         let cutoff_in = core
-            .next_cutoff_ms()
-            .map(|c| Duration::from_millis((c - wall_clock_ms()).max(0) as u64));
+            .next_cutoff()
+            .map(|c| Duration::from_millis(c.since(WallClock.now()).max(0) as u64));
         let event = if let Some(event) = ready.take() {
             event
         } else {
@@ -238,7 +238,7 @@ pub async fn run(
                 observe_consumer(&consumer, &ops);
                 let context = consumer.context();
                 core.engine_mut()
-                    .advance_idle(wall_clock_ms(), pace.idle_ms, |feed, partition| {
+                    .advance_idle(WallClock.now(), pace.idle, |feed, partition| {
                         inputs
                             .get(usize::from(feed))
                             .is_some_and(|topic| context.at_end(topic, partition))
@@ -305,7 +305,7 @@ async fn stop(
 struct Pace {
     flush_every: Duration,
     checkpoint_every: Duration,
-    idle_ms: i64,
+    idle: Duration,
     batch_deadline: Option<tokio::time::Instant>,
     next_checkpoint: tokio::time::Instant,
     checkpoints: u64,
@@ -319,7 +319,7 @@ impl Pace {
         Pace {
             flush_every: Duration::from_millis(settings.engine.flush_interval_ms),
             checkpoint_every,
-            idle_ms: i64::try_from(settings.engine.idle_partition_ms).unwrap_or(i64::MAX),
+            idle: Duration::from_millis(settings.engine.idle_partition_ms),
             batch_deadline: None,
             next_checkpoint: tokio::time::Instant::now() + checkpoint_every,
             checkpoints: 0,
@@ -494,7 +494,7 @@ fn with_shared_lists<'a>(
     let schedule = ListSchedule::new(
         lists,
         settings.lists.out_dir.clone(),
-        wall_clock_ms(),
+        WallClock.now(),
         OnListFailure::LogAndContinue,
     )
     .shared(shared);

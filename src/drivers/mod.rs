@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 use crate::base::clock::Clock;
 use crate::base::message::InputMessage;
+use crate::base::time::ClockTime;
 use crate::definition::DAY_MS;
 use crate::engine::{Engine, Outputs};
 use crate::lists::{DailyLists, ListError, Manifest};
@@ -110,7 +111,7 @@ pub struct SharedLists {
 pub struct ListSchedule {
     lists: DailyLists,
     out_dir: PathBuf,
-    next_cutoff_ms: i64,
+    next_cutoff: ClockTime,
     /// Households on the last list written, once one was (before that,
     /// read back from the previous day's files).
     previous: Option<HashSet<String>>,
@@ -131,14 +132,14 @@ impl ListSchedule {
     pub fn new(
         lists: DailyLists,
         out_dir: PathBuf,
-        start_ms: i64,
+        start: ClockTime,
         on_failure: OnListFailure,
     ) -> Self {
-        let next_cutoff_ms = lists.cutoff_ms(lists.list_day_at(start_ms)) + DAY_MS;
+        let next_cutoff = lists.cutoff(lists.list_day_at(start)).plus(DAY_MS);
         ListSchedule {
             lists,
             out_dir,
-            next_cutoff_ms,
+            next_cutoff,
             previous: None,
             on_failure,
             shared: None,
@@ -251,8 +252,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         if !work.enabled() {
             return;
         }
-        let now = self.clock.now_ms();
-        work.set_now(now);
+        let now = self.clock.now();
+        work.set_now(now.ms());
         work.note_alerts(&result.alerts);
         work.note_outcomes(&result.recorded);
         let mut touched: std::collections::HashSet<&str> = result
@@ -292,7 +293,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
 
     /// Writes the daily lists on `schedule`.
     pub fn with_lists(mut self, schedule: ListSchedule) -> Self {
-        self.engine.hold_for_cutoff(Some(schedule.next_cutoff_ms));
+        self.engine.hold_for_cutoff(Some(schedule.next_cutoff));
         self.lists = Some(schedule);
         self
     }
@@ -349,7 +350,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             return Ok(0);
         }
         let started = std::time::Instant::now();
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let result = self.engine.process_batch(&self.buffer, now).await?;
         self.recorder.batch(&result, now, self.engine.watermark());
         self.recorder.households(self.engine.households());
@@ -388,8 +389,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     }
 
     /// When the next daily lists are due, on the core's clock.
-    pub fn next_cutoff_ms(&self) -> Option<i64> {
-        self.lists.as_ref().map(|l| l.next_cutoff_ms)
+    pub fn next_cutoff(&self) -> Option<ClockTime> {
+        self.lists.as_ref().map(|l| l.next_cutoff)
     }
 
     /// The timer: the driver calls it at least once a second when no input
@@ -397,7 +398,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// has reached are made, after the batch in flight is flushed so that
     /// they include it. Returns how many days of lists it made.
     pub async fn tick<O: Outputs>(&mut self, out: &mut O) -> Result<usize, DriverError<O::Error>> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let mut made = 0;
         // a shared day whose last part another instance wrote after this one
         // looked: the parts are all in now, or soon
@@ -412,7 +413,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 }
             }
         }
-        while self.next_cutoff_ms().is_some_and(|c| c <= now) {
+        while self.next_cutoff().is_some_and(|c| c <= now) {
             self.flush(out).await?;
             self.lists_at_next_cutoff().await?;
             made += 1;
@@ -428,7 +429,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.cases_observed = Some(std::time::Instant::now());
         }
         // the queue reads its due times at the pipeline's clock, moving or not
-        self.ops.work.set_now(now);
+        self.ops.work.set_now(now.ms());
         if self.ops.work.enabled()
             && self
                 .work_rebuilt
@@ -443,8 +444,8 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// a hand-over, and now and then: retention and time move households
     /// on and off it).
     pub fn rebuild_work(&mut self) {
-        let now = self.clock.now_ms();
-        self.ops.work.set_now(now);
+        let now = self.clock.now();
+        self.ops.work.set_now(now.ms());
         // every household on the latest list opens on the web, whatever
         // its state
         let listed = self.lists.as_ref().and_then(|s| s.previous.as_ref());
@@ -462,7 +463,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         &mut self,
         out: &mut O,
     ) -> Result<usize, DriverError<O::Error>> {
-        let escalations = self.engine.overdue(self.clock.now_ms());
+        let escalations = self.engine.overdue(self.clock.now());
         if escalations.is_empty() {
             return Ok(0);
         }
@@ -523,15 +524,15 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// that cut-off.
     pub async fn lists_at_next_cutoff<E: std::error::Error + 'static>(
         &mut self,
-    ) -> Result<Option<i64>, DriverError<E>> {
+    ) -> Result<Option<ClockTime>, DriverError<E>> {
         let Some(schedule) = self.lists.as_mut() else {
             return Ok(None);
         };
-        let cutoff = schedule.next_cutoff_ms;
-        schedule.next_cutoff_ms += DAY_MS;
+        let cutoff = schedule.next_cutoff;
+        schedule.next_cutoff = cutoff.plus(DAY_MS);
         // what the day after counts stays; what only this day counted may go
         // once its list is made
-        let held_next = schedule.next_cutoff_ms;
+        let held_next = schedule.next_cutoff;
         let metrics = &self.ops.metrics;
         let started = std::time::Instant::now();
         let lists = &schedule.lists;

@@ -6,6 +6,7 @@
 //! The replay's clock is the input's time: the newest `observed_at` so far
 //! (or each line's arrival time, for files written with `--with-arrival`).
 
+use crate::base::time::ClockTime;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
@@ -171,17 +172,19 @@ pub(crate) async fn drive<S: TimedSource, O: Outputs>(
     source: &mut S,
     out: &mut O,
     step_ms: i64,
-    mut extra: impl FnMut(&mut O, i64) -> Vec<InputMessage>,
-    mut on_step: impl FnMut(&DriverCore<'_, SimulatedClock>, i64),
+    mut extra: impl FnMut(&mut O, ClockTime) -> Vec<InputMessage>,
+    mut on_step: impl FnMut(&DriverCore<'_, SimulatedClock>, ClockTime),
 ) -> Result<(), DriverError<O::Error>> {
-    while let Some(window_start) = source.next_arrival_ms() {
+    while let Some(window_start) = source.next_arrival() {
         // lists are made from the state as it stands at each cut-off
         clock.set(window_start);
         core.tick(out).await?;
-        let window_end = (window_start + step_ms).min(core.next_cutoff_ms().unwrap_or(i64::MAX));
+        let step_end = window_start.plus(step_ms);
+        let window_end = core.next_cutoff().map_or(step_end, |c| c.min(step_end));
         let mut now = window_start;
         while let Some(m) = source.next_before(window_end) {
-            now = m.timestamp_ms.unwrap_or(now);
+            // a message's broker timestamp is its arrival on this clock
+            now = m.timestamp_ms.map_or(now, ClockTime::from_ms);
             core.push(m);
         }
         for m in extra(out, window_end) {
@@ -228,7 +231,7 @@ pub async fn run_replay(
         ..ReplaySummary::default()
     };
     let total = source.len() as u64;
-    let Some(first) = source.next_arrival_ms() else {
+    let Some(first) = source.next_arrival() else {
         out.sink.flush()?;
         return Ok(summary);
     };
@@ -271,7 +274,7 @@ pub async fn run_replay(
             progress.set_position(counts.messages);
             progress.set_message(format!(
                 "{} {} alerts",
-                crate::stages::alert::rfc3339(now)
+                crate::stages::alert::rfc3339(now.ms())
                     .get(..10)
                     .unwrap_or_default(),
                 counts.alerts
@@ -301,11 +304,11 @@ pub async fn run_replay(
     summary.list_days = counts.list_days as usize;
     summary.last_list = core.last_list().map(|m| (m.date.clone(), m.households));
     summary.span = Some((
-        crate::stages::alert::rfc3339(first),
-        crate::stages::alert::rfc3339(last),
+        crate::stages::alert::rfc3339(first.ms()),
+        crate::stages::alert::rfc3339(last.ms()),
     ));
     if let Some(b) = &cfg.backfill {
-        summary.snapshots = write_backfill(spec, core.engine_mut(), b, last)?;
+        summary.snapshots = write_backfill(spec, core.engine_mut(), b, last.ms())?;
     }
     summary.seconds = started.elapsed().as_secs_f64();
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| io(e.into()))?;

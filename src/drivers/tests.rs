@@ -9,6 +9,9 @@ use crate::engine::BatchResult;
 use crate::metrics::Metrics;
 use crate::testkit::{default_spec, health, input, job_loss, NOW};
 
+/// The tests' start, on the driver's clock.
+const START: ClockTime = ClockTime::from_ms(NOW);
+
 /// Outputs that keep what they were given.
 #[derive(Default)]
 struct Kept {
@@ -62,7 +65,12 @@ fn listing_core<'o>(
     dir: std::path::PathBuf,
     on_failure: OnListFailure,
 ) -> DriverCore<'o, SimulatedClock> {
-    let schedule = ListSchedule::new(DailyLists::new(spec).expect("lists"), dir, NOW, on_failure);
+    let schedule = ListSchedule::new(
+        DailyLists::new(spec).expect("lists"),
+        dir,
+        START,
+        on_failure,
+    );
     let engine = Engine::new(spec);
     DriverCore::new(engine, clock.clone(), ops, 100).with_lists(schedule)
 }
@@ -76,7 +84,7 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     let metrics = Metrics::new(&spec);
     let ops = OpsState::new(&spec, metrics.clone(), "test");
     let dir = tempfile::tempdir().expect("temp dir");
-    let clock = SimulatedClock::at(NOW);
+    let clock = SimulatedClock::at(START);
     let mut core = listing_core(
         &spec,
         &ops,
@@ -88,11 +96,11 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     for m in three_households(&spec) {
         core.push(m);
     }
-    let cutoff = core.next_cutoff_ms().expect("lists are on");
-    assert!(cutoff > NOW && cutoff - NOW <= DAY_MS);
+    let cutoff = core.next_cutoff().expect("lists are on");
+    assert!(cutoff > START && cutoff.since(START) <= DAY_MS);
 
     // before the cut-off the timer does nothing, not even flush
-    clock.set(cutoff - 1);
+    clock.set(cutoff.minus(1));
     assert_eq!(core.tick(&mut out).await.expect("tick"), 0);
     assert_eq!((out.batches, core.buffered()), (0, 3));
 
@@ -106,14 +114,14 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     assert!(metrics.lists.written_at.get() * 1000 > NOW);
     assert_eq!(metrics.lists.seconds.get_sample_count(), 1);
     assert_eq!(metrics.lists.failures.get(), 0);
-    assert_eq!(core.next_cutoff_ms(), Some(cutoff + DAY_MS));
+    assert_eq!(core.next_cutoff(), Some(cutoff.plus(DAY_MS)));
 
     // an output path that is a file, not a folder: counted, and the core goes on
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").expect("file");
     let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::LogAndContinue);
     metrics.lists.written_at.set(0);
-    clock.set(cutoff + 2 * DAY_MS);
+    clock.set(cutoff.plus(2 * DAY_MS));
     assert_eq!(
         core.tick(&mut out)
             .await
@@ -134,9 +142,9 @@ async fn a_failed_list_stops_a_core_that_is_told_to_stop() {
     let dir = tempfile::tempdir().expect("temp dir");
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").expect("file");
-    let clock = SimulatedClock::at(NOW);
+    let clock = SimulatedClock::at(START);
     let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::Stop);
-    clock.set(NOW + DAY_MS);
+    clock.set(START.plus(DAY_MS));
     let err = core.tick(&mut Kept::default()).await.expect_err("stops");
     assert!(matches!(err, DriverError::Lists(_)), "{err}");
 }
@@ -148,7 +156,7 @@ async fn a_batch_is_cut_at_its_size_and_delivered_at_the_clocks_time() {
     let spec = default_spec();
     let metrics = Metrics::new(&spec);
     let ops = OpsState::new(&spec, metrics.clone(), "test");
-    let clock = SimulatedClock::at(NOW);
+    let clock = SimulatedClock::at(START);
     let engine = Engine::new(&spec);
     let mut core = DriverCore::new(engine, clock.clone(), &ops, 2);
     let mut msgs = three_households(&spec).into_iter();
@@ -182,12 +190,12 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
     let alone_dir = tempfile::tempdir().expect("temp dir");
     let metrics = Metrics::new(&spec);
     let ops = OpsState::new(&spec, metrics.clone(), "test");
-    let clock = SimulatedClock::at(last);
+    let clock = SimulatedClock::at(ClockTime::from_ms(last));
     let core = |owned: Option<Vec<i32>>, dir: &std::path::Path| {
         let mut schedule = ListSchedule::new(
             DailyLists::new(&spec).expect("lists"),
             dir.to_path_buf(),
-            last,
+            ClockTime::from_ms(last),
             OnListFailure::Stop,
         );
         if let Some(owned) = owned {
@@ -219,7 +227,7 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
             core.flush(&mut out).await.expect("flush");
         }
     }
-    clock.set(alone.next_cutoff_ms().expect("lists on"));
+    clock.set(alone.next_cutoff().expect("lists on"));
     assert_eq!(alone.tick(&mut out).await.expect("lists"), 1);
     let day = alone.last_list().expect("a list").date.clone();
 

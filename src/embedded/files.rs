@@ -3,6 +3,7 @@
 //! the signals' fields, merged in event-time order (stable for equal
 //! times), each message knowing its file and line.
 
+use crate::base::time::ClockTime;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -354,13 +355,13 @@ impl FileSource {
 }
 
 impl TimedSource for FileSource {
-    fn next_arrival_ms(&self) -> Option<i64> {
-        self.lines.get(self.next).map(|l| l.at)
+    fn next_arrival(&self) -> Option<ClockTime> {
+        self.lines.get(self.next).map(|l| ClockTime::from_ms(l.at))
     }
 
-    fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
+    fn next_before(&mut self, until: ClockTime) -> Option<InputMessage> {
         let l = self.lines.get_mut(self.next)?;
-        if l.at >= until_ms {
+        if l.at >= until.ms() {
             return None;
         }
         self.next += 1;

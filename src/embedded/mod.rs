@@ -11,13 +11,15 @@ pub mod sink;
 pub mod source;
 
 use crate::base::message::InputMessage;
+use crate::base::time::ClockTime;
 
 /// A source whose messages come in time order: the replay loop takes what
 /// arrives before each step's end, then moves its clock on.
 pub trait TimedSource {
-    /// When the next message arrives, if any is left.
-    fn next_arrival_ms(&self) -> Option<i64>;
+    /// When the next message arrives (on the driver's clock), if any is
+    /// left.
+    fn next_arrival(&self) -> Option<ClockTime>;
 
-    /// The next message if it arrives before `until_ms`.
-    fn next_before(&mut self, until_ms: i64) -> Option<InputMessage>;
+    /// The next message if it arrives before `until`.
+    fn next_before(&mut self, until: ClockTime) -> Option<InputMessage>;
 }

@@ -9,6 +9,7 @@
 //! the Suwon family of 2022: premium arrears notified every month,
 //! registered in one dong while living elsewhere, every attempt failing.
 
+use crate::base::time::ClockTime;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::base::message::InputMessage;
@@ -233,10 +234,10 @@ impl SimulatedOffices {
         }
     }
 
-    /// The next outcome recorded before `until_ms`, if any.
-    pub fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
+    /// The next outcome recorded before `until`, if any.
+    pub fn next_before(&mut self, until: ClockTime) -> Option<InputMessage> {
         let (&(at, seq), _) = self.pending.first_key_value()?;
-        if at >= until_ms {
+        if at >= until.ms() {
             return None;
         }
         let (message, first_of, kind) = self.pending.remove(&(at, seq))?;

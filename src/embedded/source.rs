@@ -1,6 +1,7 @@
 //! The generator's messages as a source: in arrival order, each with the
 //! simulated time it reaches the "broker", counted per feed as it goes.
 
+use crate::base::time::ClockTime;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::base::message::InputMessage;
@@ -45,13 +46,14 @@ impl<'g> GeneratedSource<'g> {
 }
 
 impl super::TimedSource for GeneratedSource<'_> {
-    fn next_arrival_ms(&self) -> Option<i64> {
-        self.messages.get(self.next).map(|m| m.arrival_ms)
+    fn next_arrival(&self) -> Option<ClockTime> {
+        let m = self.messages.get(self.next)?;
+        Some(ClockTime::from_ms(m.arrival_ms))
     }
 
-    fn next_before(&mut self, until_ms: i64) -> Option<InputMessage> {
+    fn next_before(&mut self, until: ClockTime) -> Option<InputMessage> {
         let m = self.messages.get(self.next)?;
-        if m.arrival_ms >= until_ms {
+        if m.arrival_ms >= until.ms() {
             return None;
         }
         let offset = self.next as i64;

@@ -4,26 +4,27 @@
 //! the lanes.
 
 use super::*;
+use crate::base::time::ClockTime;
 
 impl Engine {
-    /// The `overdue` escalations due by `now_ms` (driver's clock), each
+    /// The `overdue` escalations due by `now` (driver's clock), each
     /// once.
-    pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
+    pub fn overdue(&mut self, now: ClockTime) -> Vec<Escalation> {
         let mut out: Vec<Escalation> = Vec::new();
         for lane in &mut self.lanes {
-            out.extend(lane.cases.overdue(now_ms));
+            out.extend(lane.cases.overdue(now.ms()));
         }
         out.sort_by(|a, b| a.escalation_id.cmp(&b.escalation_id));
         out
     }
 
     /// Open, overdue and unreachable households per dong (and priority and
-    /// status) as of `now_ms`: a pass over the case records with the one
+    /// status) as of `now`: a pass over the case records with the one
     /// model of open work, summed over the lanes.
-    pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
+    pub fn open_counts(&self, now: ClockTime) -> OpenCounts {
         let mut total = OpenCounts::default();
         for lane in &self.lanes {
-            total.merge(lane.cases.open_counts(now_ms));
+            total.merge(lane.cases.open_counts(now.ms()));
         }
         total
     }
@@ -51,22 +52,22 @@ impl Engine {
     /// [`crate::stages::case::CaseBook::work_payloads`]).
     pub fn work_payloads(
         &self,
-        now_ms: i64,
+        now: ClockTime,
         recent_ms: i64,
         also: &dyn Fn(&str) -> bool,
     ) -> Vec<(String, std::sync::Arc<[u8]>)> {
         self.lanes
             .iter()
-            .flat_map(|lane| lane.cases.work_payloads(now_ms, recent_ms, also))
+            .flat_map(|lane| lane.cases.work_payloads(now.ms(), recent_ms, also))
             .collect()
     }
 
-    /// A household's open work at `now_ms` (see
+    /// A household's open work at `now` (see
     /// [`crate::stages::case::work`]).
-    pub fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
+    pub fn household_work(&self, household_id: &str, now: ClockTime) -> Option<OpenWork> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .cases
-            .household_work(household_id, now_ms)
+            .household_work(household_id, now.ms())
     }
 
     /// Open households (see [`crate::stages::case::work`]) not in
@@ -75,19 +76,19 @@ impl Engine {
     /// times as the signals' (their signals left the window).
     pub fn stale_open(
         &self,
-        now_ms: i64,
+        now: ClockTime,
         assessed: &std::collections::HashSet<String>,
         shard: Option<i32>,
     ) -> Vec<crate::stages::score::Assessment> {
         let mut out = Vec::new();
         for lane in &self.lanes {
-            for (id, w) in lane.cases.open_households(now_ms) {
+            for (id, w) in lane.cases.open_households(now.ms()) {
                 let mine = shard.is_none_or(|s| self.shard_of(&id) == Some(s));
                 if !mine || assessed.contains(&id) {
                     continue;
                 }
-                let first = w.open_alerts.first().map_or(now_ms, |a| a.emitted_at);
-                let last = w.open_alerts.last().map_or(now_ms, |a| a.emitted_at);
+                let first = w.open_alerts.first().map_or(now.ms(), |a| a.emitted_at);
+                let last = w.open_alerts.last().map_or(now.ms(), |a| a.emitted_at);
                 out.push(crate::stages::score::Assessment {
                     household_id: id,
                     dong_code: w.dong.clone(),
@@ -110,12 +111,12 @@ impl Engine {
         out
     }
 
-    /// The households open for `dong` at `now_ms`, in the queue's order.
-    pub fn queue_of(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
+    /// The households open for `dong` at `now`, in the queue's order.
+    pub fn queue_of(&self, dong: &str, now: ClockTime) -> Vec<(String, OpenWork)> {
         let mut open: Vec<(String, OpenWork)> = self
             .lanes
             .iter()
-            .flat_map(|lane| lane.cases.open_of_dong(dong, now_ms))
+            .flat_map(|lane| lane.cases.open_of_dong(dong, now.ms()))
             .collect();
         open.sort_by_cached_key(|(id, w)| (w.queue_key(None), id.clone()));
         open

@@ -26,6 +26,7 @@ use futures::FutureExt;
 use crate::base::keyed::Record;
 use crate::base::lanes::{each_lane, on_lanes};
 use crate::base::message::InputMessage;
+use crate::base::time::{ClockTime, EventTime};
 use crate::checkpoint::{EncodedState, ShardRecords, Snapshot, StoredRecords};
 use crate::definition::PipelineSpec;
 use crate::stages::alert::Alert;
@@ -102,11 +103,11 @@ pub struct Engine {
     scoring: u64,
     /// Length of the window (event time).
     window_ms: i64,
-    /// Wall clock of the last message per input partition, then feed; the
-    /// start of the engine where none came (see [`Engine::advance_idle`]).
-    last_seen: Vec<Vec<i64>>,
-    /// Wall clock of the first batch.
-    started_ms: Option<i64>,
+    /// Driver's clock at the last message per input partition, then feed
+    /// (see [`Engine::advance_idle`]).
+    last_seen: Vec<Vec<Option<ClockTime>>>,
+    /// Driver's clock at the first batch.
+    started: Option<ClockTime>,
     /// Event time per feed and input partition (see [`Watermark`]).
     watermark: Watermark,
     /// Whether each message of the batch in flight is late (reused).
@@ -152,7 +153,7 @@ impl Engine {
             marks_cover_priorities: true,
             window_ms: spec.window.length_ms(),
             last_seen: Vec::new(),
-            started_ms: None,
+            started: None,
             watermark: Watermark::new(spec.feeds.len(), spec.window.lateness_ms()),
             late: Vec::new(),
             rows: Vec::new(),
@@ -174,20 +175,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Processes one micro-batch. `now_ms` is the wall clock.
+    /// Processes one micro-batch at `now` on the driver's clock.
     pub async fn process_batch(
         &mut self,
         msgs: &[InputMessage],
-        now_ms: i64,
+        now: ClockTime,
     ) -> Result<BatchResult, ScoreError> {
         let started = Instant::now();
-        self.started_ms.get_or_insert(now_ms);
+        self.started.get_or_insert(now);
+        let now_ms = now.ms();
         let mut result = BatchResult {
             received: vec![0; self.feed_names.len()],
             messages: msgs.len(),
             ..BatchResult::default()
         };
-        self.route(msgs, now_ms, &mut result);
+        self.route(msgs, now, &mut result);
         self.shards.clear();
         self.shards.extend(msgs.iter().map(|m| m.partition));
 
@@ -235,7 +237,7 @@ impl Engine {
 
     /// Hands each message of the batch to its household's lane (an unknown
     /// topic is rejected here), counting what each feed sent and when.
-    fn route(&mut self, msgs: &[InputMessage], now_ms: i64, result: &mut BatchResult) {
+    fn route(&mut self, msgs: &[InputMessage], now: ClockTime, result: &mut BatchResult) {
         for lane in &mut self.lanes {
             lane.msgs.clear();
         }
@@ -259,9 +261,9 @@ impl Engine {
             }
             let seen = &mut self.last_seen[p];
             if seen.len() <= usize::from(feed) {
-                seen.resize(self.feed_names.len().max(usize::from(feed) + 1), i64::MIN);
+                seen.resize(self.feed_names.len().max(usize::from(feed) + 1), None);
             }
-            seen[usize::from(feed)] = now_ms;
+            seen[usize::from(feed)] = Some(now);
             // A message without a key is rejected by the decoder of any lane.
             let lane = self.lane_of(m.key.as_deref().unwrap_or_default());
             self.lanes[lane].msgs.push(i as u32);
@@ -291,10 +293,12 @@ impl Engine {
         for (i, row) in self.rows.iter().enumerate() {
             if let Some((feed, t)) = *row {
                 let partition = msgs[i].partition;
-                if !self
-                    .watermark
-                    .admit(usize::from(feed), partition, t, self.window_ms)
-                {
+                if !self.watermark.admit(
+                    usize::from(feed),
+                    partition,
+                    EventTime::from_ms(t),
+                    self.window_ms,
+                ) {
                     self.late[i] = true;
                 }
             }
@@ -306,21 +310,22 @@ impl Engine {
         &self.watermark
     }
 
-    /// Idleness: a feed that has sent nothing on a partition for `idle_ms`
-    /// of wall clock, while `at_end(feed, partition)` says the consumer has
+    /// Idleness: a feed that has sent nothing on a partition for `idle`
+    /// on the driver's clock, while `at_end(feed, partition)` says the consumer has
     /// read everything there, stops holding back that partition's eviction.
     /// Its watermark rises to the lowest watermark of the other feeds on
-    /// the partition, never above `now_ms` minus the allowed lateness (and
+    /// the partition, never above `now` minus the allowed lateness (and
     /// never falls). Other partitions are untouched, so no signal anywhere
     /// becomes late through another partition. Returns how many (feed,
     /// partition) pairs moved. The embedded drivers never call it.
     pub fn advance_idle(
         &mut self,
-        now_ms: i64,
-        idle_ms: i64,
+        now: ClockTime,
+        idle: std::time::Duration,
         at_end: impl Fn(u16, i32) -> bool,
     ) -> usize {
-        let started = *self.started_ms.get_or_insert(now_ms);
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let started = *self.started.get_or_insert(now);
         let watermark = &self.watermark;
         let lateness = watermark.lateness_ms();
         let mut raised = Vec::new();
@@ -330,25 +335,26 @@ impl Engine {
                 let last = seen
                     .and_then(|s| s.get(f))
                     .copied()
-                    .filter(|&t| t != i64::MIN)
+                    .flatten()
                     .unwrap_or(started);
                 // a feed that never sent here holds nothing back already
                 let Some(own) = watermark.of(f, p) else {
                     continue;
                 };
-                if now_ms - last < idle_ms || !at_end(f as u16, p) {
+                if now.since(last) < idle_ms || !at_end(f as u16, p) {
                     continue;
                 }
                 let others = (0..self.feed_names.len())
                     .filter(|&g| g != f)
                     .filter_map(|g| watermark.of(g, p))
                     .min();
-                let Some(target) = others.map(|o| o.min(now_ms - lateness)) else {
+                let cap = EventTime::of_clock(now).minus(lateness);
+                let Some(target) = others.map(|o| o.min(cap)) else {
                     continue;
                 };
                 if own < target {
                     // a watermark is the newest time minus the lateness
-                    raised.push((f, p, target + lateness));
+                    raised.push((f, p, target.plus(lateness)));
                 }
             }
         }
@@ -358,12 +364,13 @@ impl Engine {
         raised.len()
     }
 
-    /// Keeps what the daily list of the cut-off `next_cutoff_ms` counts
-    /// from eviction (every signal of its window, and the marks of their
+    /// Keeps what the daily list of the cut-off `next_cutoff` counts from
+    /// eviction (every signal of its window, and the marks of their
     /// households), so that eviction never changes a list.
-    pub fn hold_for_cutoff(&mut self, next_cutoff_ms: Option<i64>) {
+    pub fn hold_for_cutoff(&mut self, next_cutoff: Option<ClockTime>) {
+        let window = self.window_ms;
         self.watermark
-            .hold_from(next_cutoff_ms.map(|c| c - self.window_ms));
+            .hold_from(next_cutoff.map(|c| EventTime::of_clock(c).minus(window)));
     }
 
     /// Evicts, in every stateful stage, the state the watermark has passed.
@@ -394,7 +401,7 @@ impl Engine {
         self.lanes.iter().flat_map(|l| l.windows.household_ids())
     }
 
-    /// Scores the given households as of the cut-off `as_of_ms`: exactly
+    /// Scores the given households as of the event time `as_of`: exactly
     /// their signals within the window that ends there (for the daily
     /// lists, which go through the state in chunks so the signal table of a
     /// whole country is never built at once). Each lane scores its own, in
@@ -402,7 +409,7 @@ impl Engine {
     pub async fn assess(
         &self,
         households: &[&str],
-        as_of_ms: i64,
+        as_of: EventTime,
     ) -> Result<Vec<Assessment>, ScoreError> {
         let mut parts: Vec<Vec<&str>> = vec![Vec::new(); self.lanes.len()];
         for &h in households {
@@ -412,7 +419,7 @@ impl Engine {
             .lanes
             .iter()
             .zip(&parts)
-            .map(|(lane, part)| lane.assess(part, Some(as_of_ms)).boxed())
+            .map(|(lane, part)| lane.assess(part, Some(as_of.ms())).boxed())
             .collect();
         let mut out = Vec::with_capacity(households.len());
         for part in on_lanes(jobs, households.len() >= PARALLEL_FROM).await {
@@ -500,7 +507,10 @@ impl Engine {
             partition_newest: self
                 .watermark()
                 .partitions()
-                .map(|p| (p, self.watermark().newest_on(p)))
+                .map(|p| {
+                    let newest = self.watermark().newest_on(p);
+                    (p, newest.iter().map(|t| t.map(EventTime::ms)).collect())
+                })
                 .collect(),
             scoring: self.marks_cover_priorities.then_some(self.scoring),
         }
@@ -555,6 +565,8 @@ impl Engine {
         let newest = self.lanes[0]
             .windows
             .translate_newest(&stored.feed_newest, restore.translation);
+        let newest: Vec<Option<EventTime>> =
+            newest.iter().map(|t| t.map(EventTime::from_ms)).collect();
         self.watermark.raise_on(shard, &newest);
         if done.dropped_signals > 0 {
             tracing::warn!(

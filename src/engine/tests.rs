@@ -1,4 +1,5 @@
 use super::*;
+use crate::base::time::ClockTime;
 use crate::stages::alert::AlertMark;
 use crate::stages::score::Priority;
 use crate::stages::window::LiveSignal;
@@ -10,7 +11,10 @@ async fn decisions(engine: &mut Engine, msgs: &[InputMessage]) -> Vec<String> {
     let mut out = Vec::new();
     for (n, batch) in msgs.chunks(1_000).enumerate() {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        let result = engine.process_batch(batch, now).await.expect("batch");
+        let result = engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
         for a in &result.alerts {
             out.push(serde_json::to_string(a).expect("alert json"));
         }
@@ -45,7 +49,12 @@ fn through_format_2(engine: &Engine, dir: &std::path::Path) -> Vec<Snapshot> {
             Vec::new(),
             households,
             marks,
-            engine.watermark().newest_on(*shard),
+            engine
+                .watermark()
+                .newest_on(*shard)
+                .iter()
+                .map(|t| t.map(|t| t.ms()))
+                .collect(),
         );
         let at = dir.join(format!("partition-{shard:05}"));
         std::fs::create_dir_all(&at).expect("shard dir");
@@ -105,7 +114,10 @@ async fn an_idle_feed_at_the_end_of_its_partition_stops_holding_back_eviction() 
             1,
         ),
     ];
-    engine.process_batch(&batch, NOW).await.unwrap();
+    engine
+        .process_batch(&batch, ClockTime::from_ms(NOW))
+        .await
+        .unwrap();
     let job = spec.feed_index("job-loss").unwrap();
     let health_feed = spec.feed_index("health-insurance").unwrap();
     let before = engine.watermark().clone();
@@ -116,11 +128,15 @@ async fn an_idle_feed_at_the_end_of_its_partition_stops_holding_back_eviction() 
     );
 
     // not idle long enough, or not at the end: nothing moves
-    assert_eq!(engine.advance_idle(NOW + 1_000, 60_000, |_, _| true), 0);
-    assert_eq!(engine.advance_idle(NOW + 120_000, 60_000, |_, _| false), 0);
+    let (start, idle) = (ClockTime::from_ms(NOW), std::time::Duration::from_secs(60));
+    assert_eq!(engine.advance_idle(start.plus(1_000), idle, |_, _| true), 0);
+    assert_eq!(
+        engine.advance_idle(start.plus(120_000), idle, |_, _| false),
+        0
+    );
     assert_eq!(engine.watermark(), &before);
 
-    let moved = engine.advance_idle(NOW + 120_000, 60_000, |_, _| true);
+    let moved = engine.advance_idle(start.plus(120_000), idle, |_, _| true);
     let after = engine.watermark().clone();
     assert!(moved >= 1);
     assert_eq!(
@@ -169,8 +185,11 @@ async fn metrics_count_every_message_and_alert_by_label() {
             *received.entry(feed.clone()).or_default() += 1;
         }
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        let result = engine.process_batch(batch, now).await.expect("batch");
-        recorder.batch(&result, now, engine.watermark());
+        let result = engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
+        recorder.batch(&result, ClockTime::from_ms(now), engine.watermark());
         for a in &result.alerts {
             let label = (a.priority.as_str().to_string(), a.dong_code.clone());
             *alerts.entry(label).or_default() += 1;
@@ -288,7 +307,7 @@ async fn final_state(engine: &mut Engine, cutoff: i64) -> FinalState {
     let candidates: Vec<String> = candidates.into_iter().map(String::from).collect();
     let ids: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let mut listed: Vec<_> = engine
-        .assess(&ids, cutoff)
+        .assess(&ids, crate::base::time::EventTime::from_ms(cutoff))
         .await
         .expect("list")
         .into_iter()
@@ -342,7 +361,10 @@ async fn feed(
         let batch = &order[at..at + n];
         // one clock for every batch: what is in the future depends on
         // when a message is processed, which this property is not about
-        engine.process_batch(batch, now).await.expect("batch");
+        engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
         at += n;
         batches += 1;
         if batches == restore_after {

@@ -33,6 +33,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::base::time::{ClockTime, EventTime};
 use crate::definition::{Dong, PipelineSpec};
 use crate::stages::alert::AlertMark;
 use crate::stages::score::Assessment;
@@ -354,23 +355,25 @@ impl DailyLists {
         })
     }
 
-    /// The cut-off instant (ms since the epoch) of list day `date`.
-    pub fn cutoff_ms(&self, date: NaiveDate) -> i64 {
+    /// The cut-off of list day `date`, on the driver's clock.
+    pub fn cutoff(&self, date: NaiveDate) -> ClockTime {
         let local = date.and_hms_opt(self.cutoff_hour, 0, 0).unwrap_or_default();
-        self.offset
-            .from_local_datetime(&local)
-            .single()
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default()
+        ClockTime::from_ms(
+            self.offset
+                .from_local_datetime(&local)
+                .single()
+                .map(|t| t.timestamp_millis())
+                .unwrap_or_default(),
+        )
     }
 
-    /// The list day whose cut-off is the latest at or before `ms`.
-    pub fn list_day_at(&self, ms: i64) -> NaiveDate {
-        let local = DateTime::from_timestamp_millis(ms)
+    /// The list day whose cut-off is the latest at or before `at`.
+    pub fn list_day_at(&self, at: ClockTime) -> NaiveDate {
+        let local = DateTime::from_timestamp_millis(at.ms())
             .unwrap_or_default()
             .with_timezone(&self.offset);
         let date = local.date_naive();
-        if self.cutoff_ms(date) <= ms {
+        if self.cutoff(date) <= at {
             date
         } else {
             date - Duration::days(1)
@@ -529,7 +532,7 @@ impl DailyLists {
 
     /// Scores the households of `engine`'s state that can be at a priority
     /// (see [`crate::engine::Engine::list_candidates`]), ranks them and
-    /// writes the lists of the day whose cut-off is `cutoff_ms`. `previous`
+    /// writes the lists of the day whose cut-off is `cutoff`. `previous`
     /// holds the households on the previous list (for "new since the
     /// previous list"). Returns the manifest and the households now on the
     /// lists. (Instances that share the partitions write parts and
@@ -538,14 +541,14 @@ impl DailyLists {
         &self,
         engine: &mut crate::engine::Engine,
         out: &Path,
-        cutoff_ms: i64,
+        cutoff: ClockTime,
         previous: &HashSet<String>,
     ) -> Result<(Manifest, HashSet<String>), ListError> {
         let started = std::time::Instant::now();
         let (ids, marked_only) = engine.list_candidates();
         let scored_households = ids.len();
         let (candidates, unmarked) = self
-            .candidates_of(engine, &ids, cutoff_ms, previous, None)
+            .candidates_of(engine, &ids, cutoff, previous, None)
             .await?;
         drop(ids);
         if let Some(unmarked) = unmarked {
@@ -556,7 +559,7 @@ impl DailyLists {
         let ranked_at = started.elapsed();
         let manifest = self.write(
             out,
-            self.list_day_at(cutoff_ms),
+            self.list_day_at(cutoff),
             &ranked,
             crate::base::clock::wall_clock_ms(),
         )?;
@@ -575,7 +578,7 @@ impl DailyLists {
         Ok((manifest, on_list))
     }
 
-    /// The candidate rows of `ids` as of the cut-off `cutoff_ms`, scored
+    /// The candidate rows of `ids` as of the cut-off `cutoff`, scored
     /// in chunks so at most one chunk's assessments (with their rendered
     /// reasons) are in memory; only the compact candidate rows accumulate.
     /// While the marks do not cover every household at a priority (after a
@@ -586,7 +589,7 @@ impl DailyLists {
         &self,
         engine: &crate::engine::Engine,
         ids: &[&str],
-        cutoff_ms: i64,
+        cutoff: ClockTime,
         previous: &HashSet<String>,
         shard: Option<i32>,
     ) -> Result<(Vec<RecordBatch>, Option<Unmarked>), ListError> {
@@ -601,9 +604,10 @@ impl DailyLists {
                 // open households no longer at a priority (their signals
                 // left the window) stay on the list until someone reaches
                 // them: no household leaves the office's work unreached
-                engine.stale_open(cutoff_ms, &assessed, shard)
+                engine.stale_open(cutoff, &assessed, shard)
             } else {
-                engine.assess(chunk, cutoff_ms).await?
+                // the window as of the cut-off: the signals observed before it
+                engine.assess(chunk, EventTime::of_clock(cutoff)).await?
             };
             if assessments.is_empty() {
                 continue;
@@ -618,7 +622,7 @@ impl DailyLists {
                 );
             }
             let case = |a: &Assessment| {
-                let case = engine.household_work(&a.household_id, cutoff_ms);
+                let case = engine.household_work(&a.household_id, cutoff);
                 let worsened = case
                     .as_ref()
                     .and_then(|c| c.in_case_since.and(c.opened_with))
@@ -633,7 +637,7 @@ impl DailyLists {
                 |h| engine.alert_mark(h),
                 case,
                 previous,
-                cutoff_ms,
+                cutoff.ms(),
             )?);
         }
         Ok((candidates, (!marked_only).then_some(unmarked)))

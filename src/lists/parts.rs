@@ -39,18 +39,18 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ListError + '_ {
 }
 
 impl DailyLists {
-    /// Writes the candidates of day `cutoff_ms` of each partition in
+    /// Writes the candidates of day `cutoff` of each partition in
     /// `owned` (a partition with none gets an empty part) from `engine`,
     /// which holds the state of those partitions.
     pub async fn write_parts(
         &self,
         engine: &mut Engine,
         out: &Path,
-        cutoff_ms: i64,
+        cutoff: crate::base::time::ClockTime,
         owned: &[i32],
         previous: &HashSet<String>,
     ) -> Result<(), ListError> {
-        let date = self.list_day_at(cutoff_ms);
+        let date = self.list_day_at(cutoff);
         let dir = parts_dir(out, date);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lists = out.join("lists");
@@ -68,7 +68,7 @@ impl DailyLists {
         for (&partition, ids) in &by_partition {
             let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
             let (batches, unmarked) = self
-                .candidates_of(engine, &mine, cutoff_ms, previous, Some(partition))
+                .candidates_of(engine, &mine, cutoff, previous, Some(partition))
                 .await?;
             // marked only once every partition is scored: marking sooner
             // would stop the next partitions from looking for them

@@ -1,4 +1,5 @@
 use super::*;
+use crate::base::time::ClockTime;
 use crate::stages::score::{Priority, Reason};
 use crate::testkit::{default_spec, split_csv};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -45,7 +46,7 @@ async fn make_with(
         .unwrap();
     let ranked = lists.rank(vec![candidates]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let date = lists.list_day_at(CUTOFF);
+    let date = lists.list_day_at(ClockTime::from_ms(CUTOFF));
     assert_eq!(date.to_string(), "2026-11-22");
     let manifest = lists.write(dir.path(), date, &ranked, CUTOFF).unwrap();
     (dir, manifest)
@@ -368,12 +369,15 @@ async fn lists_from_the_marked_households_equal_lists_from_every_household() {
     let msgs = crate::testkit::city();
     for batch in msgs.chunks(1_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        engine.process_batch(batch, now).await.unwrap();
+        engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .unwrap();
     }
     let last = msgs.iter().filter_map(|m| m.timestamp_ms).max().unwrap();
     let lists = DailyLists::new(&spec).unwrap();
-    let date = lists.list_day_at(last);
-    let cutoff = lists.cutoff_ms(date);
+    let date = lists.list_day_at(ClockTime::from_ms(last));
+    let cutoff = lists.cutoff(date);
 
     let (marked, marked_only) = engine.list_candidates();
     assert!(marked_only, "an engine that scored every signal itself");
@@ -443,7 +447,10 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
             health("b", "hh-5m", "2026-11-02", 5),
         ),
     ];
-    let result = before.process_batch(&batch, NOW).await.unwrap();
+    let result = before
+        .process_batch(&batch, ClockTime::from_ms(NOW))
+        .await
+        .unwrap();
     assert_eq!(
         result.alerts.len(),
         1,
@@ -460,12 +467,12 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
     );
 
     let lists = DailyLists::new(&new).unwrap();
-    let day = lists.list_day_at(NOW);
+    let day = lists.list_day_at(ClockTime::from_ms(NOW));
     let out = dir.path().join("lists");
     let both: HashSet<String> = ["hh-2m", "hh-5m"].map(String::from).into();
     for date in [day, day + Duration::days(1)] {
         lists
-            .make_day(&mut after, &out, lists.cutoff_ms(date), &HashSet::new())
+            .make_day(&mut after, &out, lists.cutoff(date), &HashSet::new())
             .await
             .unwrap();
         assert_eq!(lists.households_on(&out, date), both, "{date}");
@@ -480,7 +487,10 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
         "hh-2m",
         health("c", "hh-2m", "2026-11-03", 3),
     )];
-    let result = after.process_batch(&batch, NOW).await.unwrap();
+    let result = after
+        .process_batch(&batch, ClockTime::from_ms(NOW))
+        .await
+        .unwrap();
     assert_eq!(result.suppressed, 0);
     assert_eq!(
         result.alerts.len(),
@@ -505,7 +515,7 @@ async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_
     )];
     assert_eq!(
         engine
-            .process_batch(&alerted, NOW)
+            .process_batch(&alerted, ClockTime::from_ms(NOW))
             .await
             .unwrap()
             .alerts
@@ -518,7 +528,10 @@ async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_
         "hh-paid",
         health("b", "hh-paid", "2026-11-05", 0),
     )];
-    engine.process_batch(&paid, NOW).await.unwrap();
+    engine
+        .process_batch(&paid, ClockTime::from_ms(NOW))
+        .await
+        .unwrap();
     assert_eq!(engine.list_candidates().0, ["hh-paid"]);
 
     let lists = DailyLists::new(&spec).unwrap();
@@ -527,7 +540,7 @@ async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_
         .make_day(
             &mut engine,
             dir.path(),
-            lists.cutoff_ms(lists.list_day_at(NOW)),
+            lists.cutoff(lists.list_day_at(ClockTime::from_ms(NOW))),
             &HashSet::new(),
         )
         .await
@@ -557,8 +570,8 @@ async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
     let spec = default_spec();
     let mut engine = crate::engine::Engine::new(&spec);
     let lists = DailyLists::new(&spec).unwrap();
-    let date = lists.list_day_at(NOW);
-    let cutoff = lists.cutoff_ms(date);
+    let date = lists.list_day_at(ClockTime::from_ms(NOW));
+    let cutoff = lists.cutoff(date);
     // 09:00 Korea time, so "92 days before the list day" is 91 days and 21
     // hours before its 06:00 cut-off: outside the 90-day window
     let day = |before: i64| (date - chrono::Duration::days(before)).to_string();
@@ -582,7 +595,10 @@ async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
             job_loss("j2", "hh-both", &day(10), "4125052000"),
         ),
     ];
-    let result = engine.process_batch(&batch, NOW).await.unwrap();
+    let result = engine
+        .process_batch(&batch, ClockTime::from_ms(NOW))
+        .await
+        .unwrap();
     // in the stream, hh-both's window ends at its job loss and holds both
     let streamed: Vec<_> = result
         .alerts
@@ -627,11 +643,14 @@ async fn parts_after_a_change_of_scoring_mark_every_partition() {
     let msgs = crate::testkit::city();
     for batch in msgs.chunks(1_000) {
         let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
-        engine.process_batch(batch, now).await.unwrap();
+        engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .unwrap();
     }
     let last = msgs.iter().filter_map(|m| m.timestamp_ms).max().unwrap();
     let lists = DailyLists::new(&spec).unwrap();
-    let cutoff = lists.cutoff_ms(lists.list_day_at(last));
+    let cutoff = lists.cutoff(lists.list_day_at(ClockTime::from_ms(last)));
     let dir = tempfile::tempdir().unwrap();
 
     // a looser health threshold finds households no alert marked

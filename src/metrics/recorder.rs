@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
 use super::Metrics;
+use crate::base::time::ClockTime;
 use crate::engine::BatchResult;
 use crate::stages::case::escalation::{Escalation, EscalationReason};
 use crate::stages::case::outcome::OutcomeKind;
@@ -58,12 +59,12 @@ impl Recorder {
         &self.metrics
     }
 
-    /// One batch taken in at `now_ms` (the driver's clock): what each feed
+    /// One batch taken in at `now` (the driver's clock): what each feed
     /// sent, rejects, duplicates, alerts per priority and dong, outcomes,
     /// first reaches, escalations, the feeds' watermarks and the batch's
     /// size and time.
-    pub fn batch(&mut self, result: &BatchResult, now_ms: i64, watermark: &Watermark) {
-        self.received(result, now_ms);
+    pub fn batch(&mut self, result: &BatchResult, now: ClockTime, watermark: &Watermark) {
+        self.received(result, now);
         let m = &self.metrics;
         for (_, r) in &result.rejects {
             m.rejected.with_label_values(&[r.class.as_str()]).inc();
@@ -96,7 +97,7 @@ impl Recorder {
     }
 
     /// Messages per feed, and when each feed last sent one.
-    fn received(&self, result: &BatchResult, now_ms: i64) {
+    fn received(&self, result: &BatchResult, now: ClockTime) {
         for (f, &n) in result.received.iter().enumerate() {
             if n == 0 {
                 continue;
@@ -105,7 +106,7 @@ impl Recorder {
                 counter.inc_by(n);
             }
             if let Some(at) = self.received_at.get(f) {
-                at.set(now_ms / 1000);
+                at.set(now.ms() / 1000);
             }
         }
     }
@@ -156,7 +157,7 @@ impl Recorder {
                         let labels = [self.feed_names[f].as_str(), &p.to_string()];
                         self.metrics.watermark.with_label_values(&labels)
                     })
-                    .set(wm / 1000);
+                    .set(wm.ms() / 1000);
             }
         }
     }

@@ -24,6 +24,7 @@ pub mod signal;
 pub mod window;
 
 use crate::base::keyed::Record;
+use crate::base::time::EventTime;
 
 /// The section of a snapshot that holds one stateful stage's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,12 +59,12 @@ impl StatePart {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watermark {
     /// Newest event time per partition, then per feed.
-    newest: Vec<Vec<Option<i64>>>,
+    newest: Vec<Vec<Option<EventTime>>>,
     feeds: usize,
     lateness_ms: i64,
     /// No signal observed at or after this time may be evicted: the next
     /// daily list counts it.
-    held_from: Option<i64>,
+    held_from: Option<EventTime>,
 }
 
 impl Watermark {
@@ -82,7 +83,7 @@ impl Watermark {
         self.lateness_ms
     }
 
-    fn on(&self, partition: i32) -> &[Option<i64>] {
+    fn on(&self, partition: i32) -> &[Option<EventTime>] {
         usize::try_from(partition)
             .ok()
             .and_then(|p| self.newest.get(p))
@@ -90,7 +91,7 @@ impl Watermark {
     }
 
     /// Newest event time seen per feed (index = feed) on `partition`.
-    pub fn newest_on(&self, partition: i32) -> Vec<Option<i64>> {
+    pub fn newest_on(&self, partition: i32) -> Vec<Option<EventTime>> {
         let mut out = self.on(partition).to_vec();
         out.resize(self.feeds, None);
         out
@@ -107,28 +108,28 @@ impl Watermark {
 
     /// Watermark of `feed` on `partition`: its newest event time there minus
     /// the allowed lateness; `None` before the first signal.
-    pub fn of(&self, feed: usize, partition: i32) -> Option<i64> {
+    pub fn of(&self, feed: usize, partition: i32) -> Option<EventTime> {
         self.on(partition)
             .get(feed)
             .copied()
             .flatten()
-            .map(|t| t - self.lateness_ms)
+            .map(|t| t.minus(self.lateness_ms))
     }
 
     /// The lowest watermark on `partition` over the feeds that have sent
     /// anything there: what eviction of its households may rely on.
-    pub fn low(&self, partition: i32) -> Option<i64> {
+    pub fn low(&self, partition: i32) -> Option<EventTime> {
         (0..self.feeds).filter_map(|f| self.of(f, partition)).min()
     }
 
     /// The newest event time on `partition` over its feeds.
-    pub fn newest(&self, partition: i32) -> Option<i64> {
+    pub fn newest(&self, partition: i32) -> Option<EventTime> {
         self.on(partition).iter().flatten().copied().max()
     }
 
     /// Moves `feed`'s newest event time on `partition` forward to `t`
     /// (never back).
-    pub fn raise(&mut self, feed: usize, partition: i32, t: i64) {
+    pub fn raise(&mut self, feed: usize, partition: i32, t: EventTime) {
         if feed >= self.feeds {
             return;
         }
@@ -149,10 +150,10 @@ impl Watermark {
     /// (false, and nothing changes); otherwise it raises that watermark
     /// (true). Decided in each partition's own order, the verdicts do not
     /// depend on how partitions interleave or where batches are cut.
-    pub fn admit(&mut self, feed: usize, partition: i32, t: i64, window_ms: i64) -> bool {
+    pub fn admit(&mut self, feed: usize, partition: i32, t: EventTime, window_ms: i64) -> bool {
         if self
             .of(feed, partition)
-            .is_some_and(|wm| t < wm - window_ms)
+            .is_some_and(|wm| t < wm.minus(window_ms))
         {
             return false;
         }
@@ -162,7 +163,7 @@ impl Watermark {
 
     /// Raises each feed on `partition` to at least `newest` (index = feed),
     /// as a snapshot of that partition saw it.
-    pub fn raise_on(&mut self, partition: i32, newest: &[Option<i64>]) {
+    pub fn raise_on(&mut self, partition: i32, newest: &[Option<EventTime>]) {
         for (feed, t) in newest.iter().enumerate() {
             if let Some(t) = *t {
                 self.raise(feed, partition, t);
@@ -172,12 +173,12 @@ impl Watermark {
 
     /// Holds every signal observed at or after `from` (and what it needs)
     /// from eviction; `None` holds nothing beyond the watermark.
-    pub fn hold_from(&mut self, from: Option<i64>) {
+    pub fn hold_from(&mut self, from: Option<EventTime>) {
         self.held_from = from;
     }
 
     /// See [`Watermark::hold_from`].
-    pub fn held_from(&self) -> Option<i64> {
+    pub fn held_from(&self) -> Option<EventTime> {
         self.held_from
     }
 }

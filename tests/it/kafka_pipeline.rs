@@ -517,7 +517,7 @@ amount_krw = { type = "int", min = 0, max = 100000000000, column = "amount_krw" 
 /// household's priority as of `as_of` (its list of that day), by id.
 fn state_of(
     s: &Scenario,
-    as_of: i64,
+    as_of: sagak::base::time::EventTime,
 ) -> std::collections::BTreeMap<String, (String, String, String)> {
     let mut engine = sagak::engine::Engine::new(&s.spec);
     let store = sagak::checkpoint::ShardedStore::open(&s.settings.engine.state_dir, 3).unwrap();
@@ -651,7 +651,7 @@ async fn a_backlog_read_partition_by_partition_loses_nothing_as_late() {
 
     let end = chrono::NaiveDate::from_ymd_opt(2026, 8, 30).unwrap();
     let lists = sagak::lists::DailyLists::new(&backlog.spec).unwrap();
-    let cutoff = lists.cutoff_ms(end);
+    let cutoff = sagak::base::time::EventTime::of_clock(lists.cutoff(end));
     let (a, b) = (state_of(&backlog, cutoff), state_of(&live, cutoff));
     assert!(a.len() > 100, "{} households", a.len());
     let differing: Vec<_> = a

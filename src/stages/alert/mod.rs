@@ -487,9 +487,11 @@ impl StatefulStage for AlertGate {
         // can still be accepted on the household's partition, `low - window`;
         // a mark older than that by the cooldown holds nothing back, unless
         // the next daily list needs it (its count, and that it is marked)
-        let held = watermark.held_from().map(|from| from - self.cooldown_ms);
+        let held = watermark
+            .held_from()
+            .map(|from| from.ms() - self.cooldown_ms);
         let horizon = |shard: i32| {
-            let by_time = watermark.low(shard)? - self.window_ms - self.cooldown_ms;
+            let by_time = watermark.low(shard)?.ms() - self.window_ms - self.cooldown_ms;
             Some(held.map_or(by_time, |h| by_time.min(h)))
         };
         let before = self.marks.len();

@@ -16,11 +16,14 @@ impl StatefulStage for CaseBook {
         let fold = self.rules.fold;
         // the oldest horizon of any partition: before it passes the oldest
         // activity, a pass over every record would keep them all
+        // A record's times are on the driver's clock; its retention runs
+        // on event time, so a replay forgets what a live run forgot: the
+        // watermark is read as that clock here, and below.
         let horizon = watermark
             .partitions()
             .filter_map(|p| watermark.low(p))
             .min()
-            .map(|low| low - retention);
+            .map(|low| low.ms() - retention);
         if horizon.is_none_or(|h| h <= self.oldest_activity) {
             return 0;
         }
@@ -32,7 +35,7 @@ impl StatefulStage for CaseBook {
             };
             let activity = r.last_activity();
             let keep = watermark.low(r.shard).is_none_or(|low| {
-                activity >= low - retention || work::still_open(&r, &rules::fold(&r, fold))
+                activity >= low.ms() - retention || work::still_open(&r, &rules::fold(&r, fold))
             });
             if keep {
                 oldest = oldest.min(activity);

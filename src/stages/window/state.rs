@@ -19,12 +19,12 @@ impl StatefulStage for HouseholdWindows {
     /// assessment or a list.
     fn on_watermark(&mut self, watermark: &Watermark) -> usize {
         let window = self.length_ms;
-        let held = watermark.held_from();
+        let held = watermark.held_from().map(|t| t.ms());
         let cap = |t: i64| held.map_or(t, |from| t.min(from));
         // at most this: no household's window ends after the partition's
         // newest signal, so a record whose oldest signal is later is kept
         // without decoding it
-        let bound = |shard: i32| watermark.newest(shard).map(|n| cap(n - window));
+        let bound = |shard: i32| watermark.newest(shard).map(|n| cap(n.ms() - window));
         let expiring = self.households.take_if(|r| {
             record::header(r.payload())
                 .is_none_or(|(shard, oldest)| bound(shard).is_some_and(|b| oldest < b))
@@ -41,7 +41,7 @@ impl StatefulStage for HouseholdWindows {
             let shard = record::decode(r.payload(), &mut texts, &mut slots);
             let by_watermark = watermark
                 .low(shard)
-                .map_or(i64::MIN, |low| low - 2 * window);
+                .map_or(i64::MIN, |low| low.ms() - 2 * window);
             let before = slots.len();
             if let Some(end) = slots.iter().map(|s| s.observed_at).max() {
                 let horizon = cap((end - window).max(by_watermark));

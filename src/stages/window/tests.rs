@@ -38,9 +38,12 @@ impl Judged {
         let mut late = vec![false; rows.iter().map(|r| r.0 as usize + 1).max().unwrap_or(0)];
         for (i, feed, t) in rows {
             let partition = shards.get(i as usize).copied().unwrap_or(0);
-            late[i as usize] = !self
-                .wm
-                .admit(usize::from(feed), partition, t, self.window_ms);
+            late[i as usize] = !self.wm.admit(
+                usize::from(feed),
+                partition,
+                crate::base::time::EventTime::from_ms(t),
+                self.window_ms,
+            );
         }
         self.w.process_batch(decoded, shards, &late)
     }
@@ -439,7 +442,13 @@ fn records_written_under_another_pipeline_definition_are_translated() {
     for (_, r) in w.records() {
         dropped += moved.restore_record(r.clone(), &restore).dropped_signals;
     }
-    let newest_moved = moved.translate_newest(&w.watermark().newest_on(0), t.as_ref());
+    let newest: Vec<Option<i64>> = w
+        .watermark()
+        .newest_on(0)
+        .iter()
+        .map(|t| t.map(|t| t.ms()))
+        .collect();
+    let newest_moved = moved.translate_newest(&newest, t.as_ref());
 
     assert_eq!(dropped, 2, "both health-insurance signals");
     assert_eq!(moved.len(), 1, "hh-2 had nothing else");
@@ -465,7 +474,6 @@ fn records_written_under_another_pipeline_definition_are_translated() {
             before.feed_index(name).unwrap(),
             after.feed_index(name).unwrap(),
         );
-        let newest = w.watermark().newest_on(0);
         assert!(newest[old].is_some());
         assert_eq!(newest_moved[new], newest[old], "{name}");
     }

@@ -189,9 +189,17 @@ fn case_records_go_when_their_retention_ends_unless_a_case_or_an_alert_is_open()
     ))
     .unwrap();
     let mut wm = Watermark::new(1, 0);
-    wm.raise(0, 0, T0 + 300 * DAY_MS);
+    wm.raise(
+        0,
+        0,
+        crate::base::time::EventTime::from_ms(T0 + 300 * DAY_MS),
+    );
     assert_eq!(d.cases.on_watermark(&wm), 0, "within the 365 days");
-    wm.raise(0, 0, T0 + 400 * DAY_MS);
+    wm.raise(
+        0,
+        0,
+        crate::base::time::EventTime::from_ms(T0 + 400 * DAY_MS),
+    );
     assert_eq!(d.cases.on_watermark(&wm), 1);
     assert!(d.cases.record("hh-answered").is_none(), "deleted");
     assert!(
