@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod ops;
 pub mod retention;
 pub mod stages;
+pub mod store;
 pub mod web;
 
 #[cfg(any(test, feature = "testkit"))]

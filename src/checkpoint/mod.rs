@@ -1,18 +1,18 @@
 //! Snapshots of the engine state and the input offsets they correspond to.
 //!
-//! A snapshot is written to a temporary file, synced, then renamed, so a
-//! crash leaves either the old or the new file, never half of one. Each file
+//! A snapshot is one object of the state's [`crate::store::Store`], written
+//! whole, so a crash leaves either the old or the new one, never half of
+//! one. Each object
 //! starts with a header line carrying the format version, the body length
 //! and a checksum; a file that fails either check is skipped with a loud log
 //! line and the previous one is used. The newest `keep` files are kept.
 //!
 //! State is sharded by input partition (co-partitioned topics keep every
 //! signal of a household on one partition number):
-//! each shard has its own directory `partition-NNNNN` under
-//! `engine.state_dir`, so when the consumer group moves a partition to
+//! each shard has its own folder `partition-NNNNN/` in the store
+//! (`engine.state_dir`), so when the consumer group moves a partition to
 //! another instance, that instance loads the shard's newest snapshot and
-//! seeks to its offsets. Instances of one group therefore share the state
-//! directory (a network or cloud file system mount).
+//! seeks to its offsets. Instances of one group therefore share the store.
 //!
 //! Format 3 stores the stages' household and alert records exactly as they
 //! are held in memory ([`crate::base::keyed::Record`]), after a short JSON head
@@ -29,10 +29,8 @@ mod legacy;
 pub(crate) use legacy::file as format_2_file;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{BufWriter, Write};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +39,7 @@ use crate::base::hash::fnv1a128;
 use crate::base::keyed::Record;
 use crate::stages::window::RecordDictionary;
 use crate::stages::StatePart;
+use crate::store::{SharedStore, StoreError};
 
 /// Version of the snapshot format written by this build. Version 1 kept one
 /// file for all partitions; version 2 one JSON file per partition; version
@@ -55,16 +54,9 @@ const MAGIC: &str = "sagak-checkpoint";
 /// Why snapshots could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// The state directory could not be used.
-    #[error(
-        "cannot use state directory {dir}: {error}. Check `engine.state_dir` and its permissions"
-    )]
-    Io {
-        /// The directory.
-        dir: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
+    /// The state's store could not be used.
+    #[error("cannot use the state's store at {0}. Check `engine.state_dir` and its permissions")]
+    Store(#[from] StoreError),
     /// The state could not be encoded.
     #[error("cannot encode the state snapshot: {0}")]
     Encode(#[from] serde_json::Error),
@@ -74,8 +66,8 @@ pub enum CheckpointError {
     /// A snapshot from another format version.
     #[error("snapshot {path} has format version {found}, this sagak reads versions {JSON_FORMAT} and {FORMAT_VERSION}: start the sagak version that wrote it, or move the state directory away to start empty (alerts already sent are then re-sent once)")]
     Incompatible {
-        /// The file.
-        path: PathBuf,
+        /// The snapshot, as its store names it.
+        path: String,
         /// Its version.
         found: u32,
     },
@@ -254,45 +246,41 @@ fn count_records(mut bytes: &[u8]) -> Option<usize> {
     Some(n)
 }
 
-/// Snapshot files of one shard, in one directory.
+/// Snapshots of one shard, in one folder of the state's store.
 pub struct CheckpointStore {
-    dir: PathBuf,
+    store: SharedStore,
+    /// The shard's folder, with its `/` (empty: the store's top).
+    folder: String,
     keep: usize,
 }
 
 impl CheckpointStore {
-    /// Opens (creating) `dir`, keeping the newest `keep` snapshots.
-    pub fn open(dir: &Path, keep: usize) -> Result<Self, CheckpointError> {
-        fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
-            dir: dir.to_path_buf(),
-            error,
-        })?;
-        Ok(CheckpointStore {
-            dir: dir.to_path_buf(),
+    /// The snapshots in `folder` (`""` or ending in `/`) of `store`,
+    /// keeping the newest `keep`.
+    pub fn on(store: SharedStore, folder: String, keep: usize) -> Self {
+        CheckpointStore {
+            store,
+            folder,
             keep: keep.max(1),
-        })
-    }
-
-    fn io(&self, error: std::io::Error) -> CheckpointError {
-        CheckpointError::Io {
-            dir: self.dir.clone(),
-            error,
         }
     }
 
-    /// Snapshot files, oldest first.
-    fn files(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+    /// The snapshots in the folder `dir`, keeping the newest `keep`.
+    pub fn open(dir: &Path, keep: usize) -> Result<Self, CheckpointError> {
+        Ok(Self::on(crate::store::open(dir)?, String::new(), keep))
+    }
+
+    /// Snapshot keys, oldest first.
+    fn files(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
         let mut files = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
-            let path = entry.map_err(|e| self.io(e))?.path();
-            let seq = path
-                .file_name()
-                .and_then(|n| n.to_str())
+        for key in self.store.list(&self.folder)? {
+            let seq = key
+                .strip_prefix(&self.folder)
                 .and_then(|n| n.strip_prefix("checkpoint-"))
                 .and_then(|n| n.strip_suffix(".snap").or_else(|| n.strip_suffix(".json")))
                 .and_then(|n| n.parse::<u64>().ok());
             if let Some(seq) = seq {
-                files.push((seq, path));
+                files.push((seq, key));
             }
         }
         files.sort();
@@ -300,8 +288,8 @@ impl CheckpointStore {
     }
 
     /// Writes one shard's snapshot atomically and prunes old ones. Returns
-    /// the file written.
-    fn write(&self, head: &Head, records: &ShardRecords) -> Result<PathBuf, CheckpointError> {
+    /// where it was written.
+    fn write(&self, head: &Head, records: &ShardRecords) -> Result<String, CheckpointError> {
         let head = serde_json::to_vec(head)?;
         let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes();
         let lengths: Vec<[u8; 8]> = records
@@ -328,42 +316,36 @@ impl CheckpointStore {
 
         let files = self.files()?;
         let seq = files.last().map_or(1, |(s, _)| s + 1);
-        let path = self.dir.join(format!("checkpoint-{seq:012}.snap"));
-        let tmp = self.dir.join(format!(".checkpoint-{seq:012}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f =
-                BufWriter::with_capacity(1 << 20, crate::base::files::create_private(&tmp)?);
-            f.write_all(header.as_bytes())?;
-            for piece in &body {
-                f.write_all(piece)?;
-            }
-            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            // make the rename itself durable
-            fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| self.io(e))?;
+        let key = format!("{}checkpoint-{seq:012}.snap", self.folder);
+        body.insert(0, header.as_bytes());
+        self.store.put(&key, &body)?;
         let files = self.files()?;
         if files.len() > self.keep {
             for (_, old) in &files[..files.len() - self.keep] {
-                let _ = fs::remove_file(old);
+                let _ = self.store.delete(old);
             }
         }
-        Ok(path)
+        Ok(self.store.location(&key))
     }
 
     /// The newest snapshot that passes its checks, or `None` when there is
     /// none. A damaged file is logged and skipped; a file of another format
     /// version stops the start with [`CheckpointError::Incompatible`].
     pub fn load_newest(&self) -> Result<Option<Snapshot>, CheckpointError> {
-        for (_, path) in self.files()?.into_iter().rev() {
-            match read_snapshot(&path) {
+        for (_, key) in self.files()?.into_iter().rev() {
+            let path = self.store.location(&key);
+            let read = match self.store.get(&key)? {
+                Some(bytes) => read_snapshot(bytes),
+                // pruned by its writer since the listing
+                None => continue,
+            };
+            match read {
                 Ok(s) => return Ok(Some(s)),
                 Err(Damage::Version(found)) => {
                     return Err(CheckpointError::Incompatible { path, found })
                 }
                 Err(Damage::Corrupt(why)) => {
-                    tracing::error!(file = %path.display(), %why, "state snapshot is damaged; falling back to the previous one");
+                    tracing::error!(file = %path, %why, "state snapshot is damaged; falling back to the previous one");
                 }
             }
         }
@@ -371,57 +353,56 @@ impl CheckpointStore {
     }
 }
 
-/// The snapshot directories of every shard under `engine.state_dir`.
+/// The snapshots of every shard, in the state's store
+/// (`engine.state_dir`).
 #[derive(Debug, Clone)]
 pub struct ShardedStore {
-    root: PathBuf,
+    store: SharedStore,
     keep: usize,
 }
 
 impl ShardedStore {
-    /// Opens (creating) `root`, keeping the newest `keep` snapshots per
-    /// shard. A directory still in the one-file layout of format version 1
-    /// is refused with [`CheckpointError::Incompatible`].
-    pub fn open(root: &Path, keep: usize) -> Result<Self, CheckpointError> {
-        let legacy = CheckpointStore::open(root, keep)?;
-        if let Some((_, path)) = legacy.files()?.pop() {
+    /// The snapshots in `store`, keeping the newest `keep` per shard. A
+    /// store still in the one-file layout of format version 1 is refused
+    /// with [`CheckpointError::Incompatible`].
+    pub fn on(store: SharedStore, keep: usize) -> Result<Self, CheckpointError> {
+        let legacy = CheckpointStore::on(store.clone(), String::new(), keep);
+        if let Some((_, key)) = legacy.files()?.pop() {
+            let path = store.location(&key);
             return Err(CheckpointError::Incompatible { path, found: 1 });
         }
-        Ok(ShardedStore {
-            root: root.to_path_buf(),
-            keep,
-        })
+        Ok(ShardedStore { store, keep })
+    }
+
+    /// The snapshots in the folder `root` (see [`ShardedStore::on`]).
+    pub fn open(root: &Path, keep: usize) -> Result<Self, CheckpointError> {
+        Self::on(crate::store::open(root)?, keep)
     }
 
     /// The store of one shard.
     pub fn shard(&self, shard: i32) -> Result<CheckpointStore, CheckpointError> {
-        CheckpointStore::open(&self.root.join(format!("partition-{shard:05}")), self.keep)
+        let folder = format!("partition-{shard:05}/");
+        Ok(CheckpointStore::on(self.store.clone(), folder, self.keep))
     }
 
-    /// Shards that have a directory, in order.
+    /// Shards that have a snapshot, in order.
     pub fn shards(&self) -> Result<Vec<i32>, CheckpointError> {
-        let io = |error| CheckpointError::Io {
-            dir: self.root.clone(),
-            error,
-        };
-        let mut shards = Vec::new();
-        for entry in fs::read_dir(&self.root).map_err(io)? {
-            let name = entry.map_err(io)?.file_name();
-            if let Some(n) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("partition-"))
-                .and_then(|n| n.parse::<i32>().ok())
-            {
-                shards.push(n);
-            }
-        }
-        shards.sort_unstable();
+        let mut shards: Vec<i32> = self
+            .store
+            .list("")?
+            .iter()
+            .filter_map(|key| {
+                let (folder, _) = key.split_once('/')?;
+                folder.strip_prefix("partition-")?.parse().ok()
+            })
+            .collect();
+        shards.dedup();
         Ok(shards)
     }
 
     /// Writes one snapshot of each of `shards` from `state`, each with the
     /// offsets of its own partitions (a shard without state gets an empty
-    /// snapshot, so that its offsets are kept). Returns the files written.
+    /// snapshot, so that its offsets are kept). Returns where they went.
     pub fn write_state(
         &self,
         pipeline: &str,
@@ -429,7 +410,7 @@ impl ShardedStore {
         state: &EncodedState,
         shards: impl IntoIterator<Item = i32>,
         offsets: &[PartitionOffset],
-    ) -> Result<Vec<PathBuf>, CheckpointError> {
+    ) -> Result<Vec<String>, CheckpointError> {
         let empty = ShardRecords::default();
         let mut files = Vec::new();
         for shard in shards {
@@ -489,8 +470,7 @@ enum Damage {
     Corrupt(String),
 }
 
-fn read_snapshot(path: &Path) -> Result<Snapshot, Damage> {
-    let bytes = fs::read(path).map_err(|e| Damage::Corrupt(e.to_string()))?;
+fn read_snapshot(bytes: Vec<u8>) -> Result<Snapshot, Damage> {
     let nl = bytes
         .iter()
         .position(|&b| b == b'\n')

@@ -1,3 +1,6 @@
+use std::fs;
+use std::path::PathBuf;
+
 use super::*;
 
 /// A shard state holding one household record and one mark record
@@ -40,7 +43,7 @@ fn write(store: &CheckpointStore, household: &str, offsets: &[PartitionOffset]) 
         cases: 0,
         scoring: state.scoring,
     };
-    store.write(&head, &state.shards[&3]).unwrap()
+    PathBuf::from(store.write(&head, &state.shards[&3]).unwrap())
 }
 
 fn households(snapshot: &Snapshot) -> Vec<String> {
