@@ -509,7 +509,7 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
     let (manifest, _) = lists
         .make_day(
             &mut engine,
-            &out,
+            &*sagak::store::open(&out).expect("lists folder"),
             ClockTime::from_ms(now + 86_400_000),
             &Default::default(),
         )

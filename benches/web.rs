@@ -192,7 +192,7 @@ fn main() {
                 trusted_proxy: None,
                 users_file,
                 audit_dir: dir.path().join("audit"),
-                lists_dir: dir.path().join("lists"),
+                out_dir: dir.path().to_path_buf(),
                 idle: Duration::from_secs(3600),
                 login_failures_per_minute: 1000,
             },

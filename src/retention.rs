@@ -92,7 +92,7 @@ impl RetentionRules {
         let data_days = self.data_ms / crate::definition::DAY_MS;
         let last_kept = today - chrono::Duration::days(data_days);
         let lists = self.out_dir.join("lists");
-        for dir in [lists.clone(), lists.join(".parts")] {
+        for dir in [lists, self.out_dir.join("list-parts")] {
             for (day, path) in day_dirs(&dir) {
                 if day < last_kept {
                     out.push(Expired {

@@ -62,7 +62,7 @@ async fn serve_pages(cx: &Context, ops: &Arc<OpsState>, out: &Path) -> anyhow::R
     let mut web_cfg = sagak::web::WebConfig::from_settings(settings);
     web_cfg.users_file = users_file;
     web_cfg.audit_dir = out.join("audit");
-    web_cfg.lists_dir = out.join("lists");
+    web_cfg.out_dir = out.to_path_buf();
     let web = sagak::web::start(web_cfg, spec, ops.clone(), Arc::new(inbox))
         .await
         .map_err(|e| Startup(e.to_string()))?;

@@ -11,7 +11,7 @@ pub async fn lists(
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (settings, spec) = (&cx.settings, &cx.spec);
-    let out = out.unwrap_or_else(|| settings.lists.out_dir.clone());
+    let out = sagak::drivers::lists_store(&out.unwrap_or_else(|| settings.lists.out_dir.clone()))?;
     let mut engine = sagak::engine::Engine::new(spec);
     let store = sagak::checkpoint::ShardedStore::open(
         &settings.engine.state_dir,
@@ -24,9 +24,9 @@ pub async fn lists(
         );
     }
     let lists = sagak::lists::DailyLists::new(spec)?;
-    let previous = lists.households_on(&out, date - chrono::Duration::days(1));
+    let previous = lists.households_on(&*out, date - chrono::Duration::days(1));
     let (manifest, _) = lists
-        .make_day(&mut engine, &out, lists.cutoff(date), &previous)
+        .make_day(&mut engine, &*out, lists.cutoff(date), &previous)
         .await?;
     println!(
         "lists for {} written to {}",

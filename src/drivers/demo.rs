@@ -314,8 +314,13 @@ pub async fn run_demo_live(
         return Ok(summary);
     };
     let clock = SimulatedClock::at(first);
-    let schedule =
-        ListSchedule::new(lists, cfg.out_dir.clone(), first, OnListFailure::Stop).quiet();
+    let schedule = ListSchedule::new(
+        lists,
+        super::lists_store(&cfg.out_dir)?,
+        first,
+        OnListFailure::Stop,
+    )
+    .quiet();
     // batches are cut by simulated time, never by count
     let mut core = DriverCore::new(engine, clock.clone(), ops, usize::MAX)
         .with_lists(schedule)

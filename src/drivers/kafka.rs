@@ -493,7 +493,7 @@ fn with_shared_lists<'a>(
     };
     let schedule = ListSchedule::new(
         lists,
-        settings.lists.out_dir.clone(),
+        super::lists_store(&settings.lists.out_dir).map_err(RunError::startup)?,
         WallClock.now(),
         OnListFailure::LogAndContinue,
     )

@@ -17,7 +17,6 @@ pub mod kafka;
 pub mod replay;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use crate::base::clock::Clock;
 use crate::base::message::InputMessage;
@@ -28,6 +27,7 @@ use crate::lists::{DailyLists, ListError, Manifest};
 use crate::metrics::Recorder;
 use crate::ops::OpsState;
 use crate::stages::score::ScoreError;
+use crate::store::SharedStore;
 
 /// What the batches of a run without a broker add up to, as the demo's
 /// and a replay's summaries print them.
@@ -107,10 +107,17 @@ pub struct SharedLists {
     pub owned: Box<dyn Fn() -> Vec<i32> + Send + Sync>,
 }
 
+/// The store of the daily lists in `out_dir` (`lists.out_dir`, or a
+/// demo's or replay's output folder).
+pub fn lists_store(out_dir: &std::path::Path) -> Result<SharedStore, ListError> {
+    Ok(crate::store::open(out_dir)?)
+}
+
 /// The daily lists a core writes, and when the next ones are due.
 pub struct ListSchedule {
     lists: DailyLists,
-    out_dir: PathBuf,
+    /// The lists' store (`lists.out_dir`).
+    out: SharedStore,
     next_cutoff: ClockTime,
     /// Households on the last list written, once one was (before that,
     /// read back from the previous day's files).
@@ -127,18 +134,18 @@ pub struct ListSchedule {
 }
 
 impl ListSchedule {
-    /// Lists under `out_dir`, the first at the first cut-off after
+    /// Lists into `out`, the first at the first cut-off after
     /// `start_ms`.
     pub fn new(
         lists: DailyLists,
-        out_dir: PathBuf,
+        out: SharedStore,
         start: ClockTime,
         on_failure: OnListFailure,
     ) -> Self {
         let next_cutoff = lists.cutoff(lists.list_day_at(start)).plus(DAY_MS);
         ListSchedule {
             lists,
-            out_dir,
+            out,
             next_cutoff,
             previous: None,
             on_failure,
@@ -510,11 +517,11 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         let now = crate::base::clock::wall_clock_ms();
         let made = schedule
             .lists
-            .assemble(&schedule.out_dir, day, shared.partitions, now)
+            .assemble(&*schedule.out, day, shared.partitions, now)
             .await?;
         if made.is_some() {
             schedule.pending = None;
-            schedule.lists.prune_parts(&schedule.out_dir, day);
+            schedule.lists.prune_parts(&*schedule.out, day);
         }
         Ok(made)
     }
@@ -553,19 +560,13 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         // the last list may be another instance's)
         let previous = match (schedule.previous.take(), &schedule.shared) {
             (Some(p), None) => p,
-            _ => lists.households_on(&schedule.out_dir, day - chrono::Duration::days(1)),
+            _ => lists.households_on(&*schedule.out, day - chrono::Duration::days(1)),
         };
         let made = match &schedule.shared {
             Some(shared) => {
                 let owned = (shared.owned)();
                 let parts = lists
-                    .write_parts(
-                        &mut self.engine,
-                        &schedule.out_dir,
-                        cutoff,
-                        &owned,
-                        &previous,
-                    )
+                    .write_parts(&mut self.engine, &*schedule.out, cutoff, &owned, &previous)
                     .await;
                 schedule.pending = Some(day);
                 match parts {
@@ -574,7 +575,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 }
             }
             None => lists
-                .make_day(&mut self.engine, &schedule.out_dir, cutoff, &previous)
+                .make_day(&mut self.engine, &*schedule.out, cutoff, &previous)
                 .await
                 .map(Some),
         };

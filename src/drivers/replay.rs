@@ -238,7 +238,7 @@ pub async fn run_replay(
     let clock = SimulatedClock::at(first);
     let mut schedule = ListSchedule::new(
         DailyLists::new(spec)?,
-        cfg.out_dir.clone(),
+        super::lists_store(&cfg.out_dir)?,
         first,
         OnListFailure::Stop,
     )

@@ -67,12 +67,21 @@ fn listing_core<'o>(
 ) -> DriverCore<'o, SimulatedClock> {
     let schedule = ListSchedule::new(
         DailyLists::new(spec).expect("lists"),
-        dir,
+        crate::store::open(&dir).expect("store"),
         START,
         on_failure,
     );
     let engine = Engine::new(spec);
     DriverCore::new(engine, clock.clone(), ops, 100).with_lists(schedule)
+}
+
+/// An output folder in which no list can be written: its `lists` is a
+/// file.
+fn blocked_lists(dir: &std::path::Path) -> std::path::PathBuf {
+    let blocked = dir.join("blocked");
+    std::fs::create_dir_all(&blocked).expect("folder");
+    std::fs::write(blocked.join("lists"), b"x").expect("file");
+    blocked
 }
 
 /// What the on-call sees of a morning's lists: how long they took, how
@@ -116,9 +125,8 @@ async fn daily_lists_report_their_time_size_and_failures_as_metrics() {
     assert_eq!(metrics.lists.failures.get(), 0);
     assert_eq!(core.next_cutoff(), Some(cutoff.plus(DAY_MS)));
 
-    // an output path that is a file, not a folder: counted, and the core goes on
-    let blocked = dir.path().join("not-a-folder");
-    std::fs::write(&blocked, b"x").expect("file");
+    // an output folder whose `lists` is a file: counted, and the core goes on
+    let blocked = blocked_lists(dir.path());
     let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::LogAndContinue);
     metrics.lists.written_at.set(0);
     clock.set(cutoff.plus(2 * DAY_MS));
@@ -140,8 +148,7 @@ async fn a_failed_list_stops_a_core_that_is_told_to_stop() {
     let metrics = Metrics::new(&spec);
     let ops = OpsState::new(&spec, metrics.clone(), "test");
     let dir = tempfile::tempdir().expect("temp dir");
-    let blocked = dir.path().join("not-a-folder");
-    std::fs::write(&blocked, b"x").expect("file");
+    let blocked = blocked_lists(dir.path());
     let clock = SimulatedClock::at(START);
     let mut core = listing_core(&spec, &ops, &clock, blocked, OnListFailure::Stop);
     clock.set(START.plus(DAY_MS));
@@ -194,7 +201,7 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
     let core = |owned: Option<Vec<i32>>, dir: &std::path::Path| {
         let mut schedule = ListSchedule::new(
             DailyLists::new(&spec).expect("lists"),
-            dir.to_path_buf(),
+            crate::store::open(dir).expect("store"),
             ClockTime::from_ms(last),
             OnListFailure::Stop,
         );

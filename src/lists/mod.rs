@@ -22,7 +22,6 @@ mod parts;
 mod write;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -37,6 +36,7 @@ use crate::base::time::{ClockTime, EventTime};
 use crate::definition::{Dong, PipelineSpec};
 use crate::stages::alert::AlertMark;
 use crate::stages::score::Assessment;
+use crate::store::Store;
 
 pub(crate) use write::csv_field;
 pub use write::{ListFile, Manifest};
@@ -55,14 +55,12 @@ pub enum ListError {
     /// Arrow failed.
     #[error("building the list tables failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    /// Writing a file failed.
-    #[error("cannot write lists under {dir}: {error}. Check the output directory and free space")]
-    Io {
-        /// Directory being written.
-        dir: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
+    /// The lists' store failed.
+    #[error("cannot write lists at {0}. Check `lists.out_dir` (its permissions and free space)")]
+    Store(#[from] crate::store::StoreError),
+    /// Making a file in memory failed.
+    #[error("cannot make a list file: {0}")]
+    Io(#[from] std::io::Error),
     /// Writing Parquet failed.
     #[error("cannot write Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
@@ -522,12 +520,21 @@ impl DailyLists {
     /// gets a file, empty or not, and so does `unassigned`.
     pub fn write(
         &self,
-        out: &Path,
+        out: &dyn Store,
         date: NaiveDate,
         ranked: &[RecordBatch],
         now_ms: i64,
     ) -> Result<Manifest, ListError> {
-        write::write_day(self, out, date, ranked, now_ms)
+        write::write_day(self, out, date, ranked, now_ms, None)
+    }
+
+    /// The manifest of `date` in `out`, if that day's lists are written.
+    pub fn manifest_of(
+        &self,
+        out: &dyn Store,
+        date: NaiveDate,
+    ) -> Result<Option<Manifest>, ListError> {
+        write::manifest_of(out, date)
     }
 
     /// Scores the households of `engine`'s state that can be at a priority
@@ -540,7 +547,7 @@ impl DailyLists {
     pub async fn make_day(
         &self,
         engine: &mut crate::engine::Engine,
-        out: &Path,
+        out: &dyn Store,
         cutoff: ClockTime,
         previous: &HashSet<String>,
     ) -> Result<(Manifest, HashSet<String>), ListError> {
@@ -645,7 +652,7 @@ impl DailyLists {
 
     /// Households on the lists written for `date`, read back from its
     /// Parquet files (empty when that day has no lists).
-    pub fn households_on(&self, out: &Path, date: NaiveDate) -> HashSet<String> {
+    pub fn households_on(&self, out: &dyn Store, date: NaiveDate) -> HashSet<String> {
         write::households_on(out, date)
     }
 }

@@ -4,15 +4,13 @@
 //! whichever instance finds every partition's part in, so every household
 //! is on its dong's list exactly once, however the partitions are shared.
 //!
-//! Parts live beside the days, in `lists/.parts/<date>/partition-NNNNN.parquet`,
-//! on the same shared folder as the lists. A part is written to a temporary
-//! file and renamed, so a reader never sees half of one; a partition whose
+//! Parts live beside the days, as objects
+//! `list-parts/<date>/partition-NNNNN.parquet` of the lists' store. Each is
+//! written whole, so a reader never sees half of one; a partition whose
 //! part is written twice (it moved between two instances at the cut-off)
 //! counts once.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
@@ -20,22 +18,13 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
 use super::{candidates_schema, DailyLists, ListError, Manifest, Unmarked};
+use crate::base::time::ClockTime;
 use crate::engine::Engine;
+use crate::store::Store;
 
-/// The folder of one day's parts.
-fn parts_dir(out: &Path, date: NaiveDate) -> PathBuf {
-    out.join("lists").join(".parts").join(date.to_string())
-}
-
-fn part_name(partition: i32) -> String {
-    format!("partition-{partition:05}.parquet")
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> ListError + '_ {
-    move |error| ListError::Io {
-        dir: path.to_path_buf(),
-        error,
-    }
+/// The key of one partition's part of `date`.
+fn part_key(date: NaiveDate, partition: i32) -> String {
+    format!("list-parts/{date}/partition-{partition:05}.parquet")
 }
 
 impl DailyLists {
@@ -45,16 +34,12 @@ impl DailyLists {
     pub async fn write_parts(
         &self,
         engine: &mut Engine,
-        out: &Path,
-        cutoff: crate::base::time::ClockTime,
+        out: &dyn Store,
+        cutoff: ClockTime,
         owned: &[i32],
         previous: &HashSet<String>,
     ) -> Result<(), ListError> {
         let date = self.list_day_at(cutoff);
-        let dir = parts_dir(out, date);
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let lists = out.join("lists");
-        crate::base::files::create_private_dir(&lists).map_err(io(&lists))?;
         // the candidates grouped by partition in one pass over them
         let (ids, _) = engine.list_candidates();
         let mut by_partition: std::collections::BTreeMap<i32, Vec<String>> =
@@ -73,18 +58,12 @@ impl DailyLists {
             // marked only once every partition is scored: marking sooner
             // would stop the next partitions from looking for them
             found.extend(unmarked);
-            let tmp = dir.join(format!(
-                ".{}.{}.tmp",
-                part_name(partition),
-                std::process::id()
-            ));
-            let file = crate::base::files::create_private(&tmp).map_err(io(&dir))?;
-            let mut writer = ArrowWriter::try_new(file, candidates_schema(), None)?;
+            let mut writer = ArrowWriter::try_new(Vec::new(), candidates_schema(), None)?;
             for batch in &batches {
                 writer.write(batch)?;
             }
-            writer.close()?;
-            fs::rename(&tmp, dir.join(part_name(partition))).map_err(io(&dir))?;
+            let part = writer.into_inner()?;
+            out.put(&part_key(date, partition), &[&part])?;
         }
         if !found.is_empty() {
             engine.index_priorities(&found.concat());
@@ -95,42 +74,38 @@ impl DailyLists {
     /// Assembles day `date` from its parts once all `partitions` have one:
     /// ranks every partition's candidates together and writes the day.
     /// `None` while a part is missing (another instance has not written
-    /// it yet). Returns the manifest and the households on the lists.
+    /// it yet). A day already assembled from these very parts (by another
+    /// instance) is taken as it is. Returns the manifest and the households
+    /// on the lists.
     pub async fn assemble(
         &self,
-        out: &Path,
+        out: &dyn Store,
         date: NaiveDate,
         partitions: usize,
         now_ms: i64,
     ) -> Result<Option<(Manifest, HashSet<String>)>, ListError> {
-        let dir = parts_dir(out, date);
-        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
         let mut parts = Vec::with_capacity(partitions);
         for partition in 0..partitions {
-            let path = dir.join(part_name(partition as i32));
-            let Some(at) = modified(&path) else {
-                return Ok(None);
-            };
-            parts.push((path, at));
+            match out.get(&part_key(date, partition as i32))? {
+                Some(bytes) => parts.push(bytes),
+                None => return Ok(None),
+            }
         }
-        // another instance assembled the day from these very parts already
-        let day = out.join("lists").join(date.to_string());
-        let manifest_path = day.join("manifest.json");
-        if let Some(written) = modified(&manifest_path) {
-            if parts.iter().all(|(_, at)| *at <= written) {
-                let text = fs::read(&manifest_path).map_err(io(&day))?;
-                if let Ok(mut manifest) = serde_json::from_slice::<Manifest>(&text) {
-                    manifest.dir = day;
-                    return Ok(Some((manifest, self.households_on(out, date))));
-                }
+        let mut digest = twox_hash::XxHash3_128::new();
+        for part in &parts {
+            digest.write(&(part.len() as u64).to_le_bytes());
+            digest.write(part);
+        }
+        let digest = format!("{:032x}", digest.finish_128());
+        if let Some(manifest) = self.manifest_of(out, date)? {
+            if manifest.parts.as_deref() == Some(digest.as_str()) {
+                return Ok(Some((manifest, self.households_on(out, date))));
             }
         }
         let mut candidates = Vec::new();
-        for (path, _) in &parts {
-            let Ok(file) = fs::File::open(path) else {
-                return Ok(None);
-            };
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+        for part in parts {
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(part))?.build()?;
             for batch in reader {
                 candidates.push(batch?);
             }
@@ -139,24 +114,24 @@ impl DailyLists {
             candidates.push(RecordBatch::new_empty(candidates_schema()));
         }
         let ranked = self.rank(candidates).await?;
-        let manifest = self.write(out, date, &ranked, now_ms)?;
+        let manifest = super::write::write_day(self, out, date, &ranked, now_ms, Some(digest))?;
         let on_list = super::households_of(&ranked)?;
         Ok(Some((manifest, on_list)))
     }
 
     /// Removes the parts of days before `date` (their days are written).
-    pub fn prune_parts(&self, out: &Path, date: NaiveDate) {
-        let Ok(days) = fs::read_dir(out.join("lists").join(".parts")) else {
+    pub fn prune_parts(&self, out: &dyn Store, date: NaiveDate) {
+        let Ok(keys) = out.list("list-parts/") else {
             return;
         };
-        for day in days.flatten() {
-            let older = day
-                .file_name()
-                .to_str()
+        for key in keys {
+            let older = key
+                .split('/')
+                .nth(1)
                 .and_then(|d| d.parse::<NaiveDate>().ok())
                 .is_some_and(|d| d < date);
             if older {
-                let _ = fs::remove_dir_all(day.path());
+                let _ = out.delete(&key);
             }
         }
     }

@@ -3,6 +3,12 @@ use crate::base::time::ClockTime;
 use crate::stages::score::{Priority, Reason};
 use crate::testkit::{default_spec, split_csv};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::path::Path;
+
+/// The lists' store in the folder `dir`.
+fn store_at(dir: &Path) -> crate::store::SharedStore {
+    crate::store::open(dir).expect("store")
+}
 
 const DAY: i64 = 86_400_000;
 /// 2026-11-22T06:00+09:00
@@ -48,7 +54,9 @@ async fn make_with(
     let dir = tempfile::tempdir().unwrap();
     let date = lists.list_day_at(ClockTime::from_ms(CUTOFF));
     assert_eq!(date.to_string(), "2026-11-22");
-    let manifest = lists.write(dir.path(), date, &ranked, CUTOFF).unwrap();
+    let manifest = lists
+        .write(&*store_at(dir.path()), date, &ranked, CUTOFF)
+        .unwrap();
     (dir, manifest)
 }
 
@@ -311,7 +319,7 @@ async fn parquet_is_compressed_has_the_documented_schema_and_the_manifest_checks
     }
     let lists = DailyLists::new(&default_spec()).unwrap();
     assert_eq!(
-        lists.households_on(dir.path(), read_date()),
+        lists.households_on(&*store_at(dir.path()), read_date()),
         HashSet::from(["hh-1".to_string()])
     );
 }
@@ -399,11 +407,11 @@ async fn lists_from_the_marked_households_equal_lists_from_every_household() {
     let by_marks = dir.path().join("by-marks");
     let by_all = dir.path().join("by-all");
     let (manifest, _) = lists
-        .make_day(&mut engine, &by_marks, cutoff, &HashSet::new())
+        .make_day(&mut engine, &*store_at(&by_marks), cutoff, &HashSet::new())
         .await
         .unwrap();
     lists
-        .make_day(&mut every, &by_all, cutoff, &HashSet::new())
+        .make_day(&mut every, &*store_at(&by_all), cutoff, &HashSet::new())
         .await
         .unwrap();
     assert!(manifest.households > 10, "{} listed", manifest.households);
@@ -472,10 +480,15 @@ async fn a_changed_scoring_lists_the_households_it_newly_finds_and_still_alerts_
     let both: HashSet<String> = ["hh-2m", "hh-5m"].map(String::from).into();
     for date in [day, day + Duration::days(1)] {
         lists
-            .make_day(&mut after, &out, lists.cutoff(date), &HashSet::new())
+            .make_day(
+                &mut after,
+                &*store_at(&out),
+                lists.cutoff(date),
+                &HashSet::new(),
+            )
             .await
             .unwrap();
-        assert_eq!(lists.households_on(&out, date), both, "{date}");
+        assert_eq!(lists.households_on(&*store_at(&out), date), both, "{date}");
         assert!(after.list_candidates().1, "marked after the first lists");
     }
     assert_eq!(after.alert_mark("hh-2m").map(|m| m.count), Some(0));
@@ -539,7 +552,7 @@ async fn a_household_no_longer_at_a_priority_stays_listed_until_someone_reaches_
     let (manifest, on_list) = lists
         .make_day(
             &mut engine,
-            dir.path(),
+            &*store_at(dir.path()),
             lists.cutoff(lists.list_day_at(ClockTime::from_ms(NOW))),
             &HashSet::new(),
         )
@@ -613,7 +626,7 @@ async fn a_list_counts_exactly_the_window_that_ends_at_its_cut_off() {
 
     let dir = tempfile::tempdir().unwrap();
     let (manifest, on_list) = lists
-        .make_day(&mut engine, dir.path(), cutoff, &HashSet::new())
+        .make_day(&mut engine, &*store_at(dir.path()), cutoff, &HashSet::new())
         .await
         .unwrap();
     // hh-old's evidence left the window, but nobody reached it: it stays,
@@ -665,7 +678,7 @@ async fn parts_after_a_change_of_scoring_mark_every_partition() {
     lists
         .make_day(
             &mut whole,
-            &dir.path().join("whole"),
+            &*store_at(&dir.path().join("whole")),
             cutoff,
             &HashSet::new(),
         )
@@ -680,7 +693,7 @@ async fn parts_after_a_change_of_scoring_mark_every_partition() {
     lists
         .write_parts(
             &mut parted,
-            &dir.path().join("parts"),
+            &*store_at(&dir.path().join("parts")),
             cutoff,
             &[0, 1, 2, 3],
             &HashSet::new(),

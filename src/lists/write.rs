@@ -1,9 +1,11 @@
-//! Writing one day of lists: CSV with BOM, Parquet and a manifest.
+//! Writing one day of lists: CSV with BOM, Parquet and a manifest, as
+//! objects `lists/<date>/<file>` of the lists' store. Each file is written
+//! whole; the manifest goes last, so a day whose manifest is there has
+//! every file it names.
 
 use std::collections::HashSet;
-use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{DailyLists, ListError};
+use crate::store::{Store, StoreError};
 
 /// Columns of a dong's list file, in order: (SQL column, CSV header in
 /// Korean and English). The Parquet file has every column of the SQL.
@@ -155,28 +158,42 @@ pub struct Manifest {
     /// (`escalations.csv`); they are on their dong's list too.
     #[serde(default)]
     pub escalations: Option<ListFile>,
-    /// Folder of the day.
+    /// A digest of the parts the day was assembled from, when instances
+    /// share the partitions (another instance finding the same parts takes
+    /// this day as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<String>,
+    /// Where the day is.
     #[serde(skip)]
     pub dir: PathBuf,
 }
 
-fn io(dir: &Path) -> impl Fn(std::io::Error) -> ListError + '_ {
-    move |error| ListError::Io {
-        dir: dir.to_path_buf(),
-        error,
-    }
+/// The key of file `name` of day `date`.
+pub(super) fn day_key(date: NaiveDate, name: &str) -> String {
+    format!("lists/{date}/{name}")
+}
+
+/// The manifest of `date`, if its day is written.
+pub(super) fn manifest_of(out: &dyn Store, date: NaiveDate) -> Result<Option<Manifest>, ListError> {
+    let Some(bytes) = out.get(&day_key(date, "manifest.json"))? else {
+        return Ok(None);
+    };
+    let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError {
+        location: out.location(&day_key(date, "manifest.json")),
+        error: e.into(),
+    })?;
+    manifest.dir = PathBuf::from(out.location(&format!("lists/{date}")));
+    Ok(Some(manifest))
 }
 
 pub(super) fn write_day(
     lists: &DailyLists,
-    out: &Path,
+    out: &dyn Store,
     date: NaiveDate,
     ranked: &[RecordBatch],
     now_ms: i64,
+    parts: Option<String>,
 ) -> Result<Manifest, ListError> {
-    let root = out.join("lists");
-    let final_dir = root.join(date.to_string());
-    let tmp_dir = temp_day_dir(&root, date)?;
     let all = match ranked.first() {
         Some(first) => concat_batches(&first.schema(), ranked)?,
         None => return Err(ListError::Contract("list_dong".into())),
@@ -195,7 +212,8 @@ pub(super) fn write_day(
         rows: rows_per_file(&all, &targets)?,
         all,
         targets,
-        dir: tmp_dir.clone(),
+        out,
+        date,
     };
     // The files of different lists are independent: one thread per core
     // takes the next file until none is left.
@@ -216,32 +234,37 @@ pub(super) fn write_day(
         lists: files,
         cases,
         escalations,
-        dir: final_dir.clone(),
+        parts,
+        dir: PathBuf::from(out.location(&format!("lists/{date}"))),
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(&tmp_dir)(e.into()))?;
-    crate::base::files::write_private(&tmp_dir.join("manifest.json"), &json)
-        .map_err(io(&tmp_dir))?;
-    swap_in(&root, &tmp_dir, &final_dir)?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError {
+        location: out.location(&day_key(date, "manifest.json")),
+        error: e.into(),
+    })?;
+    out.put(&day_key(date, "manifest.json"), &[&json])?;
+    remove_stale(out, date, &manifest)?;
     Ok(manifest)
 }
 
-/// A fresh temporary folder for one writer of `date`'s lists (instances
-/// sharing the partitions may assemble the same day at once), the lists
-/// folder and it private; abandoned ones of earlier writers removed.
-fn temp_day_dir(root: &Path, date: NaiveDate) -> Result<PathBuf, ListError> {
-    let writer = format!(
-        "{}.{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let tmp_dir = root.join(format!(".{date}.{writer}.tmp"));
-    remove_abandoned(root);
-    // the lists folder and each day's: the owner's (and the reader group's)
-    crate::base::files::create_private_dir(root).map_err(io(root))?;
-    crate::base::files::create_private_dir(&tmp_dir).map_err(io(&tmp_dir))?;
-    Ok(tmp_dir)
+/// Removes what an earlier run left in the day that this one did not
+/// write (a dong no longer served).
+fn remove_stale(out: &dyn Store, date: NaiveDate, manifest: &Manifest) -> Result<(), ListError> {
+    let mut written: HashSet<String> = HashSet::from([day_key(date, "manifest.json")]);
+    for f in manifest
+        .lists
+        .iter()
+        .chain(&manifest.cases)
+        .chain(&manifest.escalations)
+    {
+        written.insert(day_key(date, &f.csv.file));
+        written.insert(day_key(date, &f.parquet.file));
+    }
+    for key in out.list(&format!("lists/{date}/"))? {
+        if !written.contains(&key) {
+            out.delete(&key)?;
+        }
+    }
+    Ok(())
 }
 
 /// The rows of each file, in their ranked order, in one pass: each
@@ -284,15 +307,16 @@ fn rows_per_file(
 }
 
 /// One day's ranked rows and where each file's rows are.
-struct DayFiles {
+struct DayFiles<'s> {
     all: RecordBatch,
     rows: Vec<Vec<u32>>,
     /// (code, Korean name, English name) of each list.
     targets: Vec<(String, String, String)>,
-    dir: PathBuf,
+    out: &'s dyn Store,
+    date: NaiveDate,
 }
 
-impl DayFiles {
+impl DayFiles<'_> {
     /// File `i`'s name and titles, and its columns: a list, a list's
     /// cases, or the escalations.
     fn which(
@@ -331,8 +355,8 @@ impl DayFiles {
         let (stem, name_ko, name_en, columns) = self.which(i);
         let take = arrow::array::UInt32Array::from_iter_values(self.rows[i].iter().copied());
         let batch = arrow::compute::take_record_batch(&self.all, &take)?;
-        let csv = write_csv(&self.dir, &format!("{stem}.csv"), &batch, columns)?;
-        let parquet = write_parquet(&self.dir, &format!("{stem}.parquet"), &batch)?;
+        let csv = self.put(&format!("{stem}.csv"), csv_bytes(&batch, columns)?)?;
+        let parquet = self.put(&format!("{stem}.parquet"), parquet_bytes(&batch)?)?;
         let count = |p: &str| count_eq(&batch, "priority", p);
         let new = batch
             .column_by_name("new_since_previous_list")
@@ -351,19 +375,12 @@ impl DayFiles {
             parquet,
         })
     }
-}
 
-/// Swaps the finished day in at once: readers never see half a day.
-fn swap_in(root: &Path, tmp_dir: &Path, final_dir: &Path) -> Result<(), ListError> {
-    let _ = fs::remove_dir_all(final_dir);
-    if let Err(e) = fs::rename(tmp_dir, final_dir) {
-        // another instance swapped in the same day (the same parts) first
-        let _ = fs::remove_dir_all(tmp_dir);
-        if !final_dir.join("manifest.json").exists() {
-            return Err(io(root)(e));
-        }
+    /// Writes file `name` of the day; its manifest entry.
+    fn put(&self, name: &str, file: HashedBuffer) -> Result<FileEntry, ListError> {
+        self.out.put(&day_key(self.date, name), &[&file.bytes])?;
+        Ok(file.entry(name))
     }
-    Ok(())
 }
 
 fn count_eq(batch: &RecordBatch, column: &str, value: &str) -> usize {
@@ -379,44 +396,40 @@ fn count_eq(batch: &RecordBatch, column: &str, value: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// A file being written, hashed and counted on the way, so its manifest
-/// entry needs no second read.
-struct HashedFile {
-    file: fs::File,
+/// A file being made in memory, hashed on the way, so its manifest entry
+/// needs no second read.
+struct HashedBuffer {
+    bytes: Vec<u8>,
     sha256: Sha256,
-    bytes: u64,
 }
 
-impl HashedFile {
-    fn create(path: &Path) -> std::io::Result<Self> {
-        Ok(HashedFile {
-            file: crate::base::files::create_private(path)?,
+impl HashedBuffer {
+    fn new() -> Self {
+        HashedBuffer {
+            bytes: Vec::new(),
             sha256: Sha256::new(),
-            bytes: 0,
-        })
+        }
     }
 
-    /// Syncs the file and returns its manifest entry.
-    fn finish(self, name: &str) -> std::io::Result<FileEntry> {
-        self.file.sync_all()?;
-        Ok(FileEntry {
+    /// Its manifest entry as `name`.
+    fn entry(&self, name: &str) -> FileEntry {
+        FileEntry {
             file: name.into(),
-            bytes: self.bytes,
-            sha256: format!("{:x}", self.sha256.finalize()),
-        })
+            bytes: self.bytes.len() as u64,
+            sha256: format!("{:x}", self.sha256.clone().finalize()),
+        }
     }
 }
 
-impl Write for HashedFile {
+impl Write for HashedBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
+        self.bytes.extend_from_slice(buf);
+        self.sha256.update(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        Ok(())
     }
 }
 
@@ -443,18 +456,9 @@ pub(crate) fn csv_field(out: &mut String, value: &str) {
     }
 }
 
-/// Writes `batch` as the CSV file `name` in `dir`, row by row through a
-/// buffer (a large dong's list is hundreds of megabytes at national scale).
-fn write_csv(
-    dir: &Path,
-    name: &str,
-    batch: &RecordBatch,
-    columns_of: &[(&str, &str)],
-) -> Result<FileEntry, ListError> {
-    let mut out = std::io::BufWriter::with_capacity(
-        1 << 20,
-        HashedFile::create(&dir.join(name)).map_err(io(dir))?,
-    );
+/// `batch` as a CSV file, row by row.
+fn csv_bytes(batch: &RecordBatch, columns_of: &[(&str, &str)]) -> Result<HashedBuffer, ListError> {
+    let mut out = HashedBuffer::new();
     let mut line = String::from("\u{feff}");
     for (i, (_, header)) in columns_of.iter().enumerate() {
         if i > 0 {
@@ -463,7 +467,7 @@ fn write_csv(
         csv_field(&mut line, header);
     }
     line.push_str("\r\n");
-    out.write_all(line.as_bytes()).map_err(io(dir))?;
+    out.write_all(line.as_bytes())?;
     line.clear();
     let columns: Vec<Option<arrow::array::ArrayRef>> = columns_of
         .iter()
@@ -493,16 +497,15 @@ fn write_csv(
             }
         }
         line.push_str("\r\n");
-        out.write_all(line.as_bytes()).map_err(io(dir))?;
+        out.write_all(line.as_bytes())?;
         line.clear();
     }
-    let file = out.into_inner().map_err(|e| io(dir)(e.into_error()))?;
-    file.finish(name).map_err(io(dir))
+    Ok(out)
 }
 
-/// Writes `batch` as the Parquet file `name` in `dir`.
-fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntry, ListError> {
-    let file = HashedFile::create(&dir.join(name)).map_err(io(dir))?;
+/// `batch` as a Parquet file.
+fn parquet_bytes(batch: &RecordBatch) -> Result<HashedBuffer, ListError> {
+    let file = HashedBuffer::new();
     // a day's files are kept for years: snappy makes them about a quarter of
     // the size for no measurable time, and every Parquet reader takes it
     let props = WriterProperties::builder()
@@ -510,57 +513,31 @@ fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<FileEntr
         .build();
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     writer.write(batch)?;
-    let file = writer.into_inner()?;
-    file.finish(name).map_err(io(dir))
+    Ok(writer.into_inner()?)
 }
 
-/// Removes temporary day folders older than an hour: a writer that died
-/// before swapping its day in left them.
-fn remove_abandoned(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    let hour = std::time::Duration::from_secs(3600);
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > hour);
-        if name.starts_with('.') && name.ends_with(".tmp") && old {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-pub(super) fn households_on(out: &Path, date: NaiveDate) -> HashSet<String> {
+/// The households on the dongs' lists of `date` (not their cases, nor
+/// the escalations), read back from the Parquet files.
+pub(super) fn households_on(out: &dyn Store, date: NaiveDate) -> HashSet<String> {
     let mut set = HashSet::new();
-    let dir = out.join("lists").join(date.to_string());
-    let Ok(entries) = fs::read_dir(&dir) else {
+    let Ok(keys) = out.list(&format!("lists/{date}/")) else {
         return set;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        // the dongs' lists only: not their cases, nor the escalations
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+    for key in keys {
+        let name = key.rsplit('/').next().unwrap_or_default();
         if !name.ends_with(".parquet")
             || name.ends_with(".cases.parquet")
             || name == "escalations.parquet"
         {
             continue;
         }
-        let Ok(file) = fs::File::open(&path) else {
-            continue;
-        };
-        let Ok(reader) = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build())
-        else {
-            tracing::warn!(file = %path.display(), "cannot read the previous list; its households count as new");
+        let read = out.get(&key).ok().flatten().and_then(|bytes| {
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                .and_then(|b| b.build())
+                .ok()
+        });
+        let Some(reader) = read else {
+            tracing::warn!(file = %out.location(&key), "cannot read the previous list; its households count as new");
             continue;
         };
         for batch in reader.flatten() {

@@ -55,7 +55,17 @@ impl LocalStore {
     /// Writes `body` to a new temporary file beside `path`, synced.
     fn write_tmp(&self, path: &Path, body: &[&[u8]]) -> std::io::Result<PathBuf> {
         let dir = path.parent().unwrap_or(&self.root);
-        create_private_dir(dir)?;
+        // each folder between the store and the object is as private as
+        // the store (create_dir_all would leave the umask's mode)
+        if let Ok(rel) = dir.strip_prefix(&self.root) {
+            let mut at = self.root.clone();
+            for part in rel.components() {
+                at.push(part);
+                if !at.is_dir() {
+                    create_private_dir(&at)?;
+                }
+            }
+        }
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let name = path
             .file_name()

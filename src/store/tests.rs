@@ -69,6 +69,8 @@ fn objects_are_readable_by_their_owner_only() {
     let (_dir, s) = store();
     s.put("lists/day/x.csv", &[b"household"]).unwrap();
     let path = s.local_path("lists/day/x.csv").unwrap();
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&s.local_path("lists").unwrap()), 0o700);
+    assert_eq!(mode(&s.local_path("lists/day").unwrap()), 0o700);
 }

@@ -6,22 +6,24 @@ use super::caller::Caller;
 use super::respond::{audited, fail, html};
 use super::users::Role;
 use super::{pages, WebState};
+use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::path::Path;
 use std::sync::Arc;
 
 /// The list files of `dir` that `who` may download.
-pub(super) fn list_files(who: &Person, dir: &Path) -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|f| may_download(who, f))
-                .collect()
-        })
-        .unwrap_or_default();
+pub(super) fn list_files(who: &Person, lists: &dyn Store, day: &str) -> Vec<String> {
+    let prefix = format!("lists/{day}/");
+    let mut files: Vec<String> = lists
+        .list(&prefix)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|key| key.strip_prefix(&prefix))
+        .filter(|f| may_download(who, f))
+        .map(String::from)
+        .collect();
     files.sort();
     files
 }
@@ -68,10 +70,10 @@ pub(super) async fn lists(
     };
     let days: Vec<(String, Vec<String>)> = match &chosen {
         None => Vec::new(),
-        Some(dong) => list_days(&st.lists_dir)
+        Some(dong) => list_days(&*st.lists)
             .into_iter()
             .map(|d| {
-                let files = list_files(&who, &st.lists_dir.join(&d))
+                let files = list_files(&who, &*st.lists, &d)
                     .into_iter()
                     .filter(|f| file_of(f, dong))
                     .collect();
@@ -84,15 +86,17 @@ pub(super) async fn lists(
     audited(&st, &who, &from, "view_lists", "/lists", vec![], None, page)
 }
 
-/// The days with lists, newest first.
-pub(super) fn list_days(dir: &Path) -> Vec<String> {
-    let mut days: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|d| is_day(d))
-                .collect()
-        })
-        .unwrap_or_default();
+/// The days with lists (a manifest: every file it names is written),
+/// newest first.
+pub(super) fn list_days(lists: &dyn Store) -> Vec<String> {
+    let mut days: Vec<String> = lists
+        .list("lists/")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|key| key.strip_prefix("lists/")?.strip_suffix("/manifest.json"))
+        .filter(|d| is_day(d))
+        .map(String::from)
+        .collect();
     days.sort_by(|a, b| b.cmp(a));
     days
 }
@@ -186,7 +190,7 @@ pub(super) async fn download(
             Some(name),
         );
     }
-    let Ok(bytes) = std::fs::read(st.lists_dir.join(&day).join(&file)) else {
+    let Ok(Some(bytes)) = st.lists.get(&format!("lists/{day}/{file}")) else {
         return refuse(
             "download_list",
             StatusCode::NOT_FOUND,

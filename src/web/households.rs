@@ -8,19 +8,18 @@
 
 use super::auth::{csrf_ok, Person};
 use super::caller::Caller;
-use super::downloads::is_day;
 use super::respond::{
     audit, audited, denied, fail, field, form_fields, household_named, html, urlencode, Client,
 };
 use super::users::Role;
 use super::{form, pages, WebState};
 use crate::ops::work::WorkItem;
+use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::Arc;
 
 /// A fresh outcome id for an outcome recorded on a page: 32 random hex
@@ -257,7 +256,7 @@ pub(super) fn visible(
             (Role::Dong, Some(d)) => vec![d.clone()],
             (Role::Dong, None) => Vec::new(),
         };
-        listed_dong(&st.lists_dir, &dongs, id).map(|dong| st.ops.work.listed(id, &dong))
+        listed_dong(&*st.lists, &dongs, id).map(|dong| st.ops.work.listed(id, &dong))
     };
     let refuse = |status: StatusCode, message: &str, named: Vec<String>| {
         let page = fail(api, status, message);
@@ -294,21 +293,18 @@ pub(super) fn visible(
 
 /// The dong among `dongs` on whose newest daily list (or cases list)
 /// household `id` is.
-pub(super) fn listed_dong(lists_dir: &Path, dongs: &[String], id: &str) -> Option<String> {
-    let newest = std::fs::read_dir(lists_dir)
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|d| is_day(d))
-        .max()?;
-    let day = lists_dir.join(newest);
+pub(super) fn listed_dong(lists: &dyn Store, dongs: &[String], id: &str) -> Option<String> {
+    let newest = super::downloads::list_days(lists).into_iter().next()?;
     dongs
         .iter()
         .find(|dong| {
             [format!("{dong}.csv"), format!("{dong}.cases.csv")]
                 .iter()
                 .any(|file| {
-                    std::fs::read_to_string(day.join(file)).is_ok_and(|text| {
-                        text.lines()
+                    let key = format!("lists/{newest}/{file}");
+                    lists.get(&key).ok().flatten().is_some_and(|bytes| {
+                        String::from_utf8_lossy(&bytes)
+                            .lines()
                             .skip(1)
                             .any(|l| l.split(',').nth(1) == Some(id))
                     })

@@ -91,6 +91,9 @@ pub enum WebError {
         /// The cause.
         error: std::io::Error,
     },
+    /// The lists' store.
+    #[error("the daily lists at {0}: check `lists.out_dir`")]
+    Lists(#[from] crate::store::StoreError),
 }
 
 /// Where an outcome recorded on a page goes: the outcomes topic in Kafka
@@ -117,8 +120,8 @@ pub struct WebConfig {
     pub users_file: PathBuf,
     /// The audit folder.
     pub audit_dir: PathBuf,
-    /// Where the daily lists are (`<out_dir>/lists/<date>/`).
-    pub lists_dir: PathBuf,
+    /// The lists' store (`lists.out_dir`: the days in `lists/<date>/`).
+    pub out_dir: PathBuf,
     /// Session idle time.
     pub idle: Duration,
     /// Failed logins per address and minute.
@@ -135,7 +138,7 @@ impl WebConfig {
             trusted_proxy: w.trusted_proxy.as_deref().and_then(|p| p.parse().ok()),
             users_file: w.users_file.clone(),
             audit_dir: w.audit_dir.clone(),
-            lists_dir: settings.lists.out_dir.join("lists"),
+            out_dir: settings.lists.out_dir.clone(),
             idle: w.idle(),
             login_failures_per_minute: w.login_failures_per_minute,
         }
@@ -154,8 +157,8 @@ pub struct WebState {
     pub audit: AuditLog,
     /// Outcomes recorded on the pages go here.
     pub publisher: Arc<dyn OutcomePublisher>,
-    /// Daily lists folder.
-    pub lists_dir: PathBuf,
+    /// The daily lists' store.
+    pub lists: crate::store::SharedStore,
     /// Cookies are marked Secure (TLS, or a TLS proxy in front).
     pub secure: bool,
     /// A proxy whose `X-Forwarded-For` is trusted.
@@ -290,11 +293,7 @@ pub async fn start(
     let users = Directory::open(&cfg.users_file)?;
     let audit = AuditLog::open(&cfg.audit_dir)?;
     // beside the lists: shared by the instances of a group
-    let states_path = cfg
-        .lists_dir
-        .parent()
-        .unwrap_or(&cfg.lists_dir)
-        .join(escalations::FILE);
+    let states_path = cfg.out_dir.join(escalations::FILE);
     let escalation_states =
         escalations::States::open(&states_path).map_err(|error| WebError::States {
             path: states_path.clone(),
@@ -317,7 +316,7 @@ pub async fn start(
         auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute),
         audit,
         publisher,
-        lists_dir: cfg.lists_dir,
+        lists: crate::store::open(&cfg.out_dir)?,
         secure: tls.is_some() || cfg.trusted_proxy.is_some(),
         trusted_proxy: cfg.trusted_proxy,
         dongs: spec.dongs.clone(),

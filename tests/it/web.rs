@@ -50,6 +50,8 @@ impl Front {
         let other = users::add(&users_file, "이송내", Role::Dong, Some(OTHER)).unwrap();
         let city = users::add(&users_file, "박시청", Role::City, None).unwrap();
         std::fs::create_dir_all(dir.path().join("lists/2026-12-01")).unwrap();
+        // a day is on the lists page once its manifest is written (last)
+        std::fs::write(dir.path().join("lists/2026-12-01/manifest.json"), "{}").unwrap();
         for d in [DONG, OTHER] {
             std::fs::write(
                 dir.path().join(format!("lists/2026-12-01/{d}.csv")),
@@ -63,7 +65,7 @@ impl Front {
             trusted_proxy: None,
             users_file,
             audit_dir: dir.path().join("audit"),
-            lists_dir: dir.path().join("lists"),
+            out_dir: dir.path().to_path_buf(),
             idle: Duration::from_secs(8 * 3600),
             login_failures_per_minute: 5,
         };
