@@ -16,17 +16,17 @@ use chrono::NaiveDate;
 #[derive(Debug, Clone)]
 pub struct RetentionRules {
     /// `lists.out_dir` (lists under `lists/<date>/`, copies at the top).
-    pub out_dir: PathBuf,
+    pub(crate) out_dir: PathBuf,
     /// `engine.state_dir` (`partition-*/checkpoint-*`).
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// `web.audit_dir`.
-    pub audit_dir: PathBuf,
+    pub(crate) audit_dir: PathBuf,
     /// Household data, ms.
-    pub data_ms: i64,
+    pub(crate) data_ms: i64,
     /// Audit files, ms.
-    pub audit_ms: i64,
+    pub(crate) audit_ms: i64,
     /// The offices' clock: whose day a list's folder names.
-    pub clock: crate::base::civil::LocalClock,
+    pub(crate) clock: crate::base::civil::LocalClock,
 }
 
 /// One file or folder past its retention.

@@ -20,50 +20,45 @@ impl LocalClock {
         }
     }
 
-    /// Its offset from UTC, ms.
-    pub fn offset_ms(self) -> i64 {
-        self.offset_ms
-    }
-
     /// The offset for chrono.
-    pub fn fixed_offset(self) -> chrono::FixedOffset {
+    pub(crate) fn fixed_offset(self) -> chrono::FixedOffset {
         // within -14..14 h (checked by the pipeline loader): always valid
         chrono::FixedOffset::east_opt((self.offset_ms / 1000) as i32)
             .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"))
     }
 
     /// The local day of an instant, as days since 1970-01-01.
-    pub fn day(self, at_ms: i64) -> i64 {
+    pub(crate) fn day(self, at_ms: i64) -> i64 {
         (at_ms + self.offset_ms).div_euclid(DAY_MS)
     }
 
     /// The local date of an instant.
-    pub fn date(self, at_ms: i64) -> chrono::NaiveDate {
+    pub(crate) fn date(self, at_ms: i64) -> chrono::NaiveDate {
         let (y, m, d) = civil_from_days(self.day(at_ms));
         chrono::NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32).unwrap_or_default()
     }
 
     /// The local date as `YYYY-MM-DD`.
-    pub fn day_text(self, at_ms: i64) -> String {
+    pub(crate) fn day_text(self, at_ms: i64) -> String {
         self.date(at_ms).to_string()
     }
 
     /// The local time to the minute: `2026-10-27 23:22`.
-    pub fn minute_text(self, at_ms: i64) -> String {
+    pub(crate) fn minute_text(self, at_ms: i64) -> String {
         let minutes = (at_ms + self.offset_ms).div_euclid(60_000);
         let (h, m) = (minutes.rem_euclid(1440) / 60, minutes.rem_euclid(60));
         format!("{} {h:02}:{m:02}", self.day_text(at_ms))
     }
 
     /// Today's local date by the wall clock.
-    pub fn today(self) -> chrono::NaiveDate {
+    pub(crate) fn today(self) -> chrono::NaiveDate {
         self.date(chrono::Utc::now().timestamp_millis())
     }
 }
 
 /// Year, month (1-12) and day (1-31) of `days` since 1970-01-01, proleptic
 /// Gregorian (H. Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -78,7 +73,7 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`, the inverse of [`civil_from_days`]).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let yoe = year - era * 400;
@@ -94,7 +89,7 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// for any other form (leap seconds, other separators) or an impossible
 /// date, which the caller then hands to chrono. Every message carries one,
 /// and chrono's general parser is most of the time its validation takes.
-pub fn rfc3339_ms(s: &str) -> Option<i64> {
+pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         b.get(range)?.iter().try_fold(0_i64, |v, &d| {
@@ -153,7 +148,7 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
 
 /// `days` since the epoch as `YYYY-MM-DD` on the stack; `None` for a year
 /// outside 0000-9999.
-pub fn date_bytes(days: i64) -> Option<[u8; 10]> {
+pub(crate) fn date_bytes(days: i64) -> Option<[u8; 10]> {
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
         return None;
@@ -166,7 +161,7 @@ pub fn date_bytes(days: i64) -> Option<[u8; 10]> {
 }
 
 /// Writes `v` into `out` as decimal digits, zero-padded to its width.
-pub fn put_digits(out: &mut [u8], mut v: i64) {
+pub(crate) fn put_digits(out: &mut [u8], mut v: i64) {
     for b in out.iter_mut().rev() {
         *b = b'0' + (v % 10) as u8;
         v /= 10;

@@ -21,7 +21,7 @@ fn group() -> Option<u32> {
 }
 
 /// The mode household files are created with.
-pub fn private_mode() -> u32 {
+pub(crate) fn private_mode() -> u32 {
     if group().is_some() {
         0o640
     } else {
@@ -47,7 +47,7 @@ pub fn resolve_group(group: &str) -> Result<u32, String> {
 }
 
 /// Creates (or truncates) `path` for household data with [`private_mode`].
-pub fn create_private(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -60,7 +60,7 @@ pub fn create_private(path: &Path) -> io::Result<File> {
 
 /// Opens `path` for appending household or audit data, created with
 /// [`private_mode`].
-pub fn append_private(path: &Path) -> io::Result<File> {
+pub(crate) fn append_private(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -72,7 +72,7 @@ pub fn append_private(path: &Path) -> io::Result<File> {
 
 /// Writes `bytes` to `path` atomically (a temporary file renamed over it),
 /// with [`private_mode`].
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut file = create_private(&tmp)?;
@@ -101,7 +101,7 @@ pub fn write_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Creates the folder `path` (and its parents) for household data: its
 /// owner's only (0700), or 0750 with the reader group. An existing folder
 /// is set so too; the parents keep their own modes.
-pub fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     std::fs::create_dir_all(path)?;
     let mode = if group().is_some() { 0o750 } else { 0o700 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;

@@ -101,9 +101,6 @@ pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
 /// anything persisted.
 pub type FastState = foldhash::fast::RandomState;
 
-/// A map keyed by household id, as held by the window and alert stages.
-pub type HouseholdMap<V> = std::collections::HashMap<Box<str>, V, FastState>;
-
 /// Kafka's murmur2 (32 bit, seed 0x9747b28c), as the Java client's default
 /// partitioner and librdkafka's `murmur2_random` hash a message key: the
 /// partition of a key is `(murmur2(key) & 0x7fffffff) % partitions`.

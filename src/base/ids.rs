@@ -2,21 +2,21 @@
 //! registration numbers (주민등록번호), which must never enter the pipeline.
 
 /// True when `s` is 1-64 characters of `[A-Za-z0-9_-]`.
-pub fn is_pseudonymous_id(s: &str) -> bool {
+pub(crate) fn is_pseudonymous_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// True when `s` is exactly 10 ASCII digits (an administrative dong code).
-pub fn is_dong_code(s: &str) -> bool {
+pub(crate) fn is_dong_code(s: &str) -> bool {
     s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Finds the first resident-registration-number-shaped run in `bytes`:
 /// 6 digits, an optional dash, 7 digits, not inside a longer digit run.
 /// Returns its byte range.
-pub fn find_rrn(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+pub(crate) fn find_rrn(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
     let n = bytes.len();
     let mut i = 0;
     while i < n {
@@ -44,14 +44,14 @@ fn digits_from(bytes: &[u8], start: usize) -> usize {
 }
 
 /// True when `s` holds something shaped like a resident registration number.
-pub fn contains_rrn(s: &[u8]) -> bool {
+pub(crate) fn contains_rrn(s: &[u8]) -> bool {
     find_rrn(s).is_some()
 }
 
 /// Returns `bytes` with the digits of every RRN-shaped run replaced by `*`,
 /// or `None` when there is none. Used before bad input goes to the
 /// dead-letter topic, so no resident registration number is ever stored.
-pub fn redact_rrn(bytes: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn redact_rrn(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut first = find_rrn(bytes)?;
     let mut out = bytes.to_vec();
     loop {

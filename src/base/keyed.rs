@@ -88,7 +88,7 @@ impl Record {
     }
 
     /// The household id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         // Only `new` writes the id, from a `&str` cut at a character
         // boundary, so this cannot fail.
         std::str::from_utf8(self.id_bytes()).unwrap_or_default()
@@ -117,7 +117,7 @@ impl Record {
 
     /// The whole record, `[length][id length][id][payload]`: what a
     /// snapshot stores, and what [`Record::read`] reads back.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         // SAFETY: the allocation holds exactly `len()` initialised bytes,
         // owned by this record for as long as the borrow of `self`.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.len()) }
@@ -137,14 +137,15 @@ impl Record {
     /// assert_eq!(Record::read(&mut input).map(|r| r.payload().len()), Some(0));
     /// assert!(input.is_empty() && Record::read(&mut input).is_none());
     /// ```
-    pub fn read(input: &mut &[u8]) -> Option<Record> {
+    #[cfg(test)]
+    pub(crate) fn read(input: &mut &[u8]) -> Option<Record> {
         let (id, payload) = Record::parse(input)?;
         Some(Record::new(id, payload))
     }
 
     /// [`Record::read`] without making the record: the id and payload at
     /// the front of `input`, borrowed.
-    pub fn parse<'a>(input: &mut &'a [u8]) -> Option<(&'a str, &'a [u8])> {
+    pub(crate) fn parse<'a>(input: &mut &'a [u8]) -> Option<(&'a str, &'a [u8])> {
         let len = usize::try_from(varint::get_u64(input)?).ok()?;
         let (&id_len, rest) = varint::get_bytes(input, len)?.split_first()?;
         let (id, payload) = rest.split_at_checked(usize::from(id_len))?;
@@ -152,14 +153,9 @@ impl Record {
     }
 
     /// Bytes held on the heap for this record.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let (head, len) = self.lengths();
         head + len
-    }
-
-    /// Never true: a record holds at least its id's length.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -201,7 +197,7 @@ pub struct Records {
 
 impl Records {
     /// The hash under which household `id` is held.
-    pub fn hash(&self, id: &str) -> u64 {
+    pub(crate) fn hash(&self, id: &str) -> u64 {
         self.hasher.hash_one(id.as_bytes())
     }
 
@@ -211,13 +207,13 @@ impl Records {
     }
 
     /// The record of household `id`, whose [`Records::hash`] is `hash`.
-    pub fn get_hashed(&self, hash: u64, id: &str) -> Option<&Record> {
+    pub(crate) fn get_hashed(&self, hash: u64, id: &str) -> Option<&Record> {
         self.table.find(hash, |r| r.id_bytes() == id.as_bytes())
     }
 
     /// The records whose id has the [`Records::hash`] `hash` (almost always
     /// one or none): for a stage that remembers households by their hash.
-    pub fn with_hash(&self, hash: u64) -> impl Iterator<Item = &Record> + '_ {
+    pub(crate) fn with_hash(&self, hash: u64) -> impl Iterator<Item = &Record> + '_ {
         self.table
             .iter_hash(hash)
             .filter(move |r| self.hash(r.id()) == hash)
@@ -230,7 +226,7 @@ impl Records {
     /// their cache misses overlap. With millions of households every lookup
     /// otherwise waits on memory twice (slot, then record), one household
     /// after the other.
-    pub fn prefetch_chunk(&self, hashes: &[u64], at: usize) {
+    pub(crate) fn prefetch_chunk(&self, hashes: &[u64], at: usize) {
         if at % PREFETCH_CHUNK == 0 {
             for &hash in hashes.iter().skip(at).take(PREFETCH_CHUNK) {
                 self.prefetch(hash);
@@ -263,7 +259,7 @@ impl Records {
     /// overwritten in place: most updates (a newer notice on the same
     /// subject, a repeated alert) keep the size, and skipping the
     /// allocator keeps the heap from churning under steady input.
-    pub fn put_payload(&mut self, hash: u64, id: &str, payload: &[u8]) {
+    pub(crate) fn put_payload(&mut self, hash: u64, id: &str, payload: &[u8]) {
         if let Some(held) = self.table.find_mut(hash, |r| r.id_bytes() == id.as_bytes()) {
             if held.overwrite(payload) {
                 return;
@@ -273,7 +269,7 @@ impl Records {
     }
 
     /// [`Records::put`] for a record whose id's hash is known.
-    pub fn put_hashed(&mut self, hash: u64, record: Record) {
+    pub(crate) fn put_hashed(&mut self, hash: u64, record: Record) {
         let hasher = &self.hasher;
         match self.table.entry(
             hash,
@@ -288,7 +284,7 @@ impl Records {
     }
 
     /// Removes and returns the record of household `id`.
-    pub fn remove(&mut self, id: &str) -> Option<Record> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Record> {
         let hash = self.hash(id);
         let held = self
             .table
@@ -298,13 +294,8 @@ impl Records {
     }
 
     /// Number of households held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.table.len()
-    }
-
-    /// True when no household is held.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
     }
 
     /// Every record, in no particular order.
@@ -312,7 +303,7 @@ impl Records {
     /// Each record is its own allocation, so a pass over millions of them
     /// would wait on memory once per record; the pass asks for the records
     /// 16 places ahead early (`AHEAD`), so that those waits overlap.
-    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Record> {
         let mut table = self.table.iter();
         let mut ahead: VecDeque<&Record> = VecDeque::with_capacity(AHEAD);
         std::iter::from_fn(move || {
@@ -326,13 +317,13 @@ impl Records {
     }
 
     /// Keeps only the records `keep` accepts.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Record) -> bool) {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Record) -> bool) {
         drop(self.take_if(|r| !keep(r)));
     }
 
     /// Removes and returns the records `take` accepts (one pass over all
     /// records as [`Records::iter`], then a lookup per record taken).
-    pub fn take_if(&mut self, mut take: impl FnMut(&Record) -> bool) -> Vec<Record> {
+    pub(crate) fn take_if(&mut self, mut take: impl FnMut(&Record) -> bool) -> Vec<Record> {
         let hits: Vec<(u64, NonNull<u8>)> = self
             .iter()
             .filter(|r| take(r))
@@ -347,7 +338,7 @@ impl Records {
     }
 
     /// Makes room for `more` households.
-    pub fn reserve(&mut self, more: usize) {
+    pub(crate) fn reserve(&mut self, more: usize) {
         let hasher = &self.hasher;
         self.table.reserve(more, |r| hasher.hash_one(r.id_bytes()));
     }
@@ -356,7 +347,7 @@ impl Records {
 /// How many households [`Records::prefetch_chunk`] asks the memory for at
 /// once: enough misses to overlap, few enough that the lines are still
 /// cached when the stage reaches them.
-pub const PREFETCH_CHUNK: usize = 32;
+pub(crate) const PREFETCH_CHUNK: usize = 32;
 
 /// How many records ahead a pass over all of them asks the memory for.
 const AHEAD: usize = 16;
@@ -390,14 +381,14 @@ pub(crate) fn prefetch_bytes(bytes: &[u8]) {
 
 /// LEB128 varints: small numbers (counts, deltas, symbol ids) take one
 /// byte, a millisecond timestamp six.
-pub mod varint {
+pub(crate) mod varint {
     /// Bytes [`put_u64`] writes for `v`.
-    pub fn len_u64(v: u64) -> usize {
+    pub(crate) fn len_u64(v: u64) -> usize {
         (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
     }
 
     /// Appends `v`, 7 bits a byte, low bits first.
-    pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
             v >>= 7;
@@ -406,13 +397,13 @@ pub mod varint {
     }
 
     /// Appends `v` zigzag-coded, so small negative numbers stay short.
-    pub fn put_i64(out: &mut Vec<u8>, v: i64) {
+    pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
         put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
     }
 
     /// Reads a value written by [`put_u64`] and advances `input`; `None`
     /// when the bytes end first.
-    pub fn get_u64(input: &mut &[u8]) -> Option<u64> {
+    pub(crate) fn get_u64(input: &mut &[u8]) -> Option<u64> {
         let mut v = 0u64;
         for (i, &b) in input.iter().enumerate().take(10) {
             v |= u64::from(b & 0x7f) << (7 * i);
@@ -425,12 +416,12 @@ pub mod varint {
     }
 
     /// Reads a value written by [`put_i64`].
-    pub fn get_i64(input: &mut &[u8]) -> Option<i64> {
+    pub(crate) fn get_i64(input: &mut &[u8]) -> Option<i64> {
         get_u64(input).map(|u| ((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
     /// Reads `n` raw bytes.
-    pub fn get_bytes<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn get_bytes<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = (input.get(..n)?, input.get(n..)?);
         *input = rest;
         Some(head)

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 /// when `parallel`, otherwise one after the other; a panic on a lane is
 /// raised here. The synchronous twin of [`on_lanes`], for passes over the
 /// whole state (copy, eviction, restore) and for the daily lists' writers.
-pub fn each_lane<L: Send, T: Send>(
+pub(crate) fn each_lane<L: Send, T: Send>(
     lanes: impl Iterator<Item = L>,
     parallel: bool,
     job: impl Fn(L) -> T + Sync,
@@ -37,7 +37,7 @@ pub fn each_lane<L: Send, T: Send>(
 /// Runs `job` on each of the items `0..items` with up to `workers` lanes
 /// ([`each_lane`]) taking the items in turn, and returns the results in
 /// item order: for work of uneven size (files to read or write).
-pub fn each_in_turn<T: Send>(
+pub(crate) fn each_in_turn<T: Send>(
     items: usize,
     workers: usize,
     job: impl Fn(usize) -> T + Sync,
@@ -65,7 +65,10 @@ pub fn each_in_turn<T: Send>(
 /// Runs one job per lane and returns their results in lane order: on the
 /// process's pool of worker threads (the first on the calling thread) when
 /// `parallel`, otherwise one after the other.
-pub async fn on_lanes<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>, parallel: bool) -> Vec<T> {
+pub(crate) async fn on_lanes<'a, T: Send + 'a>(
+    jobs: Vec<BoxFuture<'a, T>>,
+    parallel: bool,
+) -> Vec<T> {
     if !parallel || jobs.len() < 2 {
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {

@@ -13,22 +13,22 @@ use parking_lot::Mutex;
 
 /// The connection's peer, set on every request.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+pub(crate) struct Peer(pub SocketAddr);
 
 /// How one listener bounds its connections.
 #[derive(Debug, Clone, Copy)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// Time to send a request's headers (slow-header clients).
-    pub header_time: Duration,
+    pub(crate) header_time: Duration,
     /// Time a connection is kept, idle or not; at its end the connection
     /// finishes the request in flight and closes (a browser opens another).
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
     /// Connections open at once from one address; more are closed at once.
-    pub per_address: usize,
+    pub(crate) per_address: usize,
     /// An address without that bound: a TLS-terminating proxy in front,
     /// whose connections carry every client's requests (they are bounded
     /// per forwarded address by the handlers instead).
-    pub unbounded: Option<IpAddr>,
+    pub(crate) unbounded: Option<IpAddr>,
 }
 
 /// Open connections per address.
@@ -64,7 +64,7 @@ impl Drop for Counted {
 
 /// Accepts connections on `listener` until the task is aborted, each
 /// served by hyper's HTTP/1.1 within `bounds`, over TLS when given.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,

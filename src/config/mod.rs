@@ -40,14 +40,14 @@ pub struct Span(pub std::time::Duration);
 
 impl Span {
     /// `text` as a duration, or what is wrong with it.
-    pub fn parse(text: &str) -> Result<Span, String> {
+    pub(crate) fn parse(text: &str) -> Result<Span, String> {
         humantime::parse_duration(text).map(Span).map_err(|e| {
             format!("{text:?} is not a duration ({e}): write one like \"8h\", \"30d\" or \"5y\"")
         })
     }
 
     /// In milliseconds (saturating).
-    pub fn as_ms(self) -> i64 {
+    pub(crate) fn as_ms(self) -> i64 {
         i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
     }
 }
@@ -177,7 +177,7 @@ pub struct EngineSettings {
     /// at once when the consumer has nothing more ready).
     pub flush_interval_ms: u64,
     /// A micro-batch is processed as soon as it holds this many messages.
-    pub max_batch: usize,
+    pub(crate) max_batch: usize,
     /// State is snapshotted and offsets committed this often (or every 20
     /// times the last snapshot's pause of the loop, when that is longer).
     pub checkpoint_interval_ms: u64,
@@ -188,7 +188,7 @@ pub struct EngineSettings {
     /// A feed that has sent nothing on an input partition for this long,
     /// while the consumer is at the end of that partition, no longer holds
     /// back eviction there (see README, "Event time").
-    pub idle_partition_ms: u64,
+    pub(crate) idle_partition_ms: u64,
 }
 
 impl Default for EngineSettings {
@@ -244,22 +244,22 @@ pub struct WebSettings {
     /// Serve the pages.
     pub enabled: bool,
     /// Address to listen on; loopback unless TLS or a TLS proxy is set.
-    pub listen: String,
+    pub(crate) listen: String,
     /// PEM certificate chain: the pages are served over TLS.
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// Address of a TLS-terminating proxy in front (its `X-Forwarded-For`
     /// is trusted and cookies are marked Secure).
-    pub trusted_proxy: Option<String>,
+    pub(crate) trusted_proxy: Option<String>,
     /// The accounts (`sagak users add`); written 0600.
     pub users_file: PathBuf,
     /// Daily audit files (`audit-YYYY-MM-DD.jsonl`).
     pub audit_dir: PathBuf,
     /// A session ends after this long without a request ("8h").
-    pub session_idle: Span,
+    pub(crate) session_idle: Span,
     /// Failed logins per client address and minute before it must wait.
-    pub login_failures_per_minute: u32,
+    pub(crate) login_failures_per_minute: u32,
 }
 
 impl Default for WebSettings {
@@ -280,7 +280,7 @@ impl Default for WebSettings {
 
 impl WebSettings {
     /// The idle time after which a session ends.
-    pub fn idle(&self) -> std::time::Duration {
+    pub(crate) fn idle(&self) -> std::time::Duration {
         self.session_idle.0
     }
 }
@@ -312,18 +312,18 @@ impl Default for RetentionSettings {
 }
 
 /// The legal bounds of [`RetentionSettings`].
-pub const MAX_DATA_RETENTION: &str = "5y";
+pub(crate) const MAX_DATA_RETENTION: &str = "5y";
 /// See [`MAX_DATA_RETENTION`].
-pub const MIN_AUDIT_RETENTION: &str = "2y";
+pub(crate) const MIN_AUDIT_RETENTION: &str = "2y";
 
 impl RetentionSettings {
     /// Household data retention.
-    pub fn data_ms(&self) -> i64 {
+    pub(crate) fn data_ms(&self) -> i64 {
         self.data.as_ms()
     }
 
     /// Audit retention.
-    pub fn audit_ms(&self) -> i64 {
+    pub(crate) fn audit_ms(&self) -> i64 {
         self.audit.as_ms()
     }
 }
@@ -413,7 +413,7 @@ impl Settings {
     /// Values are taken as written: an id or a secret that looks like a
     /// number or a boolean (`0123`, `1e3`, `true`) stays that text; keys of
     /// a number or boolean type are still parsed and checked.
-    pub fn load_from(
+    pub(crate) fn load_from(
         file: Option<&Path>,
         env: Option<std::collections::HashMap<String, String>>,
     ) -> Result<Settings, ConfigError> {

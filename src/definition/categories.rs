@@ -4,12 +4,12 @@
 /// names: every page and list file writes a household's categories in this
 /// order, so the same crises read the same and one Excel filter finds them.
 #[derive(Debug, Clone, Default)]
-pub struct CategoryNames(pub(super) Vec<(String, String)>);
+pub(crate) struct CategoryNames(pub(super) Vec<(String, String)>);
 
 impl CategoryNames {
     /// `of` in the pipeline's order: (names, Korean names). A category the
     /// pipeline no longer names (an old record) comes last, as it is.
-    pub fn of<'a, S: AsRef<str>>(&'a self, of: &'a [S]) -> (Vec<&'a str>, Vec<&'a str>) {
+    pub(crate) fn of<'a, S: AsRef<str>>(&'a self, of: &'a [S]) -> (Vec<&'a str>, Vec<&'a str>) {
         let mut en = Vec::new();
         let mut ko = Vec::new();
         for (c, c_ko) in &self.0 {

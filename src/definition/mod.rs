@@ -12,7 +12,7 @@
 //! ```
 
 mod categories;
-pub use categories::CategoryNames;
+pub(crate) use categories::CategoryNames;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds in one day, for the day-based settings of a pipeline.
-pub const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// True for a category name the published alert schema accepts:
 /// `^[a-z][a-z0-9_]{0,31}$`.
-pub fn is_category_name(name: &str) -> bool {
+pub(crate) fn is_category_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && name.len() <= 32
@@ -33,7 +33,7 @@ pub fn is_category_name(name: &str) -> bool {
 
 /// Most fields (common + feed) a feed may declare: the decoder keeps one
 /// slot per field on the stack for every message.
-pub const MAX_FIELDS: usize = 24;
+pub(crate) const MAX_FIELDS: usize = 24;
 
 /// Why a pipeline definition could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ pub enum PipelineError {
 /// Column of the signal table a feed field can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Column {
+pub(crate) enum Column {
     /// What a later signal supersedes (one utility, one person's job...).
     Subject,
     /// A kind within the feed (job_loss, business_closure...).
@@ -87,7 +87,7 @@ pub enum Column {
 /// Type and constraints of one feed field.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FieldType {
+pub(crate) enum FieldType {
     /// Free text, 1-256 characters.
     String,
     /// A pseudonymous id: 1-64 characters of `[A-Za-z0-9_-]`, never a
@@ -106,22 +106,22 @@ pub enum FieldType {
 /// One field of a feed.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FieldSpec {
+pub(crate) struct FieldSpec {
     /// How the value is validated.
     #[serde(rename = "type")]
-    pub ty: FieldType,
+    pub(crate) ty: FieldType,
     /// Allowed values of an enum field.
     #[serde(default)]
-    pub values: Vec<String>,
+    pub(crate) values: Vec<String>,
     /// Smallest allowed integer.
-    pub min: Option<i64>,
+    pub(crate) min: Option<i64>,
     /// Largest allowed integer.
-    pub max: Option<i64>,
+    pub(crate) max: Option<i64>,
     /// Column of the signal table the value fills; none = validated only.
-    pub column: Option<Column>,
+    pub(crate) column: Option<Column>,
     /// A message without the field is rejected (default true).
     #[serde(default = "yes")]
-    pub required: bool,
+    pub(crate) required: bool,
 }
 
 fn yes() -> bool {
@@ -133,12 +133,14 @@ mod gap {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         v.map(|d| humantime::format_duration(d).to_string())
             .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
             Some(text) => humantime::parse_duration(&text).map(Some).map_err(|e| {
@@ -155,11 +157,11 @@ mod span {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
         humantime::format_duration(*v).to_string().serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| {
             serde::de::Error::custom(format!(
@@ -174,55 +176,55 @@ mod span {
 /// span is a duration such as `"3d"` or `"5s"`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct OutcomeSpec {
+pub(crate) struct OutcomeSpec {
     /// Code of the city team: its outcomes are accepted for any household,
     /// and only it may withdraw a `deceased`.
-    pub city_code: String,
+    pub(crate) city_code: String,
     /// Time for a first reach (someone of the household reached) after a P1 alert (driver's clock).
     #[serde(with = "span")]
-    pub due_p1: std::time::Duration,
+    pub(crate) due_p1: std::time::Duration,
     /// Time for a first reach (someone of the household reached) after a P2 alert.
     #[serde(with = "span")]
-    pub due_p2: std::time::Duration,
+    pub(crate) due_p2: std::time::Duration,
     /// Time for a first reach (someone of the household reached) after a P3 alert.
     #[serde(with = "span")]
-    pub due_p3: std::time::Duration,
+    pub(crate) due_p3: std::time::Duration,
     /// After a failed attempt at a P1 household, the next is due this
     /// much later.
     #[serde(with = "span")]
-    pub retry_p1: std::time::Duration,
+    pub(crate) retry_p1: std::time::Duration,
     /// The same for P2.
     #[serde(with = "span")]
-    pub retry_p2: std::time::Duration,
+    pub(crate) retry_p2: std::time::Duration,
     /// The same for P3.
     #[serde(with = "span")]
-    pub retry_p3: std::time::Duration,
+    pub(crate) retry_p3: std::time::Duration,
     /// The order of the queue's tiers (`urgent`, `overdue`, `due_today`,
     /// `attempt_due`, `new`, `attempting`); tiers left out come after, in
     /// that order.
-    pub queue_order: Vec<String>,
+    pub(crate) queue_order: Vec<String>,
     /// How long `declined`, `not_applicable`/`no_need` and
     /// `support_linked` hold back the same or a lower priority (event time).
     #[serde(with = "span")]
-    pub hold: std::time::Duration,
+    pub(crate) hold: std::time::Duration,
     /// Failed contact attempts that make a household unreachable.
-    pub unreachable_attempts: u32,
+    pub(crate) unreachable_attempts: u32,
     /// A span of failed attempts that makes it unreachable too.
     #[serde(with = "span")]
-    pub unreachable_after: std::time::Duration,
+    pub(crate) unreachable_after: std::time::Duration,
     /// Alerts without engagement within `repeat_within` that escalate as
     /// repeatedly flagged.
-    pub repeat_alerts: u32,
+    pub(crate) repeat_alerts: u32,
     /// See `repeat_alerts`.
     #[serde(with = "span")]
-    pub repeat_within: std::time::Duration,
+    pub(crate) repeat_within: std::time::Duration,
     /// How long a household's case history (and a deceased household's
     /// tombstone) is kept after its last alert or outcome.
     #[serde(with = "span")]
-    pub retention: std::time::Duration,
+    pub(crate) retention: std::time::Duration,
     /// Korean labels of outcome kinds and their values (`counselled =
     /// "상담 완료"`), shown on lists and in alerts.
-    pub labels_ko: BTreeMap<String, String>,
+    pub(crate) labels_ko: BTreeMap<String, String>,
 }
 
 impl Default for OutcomeSpec {
@@ -250,7 +252,7 @@ impl Default for OutcomeSpec {
 
 /// The names of the work queue's tiers, in their default order (see
 /// `stages::case::work::Tier`).
-pub const QUEUE_TIERS: [&str; 6] = [
+pub(crate) const QUEUE_TIERS: [&str; 6] = [
     "urgent",
     "overdue",
     "due_today",
@@ -266,58 +268,58 @@ pub struct FeedSpec {
     /// Short name, used in metrics, reasons and the `feed` column.
     pub name: String,
     /// Default input topic (sagak.toml `topics.inputs.<name>` overrides it).
-    pub topic: String,
+    pub(crate) topic: String,
     /// Crisis category this feed's signals count towards.
     pub category: String,
     /// The feed's name in Korean, as the city's page shows it.
     #[serde(default)]
-    pub name_ko: Option<String>,
+    pub(crate) name_ko: Option<String>,
     /// The category in Korean, as pages and list files show it (the
     /// first feed of a category that gives one).
     #[serde(default)]
-    pub category_ko: Option<String>,
+    pub(crate) category_ko: Option<String>,
     /// Constant subject for feeds without a subject field.
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// English reason template.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Korean reason template.
-    pub reason_ko: String,
+    pub(crate) reason_ko: String,
     /// Korean words for subject and kind values in `reason_ko`
     /// (e.g. electricity = "전기"); values without one are shown as sent.
     #[serde(default)]
-    pub labels_ko: BTreeMap<String, String>,
+    pub(crate) labels_ko: BTreeMap<String, String>,
     /// The feed's own fields, by JSON name.
     #[serde(default)]
-    pub fields: BTreeMap<String, FieldSpec>,
+    pub(crate) fields: BTreeMap<String, FieldSpec>,
     /// The longest quiet spell that is normal for this feed (`"35d"` for
     /// an agency that sends monthly batches, `"2d"` for a daily one):
     /// exported as `sagak_feed_expected_gap_seconds`, so an alert fires
     /// when the feed has been silent for longer. `None`: no such alert.
     #[serde(default, with = "gap")]
-    pub expected_gap: Option<std::time::Duration>,
+    pub(crate) expected_gap: Option<std::time::Duration>,
 }
 
 /// Window settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct WindowSpec {
+pub(crate) struct WindowSpec {
     /// Length of a household's window in days.
-    pub length_days: u32,
+    pub(crate) length_days: u32,
     /// Watermark lag behind the newest event time of a feed, in days.
-    pub allowed_lateness_days: u32,
+    pub(crate) allowed_lateness_days: u32,
     /// How far ahead of the wall clock an event time may be, in hours.
-    pub max_future_hours: u32,
+    pub(crate) max_future_hours: u32,
     /// Bound on live signals kept per household.
-    pub max_signals_per_household: usize,
+    pub(crate) max_signals_per_household: usize,
 }
 
 impl WindowSpec {
     /// Window length in milliseconds.
-    pub fn length_ms(&self) -> i64 {
+    pub(crate) fn length_ms(&self) -> i64 {
         i64::from(self.length_days) * DAY_MS
     }
     /// Allowed lateness in milliseconds.
-    pub fn lateness_ms(&self) -> i64 {
+    pub(crate) fn lateness_ms(&self) -> i64 {
         i64::from(self.allowed_lateness_days) * DAY_MS
     }
 }
@@ -325,9 +327,9 @@ impl WindowSpec {
 /// Alert emission settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlertSpec {
+pub(crate) struct AlertSpec {
     /// No repeat at the same or a lower priority within this many days.
-    pub cooldown_days: u32,
+    pub(crate) cooldown_days: u32,
 }
 
 /// Daily list settings.
@@ -335,7 +337,7 @@ pub struct AlertSpec {
 #[serde(deny_unknown_fields)]
 pub struct ListSpec {
     /// Hour of the daily cut-off, local time.
-    pub cutoff_hour: u32,
+    pub(crate) cutoff_hour: u32,
     /// UTC offset of local time in hours (Asia/Seoul: 9).
     pub utc_offset_hours: i32,
 }
@@ -387,18 +389,18 @@ pub struct PipelineSpec {
     /// Pipeline version, sent in every alert.
     pub version: String,
     /// Window settings.
-    pub window: WindowSpec,
+    pub(crate) window: WindowSpec,
     /// Alert settings.
-    pub alerts: AlertSpec,
+    pub(crate) alerts: AlertSpec,
     /// How outcomes from the offices change what is sent.
-    pub outcomes: OutcomeSpec,
+    pub(crate) outcomes: OutcomeSpec,
     /// The feeds; a feed's index here is its id in the engine.
     pub feeds: Vec<FeedSpec>,
     /// The scoring SQL with every `${param}` filled in.
     pub score_sql: String,
     /// The list-ranking SQL with every `${param}` filled in, if the
     /// pipeline makes daily lists.
-    pub lists_sql: Option<String>,
+    pub(crate) lists_sql: Option<String>,
     /// Daily list settings.
     pub lists: ListSpec,
     /// Dongs served by this deployment.
@@ -568,12 +570,12 @@ impl PipelineSpec {
 
     /// The offices' clock (`lists.utc_offset_hours`): every local day and
     /// local time of the pipeline, its pages and its retention.
-    pub fn local_clock(&self) -> crate::base::civil::LocalClock {
+    pub(crate) fn local_clock(&self) -> crate::base::civil::LocalClock {
         crate::base::civil::LocalClock::from_hours(self.lists.utc_offset_hours)
     }
 
     /// The Korean name of category `c` (the category itself without one).
-    pub fn category_ko<'a>(&'a self, c: &'a str) -> &'a str {
+    pub(crate) fn category_ko<'a>(&'a self, c: &'a str) -> &'a str {
         self.feeds
             .iter()
             .filter(|f| f.category == c)
@@ -582,7 +584,7 @@ impl PipelineSpec {
     }
 
     /// The categories in the pipeline's order with their Korean names.
-    pub fn category_names(&self) -> CategoryNames {
+    pub(crate) fn category_names(&self) -> CategoryNames {
         CategoryNames(
             self.categories()
                 .into_iter()
@@ -596,7 +598,7 @@ impl PipelineSpec {
 
     /// Distinct categories of the feeds, in feed order (an alert's
     /// categories as a bit set index this).
-    pub fn categories(&self) -> Vec<String> {
+    pub(crate) fn categories(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for f in &self.feeds {
             if !out.contains(&f.category) {
@@ -655,7 +657,7 @@ fn read(path: &Path) -> Result<String, PipelineError> {
 }
 
 /// The common fields every signal carries; a feed may not redefine them.
-pub const COMMON_FIELDS: [&str; 5] = [
+pub(crate) const COMMON_FIELDS: [&str; 5] = [
     "event_id",
     "household_id",
     "dong_code",

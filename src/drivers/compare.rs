@@ -26,20 +26,20 @@ type Listed = (String, String, f64);
 
 /// One household that differs between the two runs on one list day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Difference {
+pub(crate) struct Difference {
     /// List day.
-    pub date: String,
+    pub(crate) date: String,
     /// Pseudonymous household id.
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// `gained` (only under B), `lost` (only under A) or `moved` (another
     /// priority).
-    pub change: String,
+    pub(crate) change: String,
     /// Its list under A and B.
-    pub list: (Option<String>, Option<String>),
+    pub(crate) list: (Option<String>, Option<String>),
     /// Its priority under A and B.
-    pub priority: (Option<String>, Option<String>),
+    pub(crate) priority: (Option<String>, Option<String>),
     /// Its score under A and B.
-    pub score: (Option<f64>, Option<f64>),
+    pub(crate) score: (Option<f64>, Option<f64>),
 }
 
 /// What changes from pipeline A to pipeline B.
@@ -50,7 +50,7 @@ pub struct Comparison {
     /// Alerts per priority under A and B.
     pub alerts_by_priority: BTreeMap<String, (usize, usize)>,
     /// Alerts per dong under A and B.
-    pub alerts_by_dong: BTreeMap<String, (usize, usize)>,
+    pub(crate) alerts_by_dong: BTreeMap<String, (usize, usize)>,
     /// Per list day: households listed under A and B, gained, lost, moved.
     pub per_day: BTreeMap<String, DayChange>,
     /// Priority moves over every day (`P2 -> P1`: households-days).
@@ -58,7 +58,7 @@ pub struct Comparison {
     /// Households that differ on some day.
     pub households_differing: usize,
     /// Where the replays and the difference files are.
-    pub out_dir: String,
+    pub(crate) out_dir: String,
 }
 
 /// One list day's change.

@@ -84,11 +84,11 @@ pub struct Detection {
     /// Highest priority reached by the found ones.
     pub by_priority: BTreeMap<String, usize>,
     /// Median days from the first crisis signal to the first alert.
-    pub median_days_to_first_alert: Option<f64>,
+    pub(crate) median_days_to_first_alert: Option<f64>,
     /// Median days from the first crisis signal to the P1 alert.
     pub median_days_to_p1: Option<f64>,
     /// 90th percentile of days to the first alert.
-    pub p90_days_to_first_alert: Option<f64>,
+    pub(crate) p90_days_to_first_alert: Option<f64>,
 }
 
 /// The loop closed: how fast the simulated offices answered, and what
@@ -101,38 +101,38 @@ pub struct FollowUp {
     /// reached; failed attempts do not count) per priority: (median, p90).
     pub days_to_first_contact: BTreeMap<String, (Option<f64>, Option<f64>)>,
     /// Alerts sent that no reach answered by the end.
-    pub never_contacted: usize,
+    pub(crate) never_contacted: usize,
     /// Households with a failed attempt and nobody reached 30 days after
     /// it (of those whose first failed attempt was 30 days or more before
     /// the end).
-    pub failed_unreached_after_30_days: usize,
+    pub(crate) failed_unreached_after_30_days: usize,
     /// The planted household's rank on its dong's queue on the day of its
     /// `unreachable` escalation (the simulated day, the rank).
-    pub planted_rank_when_unreachable: Option<(u32, usize)>,
+    pub(crate) planted_rank_when_unreachable: Option<(u32, usize)>,
     /// Its rank on its dong's queue on the last day, of how many open.
-    pub planted_rank_last_day: Option<(usize, usize)>,
+    pub(crate) planted_rank_last_day: Option<(usize, usize)>,
     /// Its rank on its dong's last daily list, of how many rows.
-    pub planted_list_rank_last_day: Option<(usize, usize)>,
+    pub(crate) planted_list_rank_last_day: Option<(usize, usize)>,
     /// Escalations to the city team, per reason.
     pub escalations: BTreeMap<String, usize>,
     /// Households whose alert said their case had been closed before.
-    pub reopened_households: usize,
+    pub(crate) reopened_households: usize,
     /// Case updates sent to offices for households in case management.
-    pub case_updates: usize,
+    pub(crate) case_updates: usize,
     /// The simulated day on which the household planted like the Suwon
     /// family reached the city team, and why.
     pub planted_household_escalated: Option<(u32, String)>,
     /// Alerts sent for it.
-    pub planted_household_alerts: usize,
+    pub(crate) planted_household_alerts: usize,
 }
 
 /// What a demo run did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct DemoSummary {
     /// Households simulated.
-    pub households: usize,
+    pub(crate) households: usize,
     /// Days simulated.
-    pub days: u32,
+    pub(crate) days: u32,
     /// Messages in, per feed.
     pub signals_in: BTreeMap<String, usize>,
     /// Signals stored.
@@ -146,11 +146,11 @@ pub struct DemoSummary {
     /// Alerts per priority.
     pub alerts_by_priority: BTreeMap<String, usize>,
     /// Alerts per dong code.
-    pub alerts_by_dong: BTreeMap<String, usize>,
+    pub(crate) alerts_by_dong: BTreeMap<String, usize>,
     /// Days of lists written.
     pub list_days: usize,
     /// Households on the last day's lists.
-    pub last_list_households: usize,
+    pub(crate) last_list_households: usize,
     /// Date of the last day's lists.
     pub last_list_date: String,
     /// Planted crises found.
@@ -158,7 +158,7 @@ pub struct DemoSummary {
     /// What the simulated offices did, and what reached the city team.
     pub follow_up: FollowUp,
     /// Output directory.
-    pub out_dir: String,
+    pub(crate) out_dir: String,
 }
 
 fn median_and_p90(mut v: Vec<f64>) -> (Option<f64>, Option<f64>) {

@@ -107,7 +107,7 @@ pub struct RunSummary {
     /// Messages sent to the dead-letter topic.
     pub rejected: u64,
     /// Snapshots written.
-    pub checkpoints: u64,
+    pub(crate) checkpoints: u64,
 }
 
 /// The Kafka driver's outputs: the idempotent producer, then the offsets

@@ -90,7 +90,7 @@ pub enum DriverError<E: std::error::Error + 'static> {
 
 /// What the core does when the daily lists of a cut-off fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnListFailure {
+pub(crate) enum OnListFailure {
     /// Count it, log what to do, and go on alerting (`sagak run`: a failed
     /// list must not stop the alerts; `sagak lists --date` can redo it).
     LogAndContinue,
@@ -100,11 +100,11 @@ pub enum OnListFailure {
 
 /// The partitions of the instances that share the work, for lists made of
 /// parts (see [`crate::lists::DailyLists::write_parts`]).
-pub struct SharedLists {
+pub(crate) struct SharedLists {
     /// Partitions of the input topics.
-    pub partitions: usize,
+    pub(crate) partitions: usize,
     /// The partitions this instance owns now.
-    pub owned: Box<dyn Fn() -> Vec<i32> + Send + Sync>,
+    pub(crate) owned: Box<dyn Fn() -> Vec<i32> + Send + Sync>,
 }
 
 /// The store of the daily lists in `out_dir` (`lists.out_dir`, or a
@@ -114,7 +114,7 @@ pub fn lists_store(out_dir: &std::path::Path) -> Result<SharedStore, ListError> 
 }
 
 /// The daily lists a core writes, and when the next ones are due.
-pub struct ListSchedule {
+pub(crate) struct ListSchedule {
     lists: DailyLists,
     /// The lists' store (`lists.out_dir`).
     out: SharedStore,
@@ -136,7 +136,7 @@ pub struct ListSchedule {
 impl ListSchedule {
     /// Lists into `out`, the first at the first cut-off after
     /// `start_ms`.
-    pub fn new(
+    pub(crate) fn new(
         lists: DailyLists,
         out: SharedStore,
         start: ClockTime,
@@ -157,13 +157,13 @@ impl ListSchedule {
     }
 
     /// Writes only the lists of `dates`; the other cut-offs pass.
-    pub fn only(mut self, dates: Vec<chrono::NaiveDate>) -> Self {
+    pub(crate) fn only(mut self, dates: Vec<chrono::NaiveDate>) -> Self {
         self.only = Some(dates);
         self
     }
 
     /// Logs each day's lists at debug level, not info.
-    pub fn quiet(mut self) -> Self {
+    pub(crate) fn quiet(mut self) -> Self {
         self.quiet = true;
         self
     }
@@ -172,7 +172,7 @@ impl ListSchedule {
     /// partitions write one complete list per dong: each writes the parts
     /// of the partitions it owns, and whichever finds every part in
     /// assembles the day.
-    pub fn shared(mut self, shared: SharedLists) -> Self {
+    pub(crate) fn shared(mut self, shared: SharedLists) -> Self {
         self.shared = Some(shared);
         self
     }
@@ -180,23 +180,23 @@ impl ListSchedule {
 
 /// Counts of a driver's run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CoreCounts {
+pub(crate) struct CoreCounts {
     /// Messages taken in.
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// Alerts delivered.
-    pub alerts: u64,
+    pub(crate) alerts: u64,
     /// Messages delivered as dead letters.
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// Signals stored in the window state.
-    pub accepted: u64,
+    pub(crate) accepted: u64,
     /// Re-sent events counted once.
-    pub duplicates: u64,
+    pub(crate) duplicates: u64,
     /// Days of lists written.
-    pub list_days: u64,
+    pub(crate) list_days: u64,
     /// Escalations delivered to the city team.
-    pub escalations: u64,
+    pub(crate) escalations: u64,
     /// Outcomes recorded.
-    pub outcomes: u64,
+    pub(crate) outcomes: u64,
 }
 
 /// What every driver shares: the engine, the batch being filled, the
@@ -286,7 +286,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     }
 
     /// Evicts the state the watermark has passed, in every stage.
-    pub fn evict(&mut self) -> [usize; crate::stages::StatePart::ALL.len()] {
+    pub(crate) fn evict(&mut self) -> [usize; crate::stages::StatePart::ALL.len()] {
         let evicted = self.engine.on_watermark();
         self.recorder.households(self.engine.households());
         evicted
@@ -294,25 +294,25 @@ impl<'o, C: Clock> DriverCore<'o, C> {
 
     /// Records the households held after a driver changed the engine's
     /// state (a hand-over, a restore).
-    pub fn record_households(&self) {
+    pub(crate) fn record_households(&self) {
         self.recorder.households(self.engine.households());
     }
 
     /// Writes the daily lists on `schedule`.
-    pub fn with_lists(mut self, schedule: ListSchedule) -> Self {
+    pub(crate) fn with_lists(mut self, schedule: ListSchedule) -> Self {
         self.engine.hold_for_cutoff(Some(schedule.next_cutoff));
         self.lists = Some(schedule);
         self
     }
 
     /// Evicts expired state after each cut-off's lists.
-    pub fn evicting_at_cutoffs(mut self) -> Self {
+    pub(crate) fn evicting_at_cutoffs(mut self) -> Self {
         self.evict_at_cutoff = true;
         self
     }
 
     /// The engine, to read its state.
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
@@ -322,12 +322,12 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     }
 
     /// Counts so far.
-    pub fn counts(&self) -> CoreCounts {
+    pub(crate) fn counts(&self) -> CoreCounts {
         self.counts
     }
 
     /// The manifest of the last lists written.
-    pub fn last_list(&self) -> Option<&Manifest> {
+    pub(crate) fn last_list(&self) -> Option<&Manifest> {
         self.last_list.as_ref()
     }
 
@@ -345,7 +345,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
 
     /// Drops the batch being filled (a rebalance: the consumer fetches it
     /// again from where the state ends).
-    pub fn discard_buffer(&mut self) {
+    pub(crate) fn discard_buffer(&mut self) {
         self.buffer.clear();
     }
 
@@ -389,14 +389,14 @@ impl<'o, C: Clock> DriverCore<'o, C> {
 
     /// Writes every day's lists from now on, whatever
     /// [`ListSchedule::only`] said (a replay's final list).
-    pub fn list_every_day(&mut self) {
+    pub(crate) fn list_every_day(&mut self) {
         if let Some(schedule) = self.lists.as_mut() {
             schedule.only = None;
         }
     }
 
     /// When the next daily lists are due, on the core's clock.
-    pub fn next_cutoff(&self) -> Option<ClockTime> {
+    pub(crate) fn next_cutoff(&self) -> Option<ClockTime> {
         self.lists.as_ref().map(|l| l.next_cutoff)
     }
 
@@ -466,7 +466,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
 
     /// Delivers the `overdue` escalations the clock has reached (each
     /// once; the state remembers it was sent). Returns how many.
-    pub async fn escalate<O: Outputs>(
+    pub(crate) async fn escalate<O: Outputs>(
         &mut self,
         out: &mut O,
     ) -> Result<usize, DriverError<O::Error>> {
@@ -529,7 +529,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// Makes the lists of the next cut-off now, whatever the clock says
     /// (the demo's last day), and moves the schedule on by a day. Returns
     /// that cut-off.
-    pub async fn lists_at_next_cutoff<E: std::error::Error + 'static>(
+    pub(crate) async fn lists_at_next_cutoff<E: std::error::Error + 'static>(
         &mut self,
     ) -> Result<Option<ClockTime>, DriverError<E>> {
         let Some(schedule) = self.lists.as_mut() else {

@@ -110,35 +110,35 @@ pub struct ReplayConfig {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ReplaySummary {
     /// Lines read, per feed (`outcomes` for outcome files).
-    pub messages_in: BTreeMap<String, usize>,
+    pub(crate) messages_in: BTreeMap<String, usize>,
     /// Signals stored.
     pub accepted: usize,
     /// Re-sent events counted once.
-    pub duplicates: usize,
+    pub(crate) duplicates: usize,
     /// Rejected, per reason class (in `dead-letters.ndjson` with file and line).
     pub rejected: BTreeMap<String, usize>,
     /// Alerts per priority (case updates apart).
-    pub alerts_by_priority: BTreeMap<String, usize>,
+    pub(crate) alerts_by_priority: BTreeMap<String, usize>,
     /// Alerts per dong.
-    pub alerts_by_dong: BTreeMap<String, usize>,
+    pub(crate) alerts_by_dong: BTreeMap<String, usize>,
     /// Case updates.
-    pub case_updates: usize,
+    pub(crate) case_updates: usize,
     /// Escalations per reason.
-    pub escalations: BTreeMap<String, usize>,
+    pub(crate) escalations: BTreeMap<String, usize>,
     /// Outcomes recorded.
-    pub outcomes: usize,
+    pub(crate) outcomes: usize,
     /// Days of lists written.
     pub list_days: usize,
     /// The last day's lists: date and households.
-    pub last_list: Option<(String, usize)>,
+    pub(crate) last_list: Option<(String, usize)>,
     /// Snapshots written by a backfill (one per partition).
     pub snapshots: usize,
     /// The input's time span: first and last (RFC 3339).
-    pub span: Option<(String, String)>,
+    pub(crate) span: Option<(String, String)>,
     /// Wall-clock seconds.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Output directory.
-    pub out_dir: String,
+    pub(crate) out_dir: String,
 }
 
 /// The replay's outputs: the NDJSON sink, and the tallies of its summary.

@@ -158,12 +158,12 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 /// Signal (and outcome) files merged in time order.
-pub struct FileSource {
+pub(crate) struct FileSource {
     inputs: Vec<Input>,
     lines: Vec<Line>,
     next: usize,
     /// Whether the lines carry arrival times (then the clock follows them).
-    pub with_arrival: bool,
+    pub(crate) with_arrival: bool,
     /// Messages taken, per feed index (see [`FileSource::lines_in`]).
     taken: Vec<usize>,
     feed_names: Vec<String>,
@@ -187,7 +187,7 @@ pub enum Partitioner {
 
 impl Partitioner {
     /// The partition of `key` among `partitions`.
-    pub fn partition_of(self, key: &[u8], partitions: i32) -> i32 {
+    pub(crate) fn partition_of(self, key: &[u8], partitions: i32) -> i32 {
         let n = partitions.max(1) as u32;
         let h = match self {
             Partitioner::Murmur2Random => crate::base::hash::murmur2(key) & 0x7fff_ffff,
@@ -233,7 +233,7 @@ impl FileSource {
     /// extension (`health-insurance.ndjson`); `outcomes` files hold
     /// outcomes. Lines are ordered by event time (`observed_at`;
     /// `recorded_at` for outcomes), or by arrival when every file has `ts`.
-    pub fn open(
+    pub(crate) fn open(
         spec: &PipelineSpec,
         paths: &[PathBuf],
         feed: Option<&str>,
@@ -326,7 +326,7 @@ impl FileSource {
 
     /// Spreads households over `partitions` as `partitioner` places their
     /// keys, as the producers of `sagak run`'s topics do.
-    pub fn partitioned(mut self, partitions: i32, partitioner: Partitioner) -> Self {
+    pub(crate) fn partitioned(mut self, partitions: i32, partitioner: Partitioner) -> Self {
         self.partitions = partitions.max(1);
         self.partitioner = partitioner;
         self
@@ -334,7 +334,7 @@ impl FileSource {
 
     /// Messages taken so far, per feed name (`outcomes` for outcome
     /// files); feeds with none are left out.
-    pub fn lines_in(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn lines_in(&self) -> BTreeMap<String, usize> {
         self.feed_names
             .iter()
             .zip(&self.taken)
@@ -344,13 +344,8 @@ impl FileSource {
     }
 
     /// Lines to replay in all.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lines.len()
-    }
-
-    /// True when there is nothing to replay.
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
     }
 }
 

@@ -7,15 +7,15 @@
 pub mod files;
 pub mod inbox;
 pub mod offices;
-pub mod sink;
-pub mod source;
+pub(crate) mod sink;
+pub(crate) mod source;
 
 use crate::base::message::InputMessage;
 use crate::base::time::ClockTime;
 
 /// A source whose messages come in time order: the replay loop takes what
 /// arrives before each step's end, then moves its clock on.
-pub trait TimedSource {
+pub(crate) trait TimedSource {
     /// When the next message arrives (on the driver's clock), if any is
     /// left.
     fn next_arrival(&self) -> Option<ClockTime>;

@@ -20,9 +20,9 @@ use crate::stages::alert::{rfc3339, Alert, AlertType};
 use crate::stages::score::Priority;
 
 /// The household planted like the Suwon case.
-pub const SUWON_HOUSEHOLD: &str = "hh-suwon-2022";
+pub(crate) const SUWON_HOUSEHOLD: &str = "hh-suwon-2022";
 /// The dong it is registered in (it lives elsewhere).
-pub const SUWON_DONG: &str = "4125052000";
+pub(crate) const SUWON_DONG: &str = "4125052000";
 
 /// Share of alerts no office ever answers.
 const NEVER_ANSWERED: f64 = 0.12;
@@ -34,21 +34,21 @@ const GIVE_UP: f64 = 0.15;
 
 /// What the simulated offices did, for the demo's summary.
 #[derive(Debug, Default, Clone)]
-pub struct OfficeLog {
+pub(crate) struct OfficeLog {
     /// Per alert: its priority, when it was sent, and when its first
     /// reach was recorded (once that outcome was handed to the pipeline).
-    pub first_contact: HashMap<String, (Priority, i64, Option<i64>)>,
+    pub(crate) first_contact: HashMap<String, (Priority, i64, Option<i64>)>,
     /// Per household: when its first failed attempt was scheduled.
-    pub failed: HashMap<String, i64>,
+    pub(crate) failed: HashMap<String, i64>,
     /// Per household: when someone of it was first reached (handed to the
     /// pipeline).
-    pub reached: HashMap<String, i64>,
+    pub(crate) reached: HashMap<String, i64>,
     /// Outcomes handed to the pipeline, per kind.
-    pub outcomes: BTreeMap<String, usize>,
+    pub(crate) outcomes: BTreeMap<String, usize>,
 }
 
 /// The simulated offices.
-pub struct SimulatedOffices {
+pub(crate) struct SimulatedOffices {
     rng: SplitMix64,
     /// Outcomes waiting for their time: (recorded at, sequence) -> message
     /// and the alert whose first contact it is, if it is one.
@@ -59,12 +59,12 @@ pub struct SimulatedOffices {
     /// Households already answered with a case (no second one is opened).
     in_case: HashMap<String, bool>,
     /// What they did.
-    pub log: OfficeLog,
+    pub(crate) log: OfficeLog,
 }
 
 impl SimulatedOffices {
     /// Offices for `spec`'s outcomes topic, seeded.
-    pub fn new(spec: &PipelineSpec, seed: u64) -> Self {
+    pub(crate) fn new(spec: &PipelineSpec, seed: u64) -> Self {
         SimulatedOffices {
             rng: SplitMix64::new(seed ^ 0x6f66_6669_6365_7321),
             pending: BTreeMap::new(),
@@ -143,7 +143,7 @@ impl SimulatedOffices {
     }
 
     /// Decides what the offices will do about the alerts just sent.
-    pub fn on_alerts(&mut self, alerts: &[Alert]) {
+    pub(crate) fn on_alerts(&mut self, alerts: &[Alert]) {
         for a in alerts {
             if a.case.kind == AlertType::CaseUpdate {
                 continue;
@@ -235,7 +235,7 @@ impl SimulatedOffices {
     }
 
     /// The next outcome recorded before `until`, if any.
-    pub fn next_before(&mut self, until: ClockTime) -> Option<InputMessage> {
+    pub(crate) fn next_before(&mut self, until: ClockTime) -> Option<InputMessage> {
         let (&(at, seq), _) = self.pending.first_key_value()?;
         if at >= until.ms() {
             return None;

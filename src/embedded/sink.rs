@@ -17,13 +17,13 @@ use crate::stages::decode::RejectClass;
 #[error("cannot write {path}: {error}. Check the output folder (`--out`) and the free disk space")]
 pub struct SinkError {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The I/O error.
-    pub error: std::io::Error,
+    pub(crate) error: std::io::Error,
 }
 
 /// Alerts and dead letters as NDJSON files in one folder.
-pub struct NdjsonSink {
+pub(crate) struct NdjsonSink {
     alerts: BufWriter<fs::File>,
     alerts_path: PathBuf,
     dead_letters: BufWriter<fs::File>,
@@ -35,7 +35,7 @@ pub struct NdjsonSink {
 impl NdjsonSink {
     /// Creates (truncating) `alerts.ndjson`, `escalations.ndjson` and
     /// `dead-letters.ndjson` in `dir`.
-    pub fn create(dir: &Path) -> Result<Self, SinkError> {
+    pub(crate) fn create(dir: &Path) -> Result<Self, SinkError> {
         let open = |name: &str| {
             let path = dir.join(name);
             crate::base::files::create_private(&path)
@@ -56,7 +56,7 @@ impl NdjsonSink {
     }
 
     /// Writes out what is buffered.
-    pub fn flush(&mut self) -> Result<(), SinkError> {
+    pub(crate) fn flush(&mut self) -> Result<(), SinkError> {
         self.alerts.flush().map_err(|error| SinkError {
             path: self.alerts_path.clone(),
             error,

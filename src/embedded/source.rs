@@ -11,20 +11,20 @@ use crate::generate::{Expect, GeneratedMessage};
 /// Replays generated messages (see [`crate::generate`]) as input messages of
 /// the pipeline's topics, all on partition 0, the offset being the
 /// message's position.
-pub struct GeneratedSource<'g> {
+pub(crate) struct GeneratedSource<'g> {
     messages: &'g [GeneratedMessage],
     next: usize,
     /// Feed index and topic per feed name.
     feeds: HashMap<&'g str, (u16, std::sync::Arc<str>)>,
     /// Messages taken, per feed name.
-    pub signals_in: BTreeMap<String, usize>,
+    pub(crate) signals_in: BTreeMap<String, usize>,
     /// Bad messages the generator planted among those taken, per class.
-    pub rejects_planted: BTreeMap<String, usize>,
+    pub(crate) rejects_planted: BTreeMap<String, usize>,
 }
 
 impl<'g> GeneratedSource<'g> {
     /// A source over `messages` (in arrival order) for the feeds of `spec`.
-    pub fn new(spec: &'g PipelineSpec, messages: &'g [GeneratedMessage]) -> Self {
+    pub(crate) fn new(spec: &'g PipelineSpec, messages: &'g [GeneratedMessage]) -> Self {
         GeneratedSource {
             messages,
             next: 0,

@@ -9,7 +9,7 @@ use crate::base::time::ClockTime;
 impl Engine {
     /// The `overdue` escalations due by `now` (driver's clock), each
     /// once.
-    pub fn overdue(&mut self, now: ClockTime) -> Vec<Escalation> {
+    pub(crate) fn overdue(&mut self, now: ClockTime) -> Vec<Escalation> {
         let mut out: Vec<Escalation> = Vec::new();
         for lane in &mut self.lanes {
             out.extend(lane.cases.overdue(now.ms()));
@@ -21,7 +21,7 @@ impl Engine {
     /// Open, overdue and unreachable households per dong (and priority and
     /// status) as of `now`: a pass over the case records with the one
     /// model of open work, summed over the lanes.
-    pub fn open_counts(&self, now: ClockTime) -> OpenCounts {
+    pub(crate) fn open_counts(&self, now: ClockTime) -> OpenCounts {
         let mut total = OpenCounts::default();
         for lane in &self.lanes {
             total.merge(lane.cases.open_counts(now.ms()));
@@ -35,13 +35,13 @@ impl Engine {
     }
 
     /// The feed index of the offices' outcomes.
-    pub fn outcome_feed(&self) -> u16 {
+    pub(crate) fn outcome_feed(&self) -> u16 {
         self.lanes[0].outcome_feed
     }
 
     /// A household's case record as held (see
     /// [`crate::stages::case::CaseBook::payload`]).
-    pub fn case_payload(&self, household_id: &str) -> Option<std::sync::Arc<[u8]>> {
+    pub(crate) fn case_payload(&self, household_id: &str) -> Option<std::sync::Arc<[u8]>> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .cases
             .payload(household_id)
@@ -50,7 +50,7 @@ impl Engine {
 
     /// Every record worth a place in the work queue (see
     /// [`crate::stages::case::CaseBook::work_payloads`]).
-    pub fn work_payloads(
+    pub(crate) fn work_payloads(
         &self,
         now: ClockTime,
         recent_ms: i64,
@@ -64,7 +64,7 @@ impl Engine {
 
     /// A household's open work at `now` (see
     /// [`crate::stages::case::work`]).
-    pub fn household_work(&self, household_id: &str, now: ClockTime) -> Option<OpenWork> {
+    pub(crate) fn household_work(&self, household_id: &str, now: ClockTime) -> Option<OpenWork> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .cases
             .household_work(household_id, now.ms())
@@ -74,7 +74,7 @@ impl Engine {
     /// `assessed` (of state partition `shard`, or any), as candidate rows:
     /// the priority of their newest alert, no score, their open alerts'
     /// times as the signals' (their signals left the window).
-    pub fn stale_open(
+    pub(crate) fn stale_open(
         &self,
         now: ClockTime,
         assessed: &std::collections::HashSet<String>,
@@ -112,7 +112,7 @@ impl Engine {
     }
 
     /// The households open for `dong` at `now`, in the queue's order.
-    pub fn queue_of(&self, dong: &str, now: ClockTime) -> Vec<(String, OpenWork)> {
+    pub(crate) fn queue_of(&self, dong: &str, now: ClockTime) -> Vec<(String, OpenWork)> {
         let mut open: Vec<(String, OpenWork)> = self
             .lanes
             .iter()
@@ -123,7 +123,7 @@ impl Engine {
     }
 
     /// The bit set of category names over the pipeline's categories.
-    pub fn category_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u8 {
+    pub(crate) fn category_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u8 {
         self.lanes[0].cases.category_set(names)
     }
 

@@ -45,34 +45,34 @@ pub struct BatchResult {
     /// Alerts to send, in decision order.
     pub alerts: Vec<Alert>,
     /// Rejected messages: index into the batch and why.
-    pub rejects: Vec<(usize, Reject)>,
+    pub(crate) rejects: Vec<(usize, Reject)>,
     /// Signals stored in the window state.
-    pub accepted: usize,
+    pub(crate) accepted: usize,
     /// Re-sent events counted once.
-    pub duplicates: usize,
+    pub(crate) duplicates: usize,
     /// Assessments held back by the cooldown.
     pub suppressed: usize,
     /// Assessments held back by an outcome (or quiet while in case).
-    pub held: usize,
+    pub(crate) held: usize,
     /// Escalations to the city team, in decision order.
-    pub escalations: Vec<Escalation>,
+    pub(crate) escalations: Vec<Escalation>,
     /// Outcomes recorded (re-sends not counted).
-    pub outcomes: usize,
+    pub(crate) outcomes: usize,
     /// Alerts answered by their first reach.
-    pub first_contacts: Vec<FirstContact>,
+    pub(crate) first_contacts: Vec<FirstContact>,
     /// The outcomes recorded, as decoded: the web front keeps their ids,
     /// staff and notes beside the records (never the engine's state).
-    pub recorded: Vec<crate::stages::case::outcome::Outcome>,
+    pub(crate) recorded: Vec<crate::stages::case::outcome::Outcome>,
     /// Messages per feed, by feed index.
-    pub received: Vec<u64>,
+    pub(crate) received: Vec<u64>,
     /// Oldest signals dropped because a household hit its bound.
-    pub dropped_over_cap: usize,
+    pub(crate) dropped_over_cap: usize,
     /// Signals of households recorded deceased (never alerted).
-    pub deceased: usize,
+    pub(crate) deceased: usize,
     /// Messages in the batch.
-    pub messages: usize,
+    pub(crate) messages: usize,
     /// Time the engine took over the batch.
-    pub elapsed: std::time::Duration,
+    pub(crate) elapsed: std::time::Duration,
 }
 
 /// Where a driver sends what a micro-batch produced: alerts to the dong
@@ -144,7 +144,7 @@ impl Engine {
     }
 
     /// An engine with `lanes` lanes (at least one, at most 64).
-    pub fn with_lanes(spec: &PipelineSpec, lanes: usize) -> Self {
+    pub(crate) fn with_lanes(spec: &PipelineSpec, lanes: usize) -> Self {
         Engine {
             lanes: (0..lanes.clamp(1, 64)).map(|_| Lane::new(spec)).collect(),
             feed_names: spec.feeds.iter().map(|f| f.name.clone()).collect(),
@@ -318,7 +318,7 @@ impl Engine {
     /// never falls). Other partitions are untouched, so no signal anywhere
     /// becomes late through another partition. Returns how many (feed,
     /// partition) pairs moved. The embedded drivers never call it.
-    pub fn advance_idle(
+    pub(crate) fn advance_idle(
         &mut self,
         now: ClockTime,
         idle: std::time::Duration,
@@ -367,7 +367,7 @@ impl Engine {
     /// Keeps what the daily list of the cut-off `next_cutoff` counts from
     /// eviction (every signal of its window, and the marks of their
     /// households), so that eviction never changes a list.
-    pub fn hold_for_cutoff(&mut self, next_cutoff: Option<ClockTime>) {
+    pub(crate) fn hold_for_cutoff(&mut self, next_cutoff: Option<ClockTime>) {
         let window = self.window_ms;
         self.watermark
             .hold_from(next_cutoff.map(|c| EventTime::of_clock(c).minus(window)));
@@ -445,7 +445,10 @@ impl Engine {
     /// Marks the households a full re-scoring found at a priority (id,
     /// priority, window end); from then on the marks cover every household
     /// at a priority again.
-    pub fn index_priorities(&mut self, found: &[(String, crate::stages::score::Priority, i64)]) {
+    pub(crate) fn index_priorities(
+        &mut self,
+        found: &[(String, crate::stages::score::Priority, i64)],
+    ) {
         let lanes = self.lanes.len();
         for (id, priority, at) in found {
             let lane = &mut self.lanes[lane_index(id.as_bytes(), lanes)];
@@ -457,19 +460,19 @@ impl Engine {
 
     /// Whether the alert marks cover every household at a priority (see
     /// [`Engine::list_candidates`]).
-    pub fn marks_cover_priorities(&self) -> bool {
+    pub(crate) fn marks_cover_priorities(&self) -> bool {
         self.marks_cover_priorities
     }
 
     /// The state shard (input partition) of a household with live signals.
-    pub fn shard_of(&self, household_id: &str) -> Option<i32> {
+    pub(crate) fn shard_of(&self, household_id: &str) -> Option<i32> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .windows
             .shard_of(household_id)
     }
 
     /// The last alert sent for a household.
-    pub fn alert_mark(&self, household_id: &str) -> Option<crate::stages::alert::AlertMark> {
+    pub(crate) fn alert_mark(&self, household_id: &str) -> Option<crate::stages::alert::AlertMark> {
         self.lanes[self.lane_of(household_id.as_bytes())]
             .gate
             .mark(household_id)
@@ -582,7 +585,7 @@ impl Engine {
     /// Forgets one shard's state in every stage: its partition moved to
     /// another instance, which continues from the shard's snapshot. Returns
     /// the households dropped.
-    pub fn drop_shard(&mut self, shard: i32) -> usize {
+    pub(crate) fn drop_shard(&mut self, shard: i32) -> usize {
         let mut dropped = [0; StatePart::ALL.len()];
         for lane in &mut self.lanes {
             each_stage!(mut lane, s => dropped[part_of(s).index()] += s.drop_shard(shard));

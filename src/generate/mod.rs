@@ -21,7 +21,7 @@
 //! ```
 
 pub mod publish;
-pub mod rng;
+pub(crate) mod rng;
 
 use std::fmt::Write;
 
@@ -34,7 +34,7 @@ use crate::stages::decode::RejectClass;
 use rng::SplitMix64;
 
 /// The dongs of Dongducheon-si with a rough share of households each.
-pub const DONGDUCHEON: [(&str, u32); 8] = [
+pub(crate) const DONGDUCHEON: [(&str, u32); 8] = [
     ("4125051000", 10),
     ("4125052000", 14),
     ("4125053500", 9),
@@ -47,7 +47,7 @@ pub const DONGDUCHEON: [(&str, u32); 8] = [
 
 /// Valid dong codes of a neighbouring city, not served by the deployment:
 /// households registered there end up on the "unassigned" list.
-pub const UNSERVED: [&str; 2] = ["4163051000", "4163052000"];
+pub(crate) const UNSERVED: [&str; 2] = ["4163051000", "4163052000"];
 
 /// What the generator produces and how much of it.
 #[derive(Debug, Clone)]
@@ -162,9 +162,9 @@ pub struct GeneratedMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlantedCrisis {
     /// Its id.
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// Event time of its first crisis signal.
-    pub first_signal_ms: i64,
+    pub(crate) first_signal_ms: i64,
 }
 
 /// The generator's output.
@@ -520,7 +520,7 @@ impl Builder<'_> {
 /// household's messages (not in arrival order) to `each`, so a caller can
 /// write them out without holding the whole history; returns the planted
 /// crises. [`generate`] is this, collected and sorted by arrival.
-pub fn generate_each(
+pub(crate) fn generate_each(
     cfg: &GeneratorConfig,
     mut each: impl FnMut(&mut Vec<GeneratedMessage>),
 ) -> Vec<PlantedCrisis> {

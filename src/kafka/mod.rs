@@ -6,11 +6,11 @@
 //! * [`ownership`]: which partitions this instance owns and the state
 //!   hand-over on a rebalance; [`offsets`]: where each partition resumes.
 
-pub mod offsets;
+pub(crate) mod offsets;
 pub mod outcomes;
-pub mod ownership;
-pub mod sink;
-pub mod source;
+pub(crate) mod ownership;
+pub(crate) mod sink;
+pub(crate) mod source;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,7 +41,7 @@ pub fn check_clients(kafka: &KafkaSettings) -> Result<(), KafkaError> {
 #[error("the brokers refused the connection: {reason}. Check `ssl.ca.location` (the CA that signed the brokers' certificates), the client certificate and the SASL settings under [kafka.properties]")]
 pub struct Refused {
     /// librdkafka's own words.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Collects librdkafka's TLS and authentication errors while probing.
@@ -93,7 +93,7 @@ impl rdkafka::consumer::ConsumerContext for ProbeContext {}
 /// up to `timeout`, and reports a TLS or authentication refusal (the
 /// settings are wrong: `sagak run` stops with exit 78). Brokers that do
 /// not answer at all are not an error here.
-pub fn probe(kafka: &KafkaSettings, timeout: Duration) -> Result<(), Refused> {
+pub(crate) fn probe(kafka: &KafkaSettings, timeout: Duration) -> Result<(), Refused> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let context = ProbeContext::default();
     let created: Result<BaseConsumer<ProbeContext>, _> =
@@ -118,7 +118,10 @@ pub fn probe(kafka: &KafkaSettings, timeout: Duration) -> Result<(), Refused> {
 }
 
 /// librdkafka configuration shared by consumer, producer and admin client.
-pub fn client_config(kafka: &KafkaSettings, extra: &BTreeMap<String, String>) -> ClientConfig {
+pub(crate) fn client_config(
+    kafka: &KafkaSettings,
+    extra: &BTreeMap<String, String>,
+) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &kafka.brokers);
     for (k, v) in kafka.properties.iter().chain(extra) {

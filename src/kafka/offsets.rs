@@ -12,13 +12,13 @@ use crate::checkpoint::PartitionOffset;
 
 /// Next offsets to read, per topic and partition, of processed input.
 #[derive(Debug, Default, Clone)]
-pub struct OffsetTracker {
+pub(crate) struct OffsetTracker {
     next: BTreeMap<(String, i32), i64>,
 }
 
 impl OffsetTracker {
     /// Starts from a snapshot's offsets.
-    pub fn from_snapshot(offsets: &[PartitionOffset]) -> Self {
+    pub(crate) fn from_snapshot(offsets: &[PartitionOffset]) -> Self {
         OffsetTracker {
             next: offsets
                 .iter()
@@ -29,7 +29,7 @@ impl OffsetTracker {
 
     /// Adds a snapshot's offsets; a partition already tracked keeps the
     /// further of the two.
-    pub fn merge(&mut self, offsets: &[PartitionOffset]) {
+    pub(crate) fn merge(&mut self, offsets: &[PartitionOffset]) {
         for o in offsets {
             let next = self
                 .next
@@ -40,17 +40,17 @@ impl OffsetTracker {
     }
 
     /// Forgets every topic's partition number `partition`.
-    pub fn forget(&mut self, partition: i32) {
+    pub(crate) fn forget(&mut self, partition: i32) {
         self.next.retain(|(_, p), _| *p != partition);
     }
 
     /// Next offset to read of one partition, if any input of it was taken.
-    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+    pub(crate) fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.next.get(&(topic.to_string(), partition)).copied()
     }
 
     /// Marks every message of a delivered batch as processed.
-    pub fn advance(&mut self, msgs: &[InputMessage]) {
+    pub(crate) fn advance(&mut self, msgs: &[InputMessage]) {
         // the batch's furthest offset per partition first: a batch reads a
         // few dozen partitions at most, and the map's keys are owned text
         let mut furthest: Vec<(&str, i32, i64)> = Vec::new();
@@ -71,7 +71,7 @@ impl OffsetTracker {
     }
 
     /// The offsets, for a snapshot.
-    pub fn snapshot(&self) -> Vec<PartitionOffset> {
+    pub(crate) fn snapshot(&self) -> Vec<PartitionOffset> {
         self.next
             .iter()
             .map(|((topic, partition), &next_offset)| PartitionOffset {
@@ -83,7 +83,7 @@ impl OffsetTracker {
     }
 
     /// Commits the offsets for the consumer's group.
-    pub fn commit<C: ConsumerContext>(
+    pub(crate) fn commit<C: ConsumerContext>(
         &self,
         consumer: &impl Consumer<C>,
         mode: CommitMode,

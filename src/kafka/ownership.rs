@@ -28,7 +28,7 @@ use crate::kafka::offsets::OffsetTracker;
 
 /// Partitions owned, their positions, and shard hand-overs waiting for the
 /// run loop. Shared by the consumer context and the run loop.
-pub struct Ownership {
+pub(crate) struct Ownership {
     store: ShardedStore,
     generation: AtomicU64,
     book: Mutex<Book>,
@@ -53,7 +53,7 @@ struct Book {
 }
 
 /// Where the snapshot written beside the run loop stands.
-pub enum Writing {
+pub(crate) enum Writing {
     /// None is being written.
     Idle,
     /// One is still being written.
@@ -65,16 +65,16 @@ pub enum Writing {
 
 /// What the run loop applies after a rebalance.
 #[derive(Default)]
-pub struct Handover {
+pub(crate) struct Handover {
     /// Shards to forget.
-    pub dropped: Vec<i32>,
+    pub(crate) dropped: Vec<i32>,
     /// Shards to restore, from their snapshots.
-    pub restore: Vec<Snapshot>,
+    pub(crate) restore: Vec<Snapshot>,
 }
 
 impl Ownership {
     /// Nothing owned yet; shard snapshots come from `store`.
-    pub fn new(store: ShardedStore) -> Self {
+    pub(crate) fn new(store: ShardedStore) -> Self {
         Ownership {
             store,
             generation: AtomicU64::new(0),
@@ -89,7 +89,7 @@ impl Ownership {
     }
 
     /// Bumped by every assignment; the run loop compares it after each event.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
@@ -98,7 +98,7 @@ impl Ownership {
     /// every partition in `tpl` (its processed position, else the
     /// snapshot's offset, else the beginning of the partition so that state
     /// is rebuilt from the log).
-    pub fn on_assign(&self, tpl: &mut TopicPartitionList) {
+    pub(crate) fn on_assign(&self, tpl: &mut TopicPartitionList) {
         let mut book = self.book();
         let partitions: BTreeSet<(String, i32)> = tpl
             .elements()
@@ -151,7 +151,7 @@ impl Ownership {
     /// Partitions were revoked: nothing is owned until the next assignment,
     /// so no snapshot or commit is written for partitions that may already
     /// be another instance's.
-    pub fn on_revoke(&self) {
+    pub(crate) fn on_revoke(&self) {
         let mut book = self.book();
         book.assigned.clear();
         // The partitions' next owner reads their newest snapshot: the one
@@ -166,12 +166,12 @@ impl Ownership {
 
     /// Holds a snapshot being written, until [`Self::poll_write`] or a
     /// revoke finishes it.
-    pub fn start_write(&self, write: BackgroundWrite) {
+    pub(crate) fn start_write(&self, write: BackgroundWrite) {
         self.book().writing = Some(write);
     }
 
     /// Where the snapshot being written stands; with `wait`, waits for it.
-    pub fn poll_write(&self, wait: bool) -> Writing {
+    pub(crate) fn poll_write(&self, wait: bool) -> Writing {
         let write = {
             let mut book = self.book();
             match book.writing.take() {
@@ -187,7 +187,7 @@ impl Ownership {
     }
 
     /// The hand-over waiting since the last call, or an unreadable snapshot.
-    pub fn take_handover(&self) -> Result<Handover, CheckpointError> {
+    pub(crate) fn take_handover(&self) -> Result<Handover, CheckpointError> {
         let mut book = self.book();
         if let Some(e) = book.error.take() {
             return Err(e);
@@ -199,13 +199,13 @@ impl Ownership {
     }
 
     /// Marks every message of a processed batch as part of the state.
-    pub fn advance(&self, msgs: &[InputMessage]) {
+    pub(crate) fn advance(&self, msgs: &[InputMessage]) {
         self.book().positions.advance(msgs);
     }
 
     /// Shards to snapshot (owned and held) and the offsets of their
     /// assigned partitions.
-    pub fn owned(&self) -> (BTreeSet<i32>, Vec<PartitionOffset>) {
+    pub(crate) fn owned(&self) -> (BTreeSet<i32>, Vec<PartitionOffset>) {
         let book = self.book();
         let shards = book
             .assigned

@@ -21,20 +21,20 @@ use crate::stages::case::escalation::Escalation;
 use crate::stages::decode::Reject;
 
 /// Dead-letter header names.
-pub mod headers {
+pub(crate) mod headers {
     /// Reject class, e.g. `late`.
-    pub const CLASS: &str = "sagak.error.class";
+    pub(crate) const CLASS: &str = "sagak.error.class";
     /// Human-readable reason.
-    pub const REASON: &str = "sagak.error.reason";
+    pub(crate) const REASON: &str = "sagak.error.reason";
     /// Topic the message was read from.
-    pub const TOPIC: &str = "sagak.source.topic";
+    pub(crate) const TOPIC: &str = "sagak.source.topic";
     /// Its partition (decimal text).
-    pub const PARTITION: &str = "sagak.source.partition";
+    pub(crate) const PARTITION: &str = "sagak.source.partition";
     /// Its offset (decimal text).
-    pub const OFFSET: &str = "sagak.source.offset";
+    pub(crate) const OFFSET: &str = "sagak.source.offset";
     /// Present (value `rrn`) when digits of a resident registration number
     /// were masked in the key or value.
-    pub const REDACTED: &str = "sagak.redacted";
+    pub(crate) const REDACTED: &str = "sagak.redacted";
 }
 
 /// `value` as JSON to `topic`, keyed by `dong_code` (alerts, escalations).
@@ -55,7 +55,7 @@ fn json_message(topic: &str, dong_code: &str, value: &impl serde::Serialize) -> 
 
 /// The producer's librdkafka configuration, exactly as [`KafkaSink::new`]
 /// uses it (and `sagak check-config` checks it).
-pub fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
+pub(crate) fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -69,17 +69,17 @@ pub fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
 
 /// The topics a [`KafkaSink`] writes to.
 #[derive(Debug, Clone)]
-pub struct SinkTopics {
+pub(crate) struct SinkTopics {
     /// Alerts (key: dong code).
-    pub alerts: String,
+    pub(crate) alerts: String,
     /// Escalations to the city team (key: dong code).
-    pub escalations: String,
+    pub(crate) escalations: String,
     /// Dead letters.
-    pub dlq: String,
+    pub(crate) dlq: String,
 }
 
 /// Sends alerts, escalations and dead letters.
-pub struct KafkaSink {
+pub(crate) struct KafkaSink {
     producer: FutureProducer,
     topics: SinkTopics,
     metrics: Metrics,
@@ -94,7 +94,7 @@ struct Outgoing {
 
 impl KafkaSink {
     /// The idempotent producer for `kafka`, writing to the given topics.
-    pub fn new(
+    pub(crate) fn new(
         kafka: &KafkaSettings,
         topics: SinkTopics,
         metrics: Metrics,
@@ -110,7 +110,7 @@ impl KafkaSink {
     /// broker acknowledged all of them. A failed delivery is retried with
     /// back-off until it succeeds, so nothing is lost while the broker is
     /// away (and input is not consumed meanwhile: back-pressure).
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         alerts: &[Alert],
         escalations: &[Escalation],
@@ -195,7 +195,7 @@ impl KafkaSink {
     /// batch, so the first alerts of a run do not also wait for a
     /// connection and the topics' metadata. Not fatal: delivery retries
     /// until the broker answers.
-    pub async fn connect(&self, timeout: Duration) {
+    pub(crate) async fn connect(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
         let producer = self.producer.clone();
         let topics = [
@@ -215,7 +215,7 @@ impl KafkaSink {
     }
 
     /// Waits until queued messages are delivered, up to `timeout`.
-    pub fn flush(&self, timeout: Duration) {
+    pub(crate) fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
         if let Err(e) = self.producer.flush(timeout) {
             tracing::warn!(error = %e, "producer flush did not finish");

@@ -24,7 +24,7 @@ use crate::kafka::ownership::Ownership;
 /// The consumer's context: turns librdkafka's statistics into the lag
 /// gauge and a broker-reachable flag for readiness, and hands partitions
 /// over with their state on a rebalance.
-pub struct SourceContext {
+pub(crate) struct SourceContext {
     lag: IntGaugeVec,
     broker_up: AtomicBool,
     ownership: Arc<Ownership>,
@@ -35,14 +35,14 @@ pub struct SourceContext {
 
 impl SourceContext {
     /// True when librdkafka's last statistics saw a broker in state UP.
-    pub fn broker_up(&self) -> bool {
+    pub(crate) fn broker_up(&self) -> bool {
         self.broker_up.load(Ordering::Relaxed)
     }
 
     /// True when librdkafka's last statistics saw the consumer at the end of
     /// `topic`'s `partition`: nothing left to fetch and nothing fetched
     /// waiting to be handed over.
-    pub fn at_end(&self, topic: &str, partition: i32) -> bool {
+    pub(crate) fn at_end(&self, topic: &str, partition: i32) -> bool {
         self.at_end
             .lock()
             .is_ok_and(|set| set.contains(&(topic.to_string(), partition)))
@@ -110,12 +110,12 @@ impl ConsumerContext for SourceContext {
 }
 
 /// The Kafka consumer sagak uses.
-pub type SourceConsumer = StreamConsumer<SourceContext>;
+pub(crate) type SourceConsumer = StreamConsumer<SourceContext>;
 
 /// Creates the consumer: manual offset commits only (sagak commits after a
 /// checkpoint); each assigned partition starts where `ownership` says.
 /// Consumer lag (relative to the last commit) goes to `lag` every 5 s.
-pub fn consumer(
+pub(crate) fn consumer(
     kafka: &KafkaSettings,
     lag: IntGaugeVec,
     ownership: Arc<Ownership>,
@@ -130,7 +130,7 @@ pub fn consumer(
 
 /// The consumer's librdkafka configuration, exactly as [`consumer`] uses it
 /// (and `sagak check-config` checks it).
-pub fn consumer_config(kafka: &KafkaSettings) -> ClientConfig {
+pub(crate) fn consumer_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("group.id", &kafka.group_id)
         .set("statistics.interval.ms", "5000")
@@ -149,13 +149,13 @@ pub fn consumer_config(kafka: &KafkaSettings) -> ClientConfig {
 }
 
 /// Maps topics to feed indexes.
-pub struct TopicFeeds {
+pub(crate) struct TopicFeeds {
     by_topic: HashMap<String, (u16, Arc<str>)>,
 }
 
 impl TopicFeeds {
     /// `topics[i]` is the input topic of feed `i`.
-    pub fn new(topics: &[String]) -> Self {
+    pub(crate) fn new(topics: &[String]) -> Self {
         TopicFeeds {
             by_topic: topics
                 .iter()
@@ -166,7 +166,7 @@ impl TopicFeeds {
     }
 
     /// Copies a consumed message into an [`InputMessage`].
-    pub fn input(&self, m: &BorrowedMessage<'_>) -> InputMessage {
+    pub(crate) fn input(&self, m: &BorrowedMessage<'_>) -> InputMessage {
         let (feed, topic) = match self.by_topic.get(m.topic()) {
             Some((feed, topic)) => (Some(*feed), Arc::clone(topic)),
             None => (None, Arc::from(m.topic())),

@@ -39,7 +39,7 @@ use crate::stages::score::Assessment;
 use crate::store::Store;
 
 pub(crate) use write::csv_field;
-pub use write::{ListFile, Manifest};
+pub(crate) use write::Manifest;
 
 /// Why lists could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,7 @@ pub enum ListError {
 pub(crate) type Unmarked = Vec<(String, crate::stages::score::Priority, i64)>;
 
 /// Schema of the `candidates` table the lists SQL reads.
-pub fn candidates_schema() -> SchemaRef {
+pub(crate) fn candidates_schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
         Field::new("household_id", DataType::Utf8, false),
@@ -122,11 +122,11 @@ pub fn candidates_schema() -> SchemaRef {
 /// at the cut-off ([`crate::stages::case::work`]), the same model every
 /// view reads; a household without a case record has none.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CaseColumns {
+pub(crate) struct CaseColumns {
     /// Its open work at the cut-off.
-    pub case: Option<crate::stages::case::OpenWork>,
+    pub(crate) case: Option<crate::stages::case::OpenWork>,
     /// Its priority or categories are worse than when its case opened.
-    pub worsened: bool,
+    pub(crate) worsened: bool,
 }
 
 /// The `candidates` columns of a household's status and case, as its
@@ -366,7 +366,7 @@ impl DailyLists {
     }
 
     /// The list day whose cut-off is the latest at or before `at`.
-    pub fn list_day_at(&self, at: ClockTime) -> NaiveDate {
+    pub(crate) fn list_day_at(&self, at: ClockTime) -> NaiveDate {
         let local = DateTime::from_timestamp_millis(at.ms())
             .unwrap_or_default()
             .with_timezone(&self.offset);
@@ -395,7 +395,7 @@ impl DailyLists {
     }
 
     /// The `candidates` table from the current assessments.
-    pub fn candidates(
+    pub(crate) fn candidates(
         &self,
         assessments: &[Assessment],
         mark: impl Fn(&str) -> Option<AlertMark>,
@@ -487,7 +487,10 @@ impl DailyLists {
 
     /// Selects and ranks the candidates (batches of [`Self::candidates`])
     /// with the lists SQL.
-    pub async fn rank(&self, candidates: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, ListError> {
+    pub(crate) async fn rank(
+        &self,
+        candidates: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, ListError> {
         self.ctx.deregister_table("candidates")?;
         let table =
             datafusion::datasource::MemTable::try_new(candidates_schema(), vec![candidates])?;
@@ -518,7 +521,7 @@ impl DailyLists {
     /// Writes the ranked lists of `date` under `out/lists/<date>/`,
     /// replacing an earlier run's files for the same day. Every served dong
     /// gets a file, empty or not, and so does `unassigned`.
-    pub fn write(
+    pub(crate) fn write(
         &self,
         out: &dyn Store,
         date: NaiveDate,
@@ -529,7 +532,7 @@ impl DailyLists {
     }
 
     /// The manifest of `date` in `out`, if that day's lists are written.
-    pub fn manifest_of(
+    pub(crate) fn manifest_of(
         &self,
         out: &dyn Store,
         date: NaiveDate,

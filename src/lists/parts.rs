@@ -31,7 +31,7 @@ impl DailyLists {
     /// Writes the candidates of day `cutoff` of each partition in
     /// `owned` (a partition with none gets an empty part) from `engine`,
     /// which holds the state of those partitions.
-    pub async fn write_parts(
+    pub(crate) async fn write_parts(
         &self,
         engine: &mut Engine,
         out: &dyn Store,
@@ -77,7 +77,7 @@ impl DailyLists {
     /// it yet). A day already assembled from these very parts (by another
     /// instance) is taken as it is. Returns the manifest and the households
     /// on the lists.
-    pub async fn assemble(
+    pub(crate) async fn assemble(
         &self,
         out: &dyn Store,
         date: NaiveDate,
@@ -120,7 +120,7 @@ impl DailyLists {
     }
 
     /// Removes the parts of days before `date` (their days are written).
-    pub fn prune_parts(&self, out: &dyn Store, date: NaiveDate) {
+    pub(crate) fn prune_parts(&self, out: &dyn Store, date: NaiveDate) {
         let Ok(keys) = out.list("list-parts/") else {
             return;
         };

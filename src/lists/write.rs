@@ -103,13 +103,13 @@ const YES_NO: [&str; 5] = [
 
 /// One file written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     /// File name within the day's folder.
-    pub file: String,
+    pub(crate) file: String,
     /// Size in bytes.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// SHA-256 of the file, hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 /// One dong's list of the day.
@@ -120,7 +120,7 @@ pub struct ListFile {
     /// Korean name.
     pub name_ko: String,
     /// English name.
-    pub name_en: String,
+    pub(crate) name_en: String,
     /// Households on the list.
     pub households: usize,
     /// Of which P1.
@@ -132,9 +132,9 @@ pub struct ListFile {
     /// Of which new since the previous list.
     pub new: usize,
     /// The CSV file.
-    pub csv: FileEntry,
+    pub(crate) csv: FileEntry,
     /// The Parquet file.
-    pub parquet: FileEntry,
+    pub(crate) parquet: FileEntry,
 }
 
 /// `manifest.json` of one day.
@@ -143,9 +143,9 @@ pub struct Manifest {
     /// List day (local date of the cut-off).
     pub date: String,
     /// Pipeline name.
-    pub pipeline: String,
+    pub(crate) pipeline: String,
     /// When the files were written (RFC 3339).
-    pub written_at: String,
+    pub(crate) written_at: String,
     /// Households on all lists.
     pub households: usize,
     /// Every list, served dongs first, `unassigned` last.
@@ -153,16 +153,16 @@ pub struct Manifest {
     /// Each list's households in case management (`<dong>.cases.csv`), in
     /// the order of `lists`; not counted in `households`.
     #[serde(default)]
-    pub cases: Vec<ListFile>,
+    pub(crate) cases: Vec<ListFile>,
     /// The city team's overdue and unreachable households of every list
     /// (`escalations.csv`); they are on their dong's list too.
     #[serde(default)]
-    pub escalations: Option<ListFile>,
+    pub(crate) escalations: Option<ListFile>,
     /// A digest of the parts the day was assembled from, when instances
     /// share the partitions (another instance finding the same parts takes
     /// this day as it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parts: Option<String>,
+    pub(crate) parts: Option<String>,
     /// Where the day is.
     #[serde(skip)]
     pub dir: PathBuf,

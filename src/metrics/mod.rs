@@ -22,88 +22,88 @@ use crate::stages::decode::RejectClass;
 #[derive(Clone)]
 pub struct Metrics {
     /// The registry to serve.
-    pub registry: Registry,
+    pub(crate) registry: Registry,
     /// Messages received per feed.
     pub received: IntCounterVec,
     /// Messages rejected per reason class.
-    pub rejected: IntCounterVec,
+    pub(crate) rejected: IntCounterVec,
     /// Re-sent events counted once.
-    pub duplicates: IntCounter,
+    pub(crate) duplicates: IntCounter,
     /// Oldest signals dropped because a household hit its bound.
-    pub dropped_over_cap: IntCounter,
+    pub(crate) dropped_over_cap: IntCounter,
     /// Alerts sent per priority and dong.
     pub alerts: IntCounterVec,
     /// Alerts held back by the cooldown.
-    pub suppressed: IntCounter,
+    pub(crate) suppressed: IntCounter,
     /// Households with live signals.
-    pub households: IntGauge,
+    pub(crate) households: IntGauge,
     /// Watermark per feed, seconds since the epoch.
     pub watermark: IntGaugeVec,
     /// Messages written to the dead-letter topic.
-    pub dlq_writes: IntCounter,
+    pub(crate) dlq_writes: IntCounter,
     /// Messages per micro-batch.
-    pub batch_size: Histogram,
+    pub(crate) batch_size: Histogram,
     /// Processing time of a micro-batch (decode to alert decisions).
-    pub batch_seconds: Histogram,
+    pub(crate) batch_seconds: Histogram,
     /// When each feed last sent a message (seconds since the epoch).
     pub feed_received_at: IntGaugeVec,
     /// The longest quiet spell that is normal for each feed, from the
     /// pipeline definition (`expected_gap`).
-    pub feed_expected_gap: IntGaugeVec,
+    pub(crate) feed_expected_gap: IntGaugeVec,
     /// Kafka client errors.
-    pub kafka_errors: IntCounter,
+    pub(crate) kafka_errors: IntCounter,
     /// Messages not yet consumed, per topic and partition.
     pub consumer_lag: IntGaugeVec,
     /// Broker timestamp of a signal to its alert acknowledged.
-    pub event_to_alert: Histogram,
+    pub(crate) event_to_alert: Histogram,
     /// 1 while ready (see `/readyz`).
     pub ready: IntGauge,
     /// Snapshots of the state.
-    pub checkpoints: CheckpointMetrics,
+    pub(crate) checkpoints: CheckpointMetrics,
     /// The daily lists.
-    pub lists: ListMetrics,
+    pub(crate) lists: ListMetrics,
     /// What the offices did and what is still open.
     pub case: CaseMetrics,
 }
 
 /// Snapshots of the state.
 #[derive(Clone)]
-pub struct CheckpointMetrics {
+pub(crate) struct CheckpointMetrics {
     /// How long the run loop stops for a checkpoint (evicting expired state
     /// and copying the records); the write to disk runs beside it.
-    pub pause_seconds: Histogram,
+    pub(crate) pause_seconds: Histogram,
     /// How long a snapshot takes to reach the disk, in the background.
-    pub write_seconds: Histogram,
+    pub(crate) write_seconds: Histogram,
     /// Checkpoint ticks skipped because the previous snapshot was still
     /// being written (raise `engine.checkpoint_interval_ms` if this grows).
-    pub skipped: IntCounter,
+    pub(crate) skipped: IntCounter,
     /// When a state snapshot last reached the disk (seconds since the
     /// epoch): checkpoints that stopped working show as this falling behind.
-    pub written_at: IntGauge,
+    pub(crate) written_at: IntGauge,
 }
 
 /// The daily lists.
 #[derive(Clone)]
-pub struct ListMetrics {
+pub(crate) struct ListMetrics {
     /// Time to make the daily lists at a cut-off. The run loop waits for
     /// them, so this is also how long consumption paused.
-    pub seconds: Histogram,
+    pub(crate) seconds: Histogram,
     /// Households on the lists made last.
-    pub households: IntGauge,
+    pub(crate) households: IntGauge,
     /// When lists were last written (seconds since the epoch): a morning
     /// that passes without lists shows as this falling a day behind.
-    pub written_at: IntGauge,
+    pub(crate) written_at: IntGauge,
     /// Daily list runs that failed (the log names the error).
-    pub failures: IntCounter,
+    pub(crate) failures: IntCounter,
 }
 
 /// What the offices did and what is still open.
 #[derive(Clone)]
 pub struct CaseMetrics {
     /// Outcomes recorded per kind.
-    pub outcomes: IntCounterVec,
+    pub(crate) outcomes: IntCounterVec,
     /// Escalations to the city team per reason.
-    pub escalations: IntCounterVec,
+    pub(crate) escalations: IntCounterVec,
     /// Households waiting for someone to reach them, per dong, priority
     /// and status.
     pub open_households: IntGaugeVec,
@@ -116,7 +116,7 @@ pub struct CaseMetrics {
     /// Failed attempts before an alert's first reach, per priority.
     pub attempts_per_reach: HistogramVec,
     /// Signals of households recorded deceased: counted, never alerted.
-    pub deceased_signals: IntCounter,
+    pub(crate) deceased_signals: IntCounter,
 }
 
 /// Registers metrics in one registry as they are made.

@@ -54,11 +54,6 @@ impl Recorder {
         }
     }
 
-    /// The metrics recorded into.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// One batch taken in at `now` (the driver's clock): what each feed
     /// sent, rejects, duplicates, alerts per priority and dong, outcomes,
     /// first reaches, escalations, the feeds' watermarks and the batch's
@@ -129,7 +124,7 @@ impl Recorder {
     }
 
     /// Escalations sent, per reason.
-    pub fn escalations(&self, escalations: &[Escalation]) {
+    pub(crate) fn escalations(&self, escalations: &[Escalation]) {
         let mut per_reason = [0u64; EscalationReason::ALL.len()];
         for e in escalations {
             per_reason[e.reason as usize] += 1;
@@ -169,7 +164,7 @@ impl Recorder {
 
     /// Open, overdue and unreachable households per dong (open also per
     /// priority and status), replacing the last counts.
-    pub fn open_cases(&self, total: &OpenCounts) {
+    pub(crate) fn open_cases(&self, total: &OpenCounts) {
         let case = &self.metrics.case;
         case.open_households.reset();
         case.overdue_households.reset();

@@ -59,7 +59,7 @@ fn json_answer(status: StatusCode, body: Value) -> Response {
 }
 
 /// The operations routes.
-pub fn router(state: Arc<OpsState>) -> Router {
+pub(crate) fn router(state: Arc<OpsState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -136,7 +136,7 @@ fn by_label(metric: &dyn Collector, label: &str) -> BTreeMap<String, f64> {
 }
 
 /// The dashboard's data: everything comes from the metrics and the board.
-pub fn dashboard_data(state: &OpsState) -> Value {
+pub(crate) fn dashboard_data(state: &OpsState) -> Value {
     let m = &state.metrics;
     let received = by_label(&m.received, "feed");
     // a feed is as far as its laggard partition

@@ -9,7 +9,7 @@
 //! their own listener; this module keeps the live state both read.
 
 pub mod http;
-pub mod work;
+pub(crate) mod work;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +33,7 @@ pub struct Health {
 
 impl Health {
     /// Not ready, with `reason`.
-    pub fn new(reason: &str) -> Self {
+    pub(crate) fn new(reason: &str) -> Self {
         Health {
             ready: AtomicBool::new(false),
             reason: Mutex::new(reason.into()),
@@ -65,24 +65,24 @@ impl Health {
 
 /// One household on the dashboard.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TopHousehold {
+pub(crate) struct TopHousehold {
     /// Pseudonymous id.
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// Priority of its latest alert.
-    pub priority: String,
+    pub(crate) priority: String,
     /// Its score.
-    pub score: f64,
+    pub(crate) score: f64,
     /// Reasons in Korean.
-    pub reasons_ko: Vec<String>,
+    pub(crate) reasons_ko: Vec<String>,
     /// Reasons in English.
-    pub reasons: Vec<String>,
+    pub(crate) reasons: Vec<String>,
     /// When the alert was emitted.
-    pub emitted_at: String,
+    pub(crate) emitted_at: String,
 }
 
 /// Escalations kept for the city team's console (newest first; it pages
 /// and filters them): months of a city's escalations.
-pub const ESCALATIONS_SHOWN: usize = 20_000;
+pub(crate) const ESCALATIONS_SHOWN: usize = 20_000;
 
 /// The latest alerted households per dong, updated once per batch, and
 /// what the follow-up looks like per dong.
@@ -96,18 +96,18 @@ pub struct LiveView {
 }
 
 /// Days of alerts kept for the city's chart.
-pub const HISTORY_DAYS: usize = 90;
+pub(crate) const HISTORY_DAYS: usize = 90;
 /// First contacts kept per priority for the city's chart.
 const CONTACTS_KEPT: usize = 10_000;
 
 /// What the city's charts draw, since the process started.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
+pub(crate) struct History {
     /// Alerts per local day (`YYYY-MM-DD`): P1, P2, P3.
-    pub alerts_per_day: BTreeMap<String, [u64; 3]>,
+    pub(crate) alerts_per_day: BTreeMap<String, [u64; 3]>,
     /// Days from alert to first reach, per priority (P1, P2, P3), the
     /// newest kept.
-    pub first_contact_days: [std::collections::VecDeque<f64>; 3],
+    pub(crate) first_contact_days: [std::collections::VecDeque<f64>; 3],
 }
 
 fn priority_slot(p: crate::stages::score::Priority) -> usize {
@@ -121,45 +121,45 @@ fn priority_slot(p: crate::stages::score::Priority) -> usize {
 
 /// One escalation on the city team's queue.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct QueuedEscalation {
+pub(crate) struct QueuedEscalation {
     /// Its id.
-    pub escalation_id: String,
+    pub(crate) escalation_id: String,
     /// `overdue`, `unreachable` or `repeatedly_flagged`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Pseudonymous household id.
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// Dong serving it.
-    pub dong_code: String,
+    pub(crate) dong_code: String,
     /// Priority of its newest alert.
-    pub priority: Option<String>,
+    pub(crate) priority: Option<String>,
     /// Since when (RFC 3339).
-    pub since: String,
+    pub(crate) since: String,
     /// When it was sent (RFC 3339).
-    pub emitted_at: String,
+    pub(crate) emitted_at: String,
     /// Since when, ms.
     #[serde(skip)]
-    pub since_ms: i64,
+    pub(crate) since_ms: i64,
     /// When it was sent, ms.
     #[serde(skip)]
-    pub emitted_ms: i64,
+    pub(crate) emitted_ms: i64,
 }
 
 /// Follow-up per dong, as the dashboard shows it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct DongFollowUp {
+pub(crate) struct DongFollowUp {
     /// Households waiting for someone to reach them (see
     /// [`crate::stages::case::work`]).
-    pub open: i64,
+    pub(crate) open: i64,
     /// Of which past their due time.
-    pub overdue: i64,
+    pub(crate) overdue: i64,
     /// Of which nobody could reach.
-    pub unreachable: i64,
+    pub(crate) unreachable: i64,
     /// In case management.
-    pub in_case: i64,
+    pub(crate) in_case: i64,
     /// Median days from alert to first reach, this month (UTC).
-    pub median_days_to_first_contact: Option<f64>,
+    pub(crate) median_days_to_first_contact: Option<f64>,
     /// Share of this month's first reaches made in time.
-    pub contacted_in_time: Option<f64>,
+    pub(crate) contacted_in_time: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -253,12 +253,12 @@ impl LiveView {
     }
 
     /// The board, per dong code.
-    pub fn snapshot(&self) -> BTreeMap<String, Vec<TopHousehold>> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, Vec<TopHousehold>> {
         self.board.lock().map(|b| b.top.clone()).unwrap_or_default()
     }
 
     /// Takes in a batch's escalations and first reaches.
-    pub fn record_follow_up(&self, result: &crate::engine::BatchResult) {
+    pub(crate) fn record_follow_up(&self, result: &crate::engine::BatchResult) {
         if result.escalations.is_empty() && result.first_contacts.is_empty() {
             return;
         }
@@ -303,7 +303,7 @@ impl LiveView {
     }
 
     /// Takes in the counts of a pass over the case records.
-    pub fn set_cases(&self, counts: &crate::stages::case::work::OpenCounts) {
+    pub(crate) fn set_cases(&self, counts: &crate::stages::case::work::OpenCounts) {
         let Ok(mut f) = self.follow_up.lock() else {
             return;
         };
@@ -323,12 +323,12 @@ impl LiveView {
     }
 
     /// What the city's charts draw.
-    pub fn history(&self) -> History {
+    pub(crate) fn history(&self) -> History {
         self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// The city team's queue, newest first.
-    pub fn escalations(&self) -> Vec<QueuedEscalation> {
+    pub(crate) fn escalations(&self) -> Vec<QueuedEscalation> {
         self.follow_up
             .lock()
             .map(|f| f.escalations.iter().cloned().collect())
@@ -336,7 +336,7 @@ impl LiveView {
     }
 
     /// Follow-up per dong code.
-    pub fn per_dong(&self) -> BTreeMap<String, DongFollowUp> {
+    pub(crate) fn per_dong(&self) -> BTreeMap<String, DongFollowUp> {
         let Ok(f) = self.follow_up.lock() else {
             return Default::default();
         };
@@ -367,15 +367,15 @@ pub struct OpsState {
     /// Readiness.
     pub health: Health,
     /// Dashboard board.
-    pub live: LiveView,
+    pub(crate) live: LiveView,
     /// The offices' work queue (kept while a web front is attached).
     pub work: work::WorkBoard,
     /// Served dongs, for Korean names.
-    pub dongs: Vec<Dong>,
+    pub(crate) dongs: Vec<Dong>,
     /// Feed names, in order.
     pub feeds: Vec<String>,
     /// "kafka" or "demo".
-    pub mode: String,
+    pub(crate) mode: String,
 }
 
 impl OpsState {

@@ -16,7 +16,7 @@ use crate::stages::case::{CaseBook, OpenWork};
 
 /// How long a household stays on the board after its last activity when
 /// nothing else keeps it there.
-pub const RECENT_MS: i64 = 30 * crate::definition::DAY_MS;
+pub(crate) const RECENT_MS: i64 = 30 * crate::definition::DAY_MS;
 
 /// A household on the board.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,27 +26,27 @@ pub struct WorkItem {
     /// Its open work, as every view shows it.
     pub case: OpenWork,
     /// Ids, staff and notes of its outcomes seen by this process.
-    pub details: Vec<OutcomeDetail>,
+    pub(crate) details: Vec<OutcomeDetail>,
     /// Score of its newest alert seen by this process.
-    pub score: Option<f64>,
+    pub(crate) score: Option<f64>,
     /// Reasons of that alert: (Korean, English).
-    pub reasons: Vec<(String, String)>,
+    pub(crate) reasons: Vec<(String, String)>,
 }
 
 impl WorkItem {
     /// Whether the office of `dong` may see it: it serves the household
     /// now, or an open alert is addressed to it (the household moved).
-    pub fn visible_to(&self, dong: &str) -> bool {
+    pub(crate) fn visible_to(&self, dong: &str) -> bool {
         self.case.visible_to(dong)
     }
 
     /// The earliest due time of its open alerts, ms.
-    pub fn due_at(&self) -> Option<i64> {
+    pub(crate) fn due_at(&self) -> Option<i64> {
         self.case.due_at
     }
 
     /// Whether its first reach is past due.
-    pub fn overdue(&self) -> bool {
+    pub(crate) fn overdue(&self) -> bool {
         self.case.overdue()
     }
 
@@ -63,17 +63,17 @@ type Reasons = (f64, Arc<[(String, String)]>);
 /// id, who recorded it and the note. Shown to the household's office and
 /// the city only; gone when the household's record goes (retention).
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutcomeDetail {
+pub(crate) struct OutcomeDetail {
     /// Its `outcome_id`.
-    pub outcome_id: String,
+    pub(crate) outcome_id: String,
     /// 32 bits of its hash, as the record keeps it.
-    pub key: u32,
+    pub(crate) key: u32,
     /// Who recorded it.
-    pub staff_id: String,
+    pub(crate) staff_id: String,
     /// The office (or city) that recorded it.
-    pub dong_code: String,
+    pub(crate) dong_code: String,
     /// The note.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// Outcome details kept per household at most (as many as its record).
@@ -149,7 +149,7 @@ pub struct WorkBoard {
 
 impl WorkBoard {
     /// An empty board rendering with the rules of `spec`.
-    pub fn new(spec: &PipelineSpec) -> Self {
+    pub(crate) fn new(spec: &PipelineSpec) -> Self {
         let tag = Arc::new(PipelineTag {
             name: spec.name.clone(),
             version: spec.version.clone(),
@@ -169,7 +169,7 @@ impl WorkBoard {
     }
 
     /// Whether the board is kept.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
@@ -179,7 +179,7 @@ impl WorkBoard {
     }
 
     /// The pipeline's clock, ms (the wall clock before the first batch).
-    pub fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         match self.now_ms.load(Ordering::Relaxed) {
             0 => crate::base::clock::wall_clock_ms(),
             t => t,
@@ -187,7 +187,7 @@ impl WorkBoard {
     }
 
     /// Keeps the reasons and scores of a batch's alerts.
-    pub fn note_alerts(&self, alerts: &[Alert]) {
+    pub(crate) fn note_alerts(&self, alerts: &[Alert]) {
         if alerts.is_empty() {
             return;
         }
@@ -206,7 +206,7 @@ impl WorkBoard {
     }
 
     /// Keeps the ids, staff and notes of a batch's recorded outcomes.
-    pub fn note_outcomes(&self, outcomes: &[crate::stages::case::outcome::Outcome]) {
+    pub(crate) fn note_outcomes(&self, outcomes: &[crate::stages::case::outcome::Outcome]) {
         if outcomes.is_empty() {
             return;
         }
@@ -227,7 +227,10 @@ impl WorkBoard {
     }
 
     /// The record the board holds for a household, decoded.
-    pub fn record(&self, household_id: &str) -> Option<crate::stages::case::record::CaseRecord> {
+    pub(crate) fn record(
+        &self,
+        household_id: &str,
+    ) -> Option<crate::stages::case::record::CaseRecord> {
         let inner = self.inner.read();
         let (record, _) = inner.records.get(household_id)?;
         crate::stages::case::record::CaseRecord::decode(record)
@@ -235,7 +238,7 @@ impl WorkBoard {
 
     /// Whether `o` may be recorded against the household's record as the
     /// board holds it (the pipeline decides the same on the topic).
-    pub fn check(
+    pub(crate) fn check(
         &self,
         o: &crate::stages::case::outcome::Outcome,
     ) -> Result<(), crate::stages::decode::Reject> {
@@ -261,7 +264,7 @@ impl WorkBoard {
     /// Replaces the whole board (a full pass over the case records). The
     /// new board is built beside the old one, under the read lock only, so
     /// requests go on meanwhile; the write lock is held for the swap.
-    pub fn replace(&self, records: Vec<(String, Arc<[u8]>)>) {
+    pub(crate) fn replace(&self, records: Vec<(String, Arc<[u8]>)>) {
         let mut fresh = Inner::default();
         {
             let old = self.inner.read();
@@ -340,7 +343,7 @@ impl WorkBoard {
 
     /// The entries whose dong is none of `served` (a code the city has not
     /// assigned to an office), most urgent first.
-    pub fn unassigned(&self, served: &HashSet<&str>) -> Vec<Arc<WorkItem>> {
+    pub(crate) fn unassigned(&self, served: &HashSet<&str>) -> Vec<Arc<WorkItem>> {
         let mut items = self.rendered(|inner| {
             let mut ids: Vec<String> = inner
                 .by_dong
@@ -358,7 +361,7 @@ impl WorkBoard {
 
     /// The entry of a household its dong's daily list names but that has
     /// no case record yet: new, nothing open, served by `dong`.
-    pub fn listed(&self, household_id: &str, dong: &str) -> Arc<WorkItem> {
+    pub(crate) fn listed(&self, household_id: &str, dong: &str) -> Arc<WorkItem> {
         let record = crate::stages::case::record::CaseRecord::new(0, dong.parse().unwrap_or(0));
         Arc::new(WorkItem {
             household_id: household_id.to_string(),
@@ -375,7 +378,8 @@ impl WorkBoard {
     }
 
     /// Whether the board is empty.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

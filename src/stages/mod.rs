@@ -39,10 +39,11 @@ pub enum StatePart {
 
 impl StatePart {
     /// Every part, in the order a snapshot stores them.
-    pub const ALL: [StatePart; 3] = [StatePart::Households, StatePart::Marks, StatePart::Cases];
+    pub(crate) const ALL: [StatePart; 3] =
+        [StatePart::Households, StatePart::Marks, StatePart::Cases];
 
     /// Position of the part in [`StatePart::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -69,7 +70,7 @@ pub struct Watermark {
 
 impl Watermark {
     /// No event time yet on any of `feeds` feeds.
-    pub fn new(feeds: usize, lateness_ms: i64) -> Self {
+    pub(crate) fn new(feeds: usize, lateness_ms: i64) -> Self {
         Watermark {
             newest: Vec::new(),
             feeds,
@@ -79,7 +80,7 @@ impl Watermark {
     }
 
     /// The allowed lateness.
-    pub fn lateness_ms(&self) -> i64 {
+    pub(crate) fn lateness_ms(&self) -> i64 {
         self.lateness_ms
     }
 
@@ -91,14 +92,14 @@ impl Watermark {
     }
 
     /// Newest event time seen per feed (index = feed) on `partition`.
-    pub fn newest_on(&self, partition: i32) -> Vec<Option<EventTime>> {
+    pub(crate) fn newest_on(&self, partition: i32) -> Vec<Option<EventTime>> {
         let mut out = self.on(partition).to_vec();
         out.resize(self.feeds, None);
         out
     }
 
     /// Partitions that have seen a signal, in order.
-    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
         self.newest
             .iter()
             .enumerate()
@@ -108,7 +109,7 @@ impl Watermark {
 
     /// Watermark of `feed` on `partition`: its newest event time there minus
     /// the allowed lateness; `None` before the first signal.
-    pub fn of(&self, feed: usize, partition: i32) -> Option<EventTime> {
+    pub(crate) fn of(&self, feed: usize, partition: i32) -> Option<EventTime> {
         self.on(partition)
             .get(feed)
             .copied()
@@ -118,18 +119,18 @@ impl Watermark {
 
     /// The lowest watermark on `partition` over the feeds that have sent
     /// anything there: what eviction of its households may rely on.
-    pub fn low(&self, partition: i32) -> Option<EventTime> {
+    pub(crate) fn low(&self, partition: i32) -> Option<EventTime> {
         (0..self.feeds).filter_map(|f| self.of(f, partition)).min()
     }
 
     /// The newest event time on `partition` over its feeds.
-    pub fn newest(&self, partition: i32) -> Option<EventTime> {
+    pub(crate) fn newest(&self, partition: i32) -> Option<EventTime> {
         self.on(partition).iter().flatten().copied().max()
     }
 
     /// Moves `feed`'s newest event time on `partition` forward to `t`
     /// (never back).
-    pub fn raise(&mut self, feed: usize, partition: i32, t: EventTime) {
+    pub(crate) fn raise(&mut self, feed: usize, partition: i32, t: EventTime) {
         if feed >= self.feeds {
             return;
         }
@@ -150,7 +151,13 @@ impl Watermark {
     /// (false, and nothing changes); otherwise it raises that watermark
     /// (true). Decided in each partition's own order, the verdicts do not
     /// depend on how partitions interleave or where batches are cut.
-    pub fn admit(&mut self, feed: usize, partition: i32, t: EventTime, window_ms: i64) -> bool {
+    pub(crate) fn admit(
+        &mut self,
+        feed: usize,
+        partition: i32,
+        t: EventTime,
+        window_ms: i64,
+    ) -> bool {
         if self
             .of(feed, partition)
             .is_some_and(|wm| t < wm.minus(window_ms))
@@ -163,7 +170,7 @@ impl Watermark {
 
     /// Raises each feed on `partition` to at least `newest` (index = feed),
     /// as a snapshot of that partition saw it.
-    pub fn raise_on(&mut self, partition: i32, newest: &[Option<EventTime>]) {
+    pub(crate) fn raise_on(&mut self, partition: i32, newest: &[Option<EventTime>]) {
         for (feed, t) in newest.iter().enumerate() {
             if let Some(t) = *t {
                 self.raise(feed, partition, t);
@@ -173,31 +180,31 @@ impl Watermark {
 
     /// Holds every signal observed at or after `from` (and what it needs)
     /// from eviction; `None` holds nothing beyond the watermark.
-    pub fn hold_from(&mut self, from: Option<EventTime>) {
+    pub(crate) fn hold_from(&mut self, from: Option<EventTime>) {
         self.held_from = from;
     }
 
     /// See [`Watermark::hold_from`].
-    pub fn held_from(&self) -> Option<EventTime> {
+    pub(crate) fn held_from(&self) -> Option<EventTime> {
         self.held_from
     }
 }
 
 /// What a restore needs to read records written elsewhere.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Restore<'a> {
+pub(crate) struct Restore<'a> {
     /// How household records written under another pipeline definition
     /// read here; `None` when they read as they are.
-    pub translation: Option<&'a window::Translation>,
+    pub(crate) translation: Option<&'a window::Translation>,
 }
 
 /// What restoring records did, beyond holding them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Restored {
+pub(crate) struct Restored {
     /// Signals not restored because their feed is no longer in the pipeline.
-    pub dropped_signals: usize,
+    pub(crate) dropped_signals: usize,
     /// Records that could not be read and were skipped.
-    pub unreadable: usize,
+    pub(crate) unreadable: usize,
 }
 
 impl std::ops::AddAssign for Restored {
@@ -209,7 +216,7 @@ impl std::ops::AddAssign for Restored {
 
 /// The state lifecycle every stateful stage follows. The engine calls it
 /// for each such stage in turn; `process_batch` stays with each stage.
-pub trait StatefulStage {
+pub(crate) trait StatefulStage {
     /// The snapshot section that holds this stage's records.
     const PART: StatePart;
 
@@ -233,9 +240,4 @@ pub trait StatefulStage {
 
     /// Records held.
     fn len(&self) -> usize;
-
-    /// True when nothing is held.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder,
     TimestampMillisecondBuilder, UInt16Builder, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -22,37 +22,38 @@ fn ts_type() -> DataType {
 /// Positions of the columns of [`decoded_schema`], by name: the window
 /// stage reads the decoded batch by these, and a test holds them to the
 /// schema's names.
-pub mod decoded {
+pub(crate) mod decoded {
     /// `msg_index`: the message's index in its micro-batch.
-    pub const MSG_INDEX: usize = 0;
+    pub(crate) const MSG_INDEX: usize = 0;
     /// `feed`: the feed index.
-    pub const FEED: usize = 1;
+    pub(crate) const FEED: usize = 1;
     /// `household_id`.
-    pub const HOUSEHOLD_ID: usize = 2;
+    pub(crate) const HOUSEHOLD_ID: usize = 2;
     /// `dong_code`.
-    pub const DONG_CODE: usize = 3;
+    pub(crate) const DONG_CODE: usize = 3;
     /// `event_id`.
-    pub const EVENT_ID: usize = 4;
+    pub(crate) const EVENT_ID: usize = 4;
     /// `source`: the reporting agency.
-    pub const SOURCE: usize = 5;
+    #[cfg(test)]
+    pub(crate) const SOURCE: usize = 5;
     /// `observed_at`: the event time.
-    pub const OBSERVED_AT: usize = 6;
+    pub(crate) const OBSERVED_AT: usize = 6;
     /// `subject`: what a later signal supersedes.
-    pub const SUBJECT: usize = 7;
+    pub(crate) const SUBJECT: usize = 7;
     /// `kind`.
-    pub const KIND: usize = 8;
+    pub(crate) const KIND: usize = 8;
     /// `months_overdue`.
-    pub const MONTHS_OVERDUE: usize = 9;
+    pub(crate) const MONTHS_OVERDUE: usize = 9;
     /// `amount_krw`.
-    pub const AMOUNT_KRW: usize = 10;
+    pub(crate) const AMOUNT_KRW: usize = 10;
     /// `disconnected`.
-    pub const DISCONNECTED: usize = 11;
+    pub(crate) const DISCONNECTED: usize = 11;
     /// `occurred_on`.
-    pub const OCCURRED_ON: usize = 12;
+    pub(crate) const OCCURRED_ON: usize = 12;
 
     /// Each row's message index, feed and event time, in row order: what
     /// lateness is judged by.
-    pub fn timed(
+    pub(crate) fn timed(
         batch: &arrow::record_batch::RecordBatch,
     ) -> impl Iterator<Item = (u32, u16, i64)> + '_ {
         use arrow::array::AsArray;
@@ -68,7 +69,7 @@ pub mod decoded {
 }
 
 /// Schema of a decoded micro-batch (output of `decode`, input of `window`).
-pub fn decoded_schema() -> SchemaRef {
+pub(crate) fn decoded_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
@@ -96,7 +97,7 @@ pub fn decoded_schema() -> SchemaRef {
 /// (byte order for text). The scorer declares it to DataFusion, which then
 /// groups households as they stream past and needs no sort for an
 /// `ORDER BY` on a prefix of it, such as the default `score.sql`'s.
-pub const SIGNAL_TABLE_ORDER: [&str; 4] = ["household_id", "observed_at", "feed", "subject"];
+pub(crate) const SIGNAL_TABLE_ORDER: [&str; 4] = ["household_id", "observed_at", "feed", "subject"];
 
 /// Schema of the `signals` table the scoring SQL reads.
 pub fn signal_table_schema() -> SchemaRef {
@@ -137,24 +138,24 @@ pub fn signal_table_schema() -> SchemaRef {
 
 /// The values of one signal's optional columns.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Measures<'a> {
+pub(crate) struct Measures<'a> {
     /// Kind within the feed.
-    pub kind: Option<&'a str>,
+    pub(crate) kind: Option<&'a str>,
     /// Months overdue.
-    pub months_overdue: Option<i64>,
+    pub(crate) months_overdue: Option<i64>,
     /// Amount overdue in KRW.
-    pub amount_krw: Option<i64>,
+    pub(crate) amount_krw: Option<i64>,
     /// Supply cut off or limited.
-    pub disconnected: Option<bool>,
+    pub(crate) disconnected: Option<bool>,
     /// Reported date, days since 1970-01-01.
-    pub occurred_on: Option<i32>,
+    pub(crate) occurred_on: Option<i32>,
 }
 
 /// Builds a decoded micro-batch row by row as messages are validated.
 ///
 /// The builders are reused across batches and their buffers grow by
 /// doubling, so the hot path does not allocate per message.
-pub struct DecodedBatchBuilder {
+pub(crate) struct DecodedBatchBuilder {
     msg_index: UInt32Builder,
     feed: UInt16Builder,
     household_id: StringBuilder,
@@ -210,25 +211,25 @@ impl MeasureBuilders {
 
 /// One valid message, borrowed from its bytes, ready to append.
 #[derive(Debug, Clone)]
-pub struct DecodedRow<'a> {
+pub(crate) struct DecodedRow<'a> {
     /// Index of the message in the micro-batch.
-    pub msg_index: u32,
+    pub(crate) msg_index: u32,
     /// Feed index in the pipeline.
-    pub feed: u16,
+    pub(crate) feed: u16,
     /// Pseudonymous household id.
-    pub household_id: &'a str,
+    pub(crate) household_id: &'a str,
     /// 10-digit dong code.
-    pub dong_code: &'a str,
+    pub(crate) dong_code: &'a str,
     /// Unique id of the source event.
-    pub event_id: &'a str,
+    pub(crate) event_id: &'a str,
     /// Reporting agency.
-    pub source: &'a str,
+    pub(crate) source: &'a str,
     /// Event time, ms since the epoch (UTC).
-    pub observed_at_ms: i64,
+    pub(crate) observed_at_ms: i64,
     /// What a later signal supersedes.
-    pub subject: &'a str,
+    pub(crate) subject: &'a str,
     /// Optional measures.
-    pub measures: Measures<'a>,
+    pub(crate) measures: Measures<'a>,
 }
 
 impl Default for DecodedBatchBuilder {
@@ -239,7 +240,7 @@ impl Default for DecodedBatchBuilder {
 
 impl DecodedBatchBuilder {
     /// An empty builder.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         DecodedBatchBuilder {
             msg_index: UInt32Builder::new(),
             feed: UInt16Builder::new(),
@@ -254,7 +255,7 @@ impl DecodedBatchBuilder {
     }
 
     /// Appends one valid signal.
-    pub fn append(&mut self, row: &DecodedRow<'_>) {
+    pub(crate) fn append(&mut self, row: &DecodedRow<'_>) {
         self.msg_index.append_value(row.msg_index);
         self.feed.append_value(row.feed);
         self.household_id.append_value(row.household_id);
@@ -267,17 +268,14 @@ impl DecodedBatchBuilder {
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        use arrow::array::ArrayBuilder;
         self.msg_index.len()
     }
 
-    /// True when nothing was appended.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Takes the rows as a record batch and resets the builder.
-    pub fn finish(&mut self) -> RecordBatch {
+    pub(crate) fn finish(&mut self) -> RecordBatch {
         let [kind, months, amount, disconnected, occurred_on] = self.measures.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.msg_index.finish()),

@@ -15,7 +15,7 @@ use crate::base::files::{create_private, create_private_dir};
 
 /// Objects as files under one folder.
 #[derive(Debug)]
-pub struct LocalStore {
+pub(crate) struct LocalStore {
     root: PathBuf,
     /// Names temporary files apart within the process.
     next_tmp: AtomicU64,
@@ -23,7 +23,7 @@ pub struct LocalStore {
 
 impl LocalStore {
     /// The store in `root`, created (owner only) if missing.
-    pub fn open(root: &Path) -> Result<LocalStore, StoreError> {
+    pub(crate) fn open(root: &Path) -> Result<LocalStore, StoreError> {
         create_private_dir(root).map_err(|error| StoreError {
             location: root.display().to_string(),
             error,

@@ -17,17 +17,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use local::LocalStore;
+pub(crate) use local::LocalStore;
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[error("{location}: {error}")]
 pub struct StoreError {
     /// The store and key, as an operator finds them (a path for a folder).
-    pub location: String,
+    pub(crate) location: String,
     /// What went wrong.
     #[source]
-    pub error: std::io::Error,
+    pub(crate) error: std::io::Error,
 }
 
 /// Objects under keys (see the module docs). Keys are `/`-separated
@@ -61,7 +61,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 }
 
 /// A shared store.
-pub type SharedStore = Arc<dyn Store>;
+pub(crate) type SharedStore = Arc<dyn Store>;
 
 /// The store at `location`: a folder path (or `file://` URL).
 pub fn open(location: &Path) -> Result<SharedStore, StoreError> {

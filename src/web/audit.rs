@@ -35,12 +35,12 @@ pub struct AuditEntry {
     pub role: String,
     /// Their dong (dong roles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dong: Option<String>,
+    pub(crate) dong: Option<String>,
     /// The client address (the proxy's, behind a trusted proxy).
     pub client: String,
     /// The address the trusted proxy forwarded for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forwarded_for: Option<String>,
+    pub(crate) forwarded_for: Option<String>,
     /// What was done: `view_queue`, `view_household`, `record_outcome`,
     /// `download_list`, `view_city`, `login`, `login_failed`, `denied`, ...
     pub action: String,
@@ -57,14 +57,14 @@ pub struct AuditEntry {
 }
 
 /// The audit log of a running server.
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     dir: PathBuf,
     open: Mutex<Option<(String, File)>>,
 }
 
 impl AuditLog {
     /// A log in `dir` (created if missing).
-    pub fn open(dir: &Path) -> Result<Self, AuditError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, AuditError> {
         crate::base::files::create_private_dir(dir).map_err(|error| AuditError::Io {
             path: dir.into(),
             error,
@@ -75,15 +75,10 @@ impl AuditLog {
         })
     }
 
-    /// Its folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes `entry` (its `time` is set here) before the caller answers.
     /// An RRN-shaped run in its path or file name (typed into an address)
     /// is masked: the log is kept for years and must never hold one.
-    pub fn write(&self, mut entry: AuditEntry) -> Result<(), AuditError> {
+    pub(crate) fn write(&self, mut entry: AuditEntry) -> Result<(), AuditError> {
         entry.path = masked(&entry.path);
         entry.file = entry.file.as_deref().map(masked);
         entry
@@ -180,7 +175,7 @@ pub fn search(dir: &Path, query: &AuditQuery) -> Result<Vec<AuditEntry>, AuditEr
 }
 
 /// The day of an audit file, from its name.
-pub fn day_of(path: &Path) -> Option<chrono::NaiveDate> {
+pub(crate) fn day_of(path: &Path) -> Option<chrono::NaiveDate> {
     let name = path.file_name()?.to_str()?;
     let day = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
     chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()

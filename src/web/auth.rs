@@ -14,20 +14,20 @@ use subtle::ConstantTimeEq;
 use super::users::{token_hash, User};
 
 /// The session cookie's name.
-pub const COOKIE: &str = "sagak_session";
+pub(crate) const COOKIE: &str = "sagak_session";
 
 /// One logged-in browser.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The account.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// The token its forms carry.
-    pub csrf: String,
+    pub(crate) csrf: String,
     last_seen: Instant,
 }
 
 /// Sessions and login attempts.
-pub struct Auth {
+pub(crate) struct Auth {
     idle: Duration,
     failures_per_minute: u32,
     /// By SHA-256 of the session id: a leak of this map opens nothing.
@@ -48,7 +48,7 @@ fn random_text() -> String {
 impl Auth {
     /// Sessions ending after `idle`; `failures_per_minute` failed logins
     /// per address before it must wait.
-    pub fn new(idle: Duration, failures_per_minute: u32) -> Self {
+    pub(crate) fn new(idle: Duration, failures_per_minute: u32) -> Self {
         Auth {
             idle,
             failures_per_minute,
@@ -59,7 +59,7 @@ impl Auth {
 
     /// Whether `client` may try to log in now; `Err` holds the seconds to
     /// wait.
-    pub fn may_try(&self, client: IpAddr) -> Result<(), u64> {
+    pub(crate) fn may_try(&self, client: IpAddr) -> Result<(), u64> {
         let mut f = self.failures.lock();
         match f.get(&client) {
             Some(&(since, n)) if since.elapsed() < Duration::from_secs(60) => {
@@ -78,7 +78,7 @@ impl Auth {
     }
 
     /// Counts a failed login from `client`.
-    pub fn failed(&self, client: IpAddr) {
+    pub(crate) fn failed(&self, client: IpAddr) {
         let mut f = self.failures.lock();
         let entry = f.entry(client).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= Duration::from_secs(60) {
@@ -88,7 +88,7 @@ impl Auth {
     }
 
     /// Starts a session for `user`; returns its id (the cookie's value).
-    pub fn start(&self, user: &User) -> Option<String> {
+    pub(crate) fn start(&self, user: &User) -> Option<String> {
         let id = random_text();
         let csrf = random_text();
         if id.is_empty() || csrf.is_empty() {
@@ -109,7 +109,7 @@ impl Auth {
     }
 
     /// The live session of cookie value `id`, its idle time restarted.
-    pub fn session(&self, id: &str) -> Option<Session> {
+    pub(crate) fn session(&self, id: &str) -> Option<Session> {
         if id.is_empty() {
             return None;
         }
@@ -125,12 +125,12 @@ impl Auth {
     }
 
     /// Ends the session of cookie value `id`.
-    pub fn end(&self, id: &str) {
+    pub(crate) fn end(&self, id: &str) {
         self.sessions.lock().remove(&token_hash(id));
     }
 
     /// Ends every session of accounts no longer active; returns how many.
-    pub fn end_revoked(&self, active: impl Fn(&str) -> bool) -> usize {
+    pub(crate) fn end_revoked(&self, active: impl Fn(&str) -> bool) -> usize {
         let mut sessions = self.sessions.lock();
         let before = sessions.len();
         sessions.retain(|_, s| active(&s.user_id));
@@ -139,22 +139,22 @@ impl Auth {
 }
 
 /// Whether a form's CSRF token is the session's (in constant time).
-pub fn csrf_ok(session: &Session, given: &str) -> bool {
+pub(crate) fn csrf_ok(session: &Session, given: &str) -> bool {
     !given.is_empty() && bool::from(session.csrf.as_bytes().ct_eq(given.as_bytes()))
 }
 
 /// The person behind a request.
 #[derive(Debug, Clone)]
-pub struct Person {
+pub(crate) struct Person {
     /// Their account.
-    pub user: Arc<User>,
+    pub(crate) user: Arc<User>,
     /// Their browser session (none for a bearer token).
-    pub session: Option<Session>,
+    pub(crate) session: Option<Session>,
 }
 
 impl Person {
     /// Whether they may see `dong`'s households.
-    pub fn sees_dong(&self, dong: &str) -> bool {
+    pub(crate) fn sees_dong(&self, dong: &str) -> bool {
         match self.user.role {
             super::users::Role::City => true,
             super::users::Role::Dong => self.user.dong.as_deref() == Some(dong),

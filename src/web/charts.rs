@@ -9,7 +9,7 @@ use super::esc;
 const COLORS: [&str; 3] = ["#c0392b", "#e67e22", "#2e86c1"];
 
 /// Round ticks from 0 to at least `max` (about five): 0, 50, 100, ...
-pub fn ticks(max: f64) -> Vec<f64> {
+pub(crate) fn ticks(max: f64) -> Vec<f64> {
     let max = max.max(1.0);
     let raw = max / 5.0;
     let power = 10f64.powf(raw.log10().floor());
@@ -28,7 +28,7 @@ pub fn ticks(max: f64) -> Vec<f64> {
 }
 
 /// A number as a page writes it: whole numbers without decimals.
-pub fn number(v: f64) -> String {
+pub(crate) fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
@@ -38,7 +38,7 @@ pub fn number(v: f64) -> String {
 
 /// Stacked columns of P1, P2, P3 alerts per day (`YYYY-MM-DD`), with a
 /// count axis and a date under every seventh column.
-pub fn alerts_per_day(days: &[(String, [u64; 3])]) -> String {
+pub(crate) fn alerts_per_day(days: &[(String, [u64; 3])]) -> String {
     let (w, h, left, pad) = (720.0_f64, 240.0_f64, 44.0_f64, 30.0_f64);
     let most = days
         .iter()
@@ -122,7 +122,7 @@ fn legend(svg: &mut String, from: f64, names: &[&str], gap: f64) {
 /// Horizontal bars, one row per label, each with one or more values
 /// (drawn side by side in the colours of `series`), over a value axis
 /// with gridlines.
-pub fn bars(rows: &[(String, Vec<f64>)], series: &[&str], unit: &str) -> String {
+pub(crate) fn bars(rows: &[(String, Vec<f64>)], series: &[&str], unit: &str) -> String {
     let row_h = 22.0_f64;
     let (w, label_w, right) = (720.0_f64, 200.0_f64, 80.0_f64);
     let per_row = series.len().max(1) as f64;

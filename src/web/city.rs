@@ -22,25 +22,25 @@ use crate::ops::{DongFollowUp, QueuedEscalation};
 use crate::stages::decode::RejectClass;
 
 /// Escalations on a page (as many as households on a queue page).
-pub const PAGE_ROWS: usize = super::queue::PAGE_ROWS;
+pub(crate) const PAGE_ROWS: usize = super::queue::PAGE_ROWS;
 /// Unassigned households on the page and in its API.
-pub const UNASSIGNED_SHOWN: usize = 200;
+pub(crate) const UNASSIGNED_SHOWN: usize = 200;
 
 /// The query string of `/city`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CityQuery {
+pub(crate) struct CityQuery {
     /// Escalations of this dong.
-    pub dong: Option<String>,
+    pub(crate) dong: Option<String>,
     /// `overdue`, `unreachable` or `repeatedly_flagged`.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// `open`, `taken` or `resolved`.
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     /// Page, from 1.
-    pub page: Option<String>,
+    pub(crate) page: Option<String>,
 }
 
 /// The Korean name of an escalation reason.
-pub fn reason_ko(reason: &str) -> &str {
+pub(crate) fn reason_ko(reason: &str) -> &str {
     match reason {
         "overdue" => "기한초과",
         "unreachable" => "소재파악 필요",
@@ -58,20 +58,20 @@ const STATES: [(&str, &str); 3] = [
 
 /// An escalation with its state now.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     /// The escalation.
-    pub e: QueuedEscalation,
+    pub(crate) e: QueuedEscalation,
     /// `open`, `taken` or `resolved`.
-    pub state: &'static str,
+    pub(crate) state: &'static str,
     /// Who took it (name) and when, ms.
-    pub taken: Option<(String, i64)>,
+    pub(crate) taken: Option<(String, i64)>,
     /// When it was resolved, ms (the reach or case after it), if known.
-    pub resolved_at: Option<i64>,
+    pub(crate) resolved_at: Option<i64>,
 }
 
 impl CityQuery {
     /// What is wrong with the query, in Korean and English.
-    pub fn check(&self, st: &WebState) -> Result<(), String> {
+    pub(crate) fn check(&self, st: &WebState) -> Result<(), String> {
         if let Some(d) = blank(&self.dong) {
             if !st.dongs.iter().any(|x| x.dong_code == d) {
                 return Err("그런 동이 없습니다 (no such dong)".into());
@@ -98,7 +98,7 @@ impl CityQuery {
     }
 
     /// The query string at `page`.
-    pub fn at_page(&self, page: usize) -> String {
+    pub(crate) fn at_page(&self, page: usize) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
             ("dong", &self.dong),
@@ -117,7 +117,7 @@ impl CityQuery {
 /// The state of escalation `e` now: resolved when its household's open
 /// work is no longer open (someone reached it, or its case opened), taken
 /// when the city team took it, else open.
-pub fn row(st: &WebState, e: QueuedEscalation) -> Row {
+pub(crate) fn row(st: &WebState, e: QueuedEscalation) -> Row {
     let item = st.ops.work.get(&e.household_id);
     let resolved = item.as_ref().is_none_or(|i| !i.case.open());
     let resolved_at = item.as_ref().filter(|_| resolved).and_then(|i| {
@@ -153,7 +153,7 @@ pub fn row(st: &WebState, e: QueuedEscalation) -> Row {
 /// matching, the page, the pages). A state is worked out (a look at the
 /// household's open work) only where the state filter needs it, else for
 /// the page's rows alone.
-pub fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, usize) {
+pub(crate) fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, usize) {
     let escalations = st.ops.live.escalations();
     let kept = escalations.len();
     let chosen = escalations.into_iter().filter(|e| q.keeps(e));
@@ -179,7 +179,7 @@ pub fn select(st: &WebState, q: &CityQuery) -> (Vec<Row>, usize, usize, usize, u
 }
 
 /// An escalation as `/api/city` gives it.
-pub fn row_json(st: &WebState, r: &Row) -> Value {
+pub(crate) fn row_json(st: &WebState, r: &Row) -> Value {
     let mut v = serde_json::to_value(&r.e).unwrap_or_default();
     v["state"] = json!(r.state);
     v["taken_by"] = json!(r.taken.as_ref().map(|t| t.0.clone()));
@@ -190,21 +190,21 @@ pub fn row_json(st: &WebState, r: &Row) -> Value {
 }
 
 /// Everything the page shows.
-pub struct CityView<'a> {
+pub(crate) struct CityView<'a> {
     /// The query.
-    pub q: &'a CityQuery,
+    pub(crate) q: &'a CityQuery,
     /// The page's escalations.
-    pub rows: &'a [Row],
+    pub(crate) rows: &'a [Row],
     /// Escalations kept, matching, the page, the pages.
-    pub counts: (usize, usize, usize, usize),
+    pub(crate) counts: (usize, usize, usize, usize),
     /// Unassigned households shown, and how many there are.
-    pub unassigned: (&'a [Arc<WorkItem>], usize),
+    pub(crate) unassigned: (&'a [Arc<WorkItem>], usize),
     /// The driver's clock, ms.
-    pub now: i64,
+    pub(crate) now: i64,
 }
 
 /// The city team's page.
-pub fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
+pub(crate) fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
     let follow_up = st.ops.live.per_dong();
     let mut body = format!(
         r#"<div id="city" data-refresh="60"><p class="summary">기준 {} · 1분마다 새로 고침</p>"#,

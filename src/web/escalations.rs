@@ -16,23 +16,23 @@ use serde::{Deserialize, Serialize};
 
 /// One change of an escalation's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Taken {
+pub(crate) struct Taken {
     /// The escalation.
-    pub escalation_id: String,
+    pub(crate) escalation_id: String,
     /// Its household (so retention can drop the line with the household).
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// `taken`, or `open` (given back).
-    pub state: String,
+    pub(crate) state: String,
     /// The city account that set it.
-    pub by: String,
+    pub(crate) by: String,
     /// Its name, as the page shows it.
-    pub by_name: String,
+    pub(crate) by_name: String,
     /// When, ms.
-    pub at: i64,
+    pub(crate) at: i64,
 }
 
 /// The states, as last read or written.
-pub struct States {
+pub(crate) struct States {
     path: PathBuf,
     held: RwLock<HashMap<String, Taken>>,
     /// The file's time and length when last read: either changes on a write.
@@ -42,7 +42,7 @@ pub struct States {
 
 impl States {
     /// The states kept in `path` (none yet when it is missing).
-    pub fn open(path: &Path) -> std::io::Result<States> {
+    pub(crate) fn open(path: &Path) -> std::io::Result<States> {
         let s = States {
             path: path.into(),
             held: RwLock::new(HashMap::new()),
@@ -54,7 +54,7 @@ impl States {
     }
 
     /// Reads the file again if it changed (another instance wrote it).
-    pub fn reload(&self) -> std::io::Result<()> {
+    pub(crate) fn reload(&self) -> std::io::Result<()> {
         let modified = match std::fs::metadata(&self.path) {
             Ok(m) => m.modified().ok().map(|t| (t, m.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -78,7 +78,7 @@ impl States {
     }
 
     /// Records `t`, durably, before the page says it is done.
-    pub fn set(&self, t: Taken) -> std::io::Result<()> {
+    pub(crate) fn set(&self, t: Taken) -> std::io::Result<()> {
         let _one_writer = self.write.lock();
         let mut line = serde_json::to_vec(&t).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -90,17 +90,17 @@ impl States {
     }
 
     /// The state of escalation `id`, if one was set.
-    pub fn get(&self, id: &str) -> Option<Taken> {
+    pub(crate) fn get(&self, id: &str) -> Option<Taken> {
         self.held.read().get(id).cloned()
     }
 }
 
 /// The file's name, in `lists.out_dir`.
-pub const FILE: &str = "escalation-states.jsonl";
+pub(crate) const FILE: &str = "escalation-states.jsonl";
 
 /// Drops the states set before `before_ms` from the file at `path` (their
 /// retention ended); returns how many. The instances re-read the file.
-pub fn prune(path: &Path, before_ms: i64) -> std::io::Result<usize> {
+pub(crate) fn prune(path: &Path, before_ms: i64) -> std::io::Result<usize> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

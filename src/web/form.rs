@@ -8,15 +8,15 @@ use serde_json::{json, Map, Value};
 use crate::stages::case::outcome::OutcomeKind;
 
 /// Who records an outcome and when (from the session and the clock).
-pub struct Recorder<'a> {
+pub(crate) struct Recorder<'a> {
     /// The person's id (`staff_id`).
-    pub staff_id: &'a str,
+    pub(crate) staff_id: &'a str,
     /// Their office's dong code, or the city's code.
-    pub dong_code: &'a str,
+    pub(crate) dong_code: &'a str,
     /// `recorded_at`, ms.
-    pub now_ms: i64,
+    pub(crate) now_ms: i64,
     /// A fresh `outcome_id`.
-    pub outcome_id: String,
+    pub(crate) outcome_id: String,
 }
 
 fn first<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -27,7 +27,7 @@ fn first<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The outcome's JSON from form fields (a field may repeat: `services`).
-pub fn outcome_value(
+pub(crate) fn outcome_value(
     fields: &[(String, String)],
     household_id: &str,
     by: &Recorder<'_>,
@@ -128,7 +128,7 @@ pub fn outcome_value(
 
 /// Form fields from a JSON object (the API): strings as they are, arrays
 /// of strings as repeated fields.
-pub fn fields_of_json(value: &Value) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn fields_of_json(value: &Value) -> Result<Vec<(String, String)>, String> {
     let Value::Object(map) = value else {
         return Err("the body must be one JSON object: {\"kind\": ..., ...}".into());
     };

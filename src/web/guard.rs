@@ -16,19 +16,19 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 /// Requests served at once by the whole front.
-pub const SLOTS: usize = 256;
+pub(crate) const SLOTS: usize = 256;
 /// Requests in flight at once from one address (an office behind one NAT
 /// address is dozens of people, each with a page or two loading).
-pub const PER_ADDRESS: usize = 48;
+pub(crate) const PER_ADDRESS: usize = 48;
 /// How long a request waits for a slot before it is answered 503.
-pub const SLOT_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const SLOT_WAIT: Duration = Duration::from_secs(2);
 /// Requests per minute of one account (a person clicks; a script that
 /// loops is stopped before it floods the audit log).
-pub const PER_ACCOUNT_PER_MINUTE: u32 = 600;
+pub(crate) const PER_ACCOUNT_PER_MINUTE: u32 = 600;
 
 /// Why a request is not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shut {
+pub(crate) enum Shut {
     /// Too many requests in flight from its address.
     Address,
     /// Every slot is taken and none freed in time.
@@ -36,14 +36,14 @@ pub enum Shut {
 }
 
 /// The slots and the counts in flight.
-pub struct Gate {
+pub(crate) struct Gate {
     slots: Arc<Semaphore>,
     in_flight: Mutex<HashMap<IpAddr, usize>>,
     accounts: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 /// A request let in; frees its place when dropped.
-pub struct Pass<'a> {
+pub(crate) struct Pass<'a> {
     gate: &'a Gate,
     addr: IpAddr,
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -73,7 +73,7 @@ impl Default for Gate {
 
 impl Gate {
     /// Lets a request from `addr` in, or says why not.
-    pub async fn enter(&self, addr: IpAddr) -> Result<Pass<'_>, Shut> {
+    pub(crate) async fn enter(&self, addr: IpAddr) -> Result<Pass<'_>, Shut> {
         {
             let mut f = self.in_flight.lock();
             let n = f.entry(addr).or_insert(0);
@@ -98,7 +98,7 @@ impl Gate {
     }
 
     /// Whether account `user` may make another request this minute.
-    pub fn account_may(&self, user: &str) -> bool {
+    pub(crate) fn account_may(&self, user: &str) -> bool {
         let mut a = self.accounts.lock();
         if a.len() > 100_000 {
             a.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
@@ -127,7 +127,7 @@ fn own_origin(headers: &HeaderMap, secure: bool, public_host: Option<&str>) -> O
 /// `Origin` that is not this front's is refused; `required` refuses a
 /// request without one (the JSON API with a session cookie: browsers send
 /// `Origin` on every cross-site and same-site POST).
-pub fn origin_ok(
+pub(crate) fn origin_ok(
     headers: &HeaderMap,
     secure: bool,
     required: bool,
@@ -142,7 +142,7 @@ pub fn origin_ok(
 /// Whether the body is declared JSON (a cross-site form can only send
 /// `text/plain`, `multipart/form-data` or a URL-encoded form without a
 /// preflight).
-pub fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

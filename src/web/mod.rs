@@ -18,21 +18,21 @@
 //! still come from the users file, and the session works as here.
 
 pub mod audit;
-pub mod auth;
-pub mod caller;
-pub mod charts;
-pub mod city;
-pub mod console;
-pub mod downloads;
-pub mod escalations;
-pub mod form;
-pub mod guard;
-pub mod households;
-pub mod pages;
-pub mod queue;
-pub mod respond;
-pub mod routes;
-pub mod session;
+pub(crate) mod auth;
+pub(crate) mod caller;
+pub(crate) mod charts;
+pub(crate) mod city;
+pub(crate) mod console;
+pub(crate) mod downloads;
+pub(crate) mod escalations;
+pub(crate) mod form;
+pub(crate) mod guard;
+pub(crate) mod households;
+pub(crate) mod pages;
+pub(crate) mod queue;
+pub(crate) mod respond;
+pub(crate) mod routes;
+pub(crate) mod session;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,7 +48,7 @@ use audit::AuditLog;
 use users::Directory;
 
 /// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -146,46 +146,46 @@ impl WebConfig {
 }
 
 /// Everything a request reads.
-pub struct WebState {
+pub(crate) struct WebState {
     /// The pipeline's live state.
-    pub ops: Arc<OpsState>,
+    pub(crate) ops: Arc<OpsState>,
     /// Accounts.
-    pub users: Directory,
+    pub(crate) users: Directory,
     /// Sessions and login limits.
-    pub auth: auth::Auth,
+    pub(crate) auth: auth::Auth,
     /// Audit log.
-    pub audit: AuditLog,
+    pub(crate) audit: AuditLog,
     /// Outcomes recorded on the pages go here.
-    pub publisher: Arc<dyn OutcomePublisher>,
+    pub(crate) publisher: Arc<dyn OutcomePublisher>,
     /// The daily lists' store.
-    pub lists: crate::store::SharedStore,
+    pub(crate) lists: crate::store::SharedStore,
     /// Cookies are marked Secure (TLS, or a TLS proxy in front).
-    pub secure: bool,
+    pub(crate) secure: bool,
     /// A proxy whose `X-Forwarded-For` is trusted.
-    pub trusted_proxy: Option<IpAddr>,
+    pub(crate) trusted_proxy: Option<IpAddr>,
     /// Served dongs (code, Korean and English names).
-    pub dongs: Vec<crate::definition::Dong>,
+    pub(crate) dongs: Vec<crate::definition::Dong>,
     /// The city's code (outcomes the city records carry it).
-    pub city_code: String,
+    pub(crate) city_code: String,
     /// Korean labels of outcome kinds, values and statuses.
-    pub labels: std::collections::BTreeMap<String, String>,
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
     /// How far ahead of the clock an outcome may be recorded, ms.
-    pub max_future_ms: i64,
+    pub(crate) max_future_ms: i64,
     /// Requests in flight: slots and bounds.
-    pub gate: guard::Gate,
+    pub(crate) gate: guard::Gate,
     /// The city team's hold on escalations, shared by the instances.
-    pub escalation_states: escalations::States,
+    pub(crate) escalation_states: escalations::States,
     /// The pipeline's categories with their Korean names.
-    pub categories: crate::definition::CategoryNames,
+    pub(crate) categories: crate::definition::CategoryNames,
     /// Feeds in order with their normal quiet spell (`expected_gap`).
-    pub feeds: Vec<(String, Option<Duration>)>,
+    pub(crate) feeds: Vec<(String, Option<Duration>)>,
     /// Feeds' Korean names.
-    pub feeds_ko: std::collections::BTreeMap<String, String>,
+    pub(crate) feeds_ko: std::collections::BTreeMap<String, String>,
     /// The offices' clock (the pipeline's `lists.utc_offset_hours`).
-    pub clock: crate::base::civil::LocalClock,
+    pub(crate) clock: crate::base::civil::LocalClock,
     /// Signals received per feed, sampled every few seconds (the feeds'
     /// rates on the city page).
-    pub received: parking_lot::Mutex<
+    pub(crate) received: parking_lot::Mutex<
         std::collections::VecDeque<(std::time::Instant, std::collections::BTreeMap<String, f64>)>,
     >,
 }
@@ -195,7 +195,7 @@ const RATE_SAMPLES: usize = 7;
 
 impl WebState {
     /// Takes a sample of the signals received per feed.
-    pub fn sample_received(&self) {
+    pub(crate) fn sample_received(&self) {
         // the counter itself: gathering every metric (tens of thousands of
         // series at national scale) is the dashboard's work, not this one's
         let counts = self
@@ -221,7 +221,7 @@ impl WebState {
 
     /// Signals per second of `feed` over the sampled span (none before two
     /// samples).
-    pub fn rate(&self, feed: &str) -> Option<f64> {
+    pub(crate) fn rate(&self, feed: &str) -> Option<f64> {
         let r = self.received.lock();
         let (first, last) = (r.front()?, r.back()?);
         let secs = last.0.duration_since(first.0).as_secs_f64();
@@ -235,17 +235,17 @@ impl WebState {
 impl WebState {
     /// A time on the offices' clock (the pipeline's time zone), to the
     /// minute: `2026-10-27 23:22`.
-    pub fn local_time(&self, ms: i64) -> String {
+    pub(crate) fn local_time(&self, ms: i64) -> String {
         self.clock.minute_text(ms)
     }
 
     /// The Korean name of a feed.
-    pub fn feed_ko<'a>(&'a self, feed: &'a str) -> &'a str {
+    pub(crate) fn feed_ko<'a>(&'a self, feed: &'a str) -> &'a str {
         self.feeds_ko.get(feed).map_or(feed, String::as_str)
     }
 
     /// The Korean name of a dong code.
-    pub fn dong_name(&self, code: &str) -> (String, String) {
+    pub(crate) fn dong_name(&self, code: &str) -> (String, String) {
         self.dongs
             .iter()
             .find(|d| d.dong_code == code)
@@ -254,7 +254,7 @@ impl WebState {
     }
 
     /// A Korean label, or the name itself.
-    pub fn label(&self, name: &str) -> String {
+    pub(crate) fn label(&self, name: &str) -> String {
         self.labels
             .get(name)
             .cloned()
@@ -266,8 +266,6 @@ impl WebState {
 pub struct WebServer {
     /// The address it listens on.
     pub addr: SocketAddr,
-    /// Its state (the demo makes accounts through it).
-    pub state: Arc<WebState>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -344,5 +342,5 @@ pub async fn start(
     }
     tracing::info!(%addr, tls = tls.is_some(), "serving the offices' and the city's pages");
     let task = tokio::spawn(routes::serve(listener, tls, state.clone()));
-    Ok(WebServer { addr, state, task })
+    Ok(WebServer { addr, task })
 }

@@ -5,15 +5,15 @@
 use std::fmt::Write;
 
 use super::auth::Person;
-pub use super::esc;
+pub(crate) use super::esc;
 use super::users::Role;
 use super::WebState;
 use crate::ops::work::WorkItem;
 
 /// The page's style sheet.
-pub const APP_CSS: &str = include_str!("static/app.css");
+pub(crate) const APP_CSS: &str = include_str!("static/app.css");
 /// The page's script (refreshes a household's status).
-pub const APP_JS: &str = include_str!("static/app.js");
+pub(crate) const APP_JS: &str = include_str!("static/app.js");
 
 fn head(title: &str) -> String {
     format!(
@@ -24,7 +24,7 @@ fn head(title: &str) -> String {
 
 /// A page of a logged-in person: the menu, who they are (and their
 /// dong's name), log out.
-pub fn layout(st: &WebState, title: &str, person: &Person, body: &str) -> String {
+pub(crate) fn layout(st: &WebState, title: &str, person: &Person, body: &str) -> String {
     let u = &person.user;
     let mut out = head(title);
     // a script sending JSON with the session cookie reads its token here
@@ -66,7 +66,7 @@ pub fn layout(st: &WebState, title: &str, person: &Person, body: &str) -> String
 }
 
 /// The login page.
-pub fn login(message: Option<&str>) -> String {
+pub(crate) fn login(message: Option<&str>) -> String {
     let mut out = head("로그인 Log in");
     out.push_str(r#"<main class="login"><h1>sagak 로그인 <span class="en">Log in</span></h1>"#);
     if let Some(m) = message {
@@ -196,13 +196,18 @@ fn options(
 }
 
 /// One household: its alerts, status, history, and the outcome form.
-pub fn household(st: &WebState, person: &Person, item: &WorkItem, notice: Option<&str>) -> String {
+pub(crate) fn household(
+    st: &WebState,
+    person: &Person,
+    item: &WorkItem,
+    notice: Option<&str>,
+) -> String {
     household_page(st, person, item, notice, None)
 }
 
 /// The household's page after a refused outcome: the reason on the form,
 /// what was typed kept.
-pub fn household_refused(
+pub(crate) fn household_refused(
     st: &WebState,
     person: &Person,
     item: &WorkItem,
@@ -320,7 +325,7 @@ fn household_page(
 
 /// The daily lists: the city chooses a dong first; then one row per day
 /// with its CSV (Excel) and Parquet (analysts) files.
-pub fn lists(
+pub(crate) fn lists(
     st: &WebState,
     person: &Person,
     dong: Option<&str>,
@@ -389,7 +394,7 @@ pub fn lists(
 
 /// The lists page's choice for the city-wide files (escalations,
 /// unassigned households).
-pub const CITY_LISTS: &str = "city";
+pub(crate) const CITY_LISTS: &str = "city";
 
 /// What a list file holds, in Korean (`4125052000.cases.csv`: 사례관리).
 fn list_file_label(file: &str) -> &str {

@@ -19,13 +19,13 @@ use crate::stages::case::work::Tier;
 use crate::stages::score::Priority;
 
 /// Rows on a page of the queue.
-pub const PAGE_ROWS: usize = 50;
+pub(crate) const PAGE_ROWS: usize = 50;
 /// Households on one visit sheet (a printed bundle for a day's visits).
-pub const SHEET_MOST: usize = 30;
+pub(crate) const SHEET_MOST: usize = 30;
 
 /// Page `asked` (from 1; past the end: the last) of `items`,
 /// [`PAGE_ROWS`] a page: (its items, the page, the pages).
-pub fn paged<T>(items: Vec<T>, asked: usize) -> (Vec<T>, usize, usize) {
+pub(crate) fn paged<T>(items: Vec<T>, asked: usize) -> (Vec<T>, usize, usize) {
     let pages = items.len().div_ceil(PAGE_ROWS).max(1);
     let page = asked.clamp(1, pages);
     let rows = items
@@ -38,26 +38,26 @@ pub fn paged<T>(items: Vec<T>, asked: usize) -> (Vec<T>, usize, usize) {
 
 /// The query string of `/queue` and `/api/queue`; every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct QueueQuery {
+pub(crate) struct QueueQuery {
     /// The dong (the city chooses; an office sees its own).
-    pub dong: Option<String>,
+    pub(crate) dong: Option<String>,
     /// `P1`, `P2` or `P3`.
-    pub priority: Option<String>,
+    pub(crate) priority: Option<String>,
     /// A status (`attempting`, `unreachable`, `in_case`, ...): without it
     /// the open households are shown.
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// A queue tier (`overdue`, `new`, `attempt_due`, ...).
-    pub tier: Option<String>,
+    pub(crate) tier: Option<String>,
     /// Part of a household id.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Page, from 1 (text: a wrong one is answered in words, not by the
     /// query parser).
-    pub page: Option<String>,
+    pub(crate) page: Option<String>,
 }
 
 /// The page number of a query (`None` or blank: the first), or what is
 /// wrong with it.
-pub fn page_number(page: &Option<String>) -> Result<usize, String> {
+pub(crate) fn page_number(page: &Option<String>) -> Result<usize, String> {
     match blank(page) {
         None => Ok(1),
         Some(p) => p.parse::<usize>().map(|n| n.max(1)).map_err(|_| {
@@ -68,17 +68,17 @@ pub fn page_number(page: &Option<String>) -> Result<usize, String> {
 
 /// A query whose values are known.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Filters {
+pub(crate) struct Filters {
     /// Priority.
-    pub priority: Option<Priority>,
+    pub(crate) priority: Option<Priority>,
     /// Status (`None`: the open households).
-    pub status: Option<CaseStatus>,
+    pub(crate) status: Option<CaseStatus>,
     /// Tier.
-    pub tier: Option<Tier>,
+    pub(crate) tier: Option<Tier>,
     /// Part of a household id, as typed (at most 64 characters).
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Page, from 1.
-    pub page: usize,
+    pub(crate) page: usize,
 }
 
 /// A query value, trimmed; `None` when absent or blank.
@@ -88,7 +88,7 @@ pub(super) fn blank(v: &Option<String>) -> Option<&str> {
 
 impl QueueQuery {
     /// The filters, or what is wrong (in Korean and English).
-    pub fn filters(&self) -> Result<Filters, String> {
+    pub(crate) fn filters(&self) -> Result<Filters, String> {
         let priority = match blank(&self.priority) {
             None => None,
             Some(p) => Some(Priority::parse(p).ok_or_else(|| {
@@ -124,32 +124,32 @@ impl QueueQuery {
 
 /// One page of a dong's queue.
 #[derive(Debug, Clone, Default)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// The rows shown: (place in the whole queue from 1, or 0 for a
     /// household not waiting, the household).
-    pub rows: Vec<(usize, Arc<WorkItem>)>,
+    pub(crate) rows: Vec<(usize, Arc<WorkItem>)>,
     /// Households waiting in the dong's queue, before any filter.
-    pub open: usize,
+    pub(crate) open: usize,
     /// Households of the dong on the board (open or not).
-    pub all: usize,
+    pub(crate) all: usize,
     /// Of the open ones: past due, unreachable; and households in case
     /// management (before any filter).
-    pub overdue: usize,
+    pub(crate) overdue: usize,
     /// Unreachable.
-    pub unreachable: usize,
+    pub(crate) unreachable: usize,
     /// In case management.
-    pub in_case: usize,
+    pub(crate) in_case: usize,
     /// Households that match the filters.
-    pub matched: usize,
+    pub(crate) matched: usize,
     /// This page, from 1.
-    pub page: usize,
+    pub(crate) page: usize,
     /// Pages of matching households.
-    pub pages: usize,
+    pub(crate) pages: usize,
 }
 
 impl Filters {
     /// Whether any filter (not the page) is set.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.priority.is_some() || self.status.is_some() || self.tier.is_some() || self.q.is_some()
     }
 
@@ -169,7 +169,7 @@ impl Filters {
 
     /// The page these filters ask for of `items` (a dong's board, most
     /// urgent first).
-    pub fn select(&self, items: &[Arc<WorkItem>]) -> Selection {
+    pub(crate) fn select(&self, items: &[Arc<WorkItem>]) -> Selection {
         let mut place = 0;
         let (mut overdue, mut unreachable, mut in_case) = (0, 0, 0);
         let mut matched = Vec::new();
@@ -202,7 +202,7 @@ impl Filters {
     }
 
     /// The query string of these filters at `page` (for the paging links).
-    pub fn query(&self, dong: Option<&str>, page: usize) -> String {
+    pub(crate) fn query(&self, dong: Option<&str>, page: usize) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         if let Some(d) = dong {
             q.append_pair("dong", d);
@@ -227,7 +227,7 @@ impl Filters {
 /// The queue page: the filters, the counts, one page of households (a
 /// table on a desk, cards on a phone), the paging, and a visit sheet for
 /// the households ticked.
-pub fn page(
+pub(crate) fn page(
     st: &WebState,
     person: &Person,
     dong: &str,
@@ -374,7 +374,12 @@ fn row(st: &WebState, body: &mut String, place: usize, i: &WorkItem) {
 
 /// A visit sheet: one A4 page per household, to take on a home visit and
 /// write on: who, where, why, what was tried, and space for what is found.
-pub fn visit_sheet(st: &WebState, person: &Person, items: &[Arc<WorkItem>], now: i64) -> String {
+pub(crate) fn visit_sheet(
+    st: &WebState,
+    person: &Person,
+    items: &[Arc<WorkItem>],
+    now: i64,
+) -> String {
     let mut body = format!(
         r#"<p class="no-print"><button type="button" id="print">인쇄 <span class="en">Print</span></button> {}가구 · 출력 {}</p>"#,
         items.len(),

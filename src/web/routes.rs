@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{guard, pages, WebState};
-pub use crate::base::listener::Peer;
+pub(crate) use crate::base::listener::Peer;
 
 use super::console::{city, set_escalation};
 use super::downloads::{download, lists};
@@ -74,7 +74,7 @@ pub(super) async fn gate(
 }
 
 /// The routes with their middleware.
-pub fn router(st: Arc<WebState>) -> Router {
+pub(crate) fn router(st: Arc<WebState>) -> Router {
     use tower_http::set_header::SetResponseHeaderLayer;
     let fixed = |name: &'static str, value: &'static str| {
         SetResponseHeaderLayer::overriding(
@@ -141,7 +141,7 @@ pub fn router(st: Arc<WebState>) -> Router {
 }
 
 /// A TLS acceptor for the PEM certificate chain and key.
-pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -187,7 +187,7 @@ fn bounds(st: &WebState) -> crate::base::listener::Bounds {
 /// Accepts connections until the task is aborted (see
 /// [`crate::base::listener`]), and re-reads the users file and the
 /// escalation states every two seconds.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     st: Arc<WebState>,

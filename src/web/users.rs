@@ -73,7 +73,7 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dong: Option<String>,
     /// SHA-256 of the token, hex.
-    pub token_sha256: String,
+    pub(crate) token_sha256: String,
     /// When it was made (RFC 3339).
     pub created_at: String,
     /// When it was revoked (RFC 3339), if it was.
@@ -91,13 +91,13 @@ fn now_text() -> String {
 }
 
 /// SHA-256 of a token, hex.
-pub fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `n` random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], UsersError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], UsersError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)
         .map_err(|e| UsersError::Usage(format!("the system has no random numbers: {e}")))?;
@@ -105,7 +105,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], UsersError> {
 }
 
 /// A new token: 32 random bytes, base64url without padding.
-pub fn new_token() -> Result<String, UsersError> {
+pub(crate) fn new_token() -> Result<String, UsersError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 
@@ -255,7 +255,7 @@ pub fn revoke(path: &Path, id: &str) -> Result<User, UsersError> {
 
 /// The accounts as the server sees them: by token hash and by id, re-read
 /// when the file's modification time changes.
-pub struct Directory {
+pub(crate) struct Directory {
     path: PathBuf,
     inner: RwLock<Loaded>,
 }
@@ -269,7 +269,7 @@ struct Loaded {
 
 impl Directory {
     /// The accounts of `path`, loaded now.
-    pub fn open(path: &Path) -> Result<Self, UsersError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, UsersError> {
         let dir = Directory {
             path: path.into(),
             inner: RwLock::new(Loaded::default()),
@@ -279,7 +279,7 @@ impl Directory {
     }
 
     /// Re-reads the file if it changed; returns whether it did.
-    pub fn reload(&self) -> Result<bool, UsersError> {
+    pub(crate) fn reload(&self) -> Result<bool, UsersError> {
         let modified = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok();
@@ -301,22 +301,22 @@ impl Directory {
     }
 
     /// The active account whose token is `token`.
-    pub fn by_token(&self, token: &str) -> Option<Arc<User>> {
+    pub(crate) fn by_token(&self, token: &str) -> Option<Arc<User>> {
         self.inner.read().by_hash.get(&token_hash(token)).cloned()
     }
 
     /// The active account `id` (none once revoked).
-    pub fn by_id(&self, id: &str) -> Option<Arc<User>> {
+    pub(crate) fn by_id(&self, id: &str) -> Option<Arc<User>> {
         self.inner.read().by_id.get(id).cloned()
     }
 
     /// Active accounts.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.read().by_id.len()
     }
 
     /// Whether there is no active account.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

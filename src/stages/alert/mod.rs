@@ -55,7 +55,7 @@ pub struct AlertReason {
 /// as `alert`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum AlertType {
+pub(crate) enum AlertType {
     /// A household to contact.
     #[default]
     Alert,
@@ -67,7 +67,7 @@ pub enum AlertType {
 /// The household's status when an alert is sent (`status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
-pub enum CaseStatus {
+pub(crate) enum CaseStatus {
     /// No outcome recorded yet.
     #[default]
     New,
@@ -94,7 +94,7 @@ pub enum CaseStatus {
 
 impl CaseStatus {
     /// Every status.
-    pub const ALL: [CaseStatus; 9] = [
+    pub(crate) const ALL: [CaseStatus; 9] = [
         CaseStatus::New,
         CaseStatus::Contacted,
         CaseStatus::Attempting,
@@ -107,7 +107,7 @@ impl CaseStatus {
     ];
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CaseStatus::New => "new",
             CaseStatus::Contacted => "contacted",
@@ -122,7 +122,7 @@ impl CaseStatus {
     }
 
     /// The Korean label unless the pipeline names another.
-    pub fn label_ko(self) -> &'static str {
+    pub(crate) fn label_ko(self) -> &'static str {
         match self {
             CaseStatus::New => "신규",
             CaseStatus::Contacted => "연락됨",
@@ -139,14 +139,14 @@ impl CaseStatus {
 
 /// The household's newest outcome, as an alert carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LastOutcome {
+pub(crate) struct LastOutcome {
     /// Its `kind` on the wire (`counselled`, ...), with its value after a
     /// slash where it has one (`contact_attempted/no_answer`).
-    pub kind: String,
+    pub(crate) kind: String,
     /// Korean label, from the pipeline definition.
-    pub label: String,
+    pub(crate) label: String,
     /// Local date it was recorded, `YYYY-MM-DD`.
-    pub date: String,
+    pub(crate) date: String,
 }
 
 /// What the case state adds to an alert (see `schemas/alert.schema.json`).
@@ -154,28 +154,28 @@ pub struct LastOutcome {
 pub struct CaseContext {
     /// `alert` or `case_update`.
     #[serde(rename = "type")]
-    pub kind: AlertType,
+    pub(crate) kind: AlertType,
     /// Status of the household when sent.
-    pub status: CaseStatus,
+    pub(crate) status: CaseStatus,
     /// When a first reach is due (absent for a case update), ms (RFC 3339
     /// on the wire).
     #[serde(serialize_with = "opt_rfc3339")]
-    pub due_at: Option<i64>,
+    pub(crate) due_at: Option<i64>,
     /// Alerts sent for the household before this one (within the kept
     /// history).
-    pub times_flagged_before: u32,
+    pub(crate) times_flagged_before: u32,
     /// Its newest outcome.
-    pub last_outcome: Option<LastOutcome>,
+    pub(crate) last_outcome: Option<LastOutcome>,
     /// Its case was closed before: this is a crisis again.
-    pub reopened: bool,
+    pub(crate) reopened: bool,
     /// How often its case was closed.
-    pub times_closed: u32,
+    pub(crate) times_closed: u32,
     /// Support was linked before and its hold has passed.
-    pub recurrence: bool,
+    pub(crate) recurrence: bool,
     /// The priority the scoring gave, when a rule raised it (an
     /// unreachable household is sent one priority higher).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scored_priority: Option<Priority>,
+    pub(crate) scored_priority: Option<Priority>,
 }
 
 /// The JSON value sent to `dong-office.alerts` (key: `dong_code`).
@@ -223,15 +223,15 @@ pub struct Alert {
 /// household found at a priority by a full re-scoring of the state, and it
 /// holds no alert back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertMark {
+pub(crate) struct AlertMark {
     /// Priority of the last alert.
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// Event time (window end) at which it was sent.
-    pub at: i64,
+    pub(crate) at: i64,
     /// Alerts sent for this household so far (0: never alerted).
-    pub count: u32,
+    pub(crate) count: u32,
     /// State shard of the household: the input partition its signals arrive on.
-    pub shard: i32,
+    pub(crate) shard: i32,
 }
 
 /// What one batch of assessments produced.
@@ -240,7 +240,7 @@ pub struct GateOutcome {
     /// Alerts to send.
     pub alerts: Vec<Alert>,
     /// Assessments not sent because of the cooldown.
-    pub suppressed: usize,
+    pub(crate) suppressed: usize,
 }
 
 /// The alert stage.
@@ -336,7 +336,7 @@ impl AlertGate {
     /// Returns, per candidate, the shard of its household when it is sent
     /// (`None`: held back). [`AlertGate::render`] then makes the alert of
     /// each one sent, so a caller renders reasons only for those.
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         candidates: &[Candidate<'_>],
         shard_of: impl Fn(&str) -> i32,
@@ -397,13 +397,13 @@ impl AlertGate {
 
     /// The alert of an assessment that [`AlertGate::decide`] sent; `now_ms`
     /// is the wall clock written as `emitted_at`.
-    pub fn render(&self, a: Assessment, now_ms: i64) -> Alert {
+    pub(crate) fn render(&self, a: Assessment, now_ms: i64) -> Alert {
         self.render_hashed(a, now_ms).0
     }
 
     /// [`AlertGate::render`], with the 128-bit hash the alert's id spells
     /// (what the case stage keeps of it, without reading the hex back).
-    pub fn render_hashed(&self, a: Assessment, now_ms: i64) -> (Alert, u128) {
+    pub(crate) fn render_hashed(&self, a: Assessment, now_ms: i64) -> (Alert, u128) {
         let hash = alert_hash(&a.household_id, a.priority, a.evidence);
         let alert = Alert {
             alert_id: hex_id("al-", hash),
@@ -433,12 +433,12 @@ impl AlertGate {
     }
 
     /// The pipeline's name and version, as alerts carry them.
-    pub fn tag(&self) -> &Arc<PipelineTag> {
+    pub(crate) fn tag(&self) -> &Arc<PipelineTag> {
         &self.tag
     }
 
     /// Last alert sent for `household_id`.
-    pub fn mark(&self, household_id: &str) -> Option<AlertMark> {
+    pub(crate) fn mark(&self, household_id: &str) -> Option<AlertMark> {
         self.marks
             .get(household_id)
             .and_then(|r| decode_mark(r.payload()))
@@ -446,7 +446,7 @@ impl AlertGate {
 
     /// Ids of the marked households: every household whose last assessment
     /// reached a priority (and some whose later ones did not).
-    pub fn marked(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn marked(&self) -> impl Iterator<Item = &str> {
         self.marks.iter().map(Record::id)
     }
 
@@ -454,7 +454,13 @@ impl AlertGate {
     /// stream (the daily lists after a change of the scoring SQL), with
     /// `at` its window end, unless it already has a mark. The mark holds no
     /// alert back; it only puts the household among [`Self::marked`].
-    pub fn index_priority(&mut self, household_id: &str, priority: Priority, at: i64, shard: i32) {
+    pub(crate) fn index_priority(
+        &mut self,
+        household_id: &str,
+        priority: Priority,
+        at: i64,
+        shard: i32,
+    ) {
         let hash = self.marks.hash(household_id);
         if self.marks.get_hashed(hash, household_id).is_some() {
             return;
@@ -470,7 +476,8 @@ impl AlertGate {
     }
 
     /// The marks held, household by household, readable.
-    pub fn held(&self) -> impl Iterator<Item = (&str, AlertMark)> {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> impl Iterator<Item = (&str, AlertMark)> {
         self.marks
             .iter()
             .filter_map(|r| decode_mark(r.payload()).map(|m| (r.id(), m)))
@@ -538,7 +545,7 @@ impl StatefulStage for AlertGate {
 
 /// The record of one mark (snapshots of an older format are converted to
 /// it as they are loaded).
-pub fn mark_record(household_id: &str, mark: &AlertMark) -> Record {
+pub(crate) fn mark_record(household_id: &str, mark: &AlertMark) -> Record {
     let mut encoded = Vec::new();
     encode_mark(mark, &mut encoded);
     Record::new(household_id, &encoded)
@@ -612,7 +619,8 @@ pub(crate) fn opt_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok
 /// [`Assessment::evidence`]). Equal ids mean equal alerts apart from
 /// `emitted_at` (and what the case state said when it was sent: `due_at`,
 /// `times_flagged_before`).
-pub fn alert_id(household_id: &str, priority: Priority, evidence: u128) -> String {
+#[cfg(test)]
+pub(crate) fn alert_id(household_id: &str, priority: Priority, evidence: u128) -> String {
     hex_id("al-", alert_hash(household_id, priority, evidence))
 }
 
@@ -627,7 +635,7 @@ fn alert_hash(household_id: &str, priority: Priority, evidence: u128) -> u128 {
 
 /// The id of a case update: as [`alert_id`], with the type in the hash, so
 /// that it never equals an alert's.
-pub fn case_update_id(household_id: &str, priority: Priority, evidence: u128) -> String {
+pub(crate) fn case_update_id(household_id: &str, priority: Priority, evidence: u128) -> String {
     let h = crate::base::hash::fnv1a128(&[
         household_id.as_bytes(),
         priority.as_str().as_bytes(),
@@ -638,7 +646,7 @@ pub fn case_update_id(household_id: &str, priority: Priority, evidence: u128) ->
 }
 
 /// `prefix` and the 32 hex digits of `h`.
-pub fn hex_id(prefix: &str, h: u128) -> String {
+pub(crate) fn hex_id(prefix: &str, h: u128) -> String {
     // by hand: the formatter's padded hex is a fifth of the gate's time
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(prefix.len() + 32);

@@ -12,7 +12,7 @@ use crate::stages::score::Priority;
 /// Why a household goes to the city team (`reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EscalationReason {
+pub(crate) enum EscalationReason {
     /// An alert passed its due time without anyone of the household
     /// reached.
     Overdue,
@@ -24,14 +24,14 @@ pub enum EscalationReason {
 
 impl EscalationReason {
     /// Every reason.
-    pub const ALL: [EscalationReason; 3] = [
+    pub(crate) const ALL: [EscalationReason; 3] = [
         EscalationReason::Overdue,
         EscalationReason::Unreachable,
         EscalationReason::RepeatedlyFlagged,
     ];
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EscalationReason::Overdue => "overdue",
             EscalationReason::Unreachable => "unreachable",
@@ -42,68 +42,68 @@ impl EscalationReason {
 
 /// One outcome as an escalation lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeSoFar {
+pub(crate) struct OutcomeSoFar {
     /// Its `kind`, with its value after a slash where it has one.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Korean label.
-    pub label: String,
+    pub(crate) label: String,
     /// When it was recorded, ms (RFC 3339 on the wire).
     #[serde(serialize_with = "as_rfc3339")]
-    pub recorded_at: i64,
+    pub(crate) recorded_at: i64,
     /// How a contact was attempted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<&'static str>,
+    pub(crate) channel: Option<&'static str>,
     /// The services a `support_linked` linked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub services: Vec<&'static str>,
+    pub(crate) services: Vec<&'static str>,
     /// Recorded by the city team.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub by_city: bool,
+    pub(crate) by_city: bool,
     /// 32 bits of the hash of its `outcome_id` (what the record keeps), to
     /// match it with the id the web front saw.
     #[serde(skip)]
-    pub key: u32,
+    pub(crate) key: u32,
 }
 
 /// The JSON value sent to `city.escalations` (key: `dong_code`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Escalation {
+pub(crate) struct Escalation {
     /// `es-` and 32 hex digits: the same escalation (reason, household and
     /// what it is about) always has the same id, so a consumer that sees
     /// it twice after a restart keeps one.
-    pub escalation_id: String,
+    pub(crate) escalation_id: String,
     /// Why.
-    pub reason: EscalationReason,
+    pub(crate) reason: EscalationReason,
     /// Pseudonymous household id.
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// The dong office serving it.
-    pub dong_code: String,
+    pub(crate) dong_code: String,
     /// The alerts concerned, oldest first.
-    pub alert_ids: Vec<String>,
+    pub(crate) alert_ids: Vec<String>,
     /// Priority of its newest alert.
-    pub priority: Option<Priority>,
+    pub(crate) priority: Option<Priority>,
     /// Since when: the due time passed, the first failed attempt, or the
     /// first of the repeated alerts' window ends; ms (RFC 3339 on the wire).
     #[serde(serialize_with = "as_rfc3339")]
-    pub since: i64,
+    pub(crate) since: i64,
     /// Alerts sent for the household so far.
-    pub times_flagged: u32,
+    pub(crate) times_flagged: u32,
     /// Failed contact attempts since someone of the household was last
     /// reached.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Every outcome recorded for it so far (withdrawn ones left out).
-    pub outcomes: Vec<OutcomeSoFar>,
+    pub(crate) outcomes: Vec<OutcomeSoFar>,
     /// When it was decided (driver's clock), ms (RFC 3339 on the wire).
     #[serde(serialize_with = "as_rfc3339")]
-    pub emitted_at: i64,
+    pub(crate) emitted_at: i64,
     /// Pipeline that produced it.
     #[serde(serialize_with = "shared")]
-    pub pipeline: Arc<PipelineTag>,
+    pub(crate) pipeline: Arc<PipelineTag>,
 }
 
 /// The id of an escalation: what it is about, hashed (`about` is the alert
 /// concerned, or the first failed attempt of an unreachable spell).
-pub fn escalation_id(reason: EscalationReason, household_id: &str, about: &[u8]) -> String {
+pub(crate) fn escalation_id(reason: EscalationReason, household_id: &str, about: &[u8]) -> String {
     let h =
         crate::base::hash::fnv1a128(&[reason.as_str().as_bytes(), household_id.as_bytes(), about]);
     hex_id("es-", h)

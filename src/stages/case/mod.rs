@@ -8,13 +8,13 @@
 //! pipeline definition: due times on the driver's clock, holds in event
 //! time like the cooldown.
 
-pub mod escalation;
+pub(crate) mod escalation;
 pub mod outcome;
 pub mod record;
-pub mod rules;
+pub(crate) mod rules;
 mod state;
 mod texts;
-pub mod work;
+pub(crate) mod work;
 
 use std::sync::Arc;
 
@@ -27,46 +27,46 @@ use crate::stages::{Restore, Restored, StatePart, StatefulStage, Watermark};
 use escalation::{escalation_id, Escalation, EscalationReason};
 use outcome::{CloseReason, NotApplicableReason, Outcome, OutcomeKind, Said};
 use record::{CaseRecord, HeldOutcome, KeptAlert};
-pub use rules::Verdict;
+pub(crate) use rules::Verdict;
 use rules::{outcome_key, reaches, CaseView, Rules};
-pub use work::{OpenAlert, OpenWork, Tier};
+pub(crate) use work::{OpenWork, Tier};
 
 /// Outcomes kept per household at most (the oldest go first).
 const MAX_OUTCOMES: usize = 64;
 
 /// What recording one outcome did.
 #[derive(Debug, Default)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// The outcome was held already (a re-send): nothing changed.
-    pub duplicate: bool,
+    pub(crate) duplicate: bool,
     /// Escalations it caused (unreachable; overdue for a contact that came
     /// after its due time).
-    pub escalations: Vec<Escalation>,
+    pub(crate) escalations: Vec<Escalation>,
     /// Alerts it answered as their first reach (most reaches answer
     /// one or two: held inline, as the outcome's own fields are).
-    pub first_contacts: smallvec::SmallVec<[FirstContact; 2]>,
+    pub(crate) first_contacts: smallvec::SmallVec<[FirstContact; 2]>,
 }
 
 /// An alert's first reach, for the operations view.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FirstContact {
+pub(crate) struct FirstContact {
     /// The alert's dong, as a number (see [`FirstContact::dong_code`]).
-    pub dong: u64,
+    pub(crate) dong: u64,
     /// Its priority.
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// Seconds from its `emitted_at` to the contact's `recorded_at`.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Recorded at or before the alert's due time.
-    pub in_time: bool,
+    pub(crate) in_time: bool,
     /// `recorded_at`, ms.
-    pub recorded_at: i64,
+    pub(crate) recorded_at: i64,
     /// Failed attempts before this reach.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 impl FirstContact {
     /// The alert's dong code.
-    pub fn dong_code(&self) -> String {
+    pub(crate) fn dong_code(&self) -> String {
         dong_text(self.dong)
     }
 }
@@ -78,7 +78,7 @@ fn text_slot(kind: OutcomeKind, detail: u8) -> usize {
 }
 
 /// The case stage.
-pub struct CaseBook {
+pub(crate) struct CaseBook {
     rules: Rules,
     /// [`CaseBook::kind_text`] and label of every outcome kind and value,
     /// at [`text_slot`].
@@ -126,7 +126,7 @@ fn answers(recorded_at: i64, day: i32) -> bool {
 impl CaseBook {
     /// A case stage with the `[outcomes]` rules of `spec`; `tag` names the
     /// pipeline in escalations.
-    pub fn new(spec: &PipelineSpec, tag: Arc<PipelineTag>) -> Self {
+    pub(crate) fn new(spec: &PipelineSpec, tag: Arc<PipelineTag>) -> Self {
         let rules = Rules::new(spec);
         CaseBook {
             texts: Self::all_texts(&rules),
@@ -144,7 +144,7 @@ impl CaseBook {
     }
 
     /// The bit set of `names` over the pipeline's categories.
-    pub fn category_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u8 {
+    pub(crate) fn category_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u8 {
         names
             .into_iter()
             .filter_map(|n| self.categories.iter().position(|c| c == n))
@@ -154,7 +154,7 @@ impl CaseBook {
     /// Whether an assessment of the household needs a [`CaseBook::judge`]:
     /// it has an outcome, a move or a case (a household with nothing but
     /// alerts, or none, goes straight to the cooldown).
-    pub fn needs_judging(&self, household_id: &str) -> bool {
+    pub(crate) fn needs_judging(&self, household_id: &str) -> bool {
         // most deployments' households have no outcome: no hash to make
         !self.judging.is_empty() && self.judging.contains(&self.records.hash(household_id))
     }
@@ -162,19 +162,19 @@ impl CaseBook {
     /// Names the households a loop is about to look at, in order, so that
     /// [`CaseBook::prefetch_at`] can ask the memory for their records ahead
     /// of the looks (with millions of records each look otherwise waits).
-    pub fn look_ahead<'a>(&mut self, households: impl Iterator<Item = &'a str>) {
+    pub(crate) fn look_ahead<'a>(&mut self, households: impl Iterator<Item = &'a str>) {
         self.ahead.clear();
         let records = &self.records;
         self.ahead.extend(households.map(|hh| records.hash(hh)));
     }
 
     /// Called before the loop's `at`-th look (see [`CaseBook::look_ahead`]).
-    pub fn prefetch_at(&self, at: usize) {
+    pub(crate) fn prefetch_at(&self, at: usize) {
         self.records.prefetch_chunk(&self.ahead, at);
     }
 
     /// The record of a household.
-    pub fn record(&self, household_id: &str) -> Option<CaseRecord> {
+    pub(crate) fn record(&self, household_id: &str) -> Option<CaseRecord> {
         self.records
             .get(household_id)
             .and_then(|r| CaseRecord::decode(r.payload()))
@@ -214,7 +214,12 @@ impl CaseBook {
     /// Records one outcome (of input partition `shard`), or says why it
     /// cannot be ([`rules::check`]). `now_ms` is the driver's clock,
     /// written in the escalations it causes.
-    pub fn apply(&mut self, o: &Outcome, shard: i32, now_ms: i64) -> Result<Applied, Reject> {
+    pub(crate) fn apply(
+        &mut self,
+        o: &Outcome,
+        shard: i32,
+        now_ms: i64,
+    ) -> Result<Applied, Reject> {
         let id = outcome_key(&o.outcome_id);
         let office = dong_number(&o.dong_code);
         let hash = self.records.hash(&o.household_id);
@@ -264,7 +269,7 @@ impl CaseBook {
     /// Whether `o` may be recorded against the household's record `r` (as
     /// [`CaseBook::apply`] would decide): what a page and the API check
     /// before they publish. A re-sent outcome passes.
-    pub fn check_outcome(&self, r: Option<&CaseRecord>, o: &Outcome) -> Result<(), Reject> {
+    pub(crate) fn check_outcome(&self, r: Option<&CaseRecord>, o: &Outcome) -> Result<(), Reject> {
         if r.is_some_and(|r| r.has_outcome(outcome_key(&o.outcome_id))) {
             return Ok(());
         }
@@ -448,7 +453,7 @@ impl CaseBook {
     /// an assessment the gate then sends passes it to
     /// [`CaseBook::on_sent`], which need not look it up and decode it
     /// again.
-    pub fn judge(
+    pub(crate) fn judge(
         &self,
         household_id: &str,
         priority: Priority,
@@ -496,7 +501,7 @@ impl CaseBook {
     /// (same id) is not kept twice. `known` is the household's record when
     /// the caller holds it as [`CaseBook::judge`] gave it in the same batch
     /// (nothing wrote it since); else it is looked up.
-    pub fn on_sent(
+    pub(crate) fn on_sent(
         &mut self,
         alert: &mut Alert,
         id: u128,
@@ -632,7 +637,7 @@ impl CaseBook {
     /// Fills in a case update for a household in case management and makes
     /// what it says the office's new baseline; `id` is the hash the alert's
     /// id spells.
-    pub fn on_case_update(&mut self, alert: &mut Alert, id: u128, shard: i32) {
+    pub(crate) fn on_case_update(&mut self, alert: &mut Alert, id: u128, shard: i32) {
         let dong = dong_number(&alert.dong_code);
         let mut r = self
             .record(&alert.household_id)
@@ -697,7 +702,7 @@ impl CaseBook {
 
     /// The `overdue` escalations due by `now_ms` (driver's clock): one per
     /// alert past its due time with nobody reached, once.
-    pub fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
+    pub(crate) fn overdue(&mut self, now_ms: i64) -> Vec<Escalation> {
         let mut out = Vec::new();
         let mut households = Vec::new();
         while self.due.peek().is_some_and(|d| d.0 .0 < now_ms) {

@@ -133,13 +133,13 @@ wire_enum! {
 
 impl ContactResult {
     /// A failed attempt: nobody of the household was reached.
-    pub fn failed(self) -> bool {
+    pub(crate) fn failed(self) -> bool {
         !matches!(self, ContactResult::Reached | ContactResult::Refused)
     }
 
     /// A failure that alone says the household is not where it is
     /// registered.
-    pub fn not_there(self) -> bool {
+    pub(crate) fn not_there(self) -> bool {
         matches!(
             self,
             ContactResult::EmptyHouse | ContactResult::Moved | ContactResult::AddressMismatch
@@ -219,7 +219,7 @@ wire_enum! {
 
 /// What an outcome says, with the value its kind requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Said {
+pub(crate) enum Said {
     /// `contact_attempted`.
     Contact(Channel, ContactResult),
     /// `counselled`.
@@ -240,7 +240,7 @@ pub enum Said {
 
 impl Said {
     /// Its kind.
-    pub fn kind(&self) -> OutcomeKind {
+    pub(crate) fn kind(&self) -> OutcomeKind {
         match self {
             Said::Contact(..) => OutcomeKind::ContactAttempted,
             Said::Counselled => OutcomeKind::Counselled,
@@ -255,7 +255,7 @@ impl Said {
 
     /// The code of its value within its kind (0 where it has none worth
     /// keeping): what the case state keeps of it.
-    pub fn detail(&self) -> u8 {
+    pub(crate) fn detail(&self) -> u8 {
         match self {
             Said::Contact(_, r) => r.code(),
             Said::CaseOpened(t) => t.code(),
@@ -270,27 +270,27 @@ impl Said {
 /// written to a log: the web front keeps it beside the record, for the
 /// household's office and the city, until the record goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Unique id; a re-sent outcome counts once.
-    pub outcome_id: String,
+    pub(crate) outcome_id: String,
     /// Pseudonymous household id.
-    pub household_id: String,
+    pub(crate) household_id: String,
     /// The office that recorded it.
-    pub dong_code: String,
+    pub(crate) dong_code: String,
     /// The alert it answers, as the 128-bit hash its id spells.
-    pub alert_id: Option<u128>,
+    pub(crate) alert_id: Option<u128>,
     /// When it was recorded, ms since the epoch.
-    pub recorded_at: i64,
+    pub(crate) recorded_at: i64,
     /// Pseudonymous id of the person who recorded it.
-    pub staff_id: String,
+    pub(crate) staff_id: String,
     /// What it says.
-    pub said: Said,
+    pub(crate) said: Said,
     /// The office's free-text note (at most 500 characters).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// The hash an alert id (`al-` and 32 hex digits) spells.
-pub fn parse_alert_id(text: &str) -> Option<u128> {
+pub(crate) fn parse_alert_id(text: &str) -> Option<u128> {
     let hex = text.strip_prefix("al-")?;
     if hex.len() != 32 {
         return None;
@@ -300,7 +300,7 @@ pub fn parse_alert_id(text: &str) -> Option<u128> {
 
 /// Decodes one outcome message. `now_ms` is the pipeline's clock; an
 /// outcome recorded more than `max_future_ms` ahead of it is rejected.
-pub fn decode(
+pub(crate) fn decode(
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
     now_ms: i64,

@@ -19,73 +19,73 @@ use crate::stages::score::Priority;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeptAlert {
     /// The hash its alert id spells.
-    pub id: u128,
+    pub(crate) id: u128,
     /// Day (since the epoch) its window ended.
-    pub day: i32,
+    pub(crate) day: i32,
     /// Priority sent.
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// Its categories as a bit set over the pipeline's categories.
-    pub categories: u8,
+    pub(crate) categories: u8,
     /// Its dong, when not the household's current one.
-    pub dong: Option<u64>,
+    pub(crate) dong: Option<u64>,
     /// `emitted_at` (driver's clock, to the second) while no contact has
     /// answered it.
     pub open_since: Option<i64>,
     /// Whether its `overdue` escalation was sent.
-    pub overdue_sent: bool,
+    pub(crate) overdue_sent: bool,
 }
 
 /// An outcome kept in a household's history: what its effects need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeldOutcome {
     /// 32 bits of the hash of its `outcome_id`.
-    pub id: u32,
+    pub(crate) id: u32,
     /// Its kind.
-    pub kind: OutcomeKind,
+    pub(crate) kind: OutcomeKind,
     /// Its value's code (result, reason or track; 0 where none).
-    pub detail: u8,
+    pub(crate) detail: u8,
     /// Priority of the household's last alert when it was recorded (what a
     /// hold holds back).
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// Categories of that alert (a new category still alerts).
-    pub categories: u8,
+    pub(crate) categories: u8,
     /// `recorded_at`, ms.
-    pub recorded_at: i64,
+    pub(crate) recorded_at: i64,
     /// For `withdrawn`: the id of the outcome it withdraws.
-    pub target: u32,
+    pub(crate) target: u32,
     /// For a contact attempt: how.
-    pub channel: Option<Channel>,
+    pub(crate) channel: Option<Channel>,
     /// For `support_linked`: the services, a bit set over
     /// [`crate::stages::case::outcome::Service::ALL`] by code.
-    pub services: u16,
+    pub(crate) services: u16,
     /// Recorded by the city team.
-    pub by_city: bool,
+    pub(crate) by_city: bool,
 }
 
 /// One household's case state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseRecord {
     /// State shard: the input partition of the household.
-    pub shard: i32,
+    pub(crate) shard: i32,
     /// Dong code of the household now (of its newest alert, or of the
     /// office that recorded its first outcome).
-    pub dong: u64,
+    pub(crate) dong: u64,
     /// Alerts sent for it so far.
     pub flagged: u32,
     /// Day (since the epoch) of the newest alert when its last
     /// `repeatedly_flagged` escalation went.
-    pub repeat_day: Option<i32>,
+    pub(crate) repeat_day: Option<i32>,
     /// Id of the first failed attempt of the unreachable spell that was
     /// escalated (0: none).
-    pub unreachable_sent: u32,
+    pub(crate) unreachable_sent: u32,
     /// The dong it moved out of, whose alerts are held until a signal
     /// shows another dong (0: none).
-    pub moved_from: u64,
+    pub(crate) moved_from: u64,
     /// While in case management: the priority and categories the office
     /// last heard of (a change sends a case update).
-    pub baseline: Option<(Priority, u8)>,
+    pub(crate) baseline: Option<(Priority, u8)>,
     /// The priority and categories when the case opened.
-    pub opened_with: Option<(Priority, u8)>,
+    pub(crate) opened_with: Option<(Priority, u8)>,
     /// Alerts kept, oldest first.
     pub alerts: Vec<KeptAlert>,
     /// Outcomes kept, in the order they arrived.
@@ -103,23 +103,23 @@ impl CaseRecord {
     }
 
     /// Whether an outcome of id `id` is held.
-    pub fn has_outcome(&self, id: u32) -> bool {
+    pub(crate) fn has_outcome(&self, id: u32) -> bool {
         self.outcomes.iter().any(|o| o.id == id)
     }
 
     /// The newest alert.
-    pub fn last_alert(&self) -> Option<&KeptAlert> {
+    pub(crate) fn last_alert(&self) -> Option<&KeptAlert> {
         self.alerts.last()
     }
 
     /// Whether `dong` served the household: now or for a kept alert.
-    pub fn served_by(&self, dong: u64) -> bool {
+    pub(crate) fn served_by(&self, dong: u64) -> bool {
         self.dong == dong || self.alerts.iter().any(|a| a.dong == Some(dong))
     }
 
     /// The outcomes that count, in `recorded_at` order: withdrawn ones and
     /// their withdrawals left out.
-    pub fn live_outcomes(&self) -> SmallVec<[&HeldOutcome; 6]> {
+    pub(crate) fn live_outcomes(&self) -> SmallVec<[&HeldOutcome; 6]> {
         let withdrawn: SmallVec<[u32; 2]> = self
             .outcomes
             .iter()
@@ -205,7 +205,7 @@ impl CaseRecord {
     }
 
     /// Reads a record [`CaseRecord::encode`] wrote; `None` if it is not one.
-    pub fn decode(payload: &[u8]) -> Option<CaseRecord> {
+    pub(crate) fn decode(payload: &[u8]) -> Option<CaseRecord> {
         let mut input = payload;
         let i = &mut input;
         let mut r = CaseRecord {
@@ -309,7 +309,7 @@ impl CaseRecord {
 
     /// The newest time anything happened to the household: an alert's
     /// window end or an outcome, ms.
-    pub fn last_activity(&self) -> i64 {
+    pub(crate) fn last_activity(&self) -> i64 {
         let alerts = self.alerts.iter().map(|a| i64::from(a.day) * DAY_MS);
         let outcomes = self.outcomes.iter().map(|o| o.recorded_at);
         alerts.chain(outcomes).max().unwrap_or(i64::MIN)
@@ -318,7 +318,7 @@ impl CaseRecord {
 
 /// Whether an encoded record holds nothing but alerts: no outcome, no
 /// move, no case (read from its header; most alerted households).
-pub fn only_alerts(payload: &[u8]) -> bool {
+pub(crate) fn only_alerts(payload: &[u8]) -> bool {
     let mut input = payload;
     let header = varint::get_i64(&mut input)
         .and(varint::get_u64(&mut input))
@@ -327,7 +327,7 @@ pub fn only_alerts(payload: &[u8]) -> bool {
 }
 
 /// The shard of an encoded record, read without decoding the rest.
-pub fn shard(payload: &[u8]) -> Option<i32> {
+pub(crate) fn shard(payload: &[u8]) -> Option<i32> {
     let mut input = payload;
     varint::get_i64(&mut input).map(|s| s as i32)
 }

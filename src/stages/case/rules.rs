@@ -23,37 +23,37 @@ use crate::stages::score::Priority;
 
 /// The rules a view is folded with (from `[outcomes]`).
 #[derive(Debug, Clone, Copy)]
-pub struct FoldRules {
+pub(crate) struct FoldRules {
     /// Failed attempts that make a household unreachable.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// A span of failed attempts that does too, ms.
-    pub after_ms: i64,
+    pub(crate) after_ms: i64,
 }
 
 /// The `[outcomes]` rules of a pipeline, in milliseconds.
-pub struct Rules {
+pub(crate) struct Rules {
     /// How a view is folded.
-    pub fold: FoldRules,
+    pub(crate) fold: FoldRules,
     /// Time for a first reach per priority (P3, P2, P1 by code - 1).
-    pub due_ms: [i64; 3],
+    pub(crate) due_ms: [i64; 3],
     /// Time from a failed attempt to the next one per priority.
-    pub retry_ms: [i64; 3],
+    pub(crate) retry_ms: [i64; 3],
     /// How long a hold holds.
-    pub hold_ms: i64,
+    pub(crate) hold_ms: i64,
     /// Separate episodes that make a household repeatedly flagged.
-    pub repeat_alerts: u32,
+    pub(crate) repeat_alerts: u32,
     /// Within this span.
-    pub repeat_within_ms: i64,
+    pub(crate) repeat_within_ms: i64,
     /// Alerts closer than this to the one before belong to its episode.
-    pub cooldown_days: i32,
+    pub(crate) cooldown_days: i32,
     /// How long a record is kept after its last activity.
-    pub retention_ms: i64,
+    pub(crate) retention_ms: i64,
     /// The city team's code, as a number.
-    pub city: u64,
+    pub(crate) city: u64,
     /// Korean labels of kinds, values and statuses.
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// The offices' clock: where their days start.
-    pub clock: crate::base::civil::LocalClock,
+    pub(crate) clock: crate::base::civil::LocalClock,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -62,7 +62,7 @@ fn ms(d: std::time::Duration) -> i64 {
 
 impl Rules {
     /// The rules of `spec`.
-    pub fn new(spec: &PipelineSpec) -> Self {
+    pub(crate) fn new(spec: &PipelineSpec) -> Self {
         let o = &spec.outcomes;
         Rules {
             fold: FoldRules {
@@ -83,24 +83,24 @@ impl Rules {
     }
 
     /// Time for a first reach after an alert of priority `p`.
-    pub fn due(&self, p: Priority) -> i64 {
+    pub(crate) fn due(&self, p: Priority) -> i64 {
         self.due_ms[usize::from(p as u8 - 1)]
     }
 
     /// Time from a failed attempt to the next for priority `p`.
-    pub fn retry(&self, p: Priority) -> i64 {
+    pub(crate) fn retry(&self, p: Priority) -> i64 {
         self.retry_ms[usize::from(p as u8 - 1)]
     }
 
     /// The offices' local day (days since the epoch) of an instant: the
     /// one place a day is cut for the case views.
-    pub fn local_day(&self, at_ms: i64) -> i64 {
+    pub(crate) fn local_day(&self, at_ms: i64) -> i64 {
         self.clock.day(at_ms)
     }
 
     /// The Korean label of a wire name, from the pipeline or the
     /// declaration.
-    pub fn label(&self, name: &str, declared: &str) -> String {
+    pub(crate) fn label(&self, name: &str, declared: &str) -> String {
         self.labels
             .get(name)
             .cloned()
@@ -112,7 +112,7 @@ impl Rules {
 /// it over: what answers its open alerts and ends a run of failed
 /// attempts. Everything but a failed attempt, a withdrawal and a dong's
 /// "moved out" (nobody was found: the city's residence check decides).
-pub fn reaches(o: &HeldOutcome) -> bool {
+pub(crate) fn reaches(o: &HeldOutcome) -> bool {
     match o.kind {
         OutcomeKind::ContactAttempted => {
             ContactResult::from_code(o.detail).is_some_and(|r| !r.failed())
@@ -128,7 +128,7 @@ pub fn reaches(o: &HeldOutcome) -> bool {
 
 /// Whether an outcome is a failed attempt, and if so whether it alone
 /// says the household is not where it is registered.
-pub fn failure(o: &HeldOutcome) -> Option<bool> {
+pub(crate) fn failure(o: &HeldOutcome) -> Option<bool> {
     match o.kind {
         OutcomeKind::ContactAttempted => ContactResult::from_code(o.detail)
             .filter(|r| r.failed())
@@ -140,39 +140,39 @@ pub fn failure(o: &HeldOutcome) -> Option<bool> {
 
 /// What a household's outcomes add up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CaseView {
+pub(crate) struct CaseView {
     /// Recorded deceased, at.
-    pub deceased_at: Option<i64>,
+    pub(crate) deceased_at: Option<i64>,
     /// In case management since.
-    pub in_case: Option<i64>,
+    pub(crate) in_case: Option<i64>,
     /// Times its case was closed.
-    pub closed: u32,
+    pub(crate) closed: u32,
     /// When its case was last closed (none once another opens).
-    pub closed_at: Option<i64>,
+    pub(crate) closed_at: Option<i64>,
     /// The newest outcome.
-    pub last: Option<HeldOutcome>,
+    pub(crate) last: Option<HeldOutcome>,
     /// The newest outcome that reached the household ([`reaches`]).
-    pub reached_at: Option<i64>,
+    pub(crate) reached_at: Option<i64>,
     /// Whether support was ever linked.
-    pub supported: bool,
+    pub(crate) supported: bool,
     /// The newest support linked: when, and the services (bit set).
-    pub linked: Option<(i64, u16)>,
+    pub(crate) linked: Option<(i64, u16)>,
     /// Holds: (recorded_at, priority, categories) of each outcome that
     /// holds back the same or a lower priority.
-    pub holds: SmallVec<[(i64, Priority, u8); 4]>,
+    pub(crate) holds: SmallVec<[(i64, Priority, u8); 4]>,
     /// Failed attempts since the last reach.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// The newest of them.
-    pub last_attempt_at: Option<i64>,
+    pub(crate) last_attempt_at: Option<i64>,
     /// Unreachable since (the first failed attempt after the last reach)
     /// and that attempt's id.
-    pub unreachable: Option<(i64, u32)>,
+    pub(crate) unreachable: Option<(i64, u32)>,
     /// Newest counselling, support or case opening (engagement).
-    pub engaged_at: Option<i64>,
+    pub(crate) engaged_at: Option<i64>,
 }
 
 /// Folds the live outcomes of `r` into what they add up to.
-pub fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
+pub(crate) fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
     let mut v = CaseView::default();
     // the failed attempts since the last reach: first at, its id, count,
     // newest at, one said "not there"
@@ -240,7 +240,7 @@ pub fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
 /// Whether `o` may be recorded against the household's record `r` (none
 /// yet: `None`), from the office `office` (`city`: the city team). The
 /// reasons name the rule in English; [`refusal_ko`] gives the Korean.
-pub fn check(
+pub(crate) fn check(
     r: Option<&CaseRecord>,
     view: &CaseView,
     o: &Outcome,
@@ -305,7 +305,7 @@ fn check_withdrawal(r: Option<&CaseRecord>, target: &str, from_city: bool) -> Re
 }
 
 /// The Korean reason of a refusal, for a page and the API.
-pub fn refusal_ko(class: RejectClass) -> &'static str {
+pub(crate) fn refusal_ko(class: RejectClass) -> &'static str {
     match class {
         RejectClass::WrongOffice => "이 가구를 담당하지 않는 동에서 보낸 기록입니다. 가구의 현재 담당 동이나 시 통합조사팀에서 기록하세요.",
         RejectClass::UnknownAlert => "이 가구에 보낸 알림이 아닙니다. 이 가구의 알림을 고르거나 비워 두세요.",
@@ -321,12 +321,12 @@ pub fn refusal_ko(class: RejectClass) -> &'static str {
 }
 
 /// 32 bits of the hash of an outcome id (0 is kept for "none").
-pub fn outcome_key(id: &str) -> u32 {
+pub(crate) fn outcome_key(id: &str) -> u32 {
     (crate::base::hash::fnv1a64(&[id.as_bytes()]) as u32).max(1)
 }
 
 /// When the live outcomes of `r` that reached the household were recorded.
-pub fn reach_times(r: &CaseRecord) -> SmallVec<[i64; 4]> {
+pub(crate) fn reach_times(r: &CaseRecord) -> SmallVec<[i64; 4]> {
     r.live_outcomes()
         .into_iter()
         .filter(|o| reaches(o))
@@ -338,7 +338,7 @@ pub fn reach_times(r: &CaseRecord) -> SmallVec<[i64; 4]> {
 /// or after the day the alert's window ended); whether any was. Records
 /// kept by this release are settled already: a reach closes the alerts it
 /// answers when it is recorded.
-pub fn settle_answered(r: &mut CaseRecord) -> bool {
+pub(crate) fn settle_answered(r: &mut CaseRecord) -> bool {
     let reaches_at = reach_times(r);
     let mut changed = false;
     for a in r.alerts.iter_mut().filter(|a| a.open_since.is_some()) {
@@ -351,13 +351,13 @@ pub fn settle_answered(r: &mut CaseRecord) -> bool {
 }
 
 /// Whether the household has an alert waiting for a first reach.
-pub fn has_open_alert(r: &CaseRecord) -> bool {
+pub(crate) fn has_open_alert(r: &CaseRecord) -> bool {
     r.alerts.iter().any(|a| a.open_since.is_some())
 }
 
 /// The household's status at `at` (event time for holds; the driver's
 /// clock for the work views).
-pub fn status(rules: &Rules, view: &CaseView, r: &CaseRecord, at: i64) -> CaseStatus {
+pub(crate) fn status(rules: &Rules, view: &CaseView, r: &CaseRecord, at: i64) -> CaseStatus {
     let open = has_open_alert(r);
     let held = |since: i64| at < since + rules.hold_ms;
     if view.deceased_at.is_some() {
@@ -388,7 +388,7 @@ pub fn status(rules: &Rules, view: &CaseView, r: &CaseRecord, at: i64) -> CaseSt
 
 /// What the case state says of one assessment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Through the cooldown as usual, at this priority (raised by one for
     /// an unreachable household).
     Gate(Priority),
@@ -406,7 +406,7 @@ pub enum Verdict {
 /// What the record `r` (folded as `view`) says of an assessment at
 /// `priority` with `categories`, from the dong `dong`, whose window ends at
 /// `window_end`.
-pub fn verdict(
+pub(crate) fn verdict(
     rules: &Rules,
     r: &CaseRecord,
     view: &CaseView,
@@ -447,7 +447,7 @@ pub fn verdict(
 /// The kept alerts that start an episode: the first kept, and each that
 /// came a cooldown or more after the one before. A crisis that rises
 /// P3 -> P2 -> P1 within its cooldown is one episode, not three flags.
-pub fn episode_starts(alerts: &[KeptAlert], cooldown_days: i32) -> Vec<&KeptAlert> {
+pub(crate) fn episode_starts(alerts: &[KeptAlert], cooldown_days: i32) -> Vec<&KeptAlert> {
     let mut prev: Option<i32> = None;
     alerts
         .iter()
@@ -463,7 +463,7 @@ pub fn episode_starts(alerts: &[KeptAlert], cooldown_days: i32) -> Vec<&KeptAler
 /// newest kept alert starts an episode, it is the `repeat_alerts`-th
 /// episode within the span since the last such escalation, and nobody
 /// engaged since the first of them.
-pub fn repeated(rules: &Rules, r: &CaseRecord, view: &CaseView) -> Option<Vec<u128>> {
+pub(crate) fn repeated(rules: &Rules, r: &CaseRecord, view: &CaseView) -> Option<Vec<u128>> {
     let newest = r.alerts.last()?;
     let starts = episode_starts(&r.alerts, rules.cooldown_days);
     if starts.last().map(|a| a.id) != Some(newest.id) {
@@ -488,7 +488,7 @@ pub fn repeated(rules: &Rules, r: &CaseRecord, view: &CaseView) -> Option<Vec<u1
 
 /// Whether the household has been flagged again and again: its last
 /// `repeatedly_flagged` escalation went and nobody engaged since.
-pub fn repeatedly_flagged(r: &CaseRecord, view: &CaseView) -> bool {
+pub(crate) fn repeatedly_flagged(r: &CaseRecord, view: &CaseView) -> bool {
     r.repeat_day
         .is_some_and(|d| view.engaged_at.is_none_or(|at| at < i64::from(d) * DAY_MS))
 }

@@ -14,7 +14,7 @@ use crate::stages::alert::{CaseStatus, LastOutcome};
 
 impl CaseBook {
     /// The wire name of an outcome with its value (`contact_attempted/no_answer`).
-    pub fn kind_text(kind: OutcomeKind, detail: u8) -> String {
+    pub(crate) fn kind_text(kind: OutcomeKind, detail: u8) -> String {
         let value = match kind {
             OutcomeKind::ContactAttempted => ContactResult::from_code(detail).map(|v| v.as_str()),
             OutcomeKind::CaseOpened => Track::from_code(detail).map(|v| v.as_str()),
@@ -74,12 +74,12 @@ impl CaseBook {
     }
 
     /// The Korean label of a status (`소재파악 필요`).
-    pub fn status_label(&self, status: CaseStatus) -> String {
+    pub(crate) fn status_label(&self, status: CaseStatus) -> String {
         self.rules.label(status.as_str(), status.label_ko())
     }
 
     /// The local date (`YYYY-MM-DD`) of an instant.
-    pub fn local_date(&self, ms: i64) -> String {
+    pub(crate) fn local_date(&self, ms: i64) -> String {
         crate::base::civil::date_bytes(self.rules.local_day(ms))
             .map(|d| String::from_utf8_lossy(&d).into_owned())
             .unwrap_or_default()

@@ -30,7 +30,7 @@ use crate::stages::score::Priority;
 /// Where an open household stands in the queue; the pipeline's
 /// `[outcomes] queue_order` orders the tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
+pub(crate) enum Tier {
     /// Unreachable (a residence check is needed), or repeatedly flagged at
     /// P1 without anyone engaging.
     Urgent,
@@ -48,7 +48,7 @@ pub enum Tier {
 
 impl Tier {
     /// Every tier, in the default order.
-    pub const ALL: [Tier; 6] = [
+    pub(crate) const ALL: [Tier; 6] = [
         Tier::Urgent,
         Tier::Overdue,
         Tier::DueToday,
@@ -58,7 +58,7 @@ impl Tier {
     ];
 
     /// The name in `queue_order` (one of [`crate::definition::QUEUE_TIERS`]).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Tier::Urgent => "urgent",
             Tier::Overdue => "overdue",
@@ -70,7 +70,7 @@ impl Tier {
     }
 
     /// The tier in Korean, as the queue's filter names it.
-    pub fn label_ko(self) -> &'static str {
+    pub(crate) fn label_ko(self) -> &'static str {
         match self {
             Tier::Urgent => "긴급 (소재파악·반복 발굴)",
             Tier::Overdue => "기한초과",
@@ -82,14 +82,14 @@ impl Tier {
     }
 
     /// The tier named `name`.
-    pub fn parse(name: &str) -> Option<Tier> {
+    pub(crate) fn parse(name: &str) -> Option<Tier> {
         Tier::ALL.into_iter().find(|t| t.as_str() == name)
     }
 }
 
 /// The queue's tiers in order: those `queue_order` names, then the rest in
 /// the default order (names are checked when the pipeline loads).
-pub fn queue_tiers(spec: &crate::definition::OutcomeSpec) -> Vec<Tier> {
+pub(crate) fn queue_tiers(spec: &crate::definition::OutcomeSpec) -> Vec<Tier> {
     let mut tiers: Vec<Tier> = spec
         .queue_order
         .iter()
@@ -107,13 +107,13 @@ pub fn queue_tiers(spec: &crate::definition::OutcomeSpec) -> Vec<Tier> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenAlert {
     /// Its id (`al-` and 32 hex digits).
-    pub alert_id: String,
+    pub(crate) alert_id: String,
     /// Its priority.
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// When it was sent (driver's clock), ms.
-    pub emitted_at: i64,
+    pub(crate) emitted_at: i64,
     /// When a first reach is due, ms.
-    pub due_at: i64,
+    pub(crate) due_at: i64,
 }
 
 /// A household's open work at one instant: what every view shows.
@@ -122,78 +122,78 @@ pub struct OpenWork {
     /// The dong serving it now.
     pub dong: String,
     /// Dongs of its open alerts other than `dong` (it moved): they see it too.
-    pub other_dongs: Vec<String>,
+    pub(crate) other_dongs: Vec<String>,
     /// Its status.
-    pub status: CaseStatus,
+    pub(crate) status: CaseStatus,
     /// The status in Korean, with what makes it true (`보류 (~2027-02-01)`).
-    pub status_ko: String,
+    pub(crate) status_ko: String,
     /// In the waiting part of the queue, at this tier.
-    pub tier: Option<Tier>,
+    pub(crate) tier: Option<Tier>,
     /// Its place in the pipeline's queue order (`None`: not open).
-    pub tier_rank: Option<u8>,
+    pub(crate) tier_rank: Option<u8>,
     /// Priority of its newest alert.
-    pub priority: Option<Priority>,
+    pub(crate) priority: Option<Priority>,
     /// Categories of its newest alert.
-    pub categories: Vec<String>,
+    pub(crate) categories: Vec<String>,
     /// When the first reach of its oldest open alert is due, ms.
-    pub due_at: Option<i64>,
+    pub(crate) due_at: Option<i64>,
     /// Whole days (rounded up) past that due time; `None` if not overdue.
-    pub overdue_days: Option<i64>,
+    pub(crate) overdue_days: Option<i64>,
     /// Failed attempts since the last reach.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// The newest of them, ms.
-    pub last_attempt_at: Option<i64>,
+    pub(crate) last_attempt_at: Option<i64>,
     /// When the next attempt is due, ms.
-    pub next_attempt_at: Option<i64>,
+    pub(crate) next_attempt_at: Option<i64>,
     /// Unreachable since (the first failed attempt of the spell), ms.
-    pub unreachable_since: Option<i64>,
+    pub(crate) unreachable_since: Option<i64>,
     /// Repeatedly flagged and nobody engaged since.
-    pub repeatedly_flagged: bool,
+    pub(crate) repeatedly_flagged: bool,
     /// Separate episodes among the alerts kept (within the repeat span).
-    pub episodes: u32,
+    pub(crate) episodes: u32,
     /// Alerts waiting for a first reach, oldest first.
     pub open_alerts: Vec<OpenAlert>,
     /// The outcomes that count, oldest first.
-    pub outcomes: Vec<OutcomeSoFar>,
+    pub(crate) outcomes: Vec<OutcomeSoFar>,
     /// Held (or linked) until, ms.
-    pub hold_until: Option<i64>,
+    pub(crate) hold_until: Option<i64>,
     /// The services of the newest support linked.
-    pub services: Vec<&'static str>,
+    pub(crate) services: Vec<&'static str>,
     /// In case management since, ms.
-    pub in_case_since: Option<i64>,
+    pub(crate) in_case_since: Option<i64>,
     /// Days in case management.
-    pub case_age_days: Option<i64>,
+    pub(crate) case_age_days: Option<i64>,
     /// Priority and categories when the case opened.
-    pub opened_with: Option<(Priority, u8)>,
+    pub(crate) opened_with: Option<(Priority, u8)>,
     /// Alerts sent for it so far.
-    pub times_flagged: u32,
+    pub(crate) times_flagged: u32,
     /// The next step in Korean (`D+12 초과`, `오늘 마감`,
     /// `2회 시도, 다음 시도 11-03`).
-    pub step_ko: String,
+    pub(crate) step_ko: String,
     /// The same in English.
-    pub step_en: String,
+    pub(crate) step_en: String,
     /// Orders households within a tier (earlier first), ms.
-    pub order_at: i64,
+    pub(crate) order_at: i64,
 }
 
 impl OpenWork {
     /// Whether it waits in the queue.
-    pub fn open(&self) -> bool {
+    pub(crate) fn open(&self) -> bool {
         self.tier.is_some()
     }
 
     /// Whether its first reach is past due.
-    pub fn overdue(&self) -> bool {
+    pub(crate) fn overdue(&self) -> bool {
         self.overdue_days.is_some()
     }
 
     /// Whether the office of `dong` sees it.
-    pub fn visible_to(&self, dong: &str) -> bool {
+    pub(crate) fn visible_to(&self, dong: &str) -> bool {
         self.dong == dong || self.other_dongs.iter().any(|d| d == dong)
     }
 
     /// The dongs that see it: its own, then those of its open alerts.
-    pub fn dongs(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn dongs(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.dong.as_str()).chain(self.other_dongs.iter().map(|d| d.as_str()))
     }
 
@@ -207,7 +207,7 @@ impl OpenWork {
     ///    what the Suwon family's was); then the priority;
     /// 3. the tier's time: the longest unreachable, the oldest due time,
     ///    the oldest retry.
-    pub fn queue_parts(&self) -> (i64, i64, i64) {
+    pub(crate) fn queue_parts(&self) -> (i64, i64, i64) {
         let urgent = self.tier == Some(Tier::Urgent);
         let order = i64::from(self.tier_rank.unwrap_or(u8::MAX)) * 2
             + i64::from(!(urgent && self.repeatedly_flagged));
@@ -224,7 +224,7 @@ impl OpenWork {
     }
 
     /// [`OpenWork::queue_parts`] and then the higher score.
-    pub fn queue_key(&self, score: Option<f64>) -> (i64, i64, i64, i64) {
+    pub(crate) fn queue_key(&self, score: Option<f64>) -> (i64, i64, i64, i64) {
         let (order, sub, at) = self.queue_parts();
         // higher score first; scores are small and positive
         (order, sub, at, -(score.unwrap_or(0.0) * 1000.0) as i64)
@@ -232,13 +232,13 @@ impl OpenWork {
 }
 
 /// P1 first (0), then P2, P3; none last.
-pub fn priority_rank(p: Option<Priority>) -> i64 {
+pub(crate) fn priority_rank(p: Option<Priority>) -> i64 {
     p.map_or(3, |p| 3 - i64::from(p as u8))
 }
 
 /// Whether the household still waits for someone to reach it (see the
 /// module's definition of open).
-pub fn waiting(r: &CaseRecord, view: &CaseView) -> bool {
+pub(crate) fn waiting(r: &CaseRecord, view: &CaseView) -> bool {
     view.deceased_at.is_none()
         && view.in_case.is_none()
         && (has_open_alert(r) || view.attempts > 0 || view.unreachable.is_some())
@@ -246,27 +246,27 @@ pub fn waiting(r: &CaseRecord, view: &CaseView) -> bool {
 
 /// Whether the household has work anybody still owes it: open, or in case
 /// management. Such a record is never forgotten at retention.
-pub fn still_open(r: &CaseRecord, view: &CaseView) -> bool {
+pub(crate) fn still_open(r: &CaseRecord, view: &CaseView) -> bool {
     (view.in_case.is_some() && view.deceased_at.is_none()) || waiting(r, view)
 }
 
 /// Households per dong at one instant, counted with [`OpenWork`]: each in
 /// every dong that sees it, as each dong's queue shows it.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct OpenCounts {
+pub(crate) struct OpenCounts {
     /// Open households per dong, priority and status.
-    pub open: BTreeMap<(String, Priority, CaseStatus), i64>,
+    pub(crate) open: BTreeMap<(String, Priority, CaseStatus), i64>,
     /// Of which overdue, per dong.
-    pub overdue: BTreeMap<String, i64>,
+    pub(crate) overdue: BTreeMap<String, i64>,
     /// Of which unreachable, per dong.
-    pub unreachable: BTreeMap<String, i64>,
+    pub(crate) unreachable: BTreeMap<String, i64>,
     /// In case management, per dong.
-    pub in_case: BTreeMap<String, i64>,
+    pub(crate) in_case: BTreeMap<String, i64>,
 }
 
 impl OpenCounts {
     /// Counts one household's open work.
-    pub fn add(&mut self, w: &OpenWork) {
+    pub(crate) fn add(&mut self, w: &OpenWork) {
         for dong in w.dongs() {
             if w.in_case_since.is_some() {
                 *self.in_case.entry(dong.to_string()).or_default() += 1;
@@ -289,7 +289,7 @@ impl OpenCounts {
     }
 
     /// Adds another pass's counts.
-    pub fn merge(&mut self, other: OpenCounts) {
+    pub(crate) fn merge(&mut self, other: OpenCounts) {
         for (k, n) in other.open {
             *self.open.entry(k).or_default() += n;
         }
@@ -308,7 +308,7 @@ impl OpenCounts {
 impl CaseBook {
     /// The open work of a household whose record is `r`, at `now_ms` (the
     /// driver's clock).
-    pub fn open_work(&self, r: &CaseRecord, now_ms: i64) -> OpenWork {
+    pub(crate) fn open_work(&self, r: &CaseRecord, now_ms: i64) -> OpenWork {
         let view = self.view(r);
         let status = rules::status(&self.rules, &view, r, now_ms);
         let last = r.last_alert();
@@ -370,12 +370,12 @@ impl CaseBook {
     }
 
     /// The open work of a record's bytes (as the web front keeps them).
-    pub fn open_work_of(&self, payload: &[u8], now_ms: i64) -> Option<OpenWork> {
+    pub(crate) fn open_work_of(&self, payload: &[u8], now_ms: i64) -> Option<OpenWork> {
         CaseRecord::decode(payload).map(|r| self.open_work(&r, now_ms))
     }
 
     /// The open work of a household held here.
-    pub fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
+    pub(crate) fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
         self.record(household_id)
             .map(|r| self.open_work(&r, now_ms))
     }
@@ -504,7 +504,7 @@ impl CaseBook {
 
     /// The dongs that see a record: the one serving the household now,
     /// then those its open alerts were addressed to.
-    pub fn dongs_of(payload: &[u8]) -> Vec<String> {
+    pub(crate) fn dongs_of(payload: &[u8]) -> Vec<String> {
         let Some(r) = CaseRecord::decode(payload) else {
             return Vec::new();
         };
@@ -531,14 +531,14 @@ impl CaseBook {
 
     /// A household's case record as it is held (compact bytes): what the
     /// web front keeps, rendered only when a page shows it.
-    pub fn payload(&self, household_id: &str) -> Option<&[u8]> {
+    pub(crate) fn payload(&self, household_id: &str) -> Option<&[u8]> {
         self.records.get(household_id).map(|r| r.payload())
     }
 
     /// The records the web front keeps at `now_ms`: open work, a case,
     /// or any activity within `recent_ms`; and those of `also` (the
     /// households on the day's lists), so every listed household opens.
-    pub fn work_payloads(
+    pub(crate) fn work_payloads(
         &self,
         now_ms: i64,
         recent_ms: i64,
@@ -560,7 +560,8 @@ impl CaseBook {
     }
 
     /// Households in case management.
-    pub fn in_case(&self) -> impl Iterator<Item = &str> {
+    #[cfg(test)]
+    pub(crate) fn in_case(&self) -> impl Iterator<Item = &str> {
         self.records.iter().filter_map(move |held| {
             let r = CaseRecord::decode(held.payload())?;
             self.view(&r).in_case.map(|_| held.id())
@@ -569,7 +570,7 @@ impl CaseBook {
 
     /// The open work of every household held here at `now_ms`, counted per
     /// dong: what the operations metrics and the city page show.
-    pub fn open_counts(&self, now_ms: i64) -> OpenCounts {
+    pub(crate) fn open_counts(&self, now_ms: i64) -> OpenCounts {
         let mut counts = OpenCounts::default();
         for held in self.records.iter() {
             let Some(r) = CaseRecord::decode(held.payload()) else {
@@ -584,7 +585,7 @@ impl CaseBook {
 
     /// The households held here that are open at `now_ms`, with their open
     /// work.
-    pub fn open_households(&self, now_ms: i64) -> Vec<(String, OpenWork)> {
+    pub(crate) fn open_households(&self, now_ms: i64) -> Vec<(String, OpenWork)> {
         self.records
             .iter()
             .filter_map(|held| {
@@ -599,7 +600,7 @@ impl CaseBook {
 
     /// The households held here that are open for `dong` at `now_ms`, with
     /// their open work (for a summary of a dong's queue without the web).
-    pub fn open_of_dong(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
+    pub(crate) fn open_of_dong(&self, dong: &str, now_ms: i64) -> Vec<(String, OpenWork)> {
         let mut open = self.open_households(now_ms);
         open.retain(|(_, w)| w.visible_to(dong));
         open

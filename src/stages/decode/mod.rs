@@ -30,7 +30,8 @@ use std::borrow::Cow;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate};
 
-pub use reject::{utf8, Reject, RejectClass};
+pub use reject::RejectClass;
+pub(crate) use reject::{utf8, Reject};
 
 use crate::definition::{Column, FieldSpec, FieldType, PipelineSpec, COMMON_FIELDS, MAX_FIELDS};
 use crate::stages::signal::{DecodedBatchBuilder, DecodedRow, Measures};
@@ -188,7 +189,8 @@ impl Decoder {
     }
 
     /// Rows decoded since the last [`finish`](Self::finish).
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
         self.builder.len()
     }
 

@@ -47,7 +47,7 @@ pub enum RejectClass {
 
 impl RejectClass {
     /// Every class, for pre-registering metrics and documenting.
-    pub const ALL: [RejectClass; 18] = [
+    pub(crate) const ALL: [RejectClass; 18] = [
         RejectClass::NotUtf8,
         RejectClass::NotJson,
         RejectClass::MissingField,
@@ -69,7 +69,7 @@ impl RejectClass {
     ];
 
     /// The stable name used in headers and metric labels.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RejectClass::NotUtf8 => "not_utf8",
             RejectClass::NotJson => "not_json",
@@ -95,7 +95,7 @@ impl RejectClass {
 
 impl RejectClass {
     /// The class in Korean, as the city's page names it.
-    pub fn label_ko(self) -> &'static str {
+    pub(crate) fn label_ko(self) -> &'static str {
         match self {
             RejectClass::NotUtf8 => "문자 인코딩 오류 (UTF-8 아님)",
             RejectClass::NotJson => "JSON 형식 아님",
@@ -134,12 +134,12 @@ pub struct Reject {
     /// The class.
     pub class: RejectClass,
     /// Human-readable reason.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl Reject {
     /// A rejection of `class` with `reason`.
-    pub fn new(class: RejectClass, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(class: RejectClass, reason: impl Into<String>) -> Self {
         Reject {
             class,
             reason: reason.into(),
@@ -148,7 +148,7 @@ impl Reject {
 }
 
 /// The value as text, or the `not_utf8` reject naming where it breaks.
-pub fn utf8(payload: &[u8]) -> Result<&str, Reject> {
+pub(crate) fn utf8(payload: &[u8]) -> Result<&str, Reject> {
     std::str::from_utf8(payload).map_err(|e| {
         Reject::new(
             RejectClass::NotUtf8,

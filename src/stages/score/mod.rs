@@ -11,7 +11,7 @@
 //! output contract and renders the reasons from the feeds' templates.
 
 pub mod reason;
-pub mod table;
+pub(crate) mod table;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ pub enum Priority {
 
 impl Priority {
     /// Parses "P1", "P2" or "P3".
-    pub fn parse(s: &str) -> Option<Priority> {
+    pub(crate) fn parse(s: &str) -> Option<Priority> {
         match s {
             "P1" => Some(Priority::P1),
             "P2" => Some(Priority::P2),
@@ -93,7 +93,7 @@ impl Priority {
     pub const ALL: [Priority; 3] = [Priority::P1, Priority::P2, Priority::P3];
 
     /// The priority of a code ([`Priority`] `as u8`).
-    pub fn from_code(code: u8) -> Option<Priority> {
+    pub(crate) fn from_code(code: u8) -> Option<Priority> {
         match code {
             3 => Some(Priority::P1),
             2 => Some(Priority::P2),
@@ -103,7 +103,7 @@ impl Priority {
     }
 
     /// One step more urgent (P1 stays P1).
-    pub fn raised(self) -> Priority {
+    pub(crate) fn raised(self) -> Priority {
         match self {
             Priority::P3 => Priority::P2,
             _ => Priority::P1,
@@ -113,18 +113,18 @@ impl Priority {
 
 /// One reason of an assessment: a qualifying signal, explained.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reason {
+pub(crate) struct Reason {
     /// Feed name of the signal (shared: most assessments reach no alert,
     /// and none needs a copy of a feed's name).
-    pub signal: Arc<str>,
+    pub(crate) signal: Arc<str>,
     /// Its category.
-    pub category: Arc<str>,
+    pub(crate) category: Arc<str>,
     /// English detail.
-    pub detail: String,
+    pub(crate) detail: String,
     /// Korean detail.
-    pub detail_ko: String,
+    pub(crate) detail_ko: String,
     /// Event time, ms since the epoch.
-    pub observed_at: i64,
+    pub(crate) observed_at: i64,
 }
 
 /// A household that reaches a priority, with everything an alert needs.
@@ -139,19 +139,19 @@ pub struct Assessment {
     /// Orders households inside a priority; higher is more urgent.
     pub score: f64,
     /// Event time of the household's newest signal (end of its window).
-    pub window_end: i64,
+    pub(crate) window_end: i64,
     /// Distinct categories among the reasons, in order of appearance.
-    pub categories: Vec<Arc<str>>,
+    pub(crate) categories: Vec<Arc<str>>,
     /// The qualifying signals, oldest first.
-    pub reasons: Vec<Reason>,
+    pub(crate) reasons: Vec<Reason>,
     /// Event time of the oldest reason.
-    pub first_signal_at: i64,
+    pub(crate) first_signal_at: i64,
     /// Event time of the newest reason.
-    pub last_signal_at: i64,
+    pub(crate) last_signal_at: i64,
     /// What the decision rests on: a hash of the reasons' event keys in
     /// order and of the event key of the household's newest live signal.
     /// With the household and the priority it makes the alert id.
-    pub evidence: u128,
+    pub(crate) evidence: u128,
 }
 
 struct FeedText {
@@ -303,7 +303,7 @@ impl Scorer {
     /// Runs the SQL over `signals` and checks its output, without rendering
     /// any reason: the caller renders only the households it keeps (the
     /// alert cooldown holds back about a third of them).
-    pub async fn score(&self, signals: RecordBatch) -> Result<Scored<'_>, ScoreError> {
+    pub(crate) async fn score(&self, signals: RecordBatch) -> Result<Scored<'_>, ScoreError> {
         let mut scored = Scored::new(self);
         if signals.num_rows() == 0 {
             return Ok(scored);
@@ -326,7 +326,7 @@ impl Scorer {
 
     /// Plans the SQL and checks its output columns, so a broken pipeline
     /// stops at start-up rather than on the first batch.
-    pub async fn check(&self) -> Result<(), ScoreError> {
+    pub(crate) async fn check(&self) -> Result<(), ScoreError> {
         let schema = self.plan().await?.schema();
         for column in [
             "household_id",
@@ -458,18 +458,18 @@ struct HouseholdRows {
 /// A household that reaches a priority, as the alert stage judges it
 /// before its reasons are rendered.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Candidate<'a> {
+pub(crate) struct Candidate<'a> {
     /// Pseudonymous household id.
-    pub household_id: &'a str,
+    pub(crate) household_id: &'a str,
     /// Priority.
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// Event time of the household's newest signal (end of its window).
-    pub window_end: i64,
+    pub(crate) window_end: i64,
 }
 
 /// One run of the scoring SQL: the households that reach a priority, read
 /// in place from the result; [`Scored::assessment`] renders one.
-pub struct Scored<'s> {
+pub(crate) struct Scored<'s> {
     scorer: &'s Scorer,
     batches: Vec<ResultColumns>,
     households: Vec<HouseholdRows>,
@@ -486,17 +486,12 @@ impl<'s> Scored<'s> {
     }
 
     /// Number of households that reach a priority.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.households.len()
     }
 
-    /// True when no household reaches a priority.
-    pub fn is_empty(&self) -> bool {
-        self.households.is_empty()
-    }
-
     /// Every household, in the result's order, without its reasons.
-    pub fn candidates(&self) -> impl ExactSizeIterator<Item = Candidate<'_>> + '_ {
+    pub(crate) fn candidates(&self) -> impl ExactSizeIterator<Item = Candidate<'_>> + '_ {
         self.households.iter().map(|h| {
             let (c, row) = (&self.batches[h.first.0 as usize], h.first.1 as usize);
             Candidate {
@@ -569,7 +564,11 @@ impl<'s> Scored<'s> {
 
     /// The dong of household `i` and each of its reasons' category, read in
     /// place (no reason is rendered): what the case stage judges by.
-    pub fn dong_and_categories(&self, i: usize, mut category: impl FnMut(&str)) -> Option<&str> {
+    pub(crate) fn dong_and_categories(
+        &self,
+        i: usize,
+        mut category: impl FnMut(&str),
+    ) -> Option<&str> {
         let mut dong = None;
         for (c, row) in self.rows_of(i)? {
             dong.get_or_insert_with(|| c.dong.value(row));
@@ -579,7 +578,7 @@ impl<'s> Scored<'s> {
     }
 
     /// Household `i` with its reasons rendered from the feeds' templates.
-    pub fn assessment(&self, i: usize) -> Option<Assessment> {
+    pub(crate) fn assessment(&self, i: usize) -> Option<Assessment> {
         let h = *self.households.get(i)?;
         let scorer = self.scorer;
         let mut a: Option<Assessment> = None;

@@ -22,6 +22,7 @@ pub struct ReasonValues<'a> {
 }
 
 /// Formats `n` with thousands separators: 1230000 -> "1,230,000".
+#[cfg(test)]
 pub fn thousands(n: i64) -> String {
     let mut out = String::with_capacity(26);
     push_thousands(&mut out, n);

@@ -26,11 +26,11 @@ use parking_lot::RwLock;
 
 /// The batch the next execution of the plan reads.
 #[derive(Debug, Clone, Default)]
-pub struct BatchSlot(Arc<Mutex<Option<RecordBatch>>>);
+pub(crate) struct BatchSlot(Arc<Mutex<Option<RecordBatch>>>);
 
 impl BatchSlot {
     /// Puts `batch` in the slot (or empties it).
-    pub fn put(&self, batch: Option<RecordBatch>) {
+    pub(crate) fn put(&self, batch: Option<RecordBatch>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = batch;
     }
 
@@ -41,7 +41,7 @@ impl BatchSlot {
 
 /// A table whose rows are the batch in a [`BatchSlot`] at execution time.
 #[derive(Debug)]
-pub struct SlotTable {
+pub(crate) struct SlotTable {
     schema: SchemaRef,
     slot: BatchSlot,
     order: &'static [&'static str],
@@ -54,7 +54,7 @@ impl SlotTable {
     /// The order is a promise to the planner, which drops sorts and
     /// streams aggregations on the strength of it: a batch out of this
     /// order would give wrong results, not an error.
-    pub fn new(schema: SchemaRef, slot: BatchSlot, order: &'static [&'static str]) -> Self {
+    pub(crate) fn new(schema: SchemaRef, slot: BatchSlot, order: &'static [&'static str]) -> Self {
         SlotTable {
             schema,
             slot,

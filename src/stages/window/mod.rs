@@ -41,7 +41,7 @@ use crate::base::keyed::{Record, Records};
 use crate::definition::PipelineSpec;
 use crate::stages::decode::{Reject, RejectClass};
 use crate::stages::signal::{decoded, signal_table_schema, MeasureBuilders};
-pub use record::{HeldHousehold, RecordWriter, Translation};
+pub(crate) use record::{HeldHousehold, RecordWriter, Translation};
 use record::{Slot, Symbols, Text, Texts};
 
 use super::{Restore, Restored, StatePart, StatefulStage, Watermark};
@@ -50,37 +50,37 @@ use super::{Restore, Restored, StatePart, StatefulStage, Watermark};
 /// keeps it encoded, in its `record` module): what tests look at and what
 /// old snapshots are converted from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LiveSignal {
+pub(crate) struct LiveSignal {
     /// Event time in ms since the epoch.
-    pub observed_at: i64,
+    pub(crate) observed_at: i64,
     /// 64-bit FNV-1a hash of the event id, for counting a re-sent event
     /// once (two ids of one household and feed colliding is a 1-in-2^64
     /// event per pair).
-    pub event_key: u64,
+    pub(crate) event_key: u64,
     /// Dong code as a number (10 digits always fit).
-    pub dong: u64,
+    pub(crate) dong: u64,
     /// Amount overdue in KRW, or [`NONE_I64`].
-    pub amount_krw: i64,
+    pub(crate) amount_krw: i64,
     /// Months overdue, or [`NONE_I64`].
-    pub months_overdue: i64,
+    pub(crate) months_overdue: i64,
     /// Subject within the feed.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Kind within the feed.
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Reported date (days since the epoch), or [`NONE_I32`].
-    pub occurred_on: i32,
+    pub(crate) occurred_on: i32,
     /// Feed index.
-    pub feed: u16,
+    pub(crate) feed: u16,
     /// Supply cut off or limited: 0 no, 1 yes, [`NONE_U8`] not reported.
-    pub disconnected: u8,
+    pub(crate) disconnected: u8,
 }
 
 /// Sentinel for an absent 64-bit measure.
-pub const NONE_I64: i64 = i64::MIN;
+pub(crate) const NONE_I64: i64 = i64::MIN;
 /// Sentinel for an absent date.
-pub const NONE_I32: i32 = i32::MIN;
+pub(crate) const NONE_I32: i32 = i32::MIN;
 /// Sentinel for an absent flag.
-pub const NONE_U8: u8 = u8::MAX;
+pub(crate) const NONE_U8: u8 = u8::MAX;
 
 /// What the numbers in a household record stand for: feeds by index and
 /// enumerated values by symbol number, as the pipeline definition set them.
@@ -89,9 +89,9 @@ pub const NONE_U8: u8 = u8::MAX;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordDictionary {
     /// Feed names, by feed index.
-    pub feeds: Vec<String>,
+    pub(crate) feeds: Vec<String>,
     /// Enumerated subject and kind values, by symbol number.
-    pub symbols: Vec<String>,
+    pub(crate) symbols: Vec<String>,
 }
 
 /// What one batch did to the window state.
@@ -101,13 +101,13 @@ pub struct WindowOutcome {
     /// [`signal_table_schema`]); empty when nothing new was accepted.
     pub table: RecordBatch,
     /// Signals stored.
-    pub accepted: usize,
+    pub(crate) accepted: usize,
     /// Re-sent events counted once.
-    pub duplicates: usize,
+    pub(crate) duplicates: usize,
     /// Late signals, by message index, for the dead-letter topic.
-    pub late: Vec<(u32, Reject)>,
+    pub(crate) late: Vec<(u32, Reject)>,
     /// Oldest signals dropped because a household hit its bound.
-    pub dropped_over_cap: usize,
+    pub(crate) dropped_over_cap: usize,
 }
 
 impl WindowOutcome {
@@ -182,12 +182,12 @@ impl HouseholdWindows {
     }
 
     /// Ids of every household with live signals.
-    pub fn household_ids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn household_ids(&self) -> impl Iterator<Item = &str> {
         self.households.iter().map(Record::id)
     }
 
     /// The shard that owns a household's state, if it has live signals.
-    pub fn shard_of(&self, household_id: &str) -> Option<i32> {
+    pub(crate) fn shard_of(&self, household_id: &str) -> Option<i32> {
         self.households
             .get(household_id)
             .and_then(|r| record::header(r.payload()))
@@ -196,7 +196,7 @@ impl HouseholdWindows {
 
     /// Forgets a household's live signals (a household recorded deceased).
     /// Returns whether it had any.
-    pub fn forget(&mut self, household_id: &str) -> bool {
+    pub(crate) fn forget(&mut self, household_id: &str) -> bool {
         self.households.remove(household_id).is_some()
     }
 
@@ -331,7 +331,7 @@ impl HouseholdWindows {
     /// each household's window ending at the cut-off and its dong the one of
     /// its newest signal counted. The daily list of a day is scored so,
     /// whatever eviction has or has not dropped yet.
-    pub fn table_of<'a>(
+    pub(crate) fn table_of<'a>(
         &self,
         households: impl Iterator<Item = &'a str>,
         as_of: Option<i64>,
@@ -367,7 +367,7 @@ impl HouseholdWindows {
     }
 
     /// What this stage's record numbers stand for (see [`RecordDictionary`]).
-    pub fn dictionary(&self) -> RecordDictionary {
+    pub(crate) fn dictionary(&self) -> RecordDictionary {
         RecordDictionary {
             feeds: self.feed_names.iter().map(|f| f.to_string()).collect(),
             symbols: self
@@ -381,7 +381,7 @@ impl HouseholdWindows {
 
     /// How records written under `dictionary` read here; `None` when they
     /// read as they are (the pipeline's feeds and values did not change).
-    pub fn translation(&self, dictionary: &RecordDictionary) -> Option<Translation> {
+    pub(crate) fn translation(&self, dictionary: &RecordDictionary) -> Option<Translation> {
         (*dictionary != self.dictionary()).then(|| Translation {
             symbols: Symbols::from_values(&dictionary.symbols),
             feeds: dictionary
@@ -400,7 +400,7 @@ impl HouseholdWindows {
     /// A snapshot's newest event times per feed as this pipeline numbers
     /// its feeds (translated like the records when the snapshot was written
     /// under another pipeline definition).
-    pub fn translate_newest(
+    pub(crate) fn translate_newest(
         &self,
         newest: &[Option<i64>],
         translation: Option<&Translation>,
@@ -420,7 +420,8 @@ impl HouseholdWindows {
     }
 
     /// The households held, readable one by one.
-    pub fn held(&self) -> impl Iterator<Item = HeldHousehold<'_>> {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> impl Iterator<Item = HeldHousehold<'_>> {
         self.households.iter().map(|record| HeldHousehold {
             record,
             symbols: &self.symbols,

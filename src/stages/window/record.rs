@@ -70,7 +70,7 @@ impl Symbols {
 /// How to read records written under another pipeline definition: its
 /// symbols, and where each of its feeds is now (`None`: removed).
 #[derive(Debug)]
-pub struct Translation {
+pub(crate) struct Translation {
     pub(crate) symbols: Symbols,
     pub(crate) feeds: Vec<Option<u16>>,
 }
@@ -123,16 +123,16 @@ impl Texts<'_> {
 /// One live signal while a batch works on it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
-    pub observed_at: i64,
-    pub event_key: u64,
-    pub dong: u64,
-    pub amount_krw: i64,
-    pub months_overdue: i64,
-    pub subject: Text,
-    pub kind: Option<Text>,
-    pub occurred_on: i32,
-    pub feed: u16,
-    pub disconnected: u8,
+    pub(crate) observed_at: i64,
+    pub(crate) event_key: u64,
+    pub(crate) dong: u64,
+    pub(crate) amount_krw: i64,
+    pub(crate) months_overdue: i64,
+    pub(crate) subject: Text,
+    pub(crate) kind: Option<Text>,
+    pub(crate) occurred_on: i32,
+    pub(crate) feed: u16,
+    pub(crate) disconnected: u8,
 }
 
 impl Slot {
@@ -359,7 +359,7 @@ pub(crate) fn from_signals(
 /// as text, so the records read under any pipeline definition through a
 /// [`Translation`] of [`RecordWriter::dictionary`].
 #[derive(Debug, Default)]
-pub struct RecordWriter {
+pub(crate) struct RecordWriter {
     symbols: Symbols,
     scratch: String,
     encoded: Vec<u8>,
@@ -367,7 +367,7 @@ pub struct RecordWriter {
 
 impl RecordWriter {
     /// The record of household `id` in `shard` with `signals`.
-    pub fn write(&mut self, id: &str, shard: i32, signals: &[LiveSignal]) -> Record {
+    pub(crate) fn write(&mut self, id: &str, shard: i32, signals: &[LiveSignal]) -> Record {
         let mut texts = Texts {
             symbols: &self.symbols,
             scratch: &mut self.scratch,
@@ -377,7 +377,7 @@ impl RecordWriter {
 
     /// What the written records' numbers stand for, given the feeds their
     /// feed numbers index.
-    pub fn dictionary(feeds: Vec<String>) -> RecordDictionary {
+    pub(crate) fn dictionary(feeds: Vec<String>) -> RecordDictionary {
         RecordDictionary {
             feeds,
             symbols: Vec::new(),
@@ -387,24 +387,25 @@ impl RecordWriter {
 
 /// One held household, readable: its id, shard and live signals.
 #[derive(Debug, Clone, Copy)]
-pub struct HeldHousehold<'a> {
+pub(crate) struct HeldHousehold<'a> {
     pub(crate) record: &'a Record,
     pub(crate) symbols: &'a Symbols,
 }
 
 impl<'a> HeldHousehold<'a> {
     /// The household id.
-    pub fn id(&self) -> &'a str {
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> &'a str {
         self.record.id()
     }
 
     /// The state shard that owns the household.
-    pub fn shard(&self) -> i32 {
+    pub(crate) fn shard(&self) -> i32 {
         header(self.record.payload()).map_or(0, |(shard, _)| shard)
     }
 
     /// Its live signals, decoded.
-    pub fn signals(&self) -> Vec<LiveSignal> {
+    pub(crate) fn signals(&self) -> Vec<LiveSignal> {
         let mut scratch = String::new();
         let mut texts = Texts {
             symbols: self.symbols,
