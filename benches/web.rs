@@ -145,7 +145,7 @@ fn main() {
                     continue;
                 }
                 n += 1;
-                if n % keep_open == 0 {
+                if n.is_multiple_of(keep_open) {
                     continue;
                 }
                 let value = format!(
@@ -192,6 +192,7 @@ fn main() {
                 trusted_proxy: None,
                 users_file,
                 audit_dir: dir.path().join("audit"),
+                lists: sagak::store::open(dir.path()).unwrap(),
                 out_dir: dir.path().to_path_buf(),
                 idle: Duration::from_secs(3600),
                 login_failures_per_minute: 1000,

@@ -227,7 +227,7 @@ impl Records {
     /// otherwise waits on memory twice (slot, then record), one household
     /// after the other.
     pub(crate) fn prefetch_chunk(&self, hashes: &[u64], at: usize) {
-        if at % PREFETCH_CHUNK == 0 {
+        if at.is_multiple_of(PREFETCH_CHUNK) {
             for &hash in hashes.iter().skip(at).take(PREFETCH_CHUNK) {
                 self.prefetch(hash);
             }

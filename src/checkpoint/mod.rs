@@ -379,6 +379,11 @@ impl ShardedStore {
         Self::on(crate::store::open(root)?, keep)
     }
 
+    /// Where the snapshots are, for messages.
+    pub fn location(&self) -> String {
+        self.store.location("")
+    }
+
     /// The store of one shard.
     pub fn shard(&self, shard: i32) -> Result<CheckpointStore, CheckpointError> {
         let folder = format!("partition-{shard:05}/");

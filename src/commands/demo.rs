@@ -59,7 +59,8 @@ async fn serve_pages(cx: &Context, ops: &Arc<OpsState>, out: &Path) -> anyhow::R
         sagak::embedded::inbox::Inbox::new(spec.outcome_feed(), &settings.topics.outcomes);
     let users_file = out.join("demo-users.json");
     let accounts = sagak::web::users::demo_accounts(&users_file, &spec.dongs)?;
-    let mut web_cfg = sagak::web::WebConfig::from_settings(settings);
+    let lists = sagak::store::open(out)?;
+    let mut web_cfg = sagak::web::WebConfig::from_settings(settings, lists);
     web_cfg.users_file = users_file;
     web_cfg.audit_dir = out.join("audit");
     web_cfg.out_dir = out.to_path_buf();

@@ -11,16 +11,18 @@ pub async fn lists(
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (settings, spec) = (&cx.settings, &cx.spec);
-    let out = sagak::drivers::lists_store(&out.unwrap_or_else(|| settings.lists.out_dir.clone()))?;
+    let storage = settings.storage()?;
+    let out = match out {
+        Some(folder) => sagak::store::open(&folder)?,
+        None => storage.lists,
+    };
     let mut engine = sagak::engine::Engine::new(spec);
-    let store = sagak::checkpoint::ShardedStore::open(
-        &settings.engine.state_dir,
-        settings.engine.keep_checkpoints,
-    )?;
+    let store =
+        sagak::checkpoint::ShardedStore::on(storage.state, settings.engine.keep_checkpoints)?;
     if store.each_newest(|snapshot| engine.restore_shard(&snapshot))? == 0 {
         anyhow::bail!(
-            "no state snapshot in {}: run `sagak run` first, or point engine.state_dir at its state",
-            settings.engine.state_dir.display()
+            "no state snapshot in {}: run `sagak run` first, or point engine.state_dir (or storage.url) at its state",
+            store.location()
         );
     }
     let lists = sagak::lists::DailyLists::new(spec)?;

@@ -51,7 +51,8 @@ async fn start_pages(cx: &Context, ops: &Arc<OpsState>) -> anyhow::Result<sagak:
     let producer =
         sagak::kafka::outcomes::OutcomeProducer::new(&settings.kafka, &settings.topics.outcomes)
             .map_err(|e| Startup(format!("the outcomes producer: {e}")))?;
-    let cfg = sagak::web::WebConfig::from_settings(settings);
+    let lists = settings.storage()?.lists;
+    let cfg = sagak::web::WebConfig::from_settings(settings, lists);
     let web = sagak::web::start(cfg, &cx.spec, ops.clone(), Arc::new(producer))
         .await
         .map_err(|e| Startup(e.to_string()))?;

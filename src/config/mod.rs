@@ -6,6 +6,9 @@
 //! assert_eq!(settings.topics.alerts, "dong-office.alerts");
 //! ```
 
+mod storage;
+pub use storage::{Storage, StorageSettings};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -379,6 +382,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// Log output.
     pub log: LogSettings,
+    /// Where snapshots and lists are kept (folders, or object storage).
+    pub storage: StorageSettings,
 }
 
 /// How log lines are written (to stderr, one line per event; never a
@@ -561,6 +566,7 @@ impl Settings {
             );
         }
         self.validate_web()?;
+        self.storage.validate()?;
         self.validate_retention()?;
         if self.engine.keep_checkpoints == 0 {
             return invalid("engine.keep_checkpoints", "must be at least 1");

@@ -430,8 +430,17 @@ async fn start_clients(
             .await
             .map_err(RunError::startup)?;
     }
-    let store = ShardedStore::open(&settings.engine.state_dir, settings.engine.keep_checkpoints)
-        .map_err(RunError::startup)?;
+    let state = settings
+        .storage()
+        .and_then(|s| {
+            // a store that ignores conditional puts cannot fence a paused
+            // instance: refused before anything is written
+            crate::store::check_conditional_puts(&*s.state)?;
+            Ok(s.state)
+        })
+        .map_err(|e| RunError::startup(CheckpointError::from(e)))?;
+    let store =
+        ShardedStore::on(state, settings.engine.keep_checkpoints).map_err(RunError::startup)?;
     let ownership = Arc::new(Ownership::new(store.clone()));
     let consumer = source::consumer(
         &settings.kafka,
@@ -493,7 +502,10 @@ fn with_shared_lists<'a>(
     };
     let schedule = ListSchedule::new(
         lists,
-        super::lists_store(&settings.lists.out_dir).map_err(RunError::startup)?,
+        settings
+            .storage()
+            .map_err(|e| RunError::startup(crate::lists::ListError::from(e)))?
+            .lists,
         WallClock.now(),
         OnListFailure::LogAndContinue,
     )

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{checked, Store, StoreError};
+use super::{checked, Store, StoreError, Version};
 use crate::base::files::{create_private, create_private_dir};
 
 /// Objects as files under one folder.
@@ -87,6 +87,44 @@ impl LocalStore {
     }
 }
 
+/// The version of a file's content: its XXH3-128 digest.
+fn version_of(bytes: &[u8]) -> Version {
+    Version(format!("{:032x}", twox_hash::XxHash3_128::oneshot(bytes)))
+}
+
+/// Links the written `tmp` to `path` unless something is there: the file
+/// system refuses an existing name atomically.
+fn create(tmp: &Path, path: &Path) -> std::io::Result<bool> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Renames the written `tmp` over `path` if `path` still holds `version`,
+/// under an exclusive lock of the folder's lock file that every swap in
+/// the folder takes (within and across processes on this machine).
+fn swap(tmp: &Path, path: &Path, version: &Version) -> std::io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".swap.lock"))?;
+    lock.lock()?;
+    let current = match std::fs::read(path) {
+        Ok(bytes) => Some(version_of(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if current.as_ref() != Some(version) {
+        return Ok(false);
+    }
+    std::fs::rename(tmp, path)?;
+    Ok(true)
+}
+
 /// Makes a rename or link in `dir` durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -101,25 +139,33 @@ impl Store for LocalStore {
         sync_dir(path.parent().unwrap_or(&self.root)).map_err(fail)
     }
 
-    fn put_new(&self, key: &str, body: &[&[u8]]) -> Result<bool, StoreError> {
+    fn put_if(
+        &self,
+        key: &str,
+        body: &[&[u8]],
+        expected: Option<&Version>,
+    ) -> Result<bool, StoreError> {
         let path = self.path(key)?;
         let fail = self.fail(key);
         let tmp = self.write_tmp(&path, body).map_err(&fail)?;
-        let linked = std::fs::hard_link(&tmp, &path);
+        let done = match expected {
+            None => create(&tmp, &path),
+            Some(version) => swap(&tmp, &path, version),
+        };
         let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                sync_dir(path.parent().unwrap_or(&self.root)).map_err(fail)?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(fail(e)),
+        let written = done.map_err(&fail)?;
+        if written {
+            sync_dir(path.parent().unwrap_or(&self.root)).map_err(fail)?;
         }
+        Ok(written)
     }
 
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
         match std::fs::read(self.path(key)?) {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok(bytes) => {
+                let version = version_of(&bytes);
+                Ok(Some((bytes, version)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.fail(key)(e)),
         }

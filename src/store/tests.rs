@@ -74,3 +74,52 @@ fn objects_are_readable_by_their_owner_only() {
     assert_eq!(mode(&s.local_path("lists").unwrap()), 0o700);
     assert_eq!(mode(&s.local_path("lists/day").unwrap()), 0o700);
 }
+
+/// A store that takes every write, as some S3-compatible servers do when
+/// they ignore `If-None-Match` and `If-Match`.
+#[derive(Debug, Default)]
+struct Careless(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
+
+impl Store for Careless {
+    fn put(&self, key: &str, body: &[&[u8]]) -> Result<(), StoreError> {
+        let mut map = self.0.lock().unwrap();
+        map.insert(key.into(), body.concat());
+        Ok(())
+    }
+
+    fn put_if(&self, key: &str, body: &[&[u8]], _: Option<&Version>) -> Result<bool, StoreError> {
+        self.put(key, body).map(|()| true)
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        let map = self.0.lock().unwrap();
+        Ok(map.get(key).map(|b| (b.clone(), Version("v".into()))))
+    }
+
+    fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.0.lock().unwrap().keys().cloned().collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("careless://{key}")
+    }
+
+    fn local_path(&self, _: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+#[test]
+fn a_store_that_ignores_conditional_puts_is_refused_by_name() {
+    let err = check_conditional_puts(&Careless::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("ignores conditional puts"), "{text}");
+    assert!(text.contains("careless://conditional-put-check/"), "{text}");
+    let (_dir, folder) = store();
+    check_conditional_puts(&*folder).expect("a folder honours them");
+}

@@ -120,7 +120,9 @@ pub struct WebConfig {
     pub users_file: PathBuf,
     /// The audit folder.
     pub audit_dir: PathBuf,
-    /// The lists' store (`lists.out_dir`: the days in `lists/<date>/`).
+    /// The daily lists' store (the days in `lists/<date>/`).
+    pub lists: crate::store::SharedStore,
+    /// The folder of the escalation states file (`lists.out_dir`).
     pub out_dir: PathBuf,
     /// Session idle time.
     pub idle: Duration,
@@ -129,10 +131,15 @@ pub struct WebConfig {
 }
 
 impl WebConfig {
-    /// The web front's part of the settings (`[web]`, and the lists' folder).
-    pub fn from_settings(settings: &crate::config::Settings) -> WebConfig {
+    /// The web front's part of the settings (`[web]`), showing the lists
+    /// of `lists`.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        lists: crate::store::SharedStore,
+    ) -> WebConfig {
         let w = &settings.web;
         WebConfig {
+            lists,
             listen: w.listen.clone(),
             tls: w.tls_cert.clone().zip(w.tls_key.clone()),
             trusted_proxy: w.trusted_proxy.as_deref().and_then(|p| p.parse().ok()),
@@ -314,7 +321,7 @@ pub async fn start(
         auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute),
         audit,
         publisher,
-        lists: crate::store::open(&cfg.out_dir)?,
+        lists: cfg.lists,
         secure: tls.is_some() || cfg.trusted_proxy.is_some(),
         trusted_proxy: cfg.trusted_proxy,
         dongs: spec.dongs.clone(),

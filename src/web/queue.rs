@@ -487,7 +487,7 @@ mod tests {
         assert_eq!(s.matched, 20);
         assert!(s.rows.iter().all(|(place, i)| {
             let n: usize = i.household_id[3..].parse().unwrap();
-            n % 6 == 0 && *place == n + 1
+            n.is_multiple_of(6) && *place == n + 1
         }));
         let cases = Filters {
             status: Some(CaseStatus::InCase),

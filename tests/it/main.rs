@@ -14,6 +14,7 @@ mod open_work;
 mod ops;
 mod outcomes;
 mod replay;
+mod storage;
 mod support;
 mod tls;
 mod web;

