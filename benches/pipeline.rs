@@ -548,6 +548,7 @@ async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
     let write_s = started.elapsed().as_secs_f64();
     drop(state);
     let bytes: u64 = files
+        .files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())

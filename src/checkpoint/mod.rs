@@ -24,6 +24,7 @@
 //! its state: `legacy.rs` converts it to records as it is loaded, so nothing
 //! past this module knows it.
 
+mod fence;
 mod legacy;
 #[cfg(test)]
 pub(crate) use legacy::file as format_2_file;
@@ -270,26 +271,38 @@ impl CheckpointStore {
         Ok(Self::on(crate::store::open(dir)?, String::new(), keep))
     }
 
-    /// Snapshot keys, oldest first.
-    fn files(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
+    /// Snapshot keys by (epoch, sequence), oldest first: a later owner's
+    /// snapshots come after an earlier owner's, whatever their numbers.
+    /// Names: `checkpoint-<seq>-e<epoch>.snap`, and `checkpoint-<seq>.snap`
+    /// (`.json`) of before fencing, epoch 0.
+    fn files(&self) -> Result<Vec<((u64, u64), String)>, CheckpointError> {
         let mut files = Vec::new();
         for key in self.store.list(&self.folder)? {
-            let seq = key
+            let order = key
                 .strip_prefix(&self.folder)
                 .and_then(|n| n.strip_prefix("checkpoint-"))
                 .and_then(|n| n.strip_suffix(".snap").or_else(|| n.strip_suffix(".json")))
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(seq) = seq {
-                files.push((seq, key));
+                .and_then(|n| {
+                    let (seq, epoch) = n.split_once("-e").unwrap_or((n, "0"));
+                    Some((epoch.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
+                });
+            if let Some(order) = order {
+                files.push((order, key));
             }
         }
         files.sort();
         Ok(files)
     }
 
-    /// Writes one shard's snapshot atomically and prunes old ones. Returns
-    /// where it was written.
-    fn write(&self, head: &Head, records: &ShardRecords) -> Result<String, CheckpointError> {
+    /// Writes one shard's snapshot under a key of its own at `epoch`
+    /// (create-if-absent: nothing is overwritten) and returns the key. The
+    /// caller publishes it ([`fence`]) and then prunes ([`Self::prune`]).
+    fn write(
+        &self,
+        head: &Head,
+        records: &ShardRecords,
+        epoch: u64,
+    ) -> Result<String, CheckpointError> {
         let head = serde_json::to_vec(head)?;
         let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes();
         let lengths: Vec<[u8; 8]> = records
@@ -314,25 +327,41 @@ impl CheckpointStore {
             sum.finish_128()
         );
 
-        let files = self.files()?;
-        let seq = files.last().map_or(1, |(s, _)| s + 1);
-        let key = format!("{}checkpoint-{seq:012}.snap", self.folder);
         body.insert(0, header.as_bytes());
-        self.store.put(&key, &body)?;
+        let files = self.files()?;
+        let mut seq = files.iter().map(|((_, s), _)| s + 1).max().unwrap_or(1);
+        loop {
+            let key = format!("{}checkpoint-{seq:012}-e{epoch}.snap", self.folder);
+            if self.store.put_new(&key, &body)? {
+                return Ok(key);
+            }
+            // another writer at this epoch took the number (a restart)
+            seq += 1;
+        }
+    }
+
+    /// Removes all but the newest `keep` snapshots, never `current`.
+    fn prune(&self, current: &str) -> Result<(), CheckpointError> {
         let files = self.files()?;
         if files.len() > self.keep {
             for (_, old) in &files[..files.len() - self.keep] {
-                let _ = self.store.delete(old);
+                if old != current {
+                    let _ = self.store.delete(old);
+                }
             }
         }
-        Ok(self.store.location(&key))
+        Ok(())
     }
 
     /// The newest snapshot that passes its checks, or `None` when there is
     /// none. A damaged file is logged and skipped; a file of another format
     /// version stops the start with [`CheckpointError::Incompatible`].
     pub fn load_newest(&self) -> Result<Option<Snapshot>, CheckpointError> {
-        for (_, key) in self.files()?.into_iter().rev() {
+        // the published snapshot first; then, newest first, the rest (a
+        // damaged published one, or a folder from before fencing)
+        let published = fence::read(&self.store, &self.folder)?.and_then(|(m, _)| m.snapshot);
+        let listed = self.files()?.into_iter().rev().map(|(_, key)| key);
+        for key in published.into_iter().chain(listed) {
             let path = self.store.location(&key);
             let read = match self.store.get(&key)? {
                 Some(bytes) => read_snapshot(bytes),
@@ -359,6 +388,18 @@ impl CheckpointStore {
 pub struct ShardedStore {
     store: SharedStore,
     keep: usize,
+    /// This instance's claims on shards (see [`fence`]).
+    claims: fence::Claims,
+}
+
+/// What [`ShardedStore::write_state`] did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Where each published snapshot is.
+    pub files: Vec<String>,
+    /// Shards another instance claimed since this one did: their snapshots
+    /// were refused by the store and deleted.
+    pub fenced: Vec<i32>,
 }
 
 impl ShardedStore {
@@ -371,7 +412,11 @@ impl ShardedStore {
             let path = store.location(&key);
             return Err(CheckpointError::Incompatible { path, found: 1 });
         }
-        Ok(ShardedStore { store, keep })
+        Ok(ShardedStore {
+            store,
+            keep,
+            claims: fence::Claims::new(),
+        })
     }
 
     /// The snapshots in the folder `root` (see [`ShardedStore::on`]).
@@ -407,7 +452,9 @@ impl ShardedStore {
 
     /// Writes one snapshot of each of `shards` from `state`, each with the
     /// offsets of its own partitions (a shard without state gets an empty
-    /// snapshot, so that its offsets are kept). Returns where they went.
+    /// snapshot, so that its offsets are kept), published only where this
+    /// instance still holds the shard's claim (claimed first if it holds
+    /// none).
     pub fn write_state(
         &self,
         pipeline: &str,
@@ -415,9 +462,9 @@ impl ShardedStore {
         state: &EncodedState,
         shards: impl IntoIterator<Item = i32>,
         offsets: &[PartitionOffset],
-    ) -> Result<Vec<String>, CheckpointError> {
+    ) -> Result<Written, CheckpointError> {
         let empty = ShardRecords::default();
-        let mut files = Vec::new();
+        let mut written = Written::default();
         for shard in shards {
             let records = state.shards.get(&shard).unwrap_or(&empty);
             let head = Head {
@@ -441,9 +488,37 @@ impl ShardedStore {
                 cases: records.part(StatePart::Cases).count,
                 scoring: state.scoring,
             };
-            files.push(self.shard(shard)?.write(&head, records)?);
+            let store = self.shard(shard)?;
+            let folder = &store.folder;
+            let epoch = self.claims.epoch(&self.store, shard, folder)?;
+            let key = store.write(&head, records, epoch)?;
+            if self.claims.publish(&self.store, shard, folder, &key)? {
+                store.prune(&key)?;
+                written.files.push(self.store.location(&key));
+            } else {
+                let _ = self.store.delete(&key);
+                tracing::warn!(
+                    partition = shard,
+                    "another instance claimed this partition: its snapshot was refused by the store"
+                );
+                written.fenced.push(shard);
+            }
         }
-        Ok(files)
+        Ok(written)
+    }
+
+    /// Claims `shard` for this instance (it was assigned the partition):
+    /// from now on a snapshot of any earlier owner is refused.
+    pub fn claim(&self, shard: i32) -> Result<u64, CheckpointError> {
+        let store = self.shard(shard)?;
+        self.claims.claim(&self.store, shard, &store.folder)
+    }
+
+    /// Whether this instance still holds its claim on `shard` (false after
+    /// another instance claimed it, e.g. while this one was paused).
+    pub fn holds(&self, shard: i32) -> Result<bool, CheckpointError> {
+        let store = self.shard(shard)?;
+        self.claims.holds(&self.store, shard, &store.folder)
     }
 
     /// Hands the newest good snapshot of every shard to `take`, one shard's
@@ -578,8 +653,20 @@ fn read_records(file: Vec<u8>, start: usize) -> Option<Snapshot> {
 /// goes on consuming while the state reaches the disk. Its offsets are
 /// committed once it is durable ([`BackgroundWrite::finish`]).
 pub struct BackgroundWrite {
-    thread: std::thread::JoinHandle<Result<Duration, CheckpointError>>,
+    thread: std::thread::JoinHandle<Result<(Duration, Vec<i32>), CheckpointError>>,
     offsets: Vec<PartitionOffset>,
+}
+
+/// A background write done.
+#[derive(Debug)]
+pub struct Finished {
+    /// The offsets of the partitions whose snapshots were published: to
+    /// commit.
+    pub offsets: Vec<PartitionOffset>,
+    /// How long the write took.
+    pub took: Duration,
+    /// Partitions whose snapshots the store refused (another owner).
+    pub fenced: Vec<i32>,
 }
 
 impl BackgroundWrite {
@@ -597,8 +684,8 @@ impl BackgroundWrite {
             .name("sagak-snapshot".into())
             .spawn(move || {
                 let started = Instant::now();
-                store.write_state(&pipeline, now_ms, &state, shards, &own)?;
-                Ok(started.elapsed())
+                let written = store.write_state(&pipeline, now_ms, &state, shards, &own)?;
+                Ok((started.elapsed(), written.fenced))
             })
             .map_err(|_| CheckpointError::Writer("thread could not start"))?;
         Ok(BackgroundWrite { thread, offsets })
@@ -610,14 +697,20 @@ impl BackgroundWrite {
         self.thread.is_finished()
     }
 
-    /// Waits for the write. Returns the offsets the snapshot holds, to
-    /// commit, and how long the write took.
-    pub fn finish(self) -> Result<(Vec<PartitionOffset>, Duration), CheckpointError> {
-        let took = self
+    /// Waits for the write: the offsets to commit (not those of a fenced
+    /// partition, whose snapshot is not the store's), how long it took.
+    pub fn finish(self) -> Result<Finished, CheckpointError> {
+        let (took, fenced) = self
             .thread
             .join()
             .map_err(|_| CheckpointError::Writer("stopped abnormally"))??;
-        Ok((self.offsets, took))
+        let mut offsets = self.offsets;
+        offsets.retain(|o| !fenced.contains(&o.partition));
+        Ok(Finished {
+            offsets,
+            took,
+            fenced,
+        })
     }
 }
 

@@ -43,7 +43,9 @@ fn write(store: &CheckpointStore, household: &str, offsets: &[PartitionOffset]) 
         cases: 0,
         scoring: state.scoring,
     };
-    PathBuf::from(store.write(&head, &state.shards[&3]).unwrap())
+    let key = store.write(&head, &state.shards[&3], 0).unwrap();
+    store.prune(&key).unwrap();
+    PathBuf::from(store.store.location(&key))
 }
 
 fn households(snapshot: &Snapshot) -> Vec<String> {
@@ -177,7 +179,8 @@ fn each_shard_has_its_own_directory_and_the_old_layout_is_refused() {
     let files = sharded
         .write_state("default", 1, &state("hh-3"), [3, 11], &[])
         .unwrap();
-    assert_eq!(files.len(), 2);
+    assert_eq!(files.files.len(), 2);
+    assert!(files.fenced.is_empty());
     assert_eq!(sharded.shards().unwrap(), vec![3, 11]);
     let all = sharded.load_all().unwrap();
     assert_eq!(all.len(), 2);

@@ -645,7 +645,9 @@ impl Checkpointing<'_> {
                 return Ok(None);
             }
             Writing::Done(done) => {
-                let (offsets, took) = done?;
+                let done = done?;
+                self.fenced(&done.fenced);
+                let (offsets, took) = (done.offsets, done.took);
                 self.metrics
                     .checkpoints
                     .write_seconds
@@ -687,15 +689,28 @@ impl Checkpointing<'_> {
             // its offsets are older than the final snapshot's
             done?;
         }
-        let (state, owned, offsets) = self.copy(engine);
-        self.store
-            .write_state(self.pipeline, wall_clock_ms(), &state, owned, &offsets)?;
+        let (state, owned, mut offsets) = self.copy(engine);
+        let written =
+            self.store
+                .write_state(self.pipeline, wall_clock_ms(), &state, owned, &offsets)?;
+        self.fenced(&written.fenced);
+        offsets.retain(|o| !written.fenced.contains(&o.partition));
         self.metrics
             .checkpoints
             .written_at
             .set(wall_clock_ms() / 1000);
         self.commit(&offsets, CommitMode::Sync);
         Ok(())
+    }
+
+    /// Counts the snapshots the store refused: another instance owns their
+    /// partitions now (this one was paused or cut off meanwhile), and the
+    /// group takes them from this one at its next poll.
+    fn fenced(&self, fenced: &[i32]) {
+        if !fenced.is_empty() {
+            self.metrics.checkpoints.fenced.inc_by(fenced.len() as u64);
+            tracing::warn!(partitions = ?fenced, "snapshots refused: another instance owns these partitions now; their offsets are not committed");
+        }
     }
 
     /// Evicts expired state and copies what is left, with the shards owned

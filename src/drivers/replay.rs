@@ -332,7 +332,7 @@ fn write_backfill(
     }
     let store = ShardedStore::open(&b.state_dir, 3)?;
     let files = store.write_state(&spec.name, now_ms, &state, 0..b.partitions, &b.offsets)?;
-    Ok(files.len())
+    Ok(files.files.len())
 }
 
 /// Parses `--offsets topic:partition:offset,...`.

@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -58,9 +57,9 @@ pub(crate) enum Writing {
     Idle,
     /// One is still being written.
     Busy,
-    /// One finished: the offsets it holds (to commit) and how long it took,
-    /// or why it failed.
-    Done(Result<(Vec<PartitionOffset>, Duration), CheckpointError>),
+    /// One finished: the offsets to commit, how long it took and which
+    /// partitions were fenced, or why it failed.
+    Done(Result<crate::checkpoint::Finished, CheckpointError>),
 }
 
 /// What the run loop applies after a rebalance.
@@ -115,9 +114,25 @@ impl Ownership {
                 book.dropped.insert(shard);
             }
         }
+        // a shard kept across the rebalance that another instance claimed
+        // meanwhile (this one was paused or cut off): the state held here is
+        // stale, so it is dropped and restored from the owner's snapshot
+        let lost: Vec<i32> = shards
+            .intersection(&book.loaded)
+            .filter(|&&s| !self.store.holds(s).unwrap_or(true))
+            .copied()
+            .collect();
+        for &shard in &lost {
+            tracing::warn!(partition = shard, "another instance owned this partition meanwhile: its state is restored from that owner's snapshot");
+            book.loaded.remove(&shard);
+            book.positions.forget(shard);
+            book.dropped.insert(shard);
+        }
         let new: Vec<i32> = shards.difference(&book.loaded).copied().collect();
         for shard in new {
-            match self.store.shard(shard).and_then(|s| s.load_newest()) {
+            // from now on an earlier owner's snapshot is refused
+            let claimed = self.store.claim(shard);
+            match claimed.and_then(|_| self.store.shard(shard)?.load_newest()) {
                 Ok(Some(snapshot)) => {
                     tracing::info!(
                         partition = shard,

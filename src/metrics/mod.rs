@@ -80,6 +80,9 @@ pub(crate) struct CheckpointMetrics {
     /// When a state snapshot last reached the disk (seconds since the
     /// epoch): checkpoints that stopped working show as this falling behind.
     pub(crate) written_at: IntGauge,
+    /// Snapshots the store refused because another instance owns their
+    /// partitions now (this one was paused, or cut off from the group).
+    pub fenced: IntCounter,
 }
 
 /// The daily lists.
@@ -299,6 +302,10 @@ impl CheckpointMetrics {
             written_at: r.gauge(
                 "sagak_checkpoint_written_timestamp_seconds",
                 "When a state snapshot last reached the disk, seconds since the epoch.",
+            ),
+            fenced: r.counter(
+                "sagak_checkpoint_writes_fenced_total",
+                "State snapshots refused by the store because another instance owns their partitions now.",
             ),
         }
     }

@@ -144,7 +144,7 @@ impl Store for LocalStore {
         key: &str,
         body: &[&[u8]],
         expected: Option<&Version>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Version>, StoreError> {
         let path = self.path(key)?;
         let fail = self.fail(key);
         let tmp = self.write_tmp(&path, body).map_err(&fail)?;
@@ -153,11 +153,11 @@ impl Store for LocalStore {
             Some(version) => swap(&tmp, &path, version),
         };
         let _ = std::fs::remove_file(&tmp);
-        let written = done.map_err(&fail)?;
-        if written {
-            sync_dir(path.parent().unwrap_or(&self.root)).map_err(fail)?;
+        if !done.map_err(&fail)? {
+            return Ok(None);
         }
-        Ok(written)
+        sync_dir(path.parent().unwrap_or(&self.root)).map_err(fail)?;
+        Ok(Some(version_of(&body.concat())))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {

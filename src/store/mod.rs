@@ -8,8 +8,10 @@
 //! `lists/2026-10-27/41250510.csv`): written whole, replaced whole, read
 //! whole, never appended to. That is what object storage offers, and what
 //! makes a crash leave either the old or the new object, never half of one.
-//! [`Store::put_new`] (create-if-absent) is the one conditional write, for
-//! whatever must have exactly one writer.
+//! [`Store::put_new`] (create-if-absent) and [`Store::put_if`]
+//! (compare-and-swap) are the conditional writes, decided by the store
+//! itself, for whatever must have exactly one writer: a partition's
+//! snapshots (see [`crate::checkpoint`]), a day's lists.
 
 mod local;
 mod object;
@@ -42,19 +44,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Writes `key` only if no object is there: `false` (and nothing
     /// written) when one is.
     fn put_new(&self, key: &str, body: &[&[u8]]) -> Result<bool, StoreError> {
-        self.put_if(key, body, None)
+        Ok(self.put_if(key, body, None)?.is_some())
     }
 
     /// Writes `key` only if it is still at `expected` (`None`: only if
-    /// absent), decided by the store itself in one step: `false` (and
-    /// nothing written) when another writer got there first. What fencing
-    /// rests on.
+    /// absent), decided by the store itself in one step: the new version,
+    /// or `None` (and nothing written) when another writer got there
+    /// first. What fencing rests on.
     fn put_if(
         &self,
         key: &str,
         body: &[&[u8]],
         expected: Option<&Version>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<Version>, StoreError>;
 
     /// The object at `key`, or `None`.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -187,7 +189,7 @@ pub fn check_conditional_puts(store: &dyn Store) -> Result<(), StoreError> {
     let first = store.put_new(&key, &[b"1"])?;
     let second = store.put_new(&key, &[b"2"])?;
     let stale = Version("\"not-the-current-version\"".into());
-    let swapped = store.put_if(&key, &[b"3"], Some(&stale))?;
+    let swapped = store.put_if(&key, &[b"3"], Some(&stale))?.is_some();
     let _ = store.delete(&key);
     match (first, second, swapped) {
         (true, false, false) => Ok(()),

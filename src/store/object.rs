@@ -113,7 +113,7 @@ impl Store for ObjectStorage {
         key: &str,
         body: &[&[u8]],
         expected: Option<&Version>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Version>, StoreError> {
         let (inner, path, body) = (self.inner.clone(), self.path(key)?, payload(body));
         let mode = match expected {
             None => PutMode::Create,
@@ -124,9 +124,9 @@ impl Store for ObjectStorage {
         };
         let opts = PutOptions::from(mode);
         match wait(async move { inner.put_opts(&path, body, opts).await }) {
-            Ok(_) => Ok(true),
+            Ok(done) => Ok(Some(Version(done.e_tag.unwrap_or_default()))),
             Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
             Err(e) => Err(self.io(key, e)),
         }
     }

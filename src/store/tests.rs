@@ -87,8 +87,13 @@ impl Store for Careless {
         Ok(())
     }
 
-    fn put_if(&self, key: &str, body: &[&[u8]], _: Option<&Version>) -> Result<bool, StoreError> {
-        self.put(key, body).map(|()| true)
+    fn put_if(
+        &self,
+        key: &str,
+        body: &[&[u8]],
+        _: Option<&Version>,
+    ) -> Result<Option<Version>, StoreError> {
+        self.put(key, body).map(|()| Some(Version("v".into())))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {

@@ -161,16 +161,24 @@ fn store_contract(s: &SharedStore) {
     // compare-and-swap: the writer that read the current version wins, a
     // writer holding an older version is refused
     let (_, v1) = s.get_versioned("day/manifest.json").unwrap().unwrap();
+    let v2 = s
+        .put_if("day/manifest.json", &[b"second"], Some(&v1))
+        .unwrap()
+        .expect("swapped from the current version");
+    // the version a write returns is the one the next swap compares
     assert!(s
-        .put_if("day/manifest.json", &[b"third"], Some(&v1))
-        .unwrap());
+        .put_if("day/manifest.json", &[b"third"], Some(&v2))
+        .unwrap()
+        .is_some());
     assert!(!s
         .put_if("day/manifest.json", &[b"stale"], Some(&v1))
-        .unwrap());
+        .unwrap()
+        .is_some());
     let stranger = Version("\"0123\"".into());
     assert!(!s
         .put_if("day/manifest.json", &[b"x"], Some(&stranger))
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(s.get("day/manifest.json").unwrap().unwrap(), b"third");
     sagak::store::check_conditional_puts(&**s).expect("conditional puts are honoured");
 }
@@ -240,4 +248,55 @@ async fn a_pipeline_on_object_storage_restarts_from_its_snapshots_there() {
     assert_eq!(priorities_of(seen, "hh-s3"), vec!["P3", "P2"]);
     let summary = second.stop().await;
     assert_eq!(summary.messages, 2);
+}
+
+/// Two instances' snapshot writers on one store: the one that claimed the
+/// partition last owns it; the other, paused in between, has its snapshot
+/// refused by the store and deleted, however late it wakes.
+fn a_paused_owner_cannot_overwrite(state: SharedStore) {
+    use sagak::checkpoint::{PartitionOffset, ShardedStore};
+    let spec = sagak::definition::PipelineSpec::embedded_default().unwrap();
+    let empty = sagak::engine::Engine::new(&spec).encode_state();
+    let at = |offset: i64| {
+        vec![PartitionOffset {
+            topic: "signals.job-loss".into(),
+            partition: 0,
+            next_offset: offset,
+        }]
+    };
+    let a = ShardedStore::on(state.clone(), 3).unwrap();
+    let b = ShardedStore::on(state.clone(), 3).unwrap();
+    a.claim(0).unwrap();
+    let first = a.write_state("default", 1, &empty, [0], &at(10)).unwrap();
+    assert_eq!((first.files.len(), first.fenced.len()), (1, 0));
+
+    // a is paused; the group gives partition 0 to b
+    b.claim(0).unwrap();
+    let taken = b.write_state("default", 2, &empty, [0], &at(20)).unwrap();
+    assert!(taken.fenced.is_empty());
+
+    // a wakes and writes the snapshot it was about to write
+    assert!(!a.holds(0).unwrap());
+    let late = a.write_state("default", 3, &empty, [0], &at(30)).unwrap();
+    assert_eq!(late.fenced, [0], "refused by the store");
+    assert!(late.files.is_empty());
+    assert!(b.holds(0).unwrap());
+
+    // whoever reads next reads b's
+    let reader = ShardedStore::on(state.clone(), 3).unwrap();
+    let newest = reader.shard(0).unwrap().load_newest().unwrap().unwrap();
+    assert_eq!(newest.offsets[0].next_offset, 20);
+    let snaps = state.list("partition-00000/").unwrap();
+    assert_eq!(
+        snaps.iter().filter(|k| k.ends_with(".snap")).count(),
+        2,
+        "a's refused snapshot was deleted: {snaps:?}"
+    );
+}
+
+#[test]
+fn a_paused_owner_cannot_overwrite_the_new_owners_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    a_paused_owner_cannot_overwrite(sagak::store::open(dir.path()).unwrap());
+    a_paused_owner_cannot_overwrite(location("fence").open("state").unwrap());
 }
