@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use chrono::NaiveDate;
 
+use crate::store::SharedStore;
+
 /// Where the files with household data are, and how long they are kept.
 #[derive(Debug, Clone)]
 pub struct RetentionRules {
@@ -27,6 +29,16 @@ pub struct RetentionRules {
     pub(crate) audit_ms: i64,
     /// The offices' clock: whose day a list's folder names.
     pub(crate) clock: crate::base::civil::LocalClock,
+    /// With `storage.url`: the lists' and the audit's stores, whose days
+    /// expire as the folders' do.
+    pub(crate) stores: Option<(SharedStore, SharedStore)>,
+}
+
+/// One day of objects past its retention, in a store.
+struct ExpiredDay {
+    store: SharedStore,
+    keys: Vec<String>,
+    expired: Expired,
 }
 
 /// One file or folder past its retention.
@@ -70,15 +82,56 @@ impl RetentionRules {
     pub fn from_settings(
         settings: &crate::config::Settings,
         spec: &crate::definition::PipelineSpec,
-    ) -> RetentionRules {
-        RetentionRules {
+    ) -> Result<RetentionRules, crate::store::StoreError> {
+        let storage = settings.storage()?;
+        let stores = storage.audit.map(|audit| (storage.lists, audit));
+        Ok(RetentionRules {
+            stores,
             out_dir: settings.lists.out_dir.clone(),
             state_dir: settings.engine.state_dir.clone(),
             audit_dir: settings.web.audit_dir.clone(),
             data_ms: settings.retention.data_ms(),
             audit_ms: settings.retention.audit_ms(),
             clock: spec.local_clock(),
+        })
+    }
+
+    /// The days of the stores past their retention: lists and list parts
+    /// after `retention.data`, audit objects after `retention.audit`.
+    fn expired_days(&self, today: NaiveDate) -> Vec<ExpiredDay> {
+        let Some((lists, audit)) = &self.stores else {
+            return Vec::new();
+        };
+        let data_kept = today - chrono::Duration::days(self.data_ms / crate::definition::DAY_MS);
+        let audit_kept = today - chrono::Duration::days(self.audit_ms / crate::definition::DAY_MS);
+        let mut out = Vec::new();
+        for (store, prefix, kept, what) in [
+            (lists, "lists/", data_kept, "lists of"),
+            (lists, "list-parts/", data_kept, "list parts of"),
+            (audit, "", audit_kept, "audit of"),
+        ] {
+            let mut days: std::collections::BTreeMap<NaiveDate, Vec<String>> = Default::default();
+            for key in store.list(prefix).unwrap_or_default() {
+                let day = key[prefix.len()..].split('/').next();
+                if let Some(day) = day.and_then(|d| d.parse::<NaiveDate>().ok()) {
+                    if day < kept {
+                        days.entry(day).or_default().push(key);
+                    }
+                }
+            }
+            for (day, keys) in days {
+                let expired = Expired {
+                    path: PathBuf::from(store.location(&format!("{prefix}{day}"))),
+                    why: format!("{what} {day}: past its retention (kept from {kept})"),
+                };
+                out.push(ExpiredDay {
+                    store: store.clone(),
+                    keys,
+                    expired,
+                });
+            }
         }
+        out
     }
 
     /// Today's local date.
@@ -88,6 +141,13 @@ impl RetentionRules {
 
     /// What has expired as of `today` (the local date) and `now`.
     pub fn expired(&self, today: NaiveDate, now: SystemTime) -> Vec<Expired> {
+        let mut out = self.expired_files(today, now);
+        out.extend(self.expired_days(today).into_iter().map(|d| d.expired));
+        out
+    }
+
+    /// The files and folders of this machine past their retention.
+    fn expired_files(&self, today: NaiveDate, now: SystemTime) -> Vec<Expired> {
         let mut out = Vec::new();
         let data_days = self.data_ms / crate::definition::DAY_MS;
         let last_kept = today - chrono::Duration::days(data_days);
@@ -167,13 +227,19 @@ impl RetentionRules {
     /// team's escalation states set before `retention.data` are dropped
     /// from their file.
     pub fn apply(&self, today: NaiveDate, now: SystemTime) -> std::io::Result<Vec<Expired>> {
-        let mut expired = self.expired(today, now);
+        let mut expired = self.expired_files(today, now);
         for e in &expired {
             if e.path.is_dir() {
                 std::fs::remove_dir_all(&e.path)?;
             } else {
                 std::fs::remove_file(&e.path)?;
             }
+        }
+        for day in self.expired_days(today) {
+            for key in &day.keys {
+                day.store.delete(key).map_err(|e| e.error)?;
+            }
+            expired.push(day.expired);
         }
         let now_ms = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -212,6 +278,7 @@ mod tests {
             data_ms: 15 * crate::definition::DAY_MS,
             audit_ms: 730 * crate::definition::DAY_MS,
             clock: crate::base::civil::LocalClock::from_hours(9),
+            stores: None,
         };
         let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let gone = rules.apply(today, SystemTime::now()).unwrap();
@@ -226,5 +293,45 @@ mod tests {
         assert!(out.join("lists/2026-11-20").exists());
         assert!(out.join("lists/2026-11-30").exists());
         assert!(dir.path().join("audit/audit-2026-11-01.jsonl").exists());
+    }
+
+    /// With `storage.url`, a day of lists, list parts or audit in the
+    /// store goes as a folder's would, and newer days stay.
+    #[test]
+    fn days_in_a_store_expire_as_folders_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let lists = crate::store::open(&dir.path().join("out")).unwrap();
+        let audit = crate::store::open(&dir.path().join("audit")).unwrap();
+        for key in [
+            "lists/2026-11-01/4125052000.csv",
+            "lists/2026-11-01/manifest.json",
+            "lists/2026-11-30/4125052000.csv",
+            "list-parts/2026-11-01/partition-00000-e1.parquet",
+        ] {
+            lists.put(key, &[b"x"]).unwrap();
+        }
+        audit
+            .put("2024-01-01/09-host-1-0000000001.jsonl", &[b"{}"])
+            .unwrap();
+        audit
+            .put("2026-11-01/09-host-1-0000000002.jsonl", &[b"{}"])
+            .unwrap();
+        let rules = RetentionRules {
+            out_dir: dir.path().join("none"),
+            state_dir: dir.path().join("none"),
+            audit_dir: dir.path().join("none"),
+            data_ms: 15 * crate::definition::DAY_MS,
+            audit_ms: 730 * crate::definition::DAY_MS,
+            clock: crate::base::civil::LocalClock::from_hours(9),
+            stores: Some((lists.clone(), audit.clone())),
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let gone = rules.apply(today, SystemTime::now()).unwrap();
+        assert_eq!(gone.len(), 3, "{gone:?}");
+        assert_eq!(lists.list("").unwrap(), ["lists/2026-11-30/4125052000.csv"]);
+        assert_eq!(
+            audit.list("").unwrap(),
+            ["2026-11-01/09-host-1-0000000002.jsonl"]
+        );
     }
 }

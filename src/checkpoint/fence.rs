@@ -134,6 +134,11 @@ impl Claims {
         }
     }
 
+    /// The epoch of the claim held on `shard`, if any.
+    pub(crate) fn epoch_held(&self, shard: i32) -> Option<u64> {
+        self.held().get(&shard).map(|c| c.epoch)
+    }
+
     /// Makes `snapshot` the shard's current one, if this instance still
     /// holds the shard. `false`: another instance claimed it since (this
     /// instance's claim is forgotten).

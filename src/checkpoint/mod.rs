@@ -247,6 +247,9 @@ fn count_records(mut bytes: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// A snapshot's place among its shard's: (owner's epoch, sequence).
+type Order = (u64, u64);
+
 /// Snapshots of one shard, in one folder of the state's store.
 pub struct CheckpointStore {
     store: SharedStore,
@@ -275,7 +278,7 @@ impl CheckpointStore {
     /// snapshots come after an earlier owner's, whatever their numbers.
     /// Names: `checkpoint-<seq>-e<epoch>.snap`, and `checkpoint-<seq>.snap`
     /// (`.json`) of before fencing, epoch 0.
-    fn files(&self) -> Result<Vec<((u64, u64), String)>, CheckpointError> {
+    fn files(&self) -> Result<Vec<(Order, String)>, CheckpointError> {
         let mut files = Vec::new();
         for key in self.store.list(&self.folder)? {
             let order = key
@@ -512,6 +515,11 @@ impl ShardedStore {
     pub fn claim(&self, shard: i32) -> Result<u64, CheckpointError> {
         let store = self.shard(shard)?;
         self.claims.claim(&self.store, shard, &store.folder)
+    }
+
+    /// The epoch of this instance's claim on `shard`, if it holds one.
+    pub fn epoch_held(&self, shard: i32) -> Option<u64> {
+        self.claims.epoch_held(shard)
     }
 
     /// Whether this instance still holds its claim on `shard` (false after

@@ -69,7 +69,11 @@ pub fn audit(
         user,
         since,
     };
-    let entries = sagak::web::audit::search(dir, &query)?;
+    // with storage.url every instance's audit is in the store
+    let entries = match cx.settings.storage()?.audit {
+        Some(store) => sagak::web::audit::search_store(&store, &query)?,
+        None => sagak::web::audit::search(dir, &query)?,
+    };
     for e in &entries {
         if json {
             println!("{}", serde_json::to_string(e)?);

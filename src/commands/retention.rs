@@ -6,7 +6,7 @@ use super::Context;
 /// Lists (or deletes) what has expired.
 pub fn retention(cx: &Context, apply: bool) -> anyhow::Result<()> {
     let settings = &cx.settings;
-    let rules = sagak::retention::RetentionRules::from_settings(settings, &cx.spec);
+    let rules = sagak::retention::RetentionRules::from_settings(settings, &cx.spec)?;
     let now = std::time::SystemTime::now();
     let today = rules.today();
     let listed = if apply {

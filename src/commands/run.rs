@@ -17,7 +17,7 @@ pub async fn run(cx: &Context) -> anyhow::Result<()> {
         true => Some(start_pages(cx, &ops).await?),
         false => None,
     };
-    let rules = sagak::retention::RetentionRules::from_settings(settings, spec);
+    let rules = sagak::retention::RetentionRules::from_settings(settings, spec)?;
     let retention = tokio::spawn(async move {
         let mut daily = tokio::time::interval(std::time::Duration::from_secs(86_400));
         loop {
@@ -51,8 +51,9 @@ async fn start_pages(cx: &Context, ops: &Arc<OpsState>) -> anyhow::Result<sagak:
     let producer =
         sagak::kafka::outcomes::OutcomeProducer::new(&settings.kafka, &settings.topics.outcomes)
             .map_err(|e| Startup(format!("the outcomes producer: {e}")))?;
-    let lists = settings.storage()?.lists;
-    let cfg = sagak::web::WebConfig::from_settings(settings, lists);
+    let storage = settings.storage()?;
+    let mut cfg = sagak::web::WebConfig::from_settings(settings, storage.lists);
+    cfg.audit_store = storage.audit;
     let web = sagak::web::start(cfg, &cx.spec, ops.clone(), Arc::new(producer))
         .await
         .map_err(|e| Startup(e.to_string()))?;

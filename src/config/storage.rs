@@ -49,6 +49,10 @@ pub struct Storage {
     pub state: SharedStore,
     /// Daily lists and their parts (`lists.out_dir`).
     pub lists: SharedStore,
+    /// The web front's audit, in the store (`storage.url` set): every
+    /// instance's, kept apart from any machine. `None`: the files of
+    /// `web.audit_dir`.
+    pub audit: Option<SharedStore>,
 }
 
 impl StorageSettings {
@@ -92,6 +96,7 @@ impl Settings {
             return Ok(Storage {
                 state: crate::store::open(&self.engine.state_dir)?,
                 lists: crate::store::open(&self.lists.out_dir)?,
+                audit: None,
             });
         }
         let s = &self.storage;
@@ -107,6 +112,7 @@ impl Settings {
         Ok(Storage {
             state: root.open("state")?,
             lists: root.open("out")?,
+            audit: Some(root.open("audit")?),
         })
     }
 }

@@ -498,7 +498,7 @@ fn with_shared_lists<'a>(
     let owner = ownership.clone();
     let shared = SharedLists {
         partitions,
-        owned: Box::new(move || owner.owned().0.into_iter().collect()),
+        owned: Box::new(move || owner.owned_epochs()),
     };
     let schedule = ListSchedule::new(
         lists,

@@ -103,8 +103,10 @@ pub(crate) enum OnListFailure {
 pub(crate) struct SharedLists {
     /// Partitions of the input topics.
     pub(crate) partitions: usize,
-    /// The partitions this instance owns now.
-    pub(crate) owned: Box<dyn Fn() -> Vec<i32> + Send + Sync>,
+    /// The partitions this instance owns now, each with the epoch of its
+    /// claim (see [`crate::checkpoint`]; 0 without one): a part of an
+    /// earlier owner loses to this one's.
+    pub(crate) owned: Box<dyn Fn() -> Vec<(i32, u64)> + Send + Sync>,
 }
 
 /// The store of the daily lists in `out_dir` (`lists.out_dir`, or a

@@ -208,7 +208,7 @@ async fn two_instances_sharing_the_partitions_write_one_complete_list_per_dong()
         if let Some(owned) = owned {
             schedule = schedule.shared(SharedLists {
                 partitions: 4,
-                owned: Box::new(move || owned.clone()),
+                owned: Box::new(move || owned.iter().map(|&p| (p, 1)).collect()),
             });
         }
         DriverCore::new(Engine::new(&spec), clock.clone(), &ops, 1_000).with_lists(schedule)

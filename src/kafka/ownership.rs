@@ -220,6 +220,15 @@ impl Ownership {
 
     /// Shards to snapshot (owned and held) and the offsets of their
     /// assigned partitions.
+    /// The shards owned, each with the epoch of this instance's claim.
+    pub(crate) fn owned_epochs(&self) -> Vec<(i32, u64)> {
+        let (shards, _) = self.owned();
+        shards
+            .into_iter()
+            .map(|s| (s, self.store.epoch_held(s).unwrap_or(0)))
+            .collect()
+    }
+
     pub(crate) fn owned(&self) -> (BTreeSet<i32>, Vec<PartitionOffset>) {
         let book = self.book();
         let shards = book

@@ -695,7 +695,7 @@ async fn parts_after_a_change_of_scoring_mark_every_partition() {
             &mut parted,
             &*store_at(&dir.path().join("parts")),
             cutoff,
-            &[0, 1, 2, 3],
+            &[(0, 1), (1, 1), (2, 1), (3, 1)],
             &HashSet::new(),
         )
         .await

@@ -120,6 +120,9 @@ pub struct WebConfig {
     pub users_file: PathBuf,
     /// The audit folder.
     pub audit_dir: PathBuf,
+    /// The audit's store, when it is kept in one (`storage.url`): used
+    /// instead of `audit_dir`.
+    pub audit_store: Option<crate::store::SharedStore>,
     /// The daily lists' store (the days in `lists/<date>/`).
     pub lists: crate::store::SharedStore,
     /// The folder of the escalation states file (`lists.out_dir`).
@@ -145,6 +148,7 @@ impl WebConfig {
             trusted_proxy: w.trusted_proxy.as_deref().and_then(|p| p.parse().ok()),
             users_file: w.users_file.clone(),
             audit_dir: w.audit_dir.clone(),
+            audit_store: None,
             out_dir: settings.lists.out_dir.clone(),
             idle: w.idle(),
             login_failures_per_minute: w.login_failures_per_minute,
@@ -296,7 +300,10 @@ pub async fn start(
         None => None,
     };
     let users = Directory::open(&cfg.users_file)?;
-    let audit = AuditLog::open(&cfg.audit_dir)?;
+    let audit = match cfg.audit_store.clone() {
+        Some(store) => AuditLog::in_store(store)?,
+        None => AuditLog::open(&cfg.audit_dir)?,
+    };
     // beside the lists: shared by the instances of a group
     let states_path = cfg.out_dir.join(escalations::FILE);
     let escalation_states =

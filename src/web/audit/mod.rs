@@ -1,8 +1,12 @@
 //! The audit log: every read of household data and every outcome recorded,
-//! one JSON line each, in daily files (`audit-YYYY-MM-DD.jsonl`, UTC).
+//! one JSON line each, in daily files (`audit-YYYY-MM-DD.jsonl`, UTC) of
+//! `web.audit_dir`, or, with `storage.url`, in objects of the store that
+//! every instance writes beside the others ([`objects`]).
 //!
 //! A request whose line cannot be written is refused: nothing is served
-//! unaudited. `sagak audit` reads the files back.
+//! unaudited. `sagak audit` reads the files or objects back.
+
+mod objects;
 
 use std::fs::File;
 use std::io::{BufRead, Write};
@@ -60,6 +64,8 @@ pub struct AuditEntry {
 pub(crate) struct AuditLog {
     dir: PathBuf,
     open: Mutex<Option<(String, File)>>,
+    /// With a store, lines go there instead of the files.
+    objects: Option<objects::ObjectSink>,
 }
 
 impl AuditLog {
@@ -72,6 +78,21 @@ impl AuditLog {
         Ok(AuditLog {
             dir: dir.into(),
             open: Mutex::new(None),
+            objects: None,
+        })
+    }
+
+    /// A log in the objects of `store`.
+    pub(crate) fn in_store(store: crate::store::SharedStore) -> Result<Self, AuditError> {
+        let location = PathBuf::from(store.location(""));
+        let sink = objects::ObjectSink::start(store).map_err(|error| AuditError::Io {
+            path: location.clone(),
+            error,
+        })?;
+        Ok(AuditLog {
+            dir: location,
+            open: Mutex::new(None),
+            objects: Some(sink),
         })
     }
 
@@ -89,6 +110,13 @@ impl AuditLog {
         let day = now.format("%Y-%m-%d").to_string();
         let mut line = serde_json::to_vec(&entry).unwrap_or_default();
         line.push(b'\n');
+        if let Some(sink) = &self.objects {
+            let hour = now.format("%Y-%m-%d/%H").to_string();
+            return sink.write(hour, line).map_err(|e| AuditError::Io {
+                path: self.dir.clone(),
+                error: std::io::Error::other(e),
+            });
+        }
         let mut open = self.open.lock();
         let path = self.dir.join(format!("audit-{day}.jsonl"));
         let io = |error| AuditError::Io {
@@ -140,6 +168,25 @@ impl AuditQuery {
                 .since
                 .is_none_or(|d| e.time.get(..10) >= Some(d.format("%Y-%m-%d").to_string().as_str()))
     }
+}
+
+/// The entries of the audit objects in `store` that match `query`, oldest
+/// first.
+pub fn search_store(
+    store: &crate::store::SharedStore,
+    query: &AuditQuery,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    let lines = objects::lines(store, query.since).map_err(|e| AuditError::Io {
+        path: PathBuf::from(e.location),
+        error: e.error,
+    })?;
+    let mut out: Vec<AuditEntry> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<AuditEntry>(l).ok())
+        .filter(|e| query.matches(e))
+        .collect();
+    out.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(out)
 }
 
 /// The entries of the audit files in `dir` that match `query`, oldest first.
@@ -239,6 +286,42 @@ mod tests {
         )
         .unwrap();
         assert!(none.is_empty());
+    }
+
+    /// Two instances write their audit into one store; either's views of
+    /// a household are found, and nothing is rewritten.
+    #[test]
+    fn every_instances_audit_is_read_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path()).unwrap();
+        let a = AuditLog::in_store(store.clone()).unwrap();
+        // the same host, process and start time: its objects still never
+        // land on the other's
+        let b = AuditLog::in_store(store.clone()).unwrap();
+        a.write(entry("u-1", "view_queue", &["hh-a", "hh-b"]))
+            .unwrap();
+        b.write(entry("u-2", "view_household", &["hh-b"])).unwrap();
+        a.write(entry("u-3", "view_household", &["hh-c"])).unwrap();
+        let query = AuditQuery {
+            household: Some("hh-b".into()),
+            ..AuditQuery::default()
+        };
+        let who: Vec<String> = search_store(&store, &query)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.user)
+            .collect();
+        assert_eq!(who, ["u-1", "u-2"]);
+        let objects = store.list("").unwrap();
+        assert_eq!(objects.len(), 3, "one object per quiet write: {objects:?}");
+        let today = chrono::Utc::now().format("%Y-%m-%d/").to_string();
+        assert!(objects.iter().all(|k| k.starts_with(&today)), "{objects:?}");
+        let tomorrow = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+        let later = AuditQuery {
+            since: Some(tomorrow),
+            ..AuditQuery::default()
+        };
+        assert!(search_store(&store, &later).unwrap().is_empty());
     }
 
     #[test]
