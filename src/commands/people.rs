@@ -4,12 +4,21 @@
 use super::Context;
 use crate::cli::UsersAction;
 
-/// Adds, lists or revokes an account in `web.users_file`.
+/// Adds, lists or revokes an account in `web.users_file`, or with
+/// `storage.url` in the store every instance reads.
 pub fn users(cx: &Context, action: UsersAction) -> anyhow::Result<()> {
     let path = &cx.settings.web.users_file;
+    let accounts = match cx.settings.storage()?.accounts {
+        Some(store) => sagak::web::users::Accounts::Store(store),
+        None => sagak::web::users::Accounts::File(path.clone()),
+    };
+    let place = match &accounts {
+        sagak::web::users::Accounts::Store(s) => s.location("users.json"),
+        sagak::web::users::Accounts::File(p) => p.display().to_string(),
+    };
     match action {
         UsersAction::Add { name, role, dong } => {
-            let (user, token) = sagak::web::users::add(path, &name, role, dong.as_deref())?;
+            let (user, token) = sagak::web::users::add(accounts, &name, role, dong.as_deref())?;
             println!(
                 "account {} ({}, {}{}) added to {}",
                 user.id,
@@ -19,12 +28,12 @@ pub fn users(cx: &Context, action: UsersAction) -> anyhow::Result<()> {
                     .as_deref()
                     .map(|d| format!(" {d}"))
                     .unwrap_or_default(),
-                path.display()
+                place
             );
             println!("token (shown this once; give it to the person, who logs in with it on the web front):\n{token}");
         }
         UsersAction::List => {
-            let users = sagak::web::users::load(path)?;
+            let users = sagak::web::users::load(accounts)?;
             println!(
                 "{:<11} {:<5} {:<11} {:<21} {:<21} name",
                 "id", "role", "dong", "created", "revoked"
@@ -42,7 +51,7 @@ pub fn users(cx: &Context, action: UsersAction) -> anyhow::Result<()> {
             }
         }
         UsersAction::Revoke { id } => {
-            let u = sagak::web::users::revoke(path, &id)?;
+            let u = sagak::web::users::revoke(accounts, &id)?;
             println!(
                 "account {} ({}) revoked; a running server ends its sessions within seconds",
                 u.id, u.name

@@ -54,6 +54,7 @@ async fn start_pages(cx: &Context, ops: &Arc<OpsState>) -> anyhow::Result<sagak:
     let storage = settings.storage()?;
     let mut cfg = sagak::web::WebConfig::from_settings(settings, storage.lists);
     cfg.audit_store = storage.audit;
+    cfg.users_store = storage.accounts;
     let web = sagak::web::start(cfg, &cx.spec, ops.clone(), Arc::new(producer))
         .await
         .map_err(|e| Startup(e.to_string()))?;

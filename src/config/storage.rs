@@ -53,6 +53,9 @@ pub struct Storage {
     /// instance's, kept apart from any machine. `None`: the files of
     /// `web.audit_dir`.
     pub audit: Option<SharedStore>,
+    /// The accounts, in the store (`storage.url` set), which every
+    /// instance reads; `None`: `web.users_file`.
+    pub accounts: Option<SharedStore>,
 }
 
 impl StorageSettings {
@@ -97,6 +100,7 @@ impl Settings {
                 state: crate::store::open(&self.engine.state_dir)?,
                 lists: crate::store::open(&self.lists.out_dir)?,
                 audit: None,
+                accounts: None,
             });
         }
         let s = &self.storage;
@@ -113,6 +117,7 @@ impl Settings {
             state: root.open("state")?,
             lists: root.open("out")?,
             audit: Some(root.open("audit")?),
+            accounts: Some(root.open("accounts")?),
         })
     }
 }

@@ -118,6 +118,9 @@ pub struct WebConfig {
     pub trusted_proxy: Option<IpAddr>,
     /// The users file.
     pub users_file: PathBuf,
+    /// The accounts' store, when they are kept in one (`storage.url`):
+    /// used instead of `users_file`.
+    pub users_store: Option<crate::store::SharedStore>,
     /// The audit folder.
     pub audit_dir: PathBuf,
     /// The audit's store, when it is kept in one (`storage.url`): used
@@ -147,6 +150,7 @@ impl WebConfig {
             tls: w.tls_cert.clone().zip(w.tls_key.clone()),
             trusted_proxy: w.trusted_proxy.as_deref().and_then(|p| p.parse().ok()),
             users_file: w.users_file.clone(),
+            users_store: None,
             audit_dir: w.audit_dir.clone(),
             audit_store: None,
             out_dir: settings.lists.out_dir.clone(),
@@ -299,7 +303,10 @@ pub async fn start(
         Some((cert, key)) => Some(routes::tls_acceptor(cert, key).map_err(WebError::Tls)?),
         None => None,
     };
-    let users = Directory::open(&cfg.users_file)?;
+    let users = Directory::open(match cfg.users_store.clone() {
+        Some(store) => users::Accounts::Store(store),
+        None => users::Accounts::File(cfg.users_file.clone()),
+    })?;
     let audit = match cfg.audit_store.clone() {
         Some(store) => AuditLog::in_store(store)?,
         None => AuditLog::open(&cfg.audit_dir)?,

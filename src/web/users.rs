@@ -1,5 +1,7 @@
-//! Per-person accounts: the users file (`web.users_file`), tokens, and the
-//! running server's view of it, re-read when the file changes.
+//! Per-person accounts: the users file (`web.users_file`), or with
+//! `storage.url` one object of the store that every instance reads (written
+//! by compare-and-swap, so two `sagak users` at once lose nothing); tokens;
+//! and the running server's view of them, re-read when they change.
 //!
 //! A token is 32 random bytes in base64url, shown once when the account is
 //! made; the file keeps only its SHA-256. A revoked account stays in the
@@ -8,7 +10,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use base64::Engine as _;
 use parking_lot::RwLock;
@@ -37,6 +38,131 @@ pub enum UsersError {
     /// A request that cannot be carried out.
     #[error("{0}")]
     Usage(String),
+}
+
+/// Where the accounts are kept.
+#[derive(Debug, Clone)]
+pub enum Accounts {
+    /// The users file.
+    File(PathBuf),
+    /// `users.json` of the accounts' store.
+    Store(crate::store::SharedStore),
+}
+
+/// The accounts' object in their store.
+const KEY: &str = "users.json";
+
+impl From<&Path> for Accounts {
+    fn from(path: &Path) -> Self {
+        Accounts::File(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Accounts {
+    fn from(path: &PathBuf) -> Self {
+        Accounts::File(path.clone())
+    }
+}
+
+impl Accounts {
+    /// Where they are, for messages.
+    fn name(&self) -> PathBuf {
+        match self {
+            Accounts::File(p) => p.clone(),
+            Accounts::Store(s) => PathBuf::from(s.location(KEY)),
+        }
+    }
+
+    /// The accounts and what says their version (the store's version, or
+    /// the file's modification time); none yet: empty.
+    fn read(&self) -> Result<(Vec<User>, Option<String>), UsersError> {
+        let (bytes, stamp) = match self {
+            Accounts::File(path) => {
+                let stamp = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(|t| format!("{t:?}"));
+                match std::fs::read(path) {
+                    Ok(b) => (b, stamp),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok((Vec::new(), None))
+                    }
+                    Err(error) => {
+                        return Err(UsersError::Io {
+                            path: path.clone(),
+                            error,
+                        })
+                    }
+                }
+            }
+            Accounts::Store(store) => match store.get_versioned(KEY).map_err(store_error)? {
+                Some((b, v)) => (b, Some(v.0)),
+                None => return Ok((Vec::new(), None)),
+            },
+        };
+        let file: UsersFile =
+            serde_json::from_slice(&bytes).map_err(|error| UsersError::Damaged {
+                path: self.name(),
+                error,
+            })?;
+        Ok((file.users, stamp))
+    }
+
+    /// Changes the accounts with `change`, written only over what was read
+    /// (compare-and-swap in a store; retried when another writer came
+    /// first).
+    fn update<T>(
+        &self,
+        mut change: impl FnMut(&mut Vec<User>) -> Result<T, UsersError>,
+    ) -> Result<T, UsersError> {
+        let Accounts::Store(store) = self else {
+            let Accounts::File(path) = self else {
+                unreachable!()
+            };
+            let (mut users, _) = self.read()?;
+            let out = change(&mut users)?;
+            save(path, &users)?;
+            return Ok(out);
+        };
+        for _ in 0..16 {
+            let current = store.get_versioned(KEY).map_err(store_error)?;
+            let (mut users, version) = match current {
+                Some((bytes, v)) => {
+                    let file: UsersFile =
+                        serde_json::from_slice(&bytes).map_err(|error| UsersError::Damaged {
+                            path: self.name(),
+                            error,
+                        })?;
+                    (file.users, Some(v))
+                }
+                None => (Vec::new(), None),
+            };
+            let out = change(&mut users)?;
+            let json = serde_json::to_vec_pretty(&UsersFile { users }).map_err(|e| {
+                store_error(crate::store::StoreError {
+                    location: self.name().display().to_string(),
+                    error: e.into(),
+                })
+            })?;
+            if store
+                .put_if(KEY, &[&json], version.as_ref())
+                .map_err(store_error)?
+                .is_some()
+            {
+                return Ok(out);
+            }
+        }
+        Err(UsersError::Usage(
+            "the accounts keep changing under this command: run it again".into(),
+        ))
+    }
+}
+
+fn store_error(e: crate::store::StoreError) -> UsersError {
+    UsersError::Io {
+        path: PathBuf::from(e.location),
+        error: e.error,
+    }
 }
 
 /// What a person may see.
@@ -109,23 +235,9 @@ pub(crate) fn new_token() -> Result<String, UsersError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 
-/// The accounts in `path` (none when the file does not exist yet).
-pub fn load(path: &Path) -> Result<Vec<User>, UsersError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => {
-            return Err(UsersError::Io {
-                path: path.into(),
-                error,
-            })
-        }
-    };
-    let file: UsersFile = serde_json::from_str(&text).map_err(|error| UsersError::Damaged {
-        path: path.into(),
-        error,
-    })?;
-    Ok(file.users)
+/// The accounts (none when there are none yet).
+pub fn load(accounts: impl Into<Accounts>) -> Result<Vec<User>, UsersError> {
+    Ok(accounts.into().read()?.0)
 }
 
 fn save(path: &Path, users: &[User]) -> Result<(), UsersError> {
@@ -158,9 +270,9 @@ fn save(path: &Path, users: &[User]) -> Result<(), UsersError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Adds an account to `path` and returns it with its token (shown once).
+/// Adds an account and returns it with its token (shown once).
 pub fn add(
-    path: &Path,
+    accounts: impl Into<Accounts>,
     name: &str,
     role: Role,
     dong: Option<&str>,
@@ -190,26 +302,27 @@ pub fn add(
         }
         (Role::City, None) => None,
     };
-    let mut users = load(path)?;
     let token = new_token()?;
-    let id = loop {
-        let b = random_bytes::<4>()?;
-        let id = format!("u-{:08x}", u32::from_be_bytes(b));
-        if !users.iter().any(|u| u.id == id) {
-            break id;
-        }
-    };
-    let user = User {
-        id,
-        name: name.to_string(),
-        role,
-        dong,
-        token_sha256: token_hash(&token),
-        created_at: now_text(),
-        revoked_at: None,
-    };
-    users.push(user.clone());
-    save(path, &users)?;
+    let user = accounts.into().update(|users| {
+        let id = loop {
+            let b = random_bytes::<4>()?;
+            let id = format!("u-{:08x}", u32::from_be_bytes(b));
+            if !users.iter().any(|u| u.id == id) {
+                break id;
+            }
+        };
+        let user = User {
+            id,
+            name: name.to_string(),
+            role,
+            dong: dong.clone(),
+            token_sha256: token_hash(&token),
+            created_at: now_text(),
+            revoked_at: None,
+        };
+        users.push(user.clone());
+        Ok(user)
+    })?;
     Ok((user, token))
 }
 
@@ -236,59 +349,67 @@ pub fn demo_accounts(
     Ok(accounts)
 }
 
-/// Revokes account `id` in `path`.
-pub fn revoke(path: &Path, id: &str) -> Result<User, UsersError> {
-    let mut users = load(path)?;
-    let Some(user) = users.iter_mut().find(|u| u.id == id) else {
-        return Err(UsersError::Usage(format!(
-            "no account {id:?} in {}: `sagak users list` shows the ids",
-            path.display()
-        )));
-    };
-    if user.revoked_at.is_none() {
-        user.revoked_at = Some(now_text());
-    }
-    let revoked = user.clone();
-    save(path, &users)?;
-    Ok(revoked)
+/// Revokes account `id`.
+pub fn revoke(accounts: impl Into<Accounts>, id: &str) -> Result<User, UsersError> {
+    let accounts = accounts.into();
+    let name = accounts.name();
+    accounts.update(|users| {
+        let Some(user) = users.iter_mut().find(|u| u.id == id) else {
+            return Err(UsersError::Usage(format!(
+                "no account {id:?} in {}: `sagak users list` shows the ids",
+                name.display()
+            )));
+        };
+        if user.revoked_at.is_none() {
+            user.revoked_at = Some(now_text());
+        }
+        Ok(user.clone())
+    })
 }
 
 /// The accounts as the server sees them: by token hash and by id, re-read
 /// when the file's modification time changes.
 pub(crate) struct Directory {
-    path: PathBuf,
+    accounts: Accounts,
     inner: RwLock<Loaded>,
 }
 
 #[derive(Default)]
 struct Loaded {
-    modified: Option<SystemTime>,
+    /// The version read (file time or store version).
+    stamp: Option<String>,
     by_hash: HashMap<String, Arc<User>>,
     by_id: HashMap<String, Arc<User>>,
 }
 
 impl Directory {
-    /// The accounts of `path`, loaded now.
-    pub(crate) fn open(path: &Path) -> Result<Self, UsersError> {
+    /// The accounts of `accounts`, loaded now.
+    pub(crate) fn open(accounts: Accounts) -> Result<Self, UsersError> {
         let dir = Directory {
-            path: path.into(),
+            accounts,
             inner: RwLock::new(Loaded::default()),
         };
         dir.reload()?;
         Ok(dir)
     }
 
-    /// Re-reads the file if it changed; returns whether it did.
+    /// Re-reads the accounts if they changed; returns whether they did.
     pub(crate) fn reload(&self) -> Result<bool, UsersError> {
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
-        if self.inner.read().modified == modified && modified.is_some() {
+        if let Accounts::File(path) = &self.accounts {
+            let modified = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| format!("{t:?}"));
+            if modified.is_some() && self.inner.read().stamp == modified {
+                return Ok(false);
+            }
+        }
+        let (users, stamp) = self.accounts.read()?;
+        if stamp.is_some() && self.inner.read().stamp == stamp {
             return Ok(false);
         }
-        let users = load(&self.path)?;
         let mut loaded = Loaded {
-            modified,
+            stamp,
             ..Loaded::default()
         };
         for u in users.into_iter().filter(|u| u.revoked_at.is_none()) {
@@ -336,7 +457,7 @@ mod tests {
         assert_eq!(mode, 0o600);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&token), "only the hash is kept");
-        let users = Directory::open(&path).unwrap();
+        let users = Directory::open(Accounts::File(path.clone())).unwrap();
         assert_eq!(
             users.by_token(&token).map(|u| u.id.clone()),
             Some(user.id.clone())
@@ -345,7 +466,7 @@ mod tests {
         // the file's time has a resolution; make sure it moves
         std::thread::sleep(std::time::Duration::from_millis(20));
         revoke(&path, &user.id).unwrap();
-        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
         std::fs::File::options()
             .write(true)
             .open(&path)

@@ -300,3 +300,45 @@ fn a_paused_owner_cannot_overwrite_the_new_owners_snapshot() {
     a_paused_owner_cannot_overwrite(sagak::store::open(dir.path()).unwrap());
     a_paused_owner_cannot_overwrite(location("fence").open("state").unwrap());
 }
+
+/// Accounts kept in the store: `sagak users add` run twice at once (two
+/// operators, two machines) loses neither account, and a revoke reaches
+/// whoever reads next.
+#[test]
+fn accounts_in_object_storage_lose_nothing_to_concurrent_writers() {
+    use sagak::web::users::{self, Accounts, Role};
+    let store = location("accounts").open("accounts").unwrap();
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    let name = format!("담당자 {i}");
+                    users::add(
+                        Accounts::Store(store),
+                        &name,
+                        Role::Dong,
+                        Some("4125052000"),
+                    )
+                    .unwrap()
+                    .0
+                    .id
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let held = users::load(Accounts::Store(store.clone())).unwrap();
+    assert_eq!(held.len(), 4, "{held:?}");
+    for id in &ids {
+        assert!(held.iter().any(|u| &u.id == id));
+    }
+    users::revoke(Accounts::Store(store.clone()), &ids[0]).unwrap();
+    let held = users::load(Accounts::Store(store)).unwrap();
+    assert!(held
+        .iter()
+        .find(|u| u.id == ids[0])
+        .unwrap()
+        .revoked_at
+        .is_some());
+}

@@ -66,6 +66,7 @@ impl Front {
             users_file,
             audit_dir: dir.path().join("audit"),
             audit_store: None,
+            users_store: None,
             lists: sagak::store::open(dir.path()).unwrap(),
             out_dir: dir.path().to_path_buf(),
             idle: Duration::from_secs(8 * 3600),
