@@ -23,15 +23,27 @@ pub(crate) struct Session {
     pub(crate) user_id: String,
     /// The token its forms carry.
     pub(crate) csrf: String,
-    last_seen: Instant,
+    /// When it ends without a request (ms since the epoch).
+    expires_ms: u64,
 }
 
 /// Sessions and login attempts.
+///
+/// A session is its cookie: the account, the forms' CSRF token and when it
+/// ends, signed with HMAC-SHA256 under the accounts' session key
+/// ([`session_key`]). Any instance holding the key reads it, and a restart
+/// keeps it: no session lives in one process. Its end moves on with each
+/// request ([`Auth::renewed`]); a revoked account's sessions end with the
+/// account (the caller looks the account up on every request); a logout
+/// ends the cookie in the browser and, on the instance that served it,
+/// for the rest of its life.
 pub(crate) struct Auth {
     idle: Duration,
     failures_per_minute: u32,
-    /// By SHA-256 of the session id: a leak of this map opens nothing.
-    sessions: Mutex<HashMap<String, Session>>,
+    key: [u8; 32],
+    /// Sessions logged out here (SHA-256 of their CSRF token), with when
+    /// their last renewal would end.
+    ended: Mutex<HashMap<String, u64>>,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
@@ -45,16 +57,54 @@ fn random_text() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let (mut inner, mut outer) = ([0x36u8; 64], [0x5cu8; 64]);
+    for (i, k) in key.iter().enumerate() {
+        inner[i] ^= k;
+        outer[i] ^= k;
+    }
+    let first = Sha256::new()
+        .chain_update(inner)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(outer)
+        .chain_update(first)
+        .finalize()
+        .into()
+}
+
 impl Auth {
-    /// Sessions ending after `idle`; `failures_per_minute` failed logins
-    /// per address before it must wait.
-    pub(crate) fn new(idle: Duration, failures_per_minute: u32) -> Self {
+    /// Sessions signed with `key`, ending after `idle` without a request;
+    /// `failures_per_minute` failed logins per address before it must wait.
+    pub(crate) fn new(idle: Duration, failures_per_minute: u32, key: [u8; 32]) -> Self {
         Auth {
             idle,
             failures_per_minute,
-            sessions: Mutex::new(HashMap::new()),
+            key,
+            ended: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn idle_ms(&self) -> u64 {
+        self.idle.as_millis() as u64
+    }
+
+    /// The cookie of a session.
+    fn cookie(&self, user_id: &str, csrf: &str, expires_ms: u64) -> String {
+        let payload = format!("{user_id}~{csrf}~{expires_ms}");
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mac = hmac(&self.key, payload.as_bytes());
+        format!("{}.{}", b64.encode(payload), b64.encode(mac))
     }
 
     /// Whether `client` may try to log in now; `Err` holds the seconds to
@@ -87,54 +137,60 @@ impl Auth {
         entry.1 += 1;
     }
 
-    /// Starts a session for `user`; returns its id (the cookie's value).
+    /// Starts a session for `user`; returns its cookie's value.
     pub(crate) fn start(&self, user: &User) -> Option<String> {
-        let id = random_text();
         let csrf = random_text();
-        if id.is_empty() || csrf.is_empty() {
+        if csrf.is_empty() {
             return None;
         }
-        let mut sessions = self.sessions.lock();
-        let idle = self.idle;
-        sessions.retain(|_, s| s.last_seen.elapsed() < idle);
-        sessions.insert(
-            token_hash(&id),
-            Session {
-                user_id: user.id.clone(),
-                csrf,
-                last_seen: Instant::now(),
-            },
-        );
-        Some(id)
+        Some(self.cookie(&user.id, &csrf, now_ms() + self.idle_ms()))
     }
 
-    /// The live session of cookie value `id`, its idle time restarted.
-    pub(crate) fn session(&self, id: &str) -> Option<Session> {
-        if id.is_empty() {
+    /// The live session of cookie value `value`: signed with this key, not
+    /// ended, not logged out here.
+    pub(crate) fn session(&self, value: &str) -> Option<Session> {
+        let (payload, mac) = value.split_once('.')?;
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (payload, mac) = (b64.decode(payload).ok()?, b64.decode(mac).ok()?);
+        let expected = hmac(&self.key, &payload);
+        if !bool::from(expected.as_slice().ct_eq(&mac)) {
             return None;
         }
-        let key = token_hash(id);
-        let mut sessions = self.sessions.lock();
-        let s = sessions.get_mut(&key)?;
-        if s.last_seen.elapsed() >= self.idle {
-            sessions.remove(&key);
+        let text = String::from_utf8(payload).ok()?;
+        let mut parts = text.split('~');
+        let (user_id, csrf, expires) = (parts.next()?, parts.next()?, parts.next()?);
+        let expires_ms: u64 = expires.parse().ok()?;
+        if expires_ms <= now_ms() || self.ended.lock().contains_key(&token_hash(csrf)) {
             return None;
         }
-        s.last_seen = Instant::now();
-        Some(s.clone())
+        Some(Session {
+            user_id: user_id.to_string(),
+            csrf: csrf.to_string(),
+            expires_ms,
+        })
     }
 
-    /// Ends the session of cookie value `id`.
-    pub(crate) fn end(&self, id: &str) {
-        self.sessions.lock().remove(&token_hash(id));
+    /// A fresh cookie for `session`, its end moved to `idle` from now, when
+    /// a minute or more of it has passed (so a busy page renews it once a
+    /// minute, not on every request).
+    pub(crate) fn renewed(&self, session: &Session) -> Option<String> {
+        let now = now_ms();
+        let fresh = now + self.idle_ms();
+        (fresh >= session.expires_ms + 60_000)
+            .then(|| self.cookie(&session.user_id, &session.csrf, fresh))
     }
 
-    /// Ends every session of accounts no longer active; returns how many.
-    pub(crate) fn end_revoked(&self, active: impl Fn(&str) -> bool) -> usize {
-        let mut sessions = self.sessions.lock();
-        let before = sessions.len();
-        sessions.retain(|_, s| active(&s.user_id));
-        before - sessions.len()
+    /// Ends the session of cookie value `value`, and its renewals, on
+    /// this instance (the browser drops the cookie too).
+    pub(crate) fn end(&self, value: &str) {
+        let Some(s) = self.session(value) else {
+            return;
+        };
+        let mut ended = self.ended.lock();
+        let now = now_ms();
+        ended.retain(|_, until| *until > now);
+        // the CSRF token names the session through its renewals
+        ended.insert(token_hash(&s.csrf), now + self.idle_ms());
     }
 }
 
@@ -180,23 +236,52 @@ mod tests {
     }
 
     #[test]
-    fn a_session_ends_when_idle_or_revoked() {
-        let auth = Auth::new(Duration::from_millis(50), 3);
+    fn a_session_ends_when_idle_and_is_read_by_any_instance_with_the_key() {
+        let auth = Auth::new(Duration::from_millis(50), 3, [7; 32]);
         let id = auth.start(&user("u-1")).unwrap();
         let s = auth.session(&id).unwrap();
+        assert_eq!(s.user_id, "u-1");
         assert!(csrf_ok(&s, &s.csrf));
         assert!(!csrf_ok(&s, ""));
         assert!(!csrf_ok(&s, "forged"));
+        // another instance (or this one restarted) with the same key
+        let other = Auth::new(Duration::from_millis(50), 3, [7; 32]);
+        assert_eq!(other.session(&id).unwrap().csrf, s.csrf);
+        // another key, or a changed cookie, reads nothing
+        let stranger = Auth::new(Duration::from_millis(50), 3, [8; 32]);
+        assert!(stranger.session(&id).is_none());
+        let (payload, mac) = id.split_once('.').unwrap();
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let text = String::from_utf8(b64.decode(payload).unwrap()).unwrap();
+        let forged = text.replace("u-1", "u-2");
+        let forged = format!("{}.{mac}", b64.encode(forged));
+        assert!(auth.session(&forged).is_none(), "another account's name");
         std::thread::sleep(Duration::from_millis(80));
         assert!(auth.session(&id).is_none(), "idle too long");
-        let id = auth.start(&user("u-2")).unwrap();
-        assert_eq!(auth.end_revoked(|u| u != "u-2"), 1);
-        assert!(auth.session(&id).is_none(), "revoked");
+    }
+
+    #[test]
+    fn a_session_renews_as_it_is_used_and_ends_at_logout() {
+        let auth = Auth::new(Duration::from_secs(3600), 3, [7; 32]);
+        let id = auth.start(&user("u-1")).unwrap();
+        let s = auth.session(&id).unwrap();
+        assert!(auth.renewed(&s).is_none(), "fresh: no new cookie yet");
+        let older = Session {
+            expires_ms: s.expires_ms - 120_000,
+            ..s.clone()
+        };
+        let renewed = auth.renewed(&older).expect("renewed after a minute");
+        assert!(auth.session(&renewed).unwrap().expires_ms >= s.expires_ms);
+        let other = auth.start(&user("u-1")).unwrap();
+        auth.end(&id);
+        assert!(auth.session(&id).is_none(), "logged out");
+        assert!(auth.session(&renewed).is_none(), "its renewals too");
+        assert!(auth.session(&other).is_some(), "another browser's stays");
     }
 
     #[test]
     fn failed_logins_are_limited_per_address() {
-        let auth = Auth::new(Duration::from_secs(60), 3);
+        let auth = Auth::new(Duration::from_secs(60), 3, [7; 32]);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..3 {

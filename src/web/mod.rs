@@ -303,10 +303,12 @@ pub async fn start(
         Some((cert, key)) => Some(routes::tls_acceptor(cert, key).map_err(WebError::Tls)?),
         None => None,
     };
-    let users = Directory::open(match cfg.users_store.clone() {
+    let accounts = match cfg.users_store.clone() {
         Some(store) => users::Accounts::Store(store),
         None => users::Accounts::File(cfg.users_file.clone()),
-    })?;
+    };
+    let session_key = users::session_key(&accounts)?;
+    let users = Directory::open(accounts)?;
     let audit = match cfg.audit_store.clone() {
         Some(store) => AuditLog::in_store(store)?,
         None => AuditLog::open(&cfg.audit_dir)?,
@@ -332,7 +334,7 @@ pub async fn start(
     let state = Arc::new(WebState {
         ops,
         users,
-        auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute),
+        auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute, session_key),
         audit,
         publisher,
         lists: cfg.lists,

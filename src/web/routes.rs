@@ -124,6 +124,10 @@ pub(crate) fn router(st: Arc<WebState>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            super::session::renew,
+        ))
         .layer(axum::middleware::from_fn_with_state(st.clone(), gate))
         // the orchestrator's probe answers even when every slot is taken
         .route("/healthz", get(|| async { "ok\n" }))
@@ -206,14 +210,9 @@ pub(crate) async fn serve(
             }
             match watcher.users.reload() {
                 Ok(true) => {
-                    let ended = watcher
-                        .auth
-                        .end_revoked(|id| watcher.users.by_id(id).is_some());
-                    tracing::info!(
-                        accounts = watcher.users.len(),
-                        sessions_ended = ended,
-                        "users file re-read"
-                    );
+                    // a revoked account's sessions end with it: each
+                    // request looks its account up
+                    tracing::info!(accounts = watcher.users.len(), "accounts re-read");
                 }
                 Ok(false) => {}
                 Err(e) => {

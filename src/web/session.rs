@@ -75,17 +75,44 @@ pub(super) async fn login(
     ) {
         return r;
     }
-    let cookie = cookie::Cookie::build((COOKIE, id))
+    let mut r = Redirect::to("/").into_response();
+    if let Some(v) = session_cookie(&st, id) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// The `Set-Cookie` of session cookie value `value`.
+pub(super) fn session_cookie(st: &WebState, value: String) -> Option<HeaderValue> {
+    let cookie = cookie::Cookie::build((COOKIE, value))
         .http_only(true)
         .same_site(cookie::SameSite::Strict)
         .secure(st.secure)
         .path("/")
         .build();
-    let mut r = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// Moves a session's end on as it is used: a response to a request with a
+/// live session carries a renewed cookie, at most once a minute (unless it
+/// sets the cookie itself: a login, a logout).
+pub(super) async fn renew(
+    State(st): State<Arc<WebState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let renewed = super::caller::cookie_value(req.headers())
+        .and_then(|v| st.auth.session(&v))
+        .and_then(|s| st.auth.renewed(&s));
+    let mut response = next.run(req).await;
+    if let Some(value) = renewed {
+        if !response.headers().contains_key(header::SET_COOKIE) {
+            if let Some(v) = session_cookie(&st, value) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+        }
     }
-    r
+    response
 }
 
 /// A wrong token on the login page: counted against its address, which

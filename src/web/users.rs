@@ -158,6 +158,33 @@ impl Accounts {
     }
 }
 
+/// The key that signs sessions ([`super::auth::Auth`]), kept beside the
+/// accounts (`session-key` in their store, `<users file>.session-key`
+/// owner-only), made by whichever instance starts first (create-if-absent)
+/// and read by the others: a session opens on any instance, and survives
+/// restarts. Removing it ends every session.
+pub(crate) fn session_key(accounts: &Accounts) -> Result<[u8; 32], UsersError> {
+    let (store, key) = match accounts {
+        Accounts::Store(store) => (store.clone(), "session-key".to_string()),
+        Accounts::File(path) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.unwrap_or(Path::new("."));
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("users");
+            let store = crate::store::open(dir).map_err(store_error)?;
+            (store, format!("{name}.session-key"))
+        }
+    };
+    let fresh = random_bytes::<32>()?;
+    store.put_new(&key, &[&fresh]).map_err(store_error)?;
+    let held = store.get(&key).map_err(store_error)?.unwrap_or_default();
+    held.try_into().map_err(|_| {
+        UsersError::Usage(format!(
+            "the session key {} is damaged: remove it (every session then ends) and restart",
+            store.location(&key)
+        ))
+    })
+}
+
 fn store_error(e: crate::store::StoreError) -> UsersError {
     UsersError::Io {
         path: PathBuf::from(e.location),

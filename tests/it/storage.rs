@@ -342,3 +342,72 @@ fn accounts_in_object_storage_lose_nothing_to_concurrent_writers() {
         .revoked_at
         .is_some());
 }
+
+/// Two web fronts on one store (two instances, or one restarted): an
+/// office logged in on the first keeps its session on the second when the
+/// first is gone, the second knows accounts added through the store, and
+/// `sagak audit` finds the views of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_and_the_audit_outlive_the_instance_that_served_them() {
+    use crate::web::{blocking, http, login};
+    use sagak::web::users::{self, Accounts, Role};
+    let at = location("front");
+    let accounts = at.open("accounts").unwrap();
+    let audit = at.open("audit").unwrap();
+    let (_, token) = users::add(
+        Accounts::Store(accounts.clone()),
+        "김생연",
+        Role::Dong,
+        Some("4125052000"),
+    )
+    .unwrap();
+    let spec = sagak::definition::PipelineSpec::embedded_default().unwrap();
+    let start = |dir: &std::path::Path| {
+        let cfg = sagak::web::WebConfig {
+            listen: "127.0.0.1:0".into(),
+            tls: None,
+            trusted_proxy: None,
+            users_file: dir.join("unused-users.json"),
+            audit_dir: dir.join("unused-audit"),
+            audit_store: Some(audit.clone()),
+            users_store: Some(accounts.clone()),
+            lists: at.open("out").unwrap(),
+            out_dir: dir.to_path_buf(),
+            idle: Duration::from_secs(3600),
+            login_failures_per_minute: 5,
+        };
+        let ops = std::sync::Arc::new(sagak::ops::OpsState::new(
+            &spec,
+            sagak::metrics::Metrics::new(&spec),
+            "test",
+        ));
+        let (inbox, _rx) = sagak::embedded::inbox::Inbox::new(spec.outcome_feed(), "outcomes");
+        sagak::web::start(cfg, &spec, ops, std::sync::Arc::new(inbox))
+    };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(a_dir.path()).await.expect("first front");
+    let b = start(b_dir.path()).await.expect("second front");
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    let cookie = blocking(move || login(a_addr, &token))
+        .await
+        .expect("logged in on the first");
+    let on = |addr, cookie: String| {
+        blocking(move || http(addr, "GET", "/queue", &[("Cookie", &cookie)], "").0)
+    };
+    assert_eq!(on(a_addr, cookie.clone()).await, 200);
+    a.abort();
+    assert_eq!(
+        on(b_addr, cookie.clone()).await,
+        200,
+        "the session opens on the second"
+    );
+    let query = sagak::web::audit::AuditQuery {
+        user: None,
+        household: None,
+        since: None,
+    };
+    let seen = sagak::web::audit::search_store(&audit, &query).unwrap();
+    let views = seen.iter().filter(|e| e.action == "view_queue").count();
+    assert_eq!(views, 2, "one view on each front: {seen:?}");
+    b.abort();
+}
