@@ -531,7 +531,44 @@ async fn state_and_lists(spec: &PipelineSpec, households: usize, mix: Mix) {
 /// engine and prints the times and size.
 async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
     let dir = std::env::temp_dir().join(format!("sagak-bench-state-{}", std::process::id()));
-    let store = sagak::checkpoint::ShardedStore::open(&dir, 1).expect("state dir");
+    let folder = sagak::store::open(&dir).expect("state dir");
+    snapshot_cost(spec, engine, now, folder, "checkpoint");
+    let _ = std::fs::remove_dir_all(&dir);
+    // the same against object storage, when a server is named (an
+    // S3-compatible one on loopback: `weed mini`, bucket `sagak-bench`)
+    if let Ok(endpoint) = std::env::var("SAGAK_BENCH_S3_ENDPOINT") {
+        let at = sagak::store::Location {
+            url: format!("s3://sagak-bench/run-{}", std::process::id()),
+            endpoint,
+            region: "us-east-1".into(),
+            path_style: true,
+            allow_http: true,
+            access_key: Some(("sagak".into(), "sagak-bench".into())),
+        };
+        let store = at.open("state").expect("the bench's bucket");
+        snapshot_cost(
+            spec,
+            engine,
+            now,
+            store.clone(),
+            "checkpoint_object_storage",
+        );
+        for key in store.list("").unwrap_or_default() {
+            let _ = store.delete(&key);
+        }
+    }
+}
+
+/// The loop's pause, the write beside it and a restart's restore, of one
+/// snapshot of `engine` into `state`.
+fn snapshot_cost(
+    spec: &PipelineSpec,
+    engine: &mut Engine,
+    now: i64,
+    state: sagak::store::SharedStore,
+    bench: &str,
+) {
+    let store = sagak::checkpoint::ShardedStore::on(state.clone(), 1).expect("state store");
     // what the run loop waits for (eviction, then the copy), then the write
     // beside it
     let started = Instant::now();
@@ -559,9 +596,8 @@ async fn restart_cost(spec: &PipelineSpec, engine: &mut Engine, now: i64) {
         .each_newest(|s| restored.restore_shard(&s))
         .expect("load");
     let restore_s = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&dir);
     emit(json!({
-        "bench": "checkpoint",
+        "bench": bench,
         "households": restored.households(),
         "snapshot_bytes": bytes,
         "loop_pause_seconds": round_to(pause_s, 3),
