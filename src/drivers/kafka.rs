@@ -441,7 +441,8 @@ async fn start_clients(
         .map_err(|e| RunError::startup(CheckpointError::from(e)))?;
     let store =
         ShardedStore::on(state, settings.engine.keep_checkpoints).map_err(RunError::startup)?;
-    let ownership = Arc::new(Ownership::new(store.clone()));
+    let fenced = metrics.checkpoints.fenced.clone();
+    let ownership = Arc::new(Ownership::new(store.clone(), fenced));
     let consumer = source::consumer(
         &settings.kafka,
         metrics.consumer_lag.clone(),

@@ -29,6 +29,9 @@ use crate::kafka::offsets::OffsetTracker;
 /// run loop. Shared by the consumer context and the run loop.
 pub(crate) struct Ownership {
     store: ShardedStore,
+    /// `sagak_checkpoint_writes_fenced_total`: a write finished at a
+    /// revoke is counted here.
+    fenced: prometheus::IntCounter,
     generation: AtomicU64,
     book: Mutex<Book>,
 }
@@ -73,9 +76,10 @@ pub(crate) struct Handover {
 
 impl Ownership {
     /// Nothing owned yet; shard snapshots come from `store`.
-    pub(crate) fn new(store: ShardedStore) -> Self {
+    pub(crate) fn new(store: ShardedStore, fenced: prometheus::IntCounter) -> Self {
         Ownership {
             store,
+            fenced,
             generation: AtomicU64::new(0),
             book: Mutex::new(Book::default()),
         }
@@ -173,8 +177,10 @@ impl Ownership {
         // being written must be on disk first. Its offsets are not
         // committed (the partitions are leaving; the snapshot holds them).
         if let Some(write) = book.writing.take() {
-            if let Err(e) = write.finish() {
-                book.error = Some(e);
+            match write.finish() {
+                // refused: another instance claimed these partitions first
+                Ok(done) => self.fenced.inc_by(done.fenced.len() as u64),
+                Err(e) => book.error = Some(e),
             }
         }
     }

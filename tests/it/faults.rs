@@ -66,7 +66,7 @@ enabled = false
     path
 }
 
-fn spawn_sagak(config: &Path, log: &Path) -> Child {
+pub(crate) fn spawn_sagak(config: &Path, log: &Path) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_sagak"))
         .args(["run", "--config"])
@@ -78,7 +78,7 @@ fn spawn_sagak(config: &Path, log: &Path) -> Child {
         .expect("sagak starts")
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -86,7 +86,7 @@ fn signal(child: &Child, sig: &str) {
     assert!(matches!(ok, Ok(true)), "kill {sig} failed");
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {

@@ -411,3 +411,231 @@ async fn a_session_and_the_audit_outlive_the_instance_that_served_them() {
     assert_eq!(views, 2, "one view on each front: {seen:?}");
     b.abort();
 }
+
+/// The settings of one `sagak run` process of scenario `s` whose state is
+/// at `at`, with its metrics on `http_port`.
+fn process_config(
+    s: &Scenario,
+    at: &Location,
+    dir: &std::path::Path,
+    http_port: u16,
+    checkpoint_ms: u64,
+) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let t = &s.settings.topics;
+    let (id, secret) = at.access_key.clone().unwrap_or_default();
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+create_topics = true
+
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
+
+[topics]
+alerts = "{alerts}"
+dlq = "{dlq}"
+outcomes = "{outcomes}"
+escalations = "{escalations}"
+
+[topics.inputs]
+"utility-arrears" = "{u}"
+"job-loss" = "{j}"
+"health-insurance" = "{h}"
+
+[pipeline]
+dir = "{pipeline}"
+
+[engine]
+flush_interval_ms = 50
+checkpoint_interval_ms = {checkpoint_ms}
+state_dir = "/nonexistent/state"
+
+[lists]
+enabled = false
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+[web]
+enabled = false
+
+[storage]
+url = "{url}"
+endpoint = "{endpoint}"
+region = "us-east-1"
+path_style = true
+allow_http = true
+access_key_id = "{id}"
+secret_access_key = "{secret}"
+"#,
+        brokers = s.settings.kafka.brokers,
+        group = s.settings.kafka.group_id,
+        alerts = t.alerts,
+        dlq = t.dlq,
+        outcomes = t.outcomes,
+        escalations = t.escalations,
+        u = t.inputs["utility-arrears"],
+        j = t.inputs["job-loss"],
+        h = t.inputs["health-insurance"],
+        pipeline = s.settings.pipeline.dir.display(),
+        url = at.url,
+        endpoint = at.endpoint,
+    );
+    let path = dir.join("sagak.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A metric of the process whose operations endpoint is on `port` (0
+/// while it is not listening yet).
+async fn process_metric(port: u16, name: &str) -> f64 {
+    let name = name.to_string();
+    crate::web::blocking(move || {
+        use std::io::{Read, Write};
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return 0.0;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        let ask = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let mut body = String::new();
+        if c.write_all(ask.as_bytes()).is_err() || c.read_to_string(&mut body).is_err() {
+            return 0.0;
+        }
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(name.as_str())
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    })
+    .await
+}
+
+/// Two `sagak run` processes, no folder shared, state in object storage:
+/// the first is paused (SIGSTOP) until the group gives its partitions to
+/// the second, then woken (SIGCONT). Every household still gets each of
+/// its alerts, the paused instance's late snapshots are refused by the
+/// store (counted), and what the store holds is readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_wakes_to_find_its_partitions_taken_and_its_writes_refused() {
+    use crate::faults::{signal, spawn_sagak, wait_exit};
+    let s = Scenario::new("s3-sigstop").await;
+    let at = location("sigstop");
+    let dir = tempfile::tempdir().unwrap();
+    let port = || free_ports();
+    let (pa, pb) = (port(), port());
+    let a_cfg = process_config(&s, &at, &dir.path().join("a"), pa, 12_000);
+    let b_cfg = process_config(&s, &at, &dir.path().join("b"), pb, 1_000);
+    let producer = s.producer();
+    let mut alerts = s.alerts();
+    let households: Vec<String> = (0..20).map(|i| format!("hh-st-{i:02}")).collect();
+    let every = |p: &'static str| {
+        let households = households.clone();
+        move |seen: &[Received]| {
+            households
+                .iter()
+                .all(|h| priorities_of(seen, h).iter().any(|v| v == p))
+        }
+    };
+    // A's first snapshot is due 12 s after it starts: while it is paused
+    let mut a = spawn_sagak(&a_cfg, &dir.path().join("a.log"));
+    let a_started = std::time::Instant::now();
+    for hh in &households {
+        producer
+            .signal(
+                &s.topic("job-loss"),
+                &job_loss(&format!("{hh}-j"), hh, &days_ago(20)),
+            )
+            .await;
+    }
+    alerts
+        .wait_for("P3 from the first instance", every("P3"))
+        .await;
+    for hh in &households {
+        producer
+            .signal(
+                &s.topic("health-insurance"),
+                &health(&format!("{hh}-h"), hh, &days_ago(10), 4),
+            )
+            .await;
+    }
+    alerts
+        .wait_for("P2 from the first instance", every("P2"))
+        .await;
+    // paused with a snapshot due within a second
+    signal(&a, "-STOP");
+
+    let mut b = spawn_sagak(&b_cfg, &dir.path().join("b.log"));
+    for _ in 0..600 {
+        if process_metric(pb, "sagak_households_tracked").await >= 20.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let held = process_metric(pb, "sagak_households_tracked").await;
+    if held != 20.0 {
+        let log = std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default();
+        panic!("the second holds {held} households, not every one; its log:\n{log}");
+    }
+    for hh in &households {
+        producer
+            .signal(
+                &s.topic("utility-arrears"),
+                &utility(&format!("{hh}-u"), hh, &days_ago(2), "electricity", 3, true),
+            )
+            .await;
+    }
+    alerts
+        .wait_for("P1 from the second instance", every("P1"))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // woken after its snapshot fell due: the first thing it does is write it
+    let due = Duration::from_secs(13).saturating_sub(a_started.elapsed());
+    tokio::time::sleep(due).await;
+    signal(&a, "-CONT");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let fenced = process_metric(pa, "sagak_checkpoint_writes_fenced_total").await;
+    signal(&a, "-TERM");
+    signal(&b, "-TERM");
+    let (ea, eb) = (
+        wait_exit(&mut a, Duration::from_secs(30)),
+        wait_exit(&mut b, Duration::from_secs(30)),
+    );
+    assert!(
+        ea.is_some_and(|e| e.success()) && eb.is_some_and(|e| e.success()),
+        "{ea:?} {eb:?}"
+    );
+
+    let seen = alerts.settle(Duration::from_secs(2)).await;
+    for hh in &households {
+        let mut steps: Vec<String> = priorities_of(seen, hh)
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect();
+        steps.dedup();
+        assert_eq!(
+            steps,
+            ["P3", "P2", "P1"],
+            "{hh}: each alert, none lost, none invented"
+        );
+    }
+    // every partition's published snapshot reads back whole
+    let state = at.open("state").unwrap();
+    let store = sagak::checkpoint::ShardedStore::on(state, 3).unwrap();
+    assert_eq!(
+        store.load_all().unwrap().len(),
+        4,
+        "one good snapshot per partition"
+    );
+    let a_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
+    assert!(
+        fenced >= 1.0,
+        "the paused instance's late snapshots were refused: {fenced}; its log:\n{a_log}"
+    );
+    eprintln!("the paused instance's snapshots refused by the store after it woke: {fenced}");
+}
