@@ -67,7 +67,15 @@ fn server() -> &'static S3Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let b = free_ports();
         let port = |name: &str, i: u16| format!("-{name}={}", b + i);
-        let mut child = Command::new(weed())
+        // the server outlives no test run: a watcher ends it once this
+        // process is gone (a static is never dropped)
+        let watch = format!(
+            "\"$0\" \"$@\" & w=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $w; sleep 2; kill -9 $w",
+            std::process::id()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &watch])
+            .arg(weed())
             .args(["mini", "-ip=127.0.0.1", "-webdav=false"])
             .arg(format!("-dir={}", dir.path().display()))
             .args([
