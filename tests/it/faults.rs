@@ -8,14 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn write_config(
-    s: &Scenario,
-    dir: &Path,
-    checkpoint_ms: u64,
-    static_assignment: bool,
-) -> std::path::PathBuf {
+/// The Kafka, topic and pipeline sections of a `sagak run` settings file
+/// for scenario `s` (its group, its topics), as the process tests share it.
+pub(crate) fn kafka_sections(s: &Scenario, static_assignment: bool) -> String {
     let t = &s.settings.topics;
-    let text = format!(
+    format!(
         r#"
 [kafka]
 brokers = "{brokers}"
@@ -31,6 +28,8 @@ static_assignment = {static_assignment}
 [topics]
 alerts = "{alerts}"
 dlq = "{dlq}"
+outcomes = "{outcomes}"
+escalations = "{escalations}"
 
 [topics.inputs]
 "utility-arrears" = "{u}"
@@ -39,7 +38,28 @@ dlq = "{dlq}"
 
 [pipeline]
 dir = "{pipeline}"
+"#,
+        brokers = s.settings.kafka.brokers,
+        group = s.settings.kafka.group_id,
+        alerts = t.alerts,
+        dlq = t.dlq,
+        outcomes = t.outcomes,
+        escalations = t.escalations,
+        u = t.inputs["utility-arrears"],
+        j = t.inputs["job-loss"],
+        h = t.inputs["health-insurance"],
+        pipeline = s.settings.pipeline.dir.display(),
+    )
+}
 
+fn write_config(
+    s: &Scenario,
+    dir: &Path,
+    checkpoint_ms: u64,
+    static_assignment: bool,
+) -> std::path::PathBuf {
+    let text = format!(
+        r#"{kafka}
 [engine]
 flush_interval_ms = 50
 checkpoint_interval_ms = {checkpoint_ms}
@@ -51,14 +71,7 @@ enabled = false
 [http]
 enabled = false
 "#,
-        brokers = broker(),
-        group = s.settings.kafka.group_id,
-        alerts = t.alerts,
-        dlq = t.dlq,
-        u = t.inputs["utility-arrears"],
-        j = t.inputs["job-loss"],
-        h = t.inputs["health-insurance"],
-        pipeline = s.settings.pipeline.dir.display(),
+        kafka = kafka_sections(s, static_assignment),
         state = dir.join("state").display(),
     );
     let path = dir.join("sagak.toml");

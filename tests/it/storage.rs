@@ -430,33 +430,9 @@ fn process_config(
     checkpoint_ms: u64,
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let t = &s.settings.topics;
     let (id, secret) = at.access_key.clone().unwrap_or_default();
     let text = format!(
-        r#"
-[kafka]
-brokers = "{brokers}"
-group_id = "{group}"
-create_topics = true
-
-[kafka.consumer]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "1000"
-
-[topics]
-alerts = "{alerts}"
-dlq = "{dlq}"
-outcomes = "{outcomes}"
-escalations = "{escalations}"
-
-[topics.inputs]
-"utility-arrears" = "{u}"
-"job-loss" = "{j}"
-"health-insurance" = "{h}"
-
-[pipeline]
-dir = "{pipeline}"
-
+        r#"{kafka}
 [engine]
 flush_interval_ms = 50
 checkpoint_interval_ms = {checkpoint_ms}
@@ -480,16 +456,7 @@ allow_http = true
 access_key_id = "{id}"
 secret_access_key = "{secret}"
 "#,
-        brokers = s.settings.kafka.brokers,
-        group = s.settings.kafka.group_id,
-        alerts = t.alerts,
-        dlq = t.dlq,
-        outcomes = t.outcomes,
-        escalations = t.escalations,
-        u = t.inputs["utility-arrears"],
-        j = t.inputs["job-loss"],
-        h = t.inputs["health-insurance"],
-        pipeline = s.settings.pipeline.dir.display(),
+        kafka = crate::faults::kafka_sections(s, false),
         url = at.url,
         endpoint = at.endpoint,
     );
