@@ -48,10 +48,7 @@ pub(crate) struct Claims {
 
 /// Who this instance is, in manifests.
 fn me() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}/{}", std::process::id())
+    format!("{}/{}", crate::store::host_name(), std::process::id())
 }
 
 /// The manifest key of the shard folder `folder`.
@@ -127,8 +124,7 @@ impl Claims {
         shard: i32,
         folder: &str,
     ) -> Result<u64, CheckpointError> {
-        let held = self.held().get(&shard).map(|c| c.epoch);
-        match held {
+        match self.epoch_held(shard) {
             Some(epoch) => Ok(epoch),
             None => self.claim(store, shard, folder),
         }

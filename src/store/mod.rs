@@ -198,6 +198,14 @@ pub fn check_conditional_puts(store: &dyn Store) -> Result<(), StoreError> {
     }
 }
 
+/// This machine's host name, usable in a key (no `/` or space): whose
+/// objects these are, for the operator (claims, audit objects).
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(['/', ' '], "_"))
+        .unwrap_or_else(|_| "host".into())
+}
+
 /// Checks a key: relative, plain names, no `.` or `..` parts.
 fn checked(key: &str) -> Result<&str, String> {
     let plain = !key.is_empty()

@@ -115,14 +115,14 @@ impl Accounts {
         &self,
         mut change: impl FnMut(&mut Vec<User>) -> Result<T, UsersError>,
     ) -> Result<T, UsersError> {
-        let Accounts::Store(store) = self else {
-            let Accounts::File(path) = self else {
-                unreachable!()
-            };
-            let (mut users, _) = self.read()?;
-            let out = change(&mut users)?;
-            save(path, &users)?;
-            return Ok(out);
+        let store = match self {
+            Accounts::Store(store) => store,
+            Accounts::File(path) => {
+                let (mut users, _) = self.read()?;
+                let out = change(&mut users)?;
+                save(path, &users)?;
+                return Ok(out);
+            }
         };
         for _ in 0..16 {
             let current = store.get_versioned(KEY).map_err(store_error)?;

@@ -24,9 +24,7 @@ impl ObjectSink {
     /// A writer into `store`, its objects named after this instance.
     pub(super) fn start(store: SharedStore) -> Result<ObjectSink, std::io::Error> {
         let (tx, rx) = sync_channel::<Pending>(4096);
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().replace(['/', ' '], "_"))
-            .unwrap_or_else(|_| "host".into());
+        let host = crate::store::host_name();
         // the start time too: in a container every process is pid 1 and a
         // restarted pod keeps its host name
         let started = std::time::SystemTime::now()
