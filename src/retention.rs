@@ -32,6 +32,9 @@ pub struct RetentionRules {
     /// With `storage.url`: the lists' and the audit's stores, whose days
     /// expire as the folders' do.
     pub(crate) stores: Option<(SharedStore, SharedStore)>,
+    /// The lists' store (`lists.out_dir`, or `<storage.url>/out/`), where
+    /// the escalation states are.
+    pub(crate) lists: SharedStore,
 }
 
 /// One day of objects past its retention, in a store.
@@ -84,9 +87,10 @@ impl RetentionRules {
         spec: &crate::definition::PipelineSpec,
     ) -> Result<RetentionRules, crate::store::StoreError> {
         let storage = settings.storage()?;
-        let stores = storage.audit.map(|audit| (storage.lists, audit));
+        let stores = storage.audit.map(|audit| (storage.lists.clone(), audit));
         Ok(RetentionRules {
             stores,
+            lists: storage.lists,
             out_dir: settings.lists.out_dir.clone(),
             state_dir: settings.engine.state_dir.clone(),
             audit_dir: settings.web.audit_dir.clone(),
@@ -244,11 +248,11 @@ impl RetentionRules {
         let now_ms = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let states = self.out_dir.join(crate::web::escalations::FILE);
-        let dropped = crate::web::escalations::prune(&states, now_ms - self.data_ms)?;
+        let dropped = crate::web::escalations::prune(&self.lists, now_ms - self.data_ms)
+            .map_err(|e| e.error)?;
         if dropped > 0 {
             expired.push(Expired {
-                path: states,
+                path: PathBuf::from(self.lists.location(crate::web::escalations::FILE)),
                 why: format!("{dropped} escalation states older than retention.data"),
             });
         }
@@ -279,6 +283,7 @@ mod tests {
             audit_ms: 730 * crate::definition::DAY_MS,
             clock: crate::base::civil::LocalClock::from_hours(9),
             stores: None,
+            lists: crate::store::open(&out).unwrap(),
         };
         let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let gone = rules.apply(today, SystemTime::now()).unwrap();
@@ -324,6 +329,7 @@ mod tests {
             audit_ms: 730 * crate::definition::DAY_MS,
             clock: crate::base::civil::LocalClock::from_hours(9),
             stores: Some((lists.clone(), audit.clone())),
+            lists: lists.clone(),
         };
         let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let gone = rules.apply(today, SystemTime::now()).unwrap();

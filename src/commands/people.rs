@@ -79,9 +79,15 @@ pub fn audit(
         since,
     };
     // with storage.url every instance's audit is in the store
-    let entries = match cx.settings.storage()?.audit {
-        Some(store) => sagak::web::audit::search_store(&store, &query)?,
-        None => sagak::web::audit::search(dir, &query)?,
+    let (entries, place) = match cx.settings.storage()?.audit {
+        Some(store) => (
+            sagak::web::audit::search_store(&store, &query)?,
+            store.location(""),
+        ),
+        None => (
+            sagak::web::audit::search(dir, &query)?,
+            dir.display().to_string(),
+        ),
     };
     for e in &entries {
         if json {
@@ -92,13 +98,24 @@ pub fn audit(
                 .clone()
                 .unwrap_or_else(|| e.households.len().to_string() + " households");
             println!(
-                "{}  {:<11} {:<4} {:<15} {:<22} {:<4} {}  {}",
-                e.time, e.user, e.role, e.client, e.action, e.status, e.path, what
+                "{}  {:<11} {:<4} {:<15} {:<22} {:<4} {}  {}{}",
+                e.time,
+                e.user,
+                e.role,
+                e.client,
+                e.action,
+                e.status,
+                e.path,
+                what,
+                e.instance
+                    .as_deref()
+                    .map(|i| format!("  ({i})"))
+                    .unwrap_or_default()
             );
         }
     }
     if !json {
-        println!("{} entries in {}", entries.len(), dir.display());
+        println!("{} entries in {place}", entries.len());
     }
     Ok(())
 }

@@ -138,6 +138,11 @@ pub struct TopicSettings {
     pub outcomes: String,
     /// Escalations to the city team (key: dong code).
     pub escalations: String,
+    /// The households' open work as each partition's owner sees it (key:
+    /// household id; partitioned like the signal topics; compacted), read
+    /// whole by every instance so any of them serves any dong's queue.
+    /// Empty: each instance's pages show only the partitions it holds.
+    pub open_work: String,
     /// Input topic per feed name; a feed not listed reads the topic its
     /// pipeline definition names.
     pub inputs: BTreeMap<String, String>,
@@ -150,6 +155,7 @@ impl Default for TopicSettings {
             dlq: "signals.dlq".into(),
             outcomes: "dong-office.outcomes".into(),
             escalations: "city.escalations".into(),
+            open_work: "sagak.open-work".into(),
             inputs: BTreeMap::new(),
         }
     }
@@ -533,6 +539,14 @@ impl Settings {
             return invalid(
                 "topics.escalations",
                 "must differ from topics.alerts and topics.dlq",
+            );
+        }
+        if outputs.contains(&&self.topics.open_work)
+            || self.topics.open_work == self.topics.outcomes
+        {
+            return invalid(
+                "topics.open_work",
+                "must differ from topics.alerts, topics.escalations, topics.dlq and topics.outcomes (or be empty)",
             );
         }
         if self.engine.flush_interval_ms == 0 || self.engine.flush_interval_ms > 60_000 {

@@ -74,6 +74,10 @@ pub enum RunError {
     /// would not meet in one shard.
     #[error("the input topics must have the same number of partitions (a household's signals and outcomes share a partition number): {0}. Recreate or repartition the topics that differ")]
     NotCopartitioned(String),
+    /// The open-work topic does not have a partition per input partition
+    /// (a household's entry goes to its input partition's number).
+    #[error("topics.open_work: {0}. Create it (compacted) with as many partitions as the input topics, or set `kafka.create_topics`")]
+    OpenWorkTopic(String),
     /// Starting failed, before any message was consumed: a bad deployment
     /// (settings, brokers, TLS files, state folder), not a crash.
     #[error("{0}")]
@@ -177,6 +181,10 @@ pub async fn run(
     let feeds = TopicFeeds::new(&inputs);
     tracing::info!(pipeline = %spec.name, topics = ?inputs, "sagak is consuming");
     let mut core = DriverCore::new(engine, WallClock, &ops, settings.engine.max_batch);
+    if let Some(publisher) = share_open_work(settings, &ops, &ownership, &consumer, &inputs).await?
+    {
+        core = core.publishing_work(spec, Box::new(publisher));
+    }
     if settings.lists.enabled {
         core = with_shared_lists(core, settings, spec, &consumer, &inputs, &ownership)?;
     }
@@ -223,7 +231,7 @@ pub async fn run(
         // before anything else touches the engine.
         if ownership.generation() != pace.generation {
             pace.generation = ownership.generation();
-            follow_handover(&mut core, &ownership, &ops)?;
+            follow_handover(&mut core, &ownership)?;
             pace.batch_deadline = None;
         }
         // The batch in flight is processed first when it is full or due;
@@ -390,12 +398,11 @@ impl Pace {
 fn follow_handover(
     core: &mut DriverCore<'_, WallClock>,
     ownership: &Ownership,
-    ops: &OpsState,
 ) -> Result<(), RunError> {
     apply_handover(core.engine_mut(), ownership)?;
     core.record_households();
     core.discard_buffer();
-    if ops.work.enabled() {
+    if core.keeps_work() {
         core.rebuild_work();
     }
     Ok(())
@@ -474,6 +481,61 @@ async fn start_clients(
         consumer,
         sink,
     })
+}
+
+/// Every instance's pages serve every dong: this instance publishes the
+/// open work of the partitions it owns to `topics.open_work` (created
+/// compacted, partitioned like the inputs) and reads the whole topic into
+/// the board its pages read. Off when the setting is empty.
+async fn share_open_work(
+    settings: &Settings,
+    ops: &Arc<OpsState>,
+    ownership: &Arc<Ownership>,
+    consumer: &SourceConsumer,
+    inputs: &[String],
+) -> Result<Option<crate::kafka::open_work::Publisher>, RunError> {
+    let topic = &settings.topics.open_work;
+    if topic.is_empty() {
+        return Ok(None);
+    }
+    let partitions = tokio::task::block_in_place(|| partition_count(consumer, inputs))
+        .map_err(RunError::startup)?;
+    if settings.kafka.create_topics {
+        crate::kafka::create_compacted(&settings.kafka, topic, partitions)
+            .await
+            .map_err(RunError::startup)?;
+    }
+    let metadata = tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+    })
+    .map_err(RunError::startup)?;
+    let found = metadata
+        .topics()
+        .iter()
+        .map(|t| t.partitions().len())
+        .max()
+        .unwrap_or(0);
+    if found < partitions {
+        return Err(RunError::startup(RunError::OpenWorkTopic(format!(
+            "{topic} has {found} partitions and the inputs {partitions}"
+        ))));
+    }
+    let publisher = crate::kafka::open_work::Publisher::new(
+        &settings.kafka,
+        topic,
+        ownership.clone(),
+        ops.clone(),
+    )
+    .map_err(RunError::startup)?;
+    crate::kafka::open_work::spawn_reader(
+        &settings.kafka,
+        topic,
+        &settings.topics.escalations,
+        ops.clone(),
+    )
+    .map_err(RunError::startup)?;
+    ops.work.enable();
+    Ok(Some(publisher))
 }
 
 /// The daily lists of an instance of a group: the instances share the

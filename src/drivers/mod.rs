@@ -21,10 +21,11 @@ use std::collections::HashSet;
 use crate::base::clock::Clock;
 use crate::base::message::InputMessage;
 use crate::base::time::ClockTime;
-use crate::definition::DAY_MS;
+use crate::definition::{PipelineSpec, DAY_MS};
 use crate::engine::{Engine, Outputs};
 use crate::lists::{DailyLists, ListError, Manifest};
 use crate::metrics::Recorder;
+use crate::ops::work::WorkSink;
 use crate::ops::OpsState;
 use crate::stages::score::ScoreError;
 use crate::store::SharedStore;
@@ -222,6 +223,9 @@ pub struct DriverCore<'o, C: Clock> {
     /// When the work board was last rebuilt from every case record.
     work_rebuilt: Option<std::time::Instant>,
     outcome_feed: u16,
+    /// Where the board's changes are published for every instance, with
+    /// this instance's own board (the pages then read the shared one).
+    shared_work: Option<(crate::ops::work::WorkBoard, Box<dyn WorkSink>)>,
 }
 
 /// How often the web front's work board is rebuilt from every case record
@@ -252,14 +256,54 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             cases_observed: None,
             work_rebuilt: None,
             outcome_feed,
+            shared_work: None,
+        }
+    }
+
+    /// Keeps this instance's work board for itself and hands its changes
+    /// to `sink`, which shares them with every instance (the pages' board
+    /// is then fed by what they all publish).
+    pub(crate) fn publishing_work(mut self, spec: &PipelineSpec, sink: Box<dyn WorkSink>) -> Self {
+        let own = crate::ops::work::WorkBoard::new(spec);
+        own.enable();
+        self.shared_work = Some((own, sink));
+        self
+    }
+
+    /// Whether this driver keeps a work board (a web front reads it, or it
+    /// publishes it for every instance's).
+    pub(crate) fn keeps_work(&self) -> bool {
+        self.board().enabled()
+    }
+
+    /// The board this driver keeps: its own when it publishes, else the
+    /// pages'.
+    fn board(&self) -> &crate::ops::work::WorkBoard {
+        match &self.shared_work {
+            Some((own, _)) => own,
+            None => &self.ops.work,
         }
     }
 
     /// Updates the work board with what a batch touched.
-    fn update_work(&self, result: &crate::engine::BatchResult, batch: &[InputMessage]) {
-        let work = &self.ops.work;
+    fn update_work(&mut self, result: &crate::engine::BatchResult, batch: &[InputMessage]) {
+        let touched = self.update_board(result, batch);
+        if let Some((own, sink)) = &mut self.shared_work {
+            if !touched.is_empty() {
+                sink.touched(own.entries_of(touched.iter().map(String::as_str)));
+            }
+        }
+    }
+
+    /// Updates the board this driver keeps; the households touched.
+    fn update_board(
+        &self,
+        result: &crate::engine::BatchResult,
+        batch: &[InputMessage],
+    ) -> Vec<String> {
+        let work = self.board();
         if !work.enabled() {
-            return;
+            return Vec::new();
         }
         let now = self.clock.now();
         work.set_now(now.ms());
@@ -276,15 +320,14 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 touched.insert(key);
             }
         }
-        if touched.is_empty() {
-            return;
-        }
+        let touched: Vec<String> = touched.into_iter().map(str::to_string).collect();
         work.update(
             touched
-                .into_iter()
-                .map(|h| (h.to_string(), self.engine.case_payload(h)))
+                .iter()
+                .map(|h| (h.clone(), self.engine.case_payload(h)))
                 .collect(),
         );
+        touched
     }
 
     /// Evicts the state the watermark has passed, in every stage.
@@ -370,7 +413,9 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.ops.live.record(&result.alerts);
         }
         self.ops.live.record_follow_up(&result);
-        self.update_work(&result, &self.buffer);
+        let batch = std::mem::take(&mut self.buffer);
+        self.update_work(&result, &batch);
+        self.buffer = batch;
         self.counts.alerts += result.alerts.len() as u64;
         self.counts.rejected += result.rejects.len() as u64;
         self.counts.accepted += result.accepted as u64;
@@ -434,12 +479,21 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         {
             let counts = self.engine.open_counts(now);
             self.recorder.open_cases(&counts);
-            self.ops.live.set_cases(&counts);
+            // the city page counts every instance's households when the
+            // board holds them all; the metrics, this instance's own
+            match &self.shared_work {
+                Some(_) => self
+                    .ops
+                    .live
+                    .set_cases(&self.ops.work.open_counts(now.ms())),
+                None => self.ops.live.set_cases(&counts),
+            }
             self.cases_observed = Some(std::time::Instant::now());
         }
         // the queue reads its due times at the pipeline's clock, moving or not
         self.ops.work.set_now(now.ms());
-        if self.ops.work.enabled()
+        self.board().set_now(now.ms());
+        if self.board().enabled()
             && self
                 .work_rebuilt
                 .is_none_or(|at| at.elapsed() >= REBUILD_WORK)
@@ -454,15 +508,18 @@ impl<'o, C: Clock> DriverCore<'o, C> {
     /// on and off it).
     pub fn rebuild_work(&mut self) {
         let now = self.clock.now();
-        self.ops.work.set_now(now.ms());
+        self.board().set_now(now.ms());
         // every household on the latest list opens on the web, whatever
         // its state
         let listed = self.lists.as_ref().and_then(|s| s.previous.as_ref());
         let also = |h: &str| listed.is_some_and(|l| l.contains(h));
-        self.ops.work.replace(
+        self.board().replace(
             self.engine
                 .work_payloads(now, crate::ops::work::RECENT_MS, &also),
         );
+        if let Some((own, sink)) = &mut self.shared_work {
+            sink.whole(own.entries());
+        }
         self.work_rebuilt = Some(std::time::Instant::now());
     }
 
@@ -602,7 +659,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
                 }
                 schedule.previous = Some(on_list);
                 self.listed(manifest);
-                if self.ops.work.enabled() {
+                if self.keeps_work() {
                     self.rebuild_work();
                 }
                 Ok(())

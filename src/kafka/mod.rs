@@ -7,6 +7,7 @@
 //!   hand-over on a rebalance; [`offsets`]: where each partition resumes.
 
 pub(crate) mod offsets;
+pub(crate) mod open_work;
 pub mod outcomes;
 pub(crate) mod ownership;
 pub(crate) mod sink;
@@ -128,6 +129,28 @@ pub(crate) fn client_config(
         cfg.set(k, v);
     }
     cfg
+}
+
+/// Creates `topic` compacted (the newest record per key is kept) with
+/// `partitions` partitions, unless it exists.
+pub async fn create_compacted(
+    kafka: &KafkaSettings,
+    topic: &str,
+    partitions: usize,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka, &BTreeMap::new()).create()?;
+    let count = i32::try_from(partitions).unwrap_or(i32::MAX);
+    let new =
+        NewTopic::new(topic, count, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics([&new], &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
+        }
+    }
+    Ok(())
 }
 
 /// Creates the topics that do not exist yet. An existing topic is fine.

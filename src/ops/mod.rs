@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::definition::{Dong, PipelineSpec};
 use crate::metrics::Metrics;
@@ -166,11 +166,50 @@ pub(crate) struct DongFollowUp {
 struct FollowUpBoard {
     /// Newest first.
     escalations: std::collections::VecDeque<QueuedEscalation>,
+    /// Their ids (an escalation read twice, after a replay, is kept once).
+    escalation_ids: std::collections::HashSet<String>,
+    /// Escalations come from the escalations topic, which every instance
+    /// reads (`crate::kafka::open_work`), not from this instance's batches.
+    escalations_read: bool,
     /// Per dong: the month (`YYYY-MM`) and its first reaches (days, in time).
     contacts: HashMap<String, (String, Vec<(f64, bool)>)>,
     /// Per dong: open, overdue and unreachable, from the last pass over the
     /// case records.
     counts: BTreeMap<String, (i64, i64, i64, i64)>,
+}
+
+impl FollowUpBoard {
+    /// Puts `e` first, once, keeping the newest [`ESCALATIONS_SHOWN`].
+    fn queue(&mut self, e: QueuedEscalation) {
+        if !self.escalation_ids.insert(e.escalation_id.clone()) {
+            return;
+        }
+        self.escalations.push_front(e);
+        while self.escalations.len() > ESCALATIONS_SHOWN {
+            if let Some(old) = self.escalations.pop_back() {
+                self.escalation_ids.remove(&old.escalation_id);
+            }
+        }
+    }
+}
+
+/// An escalation as the escalations topic carries it (what the city page
+/// lists of it).
+#[derive(Deserialize)]
+struct WireEscalation {
+    escalation_id: String,
+    reason: String,
+    household_id: String,
+    dong_code: String,
+    priority: Option<String>,
+    since: String,
+    emitted_at: String,
+}
+
+fn ms_of(rfc3339: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 #[derive(Debug, Default)]
@@ -265,8 +304,9 @@ impl LiveView {
         let Ok(mut f) = self.follow_up.lock() else {
             return;
         };
-        for e in &result.escalations {
-            f.escalations.push_front(QueuedEscalation {
+        let read = f.escalations_read;
+        for e in result.escalations.iter().filter(|_| !read) {
+            f.queue(QueuedEscalation {
                 escalation_id: e.escalation_id.clone(),
                 reason: e.reason.as_str().into(),
                 household_id: e.household_id.clone(),
@@ -278,7 +318,6 @@ impl LiveView {
                 emitted_ms: e.emitted_at,
             });
         }
-        f.escalations.truncate(ESCALATIONS_SHOWN);
         if let Ok(mut h) = self.history.lock() {
             for c in &result.first_contacts {
                 let kept = &mut h.first_contact_days[priority_slot(c.priority)];
@@ -328,6 +367,40 @@ impl LiveView {
     }
 
     /// The city team's queue, newest first.
+    /// Takes the city's escalations from the escalations topic from now
+    /// on (every instance reads it whole), not from this instance's batches.
+    pub(crate) fn read_escalations(&self) {
+        if let Ok(mut f) = self.follow_up.lock() {
+            f.escalations_read = true;
+        }
+    }
+
+    /// Queues one escalation read from the escalations topic; false when
+    /// the value is not one.
+    pub(crate) fn escalation_read(&self, value: &[u8]) -> bool {
+        let Ok(w) = serde_json::from_slice::<WireEscalation>(value) else {
+            return false;
+        };
+        let (Some(since_ms), Some(emitted_ms)) = (ms_of(&w.since), ms_of(&w.emitted_at)) else {
+            return false;
+        };
+        let e = QueuedEscalation {
+            escalation_id: w.escalation_id,
+            reason: w.reason,
+            household_id: w.household_id,
+            dong_code: w.dong_code,
+            priority: w.priority,
+            since: w.since,
+            emitted_at: w.emitted_at,
+            since_ms,
+            emitted_ms,
+        };
+        if let Ok(mut f) = self.follow_up.lock() {
+            f.queue(e);
+        }
+        true
+    }
+
     pub(crate) fn escalations(&self) -> Vec<QueuedEscalation> {
         self.follow_up
             .lock()

@@ -62,11 +62,12 @@ type Reasons = (f64, Arc<[(String, String)]>);
 /// What the web front keeps of an outcome beside the engine's record: its
 /// id, who recorded it and the note. Shown to the household's office and
 /// the city only; gone when the household's record goes (retention).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct OutcomeDetail {
     /// Its `outcome_id`.
     pub(crate) outcome_id: String,
     /// 32 bits of its hash, as the record keeps it.
+    #[serde(skip)]
     pub(crate) key: u32,
     /// Who recorded it.
     pub(crate) staff_id: String,
@@ -78,6 +79,39 @@ pub(crate) struct OutcomeDetail {
 
 /// Outcome details kept per household at most (as many as its record).
 const DETAILS_KEPT: usize = 64;
+
+/// Everything the board holds of one household: what one instance hands
+/// the others (`crate::kafka::open_work`), whole, so the newest entry of a
+/// household is all a reader needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    /// The case record as the engine holds it.
+    pub(crate) record: Arc<[u8]>,
+    /// Score of its newest alert.
+    pub(crate) score: Option<f64>,
+    /// Reasons of that alert: (Korean, English).
+    pub(crate) reasons: Arc<[(String, String)]>,
+    /// Ids, staff and notes of its outcomes.
+    pub(crate) details: Vec<OutcomeDetail>,
+}
+
+impl Entry {
+    /// The input partition (state shard) its record belongs to.
+    pub(crate) fn shard(&self) -> i32 {
+        crate::stages::case::record::shard(&self.record).unwrap_or(0)
+    }
+}
+
+/// Where a driver's board changes go besides its own board: the other
+/// instances (a topic every instance reads). `None`: the household left
+/// the board.
+pub(crate) trait WorkSink: Send {
+    /// Households a batch touched.
+    fn touched(&mut self, changes: Vec<(String, Option<Entry>)>);
+    /// The whole board of this instance (a rebuild: after a hand-over, and
+    /// now and then): what changed is sent, and what left it is removed.
+    fn whole(&mut self, entries: Vec<(String, Entry)>);
+}
 
 #[derive(Default)]
 struct Inner {
@@ -97,6 +131,26 @@ struct Held {
 }
 
 impl Inner {
+    fn entry(&self, household_id: &str) -> Option<Entry> {
+        let held = self.held(household_id)?;
+        let (score, reasons) = match held.reasons {
+            Some((s, r)) => (Some(s), r),
+            None => (None, Arc::from(Vec::new())),
+        };
+        Some(Entry {
+            record: held.record,
+            score,
+            reasons,
+            details: held.details,
+        })
+    }
+
+    fn remove(&mut self, household_id: &str) {
+        self.unindex(household_id);
+        self.alerts.remove(household_id);
+        self.details.remove(household_id);
+    }
+
     fn held(&self, household_id: &str) -> Option<Held> {
         let (record, _) = self.records.get(household_id)?;
         Some(Held {
@@ -252,13 +306,71 @@ impl WorkBoard {
         for (household_id, record) in records {
             match record {
                 Some(record) => inner.put(household_id, record),
-                None => {
-                    inner.unindex(&household_id);
-                    inner.alerts.remove(&household_id);
-                    inner.details.remove(&household_id);
-                }
+                None => inner.remove(&household_id),
             }
         }
+    }
+
+    /// The entries of `households` as the board holds them now.
+    pub(crate) fn entries_of<'a>(
+        &self,
+        households: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(String, Option<Entry>)> {
+        let inner = self.inner.read();
+        households
+            .into_iter()
+            .map(|h| (h.to_string(), inner.entry(h)))
+            .collect()
+    }
+
+    /// Every entry on the board.
+    pub(crate) fn entries(&self) -> Vec<(String, Entry)> {
+        let inner = self.inner.read();
+        inner
+            .records
+            .keys()
+            .filter_map(|h| Some((h.clone(), inner.entry(h)?)))
+            .collect()
+    }
+
+    /// Sets one household's entry whole (`None`: it left), as another
+    /// instance published it.
+    pub(crate) fn apply(&self, household_id: &str, entry: Option<Entry>) {
+        let mut inner = self.inner.write();
+        let Some(e) = entry else {
+            inner.remove(household_id);
+            return;
+        };
+        match e.score {
+            Some(score) => {
+                inner
+                    .alerts
+                    .insert(household_id.to_string(), (score, e.reasons));
+            }
+            None => {
+                inner.alerts.remove(household_id);
+            }
+        }
+        if e.details.is_empty() {
+            inner.details.remove(household_id);
+        } else {
+            inner.details.insert(household_id.to_string(), e.details);
+        }
+        inner.put(household_id.to_string(), e.record);
+    }
+
+    /// Households on the board whose record is of one of `shards` (input
+    /// partitions), each with its shard.
+    pub(crate) fn households_in(&self, shards: &HashSet<i32>) -> Vec<(String, i32)> {
+        let inner = self.inner.read();
+        inner
+            .records
+            .iter()
+            .filter_map(|(h, (r, _))| {
+                let shard = crate::stages::case::record::shard(r)?;
+                shards.contains(&shard).then(|| (h.clone(), shard))
+            })
+            .collect()
     }
 
     /// Replaces the whole board (a full pass over the case records). The
@@ -370,6 +482,23 @@ impl WorkBoard {
             score: None,
             reasons: Vec::new(),
         })
+    }
+
+    /// The open work on the board at `now_ms`, counted per dong (the city
+    /// page's numbers when the board holds every instance's households).
+    pub(crate) fn open_counts(&self, now_ms: i64) -> crate::stages::case::work::OpenCounts {
+        let records: Vec<Arc<[u8]>> = self
+            .inner
+            .read()
+            .records
+            .values()
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut counts = crate::stages::case::work::OpenCounts::default();
+        for r in &records {
+            self.rules.count_open(r, now_ms, &mut counts);
+        }
+        counts
     }
 
     /// Households on the board.

@@ -1,18 +1,19 @@
 //! The city team's hold on its escalations: who took one, and when, or
-//! that it was given back. Kept as JSON lines in one file beside the lists
-//! (`<lists.out_dir>/escalation-states.jsonl`), which every instance of a
-//! group shares and re-reads every two seconds, so a state set on one
-//! instance's page shows on every other's. Whether an escalation is
+//! that it was given back. Kept as JSON lines in one object beside the
+//! lists (`escalation-states.jsonl` in the lists' store: `lists.out_dir`,
+//! or `<storage.url>/out/`), which every instance of a group shares and
+//! re-reads every two seconds, so a state set on one instance's page shows
+//! on every other's. A change is written by compare-and-swap, so two
+//! instances setting states at once lose neither. Whether an escalation is
 //! resolved is not kept here: the household's open work says it (someone
 //! reached it, or its case opened, after the escalation was sent).
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
+
+use crate::store::{SharedStore, StoreError, Version};
 
 /// One change of an escalation's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,58 +34,65 @@ pub(crate) struct Taken {
 
 /// The states, as last read or written.
 pub(crate) struct States {
-    path: PathBuf,
+    store: SharedStore,
     held: RwLock<HashMap<String, Taken>>,
-    /// The file's time and length when last read: either changes on a write.
-    seen: Mutex<Option<(SystemTime, u64)>>,
-    write: Mutex<()>,
+    /// The object's version when last read.
+    seen: Mutex<Option<Version>>,
+}
+
+/// The object's name in the lists' store.
+pub(crate) const FILE: &str = "escalation-states.jsonl";
+
+/// How many times a change is tried against other writers' changes.
+const TRIES: usize = 20;
+
+fn parse(bytes: &[u8]) -> impl Iterator<Item = Taken> + '_ {
+    // a line cut short is skipped; the ones before count
+    bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Taken>(l).ok())
 }
 
 impl States {
-    /// The states kept in `path` (none yet when it is missing).
-    pub(crate) fn open(path: &Path) -> std::io::Result<States> {
+    /// The states kept in `store` (none yet when the object is missing).
+    pub(crate) fn open(store: SharedStore) -> Result<States, StoreError> {
         let s = States {
-            path: path.into(),
+            store,
             held: RwLock::new(HashMap::new()),
             seen: Mutex::new(None),
-            write: Mutex::new(()),
         };
         s.reload()?;
         Ok(s)
     }
 
-    /// Reads the file again if it changed (another instance wrote it).
-    pub(crate) fn reload(&self) -> std::io::Result<()> {
-        let modified = match std::fs::metadata(&self.path) {
-            Ok(m) => m.modified().ok().map(|t| (t, m.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+    /// Reads the object again if it changed (another instance wrote it).
+    pub(crate) fn reload(&self) -> Result<(), StoreError> {
+        let Some((bytes, version)) = self.store.get_versioned(FILE)? else {
+            return Ok(());
         };
-        if modified.is_some() && *self.seen.lock() == modified {
+        if self.seen.lock().as_ref() == Some(&version) {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&self.path)?;
-        let mut held = HashMap::new();
-        // a line cut by a crash mid-write is skipped; the ones before count
-        for t in text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Taken>(l).ok())
-        {
-            held.insert(t.escalation_id.clone(), t);
-        }
+        let held: HashMap<String, Taken> = parse(&bytes)
+            .map(|t| (t.escalation_id.clone(), t))
+            .collect();
         *self.held.write() = held;
-        *self.seen.lock() = modified;
+        *self.seen.lock() = Some(version);
         Ok(())
     }
 
     /// Records `t`, durably, before the page says it is done.
-    pub(crate) fn set(&self, t: Taken) -> std::io::Result<()> {
-        let _one_writer = self.write.lock();
-        let mut line = serde_json::to_vec(&t).map_err(std::io::Error::other)?;
+    pub(crate) fn set(&self, t: Taken) -> Result<(), StoreError> {
+        let mut line = serde_json::to_vec(&t).unwrap_or_default();
         line.push(b'\n');
-        let mut file = crate::base::files::append_private(&self.path)?;
-        file.write_all(&line)?;
-        file.sync_data()?;
+        rewrite(&self.store, |old| {
+            let mut body = old.to_vec();
+            if !body.is_empty() && !body.ends_with(b"\n") {
+                body.push(b'\n');
+            }
+            body.extend_from_slice(&line);
+            Some(body)
+        })?;
         self.held.write().insert(t.escalation_id.clone(), t);
         Ok(())
     }
@@ -95,32 +103,51 @@ impl States {
     }
 }
 
-/// The file's name, in `lists.out_dir`.
-pub(crate) const FILE: &str = "escalation-states.jsonl";
-
-/// Drops the states set before `before_ms` from the file at `path` (their
-/// retention ended); returns how many. The instances re-read the file.
-pub(crate) fn prune(path: &Path, before_ms: i64) -> std::io::Result<usize> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut kept = String::new();
-    let mut dropped = 0;
-    for line in text.lines() {
-        match serde_json::from_str::<Taken>(line) {
-            Ok(t) if t.at >= before_ms => {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-            _ => dropped += 1,
+/// Changes the object by compare-and-swap: `change` gets what is there and
+/// says what to write (`None`: nothing to do), tried again when another
+/// writer got there first.
+fn rewrite(
+    store: &SharedStore,
+    change: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Result<(), StoreError> {
+    for _ in 0..TRIES {
+        let (old, version) = match store.get_versioned(FILE)? {
+            Some((bytes, v)) => (bytes, Some(v)),
+            None => (Vec::new(), None),
+        };
+        let Some(new) = change(&old) else {
+            return Ok(());
+        };
+        if store.put_if(FILE, &[&new], version.as_ref())?.is_some() {
+            return Ok(());
         }
     }
-    if dropped > 0 {
-        crate::base::files::write_private(path, kept.as_bytes())?;
-    }
-    Ok(dropped)
+    Err(StoreError {
+        location: store.location(FILE),
+        error: std::io::Error::other("other writers kept changing it; try again"),
+    })
+}
+
+/// Drops the states set before `before_ms` from the object in `store`
+/// (their retention ended); returns how many. The instances re-read it.
+pub(crate) fn prune(store: &SharedStore, before_ms: i64) -> Result<usize, StoreError> {
+    let dropped = std::cell::Cell::new(0);
+    rewrite(store, |old| {
+        let mut kept = Vec::new();
+        let mut n = 0;
+        for line in old.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Taken>(line) {
+                Ok(t) if t.at >= before_ms => {
+                    kept.extend_from_slice(line);
+                    kept.push(b'\n');
+                }
+                _ => n += 1,
+            }
+        }
+        dropped.set(n);
+        (n > 0).then_some(kept)
+    })?;
+    Ok(dropped.get())
 }
 
 #[cfg(test)]
@@ -141,19 +168,23 @@ mod tests {
     #[test]
     fn a_state_set_on_one_instance_is_read_on_another() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("escalation-states.jsonl");
-        let one = States::open(&path).unwrap();
-        let two = States::open(&path).unwrap();
+        let store = crate::store::open(dir.path()).unwrap();
+        let one = States::open(store.clone()).unwrap();
+        let two = States::open(store.clone()).unwrap();
         one.set(taken("esc-1", "taken", 1)).unwrap();
         assert_eq!(one.get("esc-1").unwrap().state, "taken");
         two.reload().unwrap();
         assert_eq!(two.get("esc-1").unwrap().by_name, "박시청");
-        std::thread::sleep(std::time::Duration::from_millis(20));
         two.set(taken("esc-1", "open", 2)).unwrap();
-        // a file system's times may be coarse: a fresh reader sees it too
-        assert_eq!(
-            States::open(&path).unwrap().get("esc-1").unwrap().state,
-            "open"
-        );
+        one.set(taken("esc-2", "taken", 3)).unwrap();
+        // neither writer's change was lost to the other's
+        let fresh = States::open(store.clone()).unwrap();
+        assert_eq!(fresh.get("esc-1").unwrap().state, "open");
+        assert_eq!(fresh.get("esc-2").unwrap().state, "taken");
+        // retention drops what was set before its horizon
+        assert_eq!(prune(&store, 2).unwrap(), 1);
+        assert_eq!(prune(&store, 2).unwrap(), 0);
+        let fresh = States::open(store).unwrap();
+        assert_eq!(fresh.get("esc-1").unwrap().state, "open");
     }
 }

@@ -83,14 +83,9 @@ pub enum WebError {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
-    /// The escalation states file.
-    #[error("the escalation states file {path}: {error}")]
-    States {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        error: std::io::Error,
-    },
+    /// The escalation states, beside the lists.
+    #[error("the escalation states: {0}. Check `lists.out_dir` (or `storage.url`)")]
+    States(crate::store::StoreError),
     /// The lists' store.
     #[error("the daily lists at {0}: check `lists.out_dir`")]
     Lists(#[from] crate::store::StoreError),
@@ -314,12 +309,8 @@ pub async fn start(
         None => AuditLog::open(&cfg.audit_dir)?,
     };
     // beside the lists: shared by the instances of a group
-    let states_path = cfg.out_dir.join(escalations::FILE);
     let escalation_states =
-        escalations::States::open(&states_path).map_err(|error| WebError::States {
-            path: states_path.clone(),
-            error,
-        })?;
+        escalations::States::open(cfg.lists.clone()).map_err(WebError::States)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|error| WebError::Bind {

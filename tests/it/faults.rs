@@ -30,6 +30,7 @@ alerts = "{alerts}"
 dlq = "{dlq}"
 outcomes = "{outcomes}"
 escalations = "{escalations}"
+open_work = "{open_work}"
 
 [topics.inputs]
 "utility-arrears" = "{u}"
@@ -45,6 +46,7 @@ dir = "{pipeline}"
         dlq = t.dlq,
         outcomes = t.outcomes,
         escalations = t.escalations,
+        open_work = t.open_work,
         u = t.inputs["utility-arrears"],
         j = t.inputs["job-loss"],
         h = t.inputs["health-insurance"],

@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod front;
 mod house;
+mod instances;
 mod kafka_pipeline;
 mod open_work;
 mod ops;

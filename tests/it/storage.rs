@@ -45,7 +45,7 @@ fn weed() -> PathBuf {
 }
 
 /// A base port with the next 16 free on loopback.
-fn free_ports() -> u16 {
+pub(crate) fn free_ports() -> u16 {
     loop {
         let base = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -136,7 +136,7 @@ fn http_status(method: &str, url: &str) -> Option<u16> {
 }
 
 /// A location of its own in the tests' bucket.
-fn location(name: &str) -> Location {
+pub(crate) fn location(name: &str) -> Location {
     Location {
         url: format!("s3://sagak-tests/{}", unique(name)),
         endpoint: server().endpoint.clone(),
@@ -422,13 +422,29 @@ async fn a_session_and_the_audit_outlive_the_instance_that_served_them() {
 
 /// The settings of one `sagak run` process of scenario `s` whose state is
 /// at `at`, with its metrics on `http_port`.
-fn process_config(
+pub(crate) fn process_config(
     s: &Scenario,
     at: &Location,
     dir: &std::path::Path,
     http_port: u16,
     checkpoint_ms: u64,
 ) -> PathBuf {
+    with_pages(s, at, dir, (http_port, None), checkpoint_ms)
+}
+
+/// The same, with the pages on `ports.1` when it is given.
+pub(crate) fn with_pages(
+    s: &Scenario,
+    at: &Location,
+    dir: &std::path::Path,
+    ports: (u16, Option<u16>),
+    checkpoint_ms: u64,
+) -> PathBuf {
+    let (http_port, web_port) = ports;
+    let web = match web_port {
+        Some(p) => format!("enabled = true\nlisten = \"127.0.0.1:{p}\""),
+        None => "enabled = false".into(),
+    };
     std::fs::create_dir_all(dir).unwrap();
     let (id, secret) = at.access_key.clone().unwrap_or_default();
     let text = format!(
@@ -445,7 +461,7 @@ enabled = false
 listen = "127.0.0.1:{http_port}"
 
 [web]
-enabled = false
+{web}
 
 [storage]
 url = "{url}"
@@ -467,7 +483,7 @@ secret_access_key = "{secret}"
 
 /// A metric of the process whose operations endpoint is on `port` (0
 /// while it is not listening yet).
-async fn process_metric(port: u16, name: &str) -> f64 {
+pub(crate) async fn process_metric(port: u16, name: &str) -> f64 {
     let name = name.to_string();
     crate::web::blocking(move || {
         use std::io::{Read, Write};
@@ -492,7 +508,7 @@ async fn process_metric(port: u16, name: &str) -> f64 {
 
 /// A `sagak run` process that a failing test does not leave behind,
 /// stopped or running.
-struct Reaped(std::process::Child);
+pub(crate) struct Reaped(pub(crate) std::process::Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {

@@ -197,6 +197,7 @@ impl Scenario {
         settings.topics.dlq = format!("{id}.signals.dlq");
         settings.topics.outcomes = format!("{id}.dong-office.outcomes");
         settings.topics.escalations = format!("{id}.city.escalations");
+        settings.topics.open_work = format!("{id}.sagak.open-work");
         settings.pipeline.dir = dir.to_path_buf();
         settings.engine.flush_interval_ms = 50;
         settings.engine.checkpoint_interval_ms = 300;
@@ -210,6 +211,9 @@ impl Scenario {
         sagak::kafka::create_topics(&settings.kafka, &topics)
             .await
             .expect("topics created");
+        sagak::kafka::create_compacted(&settings.kafka, &settings.topics.open_work, 4)
+            .await
+            .expect("the open-work topic created");
         Scenario {
             settings,
             spec,

@@ -374,6 +374,16 @@ impl CaseBook {
         CaseRecord::decode(payload).map(|r| self.open_work(&r, now_ms))
     }
 
+    /// Counts the record in `payload` into `counts` if it is open at
+    /// `now_ms` (as [`Self::open_counts`] counts the records held here).
+    pub(crate) fn count_open(&self, payload: &[u8], now_ms: i64, counts: &mut OpenCounts) {
+        if let Some(r) = CaseRecord::decode(payload) {
+            if still_open(&r, &self.view(&r)) {
+                counts.add(&self.open_work(&r, now_ms));
+            }
+        }
+    }
+
     /// The open work of a household held here.
     pub(crate) fn household_work(&self, household_id: &str, now_ms: i64) -> Option<OpenWork> {
         self.record(household_id)

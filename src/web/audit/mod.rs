@@ -58,6 +58,10 @@ pub struct AuditEntry {
     pub file: Option<String>,
     /// The HTTP status answered.
     pub status: u16,
+    /// The instance that served it (`host-pid-start`), as the store's
+    /// object names say; not written in the line itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// The audit log of a running server.
@@ -182,7 +186,11 @@ pub fn search_store(
     })?;
     let mut out: Vec<AuditEntry> = lines
         .iter()
-        .filter_map(|l| serde_json::from_str::<AuditEntry>(l).ok())
+        .filter_map(|(instance, l)| {
+            let mut e = serde_json::from_str::<AuditEntry>(l).ok()?;
+            e.instance = Some(instance.clone());
+            Some(e)
+        })
         .filter(|e| query.matches(e))
         .collect();
     out.sort_by(|a, b| a.time.cmp(&b.time));

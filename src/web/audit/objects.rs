@@ -82,12 +82,19 @@ fn write_loop(store: &SharedStore, instance: &str, rx: &Receiver<Pending>) {
     }
 }
 
+/// The instance that wrote an object (`<day>/<hour>-<instance>-<seq>.jsonl`).
+fn instance_of(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?.strip_suffix(".jsonl")?;
+    let (_, rest) = name.split_once('-')?;
+    Some(rest.rsplit_once('-')?.0)
+}
+
 /// Every line of the objects of days `since` on (all without), oldest
-/// object first.
+/// object first, each with the instance that wrote it.
 pub(super) fn lines(
     store: &SharedStore,
     since: Option<chrono::NaiveDate>,
-) -> Result<Vec<String>, crate::store::StoreError> {
+) -> Result<Vec<(String, String)>, crate::store::StoreError> {
     let mut out = Vec::new();
     for key in store.list("")? {
         let day = key
@@ -100,8 +107,13 @@ pub(super) fn lines(
         if since.is_some_and(|s| day < s) {
             continue;
         }
+        let instance = instance_of(&key).unwrap_or_default().to_string();
         if let Some(bytes) = store.get(&key)? {
-            out.extend(String::from_utf8_lossy(&bytes).lines().map(String::from));
+            out.extend(
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(|l| (instance.clone(), l.to_string())),
+            );
         }
     }
     Ok(out)
