@@ -530,7 +530,7 @@ async fn share_open_work(
     crate::kafka::open_work::spawn_reader(
         &settings.kafka,
         topic,
-        &settings.topics.escalations,
+        (&settings.topics.escalations, &settings.topics.alerts),
         ops.clone(),
     )
     .map_err(RunError::startup)?;

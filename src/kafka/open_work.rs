@@ -374,31 +374,52 @@ fn removal_of<M: Message>(m: &M) -> Option<(i32, u64)> {
     Some((text(PARTITION)?.parse().ok()?, text(EPOCH)?.parse().ok()?))
 }
 
-/// Reads the open-work topic from its beginning into `ops.work`, and the
-/// escalations topic into the city's queue (`ops.live`), on a thread of its
-/// own, until the process ends.
+/// Reads the open-work topic from its beginning into `ops.work`, the
+/// escalations topic into the city's queue and the alerts topic into the
+/// city's chart (`ops.live`: what the topics keep, the same on every
+/// instance and after a restart), on a thread of its own, until the
+/// process ends.
 pub(crate) fn spawn_reader(
     kafka: &KafkaSettings,
     open_work: &str,
-    escalations: &str,
+    (escalations, alerts): (&str, &str),
     ops: Arc<crate::ops::OpsState>,
 ) -> Result<std::thread::JoinHandle<()>, KafkaError> {
+    let topics = [
+        open_work.to_string(),
+        escalations.to_string(),
+        alerts.to_string(),
+    ];
+    // the city's topics are read where the readers read; on another
+    // cluster (`kafka.producer."bootstrap.servers"`) this instance's own
+    // escalations and alerts are what its city page shows
+    let elsewhere = kafka
+        .producer
+        .get("bootstrap.servers")
+        .is_some_and(|b| *b != kafka.brokers);
+    if !elsewhere {
+        ops.live.read_escalations();
+        ops.live.read_alerts();
+    }
     let mut cfg = crate::kafka::source::consumer_config(kafka);
     // assigned, never subscribed: the group id only names the client
     cfg.set("group.id", format!("{}.open-work", kafka.group_id))
         // the lag metric is the pipeline consumer's; this one logs none
         .set("statistics.interval.ms", "0");
     let consumer: BaseConsumer = cfg.create()?;
-    let topics = [open_work.to_string(), escalations.to_string()];
-    ops.live.read_escalations();
+    let topics = match elsewhere {
+        true => [topics[0].clone(), String::new(), String::new()],
+        false => topics,
+    };
     std::thread::Builder::new()
         .name("open-work".into())
         .spawn(move || read(&consumer, &topics, &ops))
         .map_err(|e| KafkaError::ClientCreation(e.to_string()))
 }
 
-/// The reader's loop: `topics` are the open-work and the escalations topic.
-fn read(consumer: &BaseConsumer, topics: &[String; 2], ops: &crate::ops::OpsState) {
+/// The reader's loop: `topics` are the open-work, the escalations and the
+/// alerts topic.
+fn read(consumer: &BaseConsumer, topics: &[String; 3], ops: &crate::ops::OpsState) {
     let mut behind: HashMap<(String, i32), i64> = assign_all(consumer, topics)
         .into_iter()
         .filter(|(_, end)| *end > 0)
@@ -419,7 +440,11 @@ fn read(consumer: &BaseConsumer, topics: &[String; 2], ops: &crate::ops::OpsStat
                 fold.apply(&ops.work, key, m.payload(), removal_of(&m));
             }
         } else if let Some(value) = m.payload() {
-            if !ops.live.escalation_read(value) {
+            let read = match m.topic() == topics[1] {
+                true => ops.live.escalation_read(value),
+                false => ops.live.alert_read(value),
+            };
+            if !read {
                 fold.unreadable += 1;
             }
         }
@@ -444,7 +469,9 @@ fn read(consumer: &BaseConsumer, topics: &[String; 2], ops: &crate::ops::OpsStat
 fn assign_all(consumer: &BaseConsumer, topics: &[String]) -> Vec<((String, i32), i64)> {
     let mut tpl = TopicPartitionList::new();
     let mut ends = Vec::new();
-    for topic in topics {
+    for (i, topic) in topics.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+        // the open-work topic is waited for; the others are read if there
+        let mut tries = if i == 0 { usize::MAX } else { 10 };
         let partitions = loop {
             let found: Vec<i32> = consumer
                 .fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -455,11 +482,15 @@ fn assign_all(consumer: &BaseConsumer, topics: &[String]) -> Vec<((String, i32),
                         .collect()
                 })
                 .unwrap_or_default();
-            if !found.is_empty() {
+            tries = tries.saturating_sub(1);
+            if !found.is_empty() || tries == 0 {
                 break found;
             }
             std::thread::sleep(Duration::from_secs(1));
         };
+        if partitions.is_empty() {
+            tracing::warn!(%topic, "not found on kafka.brokers: the city page lacks what it holds until a restart finds it");
+        }
         for p in partitions {
             let _ = tpl.add_partition_offset(topic, p, Offset::Beginning);
             let end = consumer

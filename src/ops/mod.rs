@@ -91,6 +91,10 @@ pub struct LiveView {
     board: Mutex<Board>,
     follow_up: Mutex<FollowUpBoard>,
     history: Mutex<History>,
+    /// Set when the chart's alerts come from the alerts topic (read whole by
+    /// every instance): the ids counted per day, so a re-sent alert counts
+    /// once.
+    alerts_read: Mutex<Option<BTreeMap<String, std::collections::HashSet<u64>>>>,
     /// The offices' clock: an alert's day on the chart is theirs.
     clock: crate::base::civil::LocalClock,
 }
@@ -235,6 +239,7 @@ impl LiveView {
             board: Mutex::default(),
             follow_up: Mutex::default(),
             history: Mutex::default(),
+            alerts_read: Mutex::default(),
             clock,
         }
     }
@@ -245,7 +250,8 @@ impl LiveView {
         if alerts.is_empty() {
             return;
         }
-        if let Ok(mut h) = self.history.lock() {
+        let from_topic = self.alerts_read.lock().is_ok_and(|r| r.is_some());
+        if let (false, Ok(mut h)) = (from_topic, self.history.lock()) {
             for a in alerts {
                 let day = self.clock.day_text(a.emitted_at);
                 h.alerts_per_day.entry(day).or_default()[priority_slot(a.priority)] += 1;
@@ -366,7 +372,51 @@ impl LiveView {
         self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
-    /// The city team's queue, newest first.
+    /// Counts the chart's alerts from the alerts topic from now on (every
+    /// instance reads it whole), not from this instance's batches.
+    pub(crate) fn read_alerts(&self) {
+        if let Ok(mut r) = self.alerts_read.lock() {
+            r.get_or_insert_with(BTreeMap::new);
+        }
+    }
+
+    /// Counts one alert read from the alerts topic on the chart (once per
+    /// id); false when the value is not an alert.
+    pub(crate) fn alert_read(&self, value: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct WireAlert {
+            alert_id: String,
+            priority: String,
+            emitted_at: String,
+        }
+        let Ok(a) = serde_json::from_slice::<WireAlert>(value) else {
+            return false;
+        };
+        let (Some(at), Some(priority)) = (
+            ms_of(&a.emitted_at),
+            crate::stages::score::Priority::parse(&a.priority),
+        ) else {
+            return false;
+        };
+        let day = self.clock.day_text(at);
+        let id = twox_hash::XxHash3_128::oneshot(a.alert_id.as_bytes()) as u64;
+        let (Ok(mut read), Ok(mut h)) = (self.alerts_read.lock(), self.history.lock()) else {
+            return true;
+        };
+        let Some(days) = read.as_mut() else {
+            return true;
+        };
+        if days.entry(day.clone()).or_default().insert(id) {
+            h.alerts_per_day.entry(day).or_default()[priority_slot(priority)] += 1;
+        }
+        while h.alerts_per_day.len() > HISTORY_DAYS {
+            if let Some((gone, _)) = h.alerts_per_day.pop_first() {
+                days.remove(&gone);
+            }
+        }
+        true
+    }
+
     /// Takes the city's escalations from the escalations topic from now
     /// on (every instance reads it whole), not from this instance's batches.
     pub(crate) fn read_escalations(&self) {
@@ -401,6 +451,7 @@ impl LiveView {
         true
     }
 
+    /// The city team's queue, newest first.
     pub(crate) fn escalations(&self) -> Vec<QueuedEscalation> {
         self.follow_up
             .lock()

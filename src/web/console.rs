@@ -75,6 +75,8 @@ pub(super) async fn city(
         data["pages"] = json!(pages_n);
         data["unassigned"] = unassigned.iter().map(|i| household_json(&st, i)).collect();
         data["unassigned_total"] = json!(unassigned_total);
+        // the chart's numbers: alerts per local day, [P1, P2, P3]
+        data["alerts_per_day"] = json!(st.ops.live.history().alerts_per_day);
         // the boards' top households are named too
         household_ids(&data["dongs"], &mut shown);
         axum::Json(data).into_response()

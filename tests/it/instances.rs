@@ -265,6 +265,47 @@ async fn three_instances_lose_one_to_sigkill_and_every_office_keeps_its_work() {
         queues[0] == queues[1] && queues[1] == queues[2],
         "one queue on every instance: {queues:?}"
     );
+    // the city's chart counts every alert once, wherever it is drawn
+    let (_, city) = users::add(
+        Accounts::Store(at.open("accounts").unwrap()),
+        "박시청",
+        Role::City,
+        None,
+    )
+    .unwrap();
+    let charted = |addr: SocketAddr, city: String| {
+        blocking(move || {
+            let auth = format!("Bearer {city}");
+            let body = http(addr, "GET", "/api/city", &[("Authorization", &auth)], "").2;
+            let data: Value = serde_json::from_str(&body).unwrap_or_default();
+            let counted: u64 = data["alerts_per_day"]
+                .as_object()
+                .into_iter()
+                .flat_map(|days| days.values())
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .filter_map(|n| n.as_u64())
+                .sum();
+            (counted, body)
+        })
+    };
+    for &i in &survivors {
+        // the new account reaches every instance within seconds
+        let mut seen = (0, String::new());
+        for _ in 0..100 {
+            seen = charted(web(i), city.clone()).await;
+            if seen.0 == 3 * households.len() as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            seen.0,
+            3 * households.len() as u64,
+            "{}: {}",
+            names[i],
+            seen.1
+        );
+    }
 
     // who saw the household: views served by different instances
     let audit = sagak(&configs[0], &["audit", "--household", first, "--json"]);
