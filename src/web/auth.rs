@@ -35,8 +35,9 @@ pub(crate) struct Session {
 /// keeps it: no session lives in one process. Its end moves on with each
 /// request ([`Auth::renewed`]); a revoked account's sessions end with the
 /// account (the caller looks the account up on every request); a logout
-/// ends the cookie in the browser and, on the instance that served it,
-/// for the rest of its life.
+/// ends the cookie in the browser and, for the rest of its life, on the
+/// instance that served it and (with the accounts in a store) on every
+/// other within seconds ([`Auth::reload_ended`]).
 pub(crate) struct Auth {
     idle: Duration,
     failures_per_minute: u32,
@@ -45,7 +46,13 @@ pub(crate) struct Auth {
     /// their last renewal would end.
     ended: Mutex<HashMap<String, u64>>,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// The accounts' store, where logouts are told to the other instances
+    /// (`logouts/<hash>`, holding when the session would end).
+    shared: Option<crate::store::SharedStore>,
 }
+
+/// Where the logouts are in the accounts' store.
+const LOGOUTS: &str = "logouts/";
 
 fn random_text() -> String {
     let mut bytes = [0u8; 32];
@@ -92,7 +99,41 @@ impl Auth {
             key,
             ended: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Tells logouts to (and reads them from) the other instances through
+    /// `store`.
+    pub(crate) fn sharing_logouts(mut self, store: Option<crate::store::SharedStore>) -> Self {
+        self.shared = store;
+        self
+    }
+
+    /// Reads the logouts other instances wrote, and deletes those whose
+    /// session has ended anyway.
+    pub(crate) fn reload_ended(&self) -> Result<(), crate::store::StoreError> {
+        let Some(store) = &self.shared else {
+            return Ok(());
+        };
+        let now = now_ms();
+        for key in store.list(LOGOUTS)? {
+            let hash = key[LOGOUTS.len()..].to_string();
+            if self.ended.lock().contains_key(&hash) {
+                continue;
+            }
+            let until = store
+                .get(&key)?
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if until <= now {
+                store.delete(&key)?;
+            } else {
+                self.ended.lock().insert(hash, until);
+            }
+        }
+        Ok(())
     }
 
     fn idle_ms(&self) -> u64 {
@@ -186,11 +227,20 @@ impl Auth {
         let Some(s) = self.session(value) else {
             return;
         };
-        let mut ended = self.ended.lock();
         let now = now_ms();
-        ended.retain(|_, until| *until > now);
         // the CSRF token names the session through its renewals
-        ended.insert(token_hash(&s.csrf), now + self.idle_ms());
+        let (hash, until) = (token_hash(&s.csrf), now + self.idle_ms());
+        {
+            let mut ended = self.ended.lock();
+            ended.retain(|_, until| *until > now);
+            ended.insert(hash.clone(), until);
+        }
+        if let Some(store) = &self.shared {
+            let told = store.put(&format!("{LOGOUTS}{hash}"), &[until.to_string().as_bytes()]);
+            if let Err(e) = told {
+                tracing::warn!(error = %e, "a logout could not be told to the other instances; it holds here");
+            }
+        }
     }
 }
 
@@ -277,6 +327,32 @@ mod tests {
         assert!(auth.session(&id).is_none(), "logged out");
         assert!(auth.session(&renewed).is_none(), "its renewals too");
         assert!(auth.session(&other).is_some(), "another browser's stays");
+    }
+
+    #[test]
+    fn a_logout_on_one_instance_ends_the_session_on_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path()).unwrap();
+        let one =
+            Auth::new(Duration::from_secs(3600), 3, [7; 32]).sharing_logouts(Some(store.clone()));
+        let two =
+            Auth::new(Duration::from_secs(3600), 3, [7; 32]).sharing_logouts(Some(store.clone()));
+        let (id, kept) = (
+            one.start(&user("u-1")).unwrap(),
+            one.start(&user("u-1")).unwrap(),
+        );
+        assert!(two.session(&id).is_some());
+        one.end(&id);
+        two.reload_ended().unwrap();
+        assert!(two.session(&id).is_none(), "logged out on the other too");
+        assert!(
+            two.session(&kept).is_some(),
+            "the person's other session stays"
+        );
+        // a restarted instance reads it as well
+        let three = Auth::new(Duration::from_secs(3600), 3, [7; 32]).sharing_logouts(Some(store));
+        three.reload_ended().unwrap();
+        assert!(three.session(&id).is_none());
     }
 
     #[test]

@@ -325,7 +325,8 @@ pub async fn start(
     let state = Arc::new(WebState {
         ops,
         users,
-        auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute, session_key),
+        auth: auth::Auth::new(cfg.idle, cfg.login_failures_per_minute, session_key)
+            .sharing_logouts(cfg.users_store.clone()),
         audit,
         publisher,
         lists: cfg.lists,

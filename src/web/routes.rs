@@ -205,6 +205,9 @@ pub(crate) async fn serve(
             if round % 5 == 0 {
                 watcher.sample_received();
             }
+            if let Err(error) = watcher.auth.reload_ended() {
+                tracing::warn!(%error, "the logouts of other instances cannot be read; retrying");
+            }
             if let Err(error) = watcher.escalation_states.reload() {
                 tracing::error!(%error, "the escalation states file cannot be read; keeping the states read before");
             }
