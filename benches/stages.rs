@@ -187,6 +187,8 @@ fn live_board(c: &mut Criterion) {
             detail: "job lost".into(),
             detail_ko: "실직".into(),
             observed_at: NOW,
+            months_overdue: None,
+            amount_krw: None,
         }],
         categories: vec!["employment".into()],
         first_signal_at: NOW,

@@ -222,6 +222,10 @@ pub(crate) struct OutcomeSpec {
     /// tombstone) is kept after its last alert or outcome.
     #[serde(with = "span")]
     pub(crate) retention: std::time::Duration,
+    /// How long after its due time an alert's outcomes count for the yield
+    /// of the rules; then its result is final.
+    #[serde(with = "span")]
+    pub(crate) answer_window: std::time::Duration,
     /// Korean labels of outcome kinds and their values (`counselled =
     /// "상담 완료"`), shown on lists and in alerts.
     pub(crate) labels_ko: BTreeMap<String, String>,
@@ -245,6 +249,7 @@ impl Default for OutcomeSpec {
             repeat_alerts: 3,
             repeat_within: days(365),
             retention: days(365),
+            answer_window: days(30),
             labels_ko: BTreeMap::new(),
         }
     }

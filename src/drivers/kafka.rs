@@ -530,7 +530,11 @@ async fn share_open_work(
     crate::kafka::open_work::spawn_reader(
         &settings.kafka,
         topic,
-        (&settings.topics.escalations, &settings.topics.alerts),
+        (
+            &settings.topics.escalations,
+            &settings.topics.alerts,
+            &settings.topics.outcomes,
+        ),
         ops.clone(),
     )
     .map_err(RunError::startup)?;

@@ -413,6 +413,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             self.ops.live.record(&result.alerts);
         }
         self.ops.live.record_follow_up(&result);
+        self.ops.rule_yield.batch(&result);
         let batch = std::mem::take(&mut self.buffer);
         self.update_work(&result, &batch);
         self.buffer = batch;
@@ -479,6 +480,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         {
             let counts = self.engine.open_counts(now);
             self.recorder.open_cases(&counts);
+            self.recorder.rule_yield(&self.ops.rule_yield.table());
             // the city page counts every instance's households when the
             // board holds them all; the metrics, this instance's own
             match &self.shared_work {
@@ -492,6 +494,7 @@ impl<'o, C: Clock> DriverCore<'o, C> {
         }
         // the queue reads its due times at the pipeline's clock, moving or not
         self.ops.work.set_now(now.ms());
+        self.ops.rule_yield.advance(now.ms());
         self.board().set_now(now.ms());
         if self.board().enabled()
             && self
@@ -563,6 +566,11 @@ impl<'o, C: Clock> DriverCore<'o, C> {
             .written_at
             .set(crate::base::clock::wall_clock_ms() / 1000);
         self.counts.list_days += 1;
+        if let Some(schedule) = &self.lists {
+            let rows = self.ops.rule_yield.table();
+            crate::ops::rule_yield::write_day(&*schedule.out, &manifest.date, &rows);
+            self.recorder.rule_yield(&rows);
+        }
         self.last_list = Some(manifest);
     }
 

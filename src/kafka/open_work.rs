@@ -382,13 +382,14 @@ fn removal_of<M: Message>(m: &M) -> Option<(i32, u64)> {
 pub(crate) fn spawn_reader(
     kafka: &KafkaSettings,
     open_work: &str,
-    (escalations, alerts): (&str, &str),
+    (escalations, alerts, outcomes): (&str, &str, &str),
     ops: Arc<crate::ops::OpsState>,
 ) -> Result<std::thread::JoinHandle<()>, KafkaError> {
     let topics = [
         open_work.to_string(),
         escalations.to_string(),
         alerts.to_string(),
+        outcomes.to_string(),
     ];
     // the city's topics are read where the readers read; on another
     // cluster (`kafka.producer."bootstrap.servers"`) this instance's own
@@ -400,6 +401,7 @@ pub(crate) fn spawn_reader(
     if !elsewhere {
         ops.live.read_escalations();
         ops.live.read_alerts();
+        ops.rule_yield.read_topics();
     }
     let mut cfg = crate::kafka::source::consumer_config(kafka);
     // assigned, never subscribed: the group id only names the client
@@ -408,7 +410,12 @@ pub(crate) fn spawn_reader(
         .set("statistics.interval.ms", "0");
     let consumer: BaseConsumer = cfg.create()?;
     let topics = match elsewhere {
-        true => [topics[0].clone(), String::new(), String::new()],
+        true => [
+            topics[0].clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
         false => topics,
     };
     std::thread::Builder::new()
@@ -417,9 +424,9 @@ pub(crate) fn spawn_reader(
         .map_err(|e| KafkaError::ClientCreation(e.to_string()))
 }
 
-/// The reader's loop: `topics` are the open-work, the escalations and the
-/// alerts topic.
-fn read(consumer: &BaseConsumer, topics: &[String; 3], ops: &crate::ops::OpsState) {
+/// The reader's loop: `topics` are the open-work, the escalations, the
+/// alerts and the outcomes topic.
+fn read(consumer: &BaseConsumer, topics: &[String; 4], ops: &crate::ops::OpsState) {
     let mut behind: HashMap<(String, i32), i64> = assign_all(consumer, topics)
         .into_iter()
         .filter(|(_, end)| *end > 0)
@@ -440,14 +447,11 @@ fn read(consumer: &BaseConsumer, topics: &[String; 3], ops: &crate::ops::OpsStat
                 fold.apply(&ops.work, key, m.payload(), removal_of(&m));
             }
         } else if let Some(value) = m.payload() {
-            let read = match m.topic() == topics[1] {
-                true => ops.live.escalation_read(value),
-                false => ops.live.alert_read(value),
-            };
-            if !read {
+            if !city_read(ops, topics, &m, value) {
                 fold.unreadable += 1;
             }
         }
+        ops.rule_yield.advance(crate::base::clock::wall_clock_ms());
         let at = (m.topic().to_string(), m.partition());
         if behind.get(&at).is_some_and(|end| m.offset() + 1 >= *end) {
             behind.remove(&at);
@@ -461,6 +465,34 @@ fn read(consumer: &BaseConsumer, topics: &[String; 3], ops: &crate::ops::OpsStat
                 "open work and escalations read to the end: every office's queue is served here"
             );
         }
+    }
+}
+
+/// Takes in one message of the city's topics: an escalation, an alert (the
+/// chart and the yield) or an outcome (the yield); false when unreadable.
+fn city_read<M: Message>(
+    ops: &crate::ops::OpsState,
+    topics: &[String; 4],
+    m: &M,
+    value: &[u8],
+) -> bool {
+    if m.topic() == topics[1] {
+        return ops.live.escalation_read(value);
+    }
+    if m.topic() == topics[2] {
+        if let Some(a) = crate::ops::rule_yield::YieldAlert::from_wire(value) {
+            ops.rule_yield.alert(a);
+        }
+        return ops.live.alert_read(value);
+    }
+    // an outcome the pipeline would refuse (a malformed one) says nothing
+    let now = crate::base::clock::wall_clock_ms();
+    match crate::stages::case::outcome::decode(m.key(), Some(value), now, i64::MAX / 4) {
+        Ok(o) => {
+            ops.rule_yield.recorded(&o);
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -19,7 +19,7 @@
 //! ```
 
 mod parts;
-mod write;
+pub(crate) mod write;
 
 use std::collections::HashSet;
 use std::sync::Arc;

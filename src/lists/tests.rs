@@ -29,6 +29,8 @@ fn assessment(hh: &str, dong: &str, p: Priority, score: f64, days_ago: i64) -> A
             detail: "health insurance premium 5 months overdue (1,230,000 KRW)".into(),
             detail_ko: "건강보험료 5개월 체납 (1,230,000원), \"독촉\"".into(),
             observed_at: t,
+            months_overdue: Some(5),
+            amount_krw: Some(1_230_000),
         }],
         first_signal_at: t - 10 * DAY,
         last_signal_at: t,

@@ -503,6 +503,11 @@ fn csv_bytes(batch: &RecordBatch, columns_of: &[(&str, &str)]) -> Result<HashedB
     Ok(out)
 }
 
+/// `batch` as the bytes of a Parquet file (written as the lists are).
+pub(crate) fn parquet_of(batch: &RecordBatch) -> Result<Vec<u8>, ListError> {
+    Ok(parquet_bytes(batch)?.bytes)
+}
+
 /// `batch` as a Parquet file.
 fn parquet_bytes(batch: &RecordBatch) -> Result<HashedBuffer, ListError> {
     let file = HashedBuffer::new();

@@ -120,6 +120,9 @@ pub struct CaseMetrics {
     pub attempts_per_reach: HistogramVec,
     /// Signals of households recorded deceased: counted, never alerted.
     pub(crate) deceased_signals: IntCounter,
+    /// Alerts whose answer window closed, per priority and what the office
+    /// found (the yield of the rules; every instance counts them all).
+    pub(crate) rule_yield: IntGaugeVec,
 }
 
 /// Registers metrics in one registry as they are made.
@@ -384,6 +387,11 @@ impl CaseMetrics {
             deceased_signals: r.counter(
                 "sagak_signals_deceased_total",
                 "Signals of households recorded deceased: counted, never alerted.",
+            ),
+            rule_yield: r.gauge_vec(
+                "sagak_rule_yield_alerts",
+                "Alerts whose answer window closed, per priority and result (helped, reached, not_applicable:<reason>, declined, unreachable, no_outcome). Every instance of a group counts every alert: take max, not sum.",
+                &["priority", "result"],
             ),
         }
     }

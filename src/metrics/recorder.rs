@@ -12,8 +12,12 @@ use crate::base::time::ClockTime;
 use crate::engine::BatchResult;
 use crate::stages::case::escalation::{Escalation, EscalationReason};
 use crate::stages::case::outcome::OutcomeKind;
+use crate::stages::case::rules::YieldResult;
 use crate::stages::case::work::OpenCounts;
 use crate::stages::Watermark;
+
+/// Alerts per result of the yield, in [`YieldResult::ALL`]'s order.
+type YieldCounts = [u64; YieldResult::ALL.len()];
 
 /// The driver's side of the metrics: it records each batch's result, the
 /// escalations it sends and the open counts it observes.
@@ -153,6 +157,20 @@ impl Recorder {
                         self.metrics.watermark.with_label_values(&labels)
                     })
                     .set(wm.ms() / 1000);
+            }
+        }
+    }
+
+    /// The yield of the rules (rows of cut and counts, as
+    /// `ops::rule_yield` keeps them), per priority: the coarse cut.
+    pub(crate) fn rule_yield(&self, rows: &[((&'static str, String), YieldCounts)]) {
+        for ((_, priority), counts) in rows.iter().filter(|((d, _), _)| *d == "priority") {
+            for r in YieldResult::ALL {
+                self.metrics
+                    .case
+                    .rule_yield
+                    .with_label_values(&[priority.as_str(), r.name().as_str()])
+                    .set(counts[r.slot()] as i64);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! their own listener; this module keeps the live state both read.
 
 pub mod http;
+pub(crate) mod rule_yield;
 pub(crate) mod work;
 
 use std::collections::{BTreeMap, HashMap};
@@ -494,6 +495,8 @@ pub struct OpsState {
     pub(crate) live: LiveView,
     /// The offices' work queue (kept while a web front is attached).
     pub work: work::WorkBoard,
+    /// The yield of the rules (what the offices found per alert).
+    pub(crate) rule_yield: rule_yield::YieldBook,
     /// Served dongs, for Korean names.
     pub(crate) dongs: Vec<Dong>,
     /// Feed names, in order.
@@ -510,6 +513,7 @@ impl OpsState {
             health: Health::new("starting"),
             live: LiveView::new(spec.local_clock()),
             work: work::WorkBoard::new(spec),
+            rule_yield: rule_yield::YieldBook::new(spec),
             dongs: spec.dongs.clone(),
             feeds: spec.feeds.iter().map(|f| f.name.clone()).collect(),
             mode: mode.into(),
@@ -538,6 +542,8 @@ mod tests {
                 detail: format!("job lost ({hh})"),
                 detail_ko: format!("실직 ({hh})"),
                 observed_at: 1_790_000_000_000,
+                months_overdue: None,
+                amount_krw: None,
             }],
             categories: vec!["employment".into()],
             first_signal_at: 1_790_000_000_000,

@@ -215,6 +215,11 @@ pub(crate) fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
     unassigned(&mut body, v);
     feeds(st, &mut body, v.now);
     charts_of(st, &mut body, &follow_up);
+    super::yields::section(
+        &mut body,
+        &st.ops.rule_yield.table(),
+        st.ops.rule_yield.waiting(),
+    );
     body.push_str("</div>");
     layout(st, "시 현황 City console", person, &body)
 }

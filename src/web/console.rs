@@ -77,6 +77,8 @@ pub(super) async fn city(
         data["unassigned_total"] = json!(unassigned_total);
         // the chart's numbers: alerts per local day, [P1, P2, P3]
         data["alerts_per_day"] = json!(st.ops.live.history().alerts_per_day);
+        data["rule_yield"] = super::yields::json(&st.ops.rule_yield.table());
+        data["rule_yield_waiting"] = json!(st.ops.rule_yield.waiting());
         // the boards' top households are named too
         household_ids(&data["dongs"], &mut shown);
         axum::Json(data).into_response()

@@ -34,6 +34,7 @@ pub(crate) mod respond;
 pub(crate) mod routes;
 pub(crate) mod session;
 pub mod users;
+pub(crate) mod yields;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

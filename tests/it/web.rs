@@ -947,3 +947,98 @@ async fn over_tls_the_session_cookie_is_secure_and_failed_logins_are_limited() {
     );
     front.server.abort();
 }
+
+/// The city reads the yield of the rules on its page after five months of
+/// the demo (150 days): every alert whose answer window closed is counted once per
+/// dimension, small counts carry no share, and the page draws the table
+/// on a desk and on a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_city_reads_the_rule_yield_of_the_demo_in_a_browser() {
+    let demo = ServedDemo::start(2000, 150, Stdio::null());
+    let (port, city) = (demo.port, demo.tokens[0].clone());
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let token = city.clone();
+    let body = blocking(move || {
+        let auth = format!("Bearer {token}");
+        http(addr, "GET", "/api/city", &[("Authorization", &auth)], "").2
+    })
+    .await;
+    let data: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = data["rule_yield"].as_array().cloned().unwrap_or_default();
+    let total = |dimension: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r["dimension"] == dimension)
+            .map(|r| r["alerts"].as_u64().unwrap())
+            .sum()
+    };
+    let counted = total("priority");
+    assert!(counted > 0, "some answer windows closed in 40 days: {body}");
+    // each alert has one priority, one set of categories, one dong, one month
+    for d in ["categories", "dong", "month"] {
+        assert_eq!(total(d), counted, "{d}");
+    }
+    // beside each day's lists, as the book stood at that cut-off
+    let lists = demo.out.path().join("lists");
+    let mut days: Vec<_> = std::fs::read_dir(&lists)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    days.sort();
+    let last = days.last().unwrap();
+    let file = std::fs::read_to_string(last.join("rule-yield.csv")).unwrap();
+    assert!(
+        file.starts_with("\u{feff}dimension,value,alerts,helped,reached,"),
+        "{file}"
+    );
+    let in_file: u64 = file
+        .lines()
+        .filter(|l| l.starts_with("priority,"))
+        .map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(in_file > 0 && in_file <= counted, "{in_file} {counted}");
+    assert!(last.join("rule-yield.parquet").exists());
+    for r in &rows {
+        let n = r["alerts"].as_u64().unwrap();
+        let sum: u64 = r["results"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, n, "{r}");
+        assert_eq!(
+            r["helped_share"].is_null(),
+            n < 20,
+            "a share only for 20 alerts or more: {r}"
+        );
+    }
+
+    let b = Browser::start().await;
+    let c = &b.client;
+    let base = format!("http://127.0.0.1:{port}");
+    crate::open_work::log_in(&b, &base, &city, "시 통합사례관리팀").await;
+    c.set_window_size(1400, 1100).await.unwrap();
+    c.goto(&format!("{base}/city")).await.unwrap();
+    let p1 = b
+        .wait_text("#rule-yield tr[data-dimension='priority']", "P")
+        .await;
+    assert!(p1.contains("우선순위"), "{p1}");
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rule-yield");
+    std::fs::create_dir_all(&shots).unwrap();
+    // the table itself, wherever the page puts it
+    let table = |name: &'static str| {
+        let path = shots.join(name);
+        async move {
+            let found = c.find(fantoccini::Locator::Css("#rule-yield")).await;
+            let png = found.unwrap().screenshot().await.unwrap();
+            std::fs::write(&path, &png).unwrap();
+            png
+        }
+    };
+    assert!(is_png_with_content(&table("city-yield-1400.png").await));
+    c.set_window_size(390, 844).await.unwrap();
+    assert!(is_png_with_content(&table("city-yield-390.png").await));
+    b.close().await;
+    drop(demo);
+}

@@ -49,6 +49,12 @@ pub struct AlertReason {
     /// When it was observed, ms since the epoch (RFC 3339 on the wire).
     #[serde(serialize_with = "as_rfc3339")]
     pub observed_at: i64,
+    /// Months overdue, where the feed reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub months_overdue: Option<i64>,
+    /// Amount overdue in KRW, where the feed reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_krw: Option<i64>,
 }
 
 /// What an alert is to the office (`type`; a consumer reads a missing one
@@ -418,6 +424,8 @@ impl AlertGate {
                     detail: r.detail,
                     detail_ko: r.detail_ko,
                     observed_at: r.observed_at,
+                    months_overdue: r.months_overdue,
+                    amount_krw: r.amount_krw,
                 })
                 .collect(),
             categories: a.categories,

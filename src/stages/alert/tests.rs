@@ -159,6 +159,8 @@ fn alert_json_follows_the_wire_contract() {
         detail: "premium arrears 3 months".into(),
         detail_ko: "건강보험료 3개월 체납".into(),
         observed_at: a.first_signal_at,
+        months_overdue: Some(3),
+        amount_krw: Some(738_000),
     });
     let out = g.process_batch(vec![a], 1_800_000_000_000, |_| 0);
     let v = serde_json::to_value(&out.alerts[0]).unwrap();
@@ -191,6 +193,8 @@ fn alert_json_follows_the_wire_contract() {
             "detail": "premium arrears 3 months",
             "detail_ko": "건강보험료 3개월 체납",
             "observed_at": "2026-09-16T14:13:20.000Z",
+            "months_overdue": 3,
+            "amount_krw": 738_000,
         })
     );
 }

@@ -126,6 +126,93 @@ pub(crate) fn reaches(o: &HeldOutcome) -> bool {
     }
 }
 
+/// What an alert ended in, as the yield of the rules counts it: the
+/// office's finding, not ground truth. Ordered from the least to the most
+/// conclusive; an alert's result is the most conclusive of the outcomes
+/// recorded for its household within its answer window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum YieldResult {
+    /// Nothing recorded.
+    NoOutcome,
+    /// Only failed attempts: nobody of the household was reached.
+    Unreachable,
+    /// Someone was reached (or counselled), nothing more yet.
+    Reached,
+    /// The household declined (or refused at the door).
+    Declined,
+    /// Not a case, with the reason.
+    NotApplicable(NotApplicableReason),
+    /// Support linked or a case opened: the alert led to help.
+    Helped,
+}
+
+impl YieldResult {
+    /// Every result, in the tables' column order.
+    pub(crate) const ALL: [YieldResult; 10] = [
+        YieldResult::Helped,
+        YieldResult::Reached,
+        YieldResult::NotApplicable(NotApplicableReason::NoNeed),
+        YieldResult::NotApplicable(NotApplicableReason::AlreadyRecipient),
+        YieldResult::NotApplicable(NotApplicableReason::DataError),
+        YieldResult::NotApplicable(NotApplicableReason::MovedOut),
+        YieldResult::NotApplicable(NotApplicableReason::Deceased),
+        YieldResult::Declined,
+        YieldResult::Unreachable,
+        YieldResult::NoOutcome,
+    ];
+
+    /// How conclusive it is: an alert keeps the highest.
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            YieldResult::NoOutcome => 0,
+            YieldResult::Unreachable => 1,
+            YieldResult::Reached => 2,
+            YieldResult::Declined => 3,
+            YieldResult::NotApplicable(_) => 4,
+            YieldResult::Helped => 5,
+        }
+    }
+
+    /// Its column in [`Self::ALL`].
+    pub(crate) fn slot(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(Self::ALL.len() - 1)
+    }
+
+    /// Its name in files and metrics (`not_applicable:no_need`).
+    pub(crate) fn name(self) -> String {
+        match self {
+            YieldResult::Helped => "helped".into(),
+            YieldResult::Reached => "reached".into(),
+            YieldResult::NotApplicable(r) => format!("not_applicable:{}", r.as_str()),
+            YieldResult::Declined => "declined".into(),
+            YieldResult::Unreachable => "unreachable".into(),
+            YieldResult::NoOutcome => "no_outcome".into(),
+        }
+    }
+
+    /// What one outcome (`kind` and its value's code) says of the alerts it
+    /// answers; `None`: nothing (a withdrawal, a case update).
+    pub(crate) fn of(kind: OutcomeKind, detail: u8) -> Option<YieldResult> {
+        match kind {
+            OutcomeKind::ContactAttempted => match ContactResult::from_code(detail)? {
+                ContactResult::Refused => Some(YieldResult::Declined),
+                r if r.failed() => Some(YieldResult::Unreachable),
+                _ => Some(YieldResult::Reached),
+            },
+            OutcomeKind::Counselled => Some(YieldResult::Reached),
+            OutcomeKind::SupportLinked | OutcomeKind::CaseOpened => Some(YieldResult::Helped),
+            OutcomeKind::NotApplicable => {
+                NotApplicableReason::from_code(detail).map(YieldResult::NotApplicable)
+            }
+            OutcomeKind::Declined => Some(YieldResult::Declined),
+            _ => None,
+        }
+    }
+}
+
 /// Whether an outcome is a failed attempt, and if so whether it alone
 /// says the household is not where it is registered.
 pub(crate) fn failure(o: &HeldOutcome) -> Option<bool> {

@@ -125,6 +125,10 @@ pub(crate) struct Reason {
     pub(crate) detail_ko: String,
     /// Event time, ms since the epoch.
     pub(crate) observed_at: i64,
+    /// Months overdue, where the feed has them (the yield's buckets).
+    pub(crate) months_overdue: Option<i64>,
+    /// Amount overdue in KRW, where the feed has it.
+    pub(crate) amount_krw: Option<i64>,
 }
 
 /// A household that reaches a priority, with everything an alert needs.
@@ -647,6 +651,8 @@ impl<'s> Scored<'s> {
                 detail,
                 detail_ko,
                 observed_at: t,
+                months_overdue: values.months_overdue,
+                amount_krw: values.amount_krw,
             });
         }
         if let Some(a) = a.as_mut() {
