@@ -164,10 +164,44 @@ fn amount_bucket(a: i64) -> &'static str {
 /// An alert whose window is open.
 struct Waiting {
     household_id: String,
+    dong_code: String,
+    priority: Priority,
     emitted_at: i64,
+    /// When its first reach is due.
+    due_at: i64,
     closes_at: i64,
     cuts: Vec<Cut>,
     result: YieldResult,
+    /// When someone of the household was first reached after it.
+    reached_at: Option<i64>,
+}
+
+/// Time to first reach of one dong's alerts of one priority whose window
+/// closed: how fairly the offices' time is spread.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Reach {
+    /// Alerts counted.
+    pub(crate) alerts: u64,
+    /// Of which someone was reached (within the answer window).
+    pub(crate) reached: u64,
+    /// Of which by the due time.
+    pub(crate) in_time: u64,
+    /// Days from each alert to its first reach.
+    days: Vec<f32>,
+}
+
+impl Reach {
+    /// The median of the days to a first reach, if any was reached.
+    pub(crate) fn median_days(&self) -> Option<f64> {
+        let mut d = self.days.clone();
+        d.sort_by(f32::total_cmp);
+        let n = d.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(f64::from(d[n / 2])),
+            _ => Some(f64::from(d[n / 2 - 1] + d[n / 2]) / 2.0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -176,11 +210,14 @@ struct Inner {
     by_household: HashMap<String, Vec<u128>>,
     closing: BinaryHeap<Reverse<(i64, u128)>>,
     counts: BTreeMap<Cut, Counts>,
+    reach: BTreeMap<(String, Priority), Reach>,
 }
 
 /// The running counts.
 pub(crate) struct YieldBook {
     inner: Mutex<Inner>,
+    /// Due time per priority (P1, P2, P3), ms.
+    due_ms: [i64; 3],
     /// Fed by the alerts and outcomes topics, not by this instance's
     /// batches.
     from_topics: std::sync::atomic::AtomicBool,
@@ -205,6 +242,7 @@ impl YieldBook {
         let answer = ms(o.answer_window);
         YieldBook {
             inner: Mutex::new(Inner::default()),
+            due_ms: [o.due_p1, o.due_p2, o.due_p3].map(ms),
             from_topics: std::sync::atomic::AtomicBool::new(false),
             window_ms: [o.due_p1, o.due_p2, o.due_p3].map(|d| ms(d).saturating_add(answer)),
             clock: spec.local_clock(),
@@ -260,10 +298,14 @@ impl YieldBook {
             a.id,
             Waiting {
                 household_id: a.household_id,
+                dong_code: a.dong_code,
+                priority: a.priority,
                 emitted_at: a.emitted_at,
+                due_at: a.emitted_at.saturating_add(self.due_ms[slot(a.priority)]),
                 closes_at,
                 cuts,
                 result: YieldResult::NoOutcome,
+                reached_at: None,
             },
         );
     }
@@ -280,8 +322,14 @@ impl YieldBook {
         } = &mut *inner;
         for id in by_household.get(household_id).into_iter().flatten() {
             if let Some(w) = waiting.get_mut(id) {
-                if w.emitted_at <= at && at <= w.closes_at && result.rank() > w.result.rank() {
+                if w.emitted_at > at || at > w.closes_at {
+                    continue;
+                }
+                if result.rank() > w.result.rank() {
                     w.result = result;
+                }
+                if result.reaches() && w.reached_at.is_none_or(|r| at < r) {
+                    w.reached_at = Some(at);
                 }
             }
         }
@@ -304,6 +352,17 @@ impl YieldBook {
                     inner.by_household.remove(&w.household_id);
                 }
             }
+            let reach = inner
+                .reach
+                .entry((w.dong_code.clone(), w.priority))
+                .or_default();
+            reach.alerts += 1;
+            if let Some(at) = w.reached_at {
+                reach.reached += 1;
+                reach.in_time += u64::from(at <= w.due_at);
+                let days = (at - w.emitted_at) as f64 / crate::definition::DAY_MS as f64;
+                reach.days.push(days as f32);
+            }
             for cut in w.cuts {
                 inner
                     .counts
@@ -320,6 +379,11 @@ impl YieldBook {
             inner.counts.iter().map(|(c, n)| (c.clone(), *n)).collect();
         rows.sort_by_key(|((d, v), _)| (DIMENSIONS.iter().position(|x| x == d), v.clone()));
         rows
+    }
+
+    /// Time to first reach per dong and priority.
+    pub(crate) fn reach(&self) -> BTreeMap<(String, Priority), Reach> {
+        self.inner.lock().reach.clone()
     }
 
     /// Alerts whose window is still open.
@@ -511,6 +575,32 @@ mod tests {
             .find(|l| l.starts_with("priority,P1,"))
             .unwrap();
         assert_eq!(line, "priority,P1,4,1,0,1,0,0,0,0,0,0,2,,,");
+    }
+
+    #[test]
+    fn the_time_to_first_reach_counts_reaches_only() {
+        let spec = crate::definition::PipelineSpec::embedded_default().unwrap();
+        let book = YieldBook::new(&spec);
+        let t0 = 1_800_000_000_000;
+        for (id, hh) in [(1, "hh-a"), (2, "hh-b"), (3, "hh-c"), (4, "hh-d")] {
+            book.alert(alert(id, hh, Priority::P1, t0, 4));
+        }
+        // a failed attempt, then a reach on day 5 (late: P1 is due in 3)
+        book.outcome("hh-a", YieldResult::Unreachable, t0 + DAY);
+        book.outcome("hh-a", YieldResult::Reached, t0 + 5 * DAY);
+        book.outcome("hh-b", YieldResult::Helped, t0 + 2 * DAY);
+        // nobody found: not a reach
+        book.outcome(
+            "hh-c",
+            YieldResult::NotApplicable(NotApplicableReason::MovedOut),
+            t0 + DAY,
+        );
+        book.outcome("hh-d", YieldResult::Declined, t0 + 3 * DAY);
+        book.advance(t0 + 40 * DAY);
+        let reach = book.reach();
+        let r = &reach[&("4125052000".to_string(), Priority::P1)];
+        assert_eq!((r.alerts, r.reached, r.in_time), (4, 3, 2));
+        assert_eq!(r.median_days(), Some(3.0));
     }
 
     #[test]

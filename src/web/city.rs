@@ -220,6 +220,9 @@ pub(crate) fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
         &st.ops.rule_yield.table(),
         st.ops.rule_yield.waiting(),
     );
+    super::yields::fairness(&mut body, &st.ops.rule_yield.reach(), |d| {
+        st.dong_name(d).0.to_string()
+    });
     body.push_str("</div>");
     layout(st, "시 현황 City console", person, &body)
 }

@@ -79,6 +79,7 @@ pub(super) async fn city(
         data["alerts_per_day"] = json!(st.ops.live.history().alerts_per_day);
         data["rule_yield"] = super::yields::json(&st.ops.rule_yield.table());
         data["rule_yield_waiting"] = json!(st.ops.rule_yield.waiting());
+        data["fairness"] = super::yields::fairness_json(&st.ops.rule_yield.reach());
         // the boards' top households are named too
         household_ids(&data["dongs"], &mut shown);
         axum::Json(data).into_response()

@@ -1014,6 +1014,24 @@ async fn the_city_reads_the_rule_yield_of_the_demo_in_a_browser() {
         );
     }
 
+    // fairness: the dongs whose P1 households waited longest come first
+    let fair = data["fairness"].as_array().cloned().unwrap_or_default();
+    let p1: Vec<f64> = fair
+        .iter()
+        .filter(|r| r["priority"] == "P1")
+        .filter_map(|r| r["median_days_to_first_reach"].as_f64())
+        .collect();
+    assert!(!p1.is_empty(), "{body}");
+    assert!(p1.windows(2).all(|w| w[0] >= w[1]), "{p1:?}");
+    for r in &fair {
+        let (n, reached, in_time) = (
+            r["alerts"].as_u64(),
+            r["reached"].as_u64(),
+            r["in_time"].as_u64(),
+        );
+        assert!(in_time <= reached && reached <= n, "{r}");
+    }
+
     let b = Browser::start().await;
     let c = &b.client;
     let base = format!("http://127.0.0.1:{port}");
@@ -1024,6 +1042,8 @@ async fn the_city_reads_the_rule_yield_of_the_demo_in_a_browser() {
         .wait_text("#rule-yield tr[data-dimension='priority']", "P")
         .await;
     assert!(p1.contains("우선순위"), "{p1}");
+    let first = b.text_of("#fairness tbody tr").await;
+    assert!(first.contains("일"), "{first}");
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rule-yield");
     std::fs::create_dir_all(&shots).unwrap();
     // the table itself, wherever the page puts it

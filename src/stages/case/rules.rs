@@ -173,6 +173,18 @@ impl YieldResult {
         }
     }
 
+    /// Whether it means someone of the household was reached (as
+    /// [`reaches`] decides for the open work): not a failed attempt, and
+    /// not a dong's "moved out" (nobody was found).
+    pub(crate) fn reaches(self) -> bool {
+        !matches!(
+            self,
+            YieldResult::NoOutcome
+                | YieldResult::Unreachable
+                | YieldResult::NotApplicable(NotApplicableReason::MovedOut)
+        )
+    }
+
     /// Its column in [`Self::ALL`].
     pub(crate) fn slot(self) -> usize {
         Self::ALL
