@@ -124,6 +124,10 @@ pub struct FollowUp {
     pub planted_household_escalated: Option<(u32, String)>,
     /// Alerts sent for it.
     pub(crate) planted_household_alerts: usize,
+    /// The yield of the rules per priority, for the alerts whose answer
+    /// window closed: (priority, alerts, helped, helped share and its 95%
+    /// interval when there are 20 alerts or more).
+    pub(crate) rule_yield: Vec<(String, u64, u64, Option<(f64, f64, f64)>)>,
 }
 
 /// What a demo run did.
@@ -292,7 +296,8 @@ pub async fn run_demo_live(
         first_alert: HashMap::new(),
         best: HashMap::new(),
         p1_at: HashMap::new(),
-        offices: SimulatedOffices::new(spec, cfg.generator.seed),
+        offices: SimulatedOffices::new(spec, cfg.generator.seed)
+            .knowing(generated.planted.iter().map(|p| p.household_id.clone())),
         simulate_offices: cfg.offices,
         reopened: Default::default(),
         planted_escalated: None,
@@ -371,6 +376,7 @@ pub async fn run_demo_live(
     summary.follow_up = follow_up(&mut out, first.ms(), clock.now().ms());
     summary.follow_up.planted_rank_when_unreachable = planted_rank;
     summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now());
+    summary.follow_up.rule_yield = yield_by_priority(&ops.rule_yield.table());
     summary.follow_up.planted_list_rank_last_day = core
         .last_list()
         .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
@@ -565,6 +571,7 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64, end_ms: i64) -> FollowUp {
             .clone()
             .map(|(at, why)| (((at - first_ms) / DAY_MS) as u32, why)),
         planted_household_alerts: out.planted_alerts,
+        rule_yield: Vec::new(),
     }
 }
 
@@ -675,6 +682,13 @@ impl DemoSummary {
             let n = f.escalations.get(reason).copied().unwrap_or(0);
             out.line(format!("  {reason:<20}{n}"));
         }
+        out.line("yield of the rules: alerts whose answer window closed, and how many led to help (the offices' finding)");
+        for (p, n, helped, share) in &f.rule_yield {
+            let share = share.map_or("too few for a share".to_string(), |(s, lo, hi)| {
+                format!("{:.0}%, 95% {:.0}-{:.0}%", 100.0 * s, 100.0 * lo, 100.0 * hi)
+            });
+            out.line(format!("  {p:<4}{n} alerts, helped {helped} ({share})"));
+        }
         out.line(format!(
             "reopened cases        {} households; case updates sent {}",
             f.reopened_households, f.case_updates
@@ -700,6 +714,26 @@ impl DemoSummary {
             rank(f.planted_list_rank_last_day),
         ));
     }
+}
+
+/// The priority rows of the yield table, as the summary shows them.
+fn yield_by_priority(
+    rows: &[(crate::ops::rule_yield::Cut, crate::ops::rule_yield::Counts)],
+) -> Vec<(String, u64, u64, Option<(f64, f64, f64)>)> {
+    use crate::ops::rule_yield::{wilson, SMALL};
+    use crate::stages::case::rules::YieldResult;
+    rows.iter()
+        .filter(|((d, _), _)| *d == "priority")
+        .map(|((_, p), counts)| {
+            let n: u64 = counts.iter().sum();
+            let helped = counts[YieldResult::Helped.slot()];
+            let share = (n >= SMALL).then(|| {
+                let (lo, hi) = wilson(helped, n);
+                (helped as f64 / n as f64, lo, hi)
+            });
+            (p.clone(), n, helped, share)
+        })
+        .collect()
 }
 
 /// The summary's text, a line at a time.

@@ -58,6 +58,10 @@ pub(crate) struct SimulatedOffices {
     topic: std::sync::Arc<str>,
     /// Households already answered with a case (no second one is opened).
     in_case: HashMap<String, bool>,
+    /// Households the generator pushed into crisis: an office that reaches
+    /// one usually finds a need; the others (a bill paid late once) are
+    /// usually no case.
+    planted: std::collections::HashSet<String>,
     /// What they did.
     pub(crate) log: OfficeLog,
 }
@@ -72,7 +76,25 @@ impl SimulatedOffices {
             feed: spec.outcome_feed(),
             topic: "dong-office.outcomes".into(),
             in_case: HashMap::new(),
+            planted: Default::default(),
             log: OfficeLog::default(),
+        }
+    }
+
+    /// Offices that know which households were pushed into crisis (what a
+    /// visit would find), so the demo's yield of the rules means something.
+    pub(crate) fn knowing(mut self, planted: impl IntoIterator<Item = String>) -> Self {
+        self.planted = planted.into_iter().collect();
+        self
+    }
+
+    /// What an office finds once it reached `household`: a share of 100
+    /// per finding (support, case, counselling, declined, no need, already a
+    /// recipient, data error), the rest nothing recorded.
+    fn findings(&self, household: &str) -> [u64; 7] {
+        match self.planted.contains(household) || self.planted.is_empty() {
+            true => [40, 20, 15, 8, 7, 0, 0],
+            false => [5, 2, 15, 8, 45, 12, 5],
         }
     }
 
@@ -192,45 +214,54 @@ impl SimulatedOffices {
                 "contact_attempted",
             );
             at += self.days(0.0, 2.0);
-            let roll = self.rng.below(100);
-            let in_case = self.in_case.get(hh).copied().unwrap_or(false);
-            match roll {
-                0..35 => self.schedule(a, at, r#""kind":"counselled""#.into(), None, "counselled"),
-                35..55 => self.schedule(
+            self.find(a, at);
+        }
+    }
+
+    /// Schedules what the office finds about `a`'s household at `at`.
+    fn find(&mut self, a: &Alert, at: i64) {
+        let hh = a.household_id.as_str();
+        let shares = self.findings(hh);
+        let mut roll = self.rng.below(100);
+        let finding = shares.iter().position(|s| {
+            let hit = roll < *s;
+            roll = roll.saturating_sub(*s);
+            hit
+        });
+        let in_case = self.in_case.get(hh).copied().unwrap_or(false);
+        let na = |reason: &str| format!(r#""kind":"not_applicable","reason":"{reason}""#);
+        match finding {
+            Some(2) => self.schedule(a, at, r#""kind":"counselled""#.into(), None, "counselled"),
+            Some(0) => self.schedule(
+                a,
+                at,
+                r#""kind":"support_linked","services":["emergency_welfare","energy"]"#.into(),
+                None,
+                "support_linked",
+            ),
+            Some(1) if !in_case => {
+                self.in_case.insert(hh.to_string(), true);
+                self.schedule(
                     a,
                     at,
-                    r#""kind":"support_linked","services":["emergency_welfare","energy"]"#.into(),
+                    r#""kind":"case_opened","track":"case_management""#.into(),
                     None,
-                    "support_linked",
-                ),
-                55..67 if !in_case => {
-                    self.in_case.insert(hh.to_string(), true);
-                    self.schedule(
-                        a,
-                        at,
-                        r#""kind":"case_opened","track":"case_management""#.into(),
-                        None,
-                        "case_opened",
-                    );
-                    let closed = at + self.days(20.0, 60.0);
-                    self.schedule(
-                        a,
-                        closed,
-                        r#""kind":"case_closed","reason":"goal_met""#.into(),
-                        None,
-                        "case_closed",
-                    );
-                }
-                67..77 => self.schedule(a, at, r#""kind":"declined""#.into(), None, "declined"),
-                77..85 => self.schedule(
+                    "case_opened",
+                );
+                let closed = at + self.days(20.0, 60.0);
+                self.schedule(
                     a,
-                    at,
-                    r#""kind":"not_applicable","reason":"no_need""#.into(),
+                    closed,
+                    r#""kind":"case_closed","reason":"goal_met""#.into(),
                     None,
-                    "not_applicable",
-                ),
-                _ => {}
+                    "case_closed",
+                );
             }
+            Some(3) => self.schedule(a, at, r#""kind":"declined""#.into(), None, "declined"),
+            Some(4) => self.schedule(a, at, na("no_need"), None, "not_applicable"),
+            Some(5) => self.schedule(a, at, na("already_recipient"), None, "not_applicable"),
+            Some(6) => self.schedule(a, at, na("data_error"), None, "not_applicable"),
+            _ => {}
         }
     }
 
