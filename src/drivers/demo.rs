@@ -127,7 +127,20 @@ pub struct FollowUp {
     /// The yield of the rules per priority, for the alerts whose answer
     /// window closed: (priority, alerts, helped, helped share and its 95%
     /// interval when there are 20 alerts or more).
-    pub(crate) rule_yield: Vec<(String, u64, u64, Option<(f64, f64, f64)>)>,
+    pub(crate) rule_yield: Vec<YieldLine>,
+}
+
+/// One priority's yield in the demo's summary.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub(crate) struct YieldLine {
+    /// The priority.
+    pub(crate) priority: String,
+    /// Alerts whose answer window closed.
+    pub(crate) alerts: u64,
+    /// Of which helped (support linked or a case opened).
+    pub(crate) helped: u64,
+    /// The helped share and its 95% interval, from 20 alerts on.
+    pub(crate) share: Option<(f64, f64, f64)>,
 }
 
 /// What a demo run did.
@@ -683,10 +696,18 @@ impl DemoSummary {
             out.line(format!("  {reason:<20}{n}"));
         }
         out.line("yield of the rules: alerts whose answer window closed, and how many led to help (the offices' finding)");
-        for (p, n, helped, share) in &f.rule_yield {
-            let share = share.map_or("too few for a share".to_string(), |(s, lo, hi)| {
-                format!("{:.0}%, 95% {:.0}-{:.0}%", 100.0 * s, 100.0 * lo, 100.0 * hi)
-            });
+        for y in &f.rule_yield {
+            let share = y
+                .share
+                .map_or("too few for a share".to_string(), |(s, lo, hi)| {
+                    format!(
+                        "{:.0}%, 95% {:.0}-{:.0}%",
+                        100.0 * s,
+                        100.0 * lo,
+                        100.0 * hi
+                    )
+                });
+            let (p, n, helped) = (&y.priority, y.alerts, y.helped);
             out.line(format!("  {p:<4}{n} alerts, helped {helped} ({share})"));
         }
         out.line(format!(
@@ -719,7 +740,7 @@ impl DemoSummary {
 /// The priority rows of the yield table, as the summary shows them.
 fn yield_by_priority(
     rows: &[(crate::ops::rule_yield::Cut, crate::ops::rule_yield::Counts)],
-) -> Vec<(String, u64, u64, Option<(f64, f64, f64)>)> {
+) -> Vec<YieldLine> {
     use crate::ops::rule_yield::{wilson, SMALL};
     use crate::stages::case::rules::YieldResult;
     rows.iter()
@@ -731,7 +752,12 @@ fn yield_by_priority(
                 let (lo, hi) = wilson(helped, n);
                 (helped as f64 / n as f64, lo, hi)
             });
-            (p.clone(), n, helped, share)
+            YieldLine {
+                priority: p.clone(),
+                alerts: n,
+                helped,
+                share,
+            }
         })
         .collect()
 }
