@@ -57,6 +57,9 @@ pub struct Comparison {
     pub priority_moves: BTreeMap<String, usize>,
     /// Households that differ on some day.
     pub households_differing: usize,
+    /// With `--outcomes`: what B would have done to the households with a
+    /// recorded outcome.
+    pub backtest: Option<super::backtest::Backtest>,
     /// Where the replays and the difference files are.
     pub(crate) out_dir: String,
 }
@@ -176,8 +179,11 @@ pub async fn run_compare(
         c.per_day.insert(date.clone(), day);
     }
     c.households_differing = differing.len();
+    if !cfg.outcomes.is_empty() {
+        c.backtest = Some(super::backtest::run(&cfg.outcomes, &runs[0].1, &runs[1].1)?);
+    }
     write_differences(out, &differences)?;
-    write_households(out, &differences)?;
+    write_households(out, &differences, c.backtest.as_ref())?;
     let json = serde_json::to_vec_pretty(&c).map_err(|e| io(out)(e.into()))?;
     fs::write(out.join("comparison.json"), json).map_err(io(out))?;
     Ok(c)
@@ -373,7 +379,11 @@ fn write_differences(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError
 /// day, with its days gained, lost and moved, the first and last of them and
 /// how it stands on the last: a sheet that opens whole in Excel, where the
 /// day-by-day file of a large city has more rows than a sheet holds.
-fn write_households(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError> {
+fn write_households(
+    out: &Path,
+    diffs: &[Difference],
+    backtest: Option<&super::backtest::Backtest>,
+) -> Result<(), ReplayError> {
     struct Summary<'a> {
         gained: u64,
         lost: u64,
@@ -429,6 +439,14 @@ fn write_households(out: &Path, diffs: &[Difference]) -> Result<(), ReplayError>
             ("last_priority_b", text(&|s| s.last.priority.1.clone())),
             ("last_score_a", number(&|d| d.score.0)),
             ("last_score_b", number(&|d| d.score.1)),
+            (
+                "backtest",
+                Column::Text(
+                    rows.iter()
+                        .map(|(h, _)| backtest.and_then(|t| t.verdict(h)))
+                        .collect(),
+                ),
+            ),
         ],
     )
 }
@@ -445,6 +463,11 @@ impl Comparison {
             "sagak compare: A = {}, B = {}",
             self.pipelines.0, self.pipelines.1
         ));
+        if let Some(t) = &self.backtest {
+            for l in t.lines() {
+                line(l);
+            }
+        }
         line("alerts per priority          A        B   change".into());
         for (p, (a, b)) in &self.alerts_by_priority {
             line(format!(

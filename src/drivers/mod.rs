@@ -11,6 +11,7 @@
 //! of the driver's [`Clock`]. Another driver is a source, an [`Outputs`]
 //! and a loop that calls the core.
 
+pub mod backtest;
 pub mod compare;
 pub mod demo;
 pub mod kafka;

@@ -52,6 +52,14 @@ pub enum ReplayError {
         /// The error.
         error: std::io::Error,
     },
+    /// An outcome file of a backtest.
+    #[error("cannot read the outcome file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
     /// A bad option.
     #[error("{0}")]
     Usage(String),

@@ -432,3 +432,107 @@ async fn a_backfill_is_where_run_starts_and_publishes_nothing() {
     assert_eq!(alerts_of(seen, "hh-back").len(), 1);
     running.stop().await;
 }
+
+/// The backtest of a raised health threshold on a hand-made case: with
+/// recorded outcomes, `compare --outcomes` names the helped household the
+/// candidate would not have alerted (3 months of premium arrears alone),
+/// the helped one it would have alerted a day later (its job loss came a
+/// day after its arrears) and the one found with no need that it would no
+/// longer alert; a helped household both alert is not named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_names_the_helped_households_a_stricter_rule_would_lose() {
+    let dir = tempfile::tempdir().unwrap();
+    let health_file = dir.path().join("health-insurance.ndjson");
+    let lines = [
+        health("h-a", "hh-a", "2026-06-01", 3),
+        health("h-e", "hh-e", "2026-06-01", 3),
+        health("h-b", "hh-b", "2026-06-01", 4),
+        health("h-c", "hh-c", "2026-06-02", 3),
+    ];
+    std::fs::write(&health_file, lines.join("\n")).unwrap();
+    let jobs = dir.path().join("job-loss.ndjson");
+    std::fs::write(&jobs, job_loss("j-c", "hh-c", "2026-06-03")).unwrap();
+    let outcome = |id: &str, hh: &str, fields: &str| {
+        format!(
+            r#"{{"outcome_id":"{id}","household_id":"{hh}","dong_code":"4125052000","recorded_at":"2026-06-10T01:00:00Z","staff_id":"s-1",{fields}}}"#
+        )
+    };
+    let outcomes = dir.path().join("outcomes.ndjson");
+    let recorded = [
+        outcome(
+            "o-a",
+            "hh-a",
+            r#""kind":"not_applicable","reason":"no_need""#,
+        ),
+        outcome(
+            "o-e",
+            "hh-e",
+            r#""kind":"support_linked","services":["emergency_welfare"]"#,
+        ),
+        outcome(
+            "o-c",
+            "hh-c",
+            r#""kind":"case_opened","track":"case_management""#,
+        ),
+        outcome(
+            "o-b",
+            "hh-b",
+            r#""kind":"support_linked","services":["energy"]"#,
+        ),
+    ];
+    std::fs::write(&outcomes, recorded.join("\n")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default");
+    let a = sagak::definition::PipelineSpec::load(&root).unwrap();
+    let mut b = a.clone();
+    b.score_sql = b.score_sql.replace(
+        "COALESCE(s.months_overdue, 0) >= 3)",
+        "COALESCE(s.months_overdue, 0) >= 4)",
+    );
+    let out = dir.path().join("compare");
+    let mut cfg = config(vec![health_file, jobs], &out);
+    cfg.outcomes = vec![outcomes];
+    let c = sagak::drivers::compare::run_compare(&[a, b], [&root, &root], &cfg, &out)
+        .await
+        .expect("compare");
+    let t = c.backtest.clone().expect("a backtest with --outcomes");
+    assert_eq!(
+        (t.households_with_outcomes, t.helped, t.not_applicable),
+        (4, 3, 1)
+    );
+    assert_eq!(t.helped_not_alerted, ["hh-e"]);
+    assert_eq!(t.not_applicable_spared, ["hh-a"]);
+    assert_eq!(t.helped_later.len(), 1, "{:?}", t.helped_later);
+    assert_eq!(t.helped_later[0].0, "hh-c");
+    assert!(
+        (t.helped_later[0].1 - 1.0).abs() < 0.05,
+        "{:?}",
+        t.helped_later
+    );
+    // the summary leads with it, and the analyst's sheet carries it
+    let text = c.render();
+    let second = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        second.starts_with("backtest against 4 households"),
+        "{text}"
+    );
+    assert!(
+        text.contains("helped households B would not have alerted: 1 of 3: hh-e"),
+        "{text}"
+    );
+    let sheet = std::fs::read_to_string(out.join("households.csv")).unwrap();
+    let row = |hh: &str| {
+        sheet
+            .lines()
+            .find(|l| l.starts_with(hh))
+            .unwrap_or_default()
+            .to_string()
+    };
+    // the verdicts hold commas: quoted, as Excel reads them
+    for (hh, verdict) in [
+        ("hh-e,", r#""helped, not alerted by B""#),
+        ("hh-c,", r#""helped, alerted 1.0 days later by B""#),
+        ("hh-a,", r#""not applicable, no longer alerted by B""#),
+    ] {
+        assert!(row(hh).ends_with(verdict), "{sheet}");
+    }
+}
