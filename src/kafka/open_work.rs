@@ -65,6 +65,22 @@ struct Wire {
     outcomes: Vec<OutcomeDetail>,
 }
 
+impl Wire {
+    /// A claim marker of `shard` under `epoch`.
+    fn claim(shard: i32, epoch: u64) -> Wire {
+        Wire {
+            v: 1,
+            partition: shard,
+            epoch,
+            claim: true,
+            record: None,
+            score: None,
+            reasons: Vec::new(),
+            outcomes: Vec::new(),
+        }
+    }
+}
+
 fn encode(entry: &Entry, epoch: u64) -> Vec<u8> {
     let wire = Wire {
         v: 1,
@@ -262,17 +278,7 @@ impl WorkSink for Publisher {
 
 impl Publisher {
     fn claim(&mut self, shard: i32, epoch: u64) {
-        let wire = Wire {
-            v: 1,
-            partition: shard,
-            epoch,
-            claim: true,
-            record: None,
-            score: None,
-            reasons: Vec::new(),
-            outcomes: Vec::new(),
-        };
-        if let Ok(value) = serde_json::to_vec(&wire) {
+        if let Ok(value) = serde_json::to_vec(&Wire::claim(shard, epoch)) {
             self.send(CLAIM_KEY, shard, Some(&value), epoch);
             self.claimed.insert(shard, epoch);
         }
@@ -556,17 +562,7 @@ mod tests {
     }
 
     fn claim(shard: i32, epoch: u64) -> Vec<u8> {
-        serde_json::to_vec(&Wire {
-            v: 1,
-            partition: shard,
-            epoch,
-            claim: true,
-            record: None,
-            score: None,
-            reasons: Vec::new(),
-            outcomes: Vec::new(),
-        })
-        .unwrap()
+        serde_json::to_vec(&Wire::claim(shard, epoch)).unwrap()
     }
 
     #[test]

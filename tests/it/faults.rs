@@ -531,14 +531,7 @@ async fn state_follows_its_partitions_when_a_second_instance_joins_and_leaves() 
     let producer = s.producer();
     let mut alerts = s.alerts();
     let households: Vec<String> = (0..40).map(|i| format!("hh-rb-{i:02}")).collect();
-    let all_reach = |p: &'static str| {
-        let households = households.clone();
-        move |seen: &[Received]| {
-            households
-                .iter()
-                .all(|h| priorities_of(seen, h).iter().any(|v| v == p))
-        }
-    };
+    let all_reach = |p: &'static str| all_reached(&households, p);
     let tracked = "sagak_households_tracked";
 
     // Instance A alone: a job loss for every household, P3 each.

@@ -157,14 +157,7 @@ async fn three_instances_lose_one_to_sigkill_and_every_office_keeps_its_work() {
     let producer = s.producer();
     let mut alerts = s.alerts();
     let households: Vec<String> = (0..24).map(|i| format!("hh-k9-{i:02}")).collect();
-    let every = |p: &'static str| {
-        let households = households.clone();
-        move |seen: &[Received]| {
-            households
-                .iter()
-                .all(|h| priorities_of(seen, h).iter().any(|v| v == p))
-        }
-    };
+    let every = |p: &'static str| all_reached(&households, p);
     for hh in &households {
         producer
             .signal(

@@ -537,14 +537,7 @@ async fn a_paused_instance_wakes_to_find_its_partitions_taken_and_its_writes_ref
     let producer = s.producer();
     let mut alerts = s.alerts();
     let households: Vec<String> = (0..20).map(|i| format!("hh-st-{i:02}")).collect();
-    let every = |p: &'static str| {
-        let households = households.clone();
-        move |seen: &[Received]| {
-            households
-                .iter()
-                .all(|h| priorities_of(seen, h).iter().any(|v| v == p))
-        }
-    };
+    let every = |p: &'static str| all_reached(&households, p);
     // A's first snapshot is due 12 s after it starts: while it is paused
     let mut a = Reaped(spawn_sagak(&a_cfg, &dir.path().join("a.log")));
     let a_started = std::time::Instant::now();

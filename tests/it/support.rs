@@ -517,6 +517,20 @@ pub fn priorities_of(seen: &[Received], household: &str) -> Vec<serde_json::Valu
         .collect()
 }
 
+/// Whether every one of `households` has had an alert at priority `p`:
+/// what a test waits for.
+pub fn all_reached(
+    households: &[String],
+    p: &'static str,
+) -> impl Fn(&[Received]) -> bool + 'static {
+    let households = households.to_vec();
+    move |seen: &[Received]| {
+        households
+            .iter()
+            .all(|h| priorities_of(seen, h).iter().any(|v| v == p))
+    }
+}
+
 /// Today's date minus `days`, as YYYY-MM-DD (signals must not be in the future).
 pub fn days_ago(days: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::days(days))
