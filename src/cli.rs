@@ -202,6 +202,17 @@ pub enum Command {
         #[arg(long, default_value = "sagak-out/compare")]
         out: PathBuf,
     },
+    /// Why a household was or was not alerted, from the pipeline's state
+    /// (the newest snapshots): its signals and whether each counted, the
+    /// priority and score, the cooldown, a hold and the outcome that set it.
+    Explain {
+        /// The household.
+        #[arg(long)]
+        household: String,
+        /// As of this time (RFC 3339; default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Write the daily candidate lists of one day from the pipeline's state
     /// (the newest snapshot in engine.state_dir).
     Lists {

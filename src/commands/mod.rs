@@ -15,6 +15,7 @@
 
 mod check_config;
 mod demo;
+mod explain;
 mod generate;
 mod lists;
 mod people;
@@ -124,6 +125,7 @@ async fn dispatch(command: Command, cx: &Context) -> anyhow::Result<()> {
             out,
         } => replay::compare(&pipelines, &files, out).await,
         Command::Lists { date, out } => lists::lists(cx, date, out).await,
+        Command::Explain { household, at } => explain::explain(cx, &household, at.as_deref()).await,
         Command::Run => run::run(cx).await,
         Command::Users { action } => people::users(cx, action),
         Command::Audit {

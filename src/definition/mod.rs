@@ -414,6 +414,11 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
+    /// The integer value of `[params]` key `name`, if it has one.
+    pub(crate) fn param_i64(&self, name: &str) -> Option<i64> {
+        self.params.get(name).and_then(toml::Value::as_integer)
+    }
+
     /// Reads `pipeline.toml` and its SQL from `dir` and checks them.
     pub fn load(dir: &Path) -> Result<Self, PipelineError> {
         let path = dir.join("pipeline.toml");

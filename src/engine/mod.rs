@@ -16,6 +16,7 @@
 //! feeds' newest event times (the watermarks), between batches.
 
 mod cases;
+mod explain;
 mod lane;
 
 use std::collections::BTreeMap;

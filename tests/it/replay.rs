@@ -536,3 +536,70 @@ async fn a_backtest_names_the_helped_households_a_stricter_rule_would_lose() {
         assert!(row(hh).ends_with(verdict), "{sheet}");
     }
 }
+
+/// `sagak explain` on a backfilled state: the household's signals, which
+/// counted, the priority the SQL gives, and for a household under a
+/// threshold the parameter it missed and by how much.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_the_state_and_names_what_counted_and_what_fell_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health-insurance.ndjson");
+    let lines = [
+        health("h-x", "hh-x", "2026-06-01", 4),
+        health("h-y", "hh-y", "2026-06-02", 2),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let jobs = dir.path().join("job-loss.ndjson");
+    std::fs::write(&jobs, job_loss("j-x", "hh-x", "2026-06-03")).unwrap();
+    let spec = default_spec();
+    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
+    let state = dir.path().join("state");
+    let mut cfg = config(vec![file, jobs], &dir.path().join("out"));
+    cfg.backfill = Some(Backfill {
+        state_dir: state.clone(),
+        partitions: 4,
+        partitioner: Partitioner::Murmur2Random,
+        offsets: Vec::new(),
+    });
+    run_replay(&spec, &cfg, &ops).await.expect("backfill");
+    let config = dir.path().join("sagak.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nstate_dir = \"{}\"\n[pipeline]\ndir = \"{}\"\n",
+            state.display(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("pipelines/default")
+                .display()
+        ),
+    )
+    .unwrap();
+    let explain = |hh: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sagak"))
+            .args([
+                "explain",
+                "--household",
+                hh,
+                "--at",
+                "2026-06-04T00:00:00Z",
+                "--config",
+            ])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let x = explain("hh-x");
+    assert!(x.contains("4 months overdue: counts"), "{x}");
+    assert!(x.contains("job-loss [employment]: counts"), "{x}");
+    assert!(x.contains("판정: P2"), "{x}");
+    let y = explain("hh-y");
+    assert!(y.contains("health_min_months = 3: 1 short"), "{y}");
+    assert!(y.contains("no priority"), "{y}");
+}
