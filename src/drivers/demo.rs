@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{DriverCore, DriverError, ListSchedule, OnListFailure};
 use crate::base::clock::{Clock, SimulatedClock};
 use crate::base::message::InputMessage;
-use crate::base::time::ClockTime;
+use crate::base::time::{ClockTime, EventTime};
 use crate::definition::{PipelineSpec, DAY_MS};
 use crate::embedded::offices::{suwon_signals, SimulatedOffices, SUWON_HOUSEHOLD};
 use crate::embedded::sink::{NdjsonSink, SinkError};
@@ -128,6 +128,8 @@ pub struct FollowUp {
     /// window closed: (priority, alerts, helped, helped share and its 95%
     /// interval when there are 20 alerts or more).
     pub(crate) rule_yield: Vec<YieldLine>,
+    /// `sagak explain` of the planted household at the end of the run.
+    pub(crate) planted_explained: String,
 }
 
 /// One priority's yield in the demo's summary.
@@ -390,6 +392,12 @@ pub async fn run_demo_live(
     summary.follow_up.planted_rank_when_unreachable = planted_rank;
     summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now());
     summary.follow_up.rule_yield = yield_by_priority(&ops.rule_yield.table());
+    let end = clock.now();
+    summary.follow_up.planted_explained = core
+        .engine()
+        .explain(spec, SUWON_HOUSEHOLD, EventTime::of_clock(end), end)
+        .await
+        .unwrap_or_else(|e| format!("cannot explain it: {e}"));
     summary.follow_up.planted_list_rank_last_day = core
         .last_list()
         .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
@@ -585,6 +593,7 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64, end_ms: i64) -> FollowUp {
             .map(|(at, why)| (((at - first_ms) / DAY_MS) as u32, why)),
         planted_household_alerts: out.planted_alerts,
         rule_yield: Vec::new(),
+        planted_explained: String::new(),
     }
 }
 
@@ -734,6 +743,10 @@ impl DemoSummary {
             rank(f.planted_rank_last_day),
             rank(f.planted_list_rank_last_day),
         ));
+        out.line("  why it stands there at the end (sagak explain):");
+        for l in f.planted_explained.lines() {
+            out.line(format!("    {l}"));
+        }
     }
 }
 

@@ -165,32 +165,7 @@ impl Engine {
             out.push_str("case / 사례: no case record (no alert or outcome kept)\n");
             return;
         };
-        let _ = writeln!(
-            out,
-            "case / 사례: {} (status {})",
-            work.status_ko,
-            work.status.as_str()
-        );
-        if let Some(until) = work.hold_until {
-            let _ = write!(out, "  held until {} / 보류 {}까지", day(until), day(until));
-            if let Some(o) = work.outcomes.iter().rev().find(|o| o.recorded_at <= until) {
-                let _ = write!(
-                    out,
-                    ": by {} ({}) recorded {}",
-                    o.kind,
-                    o.label,
-                    day(o.recorded_at)
-                );
-            }
-            out.push_str(" (the same or a lower priority is not alerted meanwhile)\n");
-        }
-        if let Some(since) = work.in_case_since {
-            let _ = writeln!(
-                out,
-                "  in case management since {}: case updates instead of alerts",
-                day(since)
-            );
-        }
+        out.push_str(&work.explained(&self.lanes[0].cases.clock()));
     }
 }
 

@@ -330,7 +330,10 @@ pub(super) async fn household(
             .map(|_| "기록되었습니다. 몇 초 안에 상태에 반영됩니다. (Recorded; the status follows within seconds.)")
     });
     let page = if api {
-        axum::Json(household_json(&st, &item)).into_response()
+        let mut v = household_json(&st, &item);
+        // why it stands as it does: the same words as `sagak explain`
+        v["why"] = json!(item.case.explained(&st.clock));
+        axum::Json(v).into_response()
     } else {
         html(pages::household(&st, &who, &item, notice))
     };

@@ -256,6 +256,12 @@ fn household_page(
         reasons(st, item),
         id = esc(&item.household_id)
     );
+    // why it stands as it does: the same words as `sagak explain`
+    let _ = write!(
+        body,
+        r#"<h2>왜 이 상태인가 <span class="en">Why this household</span></h2><pre id="why">{}</pre>"#,
+        esc(&c.explained(&st.clock))
+    );
     history(
         st,
         &mut body,

@@ -1032,10 +1032,44 @@ async fn the_city_reads_the_rule_yield_of_the_demo_in_a_browser() {
         assert!(in_time <= reached && reached <= n, "{r}");
     }
 
+    // why the planted household stands where it does: the household's API
+    // says what the demo's `sagak explain` said of its case
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(demo.out.path().join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    let explained = summary["follow_up"]["planted_explained"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = city.clone();
+    let body = blocking(move || {
+        let auth = format!("Bearer {token}");
+        http(
+            addr,
+            "GET",
+            "/api/households/hh-suwon-2022",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .2
+    })
+    .await;
+    let household: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let why = household["why"].as_str().unwrap_or_default();
+    assert!(why.starts_with("case / 사례: "), "{body}");
+    assert!(explained.ends_with(why), "{explained}\n---\n{why}");
+
     let b = Browser::start().await;
     let c = &b.client;
     let base = format!("http://127.0.0.1:{port}");
     crate::open_work::log_in(&b, &base, &city, "시 통합사례관리팀").await;
+    // the same words on the household's page
+    c.goto(&format!("{base}/households/hh-suwon-2022"))
+        .await
+        .unwrap();
+    let page_why = b.wait_text("#why", "사례").await;
+    assert_eq!(page_why.trim(), why.trim());
     c.set_window_size(1400, 1100).await.unwrap();
     c.goto(&format!("{base}/city")).await.unwrap();
     let p1 = b

@@ -124,6 +124,11 @@ fn answers(recorded_at: i64, day: i32) -> bool {
 }
 
 impl CaseBook {
+    /// The offices' clock the rules cut days with.
+    pub(crate) fn clock(&self) -> crate::base::civil::LocalClock {
+        self.rules.clock
+    }
+
     /// A case stage with the `[outcomes]` rules of `spec`; `tag` names the
     /// pipeline in escalations.
     pub(crate) fn new(spec: &PipelineSpec, tag: Arc<PipelineTag>) -> Self {

@@ -177,6 +177,37 @@ pub struct OpenWork {
 }
 
 impl OpenWork {
+    /// Why the case record stands as it does, in Korean and English lines:
+    /// the status, a hold with the outcome that set it and when it ends,
+    /// case management. What `sagak explain` and the household page say.
+    pub(crate) fn explained(&self, clock: &crate::base::civil::LocalClock) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "case / 사례: {} (status {})",
+            self.status_ko,
+            self.status.as_str()
+        );
+        if let Some(until) = self.hold_until {
+            let end = clock.day_text(until);
+            let _ = write!(out, "  held until {end} / 보류 {end}까지");
+            if let Some(o) = self.outcomes.iter().rev().find(|o| o.recorded_at <= until) {
+                let at = clock.day_text(o.recorded_at);
+                let _ = write!(out, ": by {} ({}) recorded {at}", o.kind, o.label);
+            }
+            out.push_str(" (the same or a lower priority is not alerted meanwhile)\n");
+        }
+        if let Some(since) = self.in_case_since {
+            let _ = writeln!(
+                out,
+                "  in case management since {}: case updates instead of alerts",
+                clock.day_text(since)
+            );
+        }
+        out
+    }
+
     /// Whether it waits in the queue.
     pub(crate) fn open(&self) -> bool {
         self.tier.is_some()
