@@ -411,9 +411,31 @@ pub struct PipelineSpec {
     /// Dongs served by this deployment.
     pub dongs: Vec<Dong>,
     params: BTreeMap<String, toml::Value>,
+    /// The scoring SQL as written, with its `${param}`s.
+    score_template: String,
 }
 
 impl PipelineSpec {
+    /// The `[params]` whose names end in `_weight`: the score's terms (a
+    /// pipeline's score is a sum of weighted terms).
+    pub(crate) fn weights(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .filter(|(k, v)| k.ends_with("_weight") && (v.is_integer() || v.is_float()))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// This pipeline with `[params]` key `name` set to zero: what its score
+    /// is without that term.
+    pub(crate) fn without(&self, name: &str) -> Option<PipelineSpec> {
+        let mut params = self.params.clone();
+        params.insert(name.to_string(), toml::Value::Integer(0));
+        let mut spec = self.clone();
+        spec.score_sql = fill_params(&self.score_template, &params).ok()?;
+        Some(spec)
+    }
+
     /// The integer value of `[params]` key `name`, if it has one.
     pub(crate) fn param_i64(&self, name: &str) -> Option<i64> {
         self.params.get(name).and_then(toml::Value::as_integer)
@@ -540,6 +562,7 @@ impl PipelineSpec {
             lists: file.lists,
             dongs: Vec::new(),
             params,
+            score_template: sql.to_string(),
         })
     }
 

@@ -111,6 +111,10 @@ impl Engine {
                     a.score,
                     cats.join(", ")
                 );
+                let table = lane
+                    .windows
+                    .table_of(std::iter::once(household), Some(as_of.ms()));
+                out.push_str(&terms(spec, table, a.score).await?);
             }
             None => out.push_str(
                 "assessment / 판정: no priority: no category qualifies (우선순위 없음)\n",
@@ -167,6 +171,31 @@ impl Engine {
         };
         out.push_str(&work.explained(&self.lanes[0].cases.clock()));
     }
+}
+
+/// The score's terms: for each weight of `[params]`, how much of the
+/// score it makes, found by running the pipeline's own SQL with that
+/// weight at zero (the score is a sum of weighted terms).
+async fn terms(
+    spec: &PipelineSpec,
+    table: arrow::record_batch::RecordBatch,
+    score: f64,
+) -> Result<String, ScoreError> {
+    let mut out = String::from("  terms of the score / 점수 구성:");
+    for weight in spec.weights() {
+        let Some(variant) = spec.without(&weight) else {
+            continue;
+        };
+        let scorer = crate::stages::score::Scorer::new(&variant);
+        let without = scorer
+            .assess(table.clone())
+            .await?
+            .first()
+            .map_or(0.0, |a| a.score);
+        let _ = write!(out, " {weight} {:.1}", score - without);
+    }
+    out.push('\n');
+    Ok(out)
 }
 
 /// The live signals of a `signals` table, each with `verdict`.
@@ -260,6 +289,10 @@ mod tests {
         assert!(held.contains("held until 2027-02-16"), "{held}");
         assert!(held.contains("by declined"), "{held}");
         assert!(held.contains("P2"), "{held}");
+        // two categories and one job loss, each term from the pipeline's SQL
+        assert!(held.contains("category_weight 200.0"), "{held}");
+        assert!(held.contains("employment_weight 15.0"), "{held}");
+        assert!(held.contains("disconnected_weight 0.0"), "{held}");
         assert!(held.contains("counts"), "{held}");
         let low = engine.explain(&spec, "hh-low", as_of, later).await.unwrap();
         assert!(low.contains("does not qualify"), "{low}");
