@@ -57,6 +57,9 @@ pub struct Comparison {
     pub priority_moves: BTreeMap<String, usize>,
     /// Households that differ on some day.
     pub households_differing: usize,
+    /// The offices' load per round: households on each dong's list per
+    /// list day, the mean over the days, under A and B.
+    pub load_per_dong: BTreeMap<String, (f64, f64)>,
     /// With `--outcomes`: what B would have done to the households with a
     /// recorded outcome.
     pub backtest: Option<super::backtest::Backtest>,
@@ -145,6 +148,16 @@ pub async fn run_compare(
             b: b.len(),
             ..DayChange::default()
         };
+        for (side, day) in [(0, &a), (1, &b)] {
+            for (list, _, _) in day.values() {
+                let load = c.load_per_dong.entry(list.clone()).or_default();
+                if side == 0 {
+                    load.0 += 1.0;
+                } else {
+                    load.1 += 1.0;
+                }
+            }
+        }
         let households: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
         for hh in households {
             let (x, y) = (a.get(hh), b.get(hh));
@@ -179,6 +192,10 @@ pub async fn run_compare(
         c.per_day.insert(date.clone(), day);
     }
     c.households_differing = differing.len();
+    let days = dates.len().max(1) as f64;
+    for load in c.load_per_dong.values_mut() {
+        *load = (load.0 / days, load.1 / days);
+    }
     if !cfg.outcomes.is_empty() {
         c.backtest = Some(super::backtest::run(&cfg.outcomes, &runs[0].1, &runs[1].1)?);
     }
@@ -216,6 +233,7 @@ fn read_day(run: &Path, date: &str) -> Result<BTreeMap<String, Listed>, ReplayEr
         if !file_name.ends_with(".parquet")
             || file_name.ends_with(".cases.parquet")
             || file_name == "escalations.parquet"
+            || file_name.starts_with("rule-yield")
         {
             continue;
         }
@@ -482,6 +500,15 @@ impl Comparison {
                     "  {d:<20}{a:>9}{b:>9}{:>+9}",
                     *b as i64 - *a as i64
                 ));
+            }
+        }
+        line(
+            "offices' load per round (households on the dong's list per day, mean)   A        B"
+                .into(),
+        );
+        for (d, (a, b)) in &self.load_per_dong {
+            if (a - b).abs() >= 0.05 {
+                line(format!("  {d:<20}{a:>9.1}{b:>9.1}{:>+9.1}", b - a));
             }
         }
         let days = self.per_day.len();

@@ -533,6 +533,7 @@ pub(super) fn households_on(out: &dyn Store, date: NaiveDate) -> HashSet<String>
         if !name.ends_with(".parquet")
             || name.ends_with(".cases.parquet")
             || name == "escalations.parquet"
+            || name.starts_with("rule-yield")
         {
             continue;
         }

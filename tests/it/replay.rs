@@ -495,6 +495,10 @@ async fn a_backtest_names_the_helped_households_a_stricter_rule_would_lose() {
         .await
         .expect("compare");
     let t = c.backtest.clone().expect("a backtest with --outcomes");
+    // the dong's office has fewer households a day on its list under B
+    let (load_a, load_b) = c.load_per_dong["4125052000"];
+    assert!(load_b < load_a, "{load_a} {load_b}");
+    assert!(c.render().contains("offices' load per round"));
     assert_eq!(
         (t.households_with_outcomes, t.helped, t.not_applicable),
         (4, 3, 1)
