@@ -15,15 +15,7 @@ pub async fn explain(cx: &Context, household: &str, at: Option<&str>) -> anyhow:
         None => chrono::Utc::now().timestamp_millis(),
     };
     let storage = settings.storage()?;
-    let mut engine = sagak::engine::Engine::new(spec);
-    let store =
-        sagak::checkpoint::ShardedStore::on(storage.state, settings.engine.keep_checkpoints)?;
-    if store.each_newest(|snapshot| engine.restore_shard(&snapshot))? == 0 {
-        anyhow::bail!(
-            "no state snapshot in {}: run `sagak run` first, or point engine.state_dir (or storage.url) at its state",
-            store.location()
-        );
-    }
+    let engine = super::restored_engine(cx, storage.state)?;
     engine.start().await?;
     let text = engine
         .explain(

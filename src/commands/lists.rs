@@ -16,15 +16,7 @@ pub async fn lists(
         Some(folder) => sagak::store::open(&folder)?,
         None => storage.lists,
     };
-    let mut engine = sagak::engine::Engine::new(spec);
-    let store =
-        sagak::checkpoint::ShardedStore::on(storage.state, settings.engine.keep_checkpoints)?;
-    if store.each_newest(|snapshot| engine.restore_shard(&snapshot))? == 0 {
-        anyhow::bail!(
-            "no state snapshot in {}: run `sagak run` first, or point engine.state_dir (or storage.url) at its state",
-            store.location()
-        );
-    }
+    let mut engine = super::restored_engine(cx, storage.state)?;
     let lists = sagak::lists::DailyLists::new(spec)?;
     let previous = lists.households_on(&*out, date - chrono::Duration::days(1));
     let (manifest, _) = lists

@@ -138,6 +138,23 @@ async fn dispatch(command: Command, cx: &Context) -> anyhow::Result<()> {
     }
 }
 
+/// An engine holding the newest snapshot of every partition in `state`
+/// (`sagak lists`, `sagak explain`); an error when there is none.
+fn restored_engine(
+    cx: &Context,
+    state: sagak::store::SharedStore,
+) -> anyhow::Result<sagak::engine::Engine> {
+    let mut engine = sagak::engine::Engine::new(&cx.spec);
+    let store = sagak::checkpoint::ShardedStore::on(state, cx.settings.engine.keep_checkpoints)?;
+    if store.each_newest(|snapshot| engine.restore_shard(&snapshot))? == 0 {
+        anyhow::bail!(
+            "no state snapshot in {}: run `sagak run` first, or point engine.state_dir (or storage.url) at its state",
+            store.location()
+        );
+    }
+    Ok(engine)
+}
+
 /// Logs to stderr in the configured format; colours only on a terminal.
 fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;

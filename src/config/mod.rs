@@ -463,6 +463,53 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The topics' checks of [`Settings::validate`]: named, and no output
+    /// read back as an input.
+    fn validate_topics(&self) -> Result<(), ConfigError> {
+        if self.topics.alerts.is_empty() || self.topics.dlq.is_empty() {
+            return invalid("topics.alerts", "and topics.dlq must name topics");
+        }
+        if self.topics.alerts == self.topics.dlq {
+            return invalid("topics.dlq", "must differ from topics.alerts");
+        }
+        for (key, topic) in [
+            ("topics.outcomes", &self.topics.outcomes),
+            ("topics.escalations", &self.topics.escalations),
+        ] {
+            if topic.is_empty() {
+                return invalid(key, "must name a topic");
+            }
+        }
+        let outputs = [
+            &self.topics.alerts,
+            &self.topics.dlq,
+            &self.topics.escalations,
+        ];
+        if outputs.contains(&&self.topics.outcomes) {
+            return invalid(
+                "topics.outcomes",
+                "must differ from topics.alerts, topics.escalations and topics.dlq (sagak reads it)",
+            );
+        }
+        if self.topics.escalations == self.topics.alerts
+            || self.topics.escalations == self.topics.dlq
+        {
+            return invalid(
+                "topics.escalations",
+                "must differ from topics.alerts and topics.dlq",
+            );
+        }
+        if outputs.contains(&&self.topics.open_work)
+            || self.topics.open_work == self.topics.outcomes
+        {
+            return invalid(
+                "topics.open_work",
+                "must differ from topics.alerts, topics.escalations, topics.dlq and topics.outcomes (or be empty)",
+            );
+        }
+        Ok(())
+    }
+
     /// Checks values that deserialize but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.kafka.brokers.trim().is_empty() {
@@ -508,47 +555,7 @@ impl Settings {
                 );
             }
         }
-        if self.topics.alerts.is_empty() || self.topics.dlq.is_empty() {
-            return invalid("topics.alerts", "and topics.dlq must name topics");
-        }
-        if self.topics.alerts == self.topics.dlq {
-            return invalid("topics.dlq", "must differ from topics.alerts");
-        }
-        for (key, topic) in [
-            ("topics.outcomes", &self.topics.outcomes),
-            ("topics.escalations", &self.topics.escalations),
-        ] {
-            if topic.is_empty() {
-                return invalid(key, "must name a topic");
-            }
-        }
-        let outputs = [
-            &self.topics.alerts,
-            &self.topics.dlq,
-            &self.topics.escalations,
-        ];
-        if outputs.contains(&&self.topics.outcomes) {
-            return invalid(
-                "topics.outcomes",
-                "must differ from topics.alerts, topics.escalations and topics.dlq (sagak reads it)",
-            );
-        }
-        if self.topics.escalations == self.topics.alerts
-            || self.topics.escalations == self.topics.dlq
-        {
-            return invalid(
-                "topics.escalations",
-                "must differ from topics.alerts and topics.dlq",
-            );
-        }
-        if outputs.contains(&&self.topics.open_work)
-            || self.topics.open_work == self.topics.outcomes
-        {
-            return invalid(
-                "topics.open_work",
-                "must differ from topics.alerts, topics.escalations, topics.dlq and topics.outcomes (or be empty)",
-            );
-        }
+        self.validate_topics()?;
         if self.engine.flush_interval_ms == 0 || self.engine.flush_interval_ms > 60_000 {
             return invalid(
                 "engine.flush_interval_ms",

@@ -208,6 +208,29 @@ struct DemoOutputs {
 }
 
 impl DemoOutputs {
+    /// The outputs of a demo of `cfg` over `generated`, its offices told
+    /// what was planted.
+    fn new(
+        spec: &PipelineSpec,
+        cfg: &DemoConfig,
+        generated: &crate::generate::Generated,
+    ) -> Result<Self, DemoError> {
+        Ok(DemoOutputs {
+            sink: NdjsonSink::create(&cfg.out_dir)?,
+            tally: super::Tally::default(),
+            first_alert: HashMap::new(),
+            best: HashMap::new(),
+            p1_at: HashMap::new(),
+            offices: SimulatedOffices::new(spec, cfg.generator.seed)
+                .knowing(generated.planted.iter().map(|p| p.household_id.clone())),
+            simulate_offices: cfg.offices,
+            reopened: Default::default(),
+            planted_escalated: None,
+            planted_alerts: 0,
+            planted_unreachable: Default::default(),
+        })
+    }
+
     fn record_alert(&mut self, a: &Alert) {
         // emitted_at is the simulated time of the batch
         self.first_alert
@@ -305,20 +328,7 @@ pub async fn run_demo_live(
     let engine = Engine::new(spec);
     engine.start().await?;
     let lists = DailyLists::new(spec)?;
-    let mut out = DemoOutputs {
-        sink: NdjsonSink::create(&cfg.out_dir)?,
-        tally: super::Tally::default(),
-        first_alert: HashMap::new(),
-        best: HashMap::new(),
-        p1_at: HashMap::new(),
-        offices: SimulatedOffices::new(spec, cfg.generator.seed)
-            .knowing(generated.planted.iter().map(|p| p.household_id.clone())),
-        simulate_offices: cfg.offices,
-        reopened: Default::default(),
-        planted_escalated: None,
-        planted_alerts: 0,
-        planted_unreachable: Default::default(),
-    };
+    let mut out = DemoOutputs::new(spec, cfg, &generated)?;
     let planted_unreachable = std::sync::Arc::clone(&out.planted_unreachable);
     let mut planted_rank: Option<(u32, usize)> = None;
     let mut summary = DemoSummary {

@@ -243,14 +243,7 @@ pub async fn run(
             Event::Tick => tick = true,
             Event::BatchDue => flush_now = true,
             Event::Observe => {
-                observe_consumer(&consumer, &ops);
-                let context = consumer.context();
-                core.engine_mut()
-                    .advance_idle(WallClock.now(), pace.idle, |feed, partition| {
-                        inputs
-                            .get(usize::from(feed))
-                            .is_some_and(|topic| context.at_end(topic, partition))
-                    });
+                observe(&mut core, &consumer, &ops, pace.idle, &inputs);
                 tick = true;
             }
             Event::Checkpoint => pace.checkpoint(&ctx, &mut core)?,
@@ -282,6 +275,25 @@ pub async fn run(
     }
 
     stop(&mut core, &mut out, &ctx, pace.checkpoints).await
+}
+
+/// Once a second: the consumer's health and lag for the operations view,
+/// and the watermarks of feeds quiet for `idle` at a partition's end.
+fn observe(
+    core: &mut DriverCore<'_, WallClock>,
+    consumer: &SourceConsumer,
+    ops: &OpsState,
+    idle: Duration,
+    inputs: &[String],
+) {
+    observe_consumer(consumer, ops);
+    let context = consumer.context();
+    core.engine_mut()
+        .advance_idle(WallClock.now(), idle, |feed, partition| {
+            inputs
+                .get(usize::from(feed))
+                .is_some_and(|topic| context.at_end(topic, partition))
+        });
 }
 
 /// Finishes the batch in flight, takes the last checkpoint and flushes
