@@ -226,6 +226,14 @@ pub(crate) struct OutcomeSpec {
     /// of the rules; then its result is final.
     #[serde(with = "span")]
     pub(crate) answer_window: std::time::Duration,
+    /// A case's review is due this long after its plan or its last review
+    /// when the review set no `next_review` (the case meeting's agenda).
+    #[serde(with = "span")]
+    pub(crate) review_every: std::time::Duration,
+    /// A case whose last review found no goal unmet is ready to close once
+    /// no signal of its household has qualified for this long.
+    #[serde(with = "span")]
+    pub(crate) close_quiet: std::time::Duration,
     /// Korean labels of outcome kinds and their values (`counselled =
     /// "상담 완료"`), shown on lists and in alerts.
     pub(crate) labels_ko: BTreeMap<String, String>,
@@ -250,6 +258,8 @@ impl Default for OutcomeSpec {
             repeat_within: days(365),
             retention: days(365),
             answer_window: days(30),
+            review_every: days(30),
+            close_quiet: days(90),
             labels_ko: BTreeMap::new(),
         }
     }

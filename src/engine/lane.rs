@@ -307,6 +307,9 @@ impl Lane {
                     // still among the households the daily lists look at
                     self.gate
                         .index_priority(c.household_id, c.priority, c.window_end, shard);
+                    if verdict == Verdict::Quiet {
+                        self.cases.on_quiet(c.household_id, c.window_end);
+                    }
                     out.held += 1;
                 }
                 Verdict::CaseUpdate => {

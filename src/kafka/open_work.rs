@@ -574,6 +574,7 @@ mod tests {
             staff_id: "u-1".into(),
             dong_code: "4125052000".into(),
             note: Some("부재".into()),
+            goals: vec!["월세 체납 해소".into()],
         });
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/open-work.schema.json");
         let schema: serde_json::Value =

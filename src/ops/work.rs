@@ -75,6 +75,9 @@ pub(crate) struct OutcomeDetail {
     pub(crate) dong_code: String,
     /// The note.
     pub(crate) note: Option<String>,
+    /// A plan's goals as written (private like the note).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) goals: Vec<String>,
 }
 
 /// Outcome details kept per household at most (as many as its record).
@@ -273,6 +276,7 @@ impl WorkBoard {
                 staff_id: o.staff_id.clone(),
                 dong_code: o.dong_code.clone(),
                 note: o.note.clone(),
+                goals: o.goals.clone(),
             });
             if kept.len() > DETAILS_KEPT {
                 kept.remove(0);

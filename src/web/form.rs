@@ -118,12 +118,81 @@ pub(crate) fn outcome_value(
                 )?,
             );
         }
+        OutcomeKind::CasePlan => plan_fields(fields, &mut v)?,
+        OutcomeKind::CaseReviewed => review_fields(fields, &mut v)?,
         OutcomeKind::Counselled | OutcomeKind::Declined => {}
     }
     if let Some(note) = first(fields, "note") {
         v.insert("note".into(), json!(note));
     }
     Ok(Value::Object(v))
+}
+
+/// Every non-empty value of a repeated field, in order.
+fn all<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    fields
+        .iter()
+        .filter(|(k, x)| k == name && !x.trim().is_empty())
+        .map(|(_, x)| x.trim())
+        .collect()
+}
+
+/// `case_plan`: `needs` and `services` ticked, and the goals as pairs of
+/// `goal_text` and `goal_date` (rows left blank are skipped).
+fn plan_fields(fields: &[(String, String)], v: &mut Map<String, Value>) -> Result<(), String> {
+    let needs = all(fields, "needs");
+    if needs.is_empty() {
+        return Err(
+            "찾은 욕구를 하나 이상 고르세요. (needs is missing: tick at least one need found.)"
+                .into(),
+        );
+    }
+    v.insert("needs".into(), json!(needs));
+    v.insert("services".into(), json!(all(fields, "services")));
+    let value = |k: &'static str| {
+        fields
+            .iter()
+            .filter(move |(n, _)| n == k)
+            .map(|(_, x)| x.trim())
+    };
+    let mut goals = Vec::new();
+    for (text, date) in value("goal_text").zip(value("goal_date")) {
+        match (text.is_empty(), date.is_empty()) {
+            (true, true) => {}
+            (false, false) => goals.push(json!({"text": text, "target_date": date})),
+            _ => return Err("목표마다 내용과 목표일을 함께 적으세요. (Each goal needs its text and its target date.)".into()),
+        }
+    }
+    if goals.is_empty() {
+        return Err("목표를 하나 이상 적으세요. (goals is missing: write at least one goal with its target date.)".into());
+    }
+    v.insert("goals".into(), Value::Array(goals));
+    Ok(())
+}
+
+/// `case_reviewed`: a `goal_result` per goal of the plan, in its order;
+/// `fit_<service>` as `yes` or `no`; `next_review`.
+fn review_fields(fields: &[(String, String)], v: &mut Map<String, Value>) -> Result<(), String> {
+    let results = all(fields, "goal_result");
+    if results.is_empty() {
+        return Err("목표마다 달성 여부를 고르세요. (goal_results is missing: a result for each goal of the plan.)".into());
+    }
+    v.insert("goal_results".into(), json!(results));
+    let mut fit = Vec::new();
+    for s in crate::stages::case::outcome::Service::ALL {
+        match first(fields, &format!("fit_{}", s.as_str())) {
+            Some("yes") => fit.push(json!({"service": s.as_str(), "fits": true})),
+            Some("no") => fit.push(json!({"service": s.as_str(), "fits": false})),
+            _ => {}
+        }
+    }
+    if !fit.is_empty() {
+        v.insert("service_fit".into(), Value::Array(fit));
+    }
+    if let Some(d) = first(fields, "next_review") {
+        v.insert("next_review".into(), json!(d));
+    }
+    Ok(())
 }
 
 /// Form fields from a JSON object (the API): strings as they are, arrays

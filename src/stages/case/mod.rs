@@ -9,6 +9,7 @@
 //! time like the cooldown.
 
 pub(crate) mod escalation;
+pub(crate) mod meeting;
 pub mod outcome;
 pub mod record;
 pub(crate) mod rules;
@@ -243,8 +244,12 @@ impl CaseBook {
         let mut r = known.unwrap_or_else(|| CaseRecord::new(shard, office));
         let held = self.held_outcome(o, id, &r);
         r.outcomes.push(held);
+        if let Some(note) = record::case_note(id, &o.said) {
+            r.notes.push(note);
+        }
         if r.outcomes.len() > MAX_OUTCOMES {
-            r.outcomes.remove(0);
+            let gone = r.outcomes.remove(0).id;
+            r.notes.retain(|n| n.id != gone);
         }
         let mut applied = Applied::default();
         if reaches(&held) {
@@ -284,9 +289,15 @@ impl CaseBook {
 
     /// What the record keeps of an outcome.
     fn held_outcome(&self, o: &Outcome, id: u32, r: &CaseRecord) -> HeldOutcome {
-        let (priority, categories) = r
-            .last_alert()
-            .map_or((Priority::P1, u8::MAX), |a| (a.priority, a.categories));
+        let last = r.last_alert().map(|a| (a.priority, a.categories));
+        // a plan is measured against what the office last heard of the case
+        // (its newest case update), so "worse since the plan" compares like
+        // with like
+        let heard = match o.said {
+            Said::CasePlan(_) => r.baseline.or(last),
+            _ => last,
+        };
+        let (priority, categories) = heard.unwrap_or((Priority::P1, u8::MAX));
         HeldOutcome {
             id,
             kind: o.said.kind(),
@@ -639,6 +650,21 @@ impl CaseBook {
         ))
     }
 
+    /// Notes that a household in case management still qualifies, its
+    /// window ending at `window_end` (event time, ms), though nothing new
+    /// is said: a case is quiet only while no signal qualifies.
+    pub(crate) fn on_quiet(&mut self, household_id: &str, window_end: i64) {
+        let day = window_end.div_euclid(DAY_MS) as i32;
+        let Some(mut r) = self.record(household_id) else {
+            return;
+        };
+        if r.signal_day.is_some_and(|d| d >= day) {
+            return;
+        }
+        r.signal_day = Some(day);
+        self.put(household_id, &r);
+    }
+
     /// Fills in a case update for a household in case management and makes
     /// what it says the office's new baseline; `id` is the hash the alert's
     /// id spells.
@@ -663,6 +689,7 @@ impl CaseBook {
         alert.alert_id =
             crate::stages::alert::case_update_id(&alert.household_id, alert.priority, id);
         r.baseline = Some((alert.priority, categories));
+        r.signal_day = Some(alert.last_signal_at.div_euclid(DAY_MS) as i32);
         // the case moves with the household: the office sent the update
         // sees it
         Self::follow_dong(&mut r, dong);

@@ -94,6 +94,12 @@ wire_enum! {
         CaseClosed = 6, "case_closed", "종결";
         /// 기록 철회: undoes a mistaken outcome.
         Withdrawn = 7, "withdrawn", "기록 철회";
+        /// 사례 계획: the needs found, the services planned and the goals
+        /// (a case meeting's decision for an open case).
+        CasePlan = 8, "case_plan", "사례 계획";
+        /// 사례 점검: each goal of the plan met or not, each linked service
+        /// fitting or not, and the next review.
+        CaseReviewed = 9, "case_reviewed", "사례 점검";
     }
 }
 
@@ -217,6 +223,74 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// A need found in the needs assessment (`needs` of `case_plan`): the
+    /// ten domains of the integrated case management's assessment.
+    Need {
+        /// 안전.
+        Safety = 0, "safety", "안전";
+        /// 건강.
+        Health = 1, "health", "건강";
+        /// 일상생활 유지.
+        DailyLiving = 2, "daily_living", "일상생활 유지";
+        /// 가족관계.
+        Family = 3, "family", "가족관계";
+        /// 사회적 관계.
+        Social = 4, "social", "사회적 관계";
+        /// 경제.
+        Economic = 5, "economic", "경제";
+        /// 교육.
+        Education = 6, "education", "교육";
+        /// 고용.
+        Employment = 7, "employment", "고용";
+        /// 생활환경 (housing).
+        Housing = 8, "housing", "생활환경";
+        /// 권익보장.
+        Rights = 9, "rights", "권익보장";
+    }
+}
+
+wire_enum! {
+    /// What a review found of one goal (`goal_results` of `case_reviewed`).
+    GoalResult {
+        /// 달성.
+        Met = 0, "met", "달성";
+        /// 부분 달성.
+        Partly = 1, "partly", "부분 달성";
+        /// 미달성.
+        NotMet = 2, "not_met", "미달성";
+    }
+}
+
+/// Goals a plan may set.
+pub(crate) const MAX_GOALS: usize = 5;
+/// Characters a goal's text may have.
+pub(crate) const GOAL_CHARS: usize = 200;
+
+/// A `case_plan`'s facts (the goals' texts travel beside it, like a note).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The needs found, a bit set over [`Need::ALL`] by code.
+    pub(crate) needs: u16,
+    /// The services planned, a bit set over [`Service::ALL`] by code.
+    pub(crate) services: u16,
+    /// Each goal's target date, as days since 1970-01-01 (the office's date).
+    pub(crate) targets: Vec<i32>,
+}
+
+/// A `case_reviewed`'s facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Review {
+    /// Per goal of the case's newest plan, in its order.
+    pub(crate) results: Vec<GoalResult>,
+    /// Linked services found fitting, a bit set by code.
+    pub(crate) fits: u16,
+    /// Linked services found not fitting.
+    pub(crate) unfit: u16,
+    /// The next review's date (days since 1970-01-01), if set.
+    pub(crate) next_review: Option<i32>,
+}
+
 /// What an outcome says, with the value its kind requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Said {
@@ -236,6 +310,10 @@ pub(crate) enum Said {
     CaseClosed(CloseReason),
     /// `withdrawn`: the `outcome_id` it withdraws.
     Withdrawn(String),
+    /// `case_plan`.
+    CasePlan(Plan),
+    /// `case_reviewed`.
+    CaseReviewed(Review),
 }
 
 impl Said {
@@ -250,6 +328,8 @@ impl Said {
             Said::Declined => OutcomeKind::Declined,
             Said::CaseClosed(_) => OutcomeKind::CaseClosed,
             Said::Withdrawn(_) => OutcomeKind::Withdrawn,
+            Said::CasePlan(_) => OutcomeKind::CasePlan,
+            Said::CaseReviewed(_) => OutcomeKind::CaseReviewed,
         }
     }
 
@@ -287,6 +367,9 @@ pub(crate) struct Outcome {
     pub(crate) said: Said,
     /// The office's free-text note (at most 500 characters).
     pub(crate) note: Option<String>,
+    /// A `case_plan`'s goals as the office wrote them: private like the
+    /// note (never in the engine's state or a log).
+    pub(crate) goals: Vec<String>,
 }
 
 /// The hash an alert id (`al-` and 32 hex digits) spells.
@@ -329,7 +412,7 @@ pub(crate) fn decode(
     let recorded_at = f.recorded_at()?;
     let note_text = f.note()?;
     let kind = f.choice::<OutcomeKind>("kind", OutcomeKind::parse, OutcomeKind::names)?;
-    let said = f.said(kind)?;
+    let (said, goals) = f.said(kind)?;
     if key != Some(household_id.as_bytes()) {
         return Err(Reject::new(
             RejectClass::KeyMismatch,
@@ -354,6 +437,7 @@ pub(crate) fn decode(
         staff_id: staff_id.into(),
         said,
         note: note_text,
+        goals,
     })
 }
 
@@ -361,18 +445,31 @@ pub(crate) fn decode(
 /// like a resident registration number (an alert id is sagak's own hash,
 /// whose hex digits may run 13 decimals long: it is checked for its shape).
 fn no_rrn(fields: &[(Text<'_>, Item<'_>)]) -> Result<(), Reject> {
+    let holds = |s: &str| ids::contains_rrn(s.as_bytes());
     for (name, v) in fields {
-        if let Item::One(Json::Str(s)) = v {
-            let own_id = name == "alert_id" && parse_alert_id(s).is_some();
-            if !own_id && ids::contains_rrn(s.as_bytes()) {
-                return Err(rrn(name));
+        let found = match v {
+            Item::One(Json::Str(s)) => {
+                let own_id = name == "alert_id" && parse_alert_id(s).is_some();
+                !own_id && holds(s)
             }
+            // a goal's text is as free as a note
+            Item::List(items) => items.iter().any(|e| match e {
+                Elem::One(Json::Str(s)) => holds(s),
+                Elem::Object(pairs) => pairs
+                    .iter()
+                    .any(|(k, v)| holds(k) || matches!(v, Json::Str(s) if holds(s))),
+                _ => false,
+            }),
+            _ => false,
+        };
+        if found {
+            return Err(rrn(name));
         }
     }
     Ok(())
 }
 
-impl Fields<'_, '_> {
+impl<'f> Fields<'f, '_> {
     /// The alert answered, if the outcome names one.
     fn alert_id(&self) -> Result<Option<u128>, Reject> {
         let id = match self.get("alert_id") {
@@ -427,8 +524,143 @@ impl Fields<'_, '_> {
         Ok(note_text)
     }
 
-    /// What the outcome says, by its kind.
-    fn said(&self, kind: OutcomeKind) -> Result<Said, Reject> {
+    /// What the outcome says, by its kind, and a plan's goals' texts.
+    fn said(&self, kind: OutcomeKind) -> Result<(Said, Vec<String>), Reject> {
+        match kind {
+            OutcomeKind::CasePlan => {
+                let (plan, texts) = self.plan()?;
+                Ok((Said::CasePlan(plan), texts))
+            }
+            OutcomeKind::CaseReviewed => Ok((Said::CaseReviewed(self.review()?), Vec::new())),
+            _ => Ok((self.said_simple(kind)?, Vec::new())),
+        }
+    }
+
+    /// `case_plan`: `needs` (one or more), `services` (planned, may be
+    /// empty) and `goals` (1 to 5 objects of `text` and `target_date`).
+    fn plan(&self) -> Result<(Plan, Vec<String>), Reject> {
+        let needs = self.set("needs", Need::parse, Need::code, Need::names)?;
+        let services = match self.get("services") {
+            None | Some(Item::One(Json::Null)) => 0,
+            Some(_) => self.set("services", Service::parse, Service::code, Service::names)?,
+        };
+        let goals = match self.get("goals") {
+            Some(Item::List(list)) if (1..=MAX_GOALS).contains(&list.len()) => list,
+            Some(Item::List(_)) => {
+                return Err(Reject::new(
+                    RejectClass::OutOfRange,
+                    format!("goals must hold 1 to {MAX_GOALS} goals"),
+                ))
+            }
+            None | Some(Item::One(Json::Null)) => return Err(missing("goals")),
+            Some(other) => return Err(wrong_type("goals", "an array of objects", other)),
+        };
+        let (mut targets, mut texts) = (Vec::new(), Vec::new());
+        for g in goals {
+            let (text, target) = goal(g)?;
+            texts.push(text);
+            targets.push(target);
+        }
+        let plan = Plan {
+            needs,
+            services,
+            targets,
+        };
+        Ok((plan, texts))
+    }
+
+    /// `case_reviewed`: `goal_results` (one per goal of the newest plan),
+    /// `service_fit` (objects of `service` and `fits`), `next_review`.
+    fn review(&self) -> Result<Review, Reject> {
+        let list = self.strings("goal_results")?;
+        let mut results = Vec::with_capacity(list.len());
+        for s in list {
+            results.push(GoalResult::parse(s).ok_or_else(|| {
+                Reject::new(
+                    RejectClass::NotInEnum,
+                    format!(
+                        "each of goal_results must be one of {}",
+                        GoalResult::names()
+                    ),
+                )
+            })?);
+        }
+        let (mut fits, mut unfit) = (0u16, 0u16);
+        if let Some(Item::List(items)) = self.get("service_fit") {
+            for e in items {
+                let (service, fit) = service_fit(e)?;
+                if fit {
+                    fits |= 1 << service.code();
+                } else {
+                    unfit |= 1 << service.code();
+                }
+            }
+        } else if let Some(other) = self
+            .get("service_fit")
+            .filter(|i| !matches!(i, Item::One(Json::Null)))
+        {
+            return Err(wrong_type("service_fit", "an array of objects", other));
+        }
+        let next_review = match self.get("next_review") {
+            None | Some(Item::One(Json::Null)) => None,
+            Some(Item::One(Json::Str(s))) => Some(date_field("next_review", s)?),
+            Some(other) => return Err(wrong_type("next_review", "a date string", other)),
+        };
+        Ok(Review {
+            results,
+            fits,
+            unfit,
+            next_review,
+        })
+    }
+
+    /// A non-empty array of strings.
+    fn strings(&self, name: &str) -> Result<Vec<&'f str>, Reject> {
+        let list = match self.get(name) {
+            Some(Item::List(list)) if !list.is_empty() => list,
+            Some(Item::List(_)) => {
+                return Err(Reject::new(
+                    RejectClass::OutOfRange,
+                    format!("{name} must hold at least one value"),
+                ))
+            }
+            None | Some(Item::One(Json::Null)) => return Err(missing(name)),
+            Some(other) => return Err(wrong_type(name, "an array of strings", other)),
+        };
+        list.iter()
+            .map(|e| match e {
+                Elem::One(Json::Str(s)) => Ok(&**s),
+                _ => Err(Reject::new(
+                    RejectClass::WrongType,
+                    format!("{name} must be an array of strings"),
+                )),
+            })
+            .collect()
+    }
+
+    /// A set of declared values as a bit set by code.
+    fn set<T>(
+        &self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        code: fn(T) -> u8,
+        names: fn() -> String,
+    ) -> Result<u16, Reject> {
+        let mut set = 0u16;
+        for s in self.strings(name)? {
+            let v = parse(s).ok_or_else(|| {
+                Reject::new(
+                    RejectClass::NotInEnum,
+                    format!("each of {name} must be one of {}", names()),
+                )
+            })?;
+            set |= 1 << code(v);
+        }
+        Ok(set)
+    }
+
+    /// What the outcome says, for the kinds of one or no value.
+    fn said_simple(&self, kind: OutcomeKind) -> Result<Said, Reject> {
         let said = match kind {
             OutcomeKind::ContactAttempted => Said::Contact(
                 self.choice("channel", Channel::parse, Channel::names)?,
@@ -451,6 +683,7 @@ impl Fields<'_, '_> {
             OutcomeKind::Withdrawn => {
                 Said::Withdrawn(self.id("withdraws", RejectClass::WrongType)?.to_string())
             }
+            OutcomeKind::CasePlan | OutcomeKind::CaseReviewed => unreachable!("read by said"),
         };
         Ok(said)
     }
@@ -460,8 +693,8 @@ impl Fields<'_, '_> {
 enum Item<'a> {
     /// A scalar (strings borrowed from the message unless escaped).
     One(Json<'a>),
-    /// An array's items (nested arrays and objects as `Composite`).
-    List(Vec<Json<'a>>),
+    /// An array's items.
+    List(Vec<Elem<'a>>),
     /// An object.
     Object,
 }
@@ -491,7 +724,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Json<'de>>()? {
+        while let Some(item) = seq.next_element::<Elem<'de>>()? {
             items.push(item);
         }
         Ok(Item::List(items))
@@ -522,6 +755,65 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(Item::One(Json::Null))
+    }
+}
+
+/// One item of an array: a scalar, or an object of scalars (a goal);
+/// anything deeper is `One(Json::Composite)`.
+enum Elem<'a> {
+    One(Json<'a>),
+    Object(Vec<(Text<'a>, Json<'a>)>),
+}
+
+impl<'de> serde::Deserialize<'de> for Elem<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ElemVisitor)
+    }
+}
+
+struct ElemVisitor;
+
+impl<'de> Visitor<'de> for ElemVisitor {
+    type Value = Elem<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut pairs = Vec::new();
+        while let Some(key) = map.next_key::<Json<'de>>()? {
+            let value = map.next_value::<Json<'de>>()?;
+            if let Json::Str(name) = key {
+                pairs.push((name, value));
+            }
+        }
+        Ok(Elem::Object(pairs))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Elem::One(Json::Composite))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Elem::One(Json::Str(Text::Borrowed(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Elem::One(Json::Str(Text::Owned(v.to_owned()))))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Elem::One(Json::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Elem::One(
+            i64::try_from(v).map_or(Json::Float(v as f64), Json::Int),
+        ))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Elem::One(Json::Float(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Elem::One(Json::Bool(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Elem::One(Json::Null))
     }
 }
 
@@ -619,33 +911,83 @@ impl<'f, 'a> Fields<'f, 'a> {
     }
 
     fn services(&self) -> Result<u16, Reject> {
-        let list = match self.get("services") {
-            Some(Item::List(list)) if !list.is_empty() => list,
-            Some(Item::List(_)) => {
-                return Err(Reject::new(
-                    RejectClass::OutOfRange,
-                    "services must name at least one service",
-                ))
-            }
-            None | Some(Item::One(Json::Null)) => return Err(missing("services")),
-            Some(other) => return Err(wrong_type("services", "an array of strings", other)),
-        };
-        let mut set = 0u16;
-        for item in list {
-            let service = match item {
-                Json::Str(s) => Service::parse(s),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                Reject::new(
-                    RejectClass::NotInEnum,
-                    format!("each of services must be one of {}", Service::names()),
-                )
-            })?;
-            set |= 1 << service.code();
-        }
-        Ok(set)
+        self.set("services", Service::parse, Service::code, Service::names)
     }
+}
+
+/// One goal of a plan: its text (1 to 200 characters) and target date.
+fn goal(e: &Elem<'_>) -> Result<(String, i32), Reject> {
+    let Elem::Object(pairs) = e else {
+        return Err(Reject::new(
+            RejectClass::WrongType,
+            "each of goals must be an object of text and target_date",
+        ));
+    };
+    let get = |n: &str| pairs.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v);
+    let text = match get("text") {
+        Some(Json::Str(s)) if !s.trim().is_empty() && s.chars().count() <= GOAL_CHARS => {
+            s.trim().to_string()
+        }
+        Some(Json::Str(_)) => {
+            return Err(Reject::new(
+                RejectClass::OutOfRange,
+                format!("a goal's text must be 1 to {GOAL_CHARS} characters"),
+            ))
+        }
+        _ => return Err(missing("goals[].text")),
+    };
+    let target = match get("target_date") {
+        Some(Json::Str(s)) => date_field("goals[].target_date", s)?,
+        _ => return Err(missing("goals[].target_date")),
+    };
+    Ok((text, target))
+}
+
+/// One item of `service_fit`: a service and whether it fits.
+fn service_fit(e: &Elem<'_>) -> Result<(Service, bool), Reject> {
+    let wrong = || {
+        Reject::new(
+            RejectClass::WrongType,
+            format!(
+                "each of service_fit must be an object of service (one of {}) and fits (true or false)",
+                Service::names()
+            ),
+        )
+    };
+    let Elem::Object(pairs) = e else {
+        return Err(wrong());
+    };
+    let get = |n: &str| pairs.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v);
+    let service = match get("service") {
+        Some(Json::Str(s)) => Service::parse(s).ok_or_else(wrong)?,
+        _ => return Err(wrong()),
+    };
+    match get("fits") {
+        Some(Json::Bool(b)) => Ok((service, *b)),
+        _ => Err(wrong()),
+    }
+}
+
+/// A date of the office's calendar, `YYYY-MM-DD`, as days since 1970-01-01.
+pub(crate) fn parse_date(s: &str) -> Option<i32> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    i32::try_from((d - epoch).num_days()).ok()
+}
+
+/// The text of a day [`parse_date`] read.
+pub(crate) fn date_text(day: i32) -> String {
+    let (y, m, d) = crate::base::civil::civil_from_days(i64::from(day));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn date_field(name: &str, s: &str) -> Result<i32, Reject> {
+    parse_date(s).ok_or_else(|| {
+        Reject::new(
+            RejectClass::WrongType,
+            format!("{name} must be a date, YYYY-MM-DD (e.g. 2027-03-31)"),
+        )
+    })
 }
 
 fn missing(name: &str) -> Reject {

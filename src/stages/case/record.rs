@@ -62,6 +62,24 @@ pub struct HeldOutcome {
     pub(crate) by_city: bool,
 }
 
+/// What a `case_plan` or `case_reviewed` outcome decided, kept beside it
+/// (by its id) so a withdrawal undoes it with the outcome. The goals'
+/// texts are not here: they are the office's words, kept with the notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseNote {
+    /// 32 bits of the hash of the outcome's `outcome_id`.
+    pub(crate) id: u32,
+    /// The plan's needs (bit set over `Need::ALL` by code); 0 for a review.
+    pub(crate) needs: u16,
+    /// Plan: each goal's target day; review: each goal's result's code.
+    pub(crate) goals: SmallVec<[i32; 4]>,
+    /// Review: services found fitting and not (bit sets by code).
+    pub(crate) fits: u16,
+    pub(crate) unfit: u16,
+    /// Review: the next review's day.
+    pub(crate) next_review: Option<i32>,
+}
+
 /// One household's case state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseRecord {
@@ -90,6 +108,11 @@ pub struct CaseRecord {
     pub alerts: Vec<KeptAlert>,
     /// Outcomes kept, in the order they arrived.
     pub outcomes: Vec<HeldOutcome>,
+    /// What the plans and reviews among them decided.
+    pub notes: Vec<CaseNote>,
+    /// While in case management: the newest day (of a window's end) its
+    /// signals still qualified (a case ready to close has none for a while).
+    pub(crate) signal_day: Option<i32>,
 }
 
 impl CaseRecord {
@@ -115,6 +138,11 @@ impl CaseRecord {
     /// Whether `dong` served the household: now or for a kept alert.
     pub(crate) fn served_by(&self, dong: u64) -> bool {
         self.dong == dong || self.alerts.iter().any(|a| a.dong == Some(dong))
+    }
+
+    /// What the plan or review of outcome `id` decided.
+    pub(crate) fn note_of(&self, id: u32) -> Option<&CaseNote> {
+        self.notes.iter().find(|n| n.id == id)
     }
 
     /// The outcomes that count, in `recorded_at` order: withdrawn ones and
@@ -150,7 +178,8 @@ impl CaseRecord {
             | u8::from(self.moved_from != 0) << 2
             | u8::from(self.baseline.is_some()) << 3
             | u8::from(self.opened_with.is_some()) << 4
-            | u8::from(!self.outcomes.is_empty()) << 5;
+            | u8::from(!self.outcomes.is_empty()) << 5
+            | u8::from(!self.notes.is_empty() || self.signal_day.is_some()) << 7;
         out.push(presence);
         if self.unreachable_sent != 0 {
             out.extend_from_slice(&self.unreachable_sent.to_le_bytes());
@@ -202,6 +231,56 @@ impl CaseRecord {
                 varint::put_u64(out, u64::from(o.services));
             }
         }
+        if presence & 0x80 != 0 {
+            self.encode_case_management(out);
+        }
+    }
+
+    /// The plans' and reviews' facts and the signal day (presence bit 7).
+    fn encode_case_management(&self, out: &mut Vec<u8>) {
+        match self.signal_day {
+            Some(d) => varint::put_i64(out, i64::from(d) + 1),
+            None => varint::put_i64(out, 0),
+        }
+        varint::put_u64(out, self.notes.len() as u64);
+        for n in &self.notes {
+            out.extend_from_slice(&n.id.to_le_bytes());
+            varint::put_u64(out, u64::from(n.needs));
+            varint::put_u64(out, u64::from(n.fits));
+            varint::put_u64(out, u64::from(n.unfit));
+            varint::put_i64(out, n.next_review.map_or(0, |d| i64::from(d) + 1));
+            varint::put_u64(out, n.goals.len() as u64);
+            for g in &n.goals {
+                varint::put_i64(out, i64::from(*g));
+            }
+        }
+    }
+
+    fn decode_case_management(&mut self, i: &mut &[u8]) -> Option<()> {
+        let day = |v: i64| (v != 0).then(|| (v - 1) as i32);
+        self.signal_day = day(varint::get_i64(i)?);
+        let n = varint::get_u64(i)? as usize;
+        for _ in 0..n.min(1024) {
+            let id = u32::from_le_bytes(take(i, 4)?.try_into().ok()?);
+            let needs = varint::get_u64(i)? as u16;
+            let fits = varint::get_u64(i)? as u16;
+            let unfit = varint::get_u64(i)? as u16;
+            let next_review = day(varint::get_i64(i)?);
+            let goals = varint::get_u64(i)? as usize;
+            let mut g = SmallVec::new();
+            for _ in 0..goals.min(64) {
+                g.push(varint::get_i64(i)? as i32);
+            }
+            self.notes.push(CaseNote {
+                id,
+                needs,
+                goals: g,
+                fits,
+                unfit,
+                next_review,
+            });
+        }
+        Some(())
     }
 
     /// Reads a record [`CaseRecord::encode`] wrote; `None` if it is not one.
@@ -301,6 +380,9 @@ impl CaseRecord {
                 by_city: b[1] & 0x40 != 0,
             });
         }
+        if presence & 0x80 != 0 {
+            r.decode_case_management(i)?;
+        }
         if old_repeat {
             r.repeat_day = r.alerts.last().map(|a| a.day);
         }
@@ -314,6 +396,31 @@ impl CaseRecord {
         let outcomes = self.outcomes.iter().map(|o| o.recorded_at);
         alerts.chain(outcomes).max().unwrap_or(i64::MIN)
     }
+}
+
+/// What the record keeps of a plan or review (`None` for other kinds).
+pub(crate) fn case_note(id: u32, said: &crate::stages::case::outcome::Said) -> Option<CaseNote> {
+    use crate::stages::case::outcome::Said;
+    let note = match said {
+        Said::CasePlan(p) => CaseNote {
+            id,
+            needs: p.needs,
+            goals: p.targets.iter().copied().collect(),
+            fits: 0,
+            unfit: 0,
+            next_review: None,
+        },
+        Said::CaseReviewed(v) => CaseNote {
+            id,
+            needs: 0,
+            goals: v.results.iter().map(|g| i32::from(g.code())).collect(),
+            fits: v.fits,
+            unfit: v.unfit,
+            next_review: v.next_review,
+        },
+        _ => return None,
+    };
+    Some(note)
 }
 
 /// Whether an encoded record holds nothing but alerts: no outcome, no

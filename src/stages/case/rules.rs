@@ -54,6 +54,15 @@ pub(crate) struct Rules {
     pub(crate) labels: BTreeMap<String, String>,
     /// The offices' clock: where their days start.
     pub(crate) clock: crate::base::civil::LocalClock,
+    /// Days from a plan or review to the next review, unless it set one.
+    pub(crate) review_days: i32,
+    /// Days without a qualifying signal after which a case whose goals are
+    /// not unmet is ready to close.
+    pub(crate) quiet_days: i32,
+}
+
+fn days(d: std::time::Duration) -> i32 {
+    i32::try_from(d.as_secs() / 86_400).unwrap_or(i32::MAX)
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -79,6 +88,8 @@ impl Rules {
             city: o.city_code.parse().unwrap_or(0),
             labels: o.labels_ko.clone(),
             clock: spec.local_clock(),
+            review_days: days(o.review_every),
+            quiet_days: days(o.close_quiet),
         }
     }
 
@@ -215,7 +226,10 @@ impl YieldResult {
                 _ => Some(YieldResult::Reached),
             },
             OutcomeKind::Counselled => Some(YieldResult::Reached),
-            OutcomeKind::SupportLinked | OutcomeKind::CaseOpened => Some(YieldResult::Helped),
+            OutcomeKind::SupportLinked
+            | OutcomeKind::CaseOpened
+            | OutcomeKind::CasePlan
+            | OutcomeKind::CaseReviewed => Some(YieldResult::Helped),
             OutcomeKind::NotApplicable => {
                 NotApplicableReason::from_code(detail).map(YieldResult::NotApplicable)
             }
@@ -268,6 +282,14 @@ pub(crate) struct CaseView {
     pub(crate) unreachable: Option<(i64, u32)>,
     /// Newest counselling, support or case opening (engagement).
     pub(crate) engaged_at: Option<i64>,
+    /// The open case's newest plan (its outcome's id) and its newest
+    /// review since.
+    pub(crate) plan: Option<u32>,
+    pub(crate) review: Option<u32>,
+    /// When a reach ended the newest unreachable spell.
+    pub(crate) spell_ended_at: Option<i64>,
+    /// The newest counselling, at.
+    pub(crate) counselled_at: Option<i64>,
 }
 
 /// Folds the live outcomes of `r` into what they add up to.
@@ -281,6 +303,9 @@ pub(crate) fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
         v.last = Some(*o);
         if reaches(o) {
             v.reached_at = Some(at);
+            if failed.is_some_and(|f| spell(f, rules)) {
+                v.spell_ended_at = Some(at);
+            }
             failed = None;
         } else if let Some(not_there) = failure(o) {
             let (since, id, n, _, there) = failed.unwrap_or((at, o.id, 0, at, false));
@@ -293,7 +318,10 @@ pub(crate) fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
                     hold(&mut v);
                 }
             }
-            OutcomeKind::Counselled => v.engaged_at = Some(at),
+            OutcomeKind::Counselled => {
+                v.engaged_at = Some(at);
+                v.counselled_at = Some(at);
+            }
             OutcomeKind::SupportLinked => {
                 v.supported = true;
                 v.engaged_at = Some(at);
@@ -304,7 +332,10 @@ pub(crate) fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
                 v.in_case = Some(at);
                 v.closed_at = None;
                 v.engaged_at = Some(at);
+                (v.plan, v.review) = (None, None);
             }
+            OutcomeKind::CasePlan => (v.plan, v.review) = (Some(o.id), None),
+            OutcomeKind::CaseReviewed => v.review = Some(o.id),
             OutcomeKind::Declined => hold(&mut v),
             OutcomeKind::NotApplicable => match NotApplicableReason::from_code(o.detail) {
                 Some(NotApplicableReason::Deceased) => v.deceased_at = Some(at),
@@ -315,6 +346,7 @@ pub(crate) fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
             },
             OutcomeKind::CaseClosed => {
                 v.in_case = None;
+                (v.plan, v.review) = (None, None);
                 v.closed += 1;
                 v.closed_at = Some(at);
                 match CloseReason::from_code(o.detail) {
@@ -326,14 +358,20 @@ pub(crate) fn fold(r: &CaseRecord, rules: FoldRules) -> CaseView {
             OutcomeKind::Withdrawn => {}
         }
     }
-    if let Some((since, id, n, last, not_there)) = failed {
+    if let Some(f @ (since, id, n, last, _)) = failed {
         v.attempts = n;
         v.last_attempt_at = Some(last);
-        if not_there || n >= rules.attempts || last - since >= rules.after_ms {
+        if spell(f, rules) {
             v.unreachable = Some((since, id));
         }
     }
     v
+}
+
+/// Whether a run of failed attempts (first at, its id, count, newest at,
+/// one said "not there") makes the household unreachable.
+fn spell((since, _, n, last, not_there): (i64, u32, u32, i64, bool), rules: FoldRules) -> bool {
+    not_there || n >= rules.attempts || last - since >= rules.after_ms
 }
 
 /// Whether `o` may be recorded against the household's record `r` (none
@@ -373,7 +411,37 @@ pub(crate) fn check(
             RejectClass::CaseAlreadyOpen,
             "this household's case is already open: record case_closed before opening another",
         )),
+        Said::CasePlan(_) | Said::CaseReviewed(_) if view.in_case.is_none() => Err(Reject::new(
+            RejectClass::NoOpenCase,
+            "a plan or a review needs an open case: record case_opened first",
+        )),
+        Said::CaseReviewed(review) => check_review(r, view, review),
         _ => Ok(()),
+    }
+}
+
+/// A review needs the case's plan and a result for each of its goals.
+fn check_review(
+    r: Option<&CaseRecord>,
+    view: &CaseView,
+    review: &super::outcome::Review,
+) -> Result<(), Reject> {
+    let goals = r
+        .zip(view.plan)
+        .and_then(|(r, id)| r.note_of(id))
+        .map(|n| n.goals.len());
+    match goals {
+        None => Err(Reject::new(
+            RejectClass::NoPlan,
+            "this case has no plan to review: record case_plan first",
+        )),
+        Some(n) if n != review.results.len() => Err(Reject::new(
+            RejectClass::NoPlan,
+            format!(
+                "goal_results must give one result for each of the plan's {n} goals, in its order"
+            ),
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -411,6 +479,7 @@ pub(crate) fn refusal_ko(class: RejectClass) -> &'static str {
         RejectClass::UnknownOutcome => "이 가구에 철회할 수 있는 그 기록이 없습니다.",
         RejectClass::NoOpenCase => "열린 사례가 없어 종결할 수 없습니다. 먼저 통합사례관리 선정을 기록하세요.",
         RejectClass::CaseAlreadyOpen => "이미 사례관리 중입니다. 새로 선정하려면 먼저 종결을 기록하세요.",
+        RejectClass::NoPlan => "점검할 사례 계획이 없거나 목표 수가 계획과 다릅니다. 계획의 목표마다 결과를 하나씩 고르세요.",
         RejectClass::ResidentRegistrationNumber => "주민등록번호로 보이는 숫자가 있습니다. 주민등록번호는 입력하지 마세요.",
         RejectClass::MissingField => "필수 항목이 비어 있습니다.",
         RejectClass::NotInEnum => "허용되지 않는 값입니다.",

@@ -174,6 +174,12 @@ pub struct OpenWork {
     pub(crate) step_en: String,
     /// Orders households within a tier (earlier first), ms.
     pub(crate) order_at: i64,
+    /// In case management: its plan and reviews (the case meeting's view).
+    pub(crate) managed: Option<Box<super::meeting::Managed>>,
+    /// Not in case management: why it may be selected at a meeting.
+    pub(crate) candidacy: Option<super::meeting::Candidacy>,
+    /// The case openings kept in its history.
+    pub(crate) openings: Vec<super::meeting::Opening>,
 }
 
 impl OpenWork {
@@ -384,6 +390,9 @@ impl CaseBook {
             step_ko: String::new(),
             step_en: String::new(),
             order_at: 0,
+            managed: self.managed(r, &view),
+            candidacy: self.candidacy(r, &view),
+            openings: Self::openings(r),
         };
         if waiting {
             let (tier, order_at) = self.tier(&w, now_ms);
@@ -421,7 +430,7 @@ impl CaseBook {
             .map(|r| self.open_work(&r, now_ms))
     }
 
-    fn category_names(&self, set: u8) -> Vec<String> {
+    pub(super) fn category_names(&self, set: u8) -> Vec<String> {
         self.categories
             .iter()
             .enumerate()

@@ -43,11 +43,14 @@ pub enum RejectClass {
     NoOpenCase,
     /// A `case_opened` for a household whose case is open.
     CaseAlreadyOpen,
+    /// A `case_reviewed` for a case with no plan, or with a result for
+    /// other than each of its plan's goals.
+    NoPlan,
 }
 
 impl RejectClass {
     /// Every class, for pre-registering metrics and documenting.
-    pub(crate) const ALL: [RejectClass; 18] = [
+    pub(crate) const ALL: [RejectClass; 19] = [
         RejectClass::NotUtf8,
         RejectClass::NotJson,
         RejectClass::MissingField,
@@ -66,6 +69,7 @@ impl RejectClass {
         RejectClass::UnknownOutcome,
         RejectClass::NoOpenCase,
         RejectClass::CaseAlreadyOpen,
+        RejectClass::NoPlan,
     ];
 
     /// The stable name used in headers and metric labels.
@@ -89,6 +93,7 @@ impl RejectClass {
             RejectClass::UnknownOutcome => "unknown_outcome",
             RejectClass::NoOpenCase => "no_open_case",
             RejectClass::CaseAlreadyOpen => "case_already_open",
+            RejectClass::NoPlan => "no_plan",
         }
     }
 }
@@ -115,6 +120,7 @@ impl RejectClass {
             RejectClass::UnknownOutcome => "철회할 기록 없음",
             RejectClass::NoOpenCase => "열린 사례 없음",
             RejectClass::CaseAlreadyOpen => "이미 사례관리 중",
+            RejectClass::NoPlan => "사례 계획 없음",
         }
     }
 }

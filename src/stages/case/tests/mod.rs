@@ -81,6 +81,8 @@ impl Desk {
                 self.cases.on_case_update(&mut alert, id, 0);
                 sent.alert = Some(alert);
             }
+            // as the engine's lane does
+            Verdict::Quiet => self.cases.on_quiet(hh, end),
             _ => {}
         }
         sent
@@ -107,6 +109,7 @@ fn outcome(id: &str, hh: &str, said: Said, at: i64) -> Outcome {
         staff_id: "st-1".into(),
         said,
         note: None,
+        goals: Vec::new(),
     }
 }
 
@@ -624,4 +627,5 @@ fn a_replayed_alert_keeps_its_first_due_time_and_count() {
     assert_eq!(d.cases.record("hh-1").map(|r| r.flagged), Some(1));
 }
 
+mod meeting;
 mod records;

@@ -484,6 +484,19 @@ fn the_outcome_schema_names_exactly_the_declared_values() {
         names(&p["track"]),
         declared(Track::ALL.iter().map(|v| v.as_str()).collect())
     );
+    use crate::stages::case::outcome::{GoalResult, Need};
+    assert_eq!(
+        names(&p["needs"]["items"]),
+        declared(Need::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        names(&p["goal_results"]["items"]),
+        declared(GoalResult::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        p["goals"]["maxItems"],
+        crate::stages::case::outcome::MAX_GOALS
+    );
     let conditional: Vec<Vec<String>> = schema["allOf"]
         .as_array()
         .unwrap()
@@ -561,4 +574,63 @@ fn case_records_of_the_previous_release_read_with_the_same_meaning() {
             ("hh-repeat".to_string(), CaseStatus::New, true),
         ]
     );
+}
+
+#[test]
+fn plans_and_reviews_are_decoded_with_their_goals_private() {
+    use crate::stages::case::outcome::{parse_date, GoalResult, Need};
+    let head = r#"{"outcome_id":"o-1","household_id":"hh-1","dong_code":"4125052000",
+        "recorded_at":"2026-09-21T14:00:00+09:00","staff_id":"st_7","#;
+    let read = |rest: &str| {
+        let text = format!("{head}{rest}}}");
+        decode(Some(b"hh-1"), Some(text.as_bytes()), T0, 86_400_000)
+    };
+    let o = read(
+        r#""kind":"case_plan","needs":["economic","housing"],"services":["energy"],
+        "goals":[{"text":"월세 체납 해소","target_date":"2027-01-31"},
+                 {"text":"취업 상담 3회","target_date":"2027-03-31"}]"#,
+    )
+    .expect("a plan");
+    let Said::CasePlan(plan) = &o.said else {
+        panic!("{:?}", o.said)
+    };
+    assert_eq!(
+        plan.needs,
+        1 << Need::Economic.code() | 1 << Need::Housing.code()
+    );
+    assert_eq!(
+        plan.targets,
+        [
+            parse_date("2027-01-31").unwrap(),
+            parse_date("2027-03-31").unwrap()
+        ]
+    );
+    assert_eq!(
+        o.goals,
+        ["월세 체납 해소", "취업 상담 3회"],
+        "texts beside, not in the state"
+    );
+    let v = read(
+        r#""kind":"case_reviewed","goal_results":["met","partly"],
+        "service_fit":[{"service":"energy","fits":true}],"next_review":"2027-02-15""#,
+    )
+    .expect("a review");
+    let Said::CaseReviewed(review) = &v.said else {
+        panic!("{:?}", v.said)
+    };
+    assert_eq!(review.results, [GoalResult::Met, GoalResult::Partly]);
+    assert_eq!(review.fits, 1 << Service::Energy.code());
+    // what is wrong is named; a goal's text is checked for RRNs like a note
+    let class = |rest: &str| read(rest).unwrap_err().class;
+    let rrn = r#""kind":"case_plan","needs":["health"],"goals":[{"text":"900101-1234567 확인","target_date":"2027-01-31"}]"#;
+    assert_eq!(class(rrn), RejectClass::ResidentRegistrationNumber);
+    let bad_date = r#""kind":"case_plan","needs":["health"],"goals":[{"text":"x","target_date":"31/01/2027"}]"#;
+    assert!(read(bad_date).unwrap_err().reason.contains("YYYY-MM-DD"));
+    let no_goals = r#""kind":"case_plan","needs":["health"],"goals":[]"#;
+    assert_eq!(class(no_goals), RejectClass::OutOfRange);
+    let bad_need =
+        r#""kind":"case_plan","needs":["money"],"goals":[{"text":"x","target_date":"2027-01-31"}]"#;
+    assert_eq!(class(bad_need), RejectClass::NotInEnum);
+    let bad_result = r#""kind":"case_reviewed","goal_results":["done"]"#;
+    assert_eq!(class(bad_result), RejectClass::NotInEnum);
 }
