@@ -213,6 +213,20 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// A dong's case meeting agenda for a date, from the newest state
+    /// snapshots: new candidates, cases to review, cases ready to close,
+    /// and the month's figures.
+    Agenda {
+        /// The dong's 10-digit code.
+        #[arg(long)]
+        dong: String,
+        /// The meeting's date (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// Also write the agenda as CSV (Excel) to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Write the daily candidate lists of one day from the pipeline's state
     /// (the newest snapshot in engine.state_dir).
     Lists {

@@ -13,6 +13,7 @@
 //! | `retention` | [`retention`] |
 //! | `check-config` | [`check_config`] |
 
+mod agenda;
 mod check_config;
 mod demo;
 mod explain;
@@ -126,6 +127,9 @@ async fn dispatch(command: Command, cx: &Context) -> anyhow::Result<()> {
         } => replay::compare(&pipelines, &files, out).await,
         Command::Lists { date, out } => lists::lists(cx, date, out).await,
         Command::Explain { household, at } => explain::explain(cx, &household, at.as_deref()).await,
+        Command::Agenda { dong, date, csv } => {
+            agenda::agenda(cx, &dong, &date, csv.as_deref()).await
+        }
         Command::Run => run::run(cx).await,
         Command::Users { action } => people::users(cx, action),
         Command::Audit {

@@ -130,6 +130,28 @@ pub struct FollowUp {
     pub(crate) rule_yield: Vec<YieldLine>,
     /// `sagak explain` of the planted household at the end of the run.
     pub(crate) planted_explained: String,
+    /// The case meetings: how many were held, and what they decided.
+    pub(crate) meetings: Meetings,
+}
+
+/// What the dongs' case meetings (every two weeks) came to.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub(crate) struct Meetings {
+    /// Meetings held (dongs times meeting days).
+    pub(crate) held: usize,
+    /// Cases opened, plans recorded, reviews, cases closed (all offices'
+    /// outcomes of those kinds, at meetings or not).
+    pub(crate) opened: usize,
+    pub(crate) planned: usize,
+    pub(crate) reviewed: usize,
+    pub(crate) closed: usize,
+    /// Goals found met at reviews.
+    pub(crate) goals_met: usize,
+    /// Cases reopened within a year of closing.
+    pub(crate) reopened_within_a_year: usize,
+    /// The planted household's dong's agenda at the end, as text (its CSV
+    /// is `agenda-<dong>-<date>.csv` beside the summary).
+    pub(crate) agenda: String,
 }
 
 /// One priority's yield in the demo's summary.
@@ -327,6 +349,10 @@ pub async fn run_demo_live(
     let generated = generated_city(cfg);
     let engine = Engine::new(spec);
     engine.start().await?;
+    if cfg.offices {
+        // the offices' case meetings read the board, as a dong's page would
+        ops.work.enable();
+    }
     let lists = DailyLists::new(spec)?;
     let mut out = DemoOutputs::new(spec, cfg, &generated)?;
     let planted_unreachable = std::sync::Arc::clone(&out.planted_unreachable);
@@ -365,6 +391,7 @@ pub async fn run_demo_live(
         step,
         // what the offices recorded meanwhile
         |out, until| {
+            hold_meetings(spec, ops, out, until);
             let mut recorded = Vec::new();
             while let Some(o) = out.offices.next_before(until) {
                 recorded.push(o);
@@ -402,6 +429,15 @@ pub async fn run_demo_live(
     summary.follow_up.planted_rank_when_unreachable = planted_rank;
     summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now());
     summary.follow_up.rule_yield = yield_by_priority(&ops.rule_yield.table());
+    if cfg.offices {
+        summary.follow_up.meetings =
+            meetings(spec, ops, &out, &summary.follow_up.outcomes, &cfg.out_dir).map_err(
+                |error| DemoError::Io {
+                    dir: cfg.out_dir.clone(),
+                    error,
+                },
+            )?;
+    }
     let end = clock.now();
     summary.follow_up.planted_explained = core
         .engine()
@@ -427,6 +463,25 @@ pub async fn run_demo_live(
         serve_live(&mut core, &clock, &mut out, outcomes, until).await?;
     }
     Ok(summary)
+}
+
+/// The dongs' case meetings due before `until`, held on what the board
+/// shows then: each dong's agenda, and the offices' decisions on it.
+fn hold_meetings(spec: &PipelineSpec, ops: &OpsState, out: &mut DemoOutputs, until: ClockTime) {
+    if !out.simulate_offices {
+        return;
+    }
+    let Some(at) = out.offices.meeting_due(until) else {
+        return;
+    };
+    let clock = spec.local_clock();
+    let day = clock.day(at) as i32;
+    for d in &spec.dongs {
+        let items = ops.work.of_dong(&d.dong_code);
+        let agenda = crate::ops::agenda::Agenda::of(&items, &d.dong_code, day, clock);
+        out.offices.on_agenda(&agenda, at);
+    }
+    out.offices.meetings_held(spec.dongs.len());
 }
 
 /// The generated city, with the planted household when the offices are
@@ -604,7 +659,44 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64, end_ms: i64) -> FollowUp {
         planted_household_alerts: out.planted_alerts,
         rule_yield: Vec::new(),
         planted_explained: String::new(),
+        meetings: Meetings::default(),
     }
+}
+
+/// The meetings' figures, and the planted household's dong's agenda for
+/// the day after the run (written as CSV beside the summary).
+fn meetings(
+    spec: &PipelineSpec,
+    ops: &OpsState,
+    out: &DemoOutputs,
+    outcomes: &BTreeMap<String, usize>,
+    dir: &std::path::Path,
+) -> std::io::Result<Meetings> {
+    use crate::ops::agenda::{reopened_within_a_year, Agenda};
+    let clock = spec.local_clock();
+    let mut all = Vec::new();
+    for d in &spec.dongs {
+        all.extend(ops.work.of_dong(&d.dong_code));
+    }
+    all.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+    all.dedup_by(|a, b| a.household_id == b.household_id);
+    let dong = crate::embedded::offices::SUWON_DONG;
+    let day = clock.day(ops.work.now_ms()) as i32 + 1;
+    let agenda = Agenda::of(&ops.work.of_dong(dong), dong, day, clock);
+    let date = crate::stages::case::outcome::date_text(day);
+    let csv = agenda.csv(clock);
+    fs::write(dir.join(format!("agenda-{dong}-{date}.csv")), csv)?;
+    let n = |k: &str| outcomes.get(k).copied().unwrap_or(0);
+    Ok(Meetings {
+        held: out.offices.log.meetings,
+        opened: n("case_opened"),
+        planned: n("case_plan"),
+        reviewed: n("case_reviewed"),
+        closed: n("case_closed"),
+        goals_met: out.offices.log.goals_met,
+        reopened_within_a_year: reopened_within_a_year(&all, clock).len(),
+        agenda: agenda.text(clock),
+    })
 }
 
 impl DemoSummary {
@@ -732,6 +824,11 @@ impl DemoSummary {
         out.line(format!(
             "reopened cases        {} households; case updates sent {}",
             f.reopened_households, f.case_updates
+        ));
+        let m = &f.meetings;
+        out.line(format!(
+            "case meetings         {} held (each dong every two weeks): cases opened {}, plans {}, reviews {}, closed {}; goals met {}; reopened within a year of closing {}",
+            m.held, m.opened, m.planned, m.reviewed, m.closed, m.goals_met, m.reopened_within_a_year
         ));
         out.line(format!(
             "planted household     {SUWON_HOUSEHOLD} (registered in one dong, living elsewhere): {} alerts; {}",

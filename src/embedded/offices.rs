@@ -45,7 +45,14 @@ pub(crate) struct OfficeLog {
     pub(crate) reached: HashMap<String, i64>,
     /// Outcomes handed to the pipeline, per kind.
     pub(crate) outcomes: BTreeMap<String, usize>,
+    /// Case meetings held (one per dong every two weeks).
+    pub(crate) meetings: usize,
+    /// Goals found met at the meetings' reviews.
+    pub(crate) goals_met: usize,
 }
+
+/// Days between two case meetings of a dong.
+pub(crate) const MEETING_EVERY_DAYS: i64 = 14;
 
 /// The simulated offices.
 pub(crate) struct SimulatedOffices {
@@ -62,6 +69,9 @@ pub(crate) struct SimulatedOffices {
     /// one usually finds a need; the others (a bill paid late once) are
     /// usually no case.
     planted: std::collections::HashSet<String>,
+    /// When the next case meetings are held (driver's clock, ms; 0: from
+    /// the first outcome's time on).
+    next_meeting: i64,
     /// What they did.
     pub(crate) log: OfficeLog,
 }
@@ -77,6 +87,7 @@ impl SimulatedOffices {
             topic: "dong-office.outcomes".into(),
             in_case: HashMap::new(),
             planted: Default::default(),
+            next_meeting: 0,
             log: OfficeLog::default(),
         }
     }
@@ -119,22 +130,38 @@ impl SimulatedOffices {
         first_of: Option<&str>,
         kind: &'static str,
     ) {
+        let alert = format!(r#""alert_id":"{}","#, a.alert_id);
+        let to = (
+            a.household_id.as_str(),
+            a.dong_code.as_str(),
+            alert.as_str(),
+        );
+        self.schedule_for(to, at, fields, first_of, kind);
+    }
+
+    /// Schedules an outcome for (household, dong, `"alert_id":..,` or "").
+    fn schedule_for(
+        &mut self,
+        (hh, dong, alert): (&str, &str, &str),
+        at: i64,
+        fields: String,
+        first_of: Option<&str>,
+        kind: &'static str,
+    ) {
         self.seq += 1;
         let value = format!(
-            r#"{{"outcome_id":"demo-{seq}","household_id":"{hh}","dong_code":"{dong}","alert_id":"{alert}","recorded_at":"{at}","staff_id":"demo-staff-{staff}",{fields}}}"#,
+            r#"{{"outcome_id":"demo-{seq}","household_id":"{hh}","dong_code":"{dong}",{alert}"recorded_at":"{at}","staff_id":"demo-staff-{staff}",{fields}}}"#,
             seq = self.seq,
-            hh = a.household_id,
-            dong = a.dong_code,
-            alert = a.alert_id,
             at = rfc3339(at),
             staff = self.rng.below(40),
         );
+        let a_household_id = hh;
         let message = InputMessage {
             feed: Some(self.feed),
             topic: std::sync::Arc::clone(&self.topic),
             partition: 0,
             offset: self.seq as i64,
-            key: Some(a.household_id.as_bytes().to_vec()),
+            key: Some(a_household_id.as_bytes().to_vec()),
             payload: Some(value.into_bytes()),
             timestamp_ms: Some(at),
             source_file: None,
@@ -239,6 +266,8 @@ impl SimulatedOffices {
                 None,
                 "support_linked",
             ),
+            // the need is clear at once (a walk-in case): opened now, its
+            // plan, reviews and closing decided at the dong's meetings
             Some(1) if !in_case => {
                 self.in_case.insert(hh.to_string(), true);
                 self.schedule(
@@ -248,14 +277,6 @@ impl SimulatedOffices {
                     None,
                     "case_opened",
                 );
-                let closed = at + self.days(20.0, 60.0);
-                self.schedule(
-                    a,
-                    closed,
-                    r#""kind":"case_closed","reason":"goal_met""#.into(),
-                    None,
-                    "case_closed",
-                );
             }
             Some(3) => self.schedule(a, at, r#""kind":"declined""#.into(), None, "declined"),
             Some(4) => self.schedule(a, at, na("no_need"), None, "not_applicable"),
@@ -263,6 +284,102 @@ impl SimulatedOffices {
             Some(6) => self.schedule(a, at, na("data_error"), None, "not_applicable"),
             _ => {}
         }
+    }
+
+    /// When the dongs' next case meetings are due, if before `until`: the
+    /// caller holds them ([`SimulatedOffices::on_agenda`] per dong) and
+    /// calls [`SimulatedOffices::meetings_held`].
+    pub(crate) fn meeting_due(&mut self, until: ClockTime) -> Option<i64> {
+        if self.next_meeting == 0 {
+            self.next_meeting = until.ms() + MEETING_EVERY_DAYS * DAY_MS;
+        }
+        (self.next_meeting < until.ms()).then_some(self.next_meeting)
+    }
+
+    /// The meetings of `at` were held.
+    pub(crate) fn meetings_held(&mut self, dongs: usize) {
+        self.log.meetings += dongs;
+        self.next_meeting += MEETING_EVERY_DAYS * DAY_MS;
+    }
+
+    /// A dong's meeting at `at` decides on its agenda: most candidates
+    /// become cases, open cases without a plan get one, cases due are
+    /// reviewed, and those ready are closed. Each decision is an outcome
+    /// recorded an hour or two after the meeting.
+    pub(crate) fn on_agenda(&mut self, agenda: &crate::ops::agenda::Agenda, at: i64) {
+        use crate::stages::case::meeting::Part;
+        for (part, row) in agenda.rows() {
+            let hh = row.item.household_id.clone();
+            let dong = agenda.dong.clone();
+            let to = (hh.as_str(), dong.as_str(), "");
+            let when = at + self.days(0.04, 0.12);
+            let c = &row.item.case;
+            match part {
+                // an office does not open a case it already opened
+                Part::Candidate if self.in_case.get(&hh) == Some(&true) => {}
+                Part::Candidate if self.rng.chance(0.7) => {
+                    self.in_case.insert(hh.clone(), true);
+                    let open = r#""kind":"case_opened","track":"case_management""#;
+                    self.schedule_for(to, when, open.into(), None, "case_opened");
+                }
+                Part::Candidate => {}
+                Part::Review => match c.managed.as_ref().and_then(|m| m.plan.as_ref()) {
+                    None => {
+                        let plan = self.plan(&c.categories, when);
+                        self.schedule_for(to, when, plan, None, "case_plan");
+                    }
+                    Some(p) => {
+                        let goals = p.goals.len();
+                        let review = self.review(&hh, goals, when);
+                        self.schedule_for(to, when, review, None, "case_reviewed");
+                    }
+                },
+                Part::Close => {
+                    self.in_case.insert(hh.clone(), false);
+                    let close = r#""kind":"case_closed","reason":"goal_met""#;
+                    self.schedule_for(to, when, close.into(), None, "case_closed");
+                }
+            }
+        }
+    }
+
+    /// A plan for a household in crisis over `categories`: the needs they
+    /// point to, two services and two goals a month and two months away.
+    fn plan(&mut self, categories: &[String], at: i64) -> String {
+        let mut needs = vec!["economic"];
+        for c in categories {
+            match c.as_str() {
+                "health" => needs.push("health"),
+                "utility" => needs.push("housing"),
+                "employment" => needs.push("employment"),
+                _ => {}
+            }
+        }
+        let date = |days: i64| rfc3339(at + days * DAY_MS)[..10].to_string();
+        format!(
+            r#""kind":"case_plan","needs":{needs:?},"services":["emergency_welfare","energy"],"goals":[{{"text":"체납 공과금 분할 납부 약정","target_date":"{}"}},{{"text":"소득 지원 신청과 결정","target_date":"{}"}}]"#,
+            date(30),
+            date(60)
+        )
+    }
+
+    /// A review of `goals` goals: a household pushed into crisis is met
+    /// more often as time goes on.
+    fn review(&mut self, hh: &str, goals: usize, at: i64) -> String {
+        let met_share = if self.planted.contains(hh) { 0.6 } else { 0.5 };
+        let results: Vec<&str> = (0..goals)
+            .map(|_| match self.rng.below(100) {
+                r if (r as f64) < met_share * 100.0 => "met",
+                r if r < 85 => "partly",
+                _ => "not_met",
+            })
+            .collect();
+        self.log.goals_met += results.iter().filter(|r| **r == "met").count();
+        let next = rfc3339(at + 28 * DAY_MS)[..10].to_string();
+        format!(
+            r#""kind":"case_reviewed","goal_results":{results:?},"service_fit":[{{"service":"energy","fits":true}},{{"service":"emergency_welfare","fits":{}}}],"next_review":"{next}""#,
+            self.rng.chance(0.8)
+        )
     }
 
     /// The next outcome recorded before `until`, if any.

@@ -8,6 +8,7 @@
 //! The pages with household data are the web front's (`crate::web`), on
 //! their own listener; this module keeps the live state both read.
 
+pub mod agenda;
 pub mod http;
 pub(crate) mod rule_yield;
 pub(crate) mod work;

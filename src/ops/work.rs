@@ -50,6 +50,20 @@ impl WorkItem {
         self.case.overdue()
     }
 
+    /// The goals' texts of its case's plan in force, as its office wrote
+    /// them (kept beside the record, like the notes).
+    pub(crate) fn goal_texts(&self) -> Vec<String> {
+        let key = self
+            .case
+            .managed
+            .as_ref()
+            .and_then(|m| m.plan.as_ref())
+            .map(|p| p.key);
+        key.and_then(|k| self.details.iter().rev().find(|d| d.key == k))
+            .map(|d| d.goals.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether it waits in the queue: nobody of it reached yet.
     pub fn in_queue(&self) -> bool {
         self.case.open()

@@ -201,6 +201,8 @@ pub(crate) struct CityView<'a> {
     pub(crate) unassigned: (&'a [Arc<WorkItem>], usize),
     /// The driver's clock, ms.
     pub(crate) now: i64,
+    /// Every dong's case meeting agenda counts, and the reopened cases.
+    pub(crate) agenda: &'a str,
 }
 
 /// The city team's page.
@@ -223,6 +225,7 @@ pub(crate) fn page(st: &WebState, person: &Person, v: &CityView<'_>) -> String {
     super::yields::fairness(&mut body, &st.ops.rule_yield.reach(), |d| {
         st.dong_name(d).0.to_string()
     });
+    body.push_str(v.agenda);
     body.push_str("</div>");
     layout(st, "시 현황 City console", person, &body)
 }

@@ -53,6 +53,8 @@ pub(super) async fn city(
         );
     }
     let now = st.ops.work.now_ms();
+    let today = st.clock.day(now) as i32;
+    let (agenda_html, agenda_json, agenda_shown) = super::agenda::city_section(&st, today);
     let served: std::collections::HashSet<&str> =
         st.dongs.iter().map(|d| d.dong_code.as_str()).collect();
     let mut unassigned = st.ops.work.unassigned(&served);
@@ -65,6 +67,7 @@ pub(super) async fn city(
         .iter()
         .map(|r| r.e.household_id.clone())
         .chain(unassigned.iter().map(|i| i.household_id.clone()))
+        .chain(agenda_shown)
         .collect();
     let page = if api {
         let mut data = crate::ops::http::dashboard_data(&st.ops);
@@ -80,6 +83,7 @@ pub(super) async fn city(
         data["rule_yield"] = super::yields::json(&st.ops.rule_yield.table());
         data["rule_yield_waiting"] = json!(st.ops.rule_yield.waiting());
         data["fairness"] = super::yields::fairness_json(&st.ops.rule_yield.reach());
+        data["agenda"] = agenda_json;
         // the boards' top households are named too
         household_ids(&data["dongs"], &mut shown);
         axum::Json(data).into_response()
@@ -90,6 +94,7 @@ pub(super) async fn city(
             counts: (kept, matched, page_no, pages_n),
             unassigned: (&unassigned, unassigned_total),
             now,
+            agenda: &agenda_html,
         };
         html(super::city::page(&st, &who, &view))
     };

@@ -148,7 +148,13 @@ fn plan_fields(fields: &[(String, String)], v: &mut Map<String, Value>) -> Resul
         );
     }
     v.insert("needs".into(), json!(needs));
-    v.insert("services".into(), json!(all(fields, "services")));
+    // the household's page names the planned services apart from the
+    // linked ones (both sets are on its form); the API says `services`
+    let mut services = all(fields, "plan_services");
+    if services.is_empty() {
+        services = all(fields, "services");
+    }
+    v.insert("services".into(), json!(services));
     let value = |k: &'static str| {
         fields
             .iter()
@@ -174,7 +180,8 @@ fn plan_fields(fields: &[(String, String)], v: &mut Map<String, Value>) -> Resul
 /// `fit_<service>` as `yes` or `no`; `next_review`.
 fn review_fields(fields: &[(String, String)], v: &mut Map<String, Value>) -> Result<(), String> {
     let results = all(fields, "goal_result");
-    if results.is_empty() {
+    let asked = fields.iter().filter(|(k, _)| k == "goal_result").count();
+    if results.is_empty() || results.len() < asked {
         return Err("목표마다 달성 여부를 고르세요. (goal_results is missing: a result for each goal of the plan.)".into());
     }
     v.insert("goal_results".into(), json!(results));

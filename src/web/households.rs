@@ -364,11 +364,17 @@ pub(super) async fn record_outcome(
         path: uri.path(),
         id: &id,
         api,
+        back: None,
     };
     let fields = match r.fields(&body) {
         Ok(f) => f,
         Err(refused) => return refused,
     };
+    // a decision from the case meeting's agenda goes back to it
+    let back = field(&fields, "back")
+        .filter(|b| agenda_back(b))
+        .map(String::from);
+    let r = Recording { back, ..r };
     let item = match visible(&st, &who, &from, &id, uri.path(), api) {
         Ok(i) => i,
         Err(refused) => return refused,
@@ -387,6 +393,8 @@ pub(super) struct Recording<'a> {
     path: &'a str,
     id: &'a str,
     api: bool,
+    /// Where a page goes after recording (the agenda it came from).
+    back: Option<String>,
 }
 
 impl Recording<'_> {
@@ -534,6 +542,8 @@ impl Recording<'_> {
         }
         if self.api {
             (accepted, axum::Json(json!({ "outcome_id": outcome_id }))).into_response()
+        } else if let Some(back) = &self.back {
+            Redirect::to(&format!("{back}&recorded={outcome_id}")).into_response()
         } else {
             Redirect::to(&format!(
                 "/households/{}?recorded={outcome_id}",
@@ -542,6 +552,15 @@ impl Recording<'_> {
             .into_response()
         }
     }
+}
+
+/// Whether `back` is an agenda's address this front made (nothing else is
+/// followed: no open redirect).
+fn agenda_back(back: &str) -> bool {
+    back.strip_prefix("/agenda?").is_some_and(|q| {
+        q.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"=&_%-.".contains(&c))
+    })
 }
 
 /// The household's page again, with the refusal on the form and what was

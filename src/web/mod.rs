@@ -17,6 +17,7 @@
 //! identity provider's assertion names the person, whose role and dong
 //! still come from the users file, and the session works as here.
 
+pub(crate) mod agenda;
 pub mod audit;
 pub(crate) mod auth;
 pub(crate) mod caller;

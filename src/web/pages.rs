@@ -44,7 +44,7 @@ pub(crate) fn layout(st: &WebState, title: &str, person: &Person, body: &str) ->
     };
     let _ = write!(
         out,
-        r#"<header><nav><a href="/queue">업무 목록 <span class="en">Work queue</span></a><a href="/lists">일일 목록 <span class="en">Daily lists</span></a>"#
+        r#"<header><nav><a href="/queue">업무 목록 <span class="en">Work queue</span></a><a href="/lists">일일 목록 <span class="en">Daily lists</span></a><a href="/agenda">사례회의 <span class="en">Case meeting</span></a>"#
     );
     if u.role == Role::City {
         out.push_str(r#"<a href="/city">시 현황 <span class="en">City</span></a>"#);
@@ -301,6 +301,8 @@ fn household_page(
 <fieldset data-kind="not_applicable"><legend>비대상 사유 <span class="en">Reason</span></legend><select name="na_reason">{na}</select></fieldset>
 <fieldset data-kind="case_closed"><legend>종결 사유 <span class="en">Reason</span></legend><select name="close_reason">{close}</select></fieldset>
 <fieldset data-kind="withdrawn"><legend>철회할 기록 <span class="en">Outcome id to withdraw</span></legend><input name="withdraws" maxlength="64" value="{withdraws}"></fieldset>
+<fieldset data-kind="case_plan"><legend>사례 계획 <span class="en">Case plan</span></legend>{plan}</fieldset>
+<fieldset data-kind="case_reviewed"><legend>사례 점검 <span class="en">Case review</span></legend>{review}</fieldset>
 <label>메모 <span class="en">Note</span> (500자 이내, 주민등록번호 금지) <textarea name="note" id="note" maxlength="500">{note}</textarea></label>
 <button type="submit" id="record">기록 Record</button></form>"#,
         id = esc(&item.household_id),
@@ -324,6 +326,8 @@ fn household_page(
         na = options(st, NotApplicableReason::ALL.iter().map(|c| c.as_str()), value("na_reason")),
         close = options(st, CloseReason::ALL.iter().map(|c| c.as_str()), value("close_reason")),
         withdraws = esc(value("withdraws").unwrap_or_default()),
+        plan = super::agenda::plan_inputs(typed, crate::stages::case::outcome::MAX_GOALS),
+        review = super::agenda::review_inputs(item, typed),
         note = esc(value("note").unwrap_or_default()),
     );
     layout(st, "가구 Household", person, &body)

@@ -21,6 +21,7 @@ use axum::Router;
 use super::{guard, pages, WebState};
 pub(crate) use crate::base::listener::Peer;
 
+use super::agenda::{agenda, agenda_csv};
 use super::console::{city, set_escalation};
 use super::downloads::{download, lists};
 use super::households::{household, queue, record_outcome, visit};
@@ -88,6 +89,7 @@ pub(crate) fn router(st: Arc<WebState>) -> Router {
         .route("/api/households/{id}", get(household))
         .route("/api/households/{id}/outcomes", post(record_outcome))
         .route("/api/city", get(city))
+        .route("/api/agenda", get(agenda))
         .route("/api/city/escalations/{id}", post(set_escalation))
         .route(
             "/static/app.css",
@@ -110,6 +112,8 @@ pub(crate) fn router(st: Arc<WebState>) -> Router {
         .route("/lists/{day}/{file}", get(download))
         .route("/city", get(city))
         .route("/city/escalations/{id}", post(set_escalation))
+        .route("/agenda", get(agenda))
+        .route("/agenda.csv", get(agenda_csv))
         .merge(compressed)
         .fallback(|| async {
             fail(

@@ -20,7 +20,7 @@
 //! the rest of the open work, so the page, the CSV, the printed agenda,
 //! `sagak agenda` and the city's counts agree.
 
-use super::outcome::{GoalResult, Need, Service};
+use super::outcome::{date_text, GoalResult, Need, Service};
 use super::record::{CaseRecord, HeldOutcome};
 use super::rules::CaseView;
 use super::work::OpenWork;
@@ -83,8 +83,8 @@ pub(crate) struct Candidacy {
     pub(crate) counselled_at: i64,
     /// Categories of its newest alert.
     pub(crate) categories: usize,
-    /// When a reach ended its unreachable spell, ms.
-    pub(crate) spell_ended_at: Option<i64>,
+    /// The day (the office's calendar) a reach ended its unreachable spell.
+    pub(crate) spell_ended_day: Option<i32>,
 }
 
 /// A case opening in the household's history (for the month's figures and
@@ -141,7 +141,7 @@ pub(crate) enum Why {
     /// Its crisis meets in this many categories.
     Categories(usize),
     /// Its unreachable spell ended on this day.
-    SpellEnded(i64),
+    SpellEnded(i32),
     /// The case has no plan yet.
     NoPlan,
     /// Its review is due (since this day).
@@ -177,8 +177,9 @@ impl Why {
         }
     }
 
-    /// In Korean and English; `day` writes a day of the calendar.
-    pub(crate) fn text(&self, day: impl Fn(i64) -> String) -> (String, String) {
+    /// In Korean and English.
+    pub(crate) fn text(&self) -> (String, String) {
+        let day = |d: i32| date_text(d);
         let service_ko = |s: &[&str]| {
             s.iter()
                 .filter_map(|n| Service::parse(n).map(|v| v.label_ko()))
@@ -196,12 +197,12 @@ impl Why {
             ),
             Why::NoPlan => ("사례 계획 없음".into(), "no plan yet".into()),
             Why::ReviewDue(d) => (
-                format!("점검일 {}", day(i64::from(*d))),
-                format!("review due {}", day(i64::from(*d))),
+                format!("점검일 {}", day(*d)),
+                format!("review due {}", day(*d)),
             ),
             Why::GoalPastDate(g, d) => (
-                format!("목표 {g} 기한 경과 ({})", day(i64::from(*d))),
-                format!("goal {g} past its date ({})", day(i64::from(*d))),
+                format!("목표 {g} 기한 경과 ({})", day(*d)),
+                format!("goal {g} past its date ({})", day(*d)),
             ),
             Why::HigherPriority(from, to) => (
                 format!("우선순위 상승 {}→{}", from.as_str(), to.as_str()),
@@ -237,8 +238,8 @@ impl OpenWork {
         if c.categories > 1 {
             why.push(Why::Categories(c.categories));
         }
-        if let Some(at) = c.spell_ended_at {
-            why.push(Why::SpellEnded(at));
+        if let Some(day) = c.spell_ended_day {
+            why.push(Why::SpellEnded(day));
         }
         (!why.is_empty()).then_some((Part::Candidate, why))
     }
@@ -289,13 +290,6 @@ impl Managed {
         }
         let quiet = i64::from(day) - i64::from(self.signal_day?);
         (quiet >= i64::from(self.quiet_days)).then_some(Why::Quiet(quiet))
-    }
-
-    /// Goals met at the last review.
-    pub(crate) fn goals_met(&self) -> usize {
-        self.review.as_ref().map_or(0, |r| {
-            r.results.iter().filter(|&&g| g == GoalResult::Met).count()
-        })
     }
 }
 
@@ -387,7 +381,9 @@ impl CaseBook {
             categories: r
                 .last_alert()
                 .map_or(0, |a| a.categories.count_ones() as usize),
-            spell_ended_at: view.spell_ended_at,
+            spell_ended_day: view
+                .spell_ended_at
+                .map(|at| self.rules.clock.day(at) as i32),
         })
     }
 

@@ -313,8 +313,9 @@ impl CaseBook {
                 Said::Contact(c, _) => Some(c),
                 _ => None,
             },
-            services: match o.said {
-                Said::SupportLinked(s) => s,
+            services: match &o.said {
+                Said::SupportLinked(s) => *s,
+                Said::CasePlan(p) => p.services,
                 _ => 0,
             },
             by_city: dong_number(&o.dong_code) == self.rules.city,

@@ -614,7 +614,8 @@ impl<'f> Fields<'f, '_> {
         })
     }
 
-    /// A non-empty array of strings.
+    /// A non-empty array of strings (each a declared value: anything else
+    /// in it is `not_in_enum`).
     fn strings(&self, name: &str) -> Result<Vec<&'f str>, Reject> {
         let list = match self.get(name) {
             Some(Item::List(list)) if !list.is_empty() => list,
@@ -631,8 +632,8 @@ impl<'f> Fields<'f, '_> {
             .map(|e| match e {
                 Elem::One(Json::Str(s)) => Ok(&**s),
                 _ => Err(Reject::new(
-                    RejectClass::WrongType,
-                    format!("{name} must be an array of strings"),
+                    RejectClass::NotInEnum,
+                    format!("each of {name} must be one of its declared names (a string)"),
                 )),
             })
             .collect()

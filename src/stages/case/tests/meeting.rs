@@ -88,7 +88,7 @@ fn a_household_whose_unreachable_spell_ended_is_a_candidate() {
         .unwrap();
     let (part, why) = place(&d, "hh-1", 7).expect("on the agenda");
     assert_eq!(part, Part::Candidate);
-    assert_eq!(why, vec![Why::SpellEnded(T0 + 5 * DAY_MS)]);
+    assert_eq!(why, vec![Why::SpellEnded(day(&d, 5))]);
 }
 
 #[test]
