@@ -201,12 +201,16 @@ pub(crate) fn why_texts(why: &[Why]) -> (String, String) {
     )
 }
 
-fn row_json(r: &Row, place: usize) -> Value {
-    let c = &r.item.case;
-    let texts = r.item.goal_texts();
-    let m = c.managed.as_deref();
-    let plan = m.and_then(|m| m.plan.as_ref()).map(|p| {
+/// The case's plan in force and its reviews, as the API shows them (the
+/// agenda's rows and a household's answer): `null` out of case management.
+pub(crate) fn plan_json(item: &WorkItem) -> Value {
+    let Some(m) = item.case.managed.as_deref() else {
+        return Value::Null;
+    };
+    let texts = item.goal_texts();
+    let plan = m.plan.as_ref().map(|p| {
         json!({
+            "recorded_at": crate::stages::alert::rfc3339(p.at),
             "needs": p.needs.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
             "services": p.services,
             "goals": p.goals.iter().enumerate().map(|(i, (target, result))| json!({
@@ -216,6 +220,22 @@ fn row_json(r: &Row, place: usize) -> Value {
             })).collect::<Vec<_>>(),
         })
     });
+    json!({
+        "plan": plan,
+        "reviews": m.reviews,
+        "next_review": m.review_due.map(date_text),
+        "services_linked_unconfirmed": m.unconfirmed,
+        "last_review": m.review.as_ref().map(|v| json!({
+            "recorded_at": crate::stages::alert::rfc3339(v.at),
+            "services_fit": v.fits,
+            "services_unfit": v.unfit,
+        })),
+    })
+}
+
+fn row_json(r: &Row, place: usize) -> Value {
+    let c = &r.item.case;
+    let m = plan_json(&r.item);
     json!({
         "place": place,
         "household_id": r.item.household_id,
@@ -230,10 +250,10 @@ fn row_json(r: &Row, place: usize) -> Value {
             json!({"code": w.code(), "ko": ko, "en": en})
         }).collect::<Vec<_>>(),
         "in_case_since": c.in_case_since.map(crate::stages::alert::rfc3339),
-        "plan": plan,
-        "reviews": m.map(|m| m.reviews),
-        "next_review": m.and_then(|m| m.review_due).map(date_text),
-        "services_linked_unconfirmed": m.map(|m| m.unconfirmed.clone()),
+        "plan": m["plan"],
+        "reviews": m["reviews"],
+        "next_review": m["next_review"],
+        "services_linked_unconfirmed": m["services_linked_unconfirmed"],
     })
 }
 

@@ -38,10 +38,6 @@ pub(crate) struct AgendaQuery {
     pub(crate) recorded: Option<String>,
 }
 
-fn goal_texts(r: &Row) -> Vec<String> {
-    r.item.goal_texts()
-}
-
 /// The dong and day asked for, or the refusal (audited).
 fn asked(
     st: &WebState,
@@ -177,7 +173,7 @@ fn page(st: &WebState, who: &Person, a: &Agenda, recorded: bool) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
-        r#"<h1 class="print-title">{} 사례회의 안건 <span class="en">Case meeting agenda</span> {date}</h1>"#,
+        r#"<h2 class="print-title" id="agenda-title">{} 사례회의 안건 <span class="en">Case meeting agenda</span> {date}</h2>"#,
         esc(&name)
     );
     if recorded {
@@ -197,7 +193,7 @@ fn page(st: &WebState, who: &Person, a: &Agenda, recorded: bool) -> String {
 fn chooser(st: &WebState, who: &Person, a: &Agenda) -> String {
     let date = date_text(a.day);
     let mut out = String::from(
-        r#"<form method="get" action="/agenda" class="pick noprint" id="agenda-pick">"#,
+        r#"<form method="get" action="/agenda" class="pick no-print" id="agenda-pick">"#,
     );
     if who.user.role == Role::City {
         out.push_str(
@@ -268,21 +264,21 @@ fn section(
         body.push_str(r#"<p class="empty">해당 가구가 없습니다. (None.)</p></section>"#);
         return;
     }
-    body.push_str(r#"<table class="agenda"><thead><tr><th>#</th><th>가구 <span class="en">Household</span></th><th>우선순위</th><th>위기 영역</th><th>상태</th><th>안건 사유 <span class="en">Why</span></th><th>계획·목표 <span class="en">Plan and goals</span></th><th class="noprint">결정 <span class="en">Decision</span></th></tr></thead><tbody>"#);
+    body.push_str(r#"<table class="agenda cards"><thead><tr><th>#</th><th>가구 <span class="en">Household</span></th><th>우선순위</th><th>위기 영역</th><th>상태</th><th>안건 사유 <span class="en">Why</span></th><th>계획·목표 <span class="en">Plan and goals</span></th><th class="no-print">결정 <span class="en">Decision</span></th><th class="print-only">회의 결정 (수기)</th></tr></thead><tbody>"#);
     for (n, r) in rows.iter().enumerate() {
         let c = &r.item.case;
         let (why_ko, why_en) = why_texts(&r.why);
         let id = &r.item.household_id;
         let _ = write!(
             body,
-            r#"<tr data-household="{hid}" data-part="{p}"><td>{}</td><td><a href="/households/{url}">{hid}</a></td><td>{}</td><td>{}</td><td>{}</td><td class="why">{}<br><span class="en">{}</span></td><td class="plan">{}</td><td class="decide noprint">{}</td></tr>"#,
+            r#"<tr data-household="{hid}" data-part="{p}"><td data-label="번호">{}</td><td data-label="가구"><a href="/households/{url}">{hid}</a></td><td data-label="우선순위">{}</td><td data-label="위기 영역">{}</td><td data-label="상태">{}</td><td class="why" data-label="안건 사유">{}<br><span class="en">{}</span></td><td class="plan" data-label="계획·목표">{}</td><td class="decide no-print">{}</td><td class="print-only"></td></tr>"#,
             n + 1,
             c.priority.map_or("-", |p| p.as_str()),
-            esc(&c.categories.join(", ")),
+            esc(&st.categories.of(&c.categories).1.join(", ")),
             esc(&c.status_ko),
             esc(&why_ko),
             esc(&why_en),
-            plan_cell(r),
+            plan_cell(&r.item),
             csrf.map(|t| decision(st, part, r, t, back))
                 .unwrap_or_default(),
             hid = esc(id),
@@ -294,14 +290,14 @@ fn section(
 }
 
 /// The plan in force: needs, services, goals with their dates and results.
-fn plan_cell(r: &Row) -> String {
-    let Some(m) = r.item.case.managed.as_deref() else {
+pub(super) fn plan_cell(item: &crate::ops::work::WorkItem) -> String {
+    let Some(m) = item.case.managed.as_deref() else {
         return "-".into();
     };
     let Some(p) = &m.plan else {
         return "계획 없음".into();
     };
-    let texts = goal_texts(r);
+    let texts = item.goal_texts();
     let needs: Vec<&str> = p.needs.iter().map(|n| n.label_ko()).collect();
     let services: Vec<&str> = p
         .services

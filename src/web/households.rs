@@ -134,6 +134,7 @@ pub(super) fn household_json(st: &WebState, i: &WorkItem) -> Value {
             })
         }).collect::<Vec<_>>(),
         "in_case_since": time(c.in_case_since),
+        "case_management": crate::ops::agenda::plan_json(i),
         "case_age_days": c.case_age_days,
         "times_flagged": c.times_flagged,
     })

@@ -262,6 +262,13 @@ fn household_page(
         r#"<h2>왜 이 상태인가 <span class="en">Why this household</span></h2><pre id="why">{}</pre>"#,
         esc(&c.explained(&st.clock))
     );
+    if c.managed.is_some() {
+        let _ = write!(
+            body,
+            r#"<h2>사례 계획 <span class="en">Case plan</span></h2><div id="case-plan" class="plan">{}</div>"#,
+            super::agenda::plan_cell(item)
+        );
+    }
     history(
         st,
         &mut body,

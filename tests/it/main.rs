@@ -11,6 +11,7 @@ mod front;
 mod house;
 mod instances;
 mod kafka_pipeline;
+mod meeting;
 mod open_work;
 mod ops;
 mod outcomes;

@@ -28,7 +28,7 @@ fn json(body: &str) -> Value {
 }
 
 /// `GET path` with a bearer token: (status, JSON).
-fn get(addr: SocketAddr, token: &str, path: &str) -> (u16, Value) {
+pub(crate) fn get(addr: SocketAddr, token: &str, path: &str) -> (u16, Value) {
     let auth = format!("Bearer {token}");
     let (status, _, body) = http(addr, "GET", path, &[("Authorization", &auth)], "");
     (status, json(&body))
@@ -49,7 +49,7 @@ fn whole_queue(addr: SocketAddr, token: &str) -> Vec<Value> {
 }
 
 /// `POST /api/households/{id}/outcomes` with a bearer token: (status, JSON).
-fn record(addr: SocketAddr, token: &str, household: &str, body: &str) -> (u16, Value) {
+pub(crate) fn record(addr: SocketAddr, token: &str, household: &str, body: &str) -> (u16, Value) {
     let auth = format!("Bearer {token}");
     let (status, _, text) = http(
         addr,
@@ -65,7 +65,7 @@ fn record(addr: SocketAddr, token: &str, household: &str, body: &str) -> (u16, V
 }
 
 /// Polls the household's API until `done` holds; its last answer.
-async fn household_until(
+pub(crate) async fn household_until(
     addr: SocketAddr,
     token: &str,
     household: &str,

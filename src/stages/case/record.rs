@@ -145,8 +145,8 @@ impl CaseRecord {
         self.notes.iter().find(|n| n.id == id)
     }
 
-    /// The outcomes that count, in `recorded_at` order: withdrawn ones and
-    /// their withdrawals left out.
+    /// The outcomes that count, in `recorded_at` order (then arrival):
+    /// withdrawn ones and their withdrawals left out.
     pub(crate) fn live_outcomes(&self) -> SmallVec<[&HeldOutcome; 6]> {
         let withdrawn: SmallVec<[u32; 2]> = self
             .outcomes
@@ -159,7 +159,11 @@ impl CaseRecord {
             .iter()
             .filter(|o| o.kind != OutcomeKind::Withdrawn && !withdrawn.contains(&o.id))
             .collect();
-        live.sort_by_key(|o| (o.recorded_at, o.id));
+        // recorded in the same second, they count in the order they
+        // arrived (a household's outcomes share a partition, so a replay
+        // reads them in that order too): a case opened and planned at one
+        // meeting keeps its plan
+        live.sort_by_key(|o| o.recorded_at);
         live
     }
 
