@@ -24,7 +24,6 @@ use crate::embedded::TimedSource;
 use crate::engine::{BatchResult, Engine, Outputs};
 use crate::lists::DailyLists;
 use crate::ops::OpsState;
-use crate::stages::StatePart;
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
@@ -325,8 +324,9 @@ pub async fn run_replay(
 }
 
 /// Writes the engine's state as one snapshot per partition of the
-/// deployment, without the case records: the backfill sent no alert, so
-/// no office owes a contact and nothing may go overdue.
+/// deployment, the case records without their alerts: the backfill sent
+/// no alert, so no office owes a contact and nothing may go overdue; what
+/// the offices recorded (the outcomes files: cases, plans, reviews) stays.
 fn write_backfill(
     spec: &PipelineSpec,
     engine: &mut Engine,
@@ -334,10 +334,8 @@ fn write_backfill(
     now_ms: i64,
 ) -> Result<usize, ReplayError> {
     engine.on_watermark();
-    let mut state = engine.encode_state();
-    for shard in state.shards.values_mut() {
-        shard.parts[StatePart::Cases.index()] = Default::default();
-    }
+    engine.forget_unsent_alerts();
+    let state = engine.encode_state();
     let store = ShardedStore::open(&b.state_dir, 3)?;
     let files = store.write_state(&spec.name, now_ms, &state, 0..b.partitions, &b.offsets)?;
     Ok(files.files.len())

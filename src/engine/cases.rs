@@ -62,6 +62,14 @@ impl Engine {
             .collect()
     }
 
+    /// Forgets the alerts never sent (a backfill), keeping what offices
+    /// recorded (see [`crate::stages::case::CaseBook::forget_unsent_alerts`]).
+    pub(crate) fn forget_unsent_alerts(&mut self) {
+        for lane in &mut self.lanes {
+            lane.cases.forget_unsent_alerts();
+        }
+    }
+
     /// A household's open work at `now` (see
     /// [`crate::stages::case::work`]).
     pub(crate) fn household_work(&self, household_id: &str, now: ClockTime) -> Option<OpenWork> {

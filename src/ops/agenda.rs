@@ -355,7 +355,8 @@ pub fn from_state(
     let board = crate::ops::work::WorkBoard::new(spec);
     board.set_now(now_ms);
     let now = crate::base::time::ClockTime::from_ms(now_ms);
-    board.replace(engine.work_payloads(now, crate::ops::work::RECENT_MS, &|_| false));
+    // every household of the state, however old its last activity
+    board.replace(engine.work_payloads(now, crate::ops::work::RECENT_MS, &|_| true));
     let clock = spec.local_clock();
     let a = Agenda::of(&board.of_dong(dong), dong, day, clock);
     Ok((a.text(clock), a.csv(clock)))

@@ -278,6 +278,82 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_and_a_review_from_the_form_decode_as_the_pipeline_reads_them() {
+        use crate::stages::case::outcome::{decode, GoalResult, Said};
+        let read = |v: &Value| {
+            let bytes = serde_json::to_vec(v).unwrap();
+            decode(Some(b"hh-1"), Some(&bytes), 1_790_000_000_000, 3_600_000)
+        };
+        let plan = outcome_value(
+            &f(&[
+                ("kind", "case_plan"),
+                ("needs", "economic"),
+                ("needs", "housing"),
+                ("plan_services", "energy"),
+                ("services", "debt"),
+                ("goal_text", "월세 체납 해소"),
+                ("goal_date", "2027-01-31"),
+                ("goal_text", ""),
+                ("goal_date", ""),
+            ]),
+            "hh-1",
+            &by(),
+        )
+        .unwrap();
+        assert_eq!(
+            plan["services"],
+            json!(["energy"]),
+            "the planned, not the linked"
+        );
+        let o = read(&plan).expect("the pipeline's decoder takes it");
+        assert_eq!(o.goals, ["월세 체납 해소"], "the blank row is skipped");
+        // a goal without its date is named before anything is sent
+        let err = outcome_value(
+            &f(&[
+                ("kind", "case_plan"),
+                ("needs", "health"),
+                ("goal_text", "x"),
+                ("goal_date", ""),
+            ]),
+            "hh-1",
+            &by(),
+        )
+        .unwrap_err();
+        assert!(err.contains("목표일"), "{err}");
+        let review = outcome_value(
+            &f(&[
+                ("kind", "case_reviewed"),
+                ("goal_result", "met"),
+                ("goal_result", "partly"),
+                ("fit_energy", "no"),
+                ("next_review", "2027-02-15"),
+            ]),
+            "hh-1",
+            &by(),
+        )
+        .unwrap();
+        let Said::CaseReviewed(v) = read(&review).unwrap().said else {
+            panic!("{review}")
+        };
+        assert_eq!(v.results, [GoalResult::Met, GoalResult::Partly]);
+        assert_eq!(
+            v.unfit,
+            1 << crate::stages::case::outcome::Service::Energy.code()
+        );
+        let err = outcome_value(
+            &f(&[
+                ("kind", "case_reviewed"),
+                ("goal_result", "met"),
+                ("goal_result", ""),
+            ]),
+            "hh-1",
+            &by(),
+        )
+        .unwrap_err();
+        assert!(err.contains("목표마다"), "a goal left unanswered: {err}");
+    }
+
+    #[test]
     fn what_is_missing_is_named() {
         let err = outcome_value(
             &f(&[("kind", "contact_attempted"), ("channel", "visit")]),

@@ -133,6 +133,40 @@ async fn a_dong_holds_its_case_meeting_from_the_agenda_and_the_city_sees_every_d
     })
     .await;
     assert_eq!(planned["outcomes"][3]["kind"], "case_plan");
+    assert_eq!(
+        planned["case_management"]["plan"]["goals"][0]["text"],
+        "월세 체납 해소"
+    );
+    // on the topic as the contract says, keyed by the household
+    let mut topic = Collector::on(&s.settings.topics.outcomes, &s.settings.kafka.brokers);
+    let seen = topic
+        .wait_for("the plan on the outcomes topic", |seen| {
+            seen.iter().any(|m| m.json()["kind"] == "case_plan")
+        })
+        .await;
+    let plan = seen
+        .iter()
+        .find(|m| m.json()["kind"] == "case_plan")
+        .unwrap();
+    assert_eq!(plan.key.as_deref(), Some(&b"hh-meet"[..]));
+    let value = plan.json();
+    assert_eq!(value["needs"], serde_json::json!(["economic", "housing"]));
+    assert_eq!(
+        value["goals"],
+        serde_json::json!([{"text": "월세 체납 해소", "target_date": "2027-01-31"}])
+    );
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/outcome.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for m in seen.iter() {
+        let v = m.json();
+        assert!(validator.is_valid(&v), "{v}");
+    }
     // the meeting of a later date finds the goal past its date
     let later = format!("{agenda_url}?dong={DONG}&date=2027-02-15");
     let review = b

@@ -607,3 +607,128 @@ async fn explain_reads_the_state_and_names_what_counted_and_what_fell_short() {
     assert!(y.contains("health_min_months = 3: 1 short"), "{y}");
     assert!(y.contains("no priority"), "{y}");
 }
+
+/// `sagak agenda` on a backfilled state with the offices' outcomes: a
+/// counselled household whose crisis meets in two categories is a
+/// candidate, a case whose goal passed its date is to be reviewed, and
+/// another dong's household is not on this dong's agenda.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agenda_reads_the_state_and_lists_the_dongs_meeting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health-insurance.ndjson");
+    let lines = [
+        health("h-x", "hh-x", "2026-06-01", 4),
+        health("h-y", "hh-y", "2026-06-01", 4),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let jobs = dir.path().join("job-loss.ndjson");
+    let far = sagak::testkit::job_loss("j-z", "hh-z", "2026-06-02", "4125053500");
+    let lines = [job_loss("j-x", "hh-x", "2026-06-02"), far];
+    std::fs::write(&jobs, lines.join("\n")).unwrap();
+    let outcome = |id: &str, hh: &str, dong: &str, fields: &str| {
+        format!(
+            r#"{{"outcome_id":"{id}","household_id":"{hh}","dong_code":"{dong}","recorded_at":"2026-06-03T01:00:00Z","staff_id":"s-1",{fields}}}"#
+        )
+    };
+    let d = "4125052000";
+    let recorded = [
+        outcome("o-1", "hh-x", d, r#""kind":"counselled""#),
+        outcome(
+            "o-2",
+            "hh-y",
+            d,
+            r#""kind":"case_opened","track":"case_management""#,
+        ),
+        outcome(
+            "o-3",
+            "hh-y",
+            d,
+            r#""kind":"case_plan","needs":["health"],"goals":[{"text":"진료비 지원","target_date":"2026-06-20"}]"#,
+        ),
+        outcome("o-4", "hh-z", "4125053500", r#""kind":"counselled""#),
+    ];
+    let outcomes = dir.path().join("outcomes.ndjson");
+    std::fs::write(&outcomes, recorded.join("\n")).unwrap();
+    let spec = default_spec();
+    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
+    let state = dir.path().join("state");
+    let mut cfg = config(vec![file, jobs], &dir.path().join("out"));
+    cfg.outcomes = vec![outcomes];
+    cfg.backfill = Some(Backfill {
+        state_dir: state.clone(),
+        partitions: 4,
+        partitioner: Partitioner::Murmur2Random,
+        offsets: Vec::new(),
+    });
+    let done = run_replay(&spec, &cfg, &ops).await.expect("backfill");
+    let dead =
+        std::fs::read_to_string(dir.path().join("out/dead-letters.ndjson")).unwrap_or_default();
+    assert!(dead.is_empty(), "{dead}");
+    assert!(
+        done.render().contains("outcomes              4"),
+        "{}",
+        done.render()
+    );
+    let config = dir.path().join("sagak.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nstate_dir = \"{}\"\n[pipeline]\ndir = \"{}\"\n",
+            state.display(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("pipelines/default")
+                .display()
+        ),
+    )
+    .unwrap();
+    let csv = dir.path().join("agenda.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sagak"))
+        .args(["agenda", "--dong", d, "--date", "2026-06-25", "--csv"])
+        .arg(&csv)
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let section = |n: &str| {
+        let from = text.find(n).unwrap_or_else(|| panic!("{text}"));
+        let rest = &text[from..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    let candidates = section("신규 대상 후보");
+    assert!(
+        candidates.contains("hh-x") && candidates.contains("위기 2개 영역"),
+        "{text}"
+    );
+    let review = section("점검할 사례");
+    assert!(
+        review.contains("hh-y") && review.contains("목표 1 기한 경과 (2026-06-20)"),
+        "{text}"
+    );
+    assert!(!text.contains("hh-z"), "another dong's household: {text}");
+    assert!(
+        !text.contains("진료비 지원"),
+        "goals' texts are not in the state: {text}"
+    );
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].starts_with("candidate,") && rows[1].starts_with("review,"),
+        "{table}"
+    );
+    // a bad date names the flag
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sagak"))
+        .args(["agenda", "--dong", d, "--date", "25/06/2026", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--date"));
+}

@@ -87,6 +87,14 @@ pub(crate) struct Candidacy {
     pub(crate) spell_ended_day: Option<i32>,
 }
 
+impl Candidacy {
+    /// Whether a meeting is asked to consider it: its crisis meets in more
+    /// than one category, or its unreachable spell ended.
+    pub(crate) fn proposed(&self) -> bool {
+        self.categories > 1 || self.spell_ended_day.is_some()
+    }
+}
+
 /// A case opening in the household's history (for the month's figures and
 /// the city's follow-up of reopened cases).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,7 +241,7 @@ impl OpenWork {
         if let Some(m) = &self.managed {
             return m.place(day);
         }
-        let c = self.candidacy?;
+        let c = self.candidacy.filter(Candidacy::proposed)?;
         let mut why = Vec::new();
         if c.categories > 1 {
             why.push(Why::Categories(c.categories));
@@ -241,7 +249,7 @@ impl OpenWork {
         if let Some(day) = c.spell_ended_day {
             why.push(Why::SpellEnded(day));
         }
-        (!why.is_empty()).then_some((Part::Candidate, why))
+        Some((Part::Candidate, why))
     }
 }
 
@@ -369,18 +377,27 @@ impl CaseBook {
         if view.closed_at.is_some_and(|c| c > counselled_at) {
             return None;
         }
-        let refused_since = r.live_outcomes().iter().any(|o| {
+        let live = r.live_outcomes();
+        let refused_since = live.iter().any(|o| {
             o.recorded_at >= counselled_at
                 && matches!(o.kind, OutcomeKind::Declined | OutcomeKind::NotApplicable)
         });
         if refused_since {
             return None;
         }
+        // the newest alert's categories; with none kept (a backfill sends
+        // none), those of the alert the counselling followed (a record
+        // without any alert marks them all: unknown, not counted)
+        let at_counselling = live
+            .iter()
+            .rev()
+            .find(|o| o.kind == OutcomeKind::Counselled)
+            .map(|o| o.categories)
+            .filter(|&c| c != u8::MAX);
+        let categories = r.last_alert().map(|a| a.categories).or(at_counselling);
         Some(Candidacy {
             counselled_at,
-            categories: r
-                .last_alert()
-                .map_or(0, |a| a.categories.count_ones() as usize),
+            categories: categories.map_or(0, |c| c.count_ones() as usize),
             spell_ended_day: view
                 .spell_ended_at
                 .map(|at| self.rules.clock.day(at) as i32),

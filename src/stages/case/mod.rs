@@ -651,6 +651,27 @@ impl CaseBook {
         ))
     }
 
+    /// Forgets the alerts a backfill never sent: a record keeps only what
+    /// the offices recorded (outcomes, plans, reviews, with the priority
+    /// they were recorded at), so no office owes a contact for an alert it
+    /// never saw, while a case opened before sagak is still a case.
+    pub(crate) fn forget_unsent_alerts(&mut self) {
+        let held: Vec<(String, CaseRecord)> = self
+            .records
+            .iter()
+            .filter_map(|h| Some((h.id().to_string(), CaseRecord::decode(h.payload())?)))
+            .collect();
+        self.records.retain(|h| !record::only_alerts(h.payload()));
+        for (id, mut r) in held.into_iter().filter(|(_, r)| !r.outcomes.is_empty()) {
+            r.alerts.clear();
+            r.flagged = 0;
+            r.repeat_day = None;
+            r.unreachable_sent = 0;
+            self.put(&id, &r);
+        }
+        self.rejudge();
+    }
+
     /// Notes that a household in case management still qualifies, its
     /// window ending at `window_end` (event time, ms), though nothing new
     /// is said: a case is quiet only while no signal qualifies.

@@ -599,8 +599,12 @@ impl CaseBook {
             let Some(r) = CaseRecord::decode(held.payload()) else {
                 continue;
             };
+            let view = self.view(&r);
+            // a candidate for the dong's case meeting stays until a
+            // meeting decides, however long ago it was counselled
             let keep = r.last_activity() >= now_ms - recent_ms
-                || still_open(&r, &self.view(&r))
+                || still_open(&r, &view)
+                || self.candidacy(&r, &view).is_some_and(|c| c.proposed())
                 || also(held.id());
             if keep {
                 out.push((held.id().to_string(), std::sync::Arc::from(held.payload())));
