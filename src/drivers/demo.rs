@@ -150,8 +150,11 @@ pub(crate) struct Meetings {
     /// Cases reopened within a year of closing.
     pub(crate) reopened_within_a_year: usize,
     /// The planted household's dong's agenda at the end, as text (its CSV
-    /// is `agenda-<dong>-<date>.csv` beside the summary).
+    /// is `agenda-<dong>-<date>.csv` beside the summary), and the counts of
+    /// its parts: candidates, to review, ready to close.
     pub(crate) agenda: String,
+    pub(crate) agenda_file: String,
+    pub(crate) agenda_counts: [usize; 3],
 }
 
 /// One priority's yield in the demo's summary.
@@ -685,7 +688,8 @@ fn meetings(
     let agenda = Agenda::of(&ops.work.of_dong(dong), dong, day, clock);
     let date = crate::stages::case::outcome::date_text(day);
     let csv = agenda.csv(clock);
-    fs::write(dir.join(format!("agenda-{dong}-{date}.csv")), csv)?;
+    let agenda_file = format!("agenda-{dong}-{date}.csv");
+    fs::write(dir.join(&agenda_file), csv)?;
     let n = |k: &str| outcomes.get(k).copied().unwrap_or(0);
     Ok(Meetings {
         held: out.offices.log.meetings,
@@ -696,6 +700,8 @@ fn meetings(
         goals_met: out.offices.log.goals_met,
         reopened_within_a_year: reopened_within_a_year(&all, clock).len(),
         agenda: agenda.text(clock),
+        agenda_file,
+        agenda_counts: agenda.counts(),
     })
 }
 
@@ -829,6 +835,11 @@ impl DemoSummary {
         out.line(format!(
             "case meetings         {} held (each dong every two weeks): cases opened {}, plans {}, reviews {}, closed {}; goals met {}; reopened within a year of closing {}",
             m.held, m.opened, m.planned, m.reviewed, m.closed, m.goals_met, m.reopened_within_a_year
+        ));
+        let [c, r, x] = m.agenda_counts;
+        out.line(format!(
+            "  the planted household's dong's next agenda: {c} candidates, {r} to review, {x} ready to close ({})",
+            m.agenda_file
         ));
         out.line(format!(
             "planted household     {SUWON_HOUSEHOLD} (registered in one dong, living elsewhere): {} alerts; {}",
