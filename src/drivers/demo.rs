@@ -261,6 +261,12 @@ impl DemoOutputs {
         self.first_alert
             .entry(a.household_id.clone())
             .or_insert((a.emitted_at, a.priority));
+        self.record_priority(a);
+    }
+
+    /// The highest priority the office was told of, by an alert or, for a
+    /// household in case management, a case update.
+    fn record_priority(&mut self, a: &Alert) {
         let top = self
             .best
             .entry(a.household_id.clone())
@@ -285,6 +291,7 @@ impl Outputs for DemoOutputs {
         self.tally.count(result);
         for a in &result.alerts {
             if a.case.kind == crate::stages::alert::AlertType::CaseUpdate {
+                self.record_priority(a);
                 continue;
             }
             self.record_alert(a);

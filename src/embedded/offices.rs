@@ -322,7 +322,12 @@ impl SimulatedOffices {
                     let open = r#""kind":"case_opened","track":"case_management""#;
                     self.schedule_for(to, when, open.into(), None, "case_opened");
                 }
-                Part::Candidate => {}
+                // the meeting decides against a case: the need is met
+                // otherwise, and the household leaves the agenda
+                Part::Candidate => {
+                    let no = r#""kind":"not_applicable","reason":"no_need""#;
+                    self.schedule_for(to, when, no.into(), None, "not_applicable");
+                }
                 Part::Review => match c.managed.as_ref().and_then(|m| m.plan.as_ref()) {
                     None => {
                         let plan = self.plan(&c.categories, when);
@@ -330,7 +335,8 @@ impl SimulatedOffices {
                     }
                     Some(p) => {
                         let goals = p.goals.len();
-                        let review = self.review(&hh, goals, when);
+                        let before = c.managed.as_ref().map_or(0, |m| m.reviews);
+                        let review = self.review(&hh, goals, before, when);
                         self.schedule_for(to, when, review, None, "case_reviewed");
                     }
                 },
@@ -363,19 +369,23 @@ impl SimulatedOffices {
         )
     }
 
-    /// A review of `goals` goals: a household pushed into crisis is met
-    /// more often as time goes on.
-    fn review(&mut self, hh: &str, goals: usize, at: i64) -> String {
-        let met_share = if self.planted.contains(hh) { 0.6 } else { 0.5 };
+    /// A review of `goals` goals after `before` reviews: goals are met
+    /// more often as the services take effect; the next review in two
+    /// weeks (the next meeting).
+    fn review(&mut self, hh: &str, goals: usize, before: u32, at: i64) -> String {
+        let start = if self.planted.contains(hh) { 0.6 } else { 0.5 };
+        let met = (start + 0.15 * f64::from(before)).min(0.9) * 100.0;
+        // of the rest, most partly met
+        let partly = met + (100.0 - met) * 0.7;
         let results: Vec<&str> = (0..goals)
-            .map(|_| match self.rng.below(100) {
-                r if (r as f64) < met_share * 100.0 => "met",
-                r if r < 85 => "partly",
+            .map(|_| match self.rng.below(100) as f64 {
+                r if r < met => "met",
+                r if r < partly => "partly",
                 _ => "not_met",
             })
             .collect();
         self.log.goals_met += results.iter().filter(|r| **r == "met").count();
-        let next = rfc3339(at + 28 * DAY_MS)[..10].to_string();
+        let next = rfc3339(at + MEETING_EVERY_DAYS * DAY_MS)[..10].to_string();
         format!(
             r#""kind":"case_reviewed","goal_results":{results:?},"service_fit":[{{"service":"energy","fits":true}},{{"service":"emergency_welfare","fits":{}}}],"next_review":"{next}""#,
             self.rng.chance(0.8)

@@ -2,6 +2,8 @@
 //! script or style (the CSP forbids both): `/static/app.css` and
 //! `/static/app.js` are files served by the binary.
 
+pub(crate) mod plan;
+
 use std::fmt::Write;
 
 use super::auth::Person;
@@ -266,7 +268,7 @@ fn household_page(
         let _ = write!(
             body,
             r#"<h2>사례 계획 <span class="en">Case plan</span></h2><div id="case-plan" class="plan">{}</div>"#,
-            super::agenda::plan_cell(item)
+            plan::plan_cell(item)
         );
     }
     history(
@@ -333,8 +335,8 @@ fn household_page(
         na = options(st, NotApplicableReason::ALL.iter().map(|c| c.as_str()), value("na_reason")),
         close = options(st, CloseReason::ALL.iter().map(|c| c.as_str()), value("close_reason")),
         withdraws = esc(value("withdraws").unwrap_or_default()),
-        plan = super::agenda::plan_inputs(typed, crate::stages::case::outcome::MAX_GOALS),
-        review = super::agenda::review_inputs(item, typed),
+        plan = plan::plan_inputs(typed, crate::stages::case::outcome::MAX_GOALS),
+        review = plan::review_inputs(item, typed),
         note = esc(value("note").unwrap_or_default()),
     );
     layout(st, "가구 Household", person, &body)

@@ -23,7 +23,6 @@
 use super::outcome::{date_text, GoalResult, Need, Service};
 use super::record::{CaseRecord, HeldOutcome};
 use super::rules::CaseView;
-use super::work::OpenWork;
 use super::CaseBook;
 use crate::definition::DAY_MS;
 use crate::stages::case::outcome::OutcomeKind;
@@ -233,20 +232,18 @@ impl Why {
     }
 }
 
-impl OpenWork {
-    /// Where the household goes on its dong's agenda for the meeting of
-    /// `day` (the office's calendar, days since 1970-01-01), and why;
-    /// `None`: not on it.
-    pub(crate) fn agenda_place(&self, day: i32) -> Option<(Part, Vec<Why>)> {
-        if let Some(m) = &self.managed {
-            return m.place(day);
+impl Candidacy {
+    /// Its place on the agenda: a candidate, and why; `None` when no
+    /// meeting is asked to consider it.
+    pub(crate) fn place(&self) -> Option<(Part, Vec<Why>)> {
+        if !self.proposed() {
+            return None;
         }
-        let c = self.candidacy.filter(Candidacy::proposed)?;
         let mut why = Vec::new();
-        if c.categories > 1 {
-            why.push(Why::Categories(c.categories));
+        if self.categories > 1 {
+            why.push(Why::Categories(self.categories));
         }
-        if let Some(day) = c.spell_ended_day {
+        if let Some(day) = self.spell_ended_day {
             why.push(Why::SpellEnded(day));
         }
         Some((Part::Candidate, why))
@@ -254,7 +251,8 @@ impl OpenWork {
 }
 
 impl Managed {
-    fn place(&self, day: i32) -> Option<(Part, Vec<Why>)> {
+    /// Its place on the agenda of the meeting of `day`, and why.
+    pub(crate) fn place(&self, day: i32) -> Option<(Part, Vec<Why>)> {
         let mut worse = Vec::new();
         if let Some((from, to)) = self.worse_priority {
             worse.push(Why::HigherPriority(from, to));

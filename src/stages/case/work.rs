@@ -214,6 +214,20 @@ impl OpenWork {
         out
     }
 
+    /// Where the household goes on its dong's agenda for the meeting of
+    /// `day` (the office's calendar, days since 1970-01-01), and why;
+    /// `None`: not on it ([`super::meeting`] says what goes where).
+    pub(crate) fn agenda_place(
+        &self,
+        day: i32,
+    ) -> Option<(super::meeting::Part, Vec<super::meeting::Why>)> {
+        match (&self.managed, &self.candidacy) {
+            (Some(m), _) => m.place(day),
+            (None, Some(c)) => c.place(),
+            (None, None) => None,
+        }
+    }
+
     /// Whether it waits in the queue.
     pub(crate) fn open(&self) -> bool {
         self.tier.is_some()
