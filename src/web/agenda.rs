@@ -46,6 +46,7 @@ fn asked(
     path: &str,
     api: bool,
 ) -> Result<(String, i32), Response> {
+    let refused = |page| audited(st, who, from, "view_agenda", path, vec![], None, page);
     let dong = match queue_dong(st, who, q.dong.as_deref()) {
         Ok(d) => d,
         Err(Some(_)) => return Err(denied(st, who, from, path, vec![], api)),
@@ -55,16 +56,7 @@ fn asked(
                 StatusCode::NOT_FOUND,
                 "그런 동이 없습니다. (No such dong.)",
             );
-            return Err(audited(
-                st,
-                who,
-                from,
-                "view_agenda",
-                path,
-                vec![],
-                None,
-                page,
-            ));
+            return Err(refused(page));
         }
     };
     let date = q.date.as_deref().map(str::trim).filter(|d| !d.is_empty());
@@ -78,16 +70,7 @@ fn asked(
             StatusCode::BAD_REQUEST,
             "회의 날짜는 2027-01-15처럼 적으세요. (date must be YYYY-MM-DD.)",
         );
-        return Err(audited(
-            st,
-            who,
-            from,
-            "view_agenda",
-            path,
-            vec![],
-            None,
-            page,
-        ));
+        return Err(refused(page));
     };
     Ok((dong, day))
 }
@@ -198,19 +181,7 @@ fn chooser(st: &WebState, who: &Person, a: &Agenda) -> String {
         out.push_str(
             r#"<label>동 <span class="en">Dong</span> <select name="dong" id="dong-pick">"#,
         );
-        for d in &st.dongs {
-            let sel = if d.dong_code == a.dong {
-                " selected"
-            } else {
-                ""
-            };
-            let _ = write!(
-                out,
-                r#"<option value="{}"{sel}>{}</option>"#,
-                esc(&d.dong_code),
-                esc(&d.name_ko)
-            );
-        }
+        out.push_str(&super::pages::dong_options(st, Some(&a.dong)));
         out.push_str("</select></label>");
     } else {
         let _ = write!(

@@ -447,6 +447,14 @@ pub(super) fn dong_picker(st: &WebState, action: &str, chosen: Option<&str>, all
             r#"<option value="{CITY_LISTS}"{sel}>시 전체 (에스컬레이션·미배정)</option>"#
         );
     }
+    out.push_str(&dong_options(st, chosen));
+    out.push_str(r#"</select></label><button type="submit">보기</button></form>"#);
+    out
+}
+
+/// An option per served dong, by its Korean name, `chosen` selected.
+pub(super) fn dong_options(st: &WebState, chosen: Option<&str>) -> String {
+    let mut out = String::new();
     for d in &st.dongs {
         let sel = if chosen == Some(d.dong_code.as_str()) {
             " selected"
@@ -460,7 +468,6 @@ pub(super) fn dong_picker(st: &WebState, action: &str, chosen: Option<&str>, all
             esc(&d.name_ko)
         );
     }
-    out.push_str(r#"</select></label><button type="submit">보기</button></form>"#);
     out
 }
 

@@ -690,6 +690,36 @@ impl<'f> Fields<'f, '_> {
     }
 }
 
+/// The visits of a JSON scalar, each wrapped by `$wrap` (a top-level
+/// value and an array's item read scalars alike).
+macro_rules! scalar_visits {
+    ($wrap:path) => {
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok($wrap(Json::Str(Text::Borrowed(v))))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap(Json::Str(Text::Owned(v.to_owned()))))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok($wrap(Json::Int(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok($wrap(
+                i64::try_from(v).map_or(Json::Float(v as f64), Json::Int),
+            ))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok($wrap(Json::Float(v)))
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok($wrap(Json::Bool(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($wrap(Json::Null))
+        }
+    };
+}
+
 /// One top-level value of an outcome object.
 enum Item<'a> {
     /// A scalar (strings borrowed from the message unless escaped).
@@ -734,29 +764,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Item::Object)
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Item::One(Json::Str(Text::Borrowed(v))))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Item::One(Json::Str(Text::Owned(v.to_owned()))))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Item::One(Json::Int(v)))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Item::One(
-            i64::try_from(v).map_or(Json::Float(v as f64), Json::Int),
-        ))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Item::One(Json::Float(v)))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Item::One(Json::Bool(v)))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Item::One(Json::Null))
-    }
+    scalar_visits!(Item::One);
 }
 
 /// One item of an array: a scalar, or an object of scalars (a goal);
@@ -793,29 +801,7 @@ impl<'de> Visitor<'de> for ElemVisitor {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Elem::One(Json::Composite))
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Elem::One(Json::Str(Text::Borrowed(v))))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Elem::One(Json::Str(Text::Owned(v.to_owned()))))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Elem::One(Json::Int(v)))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Elem::One(
-            i64::try_from(v).map_or(Json::Float(v as f64), Json::Int),
-        ))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Elem::One(Json::Float(v)))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Elem::One(Json::Bool(v)))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Elem::One(Json::Null))
-    }
+    scalar_visits!(Elem::One);
 }
 
 /// The top-level fields of an object, in order, as one pass reads them

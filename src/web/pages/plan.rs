@@ -66,41 +66,35 @@ fn typed_all<'a>(typed: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// A checkbox per (value, label), ticked where `typed` has it.
+fn checkboxes<'a>(
+    name: &str,
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+    typed: &[(String, String)],
+) -> String {
+    let mut out = String::new();
+    for (value, label) in items {
+        let on = typed.iter().any(|(k, x)| k == name && x == value);
+        let _ = write!(
+            out,
+            r#"<label class="check"><input type="checkbox" name="{name}" value="{value}"{}> {}</label>"#,
+            if on { " checked" } else { "" },
+            esc(label)
+        );
+    }
+    out
+}
+
 /// A plan's inputs: needs, services planned, `rows` goals of text and
 /// date; what was typed (`typed`) is kept.
 pub(crate) fn plan_inputs(typed: &[(String, String)], rows: usize) -> String {
-    let ticked = |name: &str, v: &str| typed.iter().any(|(k, x)| k == name && x == v);
-    let mut out = String::from(
-        r#"<fieldset class="needs"><legend>찾은 욕구 <span class="en">Needs found</span></legend>"#,
+    let needs = Need::ALL.iter().map(|n| (n.as_str(), n.label_ko()));
+    let services = Service::ALL.iter().map(|s| (s.as_str(), s.label_ko()));
+    let mut out = format!(
+        r#"<fieldset class="needs"><legend>찾은 욕구 <span class="en">Needs found</span></legend>{}</fieldset><fieldset><legend>계획 서비스 <span class="en">Services planned</span></legend>{}</fieldset>"#,
+        checkboxes("needs", needs, typed),
+        checkboxes("plan_services", services, typed)
     );
-    for n in Need::ALL {
-        let on = if ticked("needs", n.as_str()) {
-            " checked"
-        } else {
-            ""
-        };
-        let _ = write!(
-            out,
-            r#"<label class="check"><input type="checkbox" name="needs" value="{}"{on}> {}</label>"#,
-            n.as_str(),
-            n.label_ko()
-        );
-    }
-    out.push_str(r#"</fieldset><fieldset><legend>계획 서비스 <span class="en">Services planned</span></legend>"#);
-    for s in Service::ALL {
-        let on = if ticked("plan_services", s.as_str()) {
-            " checked"
-        } else {
-            ""
-        };
-        let _ = write!(
-            out,
-            r#"<label class="check"><input type="checkbox" name="plan_services" value="{}"{on}> {}</label>"#,
-            s.as_str(),
-            s.label_ko()
-        );
-    }
-    out.push_str("</fieldset>");
     let texts = typed_all(typed, "goal_text");
     let dates = typed_all(typed, "goal_date");
     for i in 0..rows {
