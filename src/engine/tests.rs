@@ -432,3 +432,54 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&got.1, &expected.1);
     }
 }
+
+/// The daily lists reuse a household's assessment while its window has not
+/// changed: at every day's cut-off of a generated city (batches arriving
+/// between them, signals entering and leaving windows, some arriving late),
+/// what they reuse is exactly what scoring every household again gives.
+#[tokio::test]
+async fn the_lists_reuse_an_assessment_only_while_its_window_is_unchanged() {
+    let msgs = city();
+    let mut engine = Engine::with_lanes(&default_spec(), 2);
+    engine.start().await.expect("start");
+    let day = crate::definition::DAY_MS;
+    let first = msgs.iter().filter_map(|m| m.timestamp_ms).min().unwrap();
+    let mut cutoff = first + day;
+    let (mut reused, mut scored_days) = (0usize, 0usize);
+    for batch in msgs.chunks(500) {
+        let now = batch.last().and_then(|m| m.timestamp_ms).unwrap_or(0);
+        while cutoff <= now {
+            let ids: Vec<String> = engine.household_ids().map(String::from).collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let at = EventTime::from_ms(cutoff);
+            let sorted = |mut v: Vec<Assessment>| {
+                v.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+                v
+            };
+            let fresh = sorted(engine.assess(&ids, at).await.expect("assess"));
+            // the households whose assessment will be reused
+            let kept: usize = engine
+                .lanes
+                .iter()
+                .map(|l| {
+                    let listed = l.listed.lock();
+                    listed
+                        .values()
+                        .filter(|x| x.from <= cutoff && cutoff < x.until)
+                        .count()
+                })
+                .sum();
+            let listed = sorted(engine.assess_for_lists(&ids, at).await.expect("lists"));
+            assert_eq!(listed, fresh, "cut-off {cutoff}");
+            reused += kept;
+            scored_days += 1;
+            cutoff += day;
+        }
+        engine
+            .process_batch(batch, ClockTime::from_ms(now))
+            .await
+            .expect("batch");
+    }
+    assert!(scored_days > 100, "{scored_days} cut-offs");
+    assert!(reused > 10_000, "assessments were reused: {reused}");
+}
