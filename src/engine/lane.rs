@@ -1,8 +1,6 @@
 //! One lane of the engine: its own decode, window, score and alert stages
 //! for the households whose id hashes to it.
 
-use std::collections::HashMap;
-
 use arrow::record_batch::RecordBatch;
 
 use crate::base::hash::fnv1a64;
@@ -79,19 +77,6 @@ pub(crate) struct Lane {
     max_future_ms: i64,
     /// The decoded rows of the batch in flight, between the two phases.
     decoded: Option<RecordBatch>,
-    /// The daily lists' assessments of this lane's households, each as of
-    /// a cut-off and good until its window changes (see
-    /// [`Lane::assess_for_lists`]).
-    pub(crate) listed: parking_lot::Mutex<HashMap<Box<str>, Listed>>,
-}
-
-/// A household's assessment for the lists as of `from` (`None`: no
-/// priority), the same at every cut-off before `until` while no signal
-/// arrives for it.
-pub(crate) struct Listed {
-    pub(crate) from: i64,
-    pub(crate) until: i64,
-    assessment: Option<Assessment>,
 }
 
 /// What one lane did with its part of a micro-batch.
@@ -128,79 +113,6 @@ impl Lane {
             outcome_feed: spec.outcome_feed(),
             max_future_ms: i64::from(spec.window.max_future_hours) * 3_600_000,
             decoded: None,
-            listed: parking_lot::Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The assessments of `households` as of the cut-off `as_of` for the
-    /// daily lists: a household whose window has not changed since an
-    /// earlier cut-off (no signal arrived, none entered or left the window
-    /// by time) keeps that assessment, its window ending at `as_of`; only
-    /// the others are scored. A year of daily lists so scores each household
-    /// about as often as its window changes, not every day.
-    pub(crate) async fn assess_for_lists(
-        &self,
-        households: &[&str],
-        as_of: i64,
-    ) -> Result<Vec<Assessment>, ScoreError> {
-        let mut out = Vec::with_capacity(households.len());
-        let mut misses = Vec::new();
-        {
-            let listed = self.listed.lock();
-            for &h in households {
-                match listed.get(h) {
-                    Some(l) if l.from <= as_of && as_of < l.until => {
-                        out.extend(l.assessment.clone().map(|mut a| {
-                            a.window_end = as_of;
-                            a
-                        }));
-                    }
-                    _ => misses.push(h),
-                }
-            }
-        }
-        if misses.is_empty() {
-            return Ok(out);
-        }
-        let mut scored: HashMap<String, Assessment> = self
-            .assess(&misses, Some(as_of))
-            .await?
-            .into_iter()
-            .map(|a| (a.household_id.clone(), a))
-            .collect();
-        let mut listed = self.listed.lock();
-        for h in misses {
-            let assessment = scored.remove(h);
-            let until = self.windows.next_change(h, as_of);
-            out.extend(assessment.clone());
-            listed.insert(
-                h.into(),
-                Listed {
-                    from: as_of,
-                    until,
-                    assessment,
-                },
-            );
-        }
-        Ok(out)
-    }
-
-    /// Forgets the lists' assessments of the households a batch touched, or
-    /// of every household (a shard moved, a restore).
-    pub(crate) fn forget_listed(&mut self, households: Option<&RecordBatch>) {
-        let listed = self.listed.get_mut();
-        if listed.is_empty() {
-            return;
-        }
-        let Some(table) = households else {
-            listed.clear();
-            return;
-        };
-        let ids = table
-            .column_by_name("household_id")
-            .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>());
-        for h in ids.into_iter().flatten().flatten() {
-            listed.remove(h);
         }
     }
 
@@ -299,7 +211,6 @@ impl Lane {
         out: &mut LaneOutcome,
     ) -> Result<(), ScoreError> {
         let window = self.windows.process_batch(&decoded, shards, late);
-        self.forget_listed(Some(&window.table));
         out.accepted = window.accepted;
         out.duplicates = window.duplicates;
         out.dropped_over_cap = window.dropped_over_cap;

@@ -412,23 +412,6 @@ impl Engine {
         households: &[&str],
         as_of: EventTime,
     ) -> Result<Vec<Assessment>, ScoreError> {
-        self.on_their_lanes(households, |lane, part| {
-            lane.assess(part, Some(as_of.ms())).boxed()
-        })
-        .await
-    }
-
-    /// `job` on each lane with its part of `households`, the lanes in
-    /// parallel when there are enough; the assessments of every lane.
-    async fn on_their_lanes(
-        &self,
-        households: &[&str],
-        job: impl for<'p> Fn(
-            &'p lane::Lane,
-            &'p [&'p str],
-        )
-            -> futures::future::BoxFuture<'p, Result<Vec<Assessment>, ScoreError>>,
-    ) -> Result<Vec<Assessment>, ScoreError> {
         let mut parts: Vec<Vec<&str>> = vec![Vec::new(); self.lanes.len()];
         for &h in households {
             parts[self.lane_of(h.as_bytes())].push(h);
@@ -437,27 +420,13 @@ impl Engine {
             .lanes
             .iter()
             .zip(&parts)
-            .map(|(lane, part)| job(lane, part))
+            .map(|(lane, part)| lane.assess(part, Some(as_of.ms())).boxed())
             .collect();
         let mut out = Vec::with_capacity(households.len());
         for part in on_lanes(jobs, households.len() >= PARALLEL_FROM).await {
             out.extend(part?);
         }
         Ok(out)
-    }
-
-    /// [`Engine::assess`] for the daily lists, reusing each household's
-    /// assessment while its window has not changed since an earlier
-    /// cut-off (see [`lane::Lane::assess_for_lists`]).
-    pub(crate) async fn assess_for_lists(
-        &self,
-        households: &[&str],
-        as_of: EventTime,
-    ) -> Result<Vec<Assessment>, ScoreError> {
-        self.on_their_lanes(households, |lane, part| {
-            lane.assess_for_lists(part, as_of.ms()).boxed()
-        })
-        .await
     }
 
     /// The households the daily lists must score, and whether they are only
@@ -561,9 +530,6 @@ impl Engine {
     }
 
     fn restore_records(&mut self, shard: i32, stored: &StoredRecords, parallel: bool) {
-        for lane in &mut self.lanes {
-            lane.forget_listed(None);
-        }
         let mut dictionary = stored.dictionary.clone();
         if stored.feeds_by_position {
             dictionary.feeds = self.lanes[0].windows.dictionary().feeds;
@@ -624,7 +590,6 @@ impl Engine {
         let mut dropped = [0; StatePart::ALL.len()];
         for lane in &mut self.lanes {
             each_stage!(mut lane, s => dropped[part_of(s).index()] += s.drop_shard(shard));
-            lane.forget_listed(None);
         }
         dropped[StatePart::Households.index()]
     }

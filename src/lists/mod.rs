@@ -616,12 +616,8 @@ impl DailyLists {
                 // them: no household leaves the office's work unreached
                 engine.stale_open(cutoff, &assessed, shard)
             } else {
-                // the window as of the cut-off: the signals observed before
-                // it (a household whose window did not change since the last
-                // cut-off is not scored again)
-                engine
-                    .assess_for_lists(chunk, EventTime::of_clock(cutoff))
-                    .await?
+                // the window as of the cut-off: the signals observed before it
+                engine.assess(chunk, EventTime::of_clock(cutoff)).await?
             };
             if assessments.is_empty() {
                 continue;

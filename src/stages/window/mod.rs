@@ -366,35 +366,6 @@ impl HouseholdWindows {
         table.finish()
     }
 
-    /// The first cut-off after `as_of` at which the household's window
-    /// differs from the one [`HouseholdWindows::table_of`] builds at
-    /// `as_of` (a signal enters: its `observed_at`; one leaves: a window
-    /// later, plus a millisecond); `i64::MAX` when none will. Until then
-    /// its assessment as of a later cut-off is the same but for the window's
-    /// end (the daily lists reuse it), unless a signal arrives for it.
-    pub(crate) fn next_change(&self, hh: &str, as_of: i64) -> i64 {
-        let Some(r) = self.households.get(hh) else {
-            return i64::MAX;
-        };
-        let mut scratch = String::new();
-        let mut slots = Vec::new();
-        let mut texts = Texts {
-            symbols: &self.symbols,
-            scratch: &mut scratch,
-        };
-        record::decode(r.payload(), &mut texts, &mut slots);
-        let from = as_of - self.length_ms;
-        slots
-            .iter()
-            .filter_map(|s| match s.observed_at {
-                t if t > as_of => Some(t),
-                t if t >= from => Some(t.saturating_add(self.length_ms + 1)),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(i64::MAX)
-    }
-
     /// What this stage's record numbers stand for (see [`RecordDictionary`]).
     pub(crate) fn dictionary(&self) -> RecordDictionary {
         RecordDictionary {
