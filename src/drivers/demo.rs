@@ -440,20 +440,10 @@ pub async fn run_demo_live(
     summary.follow_up.planted_rank_last_day = planted_queue_rank(core.engine(), clock.now());
     summary.follow_up.rule_yield = yield_by_priority(&ops.rule_yield.table());
     if cfg.offices {
-        summary.follow_up.meetings =
-            meetings(spec, ops, &out, &summary.follow_up.outcomes, &cfg.out_dir).map_err(
-                |error| DemoError::Io {
-                    dir: cfg.out_dir.clone(),
-                    error,
-                },
-            )?;
+        let outcomes = &summary.follow_up.outcomes;
+        summary.follow_up.meetings = meetings(spec, ops, &out, outcomes, &cfg.out_dir)?;
     }
-    let end = clock.now();
-    summary.follow_up.planted_explained = core
-        .engine()
-        .explain(spec, SUWON_HOUSEHOLD, EventTime::of_clock(end), end)
-        .await
-        .unwrap_or_else(|e| format!("cannot explain it: {e}"));
+    summary.follow_up.planted_explained = planted_explained(spec, &core, clock.now()).await;
     summary.follow_up.planted_list_rank_last_day = core
         .last_list()
         .and_then(|l| planted_list_rank(&cfg.out_dir, &l.date));
@@ -673,6 +663,18 @@ fn follow_up(out: &mut DemoOutputs, first_ms: i64, end_ms: i64) -> FollowUp {
     }
 }
 
+/// `sagak explain` of the planted household at `end`.
+async fn planted_explained(
+    spec: &PipelineSpec,
+    core: &DriverCore<'_, SimulatedClock>,
+    end: ClockTime,
+) -> String {
+    core.engine()
+        .explain(spec, SUWON_HOUSEHOLD, EventTime::of_clock(end), end)
+        .await
+        .unwrap_or_else(|e| format!("cannot explain it: {e}"))
+}
+
 /// The meetings' figures, and the planted household's dong's agenda for
 /// the day after the run (written as CSV beside the summary).
 fn meetings(
@@ -681,7 +683,7 @@ fn meetings(
     out: &DemoOutputs,
     outcomes: &BTreeMap<String, usize>,
     dir: &std::path::Path,
-) -> std::io::Result<Meetings> {
+) -> Result<Meetings, DemoError> {
     use crate::ops::agenda::{reopened_within_a_year, Agenda};
     let clock = spec.local_clock();
     let mut all = Vec::new();
@@ -696,7 +698,10 @@ fn meetings(
     let date = crate::stages::case::outcome::date_text(day);
     let csv = agenda.csv(clock);
     let agenda_file = format!("agenda-{dong}-{date}.csv");
-    fs::write(dir.join(&agenda_file), csv)?;
+    fs::write(dir.join(&agenda_file), csv).map_err(|error| DemoError::Io {
+        dir: dir.to_path_buf(),
+        error,
+    })?;
     let n = |k: &str| outcomes.get(k).copied().unwrap_or(0);
     Ok(Meetings {
         held: out.offices.log.meetings,

@@ -294,35 +294,8 @@ impl Lane {
             }
             out.alerts.push(alert);
         }
-        for (i, verdict) in judged {
-            let c = candidates[i];
-            let shard = self.windows.shard_of(c.household_id).unwrap_or_default();
-            match verdict {
-                Verdict::Gate(_) => {}
-                Verdict::Drop => {
-                    self.windows.forget(c.household_id);
-                    out.deceased += 1;
-                }
-                Verdict::Hold | Verdict::Quiet => {
-                    // still among the households the daily lists look at
-                    self.gate
-                        .index_priority(c.household_id, c.priority, c.window_end, shard);
-                    if verdict == Verdict::Quiet {
-                        self.cases.on_quiet(c.household_id, c.window_end);
-                    }
-                    out.held += 1;
-                }
-                Verdict::CaseUpdate => {
-                    self.gate
-                        .index_priority(c.household_id, c.priority, c.window_end, shard);
-                    if let Some(a) = scored.assessment(i) {
-                        let (mut alert, id) = self.gate.render_hashed(a, now_ms);
-                        self.cases.on_case_update(&mut alert, id, shard);
-                        out.alerts.push(alert);
-                    }
-                }
-            }
-        }
+        let stages = (&mut self.gate, &mut self.cases, &mut self.windows);
+        settle_verdicts(stages, judged, &candidates, &scored, now_ms, out);
         Ok(())
     }
 
@@ -337,6 +310,47 @@ impl Lane {
         self.scorer.assess(table).await
     }
 }
+/// What the case stage's verdicts do besides the gate's: a deceased
+/// household's signals go; a held, quiet or updated household stays among
+/// those the daily lists look at (a quiet one is noted as still
+/// qualifying); a case update is sent.
+fn settle_verdicts(
+    (gate, cases, windows): (&mut AlertGate, &mut CaseBook, &mut HouseholdWindows),
+    judged: Vec<(usize, Verdict)>,
+    candidates: &[Candidate<'_>],
+    scored: &crate::stages::score::Scored<'_>,
+    now_ms: i64,
+    out: &mut LaneOutcome,
+) {
+    for (i, verdict) in judged {
+        let c = candidates[i];
+        let shard = windows.shard_of(c.household_id).unwrap_or_default();
+        if verdict == Verdict::Drop {
+            windows.forget(c.household_id);
+            out.deceased += 1;
+            continue;
+        }
+        if matches!(verdict, Verdict::Gate(_)) {
+            continue;
+        }
+        gate.index_priority(c.household_id, c.priority, c.window_end, shard);
+        match verdict {
+            Verdict::Quiet => {
+                cases.on_quiet(c.household_id, c.window_end);
+                out.held += 1;
+            }
+            Verdict::CaseUpdate => {
+                if let Some(a) = scored.assessment(i) {
+                    let (mut alert, id) = gate.render_hashed(a, now_ms);
+                    cases.on_case_update(&mut alert, id, shard);
+                    out.alerts.push(alert);
+                }
+            }
+            _ => out.held += 1,
+        }
+    }
+}
+
 /// The alert gate's decision for the `gated` candidates (all of them, or
 /// those the case book left to it): each one's shard to send on, or `None`
 /// for the cooldown.

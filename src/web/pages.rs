@@ -258,19 +258,7 @@ fn household_page(
         reasons(st, item),
         id = esc(&item.household_id)
     );
-    // why it stands as it does: the same words as `sagak explain`
-    let _ = write!(
-        body,
-        r#"<h2>왜 이 상태인가 <span class="en">Why this household</span></h2><pre id="why">{}</pre>"#,
-        esc(&c.explained(&st.clock))
-    );
-    if c.managed.is_some() {
-        let _ = write!(
-            body,
-            r#"<h2>사례 계획 <span class="en">Case plan</span></h2><div id="case-plan" class="plan">{}</div>"#,
-            plan::plan_cell(item)
-        );
-    }
+    why_and_plan(st, &mut body, item);
     history(
         st,
         &mut body,
@@ -340,6 +328,24 @@ fn household_page(
         note = esc(value("note").unwrap_or_default()),
     );
     layout(st, "가구 Household", person, &body)
+}
+
+/// Why the household stands as it does (the same words as `sagak
+/// explain`), and its case plan while in case management.
+fn why_and_plan(st: &WebState, body: &mut String, item: &WorkItem) {
+    let c = &item.case;
+    let _ = write!(
+        body,
+        r#"<h2>왜 이 상태인가 <span class="en">Why this household</span></h2><pre id="why">{}</pre>"#,
+        esc(&c.explained(&st.clock))
+    );
+    if c.managed.is_some() {
+        let _ = write!(
+            body,
+            r#"<h2>사례 계획 <span class="en">Case plan</span></h2><div id="case-plan" class="plan">{}</div>"#,
+            plan::plan_cell(item)
+        );
+    }
 }
 
 /// The daily lists: the city chooses a dong first; then one row per day
