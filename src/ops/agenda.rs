@@ -111,11 +111,9 @@ impl Agenda {
             "dong_code": self.dong,
             "date": date_text(self.day),
             "parts": parts,
-            "counts": {
-                "candidate": self.parts[0].len(),
-                "review": self.parts[1].len(),
-                "close": self.parts[2].len(),
-            },
+            "counts": Part::ALL.iter().zip(self.counts())
+                .map(|(p, n)| (p.as_str().to_string(), json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "month": self.month,
         })
     }
@@ -176,8 +174,12 @@ impl Agenda {
                     .map(date_text)
                     .unwrap_or_default(),
             ];
-            let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-            out.push_str(&line.join(","));
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                crate::lists::write::csv_field(&mut out, cell);
+            }
             out.push_str("\r\n");
         }
         out
@@ -257,21 +259,6 @@ fn row_json(r: &Row, place: usize) -> Value {
     })
 }
 
-/// A CSV cell: quoted when it holds a comma, quote or line break; a
-/// leading formula character is defused for Excel.
-fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// The month's figures as they are counted.
 struct Month {
     year: i64,
@@ -319,16 +306,8 @@ impl Month {
     }
 
     fn figures(mut self) -> MonthFigures {
-        self.days_to_open.sort_unstable();
-        let n = self.days_to_open.len();
-        self.figures.median_days_to_open = (n > 0).then(|| {
-            let d = &self.days_to_open;
-            if n % 2 == 1 {
-                d[n / 2] as f64
-            } else {
-                (d[n / 2 - 1] + d[n / 2]) as f64 / 2.0
-            }
-        });
+        let days = self.days_to_open.iter().map(|&d| d as f64).collect();
+        self.figures.median_days_to_open = crate::ops::rule_yield::median(days);
         self.figures
     }
 }

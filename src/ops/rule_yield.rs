@@ -193,14 +193,19 @@ pub(crate) struct Reach {
 impl Reach {
     /// The median of the days to a first reach, if any was reached.
     pub(crate) fn median_days(&self) -> Option<f64> {
-        let mut d = self.days.clone();
-        d.sort_by(f32::total_cmp);
-        let n = d.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(f64::from(d[n / 2])),
-            _ => Some(f64::from(d[n / 2 - 1] + d[n / 2]) / 2.0),
-        }
+        median(self.days.iter().map(|&d| f64::from(d)).collect())
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count);
+/// `None` for none.
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
     }
 }
 

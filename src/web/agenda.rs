@@ -20,8 +20,8 @@ use serde::Deserialize;
 use super::auth::Person;
 use super::caller::Caller;
 use super::households::queue_dong;
-use super::pages::plan::{plan_cell, plan_inputs, review_inputs, select};
-use super::pages::{esc, layout};
+use super::pages::plan::{plan_cell, plan_inputs, review_inputs};
+use super::pages::{esc, layout, options};
 use super::respond::{audited, denied, fail, html, urlencode};
 use super::users::Role;
 use super::WebState;
@@ -279,26 +279,21 @@ fn decision(st: &WebState, part: Part, r: &Row, csrf: &str, back: &str) -> Strin
 }
 
 fn open_form(st: &WebState) -> String {
-    let tracks: Vec<(&str, String)> = Track::ALL
-        .iter()
-        .map(|t| (t.as_str(), st.label(t.as_str())))
-        .collect();
-    let options: Vec<(&str, &str)> = tracks.iter().map(|(v, l)| (*v, l.as_str())).collect();
+    let tracks = options(
+        st,
+        Track::ALL.iter().map(|t| t.as_str()),
+        Some("case_management"),
+    );
     format!(
-        r#"<input type="hidden" name="kind" value="case_opened"><label>선정 구분 {}</label><button type="submit">사례관리 선정 Open case</button>"#,
-        select("track", &options, Some("case_management"))
+        r#"<input type="hidden" name="kind" value="case_opened"><label>선정 구분 <select name="track">{tracks}</select></label><button type="submit">사례관리 선정 Open case</button>"#
     )
 }
 
 fn close_form(st: &WebState) -> String {
-    let reasons: Vec<(&str, String)> = CloseReason::ALL
-        .iter()
-        .map(|t| (t.as_str(), st.label(t.as_str())))
-        .collect();
-    let options: Vec<(&str, &str)> = reasons.iter().map(|(v, l)| (*v, l.as_str())).collect();
+    let names = CloseReason::ALL.iter().map(|r| r.as_str());
+    let reasons = options(st, names, Some("goal_met"));
     format!(
-        r#"<input type="hidden" name="kind" value="case_closed"><label>종결 사유 {}</label><button type="submit">종결 Close</button>"#,
-        select("close_reason", &options, Some("goal_met"))
+        r#"<input type="hidden" name="kind" value="case_closed"><label>종결 사유 <select name="close_reason">{reasons}</select></label><button type="submit">종결 Close</button>"#
     )
 }
 

@@ -180,18 +180,27 @@ pub(super) fn history(st: &WebState, body: &mut String, item: &WorkItem, csrf: O
 /// `<option>`s of wire names shown by their Korean labels, after a first
 /// empty "choose" (nothing is chosen for a hurried click); `chosen` is
 /// selected.
-fn options(
+pub(super) fn options(
     st: &WebState,
     names: impl IntoIterator<Item = &'static str>,
     chosen: Option<&str>,
 ) -> String {
+    labelled_options(names.into_iter().map(|n| (n, st.label(n))), chosen)
+}
+
+/// A blank "choose" option, then one per (value, Korean label),
+/// `chosen` selected.
+pub(crate) fn labelled_options<L: AsRef<str>>(
+    pairs: impl IntoIterator<Item = (&'static str, L)>,
+    chosen: Option<&str>,
+) -> String {
     let mut out = String::from(r#"<option value="">선택하세요</option>"#);
-    for n in names {
+    for (n, label) in pairs {
         let sel = if chosen == Some(n) { " selected" } else { "" };
         let _ = write!(
             out,
             r#"<option value="{n}"{sel}>{}</option>"#,
-            esc(&st.label(n))
+            esc(label.as_ref())
         );
     }
     out

@@ -541,6 +541,40 @@ async fn a_backtest_names_the_helped_households_a_stricter_rule_would_lose() {
     }
 }
 
+/// A backfill of `inputs` (and `outcomes`) into `dir/state`, outputs in
+/// `dir/out`; its summary and a `sagak.toml` reading that state.
+async fn backfilled(
+    dir: &Path,
+    inputs: Vec<PathBuf>,
+    outcomes: Vec<PathBuf>,
+) -> (sagak::drivers::replay::ReplaySummary, PathBuf) {
+    let spec = default_spec();
+    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
+    let state = dir.join("state");
+    let mut cfg = config(inputs, &dir.join("out"));
+    cfg.outcomes = outcomes;
+    cfg.backfill = Some(Backfill {
+        state_dir: state.clone(),
+        partitions: 4,
+        partitioner: Partitioner::Murmur2Random,
+        offsets: Vec::new(),
+    });
+    let done = run_replay(&spec, &cfg, &ops).await.expect("backfill");
+    let config = dir.join("sagak.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nstate_dir = \"{}\"\n[pipeline]\ndir = \"{}\"\n",
+            state.display(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("pipelines/default")
+                .display()
+        ),
+    )
+    .unwrap();
+    (done, config)
+}
+
 /// `sagak explain` on a backfilled state: the household's signals, which
 /// counted, the priority the SQL gives, and for a household under a
 /// threshold the parameter it missed and by how much.
@@ -555,29 +589,7 @@ async fn explain_reads_the_state_and_names_what_counted_and_what_fell_short() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     let jobs = dir.path().join("job-loss.ndjson");
     std::fs::write(&jobs, job_loss("j-x", "hh-x", "2026-06-03")).unwrap();
-    let spec = default_spec();
-    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
-    let state = dir.path().join("state");
-    let mut cfg = config(vec![file, jobs], &dir.path().join("out"));
-    cfg.backfill = Some(Backfill {
-        state_dir: state.clone(),
-        partitions: 4,
-        partitioner: Partitioner::Murmur2Random,
-        offsets: Vec::new(),
-    });
-    run_replay(&spec, &cfg, &ops).await.expect("backfill");
-    let config = dir.path().join("sagak.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[engine]\nstate_dir = \"{}\"\n[pipeline]\ndir = \"{}\"\n",
-            state.display(),
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("pipelines/default")
-                .display()
-        ),
-    )
-    .unwrap();
+    let (_, config) = backfilled(dir.path(), vec![file, jobs], Vec::new()).await;
     let explain = |hh: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sagak"))
             .args([
@@ -649,18 +661,7 @@ async fn agenda_reads_the_state_and_lists_the_dongs_meeting() {
     ];
     let outcomes = dir.path().join("outcomes.ndjson");
     std::fs::write(&outcomes, recorded.join("\n")).unwrap();
-    let spec = default_spec();
-    let ops = OpsState::new(&spec, Metrics::new(&spec), "replay");
-    let state = dir.path().join("state");
-    let mut cfg = config(vec![file, jobs], &dir.path().join("out"));
-    cfg.outcomes = vec![outcomes];
-    cfg.backfill = Some(Backfill {
-        state_dir: state.clone(),
-        partitions: 4,
-        partitioner: Partitioner::Murmur2Random,
-        offsets: Vec::new(),
-    });
-    let done = run_replay(&spec, &cfg, &ops).await.expect("backfill");
+    let (done, config) = backfilled(dir.path(), vec![file, jobs], vec![outcomes]).await;
     let dead =
         std::fs::read_to_string(dir.path().join("out/dead-letters.ndjson")).unwrap_or_default();
     assert!(dead.is_empty(), "{dead}");
@@ -669,18 +670,6 @@ async fn agenda_reads_the_state_and_lists_the_dongs_meeting() {
         "{}",
         done.render()
     );
-    let config = dir.path().join("sagak.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[engine]\nstate_dir = \"{}\"\n[pipeline]\ndir = \"{}\"\n",
-            state.display(),
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("pipelines/default")
-                .display()
-        ),
-    )
-    .unwrap();
     let csv = dir.path().join("agenda.csv");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sagak"))
         .args(["agenda", "--dong", d, "--date", "2026-06-25", "--csv"])

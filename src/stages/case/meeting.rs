@@ -406,6 +406,10 @@ impl CaseBook {
     /// alert it came and whether a case closed before it.
     pub(crate) fn openings(r: &CaseRecord) -> Vec<Opening> {
         let mut out = Vec::new();
+        // most records never held a case: no need to sort their outcomes
+        if !r.outcomes.iter().any(|o| o.kind == OutcomeKind::CaseOpened) {
+            return out;
+        }
         let mut closed: Option<i64> = None;
         for o in r.live_outcomes() {
             match o.kind {

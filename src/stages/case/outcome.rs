@@ -902,6 +902,12 @@ impl<'f, 'a> Fields<'f, 'a> {
     }
 }
 
+/// The value of `name` in an array's object (the last, as a JSON map
+/// keeps it).
+fn member<'p, 'a>(pairs: &'p [(Text<'a>, Json<'a>)], name: &str) -> Option<&'p Json<'a>> {
+    pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
 /// One goal of a plan: its text (1 to 200 characters) and target date.
 fn goal(e: &Elem<'_>) -> Result<(String, i32), Reject> {
     let Elem::Object(pairs) = e else {
@@ -910,7 +916,7 @@ fn goal(e: &Elem<'_>) -> Result<(String, i32), Reject> {
             "each of goals must be an object of text and target_date",
         ));
     };
-    let get = |n: &str| pairs.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v);
+    let get = |n: &str| member(pairs, n);
     let text = match get("text") {
         Some(Json::Str(s)) if !s.trim().is_empty() && s.chars().count() <= GOAL_CHARS => {
             s.trim().to_string()
@@ -944,7 +950,7 @@ fn service_fit(e: &Elem<'_>) -> Result<(Service, bool), Reject> {
     let Elem::Object(pairs) = e else {
         return Err(wrong());
     };
-    let get = |n: &str| pairs.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v);
+    let get = |n: &str| member(pairs, n);
     let service = match get("service") {
         Some(Json::Str(s)) => Service::parse(s).ok_or_else(wrong)?,
         _ => return Err(wrong()),

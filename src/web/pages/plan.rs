@@ -47,16 +47,6 @@ pub(crate) fn plan_cell(item: &WorkItem) -> String {
     out
 }
 
-pub(crate) fn select(name: &str, options: &[(&str, &str)], chosen: Option<&str>) -> String {
-    let mut out = format!(r#"<select name="{name}"><option value="">선택</option>"#);
-    for (v, label) in options {
-        let sel = if chosen == Some(*v) { " selected" } else { "" };
-        let _ = write!(out, r#"<option value="{v}"{sel}>{}</option>"#, esc(label));
-    }
-    out.push_str("</select>");
-    out
-}
-
 /// The values typed for `name`, in order.
 fn typed_all<'a>(typed: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     typed
@@ -129,11 +119,11 @@ pub(crate) fn review_inputs(item: &WorkItem, typed: &[(String, String)]) -> Stri
         let chosen = kept.get(i).copied().or(result.map(|g| g.as_str()));
         let _ = write!(
             out,
-            "<label>목표 {} {} (~{}) {}</label>",
+            r#"<label>목표 {} {} (~{}) <select name="goal_result">{}</select></label>"#,
             i + 1,
             esc(texts.get(i).map_or("", String::as_str)),
             date_text(*target),
-            select("goal_result", &results, chosen)
+            super::labelled_options(results.iter().copied(), chosen)
         );
     }
     let mut services: Vec<&str> = p.services.clone();
